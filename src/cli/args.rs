@@ -1,0 +1,363 @@
+//! Command-line arguments, stage one: what the user typed, as clap parsed it.
+//!
+//! Terraform users type `-flag`; everyone else types `--flag`. Both work:
+//! [`normalize_args`] rewrites single-dash long flags before clap sees them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tg",
+    version,
+    about = "TestGrid: declarative, reviewable test environments",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Work in DIR instead of the current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// The session to work on.
+    #[arg(long, global = true, env = "TG_SESSION", default_value = "default")]
+    pub session: String,
+
+    /// Never colour the output (also: NO_COLOR=1).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prepare the working directory: state store, sessions, images checked.
+    Init(InitArgs),
+    /// Check the testbed files and report every problem.
+    Validate(ValidateArgs),
+    /// Rewrite testbed files in the canonical layout.
+    Fmt(FmtArgs),
+    /// Show what apply would do.
+    Plan(PlanArgs),
+    /// Make the testbed real (from the config, or from a saved plan).
+    Apply(ApplyArgs),
+    /// Remove everything the session made.
+    Destroy(DestroyArgs),
+    /// Show the state, or a saved plan.
+    Show(ShowArgs),
+    /// Show output values; `tg output inventory` gives the Ansible inventory.
+    Output(OutputArgs),
+    /// Ansible dynamic inventory script interface.
+    Inventory(InventoryArgs),
+    /// Inspect and edit recorded state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Remove a session's lock by its id.
+    ForceUnlock(ForceUnlockArgs),
+    /// Print the dependency graph of the testbed's instances.
+    Graph(GraphArgs),
+    /// Run a command on nodes.
+    Exec(ExecArgs),
+    /// Manage sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Relay stdin/stdout to a node's TCP port (used as an ssh ProxyCommand).
+    #[command(hide = true)]
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InitArgs {}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct VarArgs {
+    /// Set a variable: `-var name=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variable values from a `*.tgvars.hcl` file (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Print one JSON document (schemas/validate.schema.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Do not write; exit 3 and list the files that are not formatted.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the diff of the changes.
+    #[arg(long)]
+    pub diff: bool,
+    /// Files to format (default: every `*.tg.hcl` and `*.tgvars.hcl` in the directory).
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Markdown,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanOptions {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Plan the destruction of everything.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Limit the plan to these instances and what they depend on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Force the replacement of these instances (repeatable).
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Check recorded objects against the platforms first (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub refresh: bool,
+    /// How long to wait for the session's lock, such as `30s` or `5m`.
+    #[arg(long = "lock-timeout", default_value = "0s", value_name = "DURATION")]
+    pub lock_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub options: PlanOptions,
+    /// Save the plan to FILE for `tg apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document (schemas/plan.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Text for terminals, or markdown for a pull-request comment.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `tg plan -out FILE`.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: PlanOptions,
+    /// Do not ask for confirmation.
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
+    /// Most instances worked on at once.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Print one JSON document of the result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub options: PlanOptions,
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A saved plan; without it, the session's state.
+    pub plan_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// One output by name (also shows a sensitive one), or `inventory`.
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Print a string value without quotes.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Print the whole inventory (Ansible calls this).
+    #[arg(long)]
+    pub list: bool,
+    /// Print one host's variables.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List recorded instances.
+    List {
+        /// Only addresses matching these (resource or instance addresses).
+        addresses: Vec<String>,
+    },
+    /// Show one recorded instance.
+    Show { address: String },
+    /// Forget instances without destroying them.
+    Rm { addresses: Vec<String> },
+    /// Copy the session's state to another backend (a postgres:// URL or a sqlite file).
+    Migrate {
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    pub id: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum GraphFormat {
+    #[default]
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// `node.edge[0]`, `node.edge[*]`, `node.edge` or a label selector `role=edge`.
+    pub target: String,
+    /// Print one JSON document of the results.
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List sessions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a session.
+    New { name: String },
+    /// Delete a session (it must be destroyed first, unless -force).
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a session.
+    Show {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Rewrite Terraform-style `-flag` / `-flag=value` into `--flag`, up to a
+/// bare `--` (what follows it belongs to the user's command).
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || passthrough {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            passthrough = true;
+            out.push(a);
+            continue;
+        }
+        let bytes = a.as_bytes();
+        if bytes.len() > 2
+            && bytes[0] == b'-'
+            && bytes[1] != b'-'
+            && bytes[1].is_ascii_alphabetic()
+            && bytes[2] != b'='
+        {
+            out.push(format!("-{a}"));
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &[&str]) -> Vec<String> {
+        normalize_args(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn single_dash_long_flags_become_double() {
+        assert_eq!(
+            n(&["tg", "plan", "-out", "p", "-refresh=false", "-h", "--json"]),
+            [
+                "tg",
+                "plan",
+                "--out",
+                "p",
+                "--refresh=false",
+                "-h",
+                "--json"
+            ]
+        );
+        assert_eq!(
+            n(&["tg", "exec", "node.a", "--", "ls", "-la"]),
+            ["tg", "exec", "node.a", "--", "ls", "-la"]
+        );
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from(n(&["tg", "plan", "-refresh=false", "-var", "a=1"])).unwrap();
+        match c.command {
+            Command::Plan(p) => {
+                assert!(!p.options.refresh);
+                assert_eq!(p.options.vars.vars, ["a=1"]);
+            }
+            _ => panic!(),
+        }
+    }
+}

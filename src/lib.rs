@@ -1,0 +1,17 @@
+//! tg (TestGrid): a declarative plan engine for programmable test environments.
+//!
+//! The data flows one way, and the modules follow it:
+//! `config` (HCL → typed, evaluated model with spans) → `graph` (instances and
+//! their dependencies) → `plan` (diff against recorded state) → `apply` (a
+//! concurrent walk of the plan) → `state` (stores) and `platform` (drivers).
+//! `cli` is the only module that prints; everything else returns values,
+//! typed errors or [`diagnostics::Diagnostic`]s.
+//!
+//! See `ARCHITECTURE.md` for the one-page map and its invariants.
+
+pub mod addrs;
+pub mod cli;
+pub mod config;
+pub mod diagnostics;
+pub mod platform;
+pub mod state;

@@ -1,0 +1,48 @@
+//! The platforms tg offers, by name, and the choice of one for a node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{NodeSpec, Platform};
+
+/// The platforms available to one run.
+#[derive(Clone, Default)]
+pub struct Registry {
+    platforms: BTreeMap<String, Arc<dyn Platform>>,
+    /// The order in which platforms are tried when a node names none.
+    preference: Vec<String>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    pub fn register(&mut self, platform: Arc<dyn Platform>) {
+        let name = platform.name().to_string();
+        self.preference.push(name.clone());
+        self.platforms.insert(name, platform);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Platform>> {
+        self.platforms.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.preference.iter().map(String::as_str)
+    }
+
+    /// The first platform, in preference order, that can host `spec`, or
+    /// the reasons each one refused.
+    pub fn pick(&self, spec: &NodeSpec) -> Result<(String, Vec<String>), Vec<String>> {
+        let mut refusals = Vec::new();
+        for name in &self.preference {
+            let cap = self.platforms[name].check_node(spec);
+            match cap.refused {
+                None => return Ok((name.clone(), cap.warnings)),
+                Some(r) => refusals.push(format!("{name}: {r}")),
+            }
+        }
+        Err(refusals)
+    }
+}

@@ -1,0 +1,251 @@
+//! State: what tg has made, per session, and who is working on it.
+//!
+//! A [`StateStore`] keeps sessions, each with a `lineage` (UUID, set once)
+//! and a `serial` (bumped on every write), the instances recorded in it and
+//! its outputs, plus one lock per session. Writes are per instance, so an
+//! apply that dies loses at most the work in flight.
+//!
+//! Backends: [`sqlite`] (the embedded default, `.tg/state.db`) and
+//! [`postgres`] (shared by teams and CI agents). Only this module knows SQL;
+//! the schema and migrations are in the top-level `state/` folder.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addrs::InstanceAddr;
+use crate::platform::Spec;
+
+pub mod sqlite;
+
+/// The state schema version this tg writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// One session's identity and counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub name: String,
+    pub lineage: String,
+    pub serial: u64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    pub updated_at: String,
+    /// The number of instances recorded.
+    pub instances: usize,
+}
+
+/// The status of a recorded instance.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    /// Made as recorded.
+    Ready,
+    /// A create or update that did not finish: replaced on the next apply.
+    Tainted,
+}
+
+/// One instance as recorded in state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceRecord {
+    pub address: InstanceAddr,
+    /// The platform that made it.
+    pub platform: String,
+    pub status: InstanceStatus,
+    /// The spec it was made from.
+    pub spec: Spec,
+    /// The platform's private data.
+    pub private: serde_json::Value,
+    /// Addresses of what it depends on (for destroy order when the config is gone).
+    pub dependencies: Vec<InstanceAddr>,
+    /// Attributes shown to users and expressions (`name`, `address`, ...).
+    pub attributes: serde_json::Value,
+}
+
+/// A recorded output value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputRecord {
+    pub value: serde_json::Value,
+    pub sensitive: bool,
+}
+
+/// A whole session's state as read at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub lineage: String,
+    pub serial: u64,
+    pub instances: BTreeMap<InstanceAddr, InstanceRecord>,
+    pub outputs: BTreeMap<String, OutputRecord>,
+}
+
+/// Who holds (or asks for) a session's lock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockInfo {
+    /// A UUID; what `tg force-unlock` takes.
+    pub id: String,
+    pub session: String,
+    pub operation: String,
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl LockInfo {
+    /// A lock request for `operation` by this process.
+    pub fn for_this_process(session: &str, operation: &str) -> LockInfo {
+        LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            session: session.to_string(),
+            operation: operation.to_string(),
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id(),
+            created_at: now_rfc3339(),
+        }
+    }
+}
+
+/// A held session lock; released on drop.
+pub trait SessionLock: Send {
+    fn info(&self) -> &LockInfo;
+}
+
+/// State store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("session `{0}` does not exist")]
+    NoSuchSession(String),
+    #[error("session `{0}` already exists")]
+    SessionExists(String),
+    #[error("session `{session}` is locked by {} (lock id {}, {} by {}@{} pid {}, since {})", .holder.operation, .holder.id, .holder.operation, .holder.user, .holder.host, .holder.pid, .holder.created_at)]
+    Locked { session: String, holder: LockInfo },
+    #[error("no lock with id `{id}` on session `{session}`")]
+    NoSuchLock { session: String, id: String },
+    #[error("the state at {location} was written by a newer tg (schema version {found}, this tg knows up to {known}); upgrade tg, the state was not touched")]
+    TooNew {
+        location: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("the state at {location} is damaged: {reason}; it was not touched (restore it from a backup or move it away)")]
+    Damaged { location: String, reason: String },
+    #[error("state backend error at {location}: {message}")]
+    Backend { location: String, message: String },
+    #[error("lost the connection to the state backend at {location}: {message}")]
+    ConnectionLost { location: String, message: String },
+}
+
+pub type StateResult<T> = Result<T, StateError>;
+
+/// A place where sessions' state lives.
+///
+/// Implementations are blocking and `Send + Sync`; the engine calls them from
+/// a blocking thread. Every write bumps the session's serial and is durable
+/// when the call returns.
+pub trait StateStore: Send + Sync {
+    /// A short human description (`sqlite .tg/state.db`).
+    fn location(&self) -> String;
+
+    fn list_sessions(&self) -> StateResult<Vec<SessionInfo>>;
+    fn get_session(&self, name: &str) -> StateResult<Option<SessionInfo>>;
+    /// Create a new, empty session with a fresh lineage.
+    fn create_session(&self, name: &str) -> StateResult<SessionInfo>;
+    /// The session, created when missing.
+    fn ensure_session(&self, name: &str) -> StateResult<SessionInfo> {
+        match self.get_session(name)? {
+            Some(s) => Ok(s),
+            None => match self.create_session(name) {
+                Err(StateError::SessionExists(_)) => self
+                    .get_session(name)?
+                    .ok_or_else(|| StateError::NoSuchSession(name.to_string())),
+                other => other,
+            },
+        }
+    }
+    /// Remove a session and all it records (the caller checks it is empty
+    /// or was asked to force).
+    fn delete_session(&self, name: &str) -> StateResult<()>;
+
+    fn load(&self, session: &str) -> StateResult<Snapshot>;
+    /// Insert or replace one instance; returns the new serial.
+    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64>;
+    /// Forget one instance; returns the new serial.
+    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64>;
+    /// Replace all outputs; returns the new serial.
+    fn put_outputs(
+        &self,
+        session: &str,
+        outputs: &BTreeMap<String, OutputRecord>,
+    ) -> StateResult<u64>;
+    /// Replace the whole session content (used by `tg state migrate`),
+    /// keeping `snapshot.lineage`; returns the new serial.
+    fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64>;
+
+    /// Take the session's lock, waiting up to `timeout` for a holder to let
+    /// go. A lock whose holder is known to be dead is taken over.
+    fn lock(&self, request: LockInfo, timeout: Duration) -> StateResult<Box<dyn SessionLock>>;
+    /// Who holds the session's lock now, if anyone.
+    fn lock_holder(&self, session: &str) -> StateResult<Option<LockInfo>>;
+    /// Remove a lock by id whoever holds it.
+    fn force_unlock(&self, session: &str, id: &str) -> StateResult<()>;
+}
+
+/// The machine's host name, for lock records.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Now as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Format Unix seconds as RFC 3339 UTC (civil-from-days, no time zone data needed).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Is process `pid` alive on this machine?
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_formats_known_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_651_200), "2026-11-26T00:00:00Z");
+    }
+}
