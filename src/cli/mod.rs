@@ -1,18 +1,38 @@
 //! The command-line interface: the only module that prints.
 //!
-//! Each command parses its options, calls one library operation and maps
-//! the result to an exit code. Errors are rendered once, here.
+//! Each command (one file in `commands/`) parses its options, calls one
+//! library operation and maps the result to an exit code. Errors are
+//! rendered once, here: `0` success, `1` error, `2` changes present with
+//! `-detailed-exitcode`.
 
 pub mod args;
+pub mod commands;
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use args::{Cli, Command};
+
+/// What every command gets: global options, resolved.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The testbed directory (after `-chdir`).
+    pub dir: PathBuf,
+    /// The session name.
+    pub session: String,
+    /// Colour allowed on stdout (a terminal, no `NO_COLOR`, no `-no-color`).
+    pub color: bool,
+    /// stderr is a terminal (live progress allowed).
+    pub interactive: bool,
+}
+
 /// Run tg with the process's arguments; returns the exit code.
 pub fn main() -> ExitCode {
     let argv = args::normalize_args(std::env::args());
-    let cli = match args::Cli::try_parse_from(argv) {
+    let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -20,6 +40,47 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    eprintln!("error: `{:?}` is not implemented yet", cli.command);
-    ExitCode::from(1)
+    let dir = match &cli.chdir {
+        Some(d) => d.clone(),
+        None => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        eprintln!(
+            "error: `-chdir` directory `{}` does not exist",
+            dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    let color = !cli.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let ctx = Ctx {
+        dir,
+        session: cli.session.clone(),
+        color,
+        interactive: std::io::stderr().is_terminal(),
+    };
+    let code = run(&ctx, &cli.command);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn run(ctx: &Ctx, command: &Command) -> i32 {
+    use commands::*;
+    match command {
+        Command::Init(a) => init::run(ctx, a),
+        Command::Validate(a) => validate::run(ctx, a),
+        Command::Fmt(a) => fmt::run(ctx, a),
+        Command::Plan(a) => plan::run(ctx, a),
+        Command::Apply(a) => apply::run(ctx, a),
+        Command::Destroy(a) => destroy::run(ctx, a),
+        Command::Show(a) => show::run(ctx, a),
+        Command::Output(a) => output::run(ctx, a),
+        Command::Inventory(a) => inventory::run(ctx, a),
+        Command::State(a) => state::run(ctx, a),
+        Command::ForceUnlock(a) => force_unlock::run(ctx, a),
+        Command::Graph(a) => graph::run(ctx, a),
+        Command::Exec(a) => exec::run(ctx, a),
+        Command::Session(a) => session::run(ctx, a),
+        Command::Proxy(a) => proxy::run(ctx, a),
+    }
 }

@@ -1,0 +1,17 @@
+//! One file per command: parse options, call the library, print, return the exit code.
+
+pub mod apply;
+pub mod destroy;
+pub mod exec;
+pub mod fmt;
+pub mod force_unlock;
+pub mod graph;
+pub mod init;
+pub mod inventory;
+pub mod output;
+pub mod plan;
+pub mod proxy;
+pub mod session;
+pub mod show;
+pub mod state;
+pub mod validate;
