@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+pub mod netns;
 pub mod registry;
 
 /// The session a request is made for.
