@@ -10,8 +10,12 @@
 //! See `ARCHITECTURE.md` for the one-page map and its invariants.
 
 pub mod addrs;
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod graph;
+pub mod ops;
+pub mod plan;
 pub mod platform;
 pub mod state;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod netns;
 pub mod registry;
+pub mod testdouble;
 
 /// The session a request is made for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -46,3 +46,21 @@ impl Registry {
         Err(refusals)
     }
 }
+
+impl Registry {
+    /// Every registered platform, in preference order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Platform>> {
+        self.preference.iter().filter_map(|n| self.platforms.get(n))
+    }
+
+    /// The platforms `tg` offers on this machine. The test double
+    /// ([`super::testdouble`]) is added only when `TG_TESTDOUBLE_DIR` is set:
+    /// it is a test aid, never offered to users.
+    pub fn for_this_host() -> Registry {
+        let mut r = Registry::new();
+        if let Some(d) = super::testdouble::TestDouble::from_env() {
+            r.register(Arc::new(d));
+        }
+        r
+    }
+}

@@ -1,0 +1,547 @@
+//! Apply: a concurrent walk of a plan's changes.
+//!
+//! The apply graph is built from the [`Plan`] only, never from the
+//! configuration, so apply touches nothing the plan did not show. Every
+//! change becomes one or two operations (a replace is a delete, then a
+//! create); an operation starts as soon as the operations it needs are done,
+//! bounded by the run's parallelism and each platform's
+//! [`Platform::max_parallelism`](crate::platform::Platform::max_parallelism).
+//!
+//! State is written after every operation (and a `tainted` placeholder
+//! before every create), so a crash loses only the work in flight. A failed
+//! operation skips what depends on it; independent work goes on. An
+//! [`Interrupt`] stops new work (first level) or abandons the work in
+//! flight (second level). Progress goes out through [`ApplyHook`]; this
+//! module never prints.
+
+pub mod hooks;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::addrs::InstanceAddr;
+use crate::plan::{Action, Plan, ResourceChange};
+use crate::platform::registry::Registry;
+use crate::platform::{
+    CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
+};
+use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateStore};
+
+pub use hooks::{ApplyHook, Interrupt, NoHook};
+
+/// One primitive operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpKind {
+    Create,
+    Update,
+    Delete,
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OpKind::Create => "create",
+            OpKind::Update => "update",
+            OpKind::Delete => "delete",
+        })
+    }
+}
+
+/// An operation that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpFailure {
+    pub address: InstanceAddr,
+    pub op: OpKind,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An operation that did not run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSkipped {
+    pub address: InstanceAddr,
+    pub op: OpKind,
+    /// The failed instance it depends on; `None` when interrupted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<InstanceAddr>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub added: usize,
+    pub changed: usize,
+    pub destroyed: usize,
+    /// Operations that finished, in completion order.
+    pub done: Vec<(InstanceAddr, OpKind)>,
+    pub failed: Vec<OpFailure>,
+    pub skipped: Vec<OpSkipped>,
+    /// Stopped by an interrupt.
+    pub interrupted: bool,
+    /// Writing state failed: the run stopped (the message says where).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
+    /// The state's serial after the last write.
+    pub serial: u64,
+}
+
+impl ApplyReport {
+    /// Everything went as planned.
+    pub fn success(&self) -> bool {
+        self.failed.is_empty()
+            && self.skipped.is_empty()
+            && !self.interrupted
+            && self.state_error.is_none()
+    }
+}
+
+/// How to walk.
+#[derive(Clone)]
+pub struct WalkOptions {
+    /// Most operations in flight at once (at least 1).
+    pub parallelism: usize,
+    pub interrupt: Interrupt,
+}
+
+impl Default for WalkOptions {
+    fn default() -> Self {
+        WalkOptions {
+            parallelism: 10,
+            interrupt: Interrupt::new(),
+        }
+    }
+}
+
+struct Op<'p> {
+    change: &'p ResourceChange,
+    kind: OpKind,
+    /// Operations waiting for this one.
+    next: Vec<usize>,
+}
+
+enum OpState {
+    Pending,
+    Running,
+    Finished,
+    Dropped,
+}
+
+type TaskResult = (usize, Result<serde_json::Value, PlatformError>, Duration);
+
+/// Walk `plan`'s changes against `store`. `snapshot` is the state the plan
+/// was checked against (its lineage and serial match the plan's).
+pub async fn walk(
+    plan: &Plan,
+    snapshot: Snapshot,
+    store: Arc<dyn StateStore>,
+    registry: &Registry,
+    session: &SessionRef,
+    hook: Arc<dyn ApplyHook>,
+    opts: &WalkOptions,
+) -> ApplyReport {
+    let mut report = ApplyReport {
+        serial: snapshot.serial,
+        ..ApplyReport::default()
+    };
+    let mut mirror: BTreeMap<InstanceAddr, InstanceRecord> = snapshot.instances;
+
+    // Operations and their order.
+    let mut ops: Vec<Op> = Vec::new();
+    let mut make_op: HashMap<&InstanceAddr, usize> = HashMap::new();
+    let mut delete_op: HashMap<&InstanceAddr, usize> = HashMap::new();
+    for c in plan.actionable() {
+        let kinds: &[OpKind] = match c.action {
+            Action::Create => &[OpKind::Create],
+            Action::Update => &[OpKind::Update],
+            Action::Delete => &[OpKind::Delete],
+            Action::Replace => &[OpKind::Delete, OpKind::Create],
+            Action::NoOp => &[],
+        };
+        for k in kinds {
+            let id = ops.len();
+            ops.push(Op {
+                change: c,
+                kind: *k,
+                next: Vec::new(),
+            });
+            if *k == OpKind::Delete {
+                delete_op.insert(&c.address, id);
+            } else {
+                make_op.insert(&c.address, id);
+            }
+        }
+    }
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for (id, op) in ops.iter().enumerate() {
+        match op.kind {
+            OpKind::Create | OpKind::Update => {
+                for d in &op.change.depends_on {
+                    if let Some(&p) = make_op.get(d) {
+                        edges.push((p, id));
+                    }
+                }
+                if let Some(&del) = delete_op.get(&op.change.address) {
+                    edges.push((del, id));
+                }
+            }
+            OpKind::Delete => {
+                // What this instance was recorded to depend on must be
+                // deleted after it.
+                let deps = mirror
+                    .get(&op.change.address)
+                    .map(|r| r.dependencies.clone())
+                    .unwrap_or_else(|| op.change.depends_on.clone());
+                for d in deps {
+                    if let Some(&p) = delete_op.get(&d) {
+                        edges.push((id, p));
+                    }
+                }
+            }
+        }
+    }
+    let mut waiting: Vec<usize> = vec![0; ops.len()];
+    for (a, b) in edges {
+        if a != b && !ops[a].next.contains(&b) {
+            ops[a].next.push(b);
+            waiting[b] += 1;
+        }
+    }
+
+    let mut states: Vec<OpState> = ops.iter().map(|_| OpState::Pending).collect();
+    let mut ready: VecDeque<usize> = (0..ops.len()).filter(|i| waiting[*i] == 0).collect();
+    let global = Arc::new(Semaphore::new(opts.parallelism.max(1)));
+    let mut per_platform: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    for p in registry.all() {
+        per_platform.insert(
+            p.name().to_string(),
+            Arc::new(Semaphore::new(p.max_parallelism().max(1))),
+        );
+    }
+    let mut set: tokio::task::JoinSet<TaskResult> = tokio::task::JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut stop_starting = false;
+
+    loop {
+        if opts.interrupt.level() >= 1 && !stop_starting {
+            stop_starting = true;
+            report.interrupted = true;
+            hook.interrupted(running.len());
+        }
+        // Start everything ready.
+        while !stop_starting {
+            let Some(id) = ready.pop_front() else { break };
+            let op = &ops[id];
+            let c = op.change;
+            let Some(platform) = registry.get(&c.platform).cloned() else {
+                report.failed.push(OpFailure {
+                    address: c.address.clone(),
+                    op: op.kind,
+                    message: format!("platform `{}` is not available", c.platform),
+                    detail: None,
+                });
+                states[id] = OpState::Finished;
+                skip_dependents(id, &ops, &mut states, &mut report);
+                continue;
+            };
+            let address = c.address.to_string();
+            let task: std::pin::Pin<
+                Box<
+                    dyn std::future::Future<Output = Result<serde_json::Value, PlatformError>>
+                        + Send,
+                >,
+            > = match op.kind {
+                OpKind::Create => {
+                    let Some(spec) = c.after.clone() else {
+                        states[id] = OpState::Finished;
+                        continue;
+                    };
+                    // The placeholder: if we die during the create, the
+                    // next plan replaces whatever was half made.
+                    let rec = InstanceRecord {
+                        address: c.address.clone(),
+                        platform: c.platform.clone(),
+                        status: InstanceStatus::Tainted,
+                        spec: spec.clone(),
+                        private: serde_json::Value::Null,
+                        dependencies: c.depends_on.clone(),
+                        attributes: c.attributes.clone(),
+                    };
+                    if let Err(e) = write_put(&*store, &plan.session, &rec, &mut report) {
+                        report.state_error = Some(e);
+                        stop_starting = true;
+                        ready.push_front(id);
+                        break;
+                    }
+                    mirror.insert(c.address.clone(), rec);
+                    let req = CreateRequest {
+                        session: session.clone(),
+                        address,
+                        spec,
+                        deps: deps_of(&mirror, &c.depends_on),
+                    };
+                    Box::pin(async move { platform.create(req).await.map(|r| r.private) })
+                }
+                OpKind::Update => {
+                    let (Some(after), Some(rec)) = (c.after.clone(), mirror.get(&c.address)) else {
+                        states[id] = OpState::Finished;
+                        continue;
+                    };
+                    let req = UpdateRequest {
+                        session: session.clone(),
+                        address,
+                        before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
+                        after,
+                        private: rec.private.clone(),
+                        deps: deps_of(&mirror, &c.depends_on),
+                    };
+                    Box::pin(async move { platform.update(req).await.map(|r| r.private) })
+                }
+                OpKind::Delete => {
+                    let Some(rec) = mirror.get(&c.address) else {
+                        // Already gone from state: nothing to delete.
+                        states[id] = OpState::Finished;
+                        release(id, &ops, &mut waiting, &states, &mut ready);
+                        continue;
+                    };
+                    let req = DeleteRequest {
+                        session: session.clone(),
+                        address,
+                        spec: rec.spec.clone(),
+                        private: rec.private.clone(),
+                        deps: deps_of(&mirror, &rec.dependencies),
+                    };
+                    Box::pin(
+                        async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
+                    )
+                }
+            };
+            hook.pre_apply(&c.address, op.kind);
+            states[id] = OpState::Running;
+            let global = global.clone();
+            let local = per_platform
+                .entry(c.platform.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(10)))
+                .clone();
+            let handle = set.spawn(async move {
+                let _g = global.acquire_owned().await;
+                let _l = local.acquire_owned().await;
+                let started = Instant::now();
+                let r = task.await;
+                (id, r, started.elapsed())
+            });
+            running.insert(handle.id(), id);
+        }
+
+        if set.is_empty() {
+            break;
+        }
+
+        let joined = tokio::select! {
+            j = set.join_next_with_id() => j,
+            _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
+                if opts.interrupt.level() >= 2 {
+                    // Abandon the work in flight: what was being made stays
+                    // tainted, what was being updated becomes tainted.
+                    set.abort_all();
+                    report.interrupted = true;
+                    for (_, id) in running.drain() {
+                        let op = &ops[id];
+                        if op.kind == OpKind::Update {
+                            if let Some(rec) = mirror.get_mut(&op.change.address) {
+                                rec.status = InstanceStatus::Tainted;
+                                let rec = rec.clone();
+                                let _ = write_put(&*store, &plan.session, &rec, &mut report);
+                            }
+                        }
+                        report.failed.push(OpFailure {
+                            address: op.change.address.clone(),
+                            op: op.kind,
+                            message: "interrupted".into(),
+                            detail: None,
+                        });
+                        states[id] = OpState::Finished;
+                    }
+                    while set.join_next().await.is_some() {}
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
+        let (id, result, elapsed) = match joined {
+            Ok((_, r)) => r,
+            Err(e) => {
+                let Some(id) = running.remove(&e.id()) else {
+                    continue;
+                };
+                (
+                    id,
+                    Err(PlatformError::new(format!(
+                        "the operation stopped unexpectedly: {e}"
+                    ))),
+                    Duration::ZERO,
+                )
+            }
+        };
+        running.retain(|_, v| *v != id);
+        states[id] = OpState::Finished;
+        let op = &ops[id];
+        let c = op.change;
+        hook.post_apply(&c.address, op.kind, result.as_ref().err(), elapsed);
+        match result {
+            Ok(private) => {
+                let write = match op.kind {
+                    OpKind::Create | OpKind::Update => {
+                        let rec = InstanceRecord {
+                            address: c.address.clone(),
+                            platform: c.platform.clone(),
+                            status: InstanceStatus::Ready,
+                            spec: c.after.clone().unwrap_or_else(|| {
+                                mirror
+                                    .get(&c.address)
+                                    .map(|r| r.spec.clone())
+                                    .expect("an update has a recorded instance")
+                            }),
+                            private,
+                            dependencies: c.depends_on.clone(),
+                            attributes: c.attributes.clone(),
+                        };
+                        let w = write_put(&*store, &plan.session, &rec, &mut report);
+                        mirror.insert(c.address.clone(), rec);
+                        w
+                    }
+                    OpKind::Delete => {
+                        mirror.remove(&c.address);
+                        match store.remove_instance(&plan.session, &c.address) {
+                            Ok(s) => {
+                                report.serial = s;
+                                Ok(())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                };
+                match op.kind {
+                    OpKind::Create => report.added += 1,
+                    OpKind::Update => report.changed += 1,
+                    OpKind::Delete => report.destroyed += 1,
+                }
+                report.done.push((c.address.clone(), op.kind));
+                if let Err(e) = write {
+                    report.state_error = Some(e);
+                    stop_starting = true;
+                }
+                release(id, &ops, &mut waiting, &states, &mut ready);
+            }
+            Err(e) => {
+                if op.kind == OpKind::Update {
+                    if let Some(rec) = mirror.get_mut(&c.address) {
+                        rec.status = InstanceStatus::Tainted;
+                        let rec = rec.clone();
+                        if let Err(e) = write_put(&*store, &plan.session, &rec, &mut report) {
+                            report.state_error = Some(e);
+                            stop_starting = true;
+                        }
+                    }
+                }
+                // A failed create keeps its tainted placeholder.
+                report.failed.push(OpFailure {
+                    address: c.address.clone(),
+                    op: op.kind,
+                    message: e.message,
+                    detail: e.detail,
+                });
+                skip_dependents(id, &ops, &mut states, &mut report);
+            }
+        }
+    }
+
+    // Whatever never started.
+    for (id, st) in states.iter().enumerate() {
+        if matches!(st, OpState::Pending) {
+            report.skipped.push(OpSkipped {
+                address: ops[id].change.address.clone(),
+                op: ops[id].kind,
+                because: None,
+            });
+            hook.skipped(&ops[id].change.address, ops[id].kind, None);
+        }
+    }
+    report
+}
+
+fn deps_of(
+    mirror: &BTreeMap<InstanceAddr, InstanceRecord>,
+    addrs: &[InstanceAddr],
+) -> BTreeMap<String, Dependency> {
+    addrs
+        .iter()
+        .filter_map(|a| {
+            mirror.get(a).map(|r| {
+                (
+                    a.to_string(),
+                    Dependency {
+                        spec: r.spec.clone(),
+                        private: r.private.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+fn write_put(
+    store: &dyn StateStore,
+    session: &str,
+    rec: &InstanceRecord,
+    report: &mut ApplyReport,
+) -> Result<(), String> {
+    match store.put_instance(session, rec) {
+        Ok(s) => {
+            report.serial = s;
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An operation finished: its dependents whose prerequisites are all done
+/// become ready.
+fn release(
+    id: usize,
+    ops: &[Op],
+    waiting: &mut [usize],
+    states: &[OpState],
+    ready: &mut VecDeque<usize>,
+) {
+    for &n in &ops[id].next {
+        waiting[n] = waiting[n].saturating_sub(1);
+        if waiting[n] == 0 && matches!(states[n], OpState::Pending) {
+            ready.push_back(n);
+        }
+    }
+}
+
+/// An operation failed: everything after it, transitively, is skipped.
+fn skip_dependents(id: usize, ops: &[Op], states: &mut [OpState], report: &mut ApplyReport) {
+    let because = ops[id].change.address.clone();
+    let mut queue: VecDeque<usize> = ops[id].next.iter().copied().collect();
+    while let Some(n) = queue.pop_front() {
+        if !matches!(states[n], OpState::Pending) {
+            continue;
+        }
+        states[n] = OpState::Dropped;
+        report.skipped.push(OpSkipped {
+            address: ops[n].change.address.clone(),
+            op: ops[n].kind,
+            because: Some(because.clone()),
+        });
+        queue.extend(ops[n].next.iter().copied());
+    }
+}

@@ -1,0 +1,370 @@
+//! The test-double platform: a fake driver for testing tg itself.
+//!
+//! **A testing aid only, never offered to users.** The CLI registers it (as
+//! platform `double`) only when the environment variable
+//! `TG_TESTDOUBLE_DIR` names a directory; it appears in no help text.
+//!
+//! It makes nothing real. Its "objects" live in `objects.json` in that
+//! directory (written atomically after every call), so several `tg`
+//! processes in a row, even one killed mid-apply, see the same world. Tests
+//! steer it with an optional `config.json` there, re-read on every call:
+//!
+//! ```json
+//! { "fail":  { "node.edge[1]": { "on": "create", "message": "boom", "after_create": true } },
+//!   "delay_ms": { "node.edge": 300, "*": 10 },
+//!   "max_parallelism": 3,
+//!   "refuse_images": ["windows"],
+//!   "warn_images": ["slow"] }
+//! ```
+//!
+//! Keys are instance or resource addresses (or `*`). Every call is appended
+//! to `calls.jsonl` (`{"op","address","event":"start"|"end","in_flight"}`)
+//! so tests can check order and concurrency; `sync-SESSION.json` records the
+//! last `sync_session`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecResponse, NodeSpec,
+    Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse, SessionRef, SessionSync,
+    Spec, UpdateRequest,
+};
+use crate::addrs::{InstanceAddr, ResourceKind};
+
+/// The environment variable that enables the test double.
+pub const ENV_DIR: &str = "TG_TESTDOUBLE_DIR";
+
+/// One injected failure.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Failure {
+    /// `create`, `update`, `delete`, `read`, `exec` or `any`.
+    pub on: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// For `create`: make the object, then fail (a half-made instance).
+    #[serde(default)]
+    pub after_create: bool,
+}
+
+/// The steering file `config.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DoubleConfig {
+    #[serde(default)]
+    pub fail: BTreeMap<String, Failure>,
+    #[serde(default)]
+    pub delay_ms: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub max_parallelism: Option<usize>,
+    #[serde(default)]
+    pub refuse_images: Vec<String>,
+    #[serde(default)]
+    pub warn_images: Vec<String>,
+}
+
+/// One fake object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FakeObject {
+    pub session: String,
+    pub address: String,
+    pub spec: Spec,
+}
+
+/// The test-double driver.
+#[derive(Debug)]
+pub struct TestDouble {
+    dir: PathBuf,
+    io: Mutex<()>,
+    in_flight: AtomicUsize,
+}
+
+impl TestDouble {
+    /// A double keeping its files in `dir` (created when missing).
+    pub fn new(dir: impl Into<PathBuf>) -> TestDouble {
+        let dir = dir.into();
+        let _ = std::fs::create_dir_all(&dir);
+        TestDouble {
+            dir,
+            io: Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The double named by `TG_TESTDOUBLE_DIR`, if set.
+    pub fn from_env() -> Option<TestDouble> {
+        std::env::var_os(ENV_DIR)
+            .filter(|v| !v.is_empty())
+            .map(TestDouble::new)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn config(&self) -> DoubleConfig {
+        std::fs::read(self.dir.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every fake object, keyed `LINEAGE/ADDRESS`.
+    pub fn objects(&self) -> BTreeMap<String, FakeObject> {
+        read_objects(&self.dir)
+    }
+
+    fn modify(&self, f: impl FnOnce(&mut BTreeMap<String, FakeObject>)) -> PlatformResult<()> {
+        let _g = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let mut objs = read_objects(&self.dir);
+        f(&mut objs);
+        let text = serde_json::to_vec_pretty(&objs)
+            .map_err(|e| PlatformError::new(format!("double: {e}")))?;
+        let tmp = self
+            .dir
+            .join(format!("objects.json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, self.dir.join("objects.json")))
+            .map_err(|e| PlatformError::new(format!("double: cannot write objects: {e}")))
+    }
+
+    fn log(&self, op: &str, address: &str, event: &str, in_flight: usize) {
+        let _g = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let line = serde_json::json!({
+            "op": op, "address": address, "event": event, "in_flight": in_flight,
+            "pid": std::process::id(),
+        });
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("calls.jsonl"))
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// Log the start, wait the configured delay, check for an injected failure.
+    async fn begin(&self, op: &str, address: &str) -> (DoubleConfig, Option<Failure>) {
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log(op, address, "start", n);
+        let cfg = self.config();
+        if let Some(ms) = lookup(&cfg.delay_ms, address) {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+        }
+        let fail = lookup(&cfg.fail, address)
+            .filter(|f| f.on == op || f.on == "any")
+            .cloned();
+        (cfg, fail)
+    }
+
+    fn end(&self, op: &str, address: &str) {
+        let n = self.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.log(op, address, "end", n);
+    }
+
+    fn key(session: &SessionRef, address: &str) -> String {
+        format!("{}/{address}", session.lineage)
+    }
+}
+
+fn read_objects(dir: &Path) -> BTreeMap<String, FakeObject> {
+    std::fs::read(dir.join("objects.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The entry for `address`: exact, then its resource, then `*`.
+fn lookup<'a, T>(map: &'a BTreeMap<String, T>, address: &str) -> Option<&'a T> {
+    if let Some(v) = map.get(address) {
+        return Some(v);
+    }
+    if let Ok(a) = address.parse::<InstanceAddr>() {
+        for (k, v) in map {
+            if let Ok(t) = k.parse::<InstanceAddr>() {
+                if a.matches(&t) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    map.get("*")
+}
+
+fn failure(f: &Failure, op: &str, address: &str) -> PlatformError {
+    PlatformError::new(
+        f.message
+            .clone()
+            .unwrap_or_else(|| format!("injected {op} failure for `{address}`")),
+    )
+    .with_detail(format!(
+        "double: failure injected by config.json for `{address}`"
+    ))
+}
+
+#[async_trait]
+impl Platform for TestDouble {
+    fn name(&self) -> &str {
+        "double"
+    }
+
+    fn max_parallelism(&self) -> usize {
+        self.config().max_parallelism.unwrap_or(10)
+    }
+
+    fn check_node(&self, spec: &NodeSpec) -> Capability {
+        let cfg = self.config();
+        let mut cap = Capability::default();
+        if cfg.refuse_images.iter().any(|i| *i == spec.image) {
+            cap.refused = Some(format!("the test double refuses image `{}`", spec.image));
+        }
+        if cfg.warn_images.iter().any(|i| *i == spec.image) {
+            cap.warnings.push(format!(
+                "image `{}` is only simulated by the test double",
+                spec.image
+            ));
+        }
+        cap
+    }
+
+    fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
+        match kind {
+            ResourceKind::Node => &["labels", "cpus", "memory_mib"],
+            ResourceKind::Network => &["nat"],
+            ResourceKind::Package => &["version"],
+        }
+    }
+
+    async fn create(&self, req: CreateRequest) -> PlatformResult<CreateResponse> {
+        let (_, fail) = self.begin("create", &req.address).await;
+        let key = Self::key(&req.session, &req.address);
+        let result = match fail {
+            Some(f) if !f.after_create => Err(failure(&f, "create", &req.address)),
+            fail => {
+                let obj = FakeObject {
+                    session: req.session.name.clone(),
+                    address: req.address.clone(),
+                    spec: req.spec.clone(),
+                };
+                let made = self.modify(|o| {
+                    o.insert(key.clone(), obj);
+                });
+                match (made, fail) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), Some(f)) => Err(failure(&f, "create", &req.address)),
+                    (Ok(()), None) => Ok(CreateResponse {
+                        private: serde_json::json!({ "key": key }),
+                    }),
+                }
+            }
+        };
+        self.end("create", &req.address);
+        result
+    }
+
+    async fn read(&self, req: ReadRequest) -> PlatformResult<ReadResponse> {
+        let (_, fail) = self.begin("read", &req.address).await;
+        let result = match fail {
+            Some(f) => Err(failure(&f, "read", &req.address)),
+            None => Ok(
+                match self
+                    .objects()
+                    .remove(&Self::key(&req.session, &req.address))
+                {
+                    Some(o) => ReadResponse::Present { spec: o.spec },
+                    None => ReadResponse::Gone,
+                },
+            ),
+        };
+        self.end("read", &req.address);
+        result
+    }
+
+    async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
+        let (_, fail) = self.begin("update", &req.address).await;
+        let key = Self::key(&req.session, &req.address);
+        let result = match fail {
+            Some(f) => Err(failure(&f, "update", &req.address)),
+            None => {
+                let spec = req.after.clone();
+                self.modify(|o| {
+                    if let Some(obj) = o.get_mut(&key) {
+                        obj.spec = spec;
+                    }
+                })
+                .map(|_| CreateResponse {
+                    private: serde_json::json!({ "key": key }),
+                })
+            }
+        };
+        self.end("update", &req.address);
+        result
+    }
+
+    async fn delete(&self, req: DeleteRequest) -> PlatformResult<()> {
+        let (_, fail) = self.begin("delete", &req.address).await;
+        let key = Self::key(&req.session, &req.address);
+        let result = match fail {
+            Some(f) => Err(failure(&f, "delete", &req.address)),
+            None => self.modify(|o| {
+                o.remove(&key);
+            }),
+        };
+        self.end("delete", &req.address);
+        result
+    }
+
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse> {
+        let (_, fail) = self.begin("exec", &req.address).await;
+        let result = match fail {
+            Some(f) => Err(failure(&f, "exec", &req.address)),
+            None => {
+                let exit_code = if req.argv.first().map(String::as_str) == Some("false") {
+                    1
+                } else {
+                    0
+                };
+                Ok(ExecResponse {
+                    exit_code,
+                    stdout: format!("{}: {}\n", req.spec.hostname, req.argv.join(" ")).into_bytes(),
+                    stderr: Vec::new(),
+                })
+            }
+        };
+        self.end("exec", &req.address);
+        result
+    }
+
+    async fn sync_session(&self, req: SessionSync) -> PlatformResult<()> {
+        let name = req
+            .session
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let text = serde_json::to_vec_pretty(&req.nodes)
+            .map_err(|e| PlatformError::new(format!("double: {e}")))?;
+        std::fs::write(self.dir.join(format!("sync-{name}.json")), text)
+            .map_err(|e| PlatformError::new(format!("double: {e}")))
+    }
+
+    async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
+        let prefix = format!("{}/", session.lineage);
+        let mut removed = Vec::new();
+        self.modify(|o| {
+            o.retain(|k, _| {
+                let keep = !k.starts_with(&prefix);
+                if !keep {
+                    removed.push(format!("fake object {k}"));
+                }
+                keep
+            })
+        })?;
+        Ok(removed)
+    }
+}

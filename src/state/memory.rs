@@ -1,0 +1,250 @@
+//! An in-memory [`StateStore`]: for tests, benchmarks and library users who
+//! drive tg from Rust and keep state themselves.
+//!
+//! Behaves like the durable stores (serials, lineages, one lock per session
+//! with the holder's identity, lock waits) but forgets everything when
+//! dropped. Clones share the same data.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{
+    now_rfc3339, InstanceRecord, LockInfo, OutputRecord, SessionInfo, SessionLock, Snapshot,
+    StateError, StateResult, StateStore,
+};
+use crate::addrs::InstanceAddr;
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: BTreeMap<String, (SessionInfo, Snapshot)>,
+    locks: BTreeMap<String, LockInfo>,
+}
+
+/// The in-memory store.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn guard(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means a panic elsewhere; the data is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_session<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut SessionInfo, &mut Snapshot) -> T,
+    ) -> StateResult<T> {
+        let mut g = self.guard();
+        let (info, snap) = g
+            .sessions
+            .get_mut(name)
+            .ok_or_else(|| StateError::NoSuchSession(name.to_string()))?;
+        let out = f(info, snap);
+        info.serial += 1;
+        snap.serial = info.serial;
+        info.instances = snap.instances.len();
+        info.updated_at = now_rfc3339();
+        Ok(out)
+    }
+}
+
+struct MemoryLock {
+    info: LockInfo,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SessionLock for MemoryLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.locks.get(&self.info.session).map(|l| &l.id) == Some(&self.info.id) {
+            g.locks.remove(&self.info.session);
+        }
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn location(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn list_sessions(&self) -> StateResult<Vec<SessionInfo>> {
+        Ok(self
+            .guard()
+            .sessions
+            .values()
+            .map(|(i, _)| i.clone())
+            .collect())
+    }
+
+    fn get_session(&self, name: &str) -> StateResult<Option<SessionInfo>> {
+        Ok(self.guard().sessions.get(name).map(|(i, _)| i.clone()))
+    }
+
+    fn create_session(&self, name: &str) -> StateResult<SessionInfo> {
+        let mut g = self.guard();
+        if g.sessions.contains_key(name) {
+            return Err(StateError::SessionExists(name.to_string()));
+        }
+        let now = now_rfc3339();
+        let info = SessionInfo {
+            name: name.to_string(),
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            created_at: now.clone(),
+            updated_at: now,
+            instances: 0,
+        };
+        let snap = Snapshot {
+            lineage: info.lineage.clone(),
+            ..Snapshot::default()
+        };
+        g.sessions.insert(name.to_string(), (info.clone(), snap));
+        Ok(info)
+    }
+
+    fn delete_session(&self, name: &str) -> StateResult<()> {
+        let mut g = self.guard();
+        g.sessions
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| StateError::NoSuchSession(name.to_string()))
+    }
+
+    fn load(&self, session: &str) -> StateResult<Snapshot> {
+        self.guard()
+            .sessions
+            .get(session)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| StateError::NoSuchSession(session.to_string()))
+    }
+
+    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
+        self.with_session(session, |_, s| {
+            s.instances.insert(record.address.clone(), record.clone());
+        })?;
+        Ok(self.load(session)?.serial)
+    }
+
+    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64> {
+        self.with_session(session, |_, s| {
+            s.instances.remove(address);
+        })?;
+        Ok(self.load(session)?.serial)
+    }
+
+    fn put_outputs(
+        &self,
+        session: &str,
+        outputs: &BTreeMap<String, OutputRecord>,
+    ) -> StateResult<u64> {
+        self.with_session(session, |_, s| s.outputs = outputs.clone())?;
+        Ok(self.load(session)?.serial)
+    }
+
+    fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
+        self.ensure_session(session)?;
+        self.with_session(session, |info, s| {
+            info.lineage = snapshot.lineage.clone();
+            s.lineage = snapshot.lineage.clone();
+            s.instances = snapshot.instances.clone();
+            s.outputs = snapshot.outputs.clone();
+        })?;
+        Ok(self.load(session)?.serial)
+    }
+
+    fn lock(&self, request: LockInfo, timeout: Duration) -> StateResult<Box<dyn SessionLock>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut g = self.guard();
+                match g.locks.get(&request.session) {
+                    None => {
+                        g.locks.insert(request.session.clone(), request.clone());
+                        return Ok(Box::new(MemoryLock {
+                            info: request,
+                            inner: self.inner.clone(),
+                        }));
+                    }
+                    Some(holder) if Instant::now() >= deadline => {
+                        return Err(StateError::Locked {
+                            session: request.session.clone(),
+                            holder: holder.clone(),
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn lock_holder(&self, session: &str) -> StateResult<Option<LockInfo>> {
+        Ok(self.guard().locks.get(session).cloned())
+    }
+
+    fn force_unlock(&self, session: &str, id: &str) -> StateResult<()> {
+        let mut g = self.guard();
+        match g.locks.get(session) {
+            Some(l) if l.id == id => {
+                g.locks.remove(session);
+                Ok(())
+            }
+            _ => Err(StateError::NoSuchLock {
+                session: session.to_string(),
+                id: id.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_bumps_and_locks_exclude() {
+        let s = MemoryStore::new();
+        let info = s.create_session("default").unwrap();
+        assert_eq!(info.serial, 0);
+        assert!(matches!(
+            s.create_session("default"),
+            Err(StateError::SessionExists(_))
+        ));
+        s.put_outputs("default", &BTreeMap::new()).unwrap();
+        assert_eq!(s.load("default").unwrap().serial, 1);
+        let l = s
+            .lock(
+                LockInfo::for_this_process("default", "apply"),
+                Duration::ZERO,
+            )
+            .unwrap();
+        let e = s
+            .lock(
+                LockInfo::for_this_process("default", "plan"),
+                Duration::from_millis(50),
+            )
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("is locked by apply"), "{e}");
+        drop(l);
+        s.lock(
+            LockInfo::for_this_process("default", "plan"),
+            Duration::ZERO,
+        )
+        .unwrap();
+    }
+}
