@@ -13,6 +13,10 @@
 //! its call returns and a process killed at any moment leaves exactly the
 //! writes that returned (plus possibly the one in flight, whole or not at all).
 
+// `StateError` is large (a lock error carries the holder's details); its
+// shape is shared by every store and fixed in `state/mod.rs`.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
@@ -1224,7 +1228,10 @@ mod tests {
         bytes[18] = 1;
         bytes[19] = 1;
         fs::write(&fake, &bytes).unwrap();
-        assert_refused_untouched(&fake, |e| matches!(e, StateError::Damaged { .. }));
+        assert_refused_untouched(&fake, |e| {
+            // Refused by SQLite itself, not by the header check.
+            matches!(e, StateError::Damaged { reason, .. } if !reason.contains("not a SQLite"))
+        });
 
         let short = dir.path().join("short.db");
         fs::write(&short, SQLITE_MAGIC).unwrap();
