@@ -1087,6 +1087,37 @@ mod tests {
         assert_eq!(store.get_session("big").unwrap().unwrap().instances, 10_000);
     }
 
+    /// By hand: `cargo test --release --lib state::sqlite -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing run, not a check"]
+    fn time_loading_ten_thousand_instances() {
+        let (_dir, store) = store();
+        let snap = Snapshot {
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            instances: (0..10_000)
+                .map(record)
+                .map(|r| (r.address.clone(), r))
+                .collect(),
+            outputs: BTreeMap::new(),
+        };
+        let started = Instant::now();
+        store.import("big", &snap).unwrap();
+        eprintln!("import of 10000 instances: {:?}", started.elapsed());
+        for _ in 0..5 {
+            let started = Instant::now();
+            let got = store.load("big").unwrap();
+            eprintln!(
+                "load of {} instances: {:?}",
+                got.instances.len(),
+                started.elapsed()
+            );
+        }
+        let started = Instant::now();
+        store.put_instance("big", &record(5)).unwrap();
+        eprintln!("one put_instance: {:?}", started.elapsed());
+    }
+
     #[test]
     fn unreadable_records_are_reported_as_damage() {
         let (_dir, store) = store();
