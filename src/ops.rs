@@ -595,10 +595,7 @@ fn open_sqlite(path: &Path) -> OpsResult<Arc<dyn StateStore>> {
             message: format!("cannot create the directory: {e}"),
         })?;
     }
-    Err(OpsError::BackendUnavailable {
-        backend: "sqlite".into(),
-        reason: format!("cannot open `{}` yet", path.display()),
-    })
+    Ok(Arc::new(crate::state::sqlite::SqliteStore::open(path)?))
 }
 
 fn open_postgres(url: &str) -> OpsResult<Arc<dyn StateStore>> {

@@ -7,6 +7,8 @@
 
 pub mod args;
 pub mod commands;
+pub mod progress;
+pub mod render;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -1,9 +1,53 @@
-//! `tg destroy`.
+//! `tg destroy`: remove everything the session made.
+
+use std::sync::Arc;
 
 use crate::cli::args::DestroyArgs;
+use crate::cli::commands::apply::walk_and_report;
+use crate::cli::commands::plan::make_plan;
+use crate::cli::progress::Progress;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::plan::render_text::{render_plan, TextOptions};
 
-pub fn run(_ctx: &Ctx, _args: &DestroyArgs) -> i32 {
-    eprintln!("error: `tg destroy` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &DestroyArgs) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn run_inner(ctx: &Ctx, args: &DestroyArgs) -> CmdResult<i32> {
+    let rt = render::runtime()?;
+    let progress = Arc::new(Progress::new(ctx.interactive && !args.json, args.json));
+    let planned = make_plan(ctx, &rt, &args.options, true, "destroy", progress.clone())?;
+    let plan = &planned.plan;
+    if !args.json {
+        print!("{}", render_plan(plan, TextOptions { color: ctx.color }));
+    }
+    if plan.has_changes() && !args.auto_approve {
+        let ok = render::confirm(
+            &format!(
+                "\nDo you really want to destroy all resources in session `{}`?",
+                ctx.session
+            ),
+            "tg will destroy everything shown above. There is no undo.",
+            "`tg destroy`",
+        )?;
+        if !ok {
+            println!("\nDestroy cancelled.");
+            return Ok(1);
+        }
+        println!();
+    }
+    walk_and_report(
+        ctx,
+        &rt,
+        &planned.context,
+        plan,
+        args.parallelism,
+        args.json,
+        &progress,
+        true,
+    )
 }

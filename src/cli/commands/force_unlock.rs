@@ -1,9 +1,53 @@
-//! `tg force-unlock`.
+//! `tg force-unlock ID`: remove a session's lock left by a dead process.
 
 use crate::cli::args::ForceUnlockArgs;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 
-pub fn run(_ctx: &Ctx, _args: &ForceUnlockArgs) -> i32 {
-    eprintln!("error: `tg force-unlock` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &ForceUnlockArgs) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn run_inner(ctx: &Ctx, args: &ForceUnlockArgs) -> CmdResult<i32> {
+    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    let holder = store.lock_holder(&ctx.session).map_err(render::fail)?;
+    match &holder {
+        Some(h) if h.id == args.id => {
+            println!(
+                "Lock {} on session `{}`: {} by {}@{} (pid {}) since {}",
+                h.id, h.session, h.operation, h.user, h.host, h.pid, h.created_at
+            );
+        }
+        Some(h) => {
+            return Err(render::fail(format!(
+                "session `{}` is locked with id `{}`, not `{}`: check the id",
+                ctx.session, h.id, args.id
+            )))
+        }
+        None => {
+            return Err(render::fail(format!(
+                "session `{}` is not locked",
+                ctx.session
+            )))
+        }
+    }
+    if !args.force {
+        let ok = render::confirm(
+            "\nDo you really want to force-unlock?",
+            "Removing the lock of a running process can corrupt the session's state.",
+            "`tg force-unlock`",
+        )?;
+        if !ok {
+            println!("\nForce-unlock cancelled.");
+            return Ok(1);
+        }
+    }
+    store
+        .force_unlock(&ctx.session, &args.id)
+        .map_err(render::fail)?;
+    println!("Session `{}` has been unlocked.", ctx.session);
+    Ok(0)
 }

@@ -1,9 +1,53 @@
-//! `tg init`.
+//! `tg init`: create the state store and the session.
 
 use crate::cli::args::InitArgs;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 
-pub fn run(_ctx: &Ctx, _args: &InitArgs) -> i32 {
-    eprintln!("error: `tg init` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &InitArgs) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn run_inner(ctx: &Ctx, _args: &InitArgs) -> CmdResult<i32> {
+    let dir = render::abs_dir(ctx);
+    let tg_dir = dir.join(".tg");
+    let created_dir = !tg_dir.exists();
+    std::fs::create_dir_all(&tg_dir)
+        .map_err(|e| render::fail(format!("cannot create `{}`: {e}", tg_dir.display())))?;
+    let ignore = tg_dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "# tg's local state: never commit it\n*\n")
+            .map_err(|e| render::fail(format!("cannot write `{}`: {e}", ignore.display())))?;
+    }
+    if created_dir {
+        println!("Created {}", render::display_path(&dir, &tg_dir));
+    }
+    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    println!("State store: {}", store.location());
+    let existed = store.get_session(&ctx.session).map_err(render::fail)?;
+    let s = store.ensure_session(&ctx.session).map_err(render::fail)?;
+    match existed {
+        Some(_) => println!(
+            "Session `{}` exists (lineage {}, serial {}, {} instance(s)).",
+            s.name, s.lineage, s.serial, s.instances
+        ),
+        None => println!("Created session `{}` (lineage {}).", s.name, s.lineage),
+    }
+    let platforms: Vec<String> = crate::platform::registry::Registry::for_this_host()
+        .names()
+        .map(String::from)
+        .collect();
+    println!(
+        "Platforms: {}",
+        if platforms.is_empty() {
+            "none available".to_string()
+        } else {
+            platforms.join(", ")
+        }
+    );
+    println!("\ntg is ready. Run `tg plan` to see what it would do.");
+    Ok(0)
 }

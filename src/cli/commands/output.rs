@@ -1,9 +1,109 @@
-//! `tg output`.
+//! `tg output [NAME] [-json] [-raw]`, and `tg output inventory`.
+
+use serde_json::{json, Value};
 
 use crate::cli::args::OutputArgs;
+use crate::cli::commands::inventory::inventory_doc;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::state::Snapshot;
 
-pub fn run(_ctx: &Ctx, _args: &OutputArgs) -> i32 {
-    eprintln!("error: `tg output` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &OutputArgs) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+pub(crate) fn load_snapshot(ctx: &Ctx) -> CmdResult<Snapshot> {
+    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    match store.get_session(&ctx.session).map_err(render::fail)? {
+        Some(_) => store.load(&ctx.session).map_err(render::fail),
+        None => Err(render::fail(format!(
+            "session `{}` does not exist: run `tg apply` first, or pick one with `--session` (see `tg session list`)",
+            ctx.session
+        ))),
+    }
+}
+
+fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
+    let snap = load_snapshot(ctx)?;
+    match args.name.as_deref() {
+        Some("inventory") if !snap.outputs.contains_key("inventory") => {
+            let doc = inventory_doc(ctx, &snap);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(0)
+        }
+        Some(name) => {
+            let Some(o) = snap.outputs.get(name) else {
+                let names: Vec<&str> = snap.outputs.keys().map(String::as_str).collect();
+                let hint = match crate::diagnostics::did_you_mean(name, names.iter().copied()) {
+                    Some(s) => format!(": did you mean `{s}`?"),
+                    None if names.is_empty() => {
+                        ": the session records no outputs (run `tg apply`)".into()
+                    }
+                    None => format!(
+                        ": the outputs are {}",
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                return Err(render::fail(format!("no output named `{name}`{hint}")));
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                );
+            } else if args.raw {
+                match &o.value {
+                    Value::String(s) => println!("{s}"),
+                    Value::Number(_) | Value::Bool(_) => println!("{}", o.value),
+                    _ => {
+                        return Err(render::fail(format!(
+                            "`-raw` prints only strings, numbers and bools; output `{name}` is a list or map: use `-json`"
+                        )))
+                    }
+                }
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        None => {
+            if args.json {
+                let doc: serde_json::Map<String, Value> = snap
+                    .outputs
+                    .iter()
+                    .map(|(k, o)| {
+                        (
+                            k.clone(),
+                            json!({"sensitive": o.sensitive, "value": o.value}),
+                        )
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else if snap.outputs.is_empty() {
+                eprintln!("warning: no outputs recorded in session `{}`", ctx.session);
+            } else {
+                for (k, o) in &snap.outputs {
+                    if o.sensitive {
+                        println!("{k} = (sensitive value)");
+                    } else {
+                        println!(
+                            "{k} = {}",
+                            serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
 }

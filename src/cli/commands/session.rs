@@ -1,9 +1,142 @@
-//! `tg session`.
+//! `tg session list | new | delete | show`.
+
+use serde_json::json;
 
 use crate::cli::args::SessionCommand;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::state::{LockInfo, SessionInfo};
 
-pub fn run(_ctx: &Ctx, _args: &SessionCommand) -> i32 {
-    eprintln!("error: `tg session` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &SessionCommand) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn info_json(s: &SessionInfo, lock: Option<&LockInfo>) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "lineage": s.lineage,
+        "serial": s.serial,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "instances": s.instances,
+        "lock": lock,
+    })
+}
+
+fn check_name(name: &str) -> CmdResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(render::fail(format!(
+            "invalid session name `{name}`: use up to 40 letters, digits, `-` and `_`, starting with a letter or digit"
+        )))
+    }
+}
+
+fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
+    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    match args {
+        SessionCommand::List { json } => {
+            let list = store.list_sessions().map_err(render::fail)?;
+            if *json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|s| info_json(s, store.lock_holder(&s.name).ok().flatten().as_ref()))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"sessions": v})).unwrap_or_default()
+                );
+            } else if list.is_empty() {
+                println!("No sessions yet: `tg init` or `tg apply` creates one.");
+            } else {
+                for s in &list {
+                    let mark = if s.name == ctx.session { "*" } else { " " };
+                    println!(
+                        "{mark} {:20} {:>5} instance(s)  serial {:<5} updated {}",
+                        s.name, s.instances, s.serial, s.updated_at
+                    );
+                }
+            }
+            Ok(0)
+        }
+        SessionCommand::New { name } => {
+            check_name(name)?;
+            let s = store.create_session(name).map_err(render::fail)?;
+            println!(
+                "Created session `{}` (lineage {}) in {}.",
+                s.name,
+                s.lineage,
+                store.location()
+            );
+            println!(
+                "Use it with `--session {}` or `TG_SESSION={}`.",
+                s.name, s.name
+            );
+            Ok(0)
+        }
+        SessionCommand::Delete { name, force } => {
+            let Some(s) = store.get_session(name).map_err(render::fail)? else {
+                return Err(render::fail(format!(
+                    "session `{name}` does not exist: see `tg session list`"
+                )));
+            };
+            if s.instances > 0 && !force {
+                return Err(render::fail(format!(
+                    "session `{name}` still records {} instance(s): run `tg --session {name} destroy` first, or `tg session delete {name} -force` to forget them (the objects stay)",
+                    s.instances
+                )));
+            }
+            let lock = store
+                .lock(
+                    LockInfo::for_this_process(name, "session delete"),
+                    std::time::Duration::ZERO,
+                )
+                .map_err(render::fail)?;
+            drop(lock);
+            store.delete_session(name).map_err(render::fail)?;
+            println!("Deleted session `{name}`.");
+            Ok(0)
+        }
+        SessionCommand::Show { name, json } => {
+            let name = name.as_deref().unwrap_or(&ctx.session);
+            let Some(s) = store.get_session(name).map_err(render::fail)? else {
+                return Err(render::fail(format!(
+                    "session `{name}` does not exist: see `tg session list`"
+                )));
+            };
+            let lock = store.lock_holder(name).map_err(render::fail)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info_json(&s, lock.as_ref())).unwrap_or_default()
+                );
+            } else {
+                println!("session:   {}", s.name);
+                println!("lineage:   {}", s.lineage);
+                println!("serial:    {}", s.serial);
+                println!("instances: {}", s.instances);
+                println!("created:   {}", s.created_at);
+                println!("updated:   {}", s.updated_at);
+                println!("state:     {}", store.location());
+                match lock {
+                    Some(l) => println!(
+                        "lock:      {} by {}@{} pid {} since {} (id {})",
+                        l.operation, l.user, l.host, l.pid, l.created_at, l.id
+                    ),
+                    None => println!("lock:      none"),
+                }
+            }
+            Ok(0)
+        }
+    }
 }

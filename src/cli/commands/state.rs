@@ -1,9 +1,125 @@
-//! `tg state`.
+//! `tg state list [ADDR...] | show ADDR | rm ADDR... | migrate --to URL`.
 
+use std::sync::Arc;
+
+use crate::addrs::InstanceAddr;
+use crate::apply::NoHook;
 use crate::cli::args::StateCommand;
+use crate::cli::commands::show::state_json;
+use crate::cli::render::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::ops;
+use crate::plan::spec_attributes;
+use crate::state::{InstanceStatus, Snapshot};
 
-pub fn run(_ctx: &Ctx, _args: &StateCommand) -> i32 {
-    eprintln!("error: `tg state` is not implemented yet");
-    1
+pub fn run(ctx: &Ctx, args: &StateCommand) -> i32 {
+    match run_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn matching<'a>(snap: &'a Snapshot, addrs: &[InstanceAddr]) -> Vec<&'a InstanceAddr> {
+    snap.instances
+        .keys()
+        .filter(|a| addrs.is_empty() || addrs.iter().any(|t| a.matches(t)))
+        .collect()
+}
+
+fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
+    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    let context = render::context(ctx, store.clone(), Arc::new(NoHook));
+    match args {
+        StateCommand::List { addresses } => {
+            let addrs = ops::parse_addresses("state list", addresses).map_err(render::fail)?;
+            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            for a in matching(&snap, &addrs) {
+                println!("{a}");
+            }
+            Ok(0)
+        }
+        StateCommand::Show { address } => {
+            let addr: InstanceAddr = address.parse().map_err(render::fail)?;
+            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let Some(rec) = snap.instances.get(&addr) else {
+                return Err(render::fail(format!(
+                    "`{addr}` is not recorded in session `{}`: see `tg state list`",
+                    ctx.session
+                )));
+            };
+            let status = match rec.status {
+                InstanceStatus::Ready => "",
+                InstanceStatus::Tainted => " (tainted)",
+            };
+            println!("# {}:{status}", rec.address);
+            println!("{} \"{}\" {{", rec.address.kind(), rec.address.name());
+            let attrs = spec_attributes(&rec.spec);
+            let width = attrs.keys().map(|k| k.len()).max().unwrap_or(0).max(12);
+            println!("    {:width$} = {:?}", "platform", rec.platform);
+            for (k, v) in attrs {
+                println!("    {k:width$} = {v}");
+            }
+            if !rec.dependencies.is_empty() {
+                let deps: Vec<String> = rec.dependencies.iter().map(|d| d.to_string()).collect();
+                println!("    {:width$} = [{}]", "dependencies", deps.join(", "));
+            }
+            println!("}}");
+            Ok(0)
+        }
+        StateCommand::Rm { addresses } => {
+            if addresses.is_empty() {
+                return Err(render::fail("`tg state rm` needs at least one address"));
+            }
+            let addrs = ops::parse_addresses("state rm", addresses).map_err(render::fail)?;
+            let _lock = render::lock(&context, "state rm", "0s")?;
+            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let doomed: Vec<InstanceAddr> = matching(&snap, &addrs).into_iter().cloned().collect();
+            if doomed.is_empty() {
+                return Err(render::fail(format!(
+                    "no recorded instance matches {}: see `tg state list`",
+                    addresses
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            for a in &doomed {
+                store
+                    .remove_instance(&ctx.session, a)
+                    .map_err(render::fail)?;
+                println!("Removed {a}");
+            }
+            println!(
+                "Successfully removed {} instance(s). The objects themselves were not destroyed.",
+                doomed.len()
+            );
+            Ok(0)
+        }
+        StateCommand::Migrate { to } => {
+            let _lock = render::lock(&context, "state migrate", "0s")?;
+            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let target = ops::open_store(&render::abs_dir(ctx), &Default::default(), Some(to))
+                .map_err(render::fail)?;
+            target.import(&ctx.session, &snap).map_err(render::fail)?;
+            let check = target.load(&ctx.session).map_err(render::fail)?;
+            if check.instances != snap.instances {
+                return Err(render::fail(format!(
+                    "the copy at {} does not match the original: the original was kept",
+                    target.location()
+                )));
+            }
+            let _ = state_json;
+            println!(
+                "Copied session `{}` ({} instance(s), lineage {}) from {} to {}.",
+                ctx.session,
+                snap.instances.len(),
+                snap.lineage,
+                store.location(),
+                target.location()
+            );
+            println!("Point tg at it with `TG_STATE_URL` or the testbed's `state` block.");
+            Ok(0)
+        }
+    }
 }
