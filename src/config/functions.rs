@@ -1,4 +1,214 @@
-//! The function library of the testbed language. To be written.
+//! The function library of the testbed language.
+//!
+//! Owns every function callable from a testbed expression (`cidrhost`,
+//! `format`, `lookup`, `file`, ...), their arity and argument checks, and the
+//! one-line error messages they return. Semantics follow Terraform's functions
+//! of the same name, adapted to hcl-rs [`Value`]s: sets are arrays with
+//! duplicates removed (and sorted when all elements are strings or numbers),
+//! maps are objects.
+//!
+//! Does not evaluate expressions (hcl-rs does, and the config evaluator
+//! attaches spans to errors), and does no I/O but reading the files `file()`
+//! names and the environment variables `env()` names.
+//!
+//! Functions are plain `fn` pointers (hcl-rs [`hcl::eval::Func`]), so the
+//! one piece of state, the directory `file()` resolves relative paths
+//! against, is a thread-local set with [`with_base_dir`].
+
+mod args;
+mod cidr;
+mod collections;
+mod encoding;
+mod numeric;
+mod strings;
+mod system;
+#[cfg(test)]
+mod tests;
+
+use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
+use hcl::Value;
+
+use self::args::{Args, FnResult};
+
+pub use self::system::with_base_dir;
+
+/// Marks a variadic maximum arity.
+const MANY: usize = usize::MAX;
+
+/// One function of the library.
+struct Spec {
+    name: &'static str,
+    signature: &'static str,
+    entry: hcl::eval::Func,
+}
+
+/// Check the arity of a call, then run the implementation.
+fn call(
+    signature: &'static str,
+    min: usize,
+    max: usize,
+    imp: fn(&Args<'_>) -> FnResult,
+    args: &FuncArgs,
+) -> FnResult {
+    let got = args.len();
+    if got < min || got > max {
+        let expected = match (min, max) {
+            (0, MANY) => "any number of arguments".to_string(),
+            (1, MANY) => "at least 1 argument".to_string(),
+            (n, MANY) => format!("at least {n} arguments"),
+            (1, 1) => "1 argument".to_string(),
+            (n, m) if n == m => format!("{n} arguments"),
+            (n, m) if m == n + 1 => format!("{n} or {m} arguments"),
+            (n, m) => format!("{n} to {m} arguments"),
+        };
+        return Err(format!(
+            "expected {expected}, found {got}; usage: `{signature}`"
+        ));
+    }
+    imp(&Args::new(args.as_slice(), signature))
+}
+
+/// Declares the library: `name: "signature", min, max => implementation;`.
+macro_rules! library {
+    ($( $name:ident : $sig:literal, $min:expr, $max:expr => $imp:path; )*) => {
+        const SPECS: &[Spec] = &[$(
+            Spec {
+                name: stringify!($name),
+                signature: $sig,
+                entry: {
+                    fn entry(args: FuncArgs) -> Result<Value, String> {
+                        call($sig, $min, $max, $imp, &args)
+                    }
+                    entry
+                },
+            },
+        )*];
+    };
+}
+
+library! {
+    abs: "abs(number)", 1, 1 => numeric::abs;
+    ceil: "ceil(number)", 1, 1 => numeric::ceil;
+    chomp: "chomp(string)", 1, 1 => strings::chomp;
+    cidrhost: "cidrhost(prefix, hostnum)", 2, 2 => cidr::cidrhost;
+    cidrnetmask: "cidrnetmask(prefix)", 1, 1 => cidr::cidrnetmask;
+    cidrsubnet: "cidrsubnet(prefix, newbits, netnum)", 3, 3 => cidr::cidrsubnet;
+    coalesce: "coalesce(values...)", 1, MANY => collections::coalesce;
+    compact: "compact(list)", 1, 1 => collections::compact;
+    concat: "concat(lists...)", 1, MANY => collections::concat;
+    contains: "contains(list, value)", 2, 2 => collections::contains;
+    distinct: "distinct(list)", 1, 1 => collections::distinct;
+    element: "element(list, index)", 2, 2 => collections::element;
+    endswith: "endswith(string, suffix)", 2, 2 => strings::endswith;
+    env: "env(name, [default])", 1, 2 => system::env;
+    file: "file(path)", 1, 1 => system::file;
+    flatten: "flatten(list)", 1, 1 => collections::flatten;
+    floor: "floor(number)", 1, 1 => numeric::floor;
+    format: "format(spec, values...)", 1, MANY => strings::format;
+    formatlist: "formatlist(spec, values...)", 1, MANY => strings::formatlist;
+    index: "index(list, value)", 2, 2 => collections::index;
+    join: "join(separator, lists...)", 2, MANY => strings::join;
+    jsondecode: "jsondecode(string)", 1, 1 => encoding::jsondecode;
+    jsonencode: "jsonencode(value)", 1, 1 => encoding::jsonencode;
+    keys: "keys(map)", 1, 1 => collections::keys;
+    length: "length(value)", 1, 1 => collections::length;
+    lookup: "lookup(map, key, [default])", 2, 3 => collections::lookup;
+    lower: "lower(string)", 1, 1 => strings::lower;
+    max: "max(numbers...)", 1, MANY => numeric::max;
+    merge: "merge(maps...)", 0, MANY => collections::merge;
+    min: "min(numbers...)", 1, MANY => numeric::min;
+    range: "range([start], limit, [step])", 1, 3 => numeric::range;
+    replace: "replace(string, substring, replacement)", 3, 3 => strings::replace;
+    reverse: "reverse(list)", 1, 1 => collections::reverse;
+    slice: "slice(list, start, end)", 3, 3 => collections::slice;
+    sort: "sort(list)", 1, 1 => collections::sort;
+    split: "split(separator, string)", 2, 2 => strings::split;
+    startswith: "startswith(string, prefix)", 2, 2 => strings::startswith;
+    substr: "substr(string, offset, length)", 3, 3 => strings::substr;
+    sum: "sum(list)", 1, 1 => numeric::sum;
+    tolist: "tolist(value)", 1, 1 => collections::tolist;
+    tomap: "tomap(value)", 1, 1 => collections::tomap;
+    tonumber: "tonumber(value)", 1, 1 => numeric::tonumber;
+    toset: "toset(value)", 1, 1 => collections::toset;
+    tostring: "tostring(value)", 1, 1 => encoding::tostring;
+    trimprefix: "trimprefix(string, prefix)", 2, 2 => strings::trimprefix;
+    trimspace: "trimspace(string)", 1, 1 => strings::trimspace;
+    trimsuffix: "trimsuffix(string, suffix)", 2, 2 => strings::trimsuffix;
+    upper: "upper(string)", 1, 1 => strings::upper;
+    values: "values(map)", 1, 1 => collections::values;
+    zipmap: "zipmap(keys, values)", 2, 2 => collections::zipmap;
+}
+
+/// Every function name, sorted (for "did you mean" on unknown functions).
+pub const NAMES: &[&str] = &[
+    "abs",
+    "ceil",
+    "chomp",
+    "cidrhost",
+    "cidrnetmask",
+    "cidrsubnet",
+    "coalesce",
+    "compact",
+    "concat",
+    "contains",
+    "distinct",
+    "element",
+    "endswith",
+    "env",
+    "file",
+    "flatten",
+    "floor",
+    "format",
+    "formatlist",
+    "index",
+    "join",
+    "jsondecode",
+    "jsonencode",
+    "keys",
+    "length",
+    "lookup",
+    "lower",
+    "max",
+    "merge",
+    "min",
+    "range",
+    "replace",
+    "reverse",
+    "slice",
+    "sort",
+    "split",
+    "startswith",
+    "substr",
+    "sum",
+    "tolist",
+    "tomap",
+    "tonumber",
+    "toset",
+    "tostring",
+    "trimprefix",
+    "trimspace",
+    "trimsuffix",
+    "upper",
+    "values",
+    "zipmap",
+];
 
 /// Declare every function of the testbed language in `ctx`.
-pub fn declare_all(_ctx: &mut hcl::eval::Context<'_>) {}
+///
+/// Arity and argument types are checked by the functions themselves (every
+/// parameter is declared `any`), so a wrong call gets a message naming the
+/// parameter and showing the usage instead of hcl-rs's generic one.
+pub fn declare_all(ctx: &mut Context<'_>) {
+    for spec in SPECS {
+        let def = FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(spec.entry);
+        ctx.declare_func(spec.name, def);
+    }
+}
+
+/// A one-line usage string such as `cidrhost(prefix, hostnum)`, for error
+/// messages; `None` for names that are not in the library.
+pub fn signature(name: &str) -> Option<&'static str> {
+    SPECS.iter().find(|s| s.name == name).map(|s| s.signature)
+}

@@ -6,8 +6,15 @@
 //! assignment (IPAM). Does no I/O but reading files and environment
 //! variables; never talks to state or platforms.
 
+pub mod decode;
+pub mod eval;
 pub mod functions;
+pub mod ipam;
 pub mod model;
+pub mod names;
+pub mod refs;
+pub mod source;
+pub mod types;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -16,7 +23,7 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 
 use crate::addrs::InstanceAddr;
-use crate::diagnostics::{Diagnostics, SourceMap};
+use crate::diagnostics::{Diagnostic, Diagnostics, FileId, SourceMap, Span};
 
 /// What `load` needs besides the files.
 #[derive(Debug, Clone, Default)]
@@ -47,8 +54,71 @@ pub struct LoadError {
     pub sources: SourceMap,
 }
 
+impl LoadOptions {
+    /// Where relative `-var-file` paths are resolved: the current directory.
+    pub fn cwd_or_dir(&self) -> PathBuf {
+        std::env::current_dir().unwrap_or_else(|_| self.dir.clone())
+    }
+}
+
 /// Read, check and evaluate the testbed in `opts.dir`. On success the
 /// testbed comes with its warnings.
-pub fn load(_opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadError> {
-    Ok((model::Testbed::default(), Diagnostics::default()))
+pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadError> {
+    let mut sources = SourceMap::default();
+    let mut diags = Diagnostics::default();
+    let files = match source::testbed_files(&opts.dir) {
+        Ok(f) => f,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(format!("cannot read the directory `{}`: {e}", opts.dir.display()))
+                    .help("run tg in a testbed directory, or pass `-chdir DIR`"),
+            );
+            return Err(LoadError { diagnostics: diags, sources });
+        }
+    };
+    if files.is_empty() {
+        diags.push(
+            Diagnostic::error(format!(
+                "no testbed files (`*{}`) in `{}`",
+                source::TESTBED_SUFFIX,
+                opts.dir.display()
+            ))
+            .help("run tg in a testbed directory, or pass `-chdir DIR`"),
+        );
+        return Err(LoadError { diagnostics: diags, sources });
+    }
+    let mut blocks = Vec::new();
+    for path in files {
+        let shown = source::display_path(&opts.dir, &path);
+        let Some(id) = source::read_source(&path, shown, &mut sources, &mut diags) else {
+            continue;
+        };
+        let text = &sources.get(id).text;
+        match hcl_edit::parser::parse_body(text) {
+            Ok(body) => blocks.extend(decode::decode_body(id, &body, &mut diags)),
+            Err(e) => diags.push(syntax_error(id, text, &e)),
+        }
+    }
+    let parse_failed = diags.has_errors();
+    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run();
+    diags.extend(more);
+    diags.sort();
+    match testbed {
+        Some(tb) if !parse_failed => Ok((tb, diags)),
+        _ => Err(LoadError { diagnostics: diags, sources }),
+    }
+}
+
+/// A parse error as a diagnostic at its position.
+pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error) -> Diagnostic {
+    let loc = e.location();
+    let mut offset = loc.offset().min(text.len());
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let msg = e.message().trim();
+    let msg = if msg.is_empty() { "invalid syntax" } else { msg };
+    Diagnostic::error(format!("syntax error: {msg}"))
+        .at(Span::new(file, offset..offset + 1))
+        .help("check for a missing `=`, `}`, `]`, `)` or quote near here")
 }

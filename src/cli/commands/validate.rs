@@ -1,9 +1,73 @@
-//! `tg validate`.
+//! `tg validate [-json]`: every problem of the testbed, or "valid".
+
+use serde::Serialize;
 
 use crate::cli::args::ValidateArgs;
 use crate::cli::Ctx;
+use crate::config::{self, LoadOptions};
+use crate::diagnostics::{self, Diagnostics, JsonDiagnostic, SourceMap};
 
-pub fn run(_ctx: &Ctx, _args: &ValidateArgs) -> i32 {
-    eprintln!("error: `tg validate` is not implemented yet");
-    1
+/// The `-json` document (schemas/validate.schema.json).
+#[derive(Serialize)]
+struct ValidateJson {
+    format_version: &'static str,
+    valid: bool,
+    error_count: usize,
+    warning_count: usize,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+pub fn run(ctx: &Ctx, args: &ValidateArgs) -> i32 {
+    let opts = LoadOptions {
+        dir: ctx.dir.clone(),
+        vars: args.vars.vars.clone(),
+        var_files: args.vars.var_files.clone(),
+        ..LoadOptions::default()
+    };
+    let (diags, sources, instances) = match config::load(&opts) {
+        Ok((tb, warnings)) => (warnings, tb.sources.clone(), tb.instances.len()),
+        Err(e) => (e.diagnostics, e.sources, 0),
+    };
+    if args.json {
+        print_json(&diags, &sources);
+    } else {
+        eprint!("{}", diagnostics::render_all(&diags, &sources));
+        if diags.has_errors() {
+            eprintln!(
+                "{} error{}, {} warning{}",
+                diags.error_count(),
+                plural(diags.error_count()),
+                diags.warning_count(),
+                plural(diags.warning_count())
+            );
+        } else {
+            println!(
+                "The testbed is valid: {instances} instance{}.",
+                plural(instances)
+            );
+        }
+    }
+    i32::from(diags.has_errors())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn print_json(diags: &Diagnostics, sources: &SourceMap) {
+    let doc = ValidateJson {
+        format_version: "1.0",
+        valid: !diags.has_errors(),
+        error_count: diags.error_count(),
+        warning_count: diags.warning_count(),
+        diagnostics: diags.iter().map(|d| diagnostics::to_json(d, sources)).collect(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+    );
 }
