@@ -226,7 +226,7 @@ pub fn name_and_index(addr: &InstanceAddr) -> (String, Option<serde_json::Value>
 pub fn spec_attributes(spec: &Spec) -> serde_json::Map<String, serde_json::Value> {
     match serde_json::to_value(spec) {
         Ok(serde_json::Value::Object(mut m)) => {
-            m.remove("kind");
+            m.shift_remove("kind");
             m
         }
         _ => serde_json::Map::new(),
