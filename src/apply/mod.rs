@@ -226,6 +226,8 @@ pub async fn walk(
     let mut set: tokio::task::JoinSet<TaskResult> = tokio::task::JoinSet::new();
     let mut running: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut stop_starting = false;
+    // Ready operations waiting for their platform's bound, by platform.
+    let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
 
     loop {
         if opts.interrupt.level() >= 1 && !stop_starting {
@@ -247,6 +249,20 @@ pub async fn walk(
                 });
                 states[id] = OpState::Finished;
                 skip_dependents(id, &ops, &mut states, &mut report);
+                continue;
+            };
+            let local = per_platform
+                .entry(c.platform.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(10)))
+                .clone();
+            // Permits are taken here, not in the task, so an interrupt
+            // stops everything that has not really started.
+            let Ok(global_permit) = global.clone().try_acquire_owned() else {
+                ready.push_front(id);
+                break;
+            };
+            let Ok(local_permit) = local.try_acquire_owned() else {
+                blocked.entry(c.platform.clone()).or_default().push_back(id);
                 continue;
             };
             let address = c.address.to_string();
@@ -323,14 +339,9 @@ pub async fn walk(
             };
             hook.pre_apply(&c.address, op.kind);
             states[id] = OpState::Running;
-            let global = global.clone();
-            let local = per_platform
-                .entry(c.platform.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(10)))
-                .clone();
             let handle = set.spawn(async move {
-                let _g = global.acquire_owned().await;
-                let _l = local.acquire_owned().await;
+                let _g = global_permit;
+                let _l = local_permit;
                 let started = Instant::now();
                 let r = task.await;
                 (id, r, started.elapsed())
@@ -392,6 +403,12 @@ pub async fn walk(
         running.retain(|_, v| *v != id);
         states[id] = OpState::Finished;
         let op = &ops[id];
+        if let Some(b) = blocked
+            .get_mut(&op.change.platform)
+            .and_then(|q| q.pop_front())
+        {
+            ready.push_front(b);
+        }
         let c = op.change;
         hook.post_apply(&c.address, op.kind, result.as_ref().err(), elapsed);
         match result {
