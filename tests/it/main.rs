@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. They run the real
 //! `tg` binary (see `support`) or the library against real backends.
 
+mod cli_plan;
 mod engine;
 mod state_sqlite;
 mod support;

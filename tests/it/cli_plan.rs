@@ -1,0 +1,420 @@
+//! The plan-side commands through the real binary: plan text/JSON/markdown
+//! snapshots, exit codes, saved plans, show, output, inventory, exec,
+//! sessions, graph, init; every `-json` document is checked against its
+//! schema in `schemas/`.
+
+use serde_json::Value;
+
+use crate::engine::Bed;
+
+const BED: &str = r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "edge" {
+  count    = 2
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+  labels   = { role = "edge" }
+}
+
+node "origin" {
+  image      = "host"
+  network    = network.lab
+  platform   = "double"
+  depends_on = [node.edge]
+}
+
+package "fleche" {
+  version = "16.3-1"
+  on      = [node.edge]
+}
+
+output "edge_addresses" {
+  value = node.edge[*].address
+}
+
+output "secret" {
+  value     = "hunter2"
+  sensitive = true
+}
+"#;
+
+/// Replace run-specific values (lineages, versions, paths) so snapshots are stable.
+fn stable(bed: &Bed, text: &str) -> String {
+    let mut out = text.replace(&bed.tb.path().display().to_string(), "[dir]");
+    // Lineages are UUIDs: 8-4-4-4-12 hex digits.
+    let re_like = |s: &str| -> Option<(usize, usize)> {
+        let b = s.as_bytes();
+        (0..b.len().saturating_sub(35)).find_map(|i| {
+            let cand = &s[i..i + 36];
+            let ok = cand.char_indices().all(|(j, c)| match j {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            });
+            ok.then_some((i, i + 36))
+        })
+    };
+    while let Some((a, b)) = re_like(&out) {
+        out.replace_range(a..b, "[lineage]");
+    }
+    out.replace(env!("CARGO_PKG_VERSION"), "[version]")
+}
+
+fn validate(schema_file: &str, doc: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(schema_file);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{schema_file} is not a valid schema: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{schema_file}: {errors:#?}\n{}",
+        serde_json::to_string_pretty(doc).unwrap()
+    );
+}
+
+fn json_of(r: &crate::support::Run) -> Value {
+    serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout()))
+}
+
+#[test]
+fn plan_text_of_a_new_testbed() {
+    let bed = Bed::new(BED);
+    let r = bed.tg(&["plan"]);
+    r.expect_code(0);
+    insta::assert_snapshot!("plan_create", stable(&bed, &r.stdout()));
+}
+
+#[test]
+fn plan_text_of_updates_replaces_and_deletes() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let changed = BED
+        .replace("count    = 2", "count    = 1")
+        .replace(
+            "labels   = { role = \"edge\" }",
+            "labels   = { role = \"edge\", tier = \"cdn\" }",
+        )
+        .replace(
+            "node \"origin\" {\n  image      = \"host\"",
+            "node \"origin\" {\n  image      = \"debian:bookworm\"",
+        );
+    bed.tb.write("main.tg.hcl", &changed);
+    let r = bed.tg(&["plan", "-detailed-exitcode"]);
+    r.expect_code(2);
+    insta::assert_snapshot!("plan_mixed", stable(&bed, &r.stdout()));
+
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc = json_of(&r);
+    validate("plan.schema.json", &doc);
+    let by_addr = |a: &str| {
+        doc["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["address"] == a)
+            .cloned()
+            .unwrap_or_else(|| panic!("no change for {a}"))
+    };
+    assert_eq!(
+        by_addr("node.edge[0]")["actions"],
+        serde_json::json!(["update"])
+    );
+    assert_eq!(
+        by_addr("node.edge[1]")["change"]["actions"],
+        serde_json::json!(["delete"])
+    );
+    let origin = by_addr("node.origin");
+    assert_eq!(origin["actions"], serde_json::json!(["delete", "create"]));
+    assert_eq!(
+        origin["change"]["replace_reasons"],
+        serde_json::json!([{"reason": "attribute", "attribute": "image"}])
+    );
+    assert_eq!(
+        by_addr("network.lab")["actions"],
+        serde_json::json!(["no-op"])
+    );
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"add": 1, "change": 1, "destroy": 3})
+    );
+
+    let r = bed.tg(&["plan", "-format", "markdown"]);
+    r.expect_code(0);
+    insta::assert_snapshot!("plan_markdown", stable(&bed, &r.stdout()));
+}
+
+#[test]
+fn plan_json_of_a_new_testbed_matches_the_schema() {
+    let bed = Bed::new(BED);
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc = json_of(&r);
+    validate("plan.schema.json", &doc);
+    assert_eq!(doc["format_version"], "1.0");
+    assert_eq!(doc["session"], "default");
+    assert_eq!(doc["serial"], 0);
+    let first = &doc["resource_changes"][0];
+    assert_eq!(first["address"], "network.lab");
+    assert_eq!(first["type"], "network");
+    assert_eq!(first["change"]["after"]["cidr"], "10.42.0.0/24");
+    let pkg = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "package")
+        .unwrap();
+    assert_eq!(pkg["name"], "fleche");
+    assert_eq!(pkg["index"], "node.edge[0]");
+}
+
+#[test]
+fn detailed_exitcode_and_errors() {
+    let bed = Bed::new(BED);
+    bed.tg(&["plan", "-detailed-exitcode"]).expect_code(2);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    bed.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+    bed.tb
+        .write("broken.tg.hcl", "node \"x\" {\n  image = \n}\n");
+    let r = bed.tg(&["plan", "-detailed-exitcode"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("broken.tg.hcl:"), "{}", r.stderr());
+}
+
+#[test]
+fn saved_plans_show_as_text_and_json_and_apply() {
+    let bed = Bed::new(BED);
+    let r = bed.tg(&["plan", "-out", "p.tgplan"]);
+    r.expect_code(0);
+    assert!(r.stdout().contains("Saved the plan to: p.tgplan"));
+    let text = bed.tg(&["show", "p.tgplan"]);
+    text.expect_code(0);
+    let plan = bed.tg(&["plan"]);
+    assert_eq!(text.stdout(), plan.stdout());
+    let j = bed.tg(&["show", "-json", "p.tgplan"]);
+    j.expect_code(0);
+    validate("plan.schema.json", &json_of(&j));
+    let r = bed.tg(&["apply", "-json", "p.tgplan"]);
+    r.expect_code(0);
+    let doc = json_of(&r);
+    validate("apply.schema.json", &doc);
+    assert_eq!(doc["added"], 6);
+    assert_eq!(doc["success"], true);
+}
+
+#[test]
+fn show_output_and_inventory() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+
+    let s = bed.tg(&["show", "-json"]);
+    s.expect_code(0);
+    let doc = json_of(&s);
+    validate("state.schema.json", &doc);
+    assert_eq!(doc["instances"].as_array().unwrap().len(), 6);
+
+    let o = bed.tg(&["output"]);
+    o.expect_code(0);
+    assert!(
+        o.stdout().contains("secret = (sensitive value)"),
+        "{}",
+        o.stdout()
+    );
+    assert!(!o.stdout().contains("hunter2"));
+    let o = bed.tg(&["output", "secret", "-raw"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout(), "hunter2\n");
+    let o = bed.tg(&["output", "-json"]);
+    o.expect_code(0);
+    let doc = json_of(&o);
+    validate("output.schema.json", &doc);
+    assert_eq!(
+        doc["edge_addresses"]["value"],
+        serde_json::json!(["10.42.0.2", "10.42.0.3"])
+    );
+    let o = bed.tg(&["output", "secrte"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr().contains("did you mean `secret`?"),
+        "{}",
+        o.stderr()
+    );
+
+    let inv = bed.tg(&["inventory", "--list"]);
+    inv.expect_code(0);
+    let doc = json_of(&inv);
+    validate("inventory.schema.json", &doc);
+    assert_eq!(
+        doc["edge"]["hosts"],
+        serde_json::json!(["edge-0", "edge-1"])
+    );
+    assert_eq!(
+        doc["role_edge"]["hosts"],
+        serde_json::json!(["edge-0", "edge-1"])
+    );
+    assert_eq!(
+        doc["platform_double"]["hosts"],
+        serde_json::json!(["edge-0", "edge-1", "origin"])
+    );
+    assert_eq!(
+        doc["_meta"]["hostvars"]["edge-1"]["ansible_host"],
+        "10.42.0.3"
+    );
+    assert_eq!(
+        doc["_meta"]["hostvars"]["edge-1"]["tg_address"],
+        "node.edge[1]"
+    );
+    let same = bed.tg(&["output", "inventory"]);
+    assert_eq!(json_of(&same), doc);
+    let host = bed.tg(&["inventory", "--host", "origin"]);
+    assert_eq!(json_of(&host)["ansible_host"], "10.42.0.4");
+    bed.tg(&["inventory"]).expect_code(1);
+}
+
+#[test]
+fn exec_runs_on_every_matching_node() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let r = bed.tg(&["exec", "node.edge[*]", "--", "echo", "hi"]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout(),
+        "[edge-0] edge-0: echo hi\n[edge-1] edge-1: echo hi\n"
+    );
+    let r = bed.tg(&["exec", "node.origin", "--", "echo", "hi"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout(), "origin: echo hi\n");
+    bed.tg(&["exec", "role=edge", "--", "false"]).expect_code(1);
+    let r = bed.tg(&["exec", "-json", "node.edge", "--", "uptime"]);
+    r.expect_code(0);
+    let doc = json_of(&r);
+    validate("exec.schema.json", &doc);
+    assert_eq!(doc["results"].as_array().unwrap().len(), 2);
+    let r = bed.tg(&["exec", "role=nothing", "--", "true"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("matches no node"), "{}", r.stderr());
+}
+
+#[test]
+fn sessions_are_independent() {
+    let bed = Bed::new(BED);
+    let r = bed.tg(&["init"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("Created session `default`"),
+        "{}",
+        r.stdout()
+    );
+    bed.tg(&["session", "new", "pr-7"]).expect_code(0);
+    bed.tg(&["session", "new", "pr-7"]).expect_code(1);
+    bed.tg(&["--session", "pr-7", "apply", "-auto-approve"])
+        .expect_code(0);
+    // The default session still plans everything.
+    bed.tg(&["plan", "-detailed-exitcode"]).expect_code(2);
+    let l = bed.tg(&["session", "list", "-json"]);
+    l.expect_code(0);
+    let doc = json_of(&l);
+    let names: Vec<&str> = doc["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "pr-7"]);
+    let s = bed.tg(&["session", "show", "pr-7", "-json"]);
+    assert_eq!(json_of(&s)["instances"], 6);
+    let d = bed.tg(&["session", "delete", "pr-7"]);
+    d.expect_code(1);
+    assert!(
+        d.stderr().contains("still records 6 instance(s)"),
+        "{}",
+        d.stderr()
+    );
+    bed.tg(&["--session", "pr-7", "destroy", "-auto-approve"])
+        .expect_code(0);
+    bed.tg(&["session", "delete", "pr-7"]).expect_code(0);
+    bed.tg(&["session", "new", "bad name"]).expect_code(1);
+}
+
+#[test]
+fn state_list_show_rm() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let r = bed.tg(&["state", "list", "node.edge"]);
+    assert_eq!(r.stdout(), "node.edge[0]\nnode.edge[1]\n");
+    let r = bed.tg(&["state", "show", "node.edge[0]"]);
+    r.expect_code(0);
+    assert!(r.stdout().contains("hostname"), "{}", r.stdout());
+    let r = bed.tg(&["state", "rm", "package.fleche"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("Successfully removed 2 instance(s)"),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(bed.state_list().len(), 4);
+    bed.tg(&["state", "rm", "node.nothing"]).expect_code(1);
+    bed.tg(&["force-unlock", "-force", "abc"]).expect_code(1);
+}
+
+#[test]
+fn graph_prints_dot() {
+    let bed = Bed::new(BED);
+    let r = bed.tg(&["graph"]);
+    r.expect_code(0);
+    insta::assert_snapshot!("graph_dot", r.stdout());
+}
+
+#[test]
+fn platform_refusals_name_the_node_and_warnings_show() {
+    let bed = Bed::new(&BED.replace(
+        "node \"origin\" {\n  image      = \"host\"",
+        "node \"origin\" {\n  image      = \"debian:bookworm\"",
+    ));
+    bed.config(serde_json::json!({ "refuse_images": ["debian:bookworm"] }));
+    let r = bed.tg(&["plan"]);
+    r.expect_code(1);
+    let err = r.stderr();
+    assert!(
+        err.contains("error: platform `double` cannot host `node.origin`: the test double refuses image `debian:bookworm`"),
+        "{err}"
+    );
+    assert!(err.contains("main.tg.hcl:"), "{err}");
+
+    bed.config(serde_json::json!({ "warn_images": ["debian:bookworm"] }));
+    let r = bed.tg(&["plan"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains(
+            "warning: node.origin: image `debian:bookworm` is only simulated by the test double"
+        ),
+        "{}",
+        r.stdout()
+    );
+    let j = json_of(&bed.tg(&["plan", "-json"]));
+    assert_eq!(j["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn unknown_platforms_get_a_suggestion() {
+    let bed = Bed::new(&BED.replace(
+        "platform   = \"double\"\n  depends_on",
+        "platform   = \"dubble\"\n  depends_on",
+    ));
+    let r = bed.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("did you mean `double`?"),
+        "{}",
+        r.stderr()
+    );
+}
