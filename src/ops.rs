@@ -35,13 +35,13 @@ pub const TG_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error(transparent)]
-    State(#[from] StateError),
+    State(Box<StateError>),
     /// Problems with the testbed found while planning (render them with the
     /// testbed's source map).
     #[error("the plan has {} error(s)", .0.error_count())]
     Diagnostics(Diagnostics),
     #[error(transparent)]
-    PlanFile(#[from] PlanFileError),
+    PlanFile(Box<PlanFileError>),
     #[error("invalid address `{input}` in `{flag}`: {reason}")]
     BadAddress {
         flag: String,
@@ -55,6 +55,18 @@ pub enum OpsError {
 }
 
 pub type OpsResult<T> = Result<T, OpsError>;
+
+impl From<StateError> for OpsError {
+    fn from(e: StateError) -> Self {
+        OpsError::State(Box::new(e))
+    }
+}
+
+impl From<PlanFileError> for OpsError {
+    fn from(e: PlanFileError) -> Self {
+        OpsError::PlanFile(Box::new(e))
+    }
+}
 
 /// What every operation works with.
 #[derive(Clone)]

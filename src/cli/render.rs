@@ -173,7 +173,10 @@ pub fn lock(
 ) -> CmdResult<Box<dyn crate::state::SessionLock>> {
     let t = parse_duration(timeout).map_err(|e| fail(format!("`-lock-timeout`: {e}")))?;
     c.lock(operation, t).map_err(|e| match e {
-        OpsError::State(crate::state::StateError::Locked { session, holder }) => {
+        OpsError::State(b) if matches!(*b, crate::state::StateError::Locked { .. }) => {
+            let crate::state::StateError::Locked { session, holder } = *b else {
+                unreachable!("matched above")
+            };
             eprintln!("error: session `{session}` is locked, so tg cannot {operation} it now");
             eprintln!();
             eprintln!("  lock id:   {}", holder.id);

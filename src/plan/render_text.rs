@@ -295,9 +295,8 @@ fn attribute_lines(
                 if is_multiline(bv) || is_multiline(av) {
                     let _ = writeln!(
                         out,
-                        "      {} {k:width$} = ({}){mark}",
+                        "      {} {k:width$} = (changed){mark}",
                         p.action(Action::Update, "~"),
-                        "changed"
                     );
                     diff_lines(out, p, &pretty(bv), &pretty(av));
                 } else {

@@ -221,10 +221,10 @@ impl Platform for TestDouble {
     fn check_node(&self, spec: &NodeSpec) -> Capability {
         let cfg = self.config();
         let mut cap = Capability::default();
-        if cfg.refuse_images.iter().any(|i| *i == spec.image) {
+        if cfg.refuse_images.contains(&spec.image) {
             cap.refused = Some(format!("the test double refuses image `{}`", spec.image));
         }
-        if cfg.warn_images.iter().any(|i| *i == spec.image) {
+        if cfg.warn_images.contains(&spec.image) {
             cap.warnings.push(format!(
                 "image `{}` is only simulated by the test double",
                 spec.image

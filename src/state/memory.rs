@@ -37,6 +37,7 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[allow(clippy::result_large_err)] // StateError is the trait's error type
     fn with_session<T>(
         &self,
         name: &str,
