@@ -1,1 +1,174 @@
-fn main() {}
+//! Plan benchmark: a 10,000-node testbed.
+//!
+//! 1. plan against empty state (target: ≤ 1.0 s, ≤ 400 MB peak);
+//! 2. a no-change plan of 10,000 recorded instances with refresh off
+//!    (target: ≤ 1.0 s).
+//!
+//! Loads the testbed from HCL through `config::load`, plans with the library
+//! API (`ops::plan`) against an in-memory store, and prints the figures with
+//! the peak resident memory (`VmHWM` from `/proc/self/status`). Run with
+//! `cargo bench --bench plan`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tg::apply::NoHook;
+use tg::config::{LoadOptions, Prior};
+use tg::ops::{self, Context, PlanOptions};
+use tg::platform::registry::Registry;
+use tg::platform::testdouble::TestDouble;
+use tg::state::memory::MemoryStore;
+use tg::state::{InstanceRecord, InstanceStatus, Snapshot, StateStore};
+
+const NODES: usize = 10_000;
+
+fn vm_hwm_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The config accepts `platform = "double"` only when the test double is on.
+    std::env::set_var(tg::platform::testdouble::ENV_DIR, dir.path().join("double"));
+    std::fs::write(
+        dir.path().join("bench.tg.hcl"),
+        format!(
+            r#"
+network "lab" {{
+  cidr = "10.64.0.0/16"
+}}
+
+node "n" {{
+  count    = {NODES}
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+  labels   = {{ role = "bench" }}
+}}
+"#
+        ),
+    )
+    .expect("write testbed");
+
+    let t = Instant::now();
+    let (testbed, _) = tg::config::load(&LoadOptions {
+        dir: dir.path().to_path_buf(),
+        prior: Prior::default(),
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            tg::diagnostics::render_all(&e.diagnostics, &e.sources)
+        )
+    });
+    let load = t.elapsed();
+    assert_eq!(testbed.instances.len(), NODES + 1);
+
+    let mut registry = Registry::new();
+    registry.register(Arc::new(TestDouble::new(dir.path().join("double"))));
+    let store = MemoryStore::new();
+    let ctx = Context {
+        store: Arc::new(store.clone()),
+        registry,
+        session: "bench".into(),
+        testbed_dir: dir.path().to_path_buf(),
+        hook: Arc::new(NoHook),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let t = Instant::now();
+    let plan = rt
+        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+        .expect("plan");
+    let empty = t.elapsed();
+    assert_eq!(plan.summary().add, NODES + 1);
+    let text = Instant::now();
+    let rendered = tg::plan::render_text::render_plan(&plan, Default::default());
+    let render = text.elapsed();
+    let hwm_empty = vm_hwm_mib();
+
+    // Record every instance as applied, then plan again without refresh.
+    let mut snap = Snapshot {
+        lineage: plan.lineage.clone(),
+        ..Snapshot::default()
+    };
+    for c in &plan.changes {
+        snap.instances.insert(
+            c.address.clone(),
+            InstanceRecord {
+                address: c.address.clone(),
+                platform: c.platform.clone(),
+                status: InstanceStatus::Ready,
+                spec: c.after.clone().expect("create has an after"),
+                private: serde_json::Value::Null,
+                dependencies: c.depends_on.clone(),
+                attributes: c.attributes.clone(),
+            },
+        );
+    }
+    store.import("bench", &snap).expect("import");
+    let t = Instant::now();
+    let noop = rt
+        .block_on(ops::plan(
+            &ctx,
+            &testbed,
+            &PlanOptions {
+                refresh: false,
+                ..PlanOptions::default()
+            },
+        ))
+        .expect("plan");
+    let nochange = t.elapsed();
+    assert!(!noop.has_changes());
+    let t = Instant::now();
+    let refreshed = rt
+        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+        .expect("plan");
+    let with_refresh = t.elapsed();
+    // The double's objects do not exist, so everything is drift here.
+    assert_eq!(refreshed.drift.len(), NODES + 1);
+
+    println!("plan benchmark, {NODES} nodes + 1 network");
+    println!(
+        "  config::load (HCL, IPAM):            {:>8.3} s",
+        load.as_secs_f64()
+    );
+    println!(
+        "  plan, empty state:                   {:>8.3} s   (target <= 1.0 s)",
+        empty.as_secs_f64()
+    );
+    println!(
+        "  render text ({:>5} KiB):             {:>8.3} s",
+        rendered.len() / 1024,
+        render.as_secs_f64()
+    );
+    println!(
+        "  peak memory after first plan (VmHWM): {:>7.1} MiB (target <= 400 MB)",
+        hwm_empty
+    );
+    println!(
+        "  plan, no changes, -refresh=false:    {:>8.3} s   (target <= 1.0 s)",
+        nochange.as_secs_f64()
+    );
+    println!(
+        "  plan, 10,001 refresh reads:          {:>8.3} s",
+        with_refresh.as_secs_f64()
+    );
+    println!(
+        "  peak memory at the end (VmHWM):      {:>8.1} MiB",
+        vm_hwm_mib()
+    );
+}

@@ -31,6 +31,8 @@ pub enum GraphError {
 pub struct InstanceGraph {
     graph: DiGraph<InstanceAddr, ()>,
     index: HashMap<InstanceAddr, NodeIndex>,
+    /// Edges present, for constant-time duplicate checks.
+    edges: std::collections::HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl InstanceGraph {
@@ -79,7 +81,7 @@ impl InstanceGraph {
     /// Record that `dependent` needs `dependency`; ignored when either is unknown.
     pub fn add_edge(&mut self, dependency: &InstanceAddr, dependent: &InstanceAddr) {
         if let (Some(&a), Some(&b)) = (self.index.get(dependency), self.index.get(dependent)) {
-            if a != b && self.graph.find_edge(a, b).is_none() {
+            if a != b && self.edges.insert((a, b)) {
                 self.graph.add_edge(a, b, ());
             }
         }

@@ -206,8 +206,9 @@ pub async fn walk(
         }
     }
     let mut waiting: Vec<usize> = vec![0; ops.len()];
+    let mut seen = std::collections::HashSet::new();
     for (a, b) in edges {
-        if a != b && !ops[a].next.contains(&b) {
+        if a != b && seen.insert((a, b)) {
             ops[a].next.push(b);
             waiting[b] += 1;
         }
