@@ -116,14 +116,28 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
     BlockSchema {
         kind: "profile",
         labels: &["name"],
-        attrs: Some(&["image", "cpus", "memory", "labels", "platform", "description"]),
+        attrs: Some(&[
+            "image",
+            "cpus",
+            "memory",
+            "labels",
+            "platform",
+            "description",
+        ]),
         required: &[],
         blocks: &[],
     },
     BlockSchema {
         kind: "network",
         labels: &["name"],
-        attrs: Some(&["cidr", "nat", "count", "for_each", "depends_on", "description"]),
+        attrs: Some(&[
+            "cidr",
+            "nat",
+            "count",
+            "for_each",
+            "depends_on",
+            "description",
+        ]),
         required: &[],
         blocks: &[&LIFECYCLE],
     },
@@ -131,8 +145,19 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
         kind: "node",
         labels: &["name"],
         attrs: Some(&[
-            "count", "for_each", "profile", "image", "cpus", "memory", "network", "networks",
-            "platform", "labels", "address", "depends_on", "description",
+            "count",
+            "for_each",
+            "profile",
+            "image",
+            "cpus",
+            "memory",
+            "network",
+            "networks",
+            "platform",
+            "labels",
+            "address",
+            "depends_on",
+            "description",
         ]),
         required: &[],
         blocks: &[&LIFECYCLE],
@@ -140,7 +165,14 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
     BlockSchema {
         kind: "package",
         labels: &["name"],
-        attrs: Some(&["version", "source", "deb", "on", "depends_on", "description"]),
+        attrs: Some(&[
+            "version",
+            "source",
+            "deb",
+            "on",
+            "depends_on",
+            "description",
+        ]),
         required: &[],
         blocks: &[&REQUIRES, &LIFECYCLE],
     },
@@ -154,7 +186,13 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
     BlockSchema {
         kind: "platform",
         labels: &["driver", "name"],
-        attrs: Some(&["user", "identity_file", "known_hosts", "port", "max_parallelism"]),
+        attrs: Some(&[
+            "user",
+            "identity_file",
+            "known_hosts",
+            "port",
+            "max_parallelism",
+        ]),
         required: &[],
         blocks: &[&POOL_HOST],
     },
@@ -172,9 +210,9 @@ pub fn span_of(file: FileId, item: &impl hcl_edit::Span) -> Span {
 }
 
 /// Decode a parsed file's body against the top-level schema.
-pub fn decode_body(file: FileId, body: &Body, diags: &mut Diagnostics) -> Vec<RawBlock> {
+pub fn decode_body(file: FileId, body: Body, diags: &mut Diagnostics) -> Vec<RawBlock> {
     let mut out = Vec::new();
-    for structure in body.iter() {
+    for structure in body {
         match structure {
             Structure::Attribute(a) => {
                 diags.push(
@@ -201,7 +239,11 @@ pub fn decode_body(file: FileId, body: &Body, diags: &mut Diagnostics) -> Vec<Ra
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help(format!(
                                 "expected one of: {}",
-                                TOP_LEVEL.iter().map(|s| s.kind).collect::<Vec<_>>().join(", ")
+                                TOP_LEVEL
+                                    .iter()
+                                    .map(|s| s.kind)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )),
                         };
                         diags.push(d);
@@ -227,11 +269,11 @@ fn header_span(file: FileId, b: &Block) -> Span {
 
 fn decode_block(
     file: FileId,
-    b: &Block,
+    b: Block,
     schema: &BlockSchema,
     diags: &mut Diagnostics,
 ) -> Option<RawBlock> {
-    let span = header_span(file, b);
+    let span = header_span(file, &b);
     let kind = schema.kind;
     let labels: Vec<String> = b
         .labels
@@ -283,10 +325,11 @@ fn decode_block(
         attrs: IndexMap::new(),
         blocks: Vec::new(),
     };
-    for structure in b.body.iter() {
+    for structure in b.body {
         match structure {
             Structure::Attribute(a) => {
-                let name = a.key.as_str();
+                let name = a.key.as_str().to_string();
+                let name = name.as_str();
                 if let Some(allowed) = schema.attrs {
                     if !allowed.contains(&name) {
                         let mut d = Diagnostic::error(format!(
@@ -295,7 +338,9 @@ fn decode_block(
                         .at(span_of(file, &a.key));
                         d = match did_you_mean(name, allowed.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None => d.help(format!("a `{kind}` block takes: {}", allowed.join(", "))),
+                            None => {
+                                d.help(format!("a `{kind}` block takes: {}", allowed.join(", ")))
+                            }
                         };
                         diags.push(d);
                         continue;
@@ -310,13 +355,15 @@ fn decode_block(
                     );
                     continue;
                 }
+                let span = span_of(file, &a);
+                let expr_span = span_of(file, &a.value);
                 raw.attrs.insert(
                     name.to_string(),
                     RawAttr {
                         name: name.to_string(),
-                        expr: a.value.clone(),
-                        span: span_of(file, a),
-                        expr_span: span_of(file, &a.value),
+                        expr: a.value,
+                        span,
+                        expr_span,
                     },
                 );
             }
@@ -345,7 +392,9 @@ fn decode_block(
                             )),
                         };
                         if schema.attrs.is_some_and(|a| a.contains(&ikind)) {
-                            d = d.help(format!("`{ikind}` is an attribute: write `{ikind} = {{ ... }}`"));
+                            d = d.help(format!(
+                                "`{ikind}` is an attribute: write `{ikind} = {{ ... }}`"
+                            ));
                         }
                         diags.push(d);
                     }

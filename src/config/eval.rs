@@ -30,14 +30,21 @@ use super::types::{self, VarType};
 use super::{LoadOptions, Prior};
 use crate::addrs::{InstanceAddr, InstanceKey, ResourceKind};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
-use crate::platform::{
-    Interface, NetworkSpec, NodeSpec, PackageSource, PackageSpec, Spec,
-};
+use crate::platform::{Interface, NetworkSpec, NodeSpec, PackageSource, PackageSpec, Spec};
 
 /// Node attributes usable in expressions.
 pub const NODE_ATTRS: &[&str] = &[
-    "id", "name", "hostname", "address", "addresses", "platform", "image", "profile", "labels",
-    "cpus", "memory",
+    "id",
+    "name",
+    "hostname",
+    "address",
+    "addresses",
+    "platform",
+    "image",
+    "profile",
+    "labels",
+    "cpus",
+    "memory",
 ];
 /// Network attributes usable in expressions.
 pub const NETWORK_ATTRS: &[&str] = &["id", "name", "cidr", "nat", "gateway"];
@@ -186,7 +193,23 @@ pub(super) struct Evaluator<'o> {
 }
 
 impl<'o> Evaluator<'o> {
-    pub fn new(opts: &'o LoadOptions, sources: SourceMap, blocks: Vec<RawBlock>) -> Self {
+    pub fn new(opts: &'o LoadOptions, sources: SourceMap, mut blocks: Vec<RawBlock>) -> Self {
+        // A package without `on` describes its implicit node in `requires`:
+        // give it an empty one when absent, so there is always one to read.
+        for b in blocks.iter_mut() {
+            if b.kind == "package"
+                && b.attr("on").is_none()
+                && !b.blocks.iter().any(|nb| nb.kind == "requires")
+            {
+                b.blocks.push(RawBlock {
+                    kind: "requires".into(),
+                    labels: vec![],
+                    span: b.span.clone(),
+                    attrs: IndexMap::new(),
+                    blocks: vec![],
+                });
+            }
+        }
         Evaluator {
             opts,
             sources,
@@ -293,9 +316,14 @@ impl<'o> Evaluator<'o> {
                     for (name, a) in &b.attrs {
                         if let Some((bi, an)) = self.locals.get(name) {
                             let first = blocks[*bi].attrs[an].span.clone();
-                            let d = Diagnostic::error(format!("local value `{name}` is declared twice"))
-                                .at(a.span.clone())
-                                .help(format!("the first is at {}: rename or remove one", self.loc(&first)));
+                            let d = Diagnostic::error(format!(
+                                "local value `{name}` is declared twice"
+                            ))
+                            .at(a.span.clone())
+                            .help(format!(
+                                "the first is at {}: rename or remove one",
+                                self.loc(&first)
+                            ));
                             self.err(d);
                             continue;
                         }
@@ -310,7 +338,14 @@ impl<'o> Evaluator<'o> {
                             .help(format!("merge it with the one at {}", self.loc(first)));
                         self.err(d);
                     } else {
-                        singletons.insert(if other == "testbed" { "testbed" } else { "state" }, b.span.clone());
+                        singletons.insert(
+                            if other == "testbed" {
+                                "testbed"
+                            } else {
+                                "state"
+                            },
+                            b.span.clone(),
+                        );
                     }
                     continue;
                 }
@@ -329,9 +364,7 @@ impl<'o> Evaluator<'o> {
             };
             if let Err(why) = check {
                 let what = match kind {
-                    "network" | "node" => format!(
-                        "invalid {kind} name `{name}`: {why}"
-                    ),
+                    "network" | "node" => format!("invalid {kind} name `{name}`: {why}"),
                     "package" => format!("invalid package name `{name}`: {why}"),
                     _ => format!("invalid {kind} name `{name}`: {why}"),
                 };
@@ -348,7 +381,10 @@ impl<'o> Evaluator<'o> {
                 let first_span = blocks[first].span.clone();
                 let d = Diagnostic::error(format!("{kind} `{name}` is declared twice"))
                     .at(b.span.clone())
-                    .help(format!("the first is at {}: rename or remove one", self.loc(&first_span)));
+                    .help(format!(
+                        "the first is at {}: rename or remove one",
+                        self.loc(&first_span)
+                    ));
                 self.err(d);
                 continue;
             }
@@ -386,24 +422,46 @@ impl<'o> Evaluator<'o> {
             ..NOTHING
         };
         match (block.kind.as_str(), nested) {
-            ("variable", Some("validation")) => Allow { var: true, ..NOTHING },
+            ("variable", Some("validation")) => Allow {
+                var: true,
+                ..NOTHING
+            },
             ("variable", _) => NOTHING,
-            ("locals", _) | ("profile", _) | ("testbed", _) | ("state", _) | ("platform", _) => VARS,
-            ("network", Some("lifecycle")) | ("node", Some("lifecycle")) | ("package", Some("lifecycle")) => NOTHING,
+            ("locals", _) | ("profile", _) | ("testbed", _) | ("state", _) | ("platform", _) => {
+                VARS
+            }
+            ("network", Some("lifecycle"))
+            | ("node", Some("lifecycle"))
+            | ("package", Some("lifecycle")) => NOTHING,
             ("network", _) => match attr {
-                "count" | "for_each" => Allow { network: false, ..VARS },
-                _ => Allow { network: true, ..VARS.merge(rep) },
+                "count" | "for_each" => Allow {
+                    network: false,
+                    ..VARS
+                },
+                _ => Allow {
+                    network: true,
+                    ..VARS.merge(rep)
+                },
             },
             ("node", _) => match attr {
-                "count" | "for_each" => Allow { network: true, ..VARS },
-                "network" | "networks" | "address" => Allow { network: true, ..VARS.merge(rep) },
+                "count" | "for_each" => Allow {
+                    network: true,
+                    ..VARS
+                },
+                "network" | "networks" | "address" => Allow {
+                    network: true,
+                    ..VARS.merge(rep)
+                },
                 _ => Allow {
                     network: true,
                     node: true,
                     ..VARS.merge(rep)
                 },
             },
-            ("package", Some("requires")) => Allow { network: true, ..VARS },
+            ("package", Some("requires")) => Allow {
+                network: true,
+                ..VARS
+            },
             ("package", _) => Allow {
                 network: true,
                 node: true,
@@ -429,7 +487,10 @@ impl<'o> Evaluator<'o> {
                 }
                 if b.kind == "variable" && name == "type" {
                     if let Err(why) = types::parse_type(&a.expr) {
-                        self.err(Diagnostic::error(format!("invalid type: {why}")).at(a.expr_span.clone()));
+                        self.err(
+                            Diagnostic::error(format!("invalid type: {why}"))
+                                .at(a.expr_span.clone()),
+                        );
                     }
                     continue;
                 }
@@ -449,7 +510,8 @@ impl<'o> Evaluator<'o> {
         let found = refs::scan(a.expr_span.file, &a.expr);
         for call in &found.calls {
             if !functions::NAMES.contains(&call.name.as_str()) {
-                let mut d = Diagnostic::error(format!("unknown function `{}`", call.name)).at(call.span.clone());
+                let mut d = Diagnostic::error(format!("unknown function `{}`", call.name))
+                    .at(call.span.clone());
                 d = match did_you_mean(&call.name, functions::NAMES.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("see the list of functions in docs/language.md"),
@@ -464,11 +526,21 @@ impl<'o> Evaluator<'o> {
         }
     }
 
-    fn check_ref(&self, block: &RawBlock, attr: &str, r: &Reference, allow: Allow) -> Option<Diagnostic> {
+    fn check_ref(
+        &self,
+        block: &RawBlock,
+        attr: &str,
+        r: &Reference,
+        allow: Allow,
+    ) -> Option<Diagnostic> {
         let here = if block.labels.is_empty() {
             format!("a `{}` block", block.kind)
         } else {
-            format!("{} `{}`", block.kind, block.labels.last().cloned().unwrap_or_default())
+            format!(
+                "{} `{}`",
+                block.kind,
+                block.labels.last().cloned().unwrap_or_default()
+            )
         };
         let not_here = |what: &str, why: &str| {
             Some(
@@ -485,10 +557,17 @@ impl<'o> Evaluator<'o> {
             "package" => ("package", allow.package, PACKAGE_ATTRS),
             "count" => {
                 if !allow.count {
-                    return not_here("count", "`count.index` is only known in a block that sets `count`");
+                    return not_here(
+                        "count",
+                        "`count.index` is only known in a block that sets `count`",
+                    );
                 }
                 if r.name.as_deref() != Some("index") {
-                    return Some(Diagnostic::error("`count` only has the attribute `index`").at(r.span.clone()).help("write `count.index`"));
+                    return Some(
+                        Diagnostic::error("`count` only has the attribute `index`")
+                            .at(r.span.clone())
+                            .help("write `count.index`"),
+                    );
                 }
                 return None;
             }
@@ -497,13 +576,19 @@ impl<'o> Evaluator<'o> {
                     return not_here("each", "`each.key` and `each.value` are only known in a block that sets `for_each`");
                 }
                 if !matches!(r.name.as_deref(), Some("key") | Some("value")) {
-                    return Some(Diagnostic::error("`each` only has the attributes `key` and `value`").at(r.span.clone()));
+                    return Some(
+                        Diagnostic::error("`each` only has the attributes `key` and `value`")
+                            .at(r.span.clone()),
+                    );
                 }
                 return None;
             }
             other => {
-                let roots = ["var", "local", "network", "node", "package", "count", "each"];
-                let mut d = Diagnostic::error(format!("unknown reference `{other}`")).at(r.span.clone());
+                let roots = [
+                    "var", "local", "network", "node", "package", "count", "each",
+                ];
+                let mut d =
+                    Diagnostic::error(format!("unknown reference `{other}`")).at(r.span.clone());
                 d = match did_you_mean(other, roots) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("references start with `var.`, `local.`, `network.`, `node.` or `package.`; a string needs quotes"),
@@ -525,7 +610,9 @@ impl<'o> Evaluator<'o> {
                 self.is_declared("node", name)
                     || self.names_of("package").iter().any(|p| {
                         implicit_node_name(p) == *name
-                            && self.declared["package"].get(p).is_some_and(|&bi| self.blocks[bi].attr("on").is_none())
+                            && self.declared["package"]
+                                .get(p)
+                                .is_some_and(|&bi| self.blocks[bi].attr("on").is_none())
                     })
             }
             k => self.is_declared(k, name),
@@ -536,10 +623,13 @@ impl<'o> Evaluator<'o> {
             } else {
                 self.names_of(kind)
             };
-            let mut d = Diagnostic::error(format!("unknown {kind} `{}.{name}`", r.root)).at(r.span.clone());
+            let mut d =
+                Diagnostic::error(format!("unknown {kind} `{}.{name}`", r.root)).at(r.span.clone());
             d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
                 Some(s) => d.help(format!("did you mean `{}.{s}`?", r.root)),
-                None if candidates.is_empty() => d.help(format!("no {kind} is declared: declare it first")),
+                None if candidates.is_empty() => {
+                    d.help(format!("no {kind} is declared: declare it first"))
+                }
                 None => d.help(format!("declared: {}", candidates.join(", "))),
             };
             return Some(d);
@@ -555,7 +645,8 @@ impl<'o> Evaluator<'o> {
         }
         if let Some(at) = &r.attr {
             if !attrs.is_empty() && !attrs.contains(&at.as_str()) {
-                let mut d = Diagnostic::error(format!("a {kind} has no attribute `{at}`")).at(r.span.clone());
+                let mut d = Diagnostic::error(format!("a {kind} has no attribute `{at}`"))
+                    .at(r.span.clone());
                 d = match did_you_mean(at, attrs.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help(format!("a {kind} has: {}", attrs.join(", "))),
@@ -583,9 +674,12 @@ impl<'o> Evaluator<'o> {
                     };
                     if !matches!(r.root.as_str(), "network" | "node" | "package") {
                         self.err(
-                            Diagnostic::error(format!("`depends_on` takes resources, found `{}`", r.root))
-                                .at(r.span.clone())
-                                .help("list networks, nodes or packages, such as `node.edge`"),
+                            Diagnostic::error(format!(
+                                "`depends_on` takes resources, found `{}`",
+                                r.root
+                            ))
+                            .at(r.span.clone())
+                            .help("list networks, nodes or packages, such as `node.edge`"),
                         );
                         continue;
                     }
@@ -604,7 +698,10 @@ impl<'o> Evaluator<'o> {
     fn block_graph(&self) -> (Vec<(String, Span)>, Vec<Vec<usize>>) {
         let mut ids: IndexMap<String, Span> = IndexMap::new();
         for (name, (bi, an)) in &self.locals {
-            ids.insert(format!("local.{name}"), self.blocks[*bi].attrs[an].span.clone());
+            ids.insert(
+                format!("local.{name}"),
+                self.blocks[*bi].attrs[an].span.clone(),
+            );
         }
         for kind in ["network", "node", "package"] {
             if let Some(m) = self.declared(kind) {
@@ -640,11 +737,16 @@ impl<'o> Evaluator<'o> {
             }
         }
         for kind in ["network", "node", "package"] {
-            let Some(m) = self.declared(kind) else { continue };
+            let Some(m) = self.declared(kind) else {
+                continue;
+            };
             for (name, &bi) in m {
                 let from = format!("{kind}.{name}");
                 let b = &self.blocks[bi];
-                let attrs = b.attrs.values().chain(b.blocks.iter().flat_map(|nb| nb.attrs.values()));
+                let attrs = b
+                    .attrs
+                    .values()
+                    .chain(b.blocks.iter().flat_map(|nb| nb.attrs.values()));
                 for a in attrs {
                     if a.name == "depends_on" {
                         if let Ok(list) = refs::static_list(a.expr_span.file, &a.expr) {
@@ -695,6 +797,13 @@ impl<'o> Evaluator<'o> {
 
     /// Evaluate one attribute with what it may see; errors become diagnostics.
     fn eval(&mut self, a: &RawAttr, rep: &Repetition) -> Option<Value> {
+        // Fast paths for what most attributes are: literals and `network.NAME`.
+        if let Some(v) = literal_value(&a.expr) {
+            return Some(v);
+        }
+        if let Some(v) = self.simple_network_ref(&a.expr) {
+            return Some(v);
+        }
         let found = refs::scan(a.expr_span.file, &a.expr);
         let expr = hcl::Expression::from(a.expr.clone());
         if found.is_static() {
@@ -754,9 +863,7 @@ impl<'o> Evaluator<'o> {
             m.insert("value".to_string(), v.clone());
             ctx.declare_var("each", Value::Object(m));
         }
-        if !found.calls.is_empty() {
-            functions::declare_all(&mut ctx);
-        }
+        functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
         let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
         match result {
             Ok(v) => Some(v),
@@ -764,6 +871,28 @@ impl<'o> Evaluator<'o> {
                 self.err(eval_error(a, &e));
                 None
             }
+        }
+    }
+
+    /// `network.NAME` of a network without count/for_each.
+    fn simple_network_ref(&self, e: &hcl_edit::expr::Expression) -> Option<Value> {
+        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
+        let E::Traversal(t) = e else { return None };
+        let E::Variable(root) = &t.expr else {
+            return None;
+        };
+        if root.as_str() != "network" || t.operators.len() != 1 {
+            return None;
+        }
+        let Op::GetAttr(name) = t.operators[0].value() else {
+            return None;
+        };
+        match self
+            .expansions
+            .get(&(ResourceKind::Network, name.as_str().to_string()))?
+        {
+            Expansion::Single => self.network_value(name.as_str()),
+            _ => None,
         }
     }
 
@@ -792,8 +921,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_string(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<String> {
-        let a = b.attr(name)?.clone();
-        self.eval_typed(&a, rep, "a string", |v| match v {
+        let a = b.attr(name)?;
+        self.eval_typed(a, rep, "a string", |v| match v {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
@@ -801,18 +930,21 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_bool(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<bool> {
-        let a = b.attr(name)?.clone();
-        self.eval_typed(&a, rep, "true or false", |v| v.as_bool())
+        let a = b.attr(name)?;
+        self.eval_typed(a, rep, "true or false", |v| v.as_bool())
     }
 
     fn eval_labels(&mut self, b: &RawBlock, rep: &Repetition) -> Option<BTreeMap<String, String>> {
-        let a = b.attr("labels")?.clone();
-        let v = self.eval(&a, rep)?;
+        let a = b.attr("labels")?;
+        let v = self.eval(a, rep)?;
         let Value::Object(o) = v else {
             self.err(
-                Diagnostic::error(format!("`labels` must be a map of strings, found {}", types::describe(&v)))
-                    .at(a.expr_span.clone())
-                    .help("write `labels = { role = \"edge\" }`"),
+                Diagnostic::error(format!(
+                    "`labels` must be a map of strings, found {}",
+                    types::describe(&v)
+                ))
+                .at(a.expr_span.clone())
+                .help("write `labels = { role = \"edge\" }`"),
             );
             return None;
         };
@@ -824,14 +956,19 @@ impl<'o> Evaluator<'o> {
                 Value::Bool(b) => b.to_string(),
                 other => {
                     self.err(
-                        Diagnostic::error(format!("label `{k}` must be a string, found {}", types::describe(&other)))
-                            .at(a.expr_span.clone()),
+                        Diagnostic::error(format!(
+                            "label `{k}` must be a string, found {}",
+                            types::describe(&other)
+                        ))
+                        .at(a.expr_span.clone()),
                     );
                     return None;
                 }
             };
             if k.is_empty()
-                || !k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
             {
                 self.err(
                     Diagnostic::error(format!("invalid label key `{k}`"))
@@ -846,15 +983,21 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_cpus(&mut self, b: &RawBlock, rep: &Repetition) -> Option<f64> {
-        let a = b.attr("cpus")?.clone();
-        let v = self.eval(&a, rep)?;
-        match v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+        let a = b.attr("cpus")?;
+        let v = self.eval(a, rep)?;
+        match v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
             Some(c) if c > 0.0 && c <= 4096.0 => Some(c),
             _ => {
                 self.err(
-                    Diagnostic::error(format!("`cpus` must be a positive number, found {}", types::describe(&v)))
-                        .at(a.expr_span.clone())
-                        .help("write `cpus = 1` or `cpus = 0.5`"),
+                    Diagnostic::error(format!(
+                        "`cpus` must be a positive number, found {}",
+                        types::describe(&v)
+                    ))
+                    .at(a.expr_span.clone())
+                    .help("write `cpus = 1` or `cpus = 0.5`"),
                 );
                 None
             }
@@ -862,8 +1005,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_memory(&mut self, b: &RawBlock, rep: &Repetition) -> Option<u64> {
-        let a = b.attr("memory")?.clone();
-        let v = self.eval(&a, rep)?;
+        let a = b.attr("memory")?;
+        let v = self.eval(a, rep)?;
         let parsed = match &v {
             Value::Number(n) => n.as_u64().filter(|m| *m > 0),
             Value::String(s) => parse_memory(s),
@@ -871,9 +1014,12 @@ impl<'o> Evaluator<'o> {
         };
         if parsed.is_none() {
             self.err(
-                Diagnostic::error(format!("`memory` must be a size such as \"512MiB\" or \"2GiB\", found {}", types::describe(&v)))
-                    .at(a.expr_span.clone())
-                    .help("units: KiB, MiB, GiB, TiB (also K, M, G, T); a bare number means MiB"),
+                Diagnostic::error(format!(
+                    "`memory` must be a size such as \"512MiB\" or \"2GiB\", found {}",
+                    types::describe(&v)
+                ))
+                .at(a.expr_span.clone())
+                .help("units: KiB, MiB, GiB, TiB (also K, M, G, T); a bare number means MiB"),
             );
         }
         parsed
@@ -885,7 +1031,7 @@ impl<'o> Evaluator<'o> {
         let blocks = self.blocks.clone();
         let decls = self.declared("variable").cloned().unwrap_or_default();
         let mut values: BTreeMap<String, (String, String)> = BTreeMap::new(); // name -> (raw, source)
-        // TG_VAR_name < -var-file < -var
+                                                                              // TG_VAR_name < -var-file < -var
         for (k, v) in std::env::vars() {
             if let Some(name) = k.strip_prefix("TG_VAR_") {
                 if decls.contains_key(name) {
@@ -908,7 +1054,9 @@ impl<'o> Evaluator<'o> {
             };
             let name = name.trim();
             if !decls.contains_key(name) {
-                let mut d = Diagnostic::error(format!("`-var {name}=...`: no variable `{name}` is declared"));
+                let mut d = Diagnostic::error(format!(
+                    "`-var {name}=...`: no variable `{name}` is declared"
+                ));
                 d = match did_you_mean(name, decls.keys().map(String::as_str)) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("declare it with a `variable` block"),
@@ -937,7 +1085,10 @@ impl<'o> Evaluator<'o> {
                 self.var_raw.insert(name.clone(), raw.clone());
                 (Some(raw_value(raw, &ty)), origin.clone())
             } else if let Some(a) = b.attr("default").cloned() {
-                (self.eval(&a, &Repetition::default()), "its default".to_string())
+                (
+                    self.eval(&a, &Repetition::default()),
+                    "its default".to_string(),
+                )
             } else {
                 self.err(
                     Diagnostic::error(format!("variable `{name}` has no value"))
@@ -954,11 +1105,17 @@ impl<'o> Evaluator<'o> {
                     self.var_values.insert(name.clone(), v);
                 }
                 Err(why) => {
-                    let at = b.attr("default").filter(|_| origin == "its default").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
+                    let at = b
+                        .attr("default")
+                        .filter(|_| origin == "its default")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone());
                     self.err(
-                        Diagnostic::error(format!("invalid value for variable `{name}` (from {origin}): {why}"))
-                            .at(at)
-                            .help(format!("the variable's type is {ty}")),
+                        Diagnostic::error(format!(
+                            "invalid value for variable `{name}` (from {origin}): {why}"
+                        ))
+                        .at(at)
+                        .help(format!("the variable's type is {ty}")),
                     );
                 }
             }
@@ -973,7 +1130,9 @@ impl<'o> Evaluator<'o> {
                     continue;
                 };
                 let (cond, msg) = (cond.clone(), msg.clone());
-                let Some(ok) = self.eval(&cond, &Repetition::default()) else { continue };
+                let Some(ok) = self.eval(&cond, &Repetition::default()) else {
+                    continue;
+                };
                 match ok {
                     Value::Bool(true) => {}
                     Value::Bool(false) => {
@@ -984,18 +1143,26 @@ impl<'o> Evaluator<'o> {
                         let shown = if self.sensitive_vars.contains(name) {
                             "(sensitive value)".to_string()
                         } else {
-                            self.var_values.get(name).map(|v| v.to_string()).unwrap_or_default()
+                            self.var_values
+                                .get(name)
+                                .map(|v| v.to_string())
+                                .unwrap_or_default()
                         };
                         self.err(
-                            Diagnostic::error(format!("invalid value for variable `{name}`: {text}"))
-                                .at(cond.expr_span.clone())
-                                .detail(format!("the value is {shown}"))
-                                .help("change the value, or the validation's condition"),
+                            Diagnostic::error(format!(
+                                "invalid value for variable `{name}`: {text}"
+                            ))
+                            .at(cond.expr_span.clone())
+                            .detail(format!("the value is {shown}"))
+                            .help("change the value, or the validation's condition"),
                         );
                     }
                     other => self.err(
-                        Diagnostic::error(format!("a validation `condition` must be true or false, found {}", types::describe(&other)))
-                            .at(cond.expr_span.clone()),
+                        Diagnostic::error(format!(
+                            "a validation `condition` must be true or false, found {}",
+                            types::describe(&other)
+                        ))
+                        .at(cond.expr_span.clone()),
                     ),
                 }
             }
@@ -1008,10 +1175,15 @@ impl<'o> Evaluator<'o> {
         decls: &IndexMap<String, usize>,
         out: &mut BTreeMap<String, (Value, Span)>,
     ) {
-        let full = if path.is_absolute() { path.clone() } else { self.opts.cwd_or_dir().join(path) };
+        let full = if path.is_absolute() {
+            path.clone()
+        } else {
+            self.opts.cwd_or_dir().join(path)
+        };
         let shown = path.clone();
         let mut diags = Diagnostics::default();
-        let Some(id) = super::source::read_source(&full, shown, &mut self.sources, &mut diags) else {
+        let Some(id) = super::source::read_source(&full, shown, &mut self.sources, &mut diags)
+        else {
             self.diags.extend(diags);
             return;
         };
@@ -1029,7 +1201,10 @@ impl<'o> Evaluator<'o> {
                     let name = a.key.as_str().to_string();
                     let span = super::decode::span_of(id, &a.key);
                     if !decls.contains_key(&name) {
-                        let mut d = Diagnostic::warning(format!("`{name}` is set but no variable `{name}` is declared")).at(span);
+                        let mut d = Diagnostic::warning(format!(
+                            "`{name}` is set but no variable `{name}` is declared"
+                        ))
+                        .at(span);
                         if let Some(s) = did_you_mean(&name, decls.keys().map(String::as_str)) {
                             d = d.help(format!("did you mean `{s}`?"));
                         }
@@ -1070,7 +1245,11 @@ impl<'o> Evaluator<'o> {
     fn eval_locals(&mut self) {
         let names: Vec<String> = self.locals.keys().cloned().collect();
         // Order by references among locals (cycles were ruled out).
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut edges = vec![Vec::new(); names.len()];
         for (i, n) in names.iter().enumerate() {
             let (bi, an) = &self.locals[n];
@@ -1183,10 +1362,18 @@ impl<'o> Evaluator<'o> {
         }
     }
 
-    fn resource_value(&self, kind: ResourceKind, name: &str, objects: &[(InstanceKey, Value)]) -> Option<Value> {
+    fn resource_value(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+        objects: &[(InstanceKey, Value)],
+    ) -> Option<Value> {
         let exp = self.expansions.get(&(kind, name.to_string()))?;
         Some(match exp {
-            Expansion::Single => objects.first().map(|(_, v)| v.clone()).unwrap_or(Value::Null),
+            Expansion::Single => objects
+                .first()
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Value::Null),
             Expansion::Count(_) => Value::Array(objects.iter().map(|(_, v)| v.clone()).collect()),
             Expansion::ForEach(_) => Value::Object(
                 objects
@@ -1214,7 +1401,12 @@ impl<'o> Evaluator<'o> {
         let idx = self.node_resource.get(name)?;
         let objs: Vec<(InstanceKey, Value)> = idx
             .iter()
-            .map(|&i| (self.nodes[i].addr.key.clone(), Value::Object(self.nodes[i].object.clone())))
+            .map(|&i| {
+                (
+                    self.nodes[i].addr.key.clone(),
+                    Value::Object(self.nodes[i].object.clone()),
+                )
+            })
             .collect();
         self.resource_value(ResourceKind::Node, name, &objs)
     }
@@ -1226,7 +1418,11 @@ impl<'o> Evaluator<'o> {
         let decls = self.declared("network").cloned().unwrap_or_default();
         // Order networks by their references to each other.
         let names: Vec<&String> = decls.keys().collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut edges = vec![Vec::new(); names.len()];
         for (i, n) in names.iter().enumerate() {
             for a in blocks[decls[*n]].attrs.values() {
@@ -1246,28 +1442,38 @@ impl<'o> Evaluator<'o> {
             let bi = decls[&name];
             let b = &blocks[bi];
             let Some(exp) = self.expand(b) else { continue };
-            self.expansions.insert((ResourceKind::Network, name.clone()), exp.clone());
+            self.expansions
+                .insert((ResourceKind::Network, name.clone()), exp.clone());
             let prevent = self.prevent_destroy(b);
             for (key, rep) in exp.instances() {
                 let addr = InstanceAddr::new(ResourceKind::Network, name.clone(), key);
                 let host = addr.host_name();
-                let cidr_span = b.attr("cidr").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
+                let cidr_span = b
+                    .attr("cidr")
+                    .map(|a| a.expr_span.clone())
+                    .unwrap_or(b.span.clone());
                 let cidr = match b.attr("cidr").cloned() {
-                    Some(a) => match self.eval(&a, &rep) {
-                        Some(Value::String(s)) => match parse_cidr(&s) {
-                            Ok(c) => Some(c),
-                            Err(why) => {
-                                self.err(Diagnostic::error(format!("invalid CIDR `{s}`: {why}")).at(a.expr_span.clone()).help("write it as `10.42.0.0/24`"));
+                    Some(a) => {
+                        match self.eval(&a, &rep) {
+                            Some(Value::String(s)) => match parse_cidr(&s) {
+                                Ok(c) => Some(c),
+                                Err(why) => {
+                                    self.err(
+                                        Diagnostic::error(format!("invalid CIDR `{s}`: {why}"))
+                                            .at(a.expr_span.clone())
+                                            .help("write it as `10.42.0.0/24`"),
+                                    );
+                                    continue;
+                                }
+                            },
+                            Some(Value::Null) => None,
+                            Some(other) => {
+                                self.err(Diagnostic::error(format!("`cidr` must be a string such as \"10.42.0.0/24\", found {}", types::describe(&other))).at(a.expr_span.clone()));
                                 continue;
                             }
-                        },
-                        Some(Value::Null) => None,
-                        Some(other) => {
-                            self.err(Diagnostic::error(format!("`cidr` must be a string such as \"10.42.0.0/24\", found {}", types::describe(&other))).at(a.expr_span.clone()));
-                            continue;
+                            None => continue,
                         }
-                        None => continue,
-                    },
+                    }
                     None => None,
                 };
                 let nat = self.eval_bool(b, "nat", &rep).unwrap_or(false);
@@ -1290,10 +1496,15 @@ impl<'o> Evaluator<'o> {
             }
         }
         // Overlaps among fixed CIDRs.
-        let fixed: Vec<usize> = (0..self.nets.len()).filter(|&i| self.nets[i].cidr.is_some()).collect();
+        let fixed: Vec<usize> = (0..self.nets.len())
+            .filter(|&i| self.nets[i].cidr.is_some())
+            .collect();
         for (x, &i) in fixed.iter().enumerate() {
             for &j in &fixed[..x] {
-                let (a, b) = (self.nets[j].cidr.unwrap_or_default(), self.nets[i].cidr.unwrap_or_default());
+                let (a, b) = (
+                    self.nets[j].cidr.unwrap_or_default(),
+                    self.nets[i].cidr.unwrap_or_default(),
+                );
                 if ipam::overlaps(&a, &b) {
                     let d = Diagnostic::error(format!(
                         "network `{}` ({b}) overlaps network `{}` ({a})",
@@ -1309,16 +1520,25 @@ impl<'o> Evaluator<'o> {
         pending.sort_by_key(|&i| (self.nets[i].block, i));
         let mut taken: Vec<Ipv4Net> = self.nets.iter().filter_map(|n| n.cidr).collect();
         for i in pending {
-            let prior = self.opts.prior.network_cidrs.get(&self.nets[i].addr).copied();
+            let prior = self
+                .opts
+                .prior
+                .network_cidrs
+                .get(&self.nets[i].addr)
+                .copied();
             match ipam::pick_pool_cidr(&taken, prior) {
                 Some(c) => {
                     taken.push(c);
                     self.nets[i].cidr = Some(c);
                 }
                 None => {
-                    let d = Diagnostic::error(format!("no free /24 left in the pool {} for network `{}`", ipam::POOL, self.nets[i].addr))
-                        .at(self.nets[i].cidr_span.clone())
-                        .help("give the network a `cidr`");
+                    let d = Diagnostic::error(format!(
+                        "no free /24 left in the pool {} for network `{}`",
+                        ipam::POOL,
+                        self.nets[i].addr
+                    ))
+                    .at(self.nets[i].cidr_span.clone())
+                    .help("give the network a `cidr`");
                     self.err(d);
                 }
             }
@@ -1326,16 +1546,22 @@ impl<'o> Evaluator<'o> {
     }
 
     fn prevent_destroy(&mut self, b: &RawBlock) -> bool {
-        let lc: Vec<RawBlock> = b.blocks_of("lifecycle").cloned().collect();
-        lc.iter().any(|l| self.eval_bool(l, "prevent_destroy", &Repetition::default()) == Some(true))
+        b.blocks_of("lifecycle")
+            .any(|l| self.eval_bool(l, "prevent_destroy", &Repetition::default()) == Some(true))
     }
 
     fn static_depends_on(&self, b: &RawBlock) -> Vec<InstanceAddr> {
-        let Some(a) = b.attr("depends_on") else { return Vec::new() };
-        let Ok(list) = refs::static_list(a.expr_span.file, &a.expr) else { return Vec::new() };
+        let Some(a) = b.attr("depends_on") else {
+            return Vec::new();
+        };
+        let Ok(list) = refs::static_list(a.expr_span.file, &a.expr) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (r, index) in list {
-            let (Some(kind), Some(name)) = (ResourceKind::parse(&r.root), r.name) else { continue };
+            let (Some(kind), Some(name)) = (ResourceKind::parse(&r.root), r.name) else {
+                continue;
+            };
             let key = match index {
                 Some(i) => InstanceKey::Int(i),
                 None => InstanceKey::None,
@@ -1360,7 +1586,12 @@ impl<'o> Evaluator<'o> {
                 platform: self.eval_string(b, "platform", &rep),
             };
             if let Some(img) = &p.image {
-                self.check_image(img, b.attr("image").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone()));
+                self.check_image(
+                    img,
+                    b.attr("image")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone()),
+                );
             }
             self.profiles.insert(name.clone(), p);
         }
@@ -1368,9 +1599,11 @@ impl<'o> Evaluator<'o> {
 
     fn check_image(&mut self, image: &str, span: Span) {
         let ok = image == "host"
-            || image
-                .strip_prefix("debian:")
-                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            || image.strip_prefix("debian:").is_some_and(|r| {
+                !r.is_empty()
+                    && r.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
             || image.strip_prefix("dir:").is_some_and(|p| !p.is_empty());
         if !ok {
             self.err(
@@ -1403,40 +1636,56 @@ impl<'o> Evaluator<'o> {
 
     /// The block whose attributes describe a node: the node block, or the
     /// `requires` block of a package (an empty one when absent).
-    fn node_attrs_block(&self, bi: usize, implicit: bool) -> RawBlock {
-        let b = &self.blocks[bi];
+    fn node_attrs_block(blocks: &[RawBlock], bi: usize, implicit: bool) -> &RawBlock {
+        let b = &blocks[bi];
         if !implicit {
-            return b.clone();
+            return b;
         }
-        b.blocks_of("requires").next().cloned().unwrap_or(RawBlock {
-            kind: "requires".into(),
-            labels: vec![],
-            span: b.span.clone(),
-            attrs: IndexMap::new(),
-            blocks: vec![],
-        })
+        // `new` gave every package without `on` a `requires` block.
+        b.blocks
+            .iter()
+            .find(|nb| nb.kind == "requires")
+            .unwrap_or(b)
     }
 
     fn place_nodes(&mut self) {
+        let blocks = self.blocks.clone();
         for (name, bi, implicit) in self.node_sources() {
-            let ab = self.node_attrs_block(bi, implicit);
-            let exp = if implicit { Some(Expansion::Single) } else { self.expand(&ab) };
+            let ab = Self::node_attrs_block(&blocks, bi, implicit);
+            let exp = if implicit {
+                Some(Expansion::Single)
+            } else {
+                self.expand(ab)
+            };
             let Some(exp) = exp else { continue };
-            self.expansions.insert((ResourceKind::Node, name.clone()), exp.clone());
-            let prevent = if implicit { false } else { self.prevent_destroy(&ab) };
-            let depends_on = if implicit { self.static_depends_on(&self.blocks[bi].clone()) } else { self.static_depends_on(&ab) };
+            self.expansions
+                .insert((ResourceKind::Node, name.clone()), exp.clone());
+            let prevent = if implicit {
+                false
+            } else {
+                self.prevent_destroy(ab)
+            };
+            let depends_on = if implicit {
+                self.static_depends_on(&blocks[bi])
+            } else {
+                self.static_depends_on(ab)
+            };
             for (key, rep) in exp.instances() {
                 let addr = InstanceAddr::new(ResourceKind::Node, name.clone(), key);
                 let host = addr.host_name();
                 if let Err(why) = names::check_hostname(&host) {
-                    self.err(Diagnostic::error(why).at(ab.span.clone()).help("use a shorter node name or key"));
+                    self.err(
+                        Diagnostic::error(why)
+                            .at(ab.span.clone())
+                            .help("use a shorter node name or key"),
+                    );
                     continue;
                 }
-                let networks = self.eval_node_networks(&ab, &rep, &addr);
+                let networks = self.eval_node_networks(ab, &rep, &addr);
                 let Some(networks) = networks else { continue };
-                let fixed = match ab.attr("address").cloned() {
+                let fixed = match ab.attr("address") {
                     None => None,
-                    Some(a) => match self.eval(&a, &rep) {
+                    Some(a) => match self.eval(a, &rep) {
                         Some(Value::String(s)) => match s.parse::<Ipv4Addr>() {
                             Ok(ip) => Some((ip, a.expr_span.clone())),
                             Err(_) => {
@@ -1446,7 +1695,13 @@ impl<'o> Evaluator<'o> {
                         },
                         Some(Value::Null) => None,
                         Some(other) => {
-                            self.err(Diagnostic::error(format!("`address` must be a string, found {}", types::describe(&other))).at(a.expr_span.clone()));
+                            self.err(
+                                Diagnostic::error(format!(
+                                    "`address` must be a string, found {}",
+                                    types::describe(&other)
+                                ))
+                                .at(a.expr_span.clone()),
+                            );
                             continue;
                         }
                         None => continue,
@@ -1466,7 +1721,10 @@ impl<'o> Evaluator<'o> {
                     prevent_destroy: prevent,
                     depends_on: depends_on.clone(),
                 };
-                self.node_resource.entry(name.clone()).or_default().push(self.nodes.len());
+                self.node_resource
+                    .entry(name.clone())
+                    .or_default()
+                    .push(self.nodes.len());
                 self.node_by_addr.insert(addr, self.nodes.len());
                 self.nodes.push(inst);
             }
@@ -1477,18 +1735,30 @@ impl<'o> Evaluator<'o> {
             if let Some(other) = seen.insert(n.host.clone(), n.addr.clone()) {
                 let span = self.blocks[n.block].span.clone();
                 self.diags.push(
-                    Diagnostic::error(format!("`{}` and `{other}` would both have the host name `{}`", n.addr, n.host))
-                        .at(span)
-                        .help("rename one of the nodes"),
+                    Diagnostic::error(format!(
+                        "`{}` and `{other}` would both have the host name `{}`",
+                        n.addr, n.host
+                    ))
+                    .at(span)
+                    .help("rename one of the nodes"),
                 );
             }
         }
     }
 
-    fn eval_node_networks(&mut self, b: &RawBlock, rep: &Repetition, addr: &InstanceAddr) -> Option<Vec<usize>> {
+    fn eval_node_networks(
+        &mut self,
+        b: &RawBlock,
+        rep: &Repetition,
+        addr: &InstanceAddr,
+    ) -> Option<Vec<usize>> {
         let (attr, many) = match (b.attr("network").cloned(), b.attr("networks").cloned()) {
             (Some(_), Some(m)) => {
-                self.err(Diagnostic::error("`network` and `networks` cannot both be set").at(m.span.clone()).help("list every network in `networks`"));
+                self.err(
+                    Diagnostic::error("`network` and `networks` cannot both be set")
+                        .at(m.span.clone())
+                        .help("list every network in `networks`"),
+                );
                 return None;
             }
             (Some(a), None) => (a, false),
@@ -1507,9 +1777,11 @@ impl<'o> Evaluator<'o> {
                     }
                     _ => {
                         self.err(
-                            Diagnostic::error(format!("`{addr}` does not say which network it is on"))
-                                .at(b.span.clone())
-                                .help("set `network = network.NAME` or `networks = [...]`"),
+                            Diagnostic::error(format!(
+                                "`{addr}` does not say which network it is on"
+                            ))
+                            .at(b.span.clone())
+                            .help("set `network = network.NAME` or `networks = [...]`"),
                         );
                         None
                     }
@@ -1519,7 +1791,10 @@ impl<'o> Evaluator<'o> {
         let v = self.eval(&attr, rep)?;
         let items: Vec<Value> = match (many, v) {
             (false, Value::Array(_)) => {
-                self.err(Diagnostic::error("`network` takes one network; use `networks` for several").at(attr.expr_span.clone()));
+                self.err(
+                    Diagnostic::error("`network` takes one network; use `networks` for several")
+                        .at(attr.expr_span.clone()),
+                );
                 return None;
             }
             (_, Value::Array(a)) => a,
@@ -1527,7 +1802,11 @@ impl<'o> Evaluator<'o> {
         };
         let mut out = Vec::new();
         for item in items {
-            let id = item.as_object().and_then(|o| o.get("id")).and_then(|v| v.as_str()).map(str::to_string);
+            let id = item
+                .as_object()
+                .and_then(|o| o.get("id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
             let idx = id
                 .as_deref()
                 .and_then(|id| id.parse::<InstanceAddr>().ok())
@@ -1535,37 +1814,57 @@ impl<'o> Evaluator<'o> {
             match idx {
                 Some(i) if !out.contains(&i) => out.push(i),
                 Some(_) => {
-                    self.err(Diagnostic::error("the same network is listed twice").at(attr.expr_span.clone()));
+                    self.err(
+                        Diagnostic::error("the same network is listed twice")
+                            .at(attr.expr_span.clone()),
+                    );
                     return None;
                 }
                 None => {
                     self.err(
-                        Diagnostic::error(format!("`{}` must name networks, such as `network.lab`, found {}", attr.name, types::describe(&item)))
-                            .at(attr.expr_span.clone())
-                            .help("a network with `count` or `for_each` needs an index: `network.lab[0]`"),
+                        Diagnostic::error(format!(
+                            "`{}` must name networks, such as `network.lab`, found {}",
+                            attr.name,
+                            types::describe(&item)
+                        ))
+                        .at(attr.expr_span.clone())
+                        .help(
+                            "a network with `count` or `for_each` needs an index: `network.lab[0]`",
+                        ),
                     );
                     return None;
                 }
             }
         }
         if out.is_empty() {
-            self.err(Diagnostic::error(format!("`{}` names no network", attr.name)).at(attr.expr_span.clone()));
+            self.err(
+                Diagnostic::error(format!("`{}` names no network", attr.name))
+                    .at(attr.expr_span.clone()),
+            );
             return None;
         }
         Some(out)
     }
 
     fn assign_addresses(&mut self) {
-        let mut allocs: Vec<Option<NetAlloc>> = self.nets.iter().map(|n| n.cidr.map(NetAlloc::new)).collect();
+        let mut allocs: Vec<Option<NetAlloc>> = self
+            .nets
+            .iter()
+            .map(|n| n.cidr.map(NetAlloc::new))
+            .collect();
         let mut owner: HashMap<(usize, Ipv4Addr), InstanceAddr> = HashMap::new();
         for n in &mut self.nodes {
             n.addresses = vec![Ipv4Addr::UNSPECIFIED; n.networks.len()];
         }
         // 1. fixed addresses (first network)
         for i in 0..self.nodes.len() {
-            let Some((ip, span)) = self.nodes[i].fixed.clone() else { continue };
+            let Some((ip, span)) = self.nodes[i].fixed.clone() else {
+                continue;
+            };
             let net = self.nodes[i].networks[0];
-            let Some(alloc) = allocs[net].as_mut() else { continue };
+            let Some(alloc) = allocs[net].as_mut() else {
+                continue;
+            };
             match alloc.reserve(ip) {
                 Ok(()) => {
                     owner.insert((net, ip), self.nodes[i].addr.clone());
@@ -1575,13 +1874,23 @@ impl<'o> Evaluator<'o> {
                     let cidr = alloc.cidr;
                     let netname = self.nets[net].addr.to_string();
                     let d = match r {
-                        Refused::OutOfRange => Diagnostic::error(format!("address {ip} is outside `{netname}` ({cidr})"))
-                            .help(format!("pick an address in {cidr}, such as `cidrhost(network.{}.cidr, 10)`", self.nets[net].addr.name())),
-                        Refused::Reserved(what) => Diagnostic::error(format!("address {ip} is {what} of `{netname}` ({cidr})"))
-                            .help("nodes cannot use .0, .1 or the broadcast address: pick another"),
+                        Refused::OutOfRange => Diagnostic::error(format!(
+                            "address {ip} is outside `{netname}` ({cidr})"
+                        ))
+                        .help(format!(
+                            "pick an address in {cidr}, such as `cidrhost(network.{}.cidr, 10)`",
+                            self.nets[net].addr.name()
+                        )),
+                        Refused::Reserved(what) => Diagnostic::error(format!(
+                            "address {ip} is {what} of `{netname}` ({cidr})"
+                        ))
+                        .help("nodes cannot use .0, .1 or the broadcast address: pick another"),
                         Refused::Taken => Diagnostic::error(format!(
                             "address {ip} is used twice: by `{}` and `{}`",
-                            owner.get(&(net, ip)).map(|a| a.to_string()).unwrap_or_default(),
+                            owner
+                                .get(&(net, ip))
+                                .map(|a| a.to_string())
+                                .unwrap_or_default(),
                             self.nodes[i].addr
                         ))
                         .help("give each node its own address"),
@@ -1593,12 +1902,16 @@ impl<'o> Evaluator<'o> {
         // 2. addresses recorded in state
         let prior: &Prior = &self.opts.prior;
         for n in &mut self.nodes {
-            let Some(recorded) = prior.node_addresses.get(&n.addr) else { continue };
+            let Some(recorded) = prior.node_addresses.get(&n.addr) else {
+                continue;
+            };
             for (slot, &net) in n.networks.iter().enumerate() {
                 if n.addresses[slot] != Ipv4Addr::UNSPECIFIED {
                     continue;
                 }
-                let Some(ip) = recorded.get(&self.nets[net].host) else { continue };
+                let Some(ip) = recorded.get(&self.nets[net].host) else {
+                    continue;
+                };
                 if let Some(alloc) = allocs[net].as_mut() {
                     if alloc.reserve(*ip).is_ok() {
                         n.addresses[slot] = *ip;
@@ -1613,7 +1926,9 @@ impl<'o> Evaluator<'o> {
                     continue;
                 }
                 let net = self.nodes[i].networks[slot];
-                let Some(alloc) = allocs[net].as_mut() else { continue };
+                let Some(alloc) = allocs[net].as_mut() else {
+                    continue;
+                };
                 match alloc.next_free() {
                     Some(ip) => self.nodes[i].addresses[slot] = ip,
                     None => {
@@ -1647,11 +1962,17 @@ impl<'o> Evaluator<'o> {
         o.insert("hostname".into(), Value::from(n.host.as_str()));
         o.insert(
             "address".into(),
-            n.addresses.first().map(|a| Value::from(a.to_string())).unwrap_or(Value::Null),
+            n.addresses
+                .first()
+                .map(|a| Value::from(a.to_string()))
+                .unwrap_or(Value::Null),
         );
         let mut addrs = hcl::Map::new();
         for (slot, &net) in n.networks.iter().enumerate() {
-            addrs.insert(self.nets[net].host.clone(), Value::from(n.addresses[slot].to_string()));
+            addrs.insert(
+                self.nets[net].host.clone(),
+                Value::from(n.addresses[slot].to_string()),
+            );
         }
         o.insert("addresses".into(), Value::Object(addrs));
         o
@@ -1660,11 +1981,16 @@ impl<'o> Evaluator<'o> {
     fn eval_nodes(&mut self) {
         // Order node resources by their references to each other.
         let names: Vec<String> = self.node_sources().into_iter().map(|(n, _, _)| n).collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut edges = vec![Vec::new(); names.len()];
         let sources = self.node_sources();
+        let blocks = self.blocks.clone();
         for (i, (_, bi, implicit)) in sources.iter().enumerate() {
-            let ab = self.node_attrs_block(*bi, *implicit);
+            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
             for a in ab.attrs.values() {
                 for r in refs::scan(a.expr_span.file, &a.expr).refs {
                     if r.root == "node" {
@@ -1676,11 +2002,13 @@ impl<'o> Evaluator<'o> {
             }
         }
         for ri in topo_order(&edges) {
-            let (name, bi, implicit) = sources[ri].clone();
-            let ab = self.node_attrs_block(bi, implicit);
-            let Some(ids) = self.node_resource.get(&name).cloned() else { continue };
+            let (name, bi, implicit) = &sources[ri];
+            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
+            let Some(ids) = self.node_resource.get(name).cloned() else {
+                continue;
+            };
             for i in ids {
-                self.eval_node(i, &ab);
+                self.eval_node(i, ab);
             }
         }
     }
@@ -1694,7 +2022,10 @@ impl<'o> Evaluator<'o> {
             Some(p) => match self.profiles.get(p) {
                 Some(p) => p.clone(),
                 None => {
-                    let span = ab.attr("profile").map(|a| a.expr_span.clone()).unwrap_or(ab.span.clone());
+                    let span = ab
+                        .attr("profile")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(ab.span.clone());
                     let known: Vec<String> = self.profiles.keys().cloned().collect();
                     let mut d = Diagnostic::error(format!("unknown profile `{p}`")).at(span);
                     d = match did_you_mean(p, known.iter().map(String::as_str)) {
@@ -1709,7 +2040,12 @@ impl<'o> Evaluator<'o> {
         };
         let image = match self.eval_string(ab, "image", &rep) {
             Some(img) => {
-                self.check_image(&img, ab.attr("image").map(|a| a.expr_span.clone()).unwrap_or(ab.span.clone()));
+                self.check_image(
+                    &img,
+                    ab.attr("image")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(ab.span.clone()),
+                );
                 img
             }
             None => match profile.image.clone() {
@@ -1728,9 +2064,14 @@ impl<'o> Evaluator<'o> {
         let memory_mib = self.eval_memory(ab, &rep).or(profile.memory_mib);
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());
-        let platform = self.eval_string(ab, "platform", &rep).or(profile.platform.clone());
+        let platform = self
+            .eval_string(ab, "platform", &rep)
+            .or(profile.platform.clone());
         if let Some(p) = &platform {
-            let span = ab.attr("platform").map(|a| a.expr_span.clone()).unwrap_or(ab.span.clone());
+            let span = ab
+                .attr("platform")
+                .map(|a| a.expr_span.clone())
+                .unwrap_or(ab.span.clone());
             self.check_platform_name(p, span);
         }
         let n = &self.nodes[i];
@@ -1756,14 +2097,23 @@ impl<'o> Evaluator<'o> {
             labels: labels.clone(),
             interfaces,
         };
-        let mut depends_on: Vec<InstanceAddr> = n.networks.iter().map(|&net| self.nets[net].addr.clone()).collect();
+        let mut depends_on: Vec<InstanceAddr> = n
+            .networks
+            .iter()
+            .map(|&net| self.nets[net].addr.clone())
+            .collect();
         depends_on.extend(self.expand_targets(&n.depends_on.clone()));
         // References to other nodes in attributes are dependencies too.
         for a in ab.attrs.values() {
             for r in refs::scan(a.expr_span.file, &a.expr).refs {
                 if r.root == "node" {
                     if let Some(name) = &r.name {
-                        for &j in self.node_resource.get(name).map(Vec::as_slice).unwrap_or(&[]) {
+                        for &j in self
+                            .node_resource
+                            .get(name)
+                            .map(Vec::as_slice)
+                            .unwrap_or(&[])
+                        {
                             if j != i {
                                 depends_on.push(self.nodes[j].addr.clone());
                             }
@@ -1774,12 +2124,36 @@ impl<'o> Evaluator<'o> {
         }
         dedup(&mut depends_on);
         let mut o = self.base_node_object(i);
-        o.insert("platform".into(), platform.clone().map(Value::from).unwrap_or(Value::Null));
+        o.insert(
+            "platform".into(),
+            platform.clone().map(Value::from).unwrap_or(Value::Null),
+        );
         o.insert("image".into(), Value::from(image));
-        o.insert("profile".into(), profile_name.map(Value::from).unwrap_or(Value::Null));
-        o.insert("labels".into(), Value::Object(labels.into_iter().map(|(k, v)| (k, Value::from(v))).collect()));
-        o.insert("cpus".into(), cpus.and_then(hcl::Number::from_f64).map(Value::Number).unwrap_or(Value::Null));
-        o.insert("memory".into(), memory_mib.map(|m| Value::from(format!("{m}MiB"))).unwrap_or(Value::Null));
+        o.insert(
+            "profile".into(),
+            profile_name.map(Value::from).unwrap_or(Value::Null),
+        );
+        o.insert(
+            "labels".into(),
+            Value::Object(
+                labels
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::from(v)))
+                    .collect(),
+            ),
+        );
+        o.insert(
+            "cpus".into(),
+            cpus.and_then(hcl::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        );
+        o.insert(
+            "memory".into(),
+            memory_mib
+                .map(|m| Value::from(format!("{m}MiB")))
+                .unwrap_or(Value::Null),
+        );
         let n = &mut self.nodes[i];
         n.object = o;
         n.spec = Some(spec);
@@ -1797,7 +2171,10 @@ impl<'o> Evaluator<'o> {
             let mut d = Diagnostic::error(format!("unknown platform `{p}`")).at(span);
             d = match did_you_mean(p, known.iter().map(String::as_str)) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("platforms: {} (or a `platform` block's name)", known.join(", "))),
+                None => d.help(format!(
+                    "platforms: {} (or a `platform` block's name)",
+                    known.join(", ")
+                )),
             };
             self.err(d);
         }
@@ -1810,14 +2187,24 @@ impl<'o> Evaluator<'o> {
         for t in targets {
             match t.kind() {
                 ResourceKind::Node => {
-                    for &j in self.node_resource.get(t.name()).map(Vec::as_slice).unwrap_or(&[]) {
+                    for &j in self
+                        .node_resource
+                        .get(t.name())
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
                         if self.nodes[j].addr.matches(t) {
                             out.push(self.nodes[j].addr.clone());
                         }
                     }
                 }
                 ResourceKind::Network => {
-                    out.extend(self.nets.iter().filter(|n| n.addr.matches(t)).map(|n| n.addr.clone()));
+                    out.extend(
+                        self.nets
+                            .iter()
+                            .filter(|n| n.addr.matches(t))
+                            .map(|n| n.addr.clone()),
+                    );
                 }
                 ResourceKind::Package => {
                     out.extend(
@@ -1840,7 +2227,11 @@ impl<'o> Evaluator<'o> {
         let decls = self.declared("package").cloned().unwrap_or_default();
         // Packages may depend on packages: order them.
         let names: Vec<&String> = decls.keys().collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut edges = vec![Vec::new(); names.len()];
         for (i, n) in names.iter().enumerate() {
             for t in self.static_depends_on(&blocks[decls[*n]]) {
@@ -1857,7 +2248,10 @@ impl<'o> Evaluator<'o> {
             let version = self.eval_string(b, "version", &rep);
             if let Some(v) = &version {
                 if let Err(why) = names::check_debian_version(v) {
-                    let span = b.attr("version").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
+                    let span = b
+                        .attr("version")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone());
                     self.err(Diagnostic::error(format!("invalid version `{v}` for package `{name}`: {why}")).at(span).help("give the exact Debian version, such as `1.22.1-9`; `apt-cache policy NAME` lists them"));
                 }
             }
@@ -1867,36 +2261,66 @@ impl<'o> Evaluator<'o> {
                 (None | Some("apt"), None) => PackageSource::Apt,
                 (None | Some("deb"), Some(path)) => {
                     let p = PathBuf::from(&path);
-                    let full = if p.is_absolute() { p } else { self.opts.dir.join(p) };
+                    let full = if p.is_absolute() {
+                        p
+                    } else {
+                        self.opts.dir.join(p)
+                    };
                     let full = std::fs::canonicalize(&full).unwrap_or(full);
                     if !full.is_file() {
-                        let span = b.attr("deb").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
+                        let span = b
+                            .attr("deb")
+                            .map(|a| a.expr_span.clone())
+                            .unwrap_or(b.span.clone());
                         self.err(Diagnostic::error(format!("deb file `{path}` does not exist")).at(span).help("give a path to a `.deb` file, relative to the testbed directory"));
                     }
                     PackageSource::Deb { path: full }
                 }
                 (Some("deb"), None) => {
-                    self.err(Diagnostic::error(format!("package `{name}` has `source = \"deb\"` but no `deb` file")).at(b.span.clone()).help("add `deb = \"path/to/file.deb\"`"));
+                    self.err(
+                        Diagnostic::error(format!(
+                            "package `{name}` has `source = \"deb\"` but no `deb` file"
+                        ))
+                        .at(b.span.clone())
+                        .help("add `deb = \"path/to/file.deb\"`"),
+                    );
                     continue;
                 }
                 (Some("apt"), Some(_)) => {
-                    let span = b.attr("source").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
-                    self.err(Diagnostic::error("`source = \"apt\"` and `deb` do not go together").at(span).help("remove `source`, or the `deb` file"));
+                    let span = b
+                        .attr("source")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone());
+                    self.err(
+                        Diagnostic::error("`source = \"apt\"` and `deb` do not go together")
+                            .at(span)
+                            .help("remove `source`, or the `deb` file"),
+                    );
                     continue;
                 }
                 (Some(other), _) => {
-                    let span = b.attr("source").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
-                    let mut d = Diagnostic::error(format!("unknown package source `{other}`")).at(span);
+                    let span = b
+                        .attr("source")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone());
+                    let mut d =
+                        Diagnostic::error(format!("unknown package source `{other}`")).at(span);
                     d = match did_you_mean(other, ["apt", "deb"]) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help("sources are `apt` (default) and `deb` (with `deb = \"file.deb\"`)"),
+                        None => d.help(
+                            "sources are `apt` (default) and `deb` (with `deb = \"file.deb\"`)",
+                        ),
                     };
                     self.err(d);
                     continue;
                 }
             };
             let on: Vec<usize> = match b.attr("on").cloned() {
-                None => self.node_resource.get(&implicit_node_name(&name)).cloned().unwrap_or_default(),
+                None => self
+                    .node_resource
+                    .get(&implicit_node_name(&name))
+                    .cloned()
+                    .unwrap_or_default(),
                 Some(a) => match self.package_targets(&a) {
                     Some(v) => v,
                     None => continue,
@@ -1909,12 +2333,22 @@ impl<'o> Evaluator<'o> {
             for ni in on {
                 let node = &self.nodes[ni];
                 hosts.push(Value::from(node.host.as_str()));
-                let addr = InstanceAddr::new(ResourceKind::Package, name.clone(), InstanceKey::Node(Box::new(node.addr.clone())));
+                let addr = InstanceAddr::new(
+                    ResourceKind::Package,
+                    name.clone(),
+                    InstanceKey::Node(Box::new(node.addr.clone())),
+                );
                 let mut depends_on = vec![node.addr.clone()];
-                depends_on.extend(extra.iter().filter(|d| {
-                    // A package depending on a package: the instance on the same node.
-                    d.kind() != ResourceKind::Package || matches!(&d.key, InstanceKey::Node(n) if **n == node.addr)
-                }).cloned());
+                depends_on.extend(
+                    extra
+                        .iter()
+                        .filter(|d| {
+                            // A package depending on a package: the instance on the same node.
+                            d.kind() != ResourceKind::Package
+                                || matches!(&d.key, InstanceKey::Node(n) if **n == node.addr)
+                        })
+                        .cloned(),
+                );
                 dedup(&mut depends_on);
                 let spec = PackageSpec {
                     name: name.clone(),
@@ -1924,7 +2358,13 @@ impl<'o> Evaluator<'o> {
                 };
                 let mut attrs = serde_json::Map::new();
                 attrs.insert("name".into(), name.clone().into());
-                attrs.insert("version".into(), version.clone().map(Into::into).unwrap_or(serde_json::Value::Null));
+                attrs.insert(
+                    "version".into(),
+                    version
+                        .clone()
+                        .map(Into::into)
+                        .unwrap_or(serde_json::Value::Null),
+                );
                 attrs.insert("node".into(), node.host.clone().into());
                 self.packages.push(DesiredInstance {
                     address: addr,
@@ -1939,7 +2379,10 @@ impl<'o> Evaluator<'o> {
             let mut o = hcl::Map::new();
             o.insert("id".into(), Value::from(format!("package.{name}")));
             o.insert("name".into(), Value::from(name.as_str()));
-            o.insert("version".into(), version.map(Value::from).unwrap_or(Value::Null));
+            o.insert(
+                "version".into(),
+                version.map(Value::from).unwrap_or(Value::Null),
+            );
             o.insert("nodes".into(), Value::Array(hosts));
             self.package_values.insert(name.clone(), Value::Object(o));
         }
@@ -1955,18 +2398,30 @@ impl<'o> Evaluator<'o> {
         });
         let mut out = Vec::new();
         for id in ids {
-            match id.parse::<InstanceAddr>().ok().and_then(|x| self.node_by_addr.get(&x).copied()) {
+            match id
+                .parse::<InstanceAddr>()
+                .ok()
+                .and_then(|x| self.node_by_addr.get(&x).copied())
+            {
                 Some(i) if !out.contains(&i) => out.push(i),
                 Some(_) => {}
                 None => bad = Some(format!("`{id}`")),
             }
         }
         if let Some(b) = bad {
-            self.err(Diagnostic::error(format!("`on` takes nodes, such as `[node.edge]`, found {b}")).at(a.expr_span.clone()));
+            self.err(
+                Diagnostic::error(format!(
+                    "`on` takes nodes, such as `[node.edge]`, found {b}"
+                ))
+                .at(a.expr_span.clone()),
+            );
             return None;
         }
         if out.is_empty() {
-            self.err(Diagnostic::warning("`on` names no node: the package is installed nowhere").at(a.expr_span.clone()));
+            self.err(
+                Diagnostic::warning("`on` names no node: the package is installed nowhere")
+                    .at(a.expr_span.clone()),
+            );
         }
         Some(out)
     }
@@ -1978,22 +2433,34 @@ impl<'o> Evaluator<'o> {
         let rep = Repetition::default();
         for (name, &bi) in self.declared("output").cloned().unwrap_or_default().iter() {
             let b = &blocks[bi];
-            let Some(a) = b.attr("value").cloned() else { continue };
+            let Some(a) = b.attr("value").cloned() else {
+                continue;
+            };
             let sensitive = self.eval_bool(b, "sensitive", &rep).unwrap_or(false);
             let uses_sensitive = refs::scan(a.expr_span.file, &a.expr)
                 .refs
                 .into_iter()
-                .find(|r| r.root == "var" && r.name.as_ref().is_some_and(|n| self.sensitive_vars.contains(n)));
+                .find(|r| {
+                    r.root == "var"
+                        && r.name
+                            .as_ref()
+                            .is_some_and(|n| self.sensitive_vars.contains(n))
+                });
             if let (false, Some(r)) = (sensitive, uses_sensitive) {
                 self.err(
-                    Diagnostic::error(format!("output `{name}` shows the sensitive variable `var.{}`", r.name.unwrap_or_default()))
-                        .at(r.span)
-                        .help("add `sensitive = true` to the output"),
+                    Diagnostic::error(format!(
+                        "output `{name}` shows the sensitive variable `var.{}`",
+                        r.name.unwrap_or_default()
+                    ))
+                    .at(r.span)
+                    .help("add `sensitive = true` to the output"),
                 );
                 continue;
             }
             let description = self.eval_string(b, "description", &rep);
-            let Some(v) = self.eval(&a, &rep) else { continue };
+            let Some(v) = self.eval(&a, &rep) else {
+                continue;
+            };
             self.outputs.insert(
                 name.clone(),
                 OutputValue {
@@ -2005,7 +2472,14 @@ impl<'o> Evaluator<'o> {
         }
     }
 
-    fn eval_settings(&mut self) -> (String, Option<String>, StateBackendConfig, Vec<PlatformConfig>) {
+    fn eval_settings(
+        &mut self,
+    ) -> (
+        String,
+        Option<String>,
+        StateBackendConfig,
+        Vec<PlatformConfig>,
+    ) {
         let blocks = self.blocks.clone();
         let rep = Repetition::default();
         let mut name = self
@@ -2027,22 +2501,31 @@ impl<'o> Evaluator<'o> {
                     description = self.eval_string(b, "description", &rep);
                 }
                 "state" => {
-                    let backend = self.eval_string(b, "backend", &rep).unwrap_or_else(|| "sqlite".into());
+                    let backend = self
+                        .eval_string(b, "backend", &rep)
+                        .unwrap_or_else(|| "sqlite".into());
                     state = match backend.as_str() {
                         "sqlite" => match self.eval_string(b, "path", &rep) {
                             Some(p) => StateBackendConfig::SqlitePath(p),
                             None => StateBackendConfig::Sqlite,
                         },
-                        "postgres" => match self.eval_string(b, "url", &rep) {
-                            Some(url) => StateBackendConfig::Postgres { url },
-                            None => {
-                                self.err(Diagnostic::error("the postgres backend needs a `url`").at(b.span.clone()).help("add `url = env(\"TG_PG_URL\")` or a `postgres://` URL"));
-                                StateBackendConfig::Sqlite
+                        "postgres" => {
+                            match self.eval_string(b, "url", &rep) {
+                                Some(url) => StateBackendConfig::Postgres { url },
+                                None => {
+                                    self.err(Diagnostic::error("the postgres backend needs a `url`").at(b.span.clone()).help("add `url = env(\"TG_PG_URL\")` or a `postgres://` URL"));
+                                    StateBackendConfig::Sqlite
+                                }
                             }
-                        },
+                        }
                         other => {
-                            let span = b.attr("backend").map(|a| a.expr_span.clone()).unwrap_or(b.span.clone());
-                            let mut d = Diagnostic::error(format!("unknown state backend `{other}`")).at(span);
+                            let span = b
+                                .attr("backend")
+                                .map(|a| a.expr_span.clone())
+                                .unwrap_or(b.span.clone());
+                            let mut d =
+                                Diagnostic::error(format!("unknown state backend `{other}`"))
+                                    .at(span);
                             d = match did_you_mean(other, ["sqlite", "postgres"]) {
                                 Some(s) => d.help(format!("did you mean `{s}`?")),
                                 None => d.help("backends are `sqlite` (default) and `postgres`"),
@@ -2055,7 +2538,9 @@ impl<'o> Evaluator<'o> {
                 "platform" => {
                     let driver = b.labels[0].clone();
                     if !["ssh", "netns"].contains(&driver.as_str()) {
-                        let mut d = Diagnostic::error(format!("unknown platform driver `{driver}`")).at(b.span.clone());
+                        let mut d =
+                            Diagnostic::error(format!("unknown platform driver `{driver}`"))
+                                .at(b.span.clone());
                         d = match did_you_mean(&driver, ["ssh", "netns"]) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help("drivers are `netns` and `ssh`"),
@@ -2075,13 +2560,27 @@ impl<'o> Evaluator<'o> {
                         let profile = self.eval_string(h, "profile", &rep);
                         if let Some(p) = &profile {
                             if !self.profiles.contains_key(p) {
-                                let span = h.attr("profile").map(|a| a.expr_span.clone()).unwrap_or(h.span.clone());
-                                self.err(Diagnostic::error(format!("unknown profile `{p}`")).at(span));
+                                let span = h
+                                    .attr("profile")
+                                    .map(|a| a.expr_span.clone())
+                                    .unwrap_or(h.span.clone());
+                                self.err(
+                                    Diagnostic::error(format!("unknown profile `{p}`")).at(span),
+                                );
                             }
                         }
-                        hosts.push(PoolHost { name: h.label().to_string(), address, profile });
+                        hosts.push(PoolHost {
+                            name: h.label().to_string(),
+                            address,
+                            profile,
+                        });
                     }
-                    platforms.push(PlatformConfig { driver, name: b.labels[1].clone(), attributes, hosts });
+                    platforms.push(PlatformConfig {
+                        driver,
+                        name: b.labels[1].clone(),
+                        attributes,
+                        hosts,
+                    });
                 }
                 _ => {}
             }
@@ -2244,10 +2743,15 @@ fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
         .parse()
         .map_err(|_| "expected an IPv4 network such as 10.42.0.0/24".to_string())?;
     if net.network() != net.addr() {
-        return Err(format!("it has host bits set: did you mean {}?", net.trunc()));
+        return Err(format!(
+            "it has host bits set: did you mean {}?",
+            net.trunc()
+        ));
     }
     if net.prefix_len() > 30 {
-        return Err("it is too small: a network needs at least a /30 (the host side and one node)".into());
+        return Err(
+            "it is too small: a network needs at least a /30 (the host side and one node)".into(),
+        );
     }
     if net.prefix_len() < 8 {
         return Err("it is too large: use a prefix of /8 or longer".into());
@@ -2258,7 +2762,9 @@ fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
 /// Parse `512MiB`, `2GiB`, `1G`, `512` (MiB) into MiB, rounding up.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let bytes_per: f64 = match unit.trim() {
@@ -2274,7 +2780,36 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         _ => return None,
     };
     let mib = (n * bytes_per / (1024.0 * 1024.0)).ceil();
-    (mib >= 1.0 && mib < 1e12).then_some(mib as u64)
+    (1.0..1e12).contains(&mib).then_some(mib as u64)
+}
+
+/// The value of a literal expression (strings, numbers, bools, null, and
+/// lists and maps of them) without going through the evaluator.
+fn literal_value(e: &hcl_edit::expr::Expression) -> Option<Value> {
+    use hcl_edit::expr::{Expression as E, ObjectKey};
+    Some(match e {
+        E::Null(_) => Value::Null,
+        E::Bool(b) => Value::Bool(*b.value()),
+        E::Number(n) => Value::Number(*n.value()),
+        E::String(s) => Value::String(s.value().clone()),
+        E::Array(a) => Value::Array(a.iter().map(literal_value).collect::<Option<Vec<_>>>()?),
+        E::Object(o) => {
+            let mut m = hcl::Map::new();
+            for (k, v) in o.iter() {
+                let key = match k {
+                    ObjectKey::Ident(i) => i.as_str().to_string(),
+                    ObjectKey::Expression(E::String(s)) => s.value().clone(),
+                    ObjectKey::Expression(E::Variable(i)) => i.as_str().to_string(),
+                    _ => return None,
+                };
+                if m.insert(key, literal_value(v.expr())?).is_some() {
+                    return None; // duplicate keys: let the evaluator report it
+                }
+            }
+            Value::Object(m)
+        }
+        _ => return None,
+    })
 }
 
 /// hcl values to JSON.
@@ -2290,9 +2825,15 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         ErrorKind::UndefinedFunc(f) => (format!("unknown function `{f}`"), None),
         ErrorKind::NoSuchKey(k) => (
             format!("no key or attribute `{k}` in `{}`", a.name),
-            Some("check the name; a resource with `count` needs an index, such as `node.edge[0]`".into()),
+            Some(
+                "check the name; a resource with `count` needs an index, such as `node.edge[0]`"
+                    .into(),
+            ),
         ),
-        ErrorKind::Index(i) => (format!("index {i} is out of range"), Some("check the list's length".into())),
+        ErrorKind::Index(i) => (
+            format!("index {i} is out of range"),
+            Some("check the list's length".into()),
+        ),
         ErrorKind::Unexpected(v, expected) => (
             format!("expected {expected}, found {}", types::describe(v)),
             None,
@@ -2302,11 +2843,21 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
             functions::signature(&name.to_string()).map(|s| format!("usage: {s}")),
         ),
         ErrorKind::BinaryOp(l, op, r) => (
-            format!("`{op}` cannot combine {} and {}", types::describe(l), types::describe(r)),
+            format!(
+                "`{op}` cannot combine {} and {}",
+                types::describe(l),
+                types::describe(r)
+            ),
             None,
         ),
-        ErrorKind::UnaryOp(op, v) => (format!("`{op}` cannot apply to {}", types::describe(v)), None),
-        ErrorKind::KeyExists(k) => (format!("key `{k}` is produced twice"), Some("use `...` grouping or unique keys".into())),
+        ErrorKind::UnaryOp(op, v) => (
+            format!("`{op}` cannot apply to {}", types::describe(v)),
+            None,
+        ),
+        ErrorKind::KeyExists(k) => (
+            format!("key `{k}` is produced twice"),
+            Some("use `...` grouping or unique keys".into()),
+        ),
         other => (other.to_string(), None),
     };
     let mut d = Diagnostic::error(summary).at(a.expr_span.clone());

@@ -125,15 +125,24 @@ mod tests {
         assert_eq!(a.next_free(), Some("10.0.0.5".parse().unwrap()));
         assert_eq!(a.next_free(), Some("10.0.0.6".parse().unwrap()));
         assert_eq!(a.next_free(), None);
-        assert_eq!(a.reserve("10.0.0.1".parse().unwrap()), Err(Refused::Reserved("the host side's address (.1)")));
+        assert_eq!(
+            a.reserve("10.0.0.1".parse().unwrap()),
+            Err(Refused::Reserved("the host side's address (.1)"))
+        );
         assert_eq!(a.reserve("10.0.0.3".parse().unwrap()), Err(Refused::Taken));
-        assert_eq!(a.reserve("10.0.1.3".parse().unwrap()), Err(Refused::OutOfRange));
+        assert_eq!(
+            a.reserve("10.0.1.3".parse().unwrap()),
+            Err(Refused::OutOfRange)
+        );
     }
 
     #[test]
     fn pool_skips_taken_and_keeps_prior() {
         let taken: Vec<Ipv4Net> = vec!["10.200.0.0/23".parse().unwrap()];
-        assert_eq!(pick_pool_cidr(&taken, None), Some("10.200.2.0/24".parse().unwrap()));
+        assert_eq!(
+            pick_pool_cidr(&taken, None),
+            Some("10.200.2.0/24".parse().unwrap())
+        );
         let prior = "10.200.9.0/24".parse().unwrap();
         assert_eq!(pick_pool_cidr(&taken, Some(prior)), Some(prior));
     }

@@ -70,10 +70,16 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
         Ok(f) => f,
         Err(e) => {
             diags.push(
-                Diagnostic::error(format!("cannot read the directory `{}`: {e}", opts.dir.display()))
-                    .help("run tg in a testbed directory, or pass `-chdir DIR`"),
+                Diagnostic::error(format!(
+                    "cannot read the directory `{}`: {e}",
+                    opts.dir.display()
+                ))
+                .help("run tg in a testbed directory, or pass `-chdir DIR`"),
             );
-            return Err(LoadError { diagnostics: diags, sources });
+            return Err(LoadError {
+                diagnostics: diags,
+                sources,
+            });
         }
     };
     if files.is_empty() {
@@ -85,7 +91,10 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
             ))
             .help("run tg in a testbed directory, or pass `-chdir DIR`"),
         );
-        return Err(LoadError { diagnostics: diags, sources });
+        return Err(LoadError {
+            diagnostics: diags,
+            sources,
+        });
     }
     let mut blocks = Vec::new();
     for path in files {
@@ -95,7 +104,7 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
         };
         let text = &sources.get(id).text;
         match hcl_edit::parser::parse_body(text) {
-            Ok(body) => blocks.extend(decode::decode_body(id, &body, &mut diags)),
+            Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),
             Err(e) => diags.push(syntax_error(id, text, &e)),
         }
     }
@@ -105,7 +114,10 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
     diags.sort();
     match testbed {
         Some(tb) if !parse_failed => Ok((tb, diags)),
-        _ => Err(LoadError { diagnostics: diags, sources }),
+        _ => Err(LoadError {
+            diagnostics: diags,
+            sources,
+        }),
     }
 }
 
@@ -117,7 +129,11 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
         offset -= 1;
     }
     let msg = e.message().trim();
-    let msg = if msg.is_empty() { "invalid syntax" } else { msg };
+    let msg = if msg.is_empty() {
+        "invalid syntax"
+    } else {
+        msg
+    };
     Diagnostic::error(format!("syntax error: {msg}"))
         .at(Span::new(file, offset..offset + 1))
         .help("check for a missing `=`, `}`, `]`, `)` or quote near here")

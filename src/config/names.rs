@@ -14,7 +14,10 @@ pub fn check_resource_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > MAX_HOSTNAME {
-        return Err(format!("it is {} characters long, the limit is {MAX_HOSTNAME}", name.len()));
+        return Err(format!(
+            "it is {} characters long, the limit is {MAX_HOSTNAME}",
+            name.len()
+        ));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err("it must start with a lowercase letter".into());
@@ -70,7 +73,10 @@ pub fn check_profile_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > MAX_HOSTNAME {
-        return Err(format!("it is {} characters long, the limit is {MAX_HOSTNAME}", name.len()));
+        return Err(format!(
+            "it is {} characters long, the limit is {MAX_HOSTNAME}",
+            name.len()
+        ));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         return Err("it must start with a lowercase letter or a digit".into());
@@ -174,7 +180,17 @@ mod tests {
         for ok in ["edge", "a", "web-1", "x9"] {
             assert!(check_resource_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Edge", "1a", "a_b", "a b", "a;rm", "a-", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "Edge",
+            "1a",
+            "a_b",
+            "a b",
+            "a;rm",
+            "a-",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(check_resource_name(bad).is_err(), "{bad}");
         }
     }
@@ -187,7 +203,13 @@ mod tests {
         for bad in ["a", "Nginx", "-x", "a_b", "a;b", "a b", "$(x)"] {
             assert!(check_debian_package(bad).is_err(), "{bad}");
         }
-        for ok in ["1.0", "16.3-1", "1:2.3~rc1-0ubuntu1", "2.36-9+deb12u4", "1.2-3-4"] {
+        for ok in [
+            "1.0",
+            "16.3-1",
+            "1:2.3~rc1-0ubuntu1",
+            "2.36-9+deb12u4",
+            "1.2-3-4",
+        ] {
             assert!(check_debian_version(ok).is_ok(), "{ok}");
         }
         for bad in ["", "a1", "1.0-", "x:1", "1.0 ", "1;2", "1.0-a_b", "1:"] {

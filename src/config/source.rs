@@ -72,9 +72,11 @@ pub fn read_source(
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let id = sources.add(SourceFile::new(shown_as, text));
             diags.push(
-                Diagnostic::error(format!("file is not valid UTF-8 (invalid byte at offset {at})"))
-                    .at(Span::new(id, at..at + 1))
-                    .help("save the file as UTF-8"),
+                Diagnostic::error(format!(
+                    "file is not valid UTF-8 (invalid byte at offset {at})"
+                ))
+                .at(Span::new(id, at..at + 1))
+                .help("save the file as UTF-8"),
             );
             None
         }

@@ -79,7 +79,9 @@ pub fn parse_type(e: &Expression) -> Result<VarType, String> {
                     for (k, v) in o.iter() {
                         let key = match k {
                             ObjectKey::Ident(i) => i.as_str().to_string(),
-                            ObjectKey::Expression(Expression::Variable(i)) => i.as_str().to_string(),
+                            ObjectKey::Expression(Expression::Variable(i)) => {
+                                i.as_str().to_string()
+                            }
                             ObjectKey::Expression(Expression::String(s)) => s.as_str().to_string(),
                             _ => return Err("object type keys must be names".into()),
                         };
@@ -126,8 +128,9 @@ pub fn convert(v: Value, ty: &VarType) -> Result<Value, String> {
         (VarType::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
         (VarType::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
         (VarType::Number, Value::Number(n)) => Ok(Value::Number(n)),
-        (VarType::Number, Value::String(s)) => parse_number(s.trim())
-            .ok_or_else(|| format!("expected a number, found string {s:?}")),
+        (VarType::Number, Value::String(s)) => {
+            parse_number(s.trim()).ok_or_else(|| format!("expected a number, found string {s:?}"))
+        }
         (VarType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
         (VarType::Bool, Value::String(s)) => match s.as_str() {
             "true" => Ok(Value::Bool(true)),
@@ -193,19 +196,36 @@ mod tests {
 
     #[test]
     fn types_parse_and_print() {
-        for s in ["string", "number", "bool", "any", "list(string)", "map(number)", "set(string)"] {
+        for s in [
+            "string",
+            "number",
+            "bool",
+            "any",
+            "list(string)",
+            "map(number)",
+            "set(string)",
+        ] {
             assert_eq!(ty(s).to_string(), s);
         }
-        assert_eq!(ty("object({a = string, b = list(number)})").to_string(), "object({a = string, b = list(number)})");
+        assert_eq!(
+            ty("object({a = string, b = list(number)})").to_string(),
+            "object({a = string, b = list(number)})"
+        );
         assert!(parse_type(&hcl_edit::parser::parse_expr("strin").unwrap()).is_err());
         assert!(parse_type(&hcl_edit::parser::parse_expr("\"string\"").unwrap()).is_err());
     }
 
     #[test]
     fn conversions() {
-        assert_eq!(convert(Value::from("2"), &VarType::Number).unwrap(), Value::from(2));
+        assert_eq!(
+            convert(Value::from("2"), &VarType::Number).unwrap(),
+            Value::from(2)
+        );
         assert!(convert(Value::from("x"), &VarType::Number).is_err());
-        assert_eq!(convert(Value::from(true), &VarType::String).unwrap(), Value::from("true"));
+        assert_eq!(
+            convert(Value::from(true), &VarType::String).unwrap(),
+            Value::from("true")
+        );
         assert!(convert(Value::from(1), &VarType::List(Box::new(VarType::Any))).is_err());
     }
 }

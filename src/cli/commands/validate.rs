@@ -64,7 +64,10 @@ fn print_json(diags: &Diagnostics, sources: &SourceMap) {
         valid: !diags.has_errors(),
         error_count: diags.error_count(),
         warning_count: diags.warning_count(),
-        diagnostics: diags.iter().map(|d| diagnostics::to_json(d, sources)).collect(),
+        diagnostics: diags
+            .iter()
+            .map(|d| diagnostics::to_json(d, sources))
+            .collect(),
     };
     println!(
         "{}",
