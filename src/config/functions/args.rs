@@ -77,7 +77,8 @@ impl<'a> Args<'a> {
     /// A number argument; numeric strings convert as in Terraform.
     pub(super) fn number(&self, i: usize) -> Result<Number, String> {
         let v = self.not_null(i)?;
-        to_number(v).ok_or_else(|| format!("{} must be a number, found {}", self.at(i), describe(v)))
+        to_number(v)
+            .ok_or_else(|| format!("{} must be a number, found {}", self.at(i), describe(v)))
     }
 
     /// A whole-number argument that fits in 64 bits.
@@ -113,10 +114,10 @@ impl<'a> Args<'a> {
         list.iter()
             .enumerate()
             .map(|(j, v)| match v {
-                Value::Null => Err(format!("{} element {j} must not be null", self.at(i))),
+                Value::Null => Err(format!("element {j} of {} must not be null", self.at(i))),
                 v => to_str(v).ok_or_else(|| {
                     format!(
-                        "{} element {j} must be a string, found {}",
+                        "element {j} of {} must be a string, found {}",
                         self.at(i),
                         describe(v)
                     )
@@ -260,7 +261,8 @@ pub(super) fn number_to_i64(n: &Number) -> Option<i64> {
     if n.is_f64() {
         let f = n.as_f64()?;
         // -2^63 is exact in f64; 2^63 is not representable in i64.
-        if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+        if f.fract() == 0.0
+            && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
         {
             #[allow(clippy::cast_possible_truncation)]
             return Some(f as i64);
@@ -312,7 +314,10 @@ pub(super) fn unify_primitives<'v>(
         return Ok(true);
     }
     if numbers && bools {
-        return Err("cannot mix numbers and bools in one collection; convert them with `tostring` first".to_string());
+        return Err(
+            "cannot mix numbers and bools in one collection; convert them with `tostring` first"
+                .to_string(),
+        );
     }
     Ok(false)
 }

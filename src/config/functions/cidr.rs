@@ -100,8 +100,7 @@ pub(super) fn cidrsubnet(a: &Args<'_>) -> FnResult {
         return Err(format!("{} must not be negative, found {newbits}", a.at(1)));
     }
     let prefix_len = i64::from(net.prefix_len());
-    let new_len = prefix_len + newbits;
-    if new_len > i64::from(width) {
+    if newbits > i64::from(width) - prefix_len {
         return Err(format!(
             "cannot extend the /{prefix_len} prefix {} by {newbits} bits: the result would be longer than {width} bits",
             text.trim()
@@ -110,7 +109,8 @@ pub(super) fn cidrsubnet(a: &Args<'_>) -> FnResult {
     if netnum < 0 {
         return Err(format!("{} must not be negative, found {netnum}", a.at(2)));
     }
-    // new_len <= width <= 128 and newbits <= new_len, so these casts are exact.
+    // 0 <= newbits <= width - prefix_len <= 128, so these casts are exact.
+    let new_len = prefix_len + newbits;
     let newbits = newbits as u32;
     let netnum = netnum as u128;
     if newbits < 128 && netnum >> newbits != 0 {

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use hcl::{Map, Value};
 
 use super::args::{
-    cmp_numbers, describe, loose_eq, quote_truncated, sorted_keys, stringify, to_str, unify_primitives, Args,
-    FnResult,
+    cmp_numbers, describe, loose_eq, quote_truncated, sorted_keys, stringify, to_str,
+    unify_primitives, Args, FnResult,
 };
 
 pub(super) fn length(a: &Args<'_>) -> FnResult {
@@ -56,7 +56,11 @@ fn known_keys(map: &Map<String, Value>) -> String {
     }
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
-    let shown: Vec<String> = keys.iter().take(8).map(|k| quote_truncated(k, 30)).collect();
+    let shown: Vec<String> = keys
+        .iter()
+        .take(8)
+        .map(|k| quote_truncated(k, 30))
+        .collect();
     let more = if keys.len() > 8 {
         format!(" and {} more", keys.len() - 8)
     } else {
@@ -171,7 +175,8 @@ fn dedup(list: &[Value]) -> Vec<Value> {
 
 /// Unify the element types of a collection as Terraform's conversions do.
 fn unified(list: &[Value], what: &str) -> Result<Vec<Value>, String> {
-    let to_strings = unify_primitives(list.iter()).map_err(|e| format!("cannot convert to {what}: {e}"))?;
+    let to_strings =
+        unify_primitives(list.iter()).map_err(|e| format!("cannot convert to {what}: {e}"))?;
     Ok(if to_strings {
         list.iter().map(stringify).collect()
     } else {
@@ -182,7 +187,10 @@ fn unified(list: &[Value], what: &str) -> Result<Vec<Value>, String> {
 pub(super) fn toset(a: &Args<'_>) -> FnResult {
     let list = a.array(0)?;
     if let Some(j) = list.iter().position(Value::is_null) {
-        return Err(format!("element {j} of {} is null; sets cannot contain null", a.at(0)));
+        return Err(format!(
+            "element {j} of {} is null; sets cannot contain null",
+            a.at(0)
+        ));
     }
     let mut set = dedup(&unified(list, "a set")?);
     if set.iter().all(Value::is_string) {
@@ -208,7 +216,8 @@ pub(super) fn tomap(a: &Args<'_>) -> FnResult {
         Value::Null => Ok(Value::Null),
         _ => {
             let map = a.object(0)?;
-            let to_strings = unify_primitives(map.values()).map_err(|e| format!("cannot convert to a map: {e}"))?;
+            let to_strings = unify_primitives(map.values())
+                .map_err(|e| format!("cannot convert to a map: {e}"))?;
             Ok(Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), if to_strings { stringify(v) } else { v.clone() }))
@@ -237,7 +246,9 @@ pub(super) fn coalesce(a: &Args<'_>) -> FnResult {
         .iter()
         .find(|v| !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty()))
         .cloned()
-        .ok_or_else(|| "every argument is null or an empty string; pass at least one value".to_string())
+        .ok_or_else(|| {
+            "every argument is null or an empty string; pass at least one value".to_string()
+        })
 }
 
 pub(super) fn compact(a: &Args<'_>) -> FnResult {
@@ -248,7 +259,11 @@ pub(super) fn compact(a: &Args<'_>) -> FnResult {
             continue;
         }
         let s = to_str(v).ok_or_else(|| {
-            format!("element {j} of {} must be a string, found {}", a.at(0), describe(v))
+            format!(
+                "element {j} of {} must be a string, found {}",
+                a.at(0),
+                describe(v)
+            )
         })?;
         if !s.is_empty() {
             out.push(Value::String(s.into_owned()));

@@ -69,7 +69,11 @@ pub(super) fn sum(a: &Args<'_>) -> FnResult {
     let mut float = 0.0f64;
     for (j, v) in list.iter().enumerate() {
         let n = to_number(v).ok_or_else(|| {
-            format!("element {j} of {} must be a number, found {}", a.at(0), describe(v))
+            format!(
+                "element {j} of {} must be a number, found {}",
+                a.at(0),
+                describe(v)
+            )
         })?;
         float += n.as_f64().unwrap_or(0.0);
         int = match (int, n.as_i64(), n.as_u64()) {
@@ -102,10 +106,7 @@ pub(super) fn tonumber(a: &Args<'_>) -> FnResult {
                 super::args::quote_truncated(s, 40)
             )
         }),
-        other => Err(format!(
-            "cannot convert {} to a number",
-            describe(other)
-        )),
+        other => Err(format!("cannot convert {} to a number", describe(other))),
     }
 }
 
@@ -113,7 +114,8 @@ pub(super) fn range(a: &Args<'_>) -> FnResult {
     let (start, limit) = match a.len() {
         1 => (
             Number::from(0),
-            a.number(0).map_err(|e| e.replacen("`start`", "`limit`", 1))?,
+            a.number(0)
+                .map_err(|e| e.replacen("`start`", "`limit`", 1))?,
         ),
         _ => (a.number(0)?, a.number(1)?),
     };

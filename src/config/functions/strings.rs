@@ -11,7 +11,9 @@ use std::borrow::Cow;
 
 use hcl::{Number, Value};
 
-use super::args::{describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult};
+use super::args::{
+    describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult,
+};
 
 /// The largest width or precision a format verb may ask for.
 const MAX_WIDTH: usize = 10_000;
@@ -30,9 +32,7 @@ pub(super) fn trimspace(a: &Args<'_>) -> FnResult {
 
 pub(super) fn chomp(a: &Args<'_>) -> FnResult {
     let s = a.string(0)?;
-    Ok(Value::String(
-        s.trim_end_matches(['\n', '\r']).to_string(),
-    ))
+    Ok(Value::String(s.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 pub(super) fn trimprefix(a: &Args<'_>) -> FnResult {
@@ -320,24 +320,24 @@ fn pad(out: &mut String, v: &Verb, text: &str) {
     let numeric = "dboxXeEfFgG".contains(v.verb);
     if v.minus {
         out.push_str(text);
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.extend(std::iter::repeat(' ').take(fill));
     } else if v.zero && numeric {
         // Zeros go after the sign and base prefix.
-        let sign_len = text
-            .find(|c: char| c.is_ascii_alphanumeric())
-            .unwrap_or(0);
+        let sign_len = text.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0);
         let (sign, rest) = text.split_at(sign_len);
-        let (prefix, digits) = if v.sharp && (rest.starts_with("0x") || rest.starts_with("0X") || rest.starts_with("0b")) {
+        let (prefix, digits) = if v.sharp
+            && (rest.starts_with("0x") || rest.starts_with("0X") || rest.starts_with("0b"))
+        {
             rest.split_at(2)
         } else {
             ("", rest)
         };
         out.push_str(sign);
         out.push_str(prefix);
-        out.extend(std::iter::repeat_n('0', fill));
+        out.extend(std::iter::repeat('0').take(fill));
         out.push_str(digits);
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.extend(std::iter::repeat(' ').take(fill));
         out.push_str(text);
     }
 }
@@ -361,7 +361,11 @@ fn render(v: &Verb, arg: &Value) -> Result<String, String> {
                 Some(p) => s.chars().take(p).collect::<String>().into(),
                 None => s,
             };
-            Ok(if verb == 'q' { quote(&s) } else { s.into_owned() })
+            Ok(if verb == 'q' {
+                quote(&s)
+            } else {
+                s.into_owned()
+            })
         }
         't' => to_bool(arg)
             .map(|b| b.to_string())
@@ -379,7 +383,14 @@ fn render(v: &Verb, arg: &Value) -> Result<String, String> {
                 'e' | 'E' => go_exponent(&format!("{:.*e}", p.unwrap_or(6), f.abs()), verb == 'E'),
                 _ => general(f.abs(), p, verb == 'G'),
             };
-            Ok(sign(v, &if f.is_sign_negative() && f != 0.0 { format!("-{body}") } else { body }))
+            Ok(sign(
+                v,
+                &if f.is_sign_negative() && f != 0.0 {
+                    format!("-{body}")
+                } else {
+                    body
+                },
+            ))
         }
     }
 }
@@ -390,7 +401,10 @@ fn unsupported(verb: char, at: usize, arg: &Value) -> String {
         Value::Null => "; null cannot be formatted",
         _ => "",
     };
-    format!("cannot format {} with `%{verb}` at offset {at}{hint}", describe(arg))
+    format!(
+        "cannot format {} with `%{verb}` at offset {at}{hint}",
+        describe(arg)
+    )
 }
 
 /// Add `+` or ` ` to a non-negative number as the flags ask.
@@ -449,7 +463,14 @@ fn integer(v: &Verb, n: &Number) -> Result<String, String> {
         };
         digits = format!("{prefix}{digits}");
     }
-    Ok(sign(v, &if negative { format!("-{digits}") } else { digits }))
+    Ok(sign(
+        v,
+        &if negative {
+            format!("-{digits}")
+        } else {
+            digits
+        },
+    ))
 }
 
 /// Rust writes `1.5e3`; Go (and Terraform) write `1.5e+03`.

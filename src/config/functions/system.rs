@@ -42,7 +42,10 @@ pub fn with_base_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
 
 /// Where `path` (as written) points.
 fn resolve(path: &str) -> PathBuf {
-    let expanded = match path.strip_prefix("~/").or(if path == "~" { Some("") } else { None }) {
+    let expanded = match path
+        .strip_prefix("~/")
+        .or(if path == "~" { Some("") } else { None })
+    {
         Some(rest) => match std::env::var_os("HOME") {
             Some(home) => PathBuf::from(home).join(rest),
             None => PathBuf::from(path),
@@ -93,9 +96,12 @@ pub(super) fn file(a: &Args<'_>) -> FnResult {
     } else {
         format!("`{path}` (resolved to `{}`)", resolved.display())
     };
-    let meta = std::fs::metadata(&resolved).map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
+    let meta =
+        std::fs::metadata(&resolved).map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
     if meta.is_dir() {
-        return Err(format!("cannot read {shown}: it is a directory, not a file"));
+        return Err(format!(
+            "cannot read {shown}: it is a directory, not a file"
+        ));
     }
     if !meta.is_file() {
         return Err(format!("cannot read {shown}: it is not a regular file"));
@@ -103,7 +109,8 @@ pub(super) fn file(a: &Args<'_>) -> FnResult {
     if meta.len() > FILE_MAX_BYTES {
         return Err(too_big(&shown));
     }
-    let handle = std::fs::File::open(&resolved).map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
+    let handle = std::fs::File::open(&resolved)
+        .map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
     let mut bytes = Vec::new();
     handle
         .take(FILE_MAX_BYTES + 1)
