@@ -1,5 +1,5 @@
 //! String functions: `format`, `formatlist`, `join`, `split`, `replace`,
-//! `substr`, case and trimming helpers.
+//! `substr`, `indent`, case and trimming helpers.
 //!
 //! `format` implements the subset of Go's `fmt` verbs Terraform documents
 //! (`%v %#v %s %q %d %b %o %x %X %e %E %f %F %g %G %t %%`) with flags
@@ -49,6 +49,39 @@ pub(super) fn trimsuffix(a: &Args<'_>) -> FnResult {
     Ok(Value::String(
         s.strip_suffix(p.as_ref()).unwrap_or(&s).to_string(),
     ))
+}
+
+pub(super) fn strrev(a: &Args<'_>) -> FnResult {
+    Ok(Value::String(a.string(0)?.chars().rev().collect()))
+}
+
+pub(super) fn title(a: &Args<'_>) -> FnResult {
+    // Like Go's strings.Title: a letter after a separator is uppercased.
+    let s = a.string(0)?;
+    let mut out = String::with_capacity(s.len());
+    let mut after_separator = true;
+    for c in s.chars() {
+        if after_separator {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        after_separator = !(c.is_alphanumeric() || c == '_');
+    }
+    Ok(Value::String(out))
+}
+
+pub(super) fn indent(a: &Args<'_>) -> FnResult {
+    let spaces = a.int(0)?;
+    let s = a.string(1)?;
+    if !(0..=MAX_WIDTH as i64).contains(&spaces) {
+        return Err(format!(
+            "{} must be between 0 and {MAX_WIDTH}, found {spaces}",
+            a.at(0)
+        ));
+    }
+    let pad = " ".repeat(usize::try_from(spaces).unwrap_or(0));
+    Ok(Value::String(s.replace('\n', &format!("\n{pad}"))))
 }
 
 pub(super) fn startswith(a: &Args<'_>) -> FnResult {

@@ -183,6 +183,46 @@ fn cidr_functions() {
         "cannot extend",
     );
 
+    t.ok(
+        r#"cidrsubnets("10.1.0.0/16", 4, 4, 8, 4)"#,
+        json!([
+            "10.1.0.0/20",
+            "10.1.16.0/20",
+            "10.1.32.0/24",
+            "10.1.48.0/20"
+        ]),
+    );
+    t.ok(
+        r#"cidrsubnets("10.0.0.0/24", 1, 1)"#,
+        json!(["10.0.0.0/25", "10.0.0.128/25"]),
+    );
+    t.ok(r#"cidrsubnets("10.0.0.0/24")"#, json!([]));
+    t.ok(
+        r#"cidrsubnets("fd00:fd12:3456:7890::/56", 16, 16, 16, 32)"#,
+        json!([
+            "fd00:fd12:3456:7800::/72",
+            "fd00:fd12:3456:7800:100::/72",
+            "fd00:fd12:3456:7800:200::/72",
+            "fd00:fd12:3456:7800:300::/88"
+        ]),
+    );
+    t.ok(
+        r#"cidrsubnets("0.0.0.0/0", 1, 1)"#,
+        json!(["0.0.0.0/1", "128.0.0.0/1"]),
+    );
+    t.err(
+        r#"cidrsubnets("10.0.0.0/24", 1, 1, 1)"#,
+        "not enough address space left in 10.0.0.0/24 for argument 4 (`newbits`) (a /25 subnet)",
+    );
+    t.err(
+        r#"cidrsubnets("10.0.0.0/24", 0)"#,
+        "must extend the prefix by at least 1 bit",
+    );
+    t.err(
+        r#"cidrsubnets("10.0.0.0/24", 9)"#,
+        "by 9 bits, longer than 32 bits",
+    );
+
     t.ok(r#"cidrnetmask("172.16.0.0/12")"#, json!("255.240.0.0"));
     t.ok(r#"cidrnetmask("10.0.0.0/32")"#, json!("255.255.255.255"));
     t.ok(r#"cidrnetmask("0.0.0.0/0")"#, json!("0.0.0.0"));
@@ -382,6 +422,20 @@ fn string_functions() {
     t.ok(r#"endswith("hello world", "hello")"#, json!(false));
     t.err(r#"endswith([], "a")"#, "`string` must be a string");
 
+    t.ok(r#"strrev("héllo")"#, json!("olléh"));
+    t.err(r#"strrev([])"#, "`string` must be a string");
+    t.ok(
+        r#"title("hello world-wide_web")"#,
+        json!("Hello World-Wide_web"),
+    );
+    t.err(r#"title({})"#, "`string` must be a string");
+    t.ok(r#"indent(2, "[\n  foo,\n]")"#, json!("[\n    foo,\n  ]"));
+    t.ok(r#"indent(0, "a\nb")"#, json!("a\nb"));
+    t.err(
+        r#"indent(-1, "a")"#,
+        "`spaces` must be between 0 and 10000, found -1",
+    );
+
     t.ok(r#"substr("hello world", 1, 4)"#, json!("ello"));
     t.ok(r#"substr("🤔🤷", 0, 1)"#, json!("🤔"));
     t.ok(r#"substr("hello world", -5, -1)"#, json!("world"));
@@ -423,6 +477,10 @@ fn collection_functions() {
         "key \"c\" not found in the map (known keys: \"a\", \"b\"); add it or pass a default as the third argument",
     );
     t.err(r#"lookup({}, "c")"#, "(the map is empty)");
+    t.err(
+        r#"lookup({name = 1, image = 2}, "nmae")"#,
+        "key \"nmae\" not found in the map; did you mean \"name\"? (or pass a default as the third argument)",
+    );
     t.err(
         r#"lookup(["a"], "a")"#,
         "`map` must be a map, found a list of 1 element",
@@ -579,6 +637,56 @@ fn collection_functions() {
         "`start` must not be negative, found -1",
     );
 
+    t.ok(
+        r#"setunion(["a", "b"], ["b", "c"], ["d"])"#,
+        json!(["a", "b", "c", "d"]),
+    );
+    t.ok(r#"setunion([2], [1, 2])"#, json!([1, 2]));
+    t.err(
+        r#"setunion(["a"], "b")"#,
+        "argument 2 (`sets`) must be a list",
+    );
+    t.ok(
+        r#"setintersection(["a", "b"], ["b", "c"], ["b", "d"])"#,
+        json!(["b"]),
+    );
+    t.ok(r#"setintersection(["a"], [])"#, json!([]));
+    t.err(
+        r#"setintersection(["a"], [null])"#,
+        "element 0 of argument 2 (`sets`) is null",
+    );
+    t.ok(r#"setsubtract(["a", "b", "c"], ["a", "c"])"#, json!(["b"]));
+    t.err(r#"setsubtract(["a"], 1)"#, "`b` must be a list");
+
+    t.ok(r#"alltrue(["true", true])"#, json!(true));
+    t.ok(r#"alltrue([true, false])"#, json!(false));
+    t.ok(r#"alltrue([])"#, json!(true));
+    t.err(
+        r#"alltrue([1])"#,
+        "element 0 of `list` must be a bool, found number `1`",
+    );
+    t.ok(r#"anytrue([false, true])"#, json!(true));
+    t.ok(r#"anytrue([])"#, json!(false));
+    t.err(r#"anytrue("true")"#, "`list` must be a list");
+
+    t.ok(r#"one([])"#, json!(null));
+    t.ok(r#"one(["hello"])"#, json!("hello"));
+    t.err(
+        r#"one(["a", "b"])"#,
+        "`list` must have at most one element, found 2",
+    );
+
+    t.ok(
+        r#"chunklist(["a", "b", "c", "d", "e"], 2)"#,
+        json!([["a", "b"], ["c", "d"], ["e"]]),
+    );
+    t.ok(r#"chunklist(["a", "b"], 0)"#, json!([["a", "b"]]));
+    t.ok(r#"chunklist([], 3)"#, json!([]));
+    t.err(
+        r#"chunklist(["a"], -1)"#,
+        "`size` must not be negative, found -1",
+    );
+
     t.ok(r#"zipmap(["a", "b"], [1, 2])"#, json!({"a": 1, "b": 2}));
     t.ok(r#"zipmap(["a", "a"], [1, 2])"#, json!({"a": 2}));
     t.err(
@@ -638,7 +746,10 @@ fn numeric_functions() {
     );
     t.ok(r#"max(12, 54, 3)"#, json!(54));
     t.ok(r#"max("7", 3)"#, json!(7));
-    t.err(r#"max([1])"#, "must be a number, found a list of 1 element");
+    t.err(
+        r#"max([1])"#,
+        "must be a number, found a list of 1 element; expand a list into arguments with `...`",
+    );
 
     t.ok(r#"abs(-12.5)"#, json!(12.5));
     t.ok(
@@ -694,6 +805,27 @@ fn encoding_functions() {
     t.err(r#"jsondecode("{")"#, "`string` is not valid json");
     t.err(r#"jsondecode("1e400")"#, "is not valid json");
     t.err(r#"jsondecode([])"#, "`string` must be a string");
+    t.ok(r#"base64encode("Hello World")"#, json!("SGVsbG8gV29ybGQ="));
+    t.ok(r#"base64encode("")"#, json!(""));
+    t.ok(r#"base64encode("ab")"#, json!("YWI="));
+    t.ok(r#"base64decode("SGVsbG8gV29ybGQ=")"#, json!("Hello World"));
+    t.ok(r#"base64decode("YWI=")"#, json!("ab"));
+    t.ok(r#"base64decode(base64encode("ü€😀"))"#, json!("ü€😀"));
+    t.err(
+        r#"base64decode("YWI")"#,
+        "`string` is not valid base64: its length 3 is not a multiple of 4",
+    );
+    t.err(r#"base64decode("YW!=")"#, "invalid character at offset 2");
+    t.err(
+        r#"base64decode("/w==")"#,
+        "decodes to bytes that are not utf-8 text",
+    );
+    t.ok(
+        r#"sha256("hello world")"#,
+        json!("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"),
+    );
+    t.err(r#"sha256([])"#, "`string` must be a string");
+
     t.ok(r#"tostring("hello")"#, json!("hello"));
     t.ok(r#"tostring(1.5)"#, json!("1.5"));
     t.ok(r#"tostring(true)"#, json!("true"));
@@ -767,6 +899,21 @@ fn file_function_resolves_against_base_dir() {
             "it is not utf-8 text (invalid byte at offset 2)",
         );
         t.err(r#"file("")"#, "`path` is empty");
+        t.ok(r#"filebase64("bin.dat")"#, json!("b2v//g=="));
+        t.err(r#"filebase64("nope")"#, "cannot read `nope`");
+        t.ok(
+            r#"filesha256("certs/ca.pem")"#,
+            json!(super::encoding::sha256_hex(
+                "-----BEGIN-----\nü\n".as_bytes()
+            )),
+        );
+        t.err(r#"filesha256("certs")"#, "it is a directory");
+        t.ok(r#"fileexists("certs/ca.pem")"#, json!(true));
+        t.ok(r#"fileexists("certs/nope.pem")"#, json!(false));
+        t.err(
+            r#"fileexists("certs")"#,
+            "is a directory; `fileexists` checks for files",
+        );
         t.err(
             r#"file(1, 2)"#,
             "expected 1 argument, found 2; usage: `file(path)`",
@@ -782,6 +929,59 @@ fn file_function_resolves_against_base_dir() {
         });
         assert!(eval(r#"file("certs/ca.pem")"#).is_ok());
         assert!(eval(r#"file("ca.pem")"#).is_err());
+    });
+}
+
+#[test]
+fn templatefile_renders_with_vars_and_functions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write(
+        "hosts.tpl",
+        "%{ for i, h in hosts ~}\n${h} ${cidrhost(cidr, i + 10)}\n%{ endfor ~}\nname=${upper(name)}",
+    );
+    write("self.tpl", "${templatefile(\"self.tpl\", {})}");
+    write("bad.tpl", "${");
+    write("undef.tpl", "${nope}");
+    write("failing.tpl", "x ${cidrhost(\"10.0.0.0/30\", 9)}");
+
+    with_base_dir(dir.path(), || {
+        let mut t = Table::default();
+        t.ok(
+            r#"templatefile("hosts.tpl", {hosts = ["a", "b"], cidr = "10.0.0.0/24", name = "lab"})"#,
+            json!("a 10.0.0.10\nb 10.0.0.11\nname=LAB"),
+        );
+        t.err(
+            r#"templatefile("self.tpl", {})"#,
+            "`templatefile` cannot be called from inside a template",
+        );
+        t.err(
+            r#"templatefile("bad.tpl", {})"#,
+            "cannot parse template `bad.tpl`",
+        );
+        t.err(
+            r#"templatefile("undef.tpl", {})"#,
+            "undefined variable `nope`",
+        );
+        t.err(r#"templatefile("undef.tpl", {})"#, "; pass it in `vars`");
+        t.err(
+            r#"templatefile("failing.tpl", {})"#,
+            "host number 9 does not fit in 10.0.0.0/30 (4 addresses)",
+        );
+        t.err(
+            r#"templatefile("hosts.tpl", ["a"])"#,
+            "`vars` must be a map",
+        );
+        t.err(
+            r#"templatefile("hosts.tpl", {"not valid" = 1})"#,
+            "is not a valid variable name",
+        );
+        t.err(
+            r#"templatefile("missing.tpl", {})"#,
+            "no such file or directory",
+        );
+        t.finish();
     });
 }
 
