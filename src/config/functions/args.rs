@@ -11,6 +11,21 @@ use std::cmp::Ordering;
 
 use hcl::{Map, Number, Value};
 
+/// The largest string a function builds (`format`, `join`, `replace`, ...):
+/// a bound so no expression can exhaust memory.
+pub(super) const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
+
+/// Refuse to build a string of `bytes` bytes when it is over the bound.
+pub(super) fn check_size(bytes: usize) -> Result<(), String> {
+    if bytes > MAX_STRING_BYTES {
+        return Err(format!(
+            "the result would be larger than {} MiB",
+            MAX_STRING_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(())
+}
+
 /// The result every function implementation returns.
 pub(super) type FnResult = Result<Value, String>;
 

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use hcl::{Number, Value};
 
 use super::args::{
-    describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult,
+    check_size, describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult,
 };
 
 /// The largest width or precision a format verb may ask for.
@@ -80,7 +80,10 @@ pub(super) fn indent(a: &Args<'_>) -> FnResult {
             a.at(0)
         ));
     }
-    let pad = " ".repeat(usize::try_from(spaces).unwrap_or(0));
+    let spaces = usize::try_from(spaces).unwrap_or(0);
+    let lines = s.bytes().filter(|b| *b == b'\n').count();
+    check_size(lines.saturating_mul(spaces).saturating_add(s.len()))?;
+    let pad = " ".repeat(spaces);
     Ok(Value::String(s.replace('\n', &format!("\n{pad}"))))
 }
 
@@ -96,6 +99,18 @@ pub(super) fn replace(a: &Args<'_>) -> FnResult {
     let s = a.string(0)?;
     let from = a.string(1)?;
     let to = a.string(2)?;
+    if to.len() > from.len() {
+        let matches = if from.is_empty() {
+            s.chars().count() + 1
+        } else {
+            s.matches(from.as_ref()).count()
+        };
+        check_size(
+            matches
+                .saturating_mul(to.len() - from.len())
+                .saturating_add(s.len()),
+        )?;
+    }
     Ok(Value::String(s.replace(from.as_ref(), &to)))
 }
 
@@ -131,6 +146,11 @@ pub(super) fn join(a: &Args<'_>) -> FnResult {
             }
         }
     }
+    let total = parts
+        .iter()
+        .fold(0usize, |n, p| n.saturating_add(p.len()))
+        .saturating_add(sep.len().saturating_mul(parts.len().saturating_sub(1)));
+    check_size(total)?;
     Ok(Value::String(parts.join(sep.as_ref())))
 }
 
@@ -191,6 +211,7 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
     let n = len.map_or(1, |(n, _)| n);
     let mut out = Vec::with_capacity(n);
     let mut row = Vec::with_capacity(rest.len());
+    let mut total = 0usize;
     for k in 0..n {
         row.clear();
         for v in rest {
@@ -200,6 +221,8 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
             });
         }
         let line = format_values(&spec, &row).map_err(|e| format!("element {k}: {e}"))?;
+        total = total.saturating_add(line.len());
+        check_size(total)?;
         out.push(Value::String(line));
     }
     Ok(Value::Array(out))
@@ -305,6 +328,7 @@ pub(super) fn format_values(spec: &str, args: &[Value]) -> Result<String, String
         next_arg += 1;
         let text = render(&v, arg)?;
         pad(&mut out, &v, &text);
+        check_size(out.len())?;
     }
 
     if !reordered && next_arg < args.len() {

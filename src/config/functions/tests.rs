@@ -986,6 +986,29 @@ fn templatefile_renders_with_vars_and_functions() {
 }
 
 #[test]
+fn string_results_are_bounded() {
+    let mut t = Table::default();
+    t.err(
+        r#"indent(10000, join("\n", range(10000)))"#,
+        "the result would be larger than 64 MiB",
+    );
+    t.err(
+        r#"join(format("%10000s", ""), range(10000))"#,
+        "the result would be larger than 64 MiB",
+    );
+    t.err(
+        r#"replace(join("", range(20000)), "1", format("%10000s", ""))"#,
+        "the result would be larger than 64 MiB",
+    );
+    t.err(
+        r#"formatlist("%10000s", range(10000))"#,
+        "the result would be larger than 64 MiB",
+    );
+    t.ok(r#"length(format("%10000s", ""))"#, json!(10000));
+    t.finish();
+}
+
+#[test]
 fn file_refuses_special_files() {
     let err = eval(r#"file("/dev/zero")"#).expect_err("reading /dev/zero must fail");
     assert!(err.contains("it is not a regular file"), "{err}");
