@@ -7,13 +7,20 @@
 //! duplicates removed (and sorted when all elements are strings or numbers),
 //! maps are objects.
 //!
-//! Does not evaluate expressions (hcl-rs does, and the config evaluator
-//! attaches spans to errors), and does no I/O but reading the files `file()`
-//! names and the environment variables `env()` names.
+//! Does not evaluate testbed expressions (hcl-rs does, and the config
+//! evaluator attaches spans to errors; only `templatefile` evaluates its own
+//! template), and does no I/O but reading the files `file()` and friends
+//! name and the environment variables `env()` names.
+//!
+//! Every error is one lowercase line naming the argument at fault (hcl-rs
+//! prefixes it with ``error calling function `name`: ``). Nothing panics on
+//! any input: integers are range-checked, `range` and built strings are
+//! bounded, files are read only if regular and at most 16 MiB.
 //!
 //! Functions are plain `fn` pointers (hcl-rs [`hcl::eval::Func`]), so the
-//! one piece of state, the directory `file()` resolves relative paths
-//! against, is a thread-local set with [`with_base_dir`].
+//! one piece of state, the directory `file()`, `templatefile()` and the other
+//! file functions resolve relative paths against, is a thread-local set with
+//! [`with_base_dir`].
 
 mod args;
 mod cidr;

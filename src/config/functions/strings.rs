@@ -184,12 +184,12 @@ pub(super) fn substr(a: &Args<'_>) -> FnResult {
 
 pub(super) fn format(a: &Args<'_>) -> FnResult {
     let spec = a.string(0)?;
-    format_values(&spec, &a.all()[1..]).map(Value::String)
+    format_values(&spec, a.all().get(1..).unwrap_or_default()).map(Value::String)
 }
 
 pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
     let spec = a.string(0)?;
-    let rest = &a.all()[1..];
+    let rest = a.all().get(1..).unwrap_or_default();
     let mut len: Option<(usize, usize)> = None;
     for (i, v) in rest.iter().enumerate() {
         if let Value::Array(list) = v {
@@ -327,7 +327,8 @@ pub(super) fn format_values(spec: &str, args: &[Value]) -> Result<String, String
         used[next_arg] = true;
         next_arg += 1;
         let text = render(&v, arg)?;
-        pad(&mut out, &v, &text);
+        let numeric = "dboxXeEfFgG".contains(verb) || (verb == 'v' && arg.is_number());
+        pad(&mut out, &v, &text, numeric);
         check_size(out.len())?;
     }
 
@@ -366,7 +367,7 @@ fn digits(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<
 }
 
 /// Pad `text` to the verb's width.
-fn pad(out: &mut String, v: &Verb, text: &str) {
+fn pad(out: &mut String, v: &Verb, text: &str, numeric: bool) {
     let len = text.chars().count();
     let width = v.width.unwrap_or(0);
     if len >= width {
@@ -374,7 +375,6 @@ fn pad(out: &mut String, v: &Verb, text: &str) {
         return;
     }
     let fill = width - len;
-    let numeric = "dboxXeEfFgG".contains(v.verb);
     if v.minus {
         out.push_str(text);
         out.extend(std::iter::repeat(' ').take(fill));
@@ -393,6 +393,10 @@ fn pad(out: &mut String, v: &Verb, text: &str) {
         out.push_str(prefix);
         out.extend(std::iter::repeat('0').take(fill));
         out.push_str(digits);
+    } else if v.zero {
+        // Like Go, `%05s` pads strings with zeros too.
+        out.extend(std::iter::repeat('0').take(fill));
+        out.push_str(text);
     } else {
         out.extend(std::iter::repeat(' ').take(fill));
         out.push_str(text);

@@ -277,6 +277,22 @@ fn format_function() {
     );
     t.ok(r#"format("%.3s", "abcdef")"#, json!("abc"));
     t.ok(r#"format("100%%")"#, json!("100%"));
+    t.ok(
+        r#"format("%5.1f|% d|%x|%#o", 3.14159, 5, -255, 8)"#,
+        json!("  3.1| 5|-ff|010"),
+    );
+    t.ok(
+        r#"format("%08.3f|%+.2e|%G", -3.14159, 12345.678, 0.0000001)"#,
+        json!("-003.142|+1.23e+04|1E-07"),
+    );
+    t.ok(
+        r#"format("%v|%s|%-6s|%6.2s|%05s", null, true, "ab", "abc", "ab")"#,
+        json!("null|true|ab    |    ab|000ab"),
+    );
+    t.ok(
+        r#"format("%05v|%.3g|%.3g|%g", 42, 3.14159, 1, 1234567)"#,
+        json!("00042|3.14|1|1.234567e+06"),
+    );
     t.ok(r#"format("%[2]s %[1]s", "a", "b")"#, json!("b a"));
     t.ok(r#"format("%d", "12")"#, json!("12"));
     t.ok(r#"format("ünï %s", "cödé")"#, json!("ünï cödé"));
