@@ -217,7 +217,10 @@ fn make_set(list: &[Value], at: &str) -> Result<Vec<Value>, String> {
 }
 
 pub(super) fn toset(a: &Args<'_>) -> FnResult {
-    make_set(a.array(0)?, &a.at(0)).map(Value::Array)
+    match a.get(0) {
+        Value::Null => Ok(Value::Null),
+        _ => make_set(a.array(0)?, &a.at(0)).map(Value::Array),
+    }
 }
 
 pub(super) fn setunion(a: &Args<'_>) -> FnResult {

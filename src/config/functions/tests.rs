@@ -522,6 +522,7 @@ fn collection_functions() {
     t.ok(r#"toset([3, 1, 2, 1])"#, json!([1, 2, 3]));
     t.ok(r#"toset(["a", 1, true])"#, json!(["1", "a", "true"]));
     t.ok(r#"toset([])"#, json!([]));
+    t.ok(r#"toset(null)"#, json!(null));
     t.err(
         r#"toset({a = 1})"#,
         "`value` must be a list, found a map of 1 element",
