@@ -41,6 +41,13 @@ impl<'a> Args<'a> {
         Args { values, signature }
     }
 
+    /// The function's name, from its signature.
+    pub(super) fn name(&self) -> &'static str {
+        self.signature
+            .split_once('(')
+            .map_or(self.signature, |(name, _)| name)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.values.len()
     }
@@ -183,14 +190,16 @@ pub(super) fn describe(v: &Value) -> String {
         Value::Bool(b) => format!("bool `{b}`"),
         Value::Number(n) => format!("number `{n}`"),
         Value::String(s) => format!("string {}", quote_truncated(s, 40)),
-        Value::Array(a) => match a.len() {
-            1 => "a list of 1 element".to_string(),
-            n => format!("a list of {n} elements"),
-        },
-        Value::Object(o) => match o.len() {
-            1 => "a map of 1 element".to_string(),
-            n => format!("a map of {n} elements"),
-        },
+        Value::Array(a) => format!("a list of {}", elements(a.len())),
+        Value::Object(o) => format!("a map of {}", elements(o.len())),
+    }
+}
+
+/// `1 element`, `3 elements`.
+pub(super) fn elements(n: usize) -> String {
+    match n {
+        1 => "1 element".to_string(),
+        n => format!("{n} elements"),
     }
 }
 

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use hcl::{Map, Value};
 
 use super::args::{
-    cmp_numbers, describe, loose_eq, quote_truncated, sorted_keys, stringify, to_bool, to_str,
-    unify_primitives, Args, FnResult,
+    cmp_numbers, describe, elements, loose_eq, quote_truncated, sorted_keys, stringify, to_bool,
+    to_str, unify_primitives, Args, FnResult,
 };
 
 pub(super) fn length(a: &Args<'_>) -> FnResult {
@@ -142,9 +142,9 @@ pub(super) fn index(a: &Args<'_>) -> FnResult {
     match list.iter().position(|v| loose_eq(v, needle)) {
         Some(i) => Ok(Value::from(i)),
         None => Err(format!(
-            "{} is not in the list of {} elements",
+            "{} is not in the list of {}",
             describe(needle),
-            list.len()
+            elements(list.len())
         )),
     }
 }
@@ -410,8 +410,9 @@ pub(super) fn slice(a: &Args<'_>) -> FnResult {
     }
     if end > len {
         return Err(format!(
-            "{} {end} is past the end of the list of {len} elements",
-            a.at(2)
+            "{} {end} is past the end of the list of {}",
+            a.at(2),
+            elements(list.len())
         ));
     }
     if start > end {
@@ -431,11 +432,11 @@ pub(super) fn zipmap(a: &Args<'_>) -> FnResult {
     let values = a.array(1)?;
     if keys.len() != values.len() {
         return Err(format!(
-            "{} has {} elements but {} has {}; they must have the same length",
+            "{} has {} but {} has {}; they must have the same length",
             a.at(0),
-            keys.len(),
+            elements(keys.len()),
             a.at(1),
-            values.len()
+            elements(values.len())
         ));
     }
     let mut out = Map::new();

@@ -44,9 +44,10 @@ fn numbers(a: &Args<'_>) -> Result<Vec<Number>, String> {
     (0..a.len())
         .map(|i| {
             a.number(i).map_err(|e| match a.get(i) {
-                Value::Array(_) => {
-                    format!("{e}; expand a list into arguments with `...`, as in `max(list...)`")
-                }
+                Value::Array(_) => format!(
+                    "{e}; expand a list into arguments with `...`, as in `{}(list...)`",
+                    a.name()
+                ),
                 _ => e,
             })
         })

@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use hcl::{Number, Value};
 
 use super::args::{
-    check_size, describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult,
+    check_size, describe, elements, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args,
+    FnResult,
 };
 
 /// The largest width or precision a format verb may ask for.
@@ -197,10 +198,11 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
                 None => len = Some((list.len(), i)),
                 Some((n, first)) if n != list.len() => {
                     return Err(format!(
-                        "argument {} is a list of {} elements but argument {} has {n}; all list arguments must have the same length",
+                        "argument {} is a list of {} but argument {} has {}; all list arguments must have the same length",
                         i + 2,
-                        list.len(),
-                        first + 2
+                        elements(list.len()),
+                        first + 2,
+                        elements(n)
                     ))
                 }
                 Some(_) => {}

@@ -575,7 +575,7 @@ fn collection_functions() {
     t.ok(r#"index(["a", "b", "c"], "b")"#, json!(1));
     t.err(
         r#"index(["a"], "z")"#,
-        "string \"z\" is not in the list of 1 elements",
+        "string \"z\" is not in the list of 1 element",
     );
 
     t.ok(r#"element(["a", "b", "c"], 1)"#, json!("b"));
@@ -708,7 +708,7 @@ fn collection_functions() {
     t.ok(r#"zipmap(["a", "a"], [1, 2])"#, json!({"a": 2}));
     t.err(
         r#"zipmap(["a"], [1, 2])"#,
-        "`keys` has 1 elements but `values` has 2; they must have the same length",
+        "`keys` has 1 element but `values` has 2 elements; they must have the same length",
     );
     t.err(
         r#"zipmap([[]], [1])"#,
@@ -758,6 +758,10 @@ fn numeric_functions() {
     t.ok(r#"min([12, 54, 3]...)"#, json!(3));
     t.err(r#"min()"#, "expected at least 1 argument, found 0");
     t.err(
+        r#"min([1, 2])"#,
+        "expand a list into arguments with `...`, as in `min(list...)`",
+    );
+    t.err(
         r#"min(1, "x")"#,
         "argument 2 (`numbers`) must be a number, found string \"x\"",
     );
@@ -765,7 +769,7 @@ fn numeric_functions() {
     t.ok(r#"max("7", 3)"#, json!(7));
     t.err(
         r#"max([1])"#,
-        "must be a number, found a list of 1 element; expand a list into arguments with `...`",
+        "must be a number, found a list of 1 element; expand a list into arguments with `...`, as in `max(list...)`",
     );
 
     t.ok(r#"abs(-12.5)"#, json!(12.5));
