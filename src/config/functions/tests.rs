@@ -829,6 +829,10 @@ fn encoding_functions() {
     t.ok(r#"base64encode("Hello World")"#, json!("SGVsbG8gV29ybGQ="));
     t.ok(r#"base64encode("")"#, json!(""));
     t.ok(r#"base64encode("ab")"#, json!("YWI="));
+    t.err(
+        r#"base64encode({})"#,
+        "`string` must be a string, found a map of 0 elements",
+    );
     t.ok(r#"base64decode("SGVsbG8gV29ybGQ=")"#, json!("Hello World"));
     t.ok(r#"base64decode("YWI=")"#, json!("ab"));
     t.ok(r#"base64decode(base64encode("ü€😀"))"#, json!("ü€😀"));
