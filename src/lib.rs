@@ -13,5 +13,6 @@ pub mod addrs;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod format;
 pub mod platform;
 pub mod state;
