@@ -178,8 +178,10 @@ struct Token<'a> {
     kind: Kind,
     /// The token's text; comments lose trailing whitespace on every line.
     text: Cow<'a, str>,
-    /// Byte offset in the lexed text.
+    /// Byte offsets in the lexed text (`end` is for the tests' re-spacing).
     start: usize,
+    #[cfg_attr(not(test), allow(dead_code))]
+    end: usize,
 }
 
 impl Token<'_> {
@@ -243,7 +245,12 @@ impl<'a> Lexer<'a> {
             }
             _ => Cow::Borrowed(raw),
         };
-        Token { kind, text, start }
+        Token {
+            kind,
+            text,
+            start,
+            end,
+        }
     }
 
     fn next_token(&mut self) -> Result<Option<Token<'a>>, FormatError> {
@@ -801,212 +808,232 @@ mod tests {
         format!("{src}\n==== formatted ====\n{}", fmt(src))
     }
 
+    const MESSY_SPACING: &str = concat!(
+        "node\"web\"   \"x\"{\n",
+        "count=2\n",
+        "   image   =    \"host\"\n",
+        "\tcpus =1+2* 3\n",
+        "labels={role=\"web\",tier  =  \"a\"}\n",
+        "networks = [ network.a , network.b ]\n",
+        "address = cidrhost( network.lab.cidr , 10 )\n",
+        "}\n",
+    );
+
     #[test]
     fn messy_spacing() {
-        insta::assert_snapshot!(show(concat!(
-            "node\"web\"   \"x\"{\n",
-            "count=2\n",
-            "   image   =    \"host\"\n",
-            "\tcpus =1+2* 3\n",
-            "labels={role=\"web\",tier  =  \"a\"}\n",
-            "networks = [ network.a , network.b ]\n",
-            "address = cidrhost( network.lab.cidr , 10 )\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(MESSY_SPACING));
     }
+
+    const ALIGNMENT_RUNS_BROKEN_BY_BLANK_LINES_AND_COMMENTS: &str = concat!(
+        "variable \"edge_count\" {\n",
+        "  type = number\n",
+        "  default = 2\n",
+        "\n",
+        "  description = \"how many edges\"\n",
+        "  sensitive = false\n",
+        "  # a comment breaks the run\n",
+        "  x = 1\n",
+        "  longer_name = 2\n",
+        "  nested {\n",
+        "    a = 1\n",
+        "  }\n",
+        "  after_block = 3\n",
+        "  b = 4\n",
+        "}\n",
+    );
 
     #[test]
     fn alignment_runs_broken_by_blank_lines_and_comments() {
-        insta::assert_snapshot!(show(concat!(
-            "variable \"edge_count\" {\n",
-            "  type = number\n",
-            "  default = 2\n",
-            "\n",
-            "  description = \"how many edges\"\n",
-            "  sensitive = false\n",
-            "  # a comment breaks the run\n",
-            "  x = 1\n",
-            "  longer_name = 2\n",
-            "  nested {\n",
-            "    a = 1\n",
-            "  }\n",
-            "  after_block = 3\n",
-            "  b = 4\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(ALIGNMENT_RUNS_BROKEN_BY_BLANK_LINES_AND_COMMENTS));
     }
+
+    const MULTI_LINE_VALUE_BREAKS_THE_RUN: &str = concat!(
+        "profile \"cdn:basic\" {\n",
+        "  image = local.image\n",
+        "  cpus = 1\n",
+        "  labels = {\n",
+        "  tier = \"cdn\"\n",
+        "  role    = \"edge\"\n",
+        "  }\n",
+        "  memory = \"512MiB\"\n",
+        "  x = 1\n",
+        "}\n",
+    );
 
     #[test]
     fn multi_line_value_breaks_the_run() {
-        insta::assert_snapshot!(show(concat!(
-            "profile \"cdn:basic\" {\n",
-            "  image = local.image\n",
-            "  cpus = 1\n",
-            "  labels = {\n",
-            "  tier = \"cdn\"\n",
-            "  role    = \"edge\"\n",
-            "  }\n",
-            "  memory = \"512MiB\"\n",
-            "  x = 1\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(MULTI_LINE_VALUE_BREAKS_THE_RUN));
     }
+
+    const NESTED_BLOCKS: &str = concat!(
+        "variable \"n\" {\n",
+        "type = number\n",
+        "validation {\n",
+        "condition = var.n > 0 && var.n <= 64\n",
+        "error_message = \"n must be 1..64\"\n",
+        "}\n",
+        "}\n",
+        "node \"a\" {\n",
+        "      lifecycle {\n",
+        "  create_before_destroy = true\n",
+        "         }\n",
+        "  empty {}\n",
+        "  empty_multi {\n",
+        "  }\n",
+        "}\n",
+    );
 
     #[test]
     fn nested_blocks() {
-        insta::assert_snapshot!(show(concat!(
-            "variable \"n\" {\n",
-            "type = number\n",
-            "validation {\n",
-            "condition = var.n > 0 && var.n <= 64\n",
-            "error_message = \"n must be 1..64\"\n",
-            "}\n",
-            "}\n",
-            "node \"a\" {\n",
-            "      lifecycle {\n",
-            "  create_before_destroy = true\n",
-            "         }\n",
-            "  empty {}\n",
-            "  empty_multi {\n",
-            "  }\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(NESTED_BLOCKS));
     }
+
+    const ONE_LINE_BLOCKS: &str = concat!(
+        "platform   \"ssh\"   \"pool-a\"   {\n",
+        "  user = \"root\"\n",
+        "  identity_file = \"~/.ssh/id_ed25519\"\n",
+        "  host \"edge-1\"{address=\"192.0.2.10\"}\n",
+        "  host \"edge-2\" {   address   =   \"192.0.2.11\"   }\n",
+        "  host \"edge-3\" {}\n",
+        "}\n",
+    );
 
     #[test]
     fn one_line_blocks() {
-        insta::assert_snapshot!(show(concat!(
-            "platform   \"ssh\"   \"pool-a\"   {\n",
-            "  user = \"root\"\n",
-            "  identity_file = \"~/.ssh/id_ed25519\"\n",
-            "  host \"edge-1\"{address=\"192.0.2.10\"}\n",
-            "  host \"edge-2\" {   address   =   \"192.0.2.11\"   }\n",
-            "  host \"edge-3\" {}\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(ONE_LINE_BLOCKS));
     }
+
+    const MULTI_LINE_MAPS_AND_LISTS: &str = concat!(
+        "locals {\n",
+        "names = [\n",
+        "\"a\",\n",
+        "    \"b\",\n",
+        "]\n",
+        "nested = {\n",
+        "one = { x = 1 }\n",
+        "two_two = [\n",
+        "1, 2,\n",
+        "3,\n",
+        "]\n",
+        "\"quoted key\" = 3\n",
+        "}\n",
+        "list_of_maps = [{\n",
+        "a = 1\n",
+        "}, {\n",
+        "bb = 2\n",
+        "}]\n",
+        "call = f(a, {\n",
+        "k = 1\n",
+        "}, b)\n",
+        "pending = [{\n",
+        "x = 1\n",
+        "}\n",
+        "]\n",
+        "merged = merge(\n",
+        "local.a,\n",
+        "{ c = 3 },\n",
+        ")\n",
+        "}\n",
+    );
 
     #[test]
     fn multi_line_maps_and_lists() {
-        insta::assert_snapshot!(show(concat!(
-            "locals {\n",
-            "names = [\n",
-            "\"a\",\n",
-            "    \"b\",\n",
-            "]\n",
-            "nested = {\n",
-            "one = { x = 1 }\n",
-            "two_two = [\n",
-            "1, 2,\n",
-            "3,\n",
-            "]\n",
-            "\"quoted key\" = 3\n",
-            "}\n",
-            "list_of_maps = [{\n",
-            "a = 1\n",
-            "}, {\n",
-            "bb = 2\n",
-            "}]\n",
-            "call = f(a, {\n",
-            "k = 1\n",
-            "}, b)\n",
-            "pending = [{\n",
-            "x = 1\n",
-            "}\n",
-            "]\n",
-            "merged = merge(\n",
-            "local.a,\n",
-            "{ c = 3 },\n",
-            ")\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(MULTI_LINE_MAPS_AND_LISTS));
     }
+
+    const FOR_EXPRESSIONS: &str = concat!(
+        "locals {\n",
+        "upper = [for s in var.list: upper(s)]\n",
+        "by_name = {for n in var.nodes: n.name => n.address}\n",
+        "grouped = {for k,v in var.m : k => v...}\n",
+        "filtered = [\n",
+        "for n in var.nodes : n.name\n",
+        "if n.enabled\n",
+        "]\n",
+        "in_tuple = [for x in [1, 2]: x]\n",
+        "}\n",
+    );
 
     #[test]
     fn for_expressions() {
-        insta::assert_snapshot!(show(concat!(
-            "locals {\n",
-            "upper = [for s in var.list: upper(s)]\n",
-            "by_name = {for n in var.nodes: n.name => n.address}\n",
-            "grouped = {for k,v in var.m : k => v...}\n",
-            "filtered = [\n",
-            "for n in var.nodes : n.name\n",
-            "if n.enabled\n",
-            "]\n",
-            "in_tuple = [for x in [1, 2]: x]\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(FOR_EXPRESSIONS));
     }
+
+    const OPERATORS_SPLATS_AND_NEGATION: &str = concat!(
+        "locals {\n",
+        "a = node.edge[*].address\n",
+        "b = node.edge.*.address\n",
+        "c = var.x ? -1 : - 2\n",
+        "d = var.a-var.b\n",
+        "e = !var.flag\n",
+        "f = (var.a+1)*-var.b\n",
+        "g = var.list[0] [1]\n",
+        "h = var.n % 2 == 0 || var.n != 3\n",
+        "i = [-1, -var.x, 1 - 2]\n",
+        "j = length(var.list)>= 2\n",
+        "k = var.some-name\n",
+        "l = 1.5e3\n",
+        "}\n",
+    );
 
     #[test]
     fn operators_splats_and_negation() {
-        insta::assert_snapshot!(show(concat!(
-            "locals {\n",
-            "a = node.edge[*].address\n",
-            "b = node.edge.*.address\n",
-            "c = var.x ? -1 : - 2\n",
-            "d = var.a-var.b\n",
-            "e = !var.flag\n",
-            "f = (var.a+1)*-var.b\n",
-            "g = var.list[0] [1]\n",
-            "h = var.n % 2 == 0 || var.n != 3\n",
-            "i = [-1, -var.x, 1 - 2]\n",
-            "j = length(var.list)>= 2\n",
-            "k = var.some-name\n",
-            "l = 1.5e3\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(OPERATORS_SPLATS_AND_NEGATION));
     }
+
+    const HEREDOCS_ARE_UNTOUCHED: &str = concat!(
+        "node \"a\" {\n",
+        "script = <<EOT\n",
+        "  keep   this   \n",
+        "\n",
+        "\n",
+        "\n",
+        "   ${var.x}   \n",
+        "EOT\n",
+        "    indented = <<-EOT\n",
+        "        two\n",
+        "      one\n",
+        "    EOT\n",
+        "  after = 1\n",
+        "  call = format(<<EOT\n",
+        "%s\n",
+        "EOT\n",
+        ", \"x\")\n",
+        "}\n",
+    );
 
     #[test]
     fn heredocs_are_untouched() {
-        insta::assert_snapshot!(show(concat!(
-            "node \"a\" {\n",
-            "script = <<EOT\n",
-            "  keep   this   \n",
-            "\n",
-            "\n",
-            "\n",
-            "   ${var.x}   \n",
-            "EOT\n",
-            "    indented = <<-EOT\n",
-            "        two\n",
-            "      one\n",
-            "    EOT\n",
-            "  after = 1\n",
-            "  call = format(<<EOT\n",
-            "%s\n",
-            "EOT\n",
-            ", \"x\")\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(HEREDOCS_ARE_UNTOUCHED));
     }
+
+    const COMMENTS_EVERYWHERE: &str = concat!(
+        "# leading comment   \n",
+        "// slash comment\n",
+        "/* block\n",
+        "   comment   \n",
+        "*/\n",
+        "node \"a\" { # after the brace\n",
+        "  # inside\n",
+        "  image = \"host\" # trailing\n",
+        "  cpus = 2 // trailing slash\n",
+        "  memory = /* inline */ \"1G\"\n",
+        "  labels = {\n",
+        "    # in a map\n",
+        "    a = 1 # one\n",
+        "    bbb = 2 # two\n",
+        "  }\n",
+        "  list = [ # opens\n",
+        "    1, /* one */\n",
+        "  ]\n",
+        "  # before the close\n",
+        "} # after the close\n",
+        "# at the end\n",
+    );
 
     #[test]
     fn comments_everywhere() {
-        insta::assert_snapshot!(show(concat!(
-            "# leading comment   \n",
-            "// slash comment\n",
-            "/* block\n",
-            "   comment   \n",
-            "*/\n",
-            "node \"a\" { # after the brace\n",
-            "  # inside\n",
-            "  image = \"host\" # trailing\n",
-            "  cpus = 2 // trailing slash\n",
-            "  memory = /* inline */ \"1G\"\n",
-            "  labels = {\n",
-            "    # in a map\n",
-            "    a = 1 # one\n",
-            "    bbb = 2 # two\n",
-            "  }\n",
-            "  list = [ # opens\n",
-            "    1, /* one */\n",
-            "  ]\n",
-            "  # before the close\n",
-            "} # after the close\n",
-            "# at the end\n",
-        )));
+        insta::assert_snapshot!(show(COMMENTS_EVERYWHERE));
     }
 
     #[test]
@@ -1017,42 +1044,46 @@ mod tests {
         insta::assert_snapshot!(out);
     }
 
+    const BLANK_LINES: &str = concat!(
+        "\n",
+        "\n",
+        "node \"a\" {\n",
+        "\n",
+        "\n",
+        "  image = \"host\"\n",
+        "\n",
+        "\n",
+        "\n",
+        "  cpus = 1\n",
+        "\n",
+        "}\n",
+        "\n",
+        "\n",
+        "\n",
+        "network \"b\" {}\n",
+        "\n",
+        "\n",
+    );
+
     #[test]
     fn blank_lines() {
-        insta::assert_snapshot!(show(concat!(
-            "\n",
-            "\n",
-            "node \"a\" {\n",
-            "\n",
-            "\n",
-            "  image = \"host\"\n",
-            "\n",
-            "\n",
-            "\n",
-            "  cpus = 1\n",
-            "\n",
-            "}\n",
-            "\n",
-            "\n",
-            "\n",
-            "network \"b\" {}\n",
-            "\n",
-            "\n",
-        )));
+        insta::assert_snapshot!(show(BLANK_LINES));
     }
+
+    const STRINGS_ARE_UNTOUCHED: &str = concat!(
+        "locals {\n",
+        "a = \"  spaces   inside  \"\n",
+        "b = \"${ var.x }-${var.y}\"\n",
+        "c = \"escaped \\\" quote = { [ # not a comment\"\n",
+        "d = \"$${literal} %%{also}\"\n",
+        "e = \"%{ if var.x }yes%{ else }no%{ endif }\"\n",
+        "f = \"${ {a = \"}\"}.a }\"\n",
+        "}\n",
+    );
 
     #[test]
     fn strings_are_untouched() {
-        insta::assert_snapshot!(show(concat!(
-            "locals {\n",
-            "a = \"  spaces   inside  \"\n",
-            "b = \"${ var.x }-${var.y}\"\n",
-            "c = \"escaped \\\" quote = { [ # not a comment\"\n",
-            "d = \"$${literal} %%{also}\"\n",
-            "e = \"%{ if var.x }yes%{ else }no%{ endif }\"\n",
-            "f = \"${ {a = \"}\"}.a }\"\n",
-            "}\n",
-        )));
+        insta::assert_snapshot!(show(STRINGS_ARE_UNTOUCHED));
     }
 
     #[test]
@@ -1124,6 +1155,23 @@ mod tests {
         let err = format_source("a = 1\r\nb = )\r\n").unwrap_err();
         assert_eq!((err.line, err.column), (2, 5));
     }
+
+    /// Inputs of the snapshot tests, reused by the property tests.
+    const CORPUS: &[&str] = &[
+        MESSY_SPACING,
+        ALIGNMENT_RUNS_BROKEN_BY_BLANK_LINES_AND_COMMENTS,
+        MULTI_LINE_VALUE_BREAKS_THE_RUN,
+        NESTED_BLOCKS,
+        ONE_LINE_BLOCKS,
+        MULTI_LINE_MAPS_AND_LISTS,
+        FOR_EXPRESSIONS,
+        OPERATORS_SPLATS_AND_NEGATION,
+        HEREDOCS_ARE_UNTOUCHED,
+        COMMENTS_EVERYWHERE,
+        BLANK_LINES,
+        STRINGS_ARE_UNTOUCHED,
+        SAMPLE,
+    ];
 
     const SAMPLE: &str = r#"testbed {                       # optional
   name        = "cdn-smoke"
@@ -1205,7 +1253,8 @@ state {                         # optional; default: sqlite at .tg/state.db
     // ---- property tests ----------------------------------------------
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // 256 cases each by default; `PROPTEST_CASES=20000` for a long run.
+        #![proptest_config(ProptestConfig::default())]
 
         /// Any text: an answer (formatted text or an error), never a panic.
         #[test]
@@ -1223,6 +1272,19 @@ state {                         # optional; default: sqlite at .tg/state.db
             }
         }
 
+        /// Formatting does not depend on the input's spacing: indentation,
+        /// runs of spaces, trailing whitespace, the number of blank lines and
+        /// CRLF are all undone.
+        #[test]
+        fn layout_ignores_the_input_spacing(
+            which in 0..CORPUS.len(),
+            rolls in proptest::collection::vec(any::<u8>(), 1..64),
+        ) {
+            let src = CORPUS[which];
+            let respaced = perturb(src, &rolls);
+            prop_assert_eq!(format_source(&respaced), format_source(src), "--- respaced\n{}", respaced);
+        }
+
         /// Generated testbeds: formatting succeeds (so the self-check found
         /// the same tokens and the same meaning) and is idempotent.
         #[test]
@@ -1232,6 +1294,63 @@ state {                         # optional; default: sqlite at .tg/state.db
             let once = once.unwrap_or_default();
             prop_assert_eq!(format_source(&once).ok(), Some(once.clone()));
         }
+    }
+
+    #[test]
+    fn perturb_really_respaces() {
+        for src in CORPUS {
+            let respaced = perturb(src, &[4, 5, 200, 3, 17]);
+            assert_ne!(&respaced, src);
+            assert_eq!(format_source(&respaced), format_source(src));
+        }
+    }
+
+    /// Re-space `src` at random without changing its meaning.
+    fn perturb(src: &str, rolls: &[u8]) -> String {
+        let text = src.replace("\r\n", "\n");
+        let tokens = lex(&text).expect("corpus lexes");
+        let mut roll = rolls.iter().copied().cycle();
+        let mut next = move || roll.next().unwrap_or(0);
+        let spaces = |n: u8| -> String {
+            (0..n)
+                .map(|i| if i % 3 == 2 { '\t' } else { ' ' })
+                .collect()
+        };
+        let newline = if next() % 4 == 0 { "\r\n" } else { "\n" };
+        let mut out = String::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            let t = &tokens[i];
+            let gap = &text[if i == 0 { 0 } else { tokens[i - 1].end }..t.start];
+            if t.kind == Kind::Newline {
+                out.push_str(&spaces(next() % 3));
+                let run = tokens[i..]
+                    .iter()
+                    .take_while(|t| t.kind == Kind::Newline)
+                    .count();
+                let emit = if run == 1 {
+                    1
+                } else {
+                    2 + usize::from(next() % 3)
+                };
+                out.push_str(&newline.repeat(emit));
+                i += run;
+                if let Some(t) = tokens.get(i) {
+                    out.push_str(&spaces(next() % 7));
+                    out.push_str(&text[t.start..t.end]);
+                    i += 1;
+                }
+                continue;
+            }
+            if i == 0 {
+                out.push_str(&spaces(next() % 7));
+            } else if !gap.is_empty() {
+                out.push_str(&spaces(1 + next() % 3));
+            }
+            out.push_str(&text[t.start..t.end]);
+            i += 1;
+        }
+        out
     }
 
     fn ws() -> impl Strategy<Value = String> {

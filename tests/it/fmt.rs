@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 
 use crate::support::{tg_bin, Run, Testbed};
 
-const MESSY: &str = "node \"edge\" {\n  image=\"host\"\n  cpus = 1\n\n\n  memory    =   \"512MiB\"   \n}\n";
+const MESSY: &str =
+    "node \"edge\" {\n  image=\"host\"\n  cpus = 1\n\n\n  memory    =   \"512MiB\"   \n}\n";
 const MESSY_FORMATTED: &str =
     "node \"edge\" {\n  image = \"host\"\n  cpus  = 1\n\n  memory = \"512MiB\"\n}\n";
 const TIDY: &str = "network \"lab\" {\n  cidr = \"10.42.0.0/24\"\n  nat  = false\n}\n";
@@ -74,7 +75,10 @@ fn crlf_files_are_rewritten_with_lf() {
     let run = tb.tg(&["fmt"]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "main.tg.hcl\n");
-    assert_eq!(read(&tb, "main.tg.hcl"), "network \"lab\" {\n  nat = false\n}\n");
+    assert_eq!(
+        read(&tb, "main.tg.hcl"),
+        "network \"lab\" {\n  nat = false\n}\n"
+    );
 }
 
 #[test]
@@ -118,7 +122,10 @@ fn check_with_diff_prints_the_diff_and_writes_nothing() {
     let run = tb.tg(&["fmt", "-check", "-diff"]);
     run.expect_code(3);
     let out = run.stdout();
-    assert!(out.starts_with("main.tg.hcl\n--- a/main.tg.hcl\n+++ b/main.tg.hcl\n"), "{out}");
+    assert!(
+        out.starts_with("main.tg.hcl\n--- a/main.tg.hcl\n+++ b/main.tg.hcl\n"),
+        "{out}"
+    );
     assert!(out.contains("\n-  image=\"host\"\n"), "{out}");
     assert!(out.contains("\n+  image = \"host\"\n"), "{out}");
     assert_eq!(read(&tb, "main.tg.hcl"), MESSY);
@@ -184,7 +191,8 @@ fn missing_file_is_an_error_and_the_rest_is_processed() {
     let run = tb.tg(&["fmt", "nope.tg.hcl", "main.tg.hcl"]);
     run.expect_code(1);
     assert!(
-        run.stderr().contains("error: file `nope.tg.hcl` does not exist"),
+        run.stderr()
+            .contains("error: file `nope.tg.hcl` does not exist"),
         "{}",
         run.stderr()
     );

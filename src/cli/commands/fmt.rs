@@ -261,3 +261,38 @@ fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_has_git_style_headers() {
+        let d = unified_diff("main.tg.hcl", "a=1\n", "a = 1\n", false);
+        assert_eq!(
+            d,
+            "--- a/main.tg.hcl\n+++ b/main.tg.hcl\n@@ -1 +1 @@\n-a=1\n+a = 1\n"
+        );
+    }
+
+    #[test]
+    fn coloured_diff_marks_removed_and_added_lines() {
+        let d = unified_diff("x", "a=1\n", "a = 1\n", true);
+        assert!(d.contains("\x1b[31m-a=1\x1b[0m\n"), "{d:?}");
+        assert!(d.contains("\x1b[32m+a = 1\x1b[0m\n"), "{d:?}");
+        assert!(d.starts_with("\x1b[1m--- a/x\x1b[0m\n"), "{d:?}");
+    }
+
+    #[test]
+    fn testbed_files_are_listed_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.tg.hcl", "a.tgvars.hcl", "c.hcl", "a.tg.hcl", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("d.tg.hcl")).unwrap();
+        assert_eq!(
+            testbed_files(dir.path()).unwrap(),
+            ["a.tg.hcl", "a.tgvars.hcl", "b.tg.hcl"]
+        );
+    }
+}
