@@ -1151,6 +1151,33 @@ mod tests {
     }
 
     #[test]
+    fn self_check_refuses_output_that_differs() {
+        let src = "a = 1 # keep me\nb = [1, 2]\n";
+        let tokens = lex(src).unwrap();
+        let body = || parse(src).unwrap();
+        assert!(verify(&tokens, body(), "a = 1 # keep me\nb = [1, 2]\n").is_ok());
+        for bad in [
+            "a = 1\nb = [1, 2]\n",           // the comment is gone
+            "a = 1 # keep me\nb = [1, 3]\n", // a value changed
+            "a = 1 # keep me\nb = [1, 2\n",  // a bracket is gone
+        ] {
+            let err = verify(&tokens, body(), bad).unwrap_err();
+            assert_eq!(err.kind, FormatErrorKind::Internal);
+            assert!(
+                err.message.starts_with("internal formatter error: "),
+                "{bad:?}: {}",
+                err.message
+            );
+        }
+        // Same tokens, but a lost line break makes it invalid.
+        let src = "a = 1\nb = 2\n";
+        let tokens = lex(src).unwrap();
+        let err = verify(&tokens, parse(src).unwrap(), "a = 1 b = 2\n").unwrap_err();
+        assert_eq!(err.kind, FormatErrorKind::Internal);
+        assert!(err.message.contains("does not parse"), "{}", err.message);
+    }
+
+    #[test]
     fn crlf_error_location_matches_the_file() {
         let err = format_source("a = 1\r\nb = )\r\n").unwrap_err();
         assert_eq!((err.line, err.column), (2, 5));

@@ -248,3 +248,38 @@ fn empty_directory_is_fine() {
     run.expect_code(0);
     assert_eq!(run.stdout(), "");
 }
+
+#[test]
+fn non_utf8_file_is_an_error() {
+    let tb = Testbed::new(&[("main.tg.hcl", MESSY)]);
+    std::fs::write(tb.path().join("bad.tg.hcl"), b"a = \"\xff\"\n").unwrap();
+    let run = tb.tg(&["fmt"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("`bad.tg.hcl` is not valid UTF-8"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(read(&tb, "main.tg.hcl"), MESSY_FORMATTED);
+}
+
+#[test]
+fn symlinked_file_is_rewritten_through_the_link() {
+    let tb = Testbed::new(&[("shared/real.hcl", MESSY)]);
+    std::os::unix::fs::symlink("shared/real.hcl", tb.path().join("main.tg.hcl")).unwrap();
+    let run = tb.tg(&["fmt"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "main.tg.hcl\n");
+    let link = tb.path().join("main.tg.hcl");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read(&tb, "shared/real.hcl"), MESSY_FORMATTED);
+    // No temporary files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(tb.path().join("shared"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["real.hcl"]);
+}
