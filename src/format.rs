@@ -61,7 +61,7 @@ impl FormatError {
     fn internal(what: &str, line: usize, column: usize) -> FormatError {
         FormatError {
             message: format!(
-                "internal formatter error: {what}; the file was left unchanged, please report this"
+                "internal formatter error: {what}; the input was left unchanged, please report this"
             ),
             line,
             column,
@@ -84,7 +84,7 @@ pub fn format_source(src: &str) -> Result<String, FormatError> {
     let body = parse(&text)?;
     let tokens = lex(&text)?;
     let out = layout(&tokens);
-    verify(&tokens, body, &out)?;
+    verify(&text, &tokens, body, &out)?;
     Ok(out)
 }
 
@@ -100,31 +100,44 @@ fn parse(text: &str) -> Result<hcl_edit::structure::Body, FormatError> {
     })
 }
 
-/// Check that `out` means exactly what the input (`tokens`, `body`) meant.
+/// Check that `out` means exactly what the input (`text`, lexed to
+/// `tokens` and parsed to `body`) meant. Locations are in the input.
 fn verify(
+    text: &str,
     tokens: &[Token<'_>],
     body: hcl_edit::structure::Body,
     out: &str,
 ) -> Result<(), FormatError> {
-    let relexed =
-        lex(out).map_err(|e| FormatError::internal("output does not lex", e.line, e.column))?;
+    let relexed = lex(out).map_err(|e| {
+        let what = format!(
+            "the result does not lex ({}:{}: {})",
+            e.line, e.column, e.message
+        );
+        FormatError::internal(&what, 1, 1)
+    })?;
     let mut before = tokens.iter().filter(|t| t.kind != Kind::Newline);
     let mut after = relexed.iter().filter(|t| t.kind != Kind::Newline);
     loop {
         match (before.next(), after.next()) {
             (None, None) => break,
             (Some(a), Some(b)) if a.kind == b.kind && a.text == b.text => {}
-            (_, Some(b)) => {
-                let (line, column) = line_col(out, b.start);
+            (Some(a), _) => {
+                let (line, column) = line_col(text, a.start);
                 return Err(FormatError::internal("a token changed", line, column));
             }
-            (Some(_), None) => {
-                return Err(FormatError::internal("a token was lost", 1, 1));
+            (None, Some(_)) => {
+                let (line, column) = line_col(text, text.len());
+                return Err(FormatError::internal("a token was added", line, column));
             }
         }
     }
-    let reparsed =
-        parse(out).map_err(|e| FormatError::internal("output does not parse", e.line, e.column))?;
+    let reparsed = parse(out).map_err(|e| {
+        let what = format!(
+            "the result does not parse ({}:{}: {})",
+            e.line, e.column, e.message
+        );
+        FormatError::internal(&what, 1, 1)
+    })?;
     if hcl::Body::from(body) != hcl::Body::from(reparsed) {
         return Err(FormatError::internal("the meaning changed", 1, 1));
     }
@@ -764,7 +777,7 @@ fn space_between(tokens: &[Token<'_>], i: usize) -> bool {
         (Comma, _) => true,
         (Ident, OParen) | (Ident, OBrack) => keyword(a, before),
         (Number | Str | CBrack | CParen | CBrace, OBrack) => false,
-        (Minus, _) => before.is_some_and(|t| !ends_operand_not(t)),
+        (Minus, _) => before.is_some_and(|t| !minus_after_is_negation(t)),
         (Bang, _) => false,
         (OBrace, CBrace) => false,
         (OBrace, _) | (_, CBrace) => true,
@@ -774,8 +787,8 @@ fn space_between(tokens: &[Token<'_>], i: usize) -> bool {
     }
 }
 
-/// True when a `-` after `t` must be a negation (`t` cannot end an operand).
-fn ends_operand_not(t: &Token<'_>) -> bool {
+/// Whether a `-` right after `t` is a negation: `t` cannot end an operand.
+fn minus_after_is_negation(t: &Token<'_>) -> bool {
     use Kind::*;
     match t.kind {
         OBrace | OBrack | OParen | Equal | Comma | Op | Minus | Bang | LineComment
@@ -1155,13 +1168,13 @@ mod tests {
         let src = "a = 1 # keep me\nb = [1, 2]\n";
         let tokens = lex(src).unwrap();
         let body = || parse(src).unwrap();
-        assert!(verify(&tokens, body(), "a = 1 # keep me\nb = [1, 2]\n").is_ok());
+        assert!(verify(src, &tokens, body(), "a = 1 # keep me\nb = [1, 2]\n").is_ok());
         for bad in [
             "a = 1\nb = [1, 2]\n",           // the comment is gone
             "a = 1 # keep me\nb = [1, 3]\n", // a value changed
             "a = 1 # keep me\nb = [1, 2\n",  // a bracket is gone
         ] {
-            let err = verify(&tokens, body(), bad).unwrap_err();
+            let err = verify(src, &tokens, body(), bad).unwrap_err();
             assert_eq!(err.kind, FormatErrorKind::Internal);
             assert!(
                 err.message.starts_with("internal formatter error: "),
@@ -1172,7 +1185,7 @@ mod tests {
         // Same tokens, but a lost line break makes it invalid.
         let src = "a = 1\nb = 2\n";
         let tokens = lex(src).unwrap();
-        let err = verify(&tokens, parse(src).unwrap(), "a = 1 b = 2\n").unwrap_err();
+        let err = verify(src, &tokens, parse(src).unwrap(), "a = 1 b = 2\n").unwrap_err();
         assert_eq!(err.kind, FormatErrorKind::Internal);
         assert!(err.message.contains("does not parse"), "{}", err.message);
     }
