@@ -17,5 +17,6 @@ pub mod addrs;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod format;
 pub mod platform;
 pub mod state;
