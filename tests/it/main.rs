@@ -1,6 +1,6 @@
 //! Integration tests: one binary, one module per area. They run the real
 //! `tg` binary (see `support`) or the library against real backends.
 
-mod state_sqlite;
 mod fmt;
+mod state_sqlite;
 mod support;
