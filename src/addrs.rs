@@ -175,11 +175,11 @@ fn parse_instance(s: &str) -> Result<(InstanceAddr, &str), String> {
     let Some(inner) = rest.strip_prefix('[') else {
         return Ok((InstanceAddr::new(kind, name, InstanceKey::None), rest));
     };
-    let (key, rest) = if inner.starts_with('"') {
-        let end = inner[1..].find('"').ok_or("unterminated string key")? + 1;
+    let (key, rest) = if let Some(quoted) = inner.strip_prefix('"') {
+        let end = quoted.find('"').ok_or("unterminated string key")?;
         (
-            InstanceKey::Str(inner[1..end].to_string()),
-            &inner[end + 1..],
+            InstanceKey::Str(quoted[..end].to_string()),
+            &quoted[end + 1..],
         )
     } else if inner.starts_with(|c: char| c.is_ascii_digit()) {
         let end = inner

@@ -210,9 +210,9 @@ pub fn span_of(file: FileId, item: &impl hcl_edit::Span) -> Span {
 }
 
 /// Decode a parsed file's body against the top-level schema.
-pub fn decode_body(file: FileId, body: &Body, diags: &mut Diagnostics) -> Vec<RawBlock> {
+pub fn decode_body(file: FileId, body: Body, diags: &mut Diagnostics) -> Vec<RawBlock> {
     let mut out = Vec::new();
-    for structure in body.iter() {
+    for structure in body {
         match structure {
             Structure::Attribute(a) => {
                 diags.push(
@@ -269,11 +269,11 @@ fn header_span(file: FileId, b: &Block) -> Span {
 
 fn decode_block(
     file: FileId,
-    b: &Block,
+    b: Block,
     schema: &BlockSchema,
     diags: &mut Diagnostics,
 ) -> Option<RawBlock> {
-    let span = header_span(file, b);
+    let span = header_span(file, &b);
     let kind = schema.kind;
     let labels: Vec<String> = b
         .labels
@@ -325,10 +325,11 @@ fn decode_block(
         attrs: IndexMap::new(),
         blocks: Vec::new(),
     };
-    for structure in b.body.iter() {
+    for structure in b.body {
         match structure {
             Structure::Attribute(a) => {
-                let name = a.key.as_str();
+                let name = a.key.as_str().to_string();
+                let name = name.as_str();
                 if let Some(allowed) = schema.attrs {
                     if !allowed.contains(&name) {
                         let mut d = Diagnostic::error(format!(
@@ -354,13 +355,15 @@ fn decode_block(
                     );
                     continue;
                 }
+                let span = span_of(file, &a);
+                let expr_span = span_of(file, &a.value);
                 raw.attrs.insert(
                     name.to_string(),
                     RawAttr {
                         name: name.to_string(),
-                        expr: a.value.clone(),
-                        span: span_of(file, a),
-                        expr_span: span_of(file, &a.value),
+                        expr: a.value,
+                        span,
+                        expr_span,
                     },
                 );
             }

@@ -193,7 +193,23 @@ pub(super) struct Evaluator<'o> {
 }
 
 impl<'o> Evaluator<'o> {
-    pub fn new(opts: &'o LoadOptions, sources: SourceMap, blocks: Vec<RawBlock>) -> Self {
+    pub fn new(opts: &'o LoadOptions, sources: SourceMap, mut blocks: Vec<RawBlock>) -> Self {
+        // A package without `on` describes its implicit node in `requires`:
+        // give it an empty one when absent, so there is always one to read.
+        for b in blocks.iter_mut() {
+            if b.kind == "package"
+                && b.attr("on").is_none()
+                && !b.blocks.iter().any(|nb| nb.kind == "requires")
+            {
+                b.blocks.push(RawBlock {
+                    kind: "requires".into(),
+                    labels: vec![],
+                    span: b.span.clone(),
+                    attrs: IndexMap::new(),
+                    blocks: vec![],
+                });
+            }
+        }
         Evaluator {
             opts,
             sources,
@@ -781,6 +797,13 @@ impl<'o> Evaluator<'o> {
 
     /// Evaluate one attribute with what it may see; errors become diagnostics.
     fn eval(&mut self, a: &RawAttr, rep: &Repetition) -> Option<Value> {
+        // Fast paths for what most attributes are: literals and `network.NAME`.
+        if let Some(v) = literal_value(&a.expr) {
+            return Some(v);
+        }
+        if let Some(v) = self.simple_network_ref(&a.expr) {
+            return Some(v);
+        }
         let found = refs::scan(a.expr_span.file, &a.expr);
         let expr = hcl::Expression::from(a.expr.clone());
         if found.is_static() {
@@ -840,9 +863,7 @@ impl<'o> Evaluator<'o> {
             m.insert("value".to_string(), v.clone());
             ctx.declare_var("each", Value::Object(m));
         }
-        if !found.calls.is_empty() {
-            functions::declare_all(&mut ctx);
-        }
+        functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
         let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
         match result {
             Ok(v) => Some(v),
@@ -850,6 +871,28 @@ impl<'o> Evaluator<'o> {
                 self.err(eval_error(a, &e));
                 None
             }
+        }
+    }
+
+    /// `network.NAME` of a network without count/for_each.
+    fn simple_network_ref(&self, e: &hcl_edit::expr::Expression) -> Option<Value> {
+        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
+        let E::Traversal(t) = e else { return None };
+        let E::Variable(root) = &t.expr else {
+            return None;
+        };
+        if root.as_str() != "network" || t.operators.len() != 1 {
+            return None;
+        }
+        let Op::GetAttr(name) = t.operators[0].value() else {
+            return None;
+        };
+        match self
+            .expansions
+            .get(&(ResourceKind::Network, name.as_str().to_string()))?
+        {
+            Expansion::Single => self.network_value(name.as_str()),
+            _ => None,
         }
     }
 
@@ -878,8 +921,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_string(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<String> {
-        let a = b.attr(name)?.clone();
-        self.eval_typed(&a, rep, "a string", |v| match v {
+        let a = b.attr(name)?;
+        self.eval_typed(a, rep, "a string", |v| match v {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
@@ -887,13 +930,13 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_bool(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<bool> {
-        let a = b.attr(name)?.clone();
-        self.eval_typed(&a, rep, "true or false", |v| v.as_bool())
+        let a = b.attr(name)?;
+        self.eval_typed(a, rep, "true or false", |v| v.as_bool())
     }
 
     fn eval_labels(&mut self, b: &RawBlock, rep: &Repetition) -> Option<BTreeMap<String, String>> {
-        let a = b.attr("labels")?.clone();
-        let v = self.eval(&a, rep)?;
+        let a = b.attr("labels")?;
+        let v = self.eval(a, rep)?;
         let Value::Object(o) = v else {
             self.err(
                 Diagnostic::error(format!(
@@ -940,8 +983,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_cpus(&mut self, b: &RawBlock, rep: &Repetition) -> Option<f64> {
-        let a = b.attr("cpus")?.clone();
-        let v = self.eval(&a, rep)?;
+        let a = b.attr("cpus")?;
+        let v = self.eval(a, rep)?;
         match v
             .as_f64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
@@ -962,8 +1005,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_memory(&mut self, b: &RawBlock, rep: &Repetition) -> Option<u64> {
-        let a = b.attr("memory")?.clone();
-        let v = self.eval(&a, rep)?;
+        let a = b.attr("memory")?;
+        let v = self.eval(a, rep)?;
         let parsed = match &v {
             Value::Number(n) => n.as_u64().filter(|m| *m > 0),
             Value::String(s) => parse_memory(s),
@@ -1503,8 +1546,7 @@ impl<'o> Evaluator<'o> {
     }
 
     fn prevent_destroy(&mut self, b: &RawBlock) -> bool {
-        let lc: Vec<RawBlock> = b.blocks_of("lifecycle").cloned().collect();
-        lc.iter()
+        b.blocks_of("lifecycle")
             .any(|l| self.eval_bool(l, "prevent_destroy", &Repetition::default()) == Some(true))
     }
 
@@ -1594,27 +1636,26 @@ impl<'o> Evaluator<'o> {
 
     /// The block whose attributes describe a node: the node block, or the
     /// `requires` block of a package (an empty one when absent).
-    fn node_attrs_block(&self, bi: usize, implicit: bool) -> RawBlock {
-        let b = &self.blocks[bi];
+    fn node_attrs_block(blocks: &[RawBlock], bi: usize, implicit: bool) -> &RawBlock {
+        let b = &blocks[bi];
         if !implicit {
-            return b.clone();
+            return b;
         }
-        b.blocks_of("requires").next().cloned().unwrap_or(RawBlock {
-            kind: "requires".into(),
-            labels: vec![],
-            span: b.span.clone(),
-            attrs: IndexMap::new(),
-            blocks: vec![],
-        })
+        // `new` gave every package without `on` a `requires` block.
+        b.blocks
+            .iter()
+            .find(|nb| nb.kind == "requires")
+            .unwrap_or(b)
     }
 
     fn place_nodes(&mut self) {
+        let blocks = self.blocks.clone();
         for (name, bi, implicit) in self.node_sources() {
-            let ab = self.node_attrs_block(bi, implicit);
+            let ab = Self::node_attrs_block(&blocks, bi, implicit);
             let exp = if implicit {
                 Some(Expansion::Single)
             } else {
-                self.expand(&ab)
+                self.expand(ab)
             };
             let Some(exp) = exp else { continue };
             self.expansions
@@ -1622,12 +1663,12 @@ impl<'o> Evaluator<'o> {
             let prevent = if implicit {
                 false
             } else {
-                self.prevent_destroy(&ab)
+                self.prevent_destroy(ab)
             };
             let depends_on = if implicit {
-                self.static_depends_on(&self.blocks[bi].clone())
+                self.static_depends_on(&blocks[bi])
             } else {
-                self.static_depends_on(&ab)
+                self.static_depends_on(ab)
             };
             for (key, rep) in exp.instances() {
                 let addr = InstanceAddr::new(ResourceKind::Node, name.clone(), key);
@@ -1640,11 +1681,11 @@ impl<'o> Evaluator<'o> {
                     );
                     continue;
                 }
-                let networks = self.eval_node_networks(&ab, &rep, &addr);
+                let networks = self.eval_node_networks(ab, &rep, &addr);
                 let Some(networks) = networks else { continue };
-                let fixed = match ab.attr("address").cloned() {
+                let fixed = match ab.attr("address") {
                     None => None,
-                    Some(a) => match self.eval(&a, &rep) {
+                    Some(a) => match self.eval(a, &rep) {
                         Some(Value::String(s)) => match s.parse::<Ipv4Addr>() {
                             Ok(ip) => Some((ip, a.expr_span.clone())),
                             Err(_) => {
@@ -1947,8 +1988,9 @@ impl<'o> Evaluator<'o> {
             .collect();
         let mut edges = vec![Vec::new(); names.len()];
         let sources = self.node_sources();
+        let blocks = self.blocks.clone();
         for (i, (_, bi, implicit)) in sources.iter().enumerate() {
-            let ab = self.node_attrs_block(*bi, *implicit);
+            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
             for a in ab.attrs.values() {
                 for r in refs::scan(a.expr_span.file, &a.expr).refs {
                     if r.root == "node" {
@@ -1960,13 +2002,13 @@ impl<'o> Evaluator<'o> {
             }
         }
         for ri in topo_order(&edges) {
-            let (name, bi, implicit) = sources[ri].clone();
-            let ab = self.node_attrs_block(bi, implicit);
-            let Some(ids) = self.node_resource.get(&name).cloned() else {
+            let (name, bi, implicit) = &sources[ri];
+            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
+            let Some(ids) = self.node_resource.get(name).cloned() else {
                 continue;
             };
             for i in ids {
-                self.eval_node(i, &ab);
+                self.eval_node(i, ab);
             }
         }
     }
@@ -2738,7 +2780,36 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         _ => return None,
     };
     let mib = (n * bytes_per / (1024.0 * 1024.0)).ceil();
-    (mib >= 1.0 && mib < 1e12).then_some(mib as u64)
+    (1.0..1e12).contains(&mib).then_some(mib as u64)
+}
+
+/// The value of a literal expression (strings, numbers, bools, null, and
+/// lists and maps of them) without going through the evaluator.
+fn literal_value(e: &hcl_edit::expr::Expression) -> Option<Value> {
+    use hcl_edit::expr::{Expression as E, ObjectKey};
+    Some(match e {
+        E::Null(_) => Value::Null,
+        E::Bool(b) => Value::Bool(*b.value()),
+        E::Number(n) => Value::Number(*n.value()),
+        E::String(s) => Value::String(s.value().clone()),
+        E::Array(a) => Value::Array(a.iter().map(literal_value).collect::<Option<Vec<_>>>()?),
+        E::Object(o) => {
+            let mut m = hcl::Map::new();
+            for (k, v) in o.iter() {
+                let key = match k {
+                    ObjectKey::Ident(i) => i.as_str().to_string(),
+                    ObjectKey::Expression(E::String(s)) => s.value().clone(),
+                    ObjectKey::Expression(E::Variable(i)) => i.as_str().to_string(),
+                    _ => return None,
+                };
+                if m.insert(key, literal_value(v.expr())?).is_some() {
+                    return None; // duplicate keys: let the evaluator report it
+                }
+            }
+            Value::Object(m)
+        }
+        _ => return None,
+    })
 }
 
 /// hcl values to JSON.

@@ -7,13 +7,20 @@
 //! duplicates removed (and sorted when all elements are strings or numbers),
 //! maps are objects.
 //!
-//! Does not evaluate expressions (hcl-rs does, and the config evaluator
-//! attaches spans to errors), and does no I/O but reading the files `file()`
-//! names and the environment variables `env()` names.
+//! Does not evaluate testbed expressions (hcl-rs does, and the config
+//! evaluator attaches spans to errors; only `templatefile` evaluates its own
+//! template), and does no I/O but reading the files `file()` and friends
+//! name and the environment variables `env()` names.
+//!
+//! Every error is one lowercase line naming the argument at fault (hcl-rs
+//! prefixes it with ``error calling function `name`: ``). Nothing panics on
+//! any input: integers are range-checked, `range` and built strings are
+//! bounded, files are read only if regular and at most 16 MiB.
 //!
 //! Functions are plain `fn` pointers (hcl-rs [`hcl::eval::Func`]), so the
-//! one piece of state, the directory `file()` resolves relative paths
-//! against, is a thread-local set with [`with_base_dir`].
+//! one piece of state, the directory `file()`, `templatefile()` and the other
+//! file functions resolve relative paths against, is a thread-local set with
+//! [`with_base_dir`].
 
 mod args;
 mod cidr;
@@ -88,11 +95,17 @@ macro_rules! library {
 
 library! {
     abs: "abs(number)", 1, 1 => numeric::abs;
+    alltrue: "alltrue(list)", 1, 1 => collections::alltrue;
+    anytrue: "anytrue(list)", 1, 1 => collections::anytrue;
+    base64decode: "base64decode(string)", 1, 1 => encoding::base64decode;
+    base64encode: "base64encode(string)", 1, 1 => encoding::base64encode;
     ceil: "ceil(number)", 1, 1 => numeric::ceil;
     chomp: "chomp(string)", 1, 1 => strings::chomp;
+    chunklist: "chunklist(list, size)", 2, 2 => collections::chunklist;
     cidrhost: "cidrhost(prefix, hostnum)", 2, 2 => cidr::cidrhost;
     cidrnetmask: "cidrnetmask(prefix)", 1, 1 => cidr::cidrnetmask;
     cidrsubnet: "cidrsubnet(prefix, newbits, netnum)", 3, 3 => cidr::cidrsubnet;
+    cidrsubnets: "cidrsubnets(prefix, newbits...)", 1, MANY => cidr::cidrsubnets;
     coalesce: "coalesce(values...)", 1, MANY => collections::coalesce;
     compact: "compact(list)", 1, 1 => collections::compact;
     concat: "concat(lists...)", 1, MANY => collections::concat;
@@ -102,10 +115,14 @@ library! {
     endswith: "endswith(string, suffix)", 2, 2 => strings::endswith;
     env: "env(name, [default])", 1, 2 => system::env;
     file: "file(path)", 1, 1 => system::file;
+    filebase64: "filebase64(path)", 1, 1 => system::filebase64;
+    fileexists: "fileexists(path)", 1, 1 => system::fileexists;
+    filesha256: "filesha256(path)", 1, 1 => system::filesha256;
     flatten: "flatten(list)", 1, 1 => collections::flatten;
     floor: "floor(number)", 1, 1 => numeric::floor;
     format: "format(spec, values...)", 1, MANY => strings::format;
     formatlist: "formatlist(spec, values...)", 1, MANY => strings::formatlist;
+    indent: "indent(spaces, string)", 2, 2 => strings::indent;
     index: "index(list, value)", 2, 2 => collections::index;
     join: "join(separator, lists...)", 2, MANY => strings::join;
     jsondecode: "jsondecode(string)", 1, 1 => encoding::jsondecode;
@@ -117,15 +134,23 @@ library! {
     max: "max(numbers...)", 1, MANY => numeric::max;
     merge: "merge(maps...)", 0, MANY => collections::merge;
     min: "min(numbers...)", 1, MANY => numeric::min;
+    one: "one(list)", 1, 1 => collections::one;
     range: "range([start], limit, [step])", 1, 3 => numeric::range;
     replace: "replace(string, substring, replacement)", 3, 3 => strings::replace;
     reverse: "reverse(list)", 1, 1 => collections::reverse;
+    setintersection: "setintersection(sets...)", 1, MANY => collections::setintersection;
+    setsubtract: "setsubtract(a, b)", 2, 2 => collections::setsubtract;
+    setunion: "setunion(sets...)", 1, MANY => collections::setunion;
+    sha256: "sha256(string)", 1, 1 => encoding::sha256;
     slice: "slice(list, start, end)", 3, 3 => collections::slice;
     sort: "sort(list)", 1, 1 => collections::sort;
     split: "split(separator, string)", 2, 2 => strings::split;
     startswith: "startswith(string, prefix)", 2, 2 => strings::startswith;
+    strrev: "strrev(string)", 1, 1 => strings::strrev;
     substr: "substr(string, offset, length)", 3, 3 => strings::substr;
     sum: "sum(list)", 1, 1 => numeric::sum;
+    templatefile: "templatefile(path, vars)", 2, 2 => system::templatefile;
+    title: "title(string)", 1, 1 => strings::title;
     tolist: "tolist(value)", 1, 1 => collections::tolist;
     tomap: "tomap(value)", 1, 1 => collections::tomap;
     tonumber: "tonumber(value)", 1, 1 => numeric::tonumber;
@@ -142,11 +167,17 @@ library! {
 /// Every function name, sorted (for "did you mean" on unknown functions).
 pub const NAMES: &[&str] = &[
     "abs",
+    "alltrue",
+    "anytrue",
+    "base64decode",
+    "base64encode",
     "ceil",
     "chomp",
+    "chunklist",
     "cidrhost",
     "cidrnetmask",
     "cidrsubnet",
+    "cidrsubnets",
     "coalesce",
     "compact",
     "concat",
@@ -156,10 +187,14 @@ pub const NAMES: &[&str] = &[
     "endswith",
     "env",
     "file",
+    "filebase64",
+    "fileexists",
+    "filesha256",
     "flatten",
     "floor",
     "format",
     "formatlist",
+    "indent",
     "index",
     "join",
     "jsondecode",
@@ -171,15 +206,23 @@ pub const NAMES: &[&str] = &[
     "max",
     "merge",
     "min",
+    "one",
     "range",
     "replace",
     "reverse",
+    "setintersection",
+    "setsubtract",
+    "setunion",
+    "sha256",
     "slice",
     "sort",
     "split",
     "startswith",
+    "strrev",
     "substr",
     "sum",
+    "templatefile",
+    "title",
     "tolist",
     "tomap",
     "tonumber",
@@ -200,10 +243,46 @@ pub const NAMES: &[&str] = &[
 /// parameter and showing the usage instead of hcl-rs's generic one.
 pub fn declare_all(ctx: &mut Context<'_>) {
     for spec in SPECS {
-        let def = FuncDef::builder()
-            .variadic_param(ParamType::Any)
-            .build(spec.entry);
-        ctx.declare_func(spec.name, def);
+        declare(ctx, spec.name, spec.entry);
+    }
+}
+
+/// The library as seen from inside a `templatefile` template: the same,
+/// except that `templatefile` itself refuses (no recursion).
+fn declare_nested(ctx: &mut Context<'_>) {
+    fn refuse(args: FuncArgs) -> Result<Value, String> {
+        call(
+            "templatefile(path, vars)",
+            0,
+            MANY,
+            system::templatefile_nested,
+            &args,
+        )
+    }
+    for spec in SPECS {
+        let entry = if spec.name == "templatefile" {
+            refuse
+        } else {
+            spec.entry
+        };
+        declare(ctx, spec.name, entry);
+    }
+}
+
+fn declare(ctx: &mut Context<'_>, name: &'static str, entry: hcl::eval::Func) {
+    let def = FuncDef::builder()
+        .variadic_param(ParamType::Any)
+        .build(entry);
+    ctx.declare_func(name, def);
+}
+
+/// Declare only the named functions (unknown names are skipped): cheaper
+/// than [`declare_all`] when evaluating many small expressions.
+pub fn declare_some<'n>(ctx: &mut Context<'_>, names: impl IntoIterator<Item = &'n str>) {
+    for name in names {
+        if let Some(spec) = SPECS.iter().find(|s| s.name == name) {
+            declare(ctx, spec.name, spec.entry);
+        }
     }
 }
 

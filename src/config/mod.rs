@@ -104,7 +104,7 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
         };
         let text = &sources.get(id).text;
         match hcl_edit::parser::parse_body(text) {
-            Ok(body) => blocks.extend(decode::decode_body(id, &body, &mut diags)),
+            Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),
             Err(e) => diags.push(syntax_error(id, text, &e)),
         }
     }

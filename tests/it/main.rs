@@ -3,5 +3,6 @@
 
 mod cli_plan;
 mod engine;
+mod fmt;
 mod state_sqlite;
 mod support;

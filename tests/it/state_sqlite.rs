@@ -18,7 +18,9 @@ use tg::state::{InstanceRecord, InstanceStatus, LockInfo, StateError, StateStore
 
 const CHILD_ENV: &str = "TG_TEST_SQLITE_CHILD";
 const PATH_ENV: &str = "TG_TEST_SQLITE_PATH";
-const HOLD_MS_ENV: &str = "TG_TEST_SQLITE_HOLD_MS";
+/// The hold time in ms for `release`, the instance index for `open`.
+const ARG_ENV: &str = "TG_TEST_SQLITE_ARG";
+const START_AT_ENV: &str = "TG_TEST_SQLITE_START_AT";
 
 fn record(i: u64) -> InstanceRecord {
     let address = InstanceAddr::new(ResourceKind::Network, "lab", InstanceKey::Int(i));
@@ -50,6 +52,12 @@ fn child_process() {
         return;
     };
     let path = PathBuf::from(std::env::var(PATH_ENV).expect("state path"));
+    if let Ok(at) = std::env::var(START_AT_ENV) {
+        // Start together with the other helpers: sleep until `at` (Unix ms).
+        let at = Duration::from_millis(at.parse().expect("a time"));
+        let now = std::time::UNIX_EPOCH.elapsed().expect("clock");
+        std::thread::sleep(at.saturating_sub(now));
+    }
     let store = SqliteStore::open(&path).expect("open state");
     match mode.as_str() {
         "hold" | "release" => {
@@ -61,7 +69,7 @@ fn child_process() {
                 .expect("take lock");
             println!("\n@@HELD {}", lock.info().id);
             if mode == "release" {
-                let ms = std::env::var(HOLD_MS_ENV).expect("hold time");
+                let ms = std::env::var(ARG_ENV).expect("hold time");
                 std::thread::sleep(Duration::from_millis(ms.parse().expect("number")));
                 drop(lock);
                 println!("\n@@RELEASED");
@@ -77,6 +85,17 @@ fn child_process() {
                 let serial = store.put_instance("s", &record(i)).expect("write");
                 println!("\n@@WROTE {i} {serial}");
             }
+        }
+        "open" => {
+            // Started several at once on a new file (see
+            // `processes_opening_a_new_file_at_once_migrate_it_once`).
+            let i: u64 = std::env::var(ARG_ENV)
+                .expect("index")
+                .parse()
+                .expect("number");
+            store.ensure_session("s").expect("ensure session");
+            store.put_instance("s", &record(i)).expect("write");
+            println!("\n@@DONE");
         }
         other => panic!("unknown child mode `{other}`"),
     }
@@ -203,9 +222,14 @@ fn a_lock_held_by_another_process_is_refused_until_that_process_dies() {
 #[test]
 fn waiting_for_a_lock_succeeds_when_the_other_process_releases_it() {
     let (_dir, path, store) = new_store();
-    let mut holder = Helper::start("release", &path, &[(HOLD_MS_ENV, "800")]);
+    let mut holder = Helper::start("release", &path, &[(ARG_ENV, "1500")]);
     holder.expect("HELD");
 
+    // Held now: a request that does not wait is refused.
+    assert!(matches!(
+        store.lock(LockInfo::for_this_process("s", "apply"), Duration::ZERO),
+        Err(StateError::Locked { .. })
+    ));
     let started = Instant::now();
     let lock = store
         .lock(
@@ -214,7 +238,6 @@ fn waiting_for_a_lock_succeeds_when_the_other_process_releases_it() {
         )
         .expect("the lock is released during the wait");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
     assert!(waited < Duration::from_secs(20), "waited {waited:?}");
     // Released, not taken over from a dead holder.
     assert!(holder.is_running());
@@ -285,4 +308,44 @@ fn damaged_and_too_new_files_are_refused_and_untouched() {
     );
     assert!(err.to_string().contains("upgrade tg"), "{err}");
     assert_eq!(std::fs::read(&newer).unwrap(), before);
+}
+
+#[test]
+fn processes_opening_a_new_file_at_once_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".tg/state.db");
+    // Far enough ahead for every helper to be started and waiting.
+    let at = (std::time::UNIX_EPOCH.elapsed().unwrap() + Duration::from_millis(1500))
+        .as_millis()
+        .to_string();
+    let mut helpers: Vec<Helper> = (0..4)
+        .map(|i| {
+            Helper::start(
+                "open",
+                &path,
+                &[(ARG_ENV, &i.to_string()), (START_AT_ENV, &at)],
+            )
+        })
+        .collect();
+    for helper in &mut helpers {
+        helper.expect("DONE");
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let snap = store.load("s").unwrap();
+    assert_eq!(snap.instances.len(), 4);
+    assert_eq!(snap.serial, 4);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        versions,
+        (1..=tg::state::SCHEMA_VERSION).collect::<Vec<_>>()
+    );
 }

@@ -11,6 +11,21 @@ use std::cmp::Ordering;
 
 use hcl::{Map, Number, Value};
 
+/// The largest string a function builds (`format`, `join`, `replace`, ...):
+/// a bound so no expression can exhaust memory.
+pub(super) const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
+
+/// Refuse to build a string of `bytes` bytes when it is over the bound.
+pub(super) fn check_size(bytes: usize) -> Result<(), String> {
+    if bytes > MAX_STRING_BYTES {
+        return Err(format!(
+            "the result would be larger than {} MiB",
+            MAX_STRING_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(())
+}
+
 /// The result every function implementation returns.
 pub(super) type FnResult = Result<Value, String>;
 
@@ -24,6 +39,13 @@ pub(super) struct Args<'a> {
 impl<'a> Args<'a> {
     pub(super) fn new(values: &'a [Value], signature: &'static str) -> Args<'a> {
         Args { values, signature }
+    }
+
+    /// The function's name, from its signature.
+    pub(super) fn name(&self) -> &'static str {
+        self.signature
+            .split_once('(')
+            .map_or(self.signature, |(name, _)| name)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -114,10 +136,10 @@ impl<'a> Args<'a> {
         list.iter()
             .enumerate()
             .map(|(j, v)| match v {
-                Value::Null => Err(format!("{} element {j} must not be null", self.at(i))),
+                Value::Null => Err(format!("element {j} of {} must not be null", self.at(i))),
                 v => to_str(v).ok_or_else(|| {
                     format!(
-                        "{} element {j} must be a string, found {}",
+                        "element {j} of {} must be a string, found {}",
                         self.at(i),
                         describe(v)
                     )
@@ -168,14 +190,16 @@ pub(super) fn describe(v: &Value) -> String {
         Value::Bool(b) => format!("bool `{b}`"),
         Value::Number(n) => format!("number `{n}`"),
         Value::String(s) => format!("string {}", quote_truncated(s, 40)),
-        Value::Array(a) => match a.len() {
-            1 => "a list of 1 element".to_string(),
-            n => format!("a list of {n} elements"),
-        },
-        Value::Object(o) => match o.len() {
-            1 => "a map of 1 element".to_string(),
-            n => format!("a map of {n} elements"),
-        },
+        Value::Array(a) => format!("a list of {}", elements(a.len())),
+        Value::Object(o) => format!("a map of {}", elements(o.len())),
+    }
+}
+
+/// `1 element`, `3 elements`.
+pub(super) fn elements(n: usize) -> String {
+    match n {
+        1 => "1 element".to_string(),
+        n => format!("{n} elements"),
     }
 }
 

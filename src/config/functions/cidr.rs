@@ -1,4 +1,4 @@
-//! CIDR math: `cidrhost`, `cidrsubnet`, `cidrnetmask`.
+//! CIDR math: `cidrhost`, `cidrsubnet`, `cidrsubnets`, `cidrnetmask`.
 //!
 //! IPv4 and IPv6 prefixes, computed on integers with checked arithmetic so no
 //! host number or prefix extension can overflow. Host bits set in a prefix
@@ -100,8 +100,7 @@ pub(super) fn cidrsubnet(a: &Args<'_>) -> FnResult {
         return Err(format!("{} must not be negative, found {newbits}", a.at(1)));
     }
     let prefix_len = i64::from(net.prefix_len());
-    let new_len = prefix_len + newbits;
-    if new_len > i64::from(width) {
+    if newbits > i64::from(width) - prefix_len {
         return Err(format!(
             "cannot extend the /{prefix_len} prefix {} by {newbits} bits: the result would be longer than {width} bits",
             text.trim()
@@ -110,7 +109,8 @@ pub(super) fn cidrsubnet(a: &Args<'_>) -> FnResult {
     if netnum < 0 {
         return Err(format!("{} must not be negative, found {netnum}", a.at(2)));
     }
-    // new_len <= width <= 128 and newbits <= new_len, so these casts are exact.
+    // 0 <= newbits <= width - prefix_len <= 128, so these casts are exact.
+    let new_len = prefix_len + newbits;
     let newbits = newbits as u32;
     let netnum = netnum as u128;
     if newbits < 128 && netnum >> newbits != 0 {
@@ -146,4 +146,61 @@ pub(super) fn cidrnetmask(a: &Args<'_>) -> FnResult {
             text.trim()
         )),
     }
+}
+
+pub(super) fn cidrsubnets(a: &Args<'_>) -> FnResult {
+    let (text, net) = prefix(a, 0)?;
+    let (start, width) = base(&net);
+    let prefix_len = u32::from(net.prefix_len());
+    let width = u32::from(width);
+    // The last address of the base prefix (an all-ones host part).
+    let host_mask = |len: u32| -> u128 {
+        match u128::MAX.checked_shr(128 - width + len) {
+            Some(m) if len < width => m,
+            _ => 0,
+        }
+    };
+    let end = start | host_mask(prefix_len);
+    let mut out = Vec::with_capacity(a.len().saturating_sub(1));
+    // The first address not yet allocated; `None` once the space is used up.
+    let mut next: Option<u128> = Some(start);
+    for i in 1..a.len() {
+        let newbits = a.int(i)?;
+        if newbits < 1 {
+            return Err(format!(
+                "{} must extend the prefix by at least 1 bit, found {newbits}",
+                a.at(i)
+            ));
+        }
+        if newbits > i64::from(width - prefix_len) {
+            return Err(format!(
+                "{} would extend the /{prefix_len} prefix {} by {newbits} bits, longer than {width} bits",
+                a.at(i),
+                text.trim()
+            ));
+        }
+        // 1 <= newbits <= width - prefix_len, so the cast is exact.
+        let len = prefix_len + newbits as u32;
+        let mask = host_mask(len);
+        // Align the next free address up to the size of this subnet.
+        let aligned = next.and_then(|n| {
+            if n & mask == 0 {
+                Some(n)
+            } else {
+                (n | mask).checked_add(1)
+            }
+        });
+        let Some(subnet) = aligned.filter(|s| *s <= end && s | mask <= end) else {
+            return Err(format!(
+                "not enough address space left in {} for {} (a /{len} subnet)",
+                text.trim(),
+                a.at(i)
+            ));
+        };
+        let ip =
+            addr(&net, subnet).ok_or_else(|| format!("{} overflows {}", a.at(i), text.trim()))?;
+        out.push(Value::String(format!("{ip}/{len}")));
+        next = (subnet | mask).checked_add(1);
+    }
+    Ok(Value::Array(out))
 }

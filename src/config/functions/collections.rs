@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use hcl::{Map, Value};
 
 use super::args::{
-    cmp_numbers, describe, loose_eq, quote_truncated, sorted_keys, stringify, to_str,
-    unify_primitives, Args, FnResult,
+    cmp_numbers, describe, elements, loose_eq, quote_truncated, sorted_keys, stringify, to_bool,
+    to_str, unify_primitives, Args, FnResult,
 };
 
 pub(super) fn length(a: &Args<'_>) -> FnResult {
@@ -41,6 +41,18 @@ pub(super) fn lookup(a: &Args<'_>) -> FnResult {
     }
     if let Some(default) = a.opt(2) {
         return Ok(default.clone());
+    }
+    // Very short keys are "close" to everything; only suggest for longer ones.
+    let suggestion = match key.chars().count() {
+        0..=2 => None,
+        _ => crate::diagnostics::did_you_mean(&key, map.keys().map(String::as_str)),
+    };
+    if let Some(close) = suggestion {
+        return Err(format!(
+            "key {} not found in the map; did you mean {}? (or pass a default as the third argument)",
+            quote_truncated(&key, 60),
+            quote_truncated(close, 60)
+        ));
     }
     Err(format!(
         "key {} not found in the map{}; add it or pass a default as the third argument",
@@ -130,9 +142,9 @@ pub(super) fn index(a: &Args<'_>) -> FnResult {
     match list.iter().position(|v| loose_eq(v, needle)) {
         Some(i) => Ok(Value::from(i)),
         None => Err(format!(
-            "{} is not in the list of {} elements",
+            "{} is not in the list of {}",
             describe(needle),
-            list.len()
+            elements(list.len())
         )),
     }
 }
@@ -184,12 +196,12 @@ fn unified(list: &[Value], what: &str) -> Result<Vec<Value>, String> {
     })
 }
 
-pub(super) fn toset(a: &Args<'_>) -> FnResult {
-    let list = a.array(0)?;
+/// A set from a list: nulls refused, types unified, duplicates removed,
+/// sorted when every element is a string or every element a number.
+fn make_set(list: &[Value], at: &str) -> Result<Vec<Value>, String> {
     if let Some(j) = list.iter().position(Value::is_null) {
         return Err(format!(
-            "element {j} of {} is null; sets cannot contain null",
-            a.at(0)
+            "element {j} of {at} is null; sets cannot contain null"
         ));
     }
     let mut set = dedup(&unified(list, "a set")?);
@@ -201,7 +213,105 @@ pub(super) fn toset(a: &Args<'_>) -> FnResult {
             _ => Ordering::Equal,
         });
     }
-    Ok(Value::Array(set))
+    Ok(set)
+}
+
+pub(super) fn toset(a: &Args<'_>) -> FnResult {
+    match a.get(0) {
+        Value::Null => Ok(Value::Null),
+        _ => make_set(a.array(0)?, &a.at(0)).map(Value::Array),
+    }
+}
+
+pub(super) fn setunion(a: &Args<'_>) -> FnResult {
+    let mut all = Vec::new();
+    for i in 0..a.len() {
+        all.extend_from_slice(a.array(i)?);
+    }
+    make_set(&all, "the sets").map(Value::Array)
+}
+
+pub(super) fn setintersection(a: &Args<'_>) -> FnResult {
+    let first = make_set(a.array(0)?, &a.at(0))?;
+    let mut others = Vec::new();
+    for i in 1..a.len() {
+        others.push(make_set(a.array(i)?, &a.at(i))?);
+    }
+    Ok(Value::Array(
+        first
+            .into_iter()
+            .filter(|v| others.iter().all(|o| o.iter().any(|w| loose_eq(v, w))))
+            .collect(),
+    ))
+}
+
+pub(super) fn setsubtract(a: &Args<'_>) -> FnResult {
+    let first = make_set(a.array(0)?, &a.at(0))?;
+    let second = make_set(a.array(1)?, &a.at(1))?;
+    Ok(Value::Array(
+        first
+            .into_iter()
+            .filter(|v| !second.iter().any(|w| loose_eq(v, w)))
+            .collect(),
+    ))
+}
+
+pub(super) fn alltrue(a: &Args<'_>) -> FnResult {
+    bools(a).map(|b| Value::Bool(b.iter().all(|x| *x)))
+}
+
+pub(super) fn anytrue(a: &Args<'_>) -> FnResult {
+    bools(a).map(|b| Value::Bool(b.iter().any(|x| *x)))
+}
+
+/// The list argument as bools (`"true"` and `"false"` convert).
+fn bools(a: &Args<'_>) -> Result<Vec<bool>, String> {
+    a.array(0)?
+        .iter()
+        .enumerate()
+        .map(|(j, v)| {
+            to_bool(v).ok_or_else(|| {
+                format!(
+                    "element {j} of {} must be a bool, found {}",
+                    a.at(0),
+                    describe(v)
+                )
+            })
+        })
+        .collect()
+}
+
+pub(super) fn one(a: &Args<'_>) -> FnResult {
+    match a.get(0) {
+        Value::Null => Ok(Value::Null),
+        _ => match a.array(0)? {
+            [] => Ok(Value::Null),
+            [only] => Ok(only.clone()),
+            many => Err(format!(
+                "{} must have at most one element, found {}",
+                a.at(0),
+                many.len()
+            )),
+        },
+    }
+}
+
+pub(super) fn chunklist(a: &Args<'_>) -> FnResult {
+    let list = a.array(0)?;
+    let size = a.int(1)?;
+    if size < 0 {
+        return Err(format!("{} must not be negative, found {size}", a.at(1)));
+    }
+    if size == 0 {
+        // Terraform: a size of zero puts everything in one chunk.
+        return Ok(Value::Array(vec![Value::Array(list.to_vec())]));
+    }
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    Ok(Value::Array(
+        list.chunks(size)
+            .map(|c| Value::Array(c.to_vec()))
+            .collect(),
+    ))
 }
 
 pub(super) fn tolist(a: &Args<'_>) -> FnResult {
@@ -300,8 +410,9 @@ pub(super) fn slice(a: &Args<'_>) -> FnResult {
     }
     if end > len {
         return Err(format!(
-            "{} {end} is past the end of the list of {len} elements",
-            a.at(2)
+            "{} {end} is past the end of the list of {}",
+            a.at(2),
+            elements(list.len())
         ));
     }
     if start > end {
@@ -321,11 +432,11 @@ pub(super) fn zipmap(a: &Args<'_>) -> FnResult {
     let values = a.array(1)?;
     if keys.len() != values.len() {
         return Err(format!(
-            "{} has {} elements but {} has {}; they must have the same length",
+            "{} has {} but {} has {}; they must have the same length",
             a.at(0),
-            keys.len(),
+            elements(keys.len()),
             a.at(1),
-            values.len()
+            elements(values.len())
         ));
     }
     let mut out = Map::new();

@@ -41,7 +41,17 @@ pub(super) fn floor(a: &Args<'_>) -> FnResult {
 
 /// Every argument as a number.
 fn numbers(a: &Args<'_>) -> Result<Vec<Number>, String> {
-    (0..a.len()).map(|i| a.number(i)).collect()
+    (0..a.len())
+        .map(|i| {
+            a.number(i).map_err(|e| match a.get(i) {
+                Value::Array(_) => format!(
+                    "{e}; expand a list into arguments with `...`, as in `{}(list...)`",
+                    a.name()
+                ),
+                _ => e,
+            })
+        })
+        .collect()
 }
 
 pub(super) fn min(a: &Args<'_>) -> FnResult {

@@ -1,5 +1,5 @@
 //! String functions: `format`, `formatlist`, `join`, `split`, `replace`,
-//! `substr`, case and trimming helpers.
+//! `substr`, `indent`, case and trimming helpers.
 //!
 //! `format` implements the subset of Go's `fmt` verbs Terraform documents
 //! (`%v %#v %s %q %d %b %o %x %X %e %E %f %F %g %G %t %%`) with flags
@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use hcl::{Number, Value};
 
 use super::args::{
-    describe, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args, FnResult,
+    check_size, describe, elements, is_whole, quote, sorted_keys, to_bool, to_number, to_str, Args,
+    FnResult,
 };
 
 /// The largest width or precision a format verb may ask for.
@@ -51,6 +52,42 @@ pub(super) fn trimsuffix(a: &Args<'_>) -> FnResult {
     ))
 }
 
+pub(super) fn strrev(a: &Args<'_>) -> FnResult {
+    Ok(Value::String(a.string(0)?.chars().rev().collect()))
+}
+
+pub(super) fn title(a: &Args<'_>) -> FnResult {
+    // Like Go's strings.Title: a letter after a separator is uppercased.
+    let s = a.string(0)?;
+    let mut out = String::with_capacity(s.len());
+    let mut after_separator = true;
+    for c in s.chars() {
+        if after_separator {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        after_separator = !(c.is_alphanumeric() || c == '_');
+    }
+    Ok(Value::String(out))
+}
+
+pub(super) fn indent(a: &Args<'_>) -> FnResult {
+    let spaces = a.int(0)?;
+    let s = a.string(1)?;
+    if !(0..=MAX_WIDTH as i64).contains(&spaces) {
+        return Err(format!(
+            "{} must be between 0 and {MAX_WIDTH}, found {spaces}",
+            a.at(0)
+        ));
+    }
+    let spaces = usize::try_from(spaces).unwrap_or(0);
+    let lines = s.bytes().filter(|b| *b == b'\n').count();
+    check_size(lines.saturating_mul(spaces).saturating_add(s.len()))?;
+    let pad = " ".repeat(spaces);
+    Ok(Value::String(s.replace('\n', &format!("\n{pad}"))))
+}
+
 pub(super) fn startswith(a: &Args<'_>) -> FnResult {
     Ok(Value::Bool(a.string(0)?.starts_with(a.string(1)?.as_ref())))
 }
@@ -63,6 +100,18 @@ pub(super) fn replace(a: &Args<'_>) -> FnResult {
     let s = a.string(0)?;
     let from = a.string(1)?;
     let to = a.string(2)?;
+    if to.len() > from.len() {
+        let matches = if from.is_empty() {
+            s.chars().count() + 1
+        } else {
+            s.matches(from.as_ref()).count()
+        };
+        check_size(
+            matches
+                .saturating_mul(to.len() - from.len())
+                .saturating_add(s.len()),
+        )?;
+    }
     Ok(Value::String(s.replace(from.as_ref(), &to)))
 }
 
@@ -98,6 +147,11 @@ pub(super) fn join(a: &Args<'_>) -> FnResult {
             }
         }
     }
+    let total = parts
+        .iter()
+        .fold(0usize, |n, p| n.saturating_add(p.len()))
+        .saturating_add(sep.len().saturating_mul(parts.len().saturating_sub(1)));
+    check_size(total)?;
     Ok(Value::String(parts.join(sep.as_ref())))
 }
 
@@ -131,12 +185,12 @@ pub(super) fn substr(a: &Args<'_>) -> FnResult {
 
 pub(super) fn format(a: &Args<'_>) -> FnResult {
     let spec = a.string(0)?;
-    format_values(&spec, &a.all()[1..]).map(Value::String)
+    format_values(&spec, a.all().get(1..).unwrap_or_default()).map(Value::String)
 }
 
 pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
     let spec = a.string(0)?;
-    let rest = &a.all()[1..];
+    let rest = a.all().get(1..).unwrap_or_default();
     let mut len: Option<(usize, usize)> = None;
     for (i, v) in rest.iter().enumerate() {
         if let Value::Array(list) = v {
@@ -144,10 +198,11 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
                 None => len = Some((list.len(), i)),
                 Some((n, first)) if n != list.len() => {
                     return Err(format!(
-                        "argument {} is a list of {} elements but argument {} has {n}; all list arguments must have the same length",
+                        "argument {} is a list of {} but argument {} has {}; all list arguments must have the same length",
                         i + 2,
-                        list.len(),
-                        first + 2
+                        elements(list.len()),
+                        first + 2,
+                        elements(n)
                     ))
                 }
                 Some(_) => {}
@@ -158,6 +213,7 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
     let n = len.map_or(1, |(n, _)| n);
     let mut out = Vec::with_capacity(n);
     let mut row = Vec::with_capacity(rest.len());
+    let mut total = 0usize;
     for k in 0..n {
         row.clear();
         for v in rest {
@@ -167,6 +223,8 @@ pub(super) fn formatlist(a: &Args<'_>) -> FnResult {
             });
         }
         let line = format_values(&spec, &row).map_err(|e| format!("element {k}: {e}"))?;
+        total = total.saturating_add(line.len());
+        check_size(total)?;
         out.push(Value::String(line));
     }
     Ok(Value::Array(out))
@@ -271,7 +329,9 @@ pub(super) fn format_values(spec: &str, args: &[Value]) -> Result<String, String
         used[next_arg] = true;
         next_arg += 1;
         let text = render(&v, arg)?;
-        pad(&mut out, &v, &text);
+        let numeric = "dboxXeEfFgG".contains(verb) || (verb == 'v' && arg.is_number());
+        pad(&mut out, &v, &text, numeric);
+        check_size(out.len())?;
     }
 
     if !reordered && next_arg < args.len() {
@@ -309,7 +369,7 @@ fn digits(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<
 }
 
 /// Pad `text` to the verb's width.
-fn pad(out: &mut String, v: &Verb, text: &str) {
+fn pad(out: &mut String, v: &Verb, text: &str, numeric: bool) {
     let len = text.chars().count();
     let width = v.width.unwrap_or(0);
     if len >= width {
@@ -317,10 +377,9 @@ fn pad(out: &mut String, v: &Verb, text: &str) {
         return;
     }
     let fill = width - len;
-    let numeric = "dboxXeEfFgG".contains(v.verb);
     if v.minus {
         out.push_str(text);
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.extend(std::iter::repeat(' ').take(fill));
     } else if v.zero && numeric {
         // Zeros go after the sign and base prefix.
         let sign_len = text.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0);
@@ -334,10 +393,14 @@ fn pad(out: &mut String, v: &Verb, text: &str) {
         };
         out.push_str(sign);
         out.push_str(prefix);
-        out.extend(std::iter::repeat_n('0', fill));
+        out.extend(std::iter::repeat('0').take(fill));
         out.push_str(digits);
+    } else if v.zero {
+        // Like Go, `%05s` pads strings with zeros too.
+        out.extend(std::iter::repeat('0').take(fill));
+        out.push_str(text);
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.extend(std::iter::repeat(' ').take(fill));
         out.push_str(text);
     }
 }

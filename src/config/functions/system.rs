@@ -1,4 +1,5 @@
-//! Functions that read the host: `file` and `env`.
+//! Functions that read the host: `file`, `filebase64`, `filesha256`,
+//! `fileexists`, `templatefile` and `env`.
 //!
 //! `file` resolves relative paths against the directory set with
 //! [`with_base_dir`] (the testbed directory while a testbed is evaluated),
@@ -10,6 +11,7 @@ use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use hcl::eval::{Context, Evaluate};
 use hcl::Value;
 
 use super::args::{quote_truncated, Args, FnResult};
@@ -82,13 +84,14 @@ fn reason(err: &std::io::Error) -> String {
     }
 }
 
-pub(super) fn file(a: &Args<'_>) -> FnResult {
-    let path = a.string(0)?;
+/// A path argument, checked and resolved: (how to show it, where it points).
+fn path_arg(a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
+    let path = a.string(i)?;
     if path.is_empty() {
-        return Err(format!("{} is empty; expected a file path", a.at(0)));
+        return Err(format!("{} is empty; expected a file path", a.at(i)));
     }
     if path.contains('\0') {
-        return Err(format!("{} contains a NUL character", a.at(0)));
+        return Err(format!("{} contains a NUL character", a.at(i)));
     }
     let resolved = resolve(&path);
     let shown = if resolved.as_os_str() == std::ffi::OsStr::new(path.as_ref()) {
@@ -96,6 +99,13 @@ pub(super) fn file(a: &Args<'_>) -> FnResult {
     } else {
         format!("`{path}` (resolved to `{}`)", resolved.display())
     };
+    Ok((shown, resolved))
+}
+
+/// The bytes of the regular file named by argument `i`, at most
+/// [`FILE_MAX_BYTES`]; returns how to show the path too.
+fn read_bytes(a: &Args<'_>, i: usize) -> Result<(String, Vec<u8>), String> {
+    let (shown, resolved) = path_arg(a, i)?;
     let meta =
         std::fs::metadata(&resolved).map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
     if meta.is_dir() {
@@ -119,12 +129,89 @@ pub(super) fn file(a: &Args<'_>) -> FnResult {
     if bytes.len() as u64 > FILE_MAX_BYTES {
         return Err(too_big(&shown));
     }
-    String::from_utf8(bytes).map(Value::String).map_err(|e| {
+    Ok((shown, bytes))
+}
+
+/// The UTF-8 text of the file named by argument `i`.
+fn read_text(a: &Args<'_>, i: usize) -> Result<(String, String), String> {
+    let (shown, bytes) = read_bytes(a, i)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
         format!(
-            "cannot read {shown}: it is not utf-8 text (invalid byte at offset {})",
+            "cannot read {shown}: it is not utf-8 text (invalid byte at offset {}); use `filebase64` for binary files",
             e.utf8_error().valid_up_to()
         )
+    })?;
+    Ok((shown, text))
+}
+
+pub(super) fn file(a: &Args<'_>) -> FnResult {
+    read_text(a, 0).map(|(_, text)| Value::String(text))
+}
+
+pub(super) fn filebase64(a: &Args<'_>) -> FnResult {
+    read_bytes(a, 0).map(|(_, bytes)| Value::String(super::encoding::base64_encode(&bytes)))
+}
+
+pub(super) fn filesha256(a: &Args<'_>) -> FnResult {
+    read_bytes(a, 0).map(|(_, bytes)| Value::String(super::encoding::sha256_hex(&bytes)))
+}
+
+pub(super) fn fileexists(a: &Args<'_>) -> FnResult {
+    let (shown, resolved) = path_arg(a, 0)?;
+    match std::fs::metadata(&resolved) {
+        Ok(meta) if meta.is_dir() => Err(format!(
+            "{shown} is a directory; `fileexists` checks for files"
+        )),
+        Ok(meta) => Ok(Value::Bool(meta.is_file())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Bool(false)),
+        Err(e) => Err(format!("cannot check {shown}: {}", reason(&e))),
+    }
+}
+
+pub(super) fn templatefile(a: &Args<'_>) -> FnResult {
+    let (shown, text) = read_text(a, 0)?;
+    let vars = a.object(1)?;
+    let parsed = hcl_edit::parser::parse_template(&text).map_err(|e| {
+        format!(
+            "cannot parse template {shown} at line {}, column {}: {}",
+            e.location().line(),
+            e.location().column(),
+            one_line(e.message())
+        )
+    })?;
+    let template = hcl::Template::from(parsed);
+    let mut ctx = Context::new();
+    super::declare_nested(&mut ctx);
+    for (name, value) in vars {
+        let ident = hcl::Identifier::new(name.as_str()).map_err(|_| {
+            format!(
+                "{} key {} is not a valid variable name; use letters, digits, `_` and `-`, starting with a letter",
+                a.at(1),
+                quote_truncated(name, 40)
+            )
+        })?;
+        ctx.declare_var(ident, value.clone());
+    }
+    template.evaluate(&ctx).map(Value::String).map_err(|e| {
+        let hint = match e.kind() {
+            hcl::eval::ErrorKind::UndefinedVar(_) => "; pass it in `vars`",
+            _ => "",
+        };
+        format!(
+            "cannot render template {shown}: {}{hint}",
+            one_line(&e.to_string())
+        )
     })
+}
+
+/// Called instead of `templatefile` inside a template: no recursion.
+pub(super) fn templatefile_nested(_: &Args<'_>) -> FnResult {
+    Err("`templatefile` cannot be called from inside a template".to_string())
+}
+
+/// Collapse a message onto one line.
+fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn too_big(shown: &str) -> String {
