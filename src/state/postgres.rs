@@ -524,58 +524,70 @@ impl PostgresStore {
         }
     }
 
-    /// Apply missing migrations in one transaction, serialized between
-    /// processes by an advisory lock.
+    /// The store's schema version (0 for an empty database), or why this
+    /// database is not tg state.
+    fn schema_version(&self, client: &mut impl GenericClient) -> Result<i64, Fail> {
+        // `pg_tables`, not `to_regclass`: a fresh snapshot sees tables that
+        // another process created while this one waited for the lock.
+        let row = client.query_one(
+            "SELECT bool_or(tablename = 'schema_migrations'), bool_or(tablename = 'sessions') \
+             FROM pg_catalog.pg_tables WHERE schemaname = current_schema()",
+            &[],
+        )?;
+        let (has_migrations, has_sessions): (Option<bool>, Option<bool>) = (row.get(0), row.get(1));
+        let (has_migrations, has_sessions) = (
+            has_migrations.unwrap_or(false),
+            has_sessions.unwrap_or(false),
+        );
+        if has_migrations {
+            let v: Option<i64> = client
+                .query_one("SELECT max(version) FROM schema_migrations", &[])?
+                .get(0);
+            return Ok(v.unwrap_or(0));
+        }
+        if has_sessions {
+            return Err(self
+                .damaged(
+                    "it has a `sessions` table but no `schema_migrations` table, so it is not tg state; use another database"
+                        .into(),
+                )
+                .into());
+        }
+        Ok(0)
+    }
+
+    /// Bring the schema up to date: read the version without writing, then
+    /// apply every newer migration in one transaction that holds an advisory
+    /// lock (so processes starting at once migrate only once) and reads the
+    /// version again.
     fn migrate(&self, client: &mut Client) -> StateResult<()> {
         let run = |client: &mut Client| -> Result<(), Fail> {
-            let mut tx = client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])?;
-            let row = tx.query_one(
-                "SELECT to_regclass('meta') IS NOT NULL, to_regclass('sessions') IS NOT NULL",
-                &[],
-            )?;
-            let (has_meta, has_sessions): (bool, bool) = (row.get(0), row.get(1));
-            let found = if has_meta {
-                let v: Option<String> = tx
-                    .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
-                    .map(|r| r.get(0));
-                match v {
-                    Some(v) => v.trim().parse::<i64>().map_err(|_| {
-                        self.damaged(format!("its schema version is `{v}`, not a number"))
-                    })?,
-                    None => {
-                        return Err(self
-                            .damaged("table `meta` has no `schema_version`".into())
-                            .into())
-                    }
-                }
-            } else if has_sessions {
-                return Err(self
-                    .damaged(
-                        "it has a `sessions` table but no `meta` table, so it is not tg state; use another database"
-                            .into(),
-                    )
-                    .into());
-            } else {
-                0
-            };
-            if found > SCHEMA_VERSION {
-                return Err(StateError::TooNew {
+            let too_new = |found: i64| -> Fail {
+                StateError::TooNew {
                     location: self.location.clone(),
                     found,
                     known: SCHEMA_VERSION,
                 }
-                .into());
+                .into()
+            };
+            let found = self.schema_version(client)?;
+            if found > SCHEMA_VERSION {
+                return Err(too_new(found));
             }
             if found == SCHEMA_VERSION {
                 return Ok(());
             }
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+            let found = self.schema_version(&mut tx)?;
+            if found > SCHEMA_VERSION {
+                return Err(too_new(found));
+            }
             for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
                 tx.batch_execute(sql)?;
                 tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&version.to_string()],
+                    "INSERT INTO schema_migrations (version, applied_at, tg_version) VALUES ($1, $2, $3)",
+                    &[version, &now_rfc3339(), &env!("CARGO_PKG_VERSION")],
                 )?;
             }
             tx.commit().map_err(Fail::Commit)?;
@@ -897,18 +909,24 @@ impl StateStore for PostgresStore {
                 json,
             ));
         }
-        let serial_floor = i64::try_from(snapshot.serial).unwrap_or(i64::MAX - 1);
+        let serial_floor = i64::try_from(snapshot.serial).map_err(|_| StateError::Backend {
+            location: self.location.clone(),
+            message: format!("the snapshot's serial {} is too large", snapshot.serial),
+        })?;
+        // An empty lineage keeps the session's (or makes a fresh one).
+        let lineage = Some(snapshot.lineage.as_str()).filter(|l| !l.is_empty());
+        let fresh_lineage = uuid::Uuid::new_v4().to_string();
         self.run(true, |c| {
             let mut tx = c.client.transaction()?;
             let now = now_rfc3339();
-            // Keep the imported lineage; the serial moves past both the
-            // imported one and the current one.
+            // The serial moves past both the imported one and the current one.
             tx.execute(
                 "INSERT INTO sessions (name, lineage, serial, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (name) DO UPDATE SET lineage = excluded.lineage, \
+                 VALUES ($1, coalesce($2, $3), $4, $5, $5) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                   lineage = coalesce($2, sessions.lineage), \
                    serial = GREATEST(sessions.serial, excluded.serial)",
-                &[&session, &snapshot.lineage, &serial_floor, &now],
+                &[&session, &lineage, &fresh_lineage, &serial_floor, &now],
             )?;
             let serial = self.bump(&mut c.statements, &mut tx, session)?;
             tx.execute("DELETE FROM instances WHERE session = $1", &[&session])?;
@@ -1205,6 +1223,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn migrations_are_numbered_without_gaps_up_to_the_schema_version() {
+        for (i, (version, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 
     #[test]

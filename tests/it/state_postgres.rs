@@ -254,6 +254,18 @@ fn serial_bumps_on_every_write_and_lineage_is_set_once() {
     let fresh = unique("import");
     assert_eq!(store.import(&fresh, &imported).unwrap(), 41);
     assert_eq!(store.load(&fresh).unwrap().instances.len(), 1);
+
+    // An empty lineage keeps the session's, or makes a fresh one.
+    let anonymous = Snapshot {
+        lineage: String::new(),
+        ..imported.clone()
+    };
+    assert_eq!(store.import(&session, &anonymous).unwrap(), 42);
+    assert_eq!(store.load(&session).unwrap().lineage, imported.lineage);
+    let other = unique("import");
+    store.import(&other, &anonymous).unwrap();
+    let made = store.load(&other).unwrap().lineage;
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
 }
 
 #[test]
@@ -510,11 +522,15 @@ fn migrations_from_many_threads_on_an_empty_database() {
             .expect("every process migrates or sees it done");
     }
     let mut c = raw(&url);
-    let v: String = c
-        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(v, tg::state::SCHEMA_VERSION.to_string());
+    // Applied once, by one of them.
+    let row = c
+        .query_one("SELECT max(version), count(*) FROM schema_migrations", &[])
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Option<i64>>(0),
+        Some(tg::state::SCHEMA_VERSION)
+    );
+    assert_eq!(row.get::<_, i64>(1), tg::state::SCHEMA_VERSION);
     let n: i64 = c
         .query_one("SELECT count(*) FROM sessions", &[])
         .unwrap()
@@ -528,19 +544,25 @@ fn newer_schema_is_refused_untouched() {
     let db = FreshDb::new();
     drop(PostgresStore::connect(&db.url()).unwrap());
     let mut c = raw(&db.url());
-    c.batch_execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-        .unwrap();
+    c.batch_execute(
+        "INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00Z', '9.0.0'); \
+         INSERT INTO sessions VALUES ('future', 'l', 7, 'x', 'x')",
+    )
+    .unwrap();
     match PostgresStore::connect(&db.url()) {
         Err(StateError::TooNew { found, known, .. }) => {
             assert_eq!((found, known), (99, tg::state::SCHEMA_VERSION))
         }
         other => panic!("expected TooNew, got ok={}", other.is_ok()),
     }
-    let v: String = c
-        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "99");
+    let row = c
+        .query_one(
+            "SELECT (SELECT max(version) FROM schema_migrations), \
+                    (SELECT serial FROM sessions WHERE name = 'future')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (99, 7));
 }
 
 #[test]
