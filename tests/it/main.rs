@@ -2,4 +2,5 @@
 //! `tg` binary (see `support`) or the library against real backends.
 
 mod state_postgres;
+mod state_sqlite;
 mod support;
