@@ -18,6 +18,7 @@ use crate::addrs::InstanceAddr;
 use crate::platform::Spec;
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 /// The state schema version this tg writes and reads.

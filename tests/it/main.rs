@@ -4,5 +4,6 @@
 mod cli_plan;
 mod engine;
 mod fmt;
+mod state_postgres;
 mod state_sqlite;
 mod support;
