@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::addrs::{InstanceAddr, ResourceKind};
 use crate::apply::hooks::RefreshVia;
-use crate::apply::{self, ApplyHook, ApplyReport, WalkOptions};
+use crate::apply::{self, on_store, ApplyHook, ApplyReport, WalkOptions};
 use crate::config::model::{StateBackendConfig, Testbed};
 use crate::config::Prior;
 use crate::diagnostics::Diagnostics;
@@ -50,8 +50,6 @@ pub enum OpsError {
     },
     #[error("{0}")]
     Usage(String),
-    #[error("the {backend} state backend is not available in this build: {reason}")]
-    BackendUnavailable { backend: String, reason: String },
 }
 
 pub type OpsResult<T> = Result<T, OpsError>;
@@ -91,14 +89,24 @@ impl Context {
         )?)
     }
 
-    /// The session (created when missing) as platforms see it.
-    pub fn session_ref(&self) -> OpsResult<SessionRef> {
-        let info = self.store.ensure_session(&self.session)?;
-        Ok(SessionRef {
-            name: self.session.clone(),
-            lineage: info.lineage,
-            testbed_dir: self.testbed_dir.clone(),
+    /// The session (created when missing) as platforms see it, and its
+    /// state now. Runs the store on the blocking pool.
+    pub async fn session_and_state(&self) -> OpsResult<(SessionRef, Snapshot)> {
+        let name = self.session.clone();
+        let (info, snap) = on_store(&self.store, move |s| {
+            let info = s.ensure_session(&name)?;
+            let snap = s.load(&name)?;
+            Ok((info, snap))
         })
+        .await?;
+        Ok((
+            SessionRef {
+                name: self.session.clone(),
+                lineage: info.lineage,
+                testbed_dir: self.testbed_dir.clone(),
+            },
+            snap,
+        ))
     }
 }
 
@@ -171,8 +179,7 @@ pub fn snapshot(ctx: &Context) -> OpsResult<Snapshot> {
 
 /// Refresh and diff: what apply would do. Takes no lock (the caller holds it).
 pub async fn plan(ctx: &Context, testbed: &Testbed, opts: &PlanOptions) -> OpsResult<Plan> {
-    let session = ctx.session_ref()?;
-    let snap = ctx.store.load(&ctx.session)?;
+    let (session, snap) = ctx.session_and_state().await?;
     let refreshed = if opts.refresh {
         diff::refresh(
             &snap,
@@ -210,8 +217,7 @@ pub async fn plan(ctx: &Context, testbed: &Testbed, opts: &PlanOptions) -> OpsRe
 /// the walk: outputs are saved (not for `-target` plans), platforms get
 /// `sync_session`, and a complete destroy sweeps the platforms it used.
 pub async fn apply(ctx: &Context, plan: &Plan, walk: &WalkOptions) -> OpsResult<ApplyReport> {
-    let session = ctx.session_ref()?;
-    let snap = ctx.store.load(&ctx.session)?;
+    let (session, snap) = ctx.session_and_state().await?;
     if snap.lineage != plan.lineage || snap.serial != plan.serial {
         return Err(PlanFileError::Stale {
             plan_serial: plan.serial,
@@ -253,7 +259,8 @@ pub async fn apply(ctx: &Context, plan: &Plan, walk: &WalkOptions) -> OpsResult<
         } else {
             plan.outputs.clone()
         };
-        match ctx.store.put_outputs(&ctx.session, &outputs) {
+        let name = ctx.session.clone();
+        match on_store(&ctx.store, move |s| s.put_outputs(&name, &outputs)).await {
             Ok(s) => report.serial = s,
             Err(e) => {
                 report.state_error = Some(e.to_string());
@@ -262,7 +269,8 @@ pub async fn apply(ctx: &Context, plan: &Plan, walk: &WalkOptions) -> OpsResult<
         }
     }
 
-    let after = ctx.store.load(&ctx.session)?;
+    let name = ctx.session.clone();
+    let after = on_store(&ctx.store, move |s| s.load(&name)).await?;
     let sync = session_sync(&session, &after);
     for name in &used {
         if let Some(p) = ctx.registry.get(name) {
@@ -413,8 +421,7 @@ pub struct ExecResult {
 
 /// Run `argv` on every node `target` selects, all at once.
 pub async fn exec(ctx: &Context, target: &str, argv: &[String]) -> OpsResult<Vec<ExecResult>> {
-    let session = ctx.session_ref()?;
-    let snap = ctx.store.load(&ctx.session)?;
+    let (session, snap) = ctx.session_and_state().await?;
     let nodes = select_nodes(&snap, target)?;
     let mut set = tokio::task::JoinSet::new();
     for (i, rec) in nodes.iter().enumerate() {
@@ -611,9 +618,7 @@ fn open_sqlite(path: &Path) -> OpsResult<Arc<dyn StateStore>> {
 }
 
 fn open_postgres(url: &str) -> OpsResult<Arc<dyn StateStore>> {
-    let _ = url;
-    Err(OpsError::BackendUnavailable {
-        backend: "postgres".into(),
-        reason: "it is not built in yet".into(),
-    })
+    Ok(Arc::new(crate::state::postgres::PostgresStore::connect(
+        url,
+    )?))
 }

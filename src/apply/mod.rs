@@ -29,7 +29,7 @@ use crate::platform::registry::Registry;
 use crate::platform::{
     CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
-use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateStore};
+use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
 
@@ -289,7 +289,7 @@ pub async fn walk(
                         dependencies: c.depends_on.clone(),
                         attributes: c.attributes.clone(),
                     };
-                    if let Err(e) = write_put(&*store, &plan.session, &rec, &mut report) {
+                    if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
                         report.state_error = Some(e);
                         stop_starting = true;
                         ready.push_front(id);
@@ -368,7 +368,7 @@ pub async fn walk(
                             if let Some(rec) = mirror.get_mut(&op.change.address) {
                                 rec.status = InstanceStatus::Tainted;
                                 let rec = rec.clone();
-                                let _ = write_put(&*store, &plan.session, &rec, &mut report);
+                                let _ = write_put(&store, &plan.session, &rec, &mut report).await;
                             }
                         }
                         report.failed.push(OpFailure {
@@ -430,13 +430,14 @@ pub async fn walk(
                             dependencies: c.depends_on.clone(),
                             attributes: c.attributes.clone(),
                         };
-                        let w = write_put(&*store, &plan.session, &rec, &mut report);
+                        let w = write_put(&store, &plan.session, &rec, &mut report).await;
                         mirror.insert(c.address.clone(), rec);
                         w
                     }
                     OpKind::Delete => {
                         mirror.remove(&c.address);
-                        match store.remove_instance(&plan.session, &c.address) {
+                        let (session, addr) = (plan.session.clone(), c.address.clone());
+                        match on_store(&store, move |s| s.remove_instance(&session, &addr)).await {
                             Ok(s) => {
                                 report.serial = s;
                                 Ok(())
@@ -462,7 +463,7 @@ pub async fn walk(
                     if let Some(rec) = mirror.get_mut(&c.address) {
                         rec.status = InstanceStatus::Tainted;
                         let rec = rec.clone();
-                        if let Err(e) = write_put(&*store, &plan.session, &rec, &mut report) {
+                        if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
                             report.state_error = Some(e);
                             stop_starting = true;
                         }
@@ -514,13 +515,30 @@ fn deps_of(
         .collect()
 }
 
-fn write_put(
-    store: &dyn StateStore,
+/// Run a blocking state-store call on tokio's blocking pool: stores are
+/// blocking (some run their own runtime inside), the walk is async.
+pub async fn on_store<T: Send + 'static>(
+    store: &Arc<dyn StateStore>,
+    f: impl FnOnce(&dyn StateStore) -> StateResult<T> + Send + 'static,
+) -> StateResult<T> {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || f(&*s)).await {
+        Ok(r) => r,
+        Err(e) => Err(StateError::Backend {
+            location: store.location(),
+            message: format!("the state call stopped unexpectedly: {e}"),
+        }),
+    }
+}
+
+async fn write_put(
+    store: &Arc<dyn StateStore>,
     session: &str,
     rec: &InstanceRecord,
     report: &mut ApplyReport,
 ) -> Result<(), String> {
-    match store.put_instance(session, rec) {
+    let (session, rec) = (session.to_string(), rec.clone());
+    match on_store(store, move |s| s.put_instance(&session, &rec)).await {
         Ok(s) => {
             report.serial = s;
             Ok(())

@@ -628,3 +628,40 @@ fn first_sigint_lets_work_in_flight_finish() {
     assert!(started < 7, "new work started after the interrupt");
     assert_eq!(bed.state_list().len(), started);
 }
+
+/// The whole cycle against PostgreSQL (`TG_STATE_URL`), when a test server
+/// is given in `TG_PG_TEST_URL` (`.ci/postgres.sh` starts one).
+#[test]
+fn apply_and_destroy_with_postgres_state() {
+    let Ok(url) = std::env::var("TG_PG_TEST_URL") else {
+        eprintln!("skipped: TG_PG_TEST_URL is not set");
+        return;
+    };
+    let bed = Bed::new(BED);
+    let session = format!(
+        "engine-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let env = [
+        ("TG_STATE_URL", url.as_str()),
+        ("TG_SESSION", session.as_str()),
+    ];
+    let r = bed.tg_env(&["apply", "-auto-approve"], &env);
+    r.expect_code(0);
+    assert!(
+        !bed.tb.path().join(".tg/state.db").exists(),
+        "sqlite was used"
+    );
+    let r = bed.tg_env(&["state", "list"], &env);
+    assert_eq!(r.stdout().lines().count(), 6, "{}", r.stdout());
+    bed.tg_env(&["plan", "-detailed-exitcode"], &env)
+        .expect_code(0);
+    bed.tg_env(&["destroy", "-auto-approve"], &env)
+        .expect_code(0);
+    bed.tg_env(&["session", "delete", &session], &env)
+        .expect_code(0);
+}
