@@ -397,12 +397,27 @@ pub fn attach(
             "`{ifname_in_node}` did not appear in the node's namespace"
         ))
     })?;
+    // The kernel refuses to bring a veth peer up while making it in
+    // another namespace (ENOTCONN), so it is brought up here.
+    nnl.set_up(index, ifname_in_node)?;
     nnl.add_address(index, address, prefix_len).map_err(|e| {
         prefix(
             format!("cannot give `{address}/{prefix_len}` to `{ifname_in_node}`"),
             e,
         )
     })?;
+    // Carrier changes reach the qdisc and the bridge port through the
+    // kernel's linkwatch work, a moment later; until then packets are
+    // dropped. Wait (briefly) so the node is usable when create returns.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline
+        && !(nnl.is_oper_up(index)?
+            && rnl
+                .link_index(veth)?
+                .is_some_and(|i| rnl.is_oper_up(i).unwrap_or(true)))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     if let Some(gw) = gateway {
         nnl.add_default_route(index, gw)
             .map_err(|e| prefix(format!("cannot route via `{gw}`"), e))?;
@@ -774,6 +789,19 @@ impl Netlink {
         }
     }
 
+    /// Is link `index`'s operational state `up` (carrier seen by linkwatch)?
+    fn is_oper_up(&mut self, index: i32) -> NetResult<bool> {
+        const IFLA_OPERSTATE: u16 = 16;
+        const IF_OPER_UP: u8 = 6;
+        let m = Msg::new(RTM_GETLINK, 0).ifinfo(index, 0, 0);
+        let replies = self.request(m, "cannot read a link's state")?;
+        Ok(replies
+            .iter()
+            .filter(|r| r.kind == RTM_NEWLINK && r.payload.len() >= 16)
+            .filter_map(|r| find_attr(&r.payload[16..], IFLA_OPERSTATE))
+            .any(|v| v.first() == Some(&IF_OPER_UP)))
+    }
+
     /// The names of all links.
     fn link_names(&mut self) -> NetResult<Vec<String>> {
         let m = Msg::new(RTM_GETLINK, NLM_F_DUMP).ifinfo(0, 0, 0);
@@ -811,6 +839,12 @@ impl Netlink {
         Ok(out)
     }
 
+    fn set_up(&mut self, index: i32, name: &str) -> NetResult<()> {
+        let m = Msg::new(RTM_NEWLINK, NLM_F_ACK).ifinfo(index, IFF_UP, IFF_UP);
+        self.request(m, &format!("cannot bring `{name}` up"))?;
+        Ok(())
+    }
+
     fn set_up_by_name(&mut self, name: &str) -> NetResult<()> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK).ifinfo(0, IFF_UP, IFF_UP);
         m.attr_str(IFLA_IFNAME, name);
@@ -830,7 +864,7 @@ impl Netlink {
     }
 
     /// A veth pair: `name` here, port of bridge `master`, up; its peer
-    /// `peer_name` made directly in the namespace `peer_ns_fd`, up.
+    /// `peer_name` made directly in the namespace `peer_ns_fd`, down.
     fn create_veth(
         &mut self,
         name: &str,
@@ -846,7 +880,7 @@ impl Netlink {
         m.attr_str(IFLA_INFO_KIND, "veth");
         m.begin(IFLA_INFO_DATA);
         m.begin(VETH_INFO_PEER);
-        m.ifinfo_raw(0, IFF_UP, IFF_UP);
+        m.ifinfo_raw(0, 0, 0);
         m.attr_str(IFLA_IFNAME, peer_name);
         m.attr(IFLA_NET_NS_FD, &(peer_ns_fd as u32).to_ne_bytes());
         m.end();
@@ -976,6 +1010,16 @@ mod tests {
                 [(Ipv4Addr::new(10, 9, 0, 1), 24)]
             );
             assert!(nl.link_names().unwrap().contains(&"tgbtest".to_string()));
+            // A veth whose peer is made directly in another namespace.
+            let other = std::thread::spawn(|| {
+                unshare(CloneFlags::CLONE_NEWNET).unwrap();
+                File::open("/proc/thread-self/ns/net").unwrap()
+            })
+            .join()
+            .unwrap();
+            nl.create_veth("tgvtest", idx, "eth0", other.as_raw_fd())
+                .unwrap();
+            assert!(nl.link_index("tgvtest").unwrap().is_some());
             nl.delete_link("tgbtest").unwrap();
             nl.delete_link("tgbtest").unwrap();
             assert_eq!(nl.link_index("tgbtest").unwrap(), None);
