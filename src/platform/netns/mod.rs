@@ -289,6 +289,20 @@ impl NetnsPlatform {
         package::remove(&paths, &spec.name)
     }
 
+    /// Once the session has no router and no node left, remove its
+    /// runtime folder (never when anything is mounted under it).
+    fn tidy_session_dir(&self, sid: &str) {
+        let run_dir = &self.options.run_dir;
+        let sdir = names::session_dir(run_dir, sid);
+        if net::router_exists(run_dir, sid)
+            || !dir_names(&sdir.join("nodes")).is_empty()
+            || !net::mount_points_under(&sdir).is_empty()
+        {
+            return;
+        }
+        let _ = remove_tree_same_fs(&sdir);
+    }
+
     /// Remove every host object of session `sid`; describe what went.
     pub fn sweep_sid(&self, sid: &str) -> PlatformResult<Vec<String>> {
         let run_dir = &self.options.run_dir;
@@ -512,7 +526,11 @@ impl Platform for NetnsPlatform {
         blocking(move || {
             let sid = Self::sid(&req.session);
             match &req.spec {
-                Spec::Network(n) => Ok(net::delete_network(&this.options.run_dir, &sid, &n.name)?),
+                Spec::Network(n) => {
+                    net::delete_network(&this.options.run_dir, &sid, &n.name)?;
+                    this.tidy_session_dir(&sid);
+                    Ok(())
+                }
                 Spec::Node(n) => this.delete_node(&sid, n),
                 Spec::Package(p) => this.delete_package(&sid, p),
             }
@@ -537,7 +555,8 @@ impl Platform for NetnsPlatform {
         let this = self.clone();
         blocking(move || {
             let sid = Self::sid(&session);
-            if req.nodes.is_empty() && !names::session_dir(&this.options.run_dir, &sid).exists() {
+            if req.nodes.is_empty() {
+                // No node is left to read the file.
                 return Ok(());
             }
             let hosts: BTreeMap<String, Vec<Ipv4Addr>> = req
