@@ -112,6 +112,8 @@ pub fn find_sessions(run_dir: &Path, name: &str) -> Vec<SessionRecord> {
 }
 
 /// Is `path` a persisted namespace (an nsfs bind mount)?
+// The width of `f_type` differs between architectures.
+#[allow(clippy::unnecessary_cast)]
 pub fn is_ns_file(path: &Path) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
     nix::sys::statfs::statfs(path)
