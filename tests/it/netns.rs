@@ -411,7 +411,9 @@ fn sweep_after_a_crash_leaves_nothing() {
     let mounts_before = mounts_with(&needle);
     let netns_before = netns_entries(&sid);
 
-    let a = network("a", "10.74.1.0/24");
+    let mut a = network("a", "10.74.1.0/24");
+    // With nat the crash also leaves an uplink and host iptables rules.
+    a.nat = Command::new("iptables").arg("-V").output().is_ok();
     s.create(Spec::Network(a.clone()));
     s.create_all(
         (0..4)
@@ -449,6 +451,7 @@ fn sweep_after_a_crash_leaves_nothing() {
     assert_eq!(mounts_with(&needle), mounts_before);
     assert_eq!(netns_entries(&sid), netns_before);
     assert_eq!(host_tg_links(), host_links);
+    assert!(host_rules(&sid).is_empty(), "{:?}", host_rules(&sid));
     assert!(!names::session_dir(&run_dir, &sid).exists());
     assert!(s.sweep().is_empty(), "a second sweep finds nothing");
 }
@@ -509,7 +512,8 @@ fn proxy_relays_to_a_node_port() {
             .and_then(|mut child| {
                 use std::io::Write;
                 if let Some(mut stdin) = child.stdin.take() {
-                    stdin.write_all(b"hello through the router\n")?;
+                    // tg exits early (a broken pipe) while nothing listens.
+                    let _ = stdin.write_all(b"hello through the router\n");
                 }
                 child.wait_with_output()
             })
@@ -526,4 +530,87 @@ fn proxy_relays_to_a_node_port() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("proxy never relayed: {last}");
+}
+
+/// `iptables` rules of the host tagged for session `sid`.
+fn host_rules(sid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["nat", "filter"] {
+        if let Ok(o) = Command::new("iptables").args(["-t", table, "-S"]).output() {
+            found.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.contains(&format!("tg-{sid}")))
+                    .map(str::to_string),
+            );
+        }
+    }
+    found
+}
+
+#[test]
+fn nat_networks_get_out_and_others_do_not() {
+    require_root!();
+    if Command::new("iptables").arg("-V").output().is_err() {
+        eprintln!("skipped: nat needs iptables");
+        return;
+    }
+    let host_links = host_tg_links();
+    let s = Session::new("nat");
+    let mut out = network("out", "10.76.1.0/24");
+    out.nat = true;
+    let inner = network("in", "10.76.2.0/24");
+    let private = s.create(Spec::Network(out.clone()));
+    s.create(Spec::Network(inner.clone()));
+    let via: Ipv4Addr = serde_json::from_value(private["nat_via"].clone()).expect("nat_via");
+    let o1 = node("o1", &[(&out, 2)]);
+    let i1 = node("i1", &[(&inner, 2)]);
+    s.create_all(vec![Spec::Node(o1.clone()), Spec::Node(i1.clone())]);
+    assert!(!host_rules(&s.sid()).is_empty(), "host masquerade rules");
+    assert_eq!(
+        s.read(Spec::Network(out.clone())),
+        ReadResponse::Present {
+            spec: Spec::Network(out.clone())
+        }
+    );
+
+    // A listener on the host side of the uplink stands for the outside.
+    let listener = std::net::TcpListener::bind((via, 0)).expect("listen on the uplink");
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("echo hi > /dev/tcp/{via}/{port}");
+    let (code, msg) = s.exec(&i1, &["timeout", "2", "bash", "-c", &connect]);
+    assert_ne!(code, 0, "a network without nat must not get out: {msg}");
+    let (code, msg) = s.exec(&o1, &["timeout", "5", "bash", "-c", &connect]);
+    assert_eq!(code, 0, "a nat network gets out: {msg}");
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let peer = loop {
+        match listener.accept() {
+            Ok((_, peer)) => break peer,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("no connection from the nat node: {e}"),
+        }
+    };
+    // Masqueraded behind the router's end of the transfer /30.
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(Ipv4Addr::from(u32::from(via) + 1))
+    );
+    // Forwarding is on in the router now, yet networks stay apart.
+    assert!(s.no_ping(&o1, host_at(&inner.cidr, 2)));
+    assert!(s.no_ping(&i1, host_at(&out.cidr, 2)));
+
+    for n in [&o1, &i1] {
+        s.delete(Spec::Node(n.clone()));
+    }
+    s.delete(Spec::Network(out.clone()));
+    assert!(
+        host_rules(&s.sid()).is_empty(),
+        "{:?}",
+        host_rules(&s.sid())
+    );
+    s.delete(Spec::Network(inner.clone()));
+    assert_eq!(host_tg_links(), host_links);
 }

@@ -18,8 +18,9 @@
 //! - `exec`: running a command inside a node.
 //! - `package`: installing packages inside a node's root filesystem.
 //!
-//! Not supported: `nat = true` (refused at plan time; nodes reach nothing
-//! outside their session).
+//! `nat = true` gives a network egress through an uplink from the router
+//! to the host (see `net`); it needs `iptables` and turns on IPv4
+//! forwarding on the host.
 
 pub mod cgroup;
 pub mod exec;
@@ -153,7 +154,11 @@ impl NetnsPlatform {
         session: &SessionRef,
         spec: &NetworkSpec,
     ) -> PlatformResult<CreateResponse> {
-        let private = net::create_network(&self.options.run_dir, session, spec)?;
+        let mut private = net::create_network(&self.options.run_dir, session, spec)?;
+        if spec.nat {
+            let sid = Self::sid(session);
+            private.nat_via = Some(net::enable_nat(&self.options.run_dir, &sid, &spec.name)?);
+        }
         Ok(CreateResponse {
             private: to_private(&private),
         })
@@ -229,8 +234,10 @@ impl NetnsPlatform {
         // makes it whole again.
         match net::network_addresses(&self.options.run_dir, sid, &spec.name)? {
             Some(addrs) if addrs.contains(&(spec.gateway, spec.cidr.prefix_len())) => {
+                let mut seen = spec.clone();
+                seen.nat = spec.nat && net::uplink_exists(sid);
                 Ok(ReadResponse::Present {
-                    spec: Spec::Network(spec.clone()),
+                    spec: Spec::Network(seen),
                 })
             }
             _ => Ok(ReadResponse::Gone),
@@ -362,12 +369,17 @@ impl NetnsPlatform {
         for l in links.iter().filter(|l| l.starts_with("tgb")) {
             removed.push(format!("bridge `{l}`"));
         }
+        let had_uplink = net::uplink_exists(sid);
         if net::remove_router(run_dir, sid)? {
             removed.push(format!(
                 "router namespace `{}`",
                 names::router_netns_name(sid)
             ));
         }
+        if had_uplink {
+            removed.push(format!("uplink `{}`", names::uplink_name(sid)));
+        }
+        removed.extend(net::remove_host_rules(sid));
         for n in &netns_files {
             let p = Path::new("/run/netns").join(n);
             if p.exists() {
@@ -389,6 +401,17 @@ impl NetnsPlatform {
         }
         Ok(removed)
     }
+}
+
+/// Is `tool` an executable in `PATH`?
+fn tool_exists(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| {
+            fs::metadata(d.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Names of the entries of `dir` (none when it cannot be read).
@@ -468,8 +491,8 @@ impl Platform for NetnsPlatform {
 
     fn check_spec(&self, spec: &Spec) -> Vec<String> {
         match spec {
-            Spec::Network(n) if n.nat => vec![format!(
-                "network `{}`: the netns platform does not support `nat = true` yet: set `nat = false` (nodes then reach only their session's networks)",
+            Spec::Network(n) if n.nat && !tool_exists("iptables") => vec![format!(
+                "network `{}`: `nat = true` needs `iptables` on this host: install the `iptables` package, or set `nat = false`",
                 n.name
             )],
             _ => Vec::new(),
@@ -527,6 +550,9 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => {
+                    if n.nat {
+                        net::disable_nat(&this.options.run_dir, &sid, &n.name)?;
+                    }
                     net::delete_network(&this.options.run_dir, &sid, &n.name)?;
                     this.tidy_session_dir(&sid);
                     Ok(())
@@ -598,7 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn nat_is_refused_clearly() {
+    fn nat_is_checked() {
         let p = NetnsPlatform::new(NetnsOptions::default());
         let mut n = NetworkSpec {
             name: "lab".into(),
@@ -607,8 +633,10 @@ mod tests {
             nat: true,
         };
         let msgs = p.check_spec(&Spec::Network(n.clone()));
-        assert_eq!(msgs.len(), 1);
-        assert!(msgs[0].contains("`nat = true`") && msgs[0].contains("`lab`"));
+        assert_eq!(msgs.is_empty(), tool_exists("iptables"), "{msgs:?}");
+        if let Some(m) = msgs.first() {
+            assert!(m.contains("`nat = true`") && m.contains("`lab`"));
+        }
         n.nat = false;
         assert!(p.check_spec(&Spec::Network(n)).is_empty());
     }

@@ -49,6 +49,17 @@ pub fn veth_name(sid: &str, network: &str, hostname: &str, ifname_in_node: &str)
     )
 }
 
+/// The host-side end of the session's NAT uplink veth (its router-side
+/// end is `uplink`): `tgu` + 12 hex digits.
+pub fn uplink_name(sid: &str) -> String {
+    format!("tgu{}", hex_of(&[b"uplink", sid.as_bytes()], 12))
+}
+
+/// The comment on the host's iptables rules of a session: `tg-<sid>`.
+pub fn rule_tag(sid: &str) -> String {
+    format!("tg-{sid}")
+}
+
 /// The interface name of a node's `index`th interface: `eth0`, `eth1`...
 pub fn node_ifname(index: usize) -> String {
     format!("eth{index}")
@@ -140,6 +151,7 @@ mod tests {
         for n in [
             bridge_name("deadbeef", long),
             veth_name("deadbeef", long, long, "eth12"),
+            uplink_name("deadbeef"),
             node_ifname(99),
         ] {
             assert!(is_valid_ifname(&n), "{n}");

@@ -14,8 +14,11 @@
 //! the socket and leaves; the socket stays bound to that namespace), so no
 //! process is spawned and the calling thread never changes namespace.
 //!
-//! Not here: node namespaces and root filesystems (`node`), NAT (refused
-//! at plan time by the platform, see `mod.rs`).
+//! NAT (`nat = true`) adds an uplink veth between the router and the host;
+//! see the NAT section below. It is the only part that spawns processes
+//! (`iptables`).
+//!
+//! Not here: node namespaces and root filesystems (`node`).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -49,11 +52,17 @@ pub enum NetError {
     },
     #[error("{0}")]
     Missing(String),
+    /// A tool (iptables) failed; `detail` is its output.
+    #[error("{message}")]
+    Tool { message: String, detail: String },
 }
 
 impl From<NetError> for PlatformError {
     fn from(e: NetError) -> PlatformError {
-        PlatformError::new(e.to_string())
+        match e {
+            NetError::Tool { message, detail } => PlatformError::new(message).with_detail(detail),
+            other => PlatformError::new(other.to_string()),
+        }
     }
 }
 
@@ -154,6 +163,12 @@ fn ensure_router(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<P
             // `net.core.devconf_inherit_init_net`): force forwarding off.
             fs::write("/proc/sys/net/ipv4/ip_forward", "0")
                 .map_err(io_err("cannot turn forwarding off in the router namespace"))?;
+            // With `br_netfilter` loaded, bridged frames would cross the
+            // router's iptables FORWARD chain (DROP once NAT is on).
+            let bnf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+            if bnf.exists() {
+                let _ = fs::write(bnf, "0");
+            }
             let mut nl = Netlink::open()?;
             nl.set_up_by_name("lo")?;
             Ok(())
@@ -254,6 +269,7 @@ pub fn remove_router(run_dir: &Path, sid: &str) -> NetResult<bool> {
     let path = router_netns_path(run_dir, sid);
     let dir = names::router_dir(run_dir, sid);
     let existed = path.exists();
+    remove_uplink_host_side(sid)?;
     if is_ns_file(&path) {
         umount2(&path, MntFlags::MNT_DETACH)
             .map_err(nix_err(format!("cannot unmount `{}`", path.display())))?;
@@ -274,6 +290,9 @@ pub fn remove_router(run_dir: &Path, sid: &str) -> NetResult<bool> {
 pub struct NetworkPrivate {
     pub bridge: String,
     pub router: PathBuf,
+    /// With `nat = true`: the host-side address of the session's uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_via: Option<Ipv4Addr>,
 }
 
 /// Make network `spec`'s bridge (with the gateway address) in the
@@ -306,7 +325,11 @@ pub fn create_network(
                 e,
             )
         })?;
-    Ok(NetworkPrivate { bridge, router })
+    Ok(NetworkPrivate {
+        bridge,
+        router,
+        nat_via: None,
+    })
 }
 
 /// Does network `name`'s bridge exist, and with which IPv4 addresses?
@@ -324,7 +347,7 @@ pub fn network_addresses(
     let Some(index) = nl.link_index(&bridge)? else {
         return Ok(None);
     };
-    Ok(Some(nl.addresses(index)?))
+    Ok(Some(nl.addresses(Some(index))?))
 }
 
 /// Delete network `name`'s bridge; remove the router namespace when it was
@@ -382,7 +405,7 @@ pub fn attach(
     rnl.delete_link(veth)?;
     rnl.create_veth(
         veth,
-        bridge_index,
+        Some(bridge_index),
         ifname_in_node,
         node_ns.as_fd().as_raw_fd(),
     )
@@ -467,6 +490,361 @@ fn prefix(op: String, e: NetError) -> NetError {
         NetError::Netlink { errno, message, .. } => NetError::Netlink { op, errno, message },
         other => other,
     }
+}
+
+// ---------------------------------------------------------------------------
+// NAT: egress from chosen networks to the host's outside world.
+//
+// The router gets an uplink veth to the host (`uplink` there, `tgu<hex>` on
+// the host) with a transfer /30 from `NAT_POOL` (host `.1`, router `.2`)
+// and a default route via the host. Forwarding goes on in the router, with
+// an iptables FORWARD policy DROP there that only lets NAT networks out the
+// uplink (and their replies back), so networks stay isolated from each
+// other. The router masquerades behind `.2` (two sessions may use the same
+// CIDRs), and the host masquerades the transfer /30 out of its own
+// interfaces. The host's rules carry the comment `tg-<sid>`; IPv4
+// forwarding is turned on on the host (and left on).
+
+/// Where transfer /30s come from (the top of the shared address space).
+pub const NAT_POOL: &str = "100.127.0.0/16";
+
+/// The router-side name of the uplink.
+const UPLINK: &str = "uplink";
+
+fn run_tool(mut cmd: std::process::Command, what: &str) -> NetResult<String> {
+    let out = cmd.output().map_err(|e| NetError::Tool {
+        message: format!("{what}: cannot run it: {e} (nat needs the `iptables` package)"),
+        detail: String::new(),
+    })?;
+    if !out.status.success() {
+        return Err(NetError::Tool {
+            message: format!("{what} failed"),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Run `iptables ARGS` in the namespace at `ns` (the host's when `None`).
+fn iptables(ns: Option<&Path>, args: &[&str]) -> NetResult<String> {
+    let mut cmd = match ns {
+        Some(p) => {
+            let mut c = std::process::Command::new("nsenter");
+            c.arg(format!("--net={}", p.display()))
+                .arg("--")
+                .arg("iptables");
+            c
+        }
+        None => std::process::Command::new("iptables"),
+    };
+    cmd.arg("-w").args(args);
+    run_tool(cmd, &format!("`iptables {}`", args.join(" ")))
+}
+
+/// Add rule `args` (`-A`/`-I` form) unless it exists (`-C`).
+fn iptables_ensure(
+    ns: Option<&Path>,
+    table: &str,
+    add: &str,
+    chain: &str,
+    rule: &[&str],
+) -> NetResult<()> {
+    let mut check = vec!["-t", table, "-C", chain];
+    check.extend_from_slice(rule);
+    if iptables(ns, &check).is_ok() {
+        return Ok(());
+    }
+    let mut args = vec!["-t", table, add, chain];
+    args.extend_from_slice(rule);
+    iptables(ns, &args).map(|_| ())
+}
+
+fn iptables_delete(ns: Option<&Path>, table: &str, chain: &str, rule: &[&str]) {
+    let mut args = vec!["-t", table, "-D", chain];
+    args.extend_from_slice(rule);
+    while iptables(ns, &args).is_ok() {}
+}
+
+/// Write `value` to sysctl file `path` from inside the namespace at `ns`.
+fn sysctl_in(ns: &Path, path: &str, value: &str) -> NetResult<()> {
+    let file =
+        File::open(ns).map_err(io_err(format!("cannot open namespace `{}`", ns.display())))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err(format!(
+                "cannot enter namespace `{}`",
+                ns.display()
+            )))?;
+            fs::write(path, value).map_err(io_err(format!("cannot write `{path}`")))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetError::Missing("sysctl thread panicked".into())))
+    })
+}
+
+/// A transfer /30 from `NAT_POOL` that no host address overlaps, starting
+/// from a place derived from the session tag.
+fn pick_transfer(sid: &str, used: &[(Ipv4Addr, u8)]) -> NetResult<ipnet::Ipv4Net> {
+    let pool: ipnet::Ipv4Net = NAT_POOL
+        .parse()
+        .map_err(|_| NetError::Missing("bad NAT pool".into()))?;
+    let slots = 1u32 << (30 - pool.prefix_len());
+    let start = u32::from_str_radix(sid.get(..8).unwrap_or("0"), 16).unwrap_or(0) % slots;
+    for k in 0..slots {
+        let base = u32::from(pool.network()) + ((start + k) % slots) * 4;
+        let Ok(net) = ipnet::Ipv4Net::new(Ipv4Addr::from(base), 30) else {
+            continue;
+        };
+        let clash = used.iter().any(|(a, p)| {
+            net.contains(a)
+                || ipnet::Ipv4Net::new(*a, *p)
+                    .is_ok_and(|other| other.trunc().contains(&net.network()))
+        });
+        if !clash {
+            return Ok(net);
+        }
+    }
+    Err(NetError::Missing(format!(
+        "no free transfer /30 left in `{NAT_POOL}` for nat"
+    )))
+}
+
+/// Let network `name` out to the host's outside world, making the
+/// session's uplink first if needed. Returns the host-side uplink address.
+/// The calling thread must be in the host's network namespace.
+pub fn enable_nat(run_dir: &Path, sid: &str, name: &str) -> NetResult<Ipv4Addr> {
+    let _guard = ROUTER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let router = router_netns_path(run_dir, sid);
+    if !is_ns_file(&router) {
+        return Err(NetError::Missing(format!(
+            "network `{name}` does not exist (no router namespace for the session)"
+        )));
+    }
+    let bridge = names::bridge_name(sid, name);
+    let host_if = names::uplink_name(sid);
+    let tag = names::rule_tag(sid);
+    let mut rnl = Netlink::open_in(&router)?;
+    let mut hnl = Netlink::open()?;
+    let host_addr = match hnl.link_index(&host_if)? {
+        Some(i) => hnl
+            .addresses(Some(i))?
+            .first()
+            .map(|(a, _)| *a)
+            .ok_or_else(|| {
+                NetError::Missing(format!(
+                    "uplink `{host_if}` has no address: run `tg apply` again after `tg destroy`"
+                ))
+            })?,
+        None => {
+            let used = hnl.addresses(None)?;
+            let transfer = pick_transfer(sid, &used)?;
+            let host_addr = Ipv4Addr::from(u32::from(transfer.network()) + 1);
+            let router_addr = Ipv4Addr::from(u32::from(transfer.network()) + 2);
+            let rfile = File::open(&router).map_err(io_err("cannot open the router namespace"))?;
+            rnl.delete_link(UPLINK)?;
+            hnl.create_veth(&host_if, None, UPLINK, rfile.as_raw_fd())?;
+            let hidx = hnl
+                .link_index(&host_if)?
+                .ok_or_else(|| NetError::Missing(format!("uplink `{host_if}` vanished")))?;
+            hnl.add_address(hidx, host_addr, 30)?;
+            let uidx = rnl
+                .link_index(UPLINK)?
+                .ok_or_else(|| NetError::Missing("the router's uplink vanished".into()))?;
+            rnl.set_up(uidx, UPLINK)?;
+            rnl.add_address(uidx, router_addr, 30)?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while std::time::Instant::now() < deadline && !rnl.is_oper_up(uidx)? {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            rnl.add_default_route(uidx, host_addr)?;
+            // Router: drop every forward but what the rules below allow,
+            // then turn forwarding on.
+            iptables(Some(&router), &["-P", "FORWARD", "DROP"])?;
+            iptables_ensure(
+                Some(&router),
+                "nat",
+                "-A",
+                "POSTROUTING",
+                &["-o", UPLINK, "-j", "MASQUERADE"],
+            )?;
+            sysctl_in(&router, "/proc/sys/net/ipv4/ip_forward", "1")?;
+            // Host: masquerade the transfer net, accept its forwards.
+            fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+                .map_err(io_err("cannot turn IPv4 forwarding on on the host"))?;
+            let src = transfer.to_string();
+            iptables_ensure(
+                None,
+                "nat",
+                "-A",
+                "POSTROUTING",
+                &[
+                    "-s",
+                    &src,
+                    "!",
+                    "-o",
+                    &host_if,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &tag,
+                    "-j",
+                    "MASQUERADE",
+                ],
+            )?;
+            iptables_ensure(
+                None,
+                "filter",
+                "-I",
+                "FORWARD",
+                &[
+                    "-i",
+                    &host_if,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &tag,
+                    "-j",
+                    "ACCEPT",
+                ],
+            )?;
+            iptables_ensure(
+                None,
+                "filter",
+                "-I",
+                "FORWARD",
+                &[
+                    "-o",
+                    &host_if,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "RELATED,ESTABLISHED",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &tag,
+                    "-j",
+                    "ACCEPT",
+                ],
+            )?;
+            host_addr
+        }
+    };
+    iptables_ensure(
+        Some(&router),
+        "filter",
+        "-A",
+        "FORWARD",
+        &["-i", &bridge, "-o", UPLINK, "-j", "ACCEPT"],
+    )?;
+    iptables_ensure(
+        Some(&router),
+        "filter",
+        "-A",
+        "FORWARD",
+        &[
+            "-i",
+            UPLINK,
+            "-o",
+            &bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    )?;
+    Ok(host_addr)
+}
+
+/// Stop letting network `name` out; remove the uplink when no NAT network
+/// is left. Idempotent.
+pub fn disable_nat(run_dir: &Path, sid: &str, name: &str) -> NetResult<()> {
+    let _guard = ROUTER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let router = router_netns_path(run_dir, sid);
+    if !is_ns_file(&router) {
+        return remove_uplink_host_side(sid);
+    }
+    let bridge = names::bridge_name(sid, name);
+    iptables_delete(
+        Some(&router),
+        "filter",
+        "FORWARD",
+        &["-i", &bridge, "-o", UPLINK, "-j", "ACCEPT"],
+    );
+    iptables_delete(
+        Some(&router),
+        "filter",
+        "FORWARD",
+        &[
+            "-i",
+            UPLINK,
+            "-o",
+            &bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    );
+    let rules = iptables(Some(&router), &["-S", "FORWARD"]).unwrap_or_default();
+    if rules.lines().any(|l| l.contains(UPLINK)) {
+        return Ok(());
+    }
+    sysctl_in(&router, "/proc/sys/net/ipv4/ip_forward", "0")?;
+    iptables_delete(
+        Some(&router),
+        "nat",
+        "POSTROUTING",
+        &["-o", UPLINK, "-j", "MASQUERADE"],
+    );
+    remove_uplink_host_side(sid)?;
+    remove_host_rules(sid);
+    Netlink::open_in(&router)?.delete_link(UPLINK)
+}
+
+/// Remove the host side of the session's uplink: the `tgu` veth and the
+/// host's iptables rules tagged `tg-<sid>`.
+fn remove_uplink_host_side(sid: &str) -> NetResult<()> {
+    let host_if = names::uplink_name(sid);
+    let mut hnl = Netlink::open()?;
+    if hnl.link_index(&host_if)?.is_some() {
+        hnl.delete_link(&host_if)?;
+        remove_host_rules(sid);
+    }
+    Ok(())
+}
+
+/// Remove the host's iptables rules tagged `tg-<sid>`; describe them.
+pub fn remove_host_rules(sid: &str) -> Vec<String> {
+    let tag = format!("--comment {}", names::rule_tag(sid));
+    let mut removed = Vec::new();
+    for table in ["nat", "filter"] {
+        let Ok(rules) = iptables(None, &["-t", table, "-S"]) else {
+            continue;
+        };
+        for rule in rules
+            .lines()
+            .filter(|l| l.starts_with("-A ") && l.contains(&tag))
+        {
+            let mut args: Vec<&str> = vec!["-t", table, "-D"];
+            args.extend(rule.split_whitespace().skip(1));
+            if iptables(None, &args).is_ok() {
+                removed.push(format!("iptables rule `{rule}` ({table})"));
+            }
+        }
+    }
+    removed
+}
+
+/// Does the host have the session's uplink?
+pub fn uplink_exists(sid: &str) -> bool {
+    Netlink::open()
+        .and_then(|mut nl| nl.link_index(&names::uplink_name(sid)))
+        .is_ok_and(|i| i.is_some())
 }
 
 // ---------------------------------------------------------------------------
@@ -820,8 +1198,8 @@ impl Netlink {
             .collect())
     }
 
-    /// The IPv4 addresses of link `index`.
-    fn addresses(&mut self, index: i32) -> NetResult<Vec<(Ipv4Addr, u8)>> {
+    /// The IPv4 addresses of link `index` (of every link when `None`).
+    fn addresses(&mut self, index: Option<i32>) -> NetResult<Vec<(Ipv4Addr, u8)>> {
         let mut m = Msg::new(RTM_GETADDR, NLM_F_DUMP);
         m.buf.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
         m.buf.extend_from_slice(&0u32.to_ne_bytes());
@@ -829,7 +1207,7 @@ impl Netlink {
         let mut out = Vec::new();
         for r in replies.iter().filter(|r| r.payload.len() >= 8) {
             let idx = i32::from_ne_bytes(r.payload[4..8].try_into().unwrap_or([0; 4]));
-            if idx != index || r.payload[0] != libc::AF_INET as u8 {
+            if index.is_some_and(|i| i != idx) || r.payload[0] != libc::AF_INET as u8 {
                 continue;
             }
             if let Some(a) = find_attr(&r.payload[8..], IFA_LOCAL) {
@@ -870,14 +1248,16 @@ impl Netlink {
     fn create_veth(
         &mut self,
         name: &str,
-        master: i32,
+        master: Option<i32>,
         peer_name: &str,
         peer_ns_fd: i32,
     ) -> NetResult<()> {
         let mut m =
             Msg::new(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).ifinfo(0, IFF_UP, IFF_UP);
         m.attr_str(IFLA_IFNAME, name);
-        m.attr(IFLA_MASTER, &(master as u32).to_ne_bytes());
+        if let Some(master) = master {
+            m.attr(IFLA_MASTER, &(master as u32).to_ne_bytes());
+        }
         m.begin(IFLA_LINKINFO);
         m.attr_str(IFLA_INFO_KIND, "veth");
         m.begin(IFLA_INFO_DATA);
@@ -1008,7 +1388,7 @@ mod tests {
             let idx = nl.link_index("tgbtest").unwrap().unwrap();
             nl.add_address(idx, Ipv4Addr::new(10, 9, 0, 1), 24).unwrap();
             assert_eq!(
-                nl.addresses(idx).unwrap(),
+                nl.addresses(Some(idx)).unwrap(),
                 [(Ipv4Addr::new(10, 9, 0, 1), 24)]
             );
             assert!(nl.link_names().unwrap().contains(&"tgbtest".to_string()));
@@ -1019,7 +1399,7 @@ mod tests {
             })
             .join()
             .unwrap();
-            nl.create_veth("tgvtest", idx, "eth0", other.as_raw_fd())
+            nl.create_veth("tgvtest", Some(idx), "eth0", other.as_raw_fd())
                 .unwrap();
             assert!(nl.link_index("tgvtest").unwrap().is_some());
             nl.delete_link("tgbtest").unwrap();
