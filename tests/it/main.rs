@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per area. They run the real
 //! `tg` binary (see `support`) or the library against real backends.
 
+mod netns_node;
 mod support;
