@@ -2,4 +2,5 @@
 //! `tg` binary (see `support`) or the library against real backends.
 
 mod netns;
+mod netns_node;
 mod support;
