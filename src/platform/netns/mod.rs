@@ -301,13 +301,14 @@ impl NetnsPlatform {
     fn tidy_session_dir(&self, sid: &str) {
         let run_dir = &self.options.run_dir;
         let sdir = names::session_dir(run_dir, sid);
-        if net::router_exists(run_dir, sid)
-            || !dir_names(&sdir.join("nodes")).is_empty()
-            || !net::mount_points_under(&sdir).is_empty()
-        {
+        if net::router_exists(run_dir, sid) || !dir_names(&sdir.join("nodes")).is_empty() {
             return;
         }
-        let _ = remove_tree_same_fs(&sdir);
+        // No node is left: this only unmounts the session's namespace folder.
+        let _ = node::sweep_session_nodes(run_dir, sid);
+        if net::mount_points_under(&sdir).is_empty() {
+            let _ = remove_tree_same_fs(&sdir);
+        }
     }
 
     /// Remove every host object of session `sid`; describe what went.
@@ -365,6 +366,14 @@ impl NetnsPlatform {
                     names::node_netns_name(sid, host)
                 ));
             }
+        }
+        // Whatever the loop above did not know of, and the session's
+        // namespace folder.
+        for host in node::sweep_session_nodes(run_dir, sid)? {
+            removed.push(format!(
+                "node `{host}` ({})",
+                names::node_netns_name(sid, &host)
+            ));
         }
         for l in links.iter().filter(|l| l.starts_with("tgb")) {
             removed.push(format!("bridge `{l}`"));
