@@ -614,3 +614,56 @@ fn nat_networks_get_out_and_others_do_not() {
     s.delete(Spec::Network(inner.clone()));
     assert_eq!(host_tg_links(), host_links);
 }
+
+#[test]
+fn node_limits_change_in_place() {
+    require_root!();
+    let mem_root = Path::new("/sys/fs/cgroup/memory");
+    if !mem_root.join("memory.limit_in_bytes").exists() {
+        eprintln!("skipped: no cgroup v1 memory controller here");
+        return;
+    }
+    let s = Session::new("limits");
+    let a = network("a", "10.77.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let mut before = node("lim", &[(&a, 2)]);
+    before.memory_mib = Some(64);
+    let private = s.create(Spec::Node(before.clone()));
+    let limit = mem_root
+        .join(tg::platform::netns::cgroup::cgroup_name(&s.sid(), "lim"))
+        .join("memory.limit_in_bytes");
+    let read_limit = || std::fs::read_to_string(&limit).unwrap_or_default();
+    assert_eq!(read_limit().trim(), (64u64 << 20).to_string());
+
+    let mut after = before.clone();
+    after.memory_mib = Some(128);
+    let updatable = s.platform.updatable(tg::addrs::ResourceKind::Node);
+    assert!(updatable.contains(&"memory_mib") && updatable.contains(&"cpus"));
+    s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+        session: s.session.clone(),
+        address: "node.lim".into(),
+        before: Spec::Node(before.clone()),
+        after: Spec::Node(after.clone()),
+        private: private.clone(),
+        deps: BTreeMap::new(),
+    }))
+    .expect("update");
+    assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
+    // The node kept its network through the update.
+    assert!(s.ping(&after, a.gateway));
+
+    // Anything else cannot change in place.
+    let mut moved = after.clone();
+    moved.interfaces[0].address = host_at(&a.cidr, 3);
+    let err =
+        s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+            session: s.session.clone(),
+            address: "node.lim".into(),
+            before: Spec::Node(after),
+            after: Spec::Node(moved),
+            private,
+            deps: BTreeMap::new(),
+        }))
+        .unwrap_err();
+    assert!(err.message.contains("must be replaced"), "{err}");
+}

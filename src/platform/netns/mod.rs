@@ -182,7 +182,12 @@ impl NetnsPlatform {
                     (i == 0).then_some(iface.gateway),
                 )?;
             }
-            cgroup::apply(sid, spec)
+            // `create_node` applied the limits already; this only matters
+            // if it ever stops doing so.
+            if spec.cpus.is_some() || spec.memory_mib.is_some() {
+                cgroup::apply(sid, spec)?;
+            }
+            Ok(())
         })();
         if let Err(e) = result {
             // Leave nothing half made behind.
@@ -412,6 +417,16 @@ impl NetnsPlatform {
     }
 }
 
+/// A node spec with its cgroup limits blanked (what must not change for
+/// an in-place update).
+fn without_limits(spec: &NodeSpec) -> NodeSpec {
+    NodeSpec {
+        cpus: None,
+        memory_mib: None,
+        ..spec.clone()
+    }
+}
+
 /// Is `tool` an executable in `PATH`?
 fn tool_exists(tool: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -511,7 +526,8 @@ impl Platform for NetnsPlatform {
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
             ResourceKind::Package => &["version"],
-            _ => &[],
+            ResourceKind::Node => &["cpus", "memory_mib"],
+            ResourceKind::Network => &[],
         }
     }
 
@@ -545,6 +561,16 @@ impl Platform for NetnsPlatform {
         let this = self.clone();
         blocking(move || match (&req.before, &req.after) {
             (Spec::Package(_), Spec::Package(after)) => this.install_package(&req.session, after),
+            (Spec::Node(before), Spec::Node(after))
+                if without_limits(before) == without_limits(after) =>
+            {
+                let sid = Self::sid(&req.session);
+                this.node_paths_checked(&sid, &after.hostname)?;
+                cgroup::apply(&sid, after)?;
+                Ok(CreateResponse {
+                    private: req.private.clone(),
+                })
+            }
             _ => Err(PlatformError::new(format!(
                 "`{}` cannot be changed in place on the netns platform: it must be replaced",
                 req.address
