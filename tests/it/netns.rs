@@ -667,3 +667,75 @@ fn node_limits_change_in_place() {
         .unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");
 }
+
+/// Build a tiny `.deb` (`NAME` version `VERSION`, one file) in `dir`.
+fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: tg tests <tg@example.invalid>\nDescription: tg test package\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/share/doc").join(name).join("README"), "tg\n").unwrap();
+    let deb = dir.join(format!("{name}_{version}_all.deb"));
+    let st = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    deb
+}
+
+#[test]
+fn packages_install_read_and_remove() {
+    require_root!();
+    let s = Session::new("pkg");
+    let n = node("pk", &[]);
+    s.create(Spec::Node(n.clone()));
+    let deb = build_deb(&s.session.testbed_dir, "tg-test-pkg", "1.2-1");
+    let mut pkg = tg::platform::PackageSpec {
+        name: "tg-test-pkg".into(),
+        version: Some("1.2-1".into()),
+        source: tg::platform::PackageSource::Deb { path: deb },
+        node: "pk".into(),
+    };
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    s.create(Spec::Package(pkg.clone()));
+    assert_eq!(
+        s.read(Spec::Package(pkg.clone())),
+        ReadResponse::Present {
+            spec: Spec::Package(pkg.clone())
+        }
+    );
+    // The node has it; the host does not.
+    let (code, out) = s.exec(&n, &["dpkg-query", "-W", "tg-test-pkg"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!Path::new("/usr/share/doc/tg-test-pkg").exists());
+    // Recorded with another version: read shows what is installed.
+    let mut recorded = pkg.clone();
+    recorded.version = Some("1.0-1".into());
+    assert_eq!(
+        s.read(Spec::Package(recorded)),
+        ReadResponse::Present {
+            spec: Spec::Package(pkg.clone())
+        }
+    );
+    s.delete(Spec::Package(pkg.clone()));
+    s.delete(Spec::Package(pkg.clone()));
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    // On a node that is gone, a package is gone too, and deleting it works.
+    s.delete(Spec::Node(n));
+    pkg.version = None;
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    s.delete(Spec::Package(pkg));
+}
