@@ -602,16 +602,38 @@ fn nat_networks_get_out_and_others_do_not() {
     assert!(s.no_ping(&o1, host_at(&inner.cidr, 2)));
     assert!(s.no_ping(&i1, host_at(&out.cidr, 2)));
 
+    // `nat` changes in place: network `in` gets out too now.
+    assert!(s
+        .platform
+        .updatable(tg::addrs::ResourceKind::Network)
+        .contains(&"nat"));
+    let mut inner_nat = inner.clone();
+    inner_nat.nat = true;
+    s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+        session: s.session.clone(),
+        address: "network.in".into(),
+        before: Spec::Network(inner.clone()),
+        after: Spec::Network(inner_nat.clone()),
+        private: serde_json::Value::Null,
+        deps: BTreeMap::new(),
+    }))
+    .expect("turn nat on");
+    let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
+    assert_eq!(code, 0, "network `in` gets out after the update: {msg}");
+    assert!(s.no_ping(&i1, host_at(&out.cidr, 2)), "still isolated");
+
     for n in [&o1, &i1] {
         s.delete(Spec::Node(n.clone()));
     }
+    s.delete(Spec::Network(inner_nat.clone()));
+    assert!(!host_rules(&s.sid()).is_empty(), "`out` still needs nat");
     s.delete(Spec::Network(out.clone()));
     assert!(
         host_rules(&s.sid()).is_empty(),
         "{:?}",
         host_rules(&s.sid())
     );
-    s.delete(Spec::Network(inner.clone()));
+    assert!(!net::router_exists(s.run_dir(), &s.sid()));
     assert_eq!(host_tg_links(), host_links);
 }
 

@@ -164,6 +164,31 @@ impl NetnsPlatform {
         })
     }
 
+    /// Turn NAT on or off for an existing network, as `spec.nat` says.
+    fn set_nat(&self, session: &SessionRef, spec: &NetworkSpec) -> PlatformResult<CreateResponse> {
+        let run_dir = &self.options.run_dir;
+        let sid = Self::sid(session);
+        if net::network_addresses(run_dir, &sid, &spec.name)?.is_none() {
+            return Err(PlatformError::new(format!(
+                "network `{}` does not exist on this host: run `tg apply` to make it",
+                spec.name
+            )));
+        }
+        let nat_via = if spec.nat {
+            Some(net::enable_nat(run_dir, &sid, &spec.name)?)
+        } else {
+            net::disable_nat(run_dir, &sid, &spec.name)?;
+            None
+        };
+        Ok(CreateResponse {
+            private: to_private(&net::NetworkPrivate {
+                bridge: names::bridge_name(&sid, &spec.name),
+                router: net::router_netns_path(run_dir, &sid),
+                nat_via,
+            }),
+        })
+    }
+
     fn create_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<CreateResponse> {
         let run_dir = &self.options.run_dir;
         let paths = node::create_node(&self.options, sid, spec)?;
@@ -527,7 +552,7 @@ impl Platform for NetnsPlatform {
         match kind {
             ResourceKind::Package => &["version"],
             ResourceKind::Node => &["cpus", "memory_mib"],
-            ResourceKind::Network => &[],
+            ResourceKind::Network => &["nat"],
         }
     }
 
@@ -561,6 +586,14 @@ impl Platform for NetnsPlatform {
         let this = self.clone();
         blocking(move || match (&req.before, &req.after) {
             (Spec::Package(_), Spec::Package(after)) => this.install_package(&req.session, after),
+            (Spec::Network(before), Spec::Network(after))
+                if NetworkSpec {
+                    nat: after.nat,
+                    ..before.clone()
+                } == *after =>
+            {
+                this.set_nat(&req.session, after)
+            }
             (Spec::Node(before), Spec::Node(after))
                 if without_limits(before) == without_limits(after) =>
             {
