@@ -140,6 +140,9 @@ pub fn router_exists(run_dir: &Path, sid: &str) -> bool {
 fn ensure_router(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<PathBuf> {
     let path = router_netns_path(run_dir, sid);
     if is_ns_file(&path) {
+        if !names::session_file(run_dir, sid).exists() {
+            write_session_record(run_dir, session, sid)?;
+        }
         return Ok(path);
     }
     let dir = names::router_dir(run_dir, sid);
@@ -180,6 +183,12 @@ fn ensure_router(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<P
         let _ = umount2(&path, MntFlags::MNT_DETACH);
         let _ = fs::remove_file(&path);
     })?;
+    write_session_record(run_dir, session, sid)?;
+    Ok(path)
+}
+
+/// Write `session.json` (what `tg proxy` looks sessions up by).
+fn write_session_record(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<()> {
     let record = SessionRecord {
         name: session.name.clone(),
         lineage: session.lineage.clone(),
@@ -188,8 +197,7 @@ fn ensure_router(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<P
     };
     let file = names::session_file(run_dir, sid);
     let text = serde_json::to_string_pretty(&record).unwrap_or_default();
-    fs::write(&file, text).map_err(io_err(format!("cannot write `{}`", file.display())))?;
-    Ok(path)
+    fs::write(&file, text).map_err(io_err(format!("cannot write `{}`", file.display())))
 }
 
 /// Make `dir` a shared mount point (a bind mount of itself), as iproute2
