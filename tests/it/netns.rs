@@ -40,9 +40,15 @@ struct Session {
 
 impl Session {
     fn new(name: &str) -> Session {
+        Session::sharing(name, None)
+    }
+
+    /// A session whose run folder is `run_dir` (another session's), as
+    /// all sessions share `/run/tg` on a real host.
+    fn sharing(name: &str, run_dir: Option<&Path>) -> Session {
         let tmp = tempfile::tempdir().expect("temp dir");
         let options = NetnsOptions {
-            run_dir: tmp.path().join("run"),
+            run_dir: run_dir.map_or_else(|| tmp.path().join("run"), Path::to_path_buf),
             image_dir: tmp.path().join("images"),
         };
         Session {
@@ -321,7 +327,7 @@ fn nodes_reach_their_network_and_nothing_else() {
 fn two_sessions_with_the_same_cidrs_are_isolated() {
     require_root!();
     let x = Session::new("x");
-    let y = Session::new("y");
+    let y = Session::sharing("y", Some(x.run_dir()));
     let lab = network("lab", "10.72.0.0/24");
     for s in [&x, &y] {
         s.create(Spec::Network(lab.clone()));
@@ -339,6 +345,11 @@ fn two_sessions_with_the_same_cidrs_are_isolated() {
     // .4 exists only in session y; .3 only in x.
     assert!(x.no_ping(&x1, host_at(&lab.cidr, 4)), "x must not reach y");
     assert!(y.no_ping(&y1, host_at(&lab.cidr, 3)), "y must not reach x");
+
+    // Sweeping one session leaves the other untouched.
+    assert!(!x.sweep().is_empty());
+    assert!(!net::router_exists(x.run_dir(), &x.sid()));
+    assert!(y.ping(&y1, host_at(&lab.cidr, 4)));
 }
 
 #[test]
