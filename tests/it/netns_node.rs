@@ -161,6 +161,56 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
 }
 
 #[test]
+fn sys_shows_interfaces_added_to_the_node_later() {
+    if !is_root() {
+        return;
+    }
+    let s = Session::new();
+    let a = s.create(&spec("sysnet", "host"));
+    let link = format!("tgv{}", &s.sid[..6]);
+    let peer = format!("tgp{}", &s.sid[..6]);
+    let (code, _, err) = s.exec(
+        &a,
+        &[
+            "ip", "link", "add", &link, "type", "veth", "peer", "name", &peer,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = s.exec(&a, &["ls", "/sys/class/net"]);
+    assert!(out.lines().any(|l| l == link), "{out}");
+    // The interface lives in the node only.
+    assert!(!Path::new("/sys/class/net").join(&link).exists());
+}
+
+#[test]
+fn parallel_creates_do_not_block_each_other() {
+    if !is_root() {
+        return;
+    }
+    let s = std::sync::Arc::new(Session::new());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker_session = s.clone();
+    std::thread::spawn(move || {
+        std::thread::scope(|scope| {
+            for w in 0..10 {
+                let s = &worker_session;
+                scope.spawn(move || {
+                    for i in 0..3 {
+                        let p = s.create(&spec(&format!("p{w}-{i}"), "host"));
+                        assert_eq!(s.exec(&p, &["hostname"]).1.trim(), format!("p{w}-{i}"));
+                    }
+                });
+            }
+        });
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("30 parallel creates finish within a minute");
+    assert_eq!(s.nodes.lock().unwrap().len(), 30);
+    assert!(s.nodes.lock().unwrap().iter().all(node::node_exists));
+}
+
+#[test]
 fn exec_reports_exit_codes_output_and_environment() {
     if !is_root() {
         return;
