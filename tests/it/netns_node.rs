@@ -349,9 +349,20 @@ fn delete_leaves_no_mounts_files_or_processes() {
     node::delete_node(&a).unwrap();
     // Creating it again works, and a half-made node is replaced.
     let a = s.create(&spec("gone", "host"));
-    std::fs::remove_file(a.dir.join("upper/etc/hostname")).unwrap();
+    // Half-made (or half-torn-down): the mount namespace is gone, the rest is there.
+    let st = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&a.mntns)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!node::node_exists(&a));
+    let e = exec::exec(&a, &s.sid, "gone", &["true".to_string()]).unwrap_err();
+    assert!(e.message.contains("does not exist"), "{e}");
     let a = s.create(&spec("gone", "host"));
+    assert!(node::node_exists(&a));
     assert_eq!(s.exec(&a, &["hostname"]).1.trim(), "gone");
+    assert_eq!(s.our_mounts().len(), 5, "{:#?}", s.our_mounts());
     let swept = node::sweep_session_nodes(s.run_dir.path(), &s.sid).unwrap();
     assert_eq!(swept, ["gone"]);
     assert!(s.our_mounts().is_empty(), "{:#?}", s.our_mounts());
