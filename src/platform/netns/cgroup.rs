@@ -45,8 +45,8 @@ enum Tree {
     V1(PathBuf),
 }
 
-fn v2_root() -> Option<PathBuf> {
-    let root = Path::new(CGROUP_ROOT);
+fn v2_root(base: &Path) -> Option<PathBuf> {
+    let root = base;
     if root.join("cgroup.controllers").is_file() {
         Some(root.to_path_buf())
     } else if root.join("unified/cgroup.controllers").is_file() {
@@ -56,14 +56,14 @@ fn v2_root() -> Option<PathBuf> {
     }
 }
 
-fn tree_for(c: Controller) -> Option<Tree> {
-    if let Some(root) = v2_root() {
+fn tree_for(base: &Path, c: Controller) -> Option<Tree> {
+    if let Some(root) = v2_root(base) {
         let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
         if available.split_whitespace().any(|n| n == c.v1_name()) {
             return Some(Tree::V2(root));
         }
     }
-    let v1 = Path::new(CGROUP_ROOT).join(c.v1_name());
+    let v1 = base.join(c.v1_name());
     let probe = match c {
         Controller::Cpu => "cpu.cfs_quota_us",
         Controller::Memory => "memory.limit_in_bytes",
@@ -78,9 +78,13 @@ pub fn cgroup_name(sid: &str, hostname: &str) -> String {
 
 /// Plan time: warnings for limits that cannot be enforced on this host.
 pub fn check(spec: &NodeSpec) -> Vec<String> {
+    check_in(Path::new(CGROUP_ROOT), spec)
+}
+
+fn check_in(base: &Path, spec: &NodeSpec) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(cpus) = spec.cpus {
-        if tree_for(Controller::Cpu).is_none() {
+        if tree_for(base, Controller::Cpu).is_none() {
             warnings.push(format!(
                 "`cpus = {cpus}` of node `{}` cannot be enforced: this host has no cgroup `cpu` \
                  controller (v1 or v2); the node runs without a CPU limit",
@@ -89,7 +93,7 @@ pub fn check(spec: &NodeSpec) -> Vec<String> {
         }
     }
     if let Some(mib) = spec.memory_mib {
-        if tree_for(Controller::Memory).is_none() {
+        if tree_for(base, Controller::Memory).is_none() {
             warnings.push(format!(
                 "`memory = {mib} MiB` of node `{}` cannot be enforced: this host has no cgroup \
                  `memory` controller (v1 or v2); the node runs without a memory limit",
@@ -102,13 +106,17 @@ pub fn check(spec: &NodeSpec) -> Vec<String> {
 
 /// Every existing cgroup folder of a node (v1 cpu, v1 memory, v2), deduplicated.
 fn node_dirs(sid: &str, hostname: &str) -> Vec<PathBuf> {
+    node_dirs_in(Path::new(CGROUP_ROOT), sid, hostname)
+}
+
+fn node_dirs_in(base: &Path, sid: &str, hostname: &str) -> Vec<PathBuf> {
     let name = cgroup_name(sid, hostname);
     let mut dirs = Vec::new();
     let mut candidates = vec![
-        Path::new(CGROUP_ROOT).join("cpu").join(&name),
-        Path::new(CGROUP_ROOT).join("memory").join(&name),
+        base.join("cpu").join(&name),
+        base.join("memory").join(&name),
     ];
-    if let Some(root) = v2_root() {
+    if let Some(root) = v2_root(base) {
         candidates.push(root.join(&name));
     }
     for d in candidates {
@@ -126,7 +134,7 @@ pub fn session_cgroups(sid: &str) -> Vec<String> {
         Path::new(CGROUP_ROOT).join("cpu"),
         Path::new(CGROUP_ROOT).join("memory"),
     ];
-    roots.extend(v2_root());
+    roots.extend(v2_root(Path::new(CGROUP_ROOT)));
     let mut names = Vec::new();
     for root in roots {
         let Ok(entries) = fs::read_dir(&root) else {
@@ -179,8 +187,12 @@ fn enable_v2(root: &Path, c: Controller) -> Result<(), PlatformError> {
 /// no longer asked for are lifted). Limits whose controller is missing are
 /// skipped ([`check`] warned about them at plan time).
 pub fn apply(sid: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
+    apply_in(Path::new(CGROUP_ROOT), sid, spec)
+}
+
+fn apply_in(base: &Path, sid: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
     let name = cgroup_name(sid, &spec.hostname);
-    if let Some(tree) = tree_for(Controller::Cpu) {
+    if let Some(tree) = tree_for(base, Controller::Cpu) {
         let quota = spec
             .cpus
             .filter(|c| c.is_finite() && *c > 0.0)
@@ -212,7 +224,7 @@ pub fn apply(sid: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
             }
         }
     }
-    if let Some(tree) = tree_for(Controller::Memory) {
+    if let Some(tree) = tree_for(base, Controller::Memory) {
         let bytes = spec.memory_mib.map(|m| m.saturating_mul(1024 * 1024));
         match (&tree, bytes) {
             (Tree::V1(root), Some(b)) => {
@@ -302,5 +314,86 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(cgroup_name("0123abcd", "web-0"), "tg-0123abcd-web-0");
+    }
+
+    fn spec(cpus: Option<f64>, memory_mib: Option<u64>) -> NodeSpec {
+        NodeSpec {
+            hostname: "web".into(),
+            image: "host".into(),
+            cpus,
+            memory_mib,
+            labels: Default::default(),
+            interfaces: Vec::new(),
+        }
+    }
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn missing_controllers_give_warnings() {
+        let base = tempfile::tempdir().unwrap();
+        let w = check_in(base.path(), &spec(Some(1.5), Some(256)));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("`cpus = 1.5` of node `web` cannot be enforced"),
+            "{w:?}"
+        );
+        assert!(w[1].contains("`memory = 256 MiB`"), "{w:?}");
+        assert!(check_in(base.path(), &spec(None, None)).is_empty());
+        // Asked for nothing missing: no warning, and apply does nothing.
+        apply_in(base.path(), "s", &spec(Some(1.0), Some(1))).unwrap();
+        assert!(node_dirs_in(base.path(), "s", "web").is_empty());
+    }
+
+    #[test]
+    fn v1_limits() {
+        let base = tempfile::tempdir().unwrap();
+        fs::create_dir_all(base.path().join("cpu")).unwrap();
+        fs::create_dir_all(base.path().join("memory")).unwrap();
+        fs::write(base.path().join("cpu/cpu.cfs_quota_us"), "-1").unwrap();
+        fs::write(base.path().join("memory/memory.limit_in_bytes"), "0").unwrap();
+        assert!(check_in(base.path(), &spec(Some(2.0), Some(64))).is_empty());
+        apply_in(base.path(), "s1", &spec(Some(0.25), Some(64))).unwrap();
+        let cpu = base.path().join("cpu/tg-s1-web");
+        let mem = base.path().join("memory/tg-s1-web");
+        assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "25000");
+        assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(&mem.join("memory.limit_in_bytes")), "67108864");
+        assert_eq!(
+            node_dirs_in(base.path(), "s1", "web"),
+            vec![cpu.clone(), mem.clone()]
+        );
+        // Lifting limits.
+        apply_in(base.path(), "s1", &spec(None, None)).unwrap();
+        assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "-1");
+        assert_eq!(read(&mem.join("memory.limit_in_bytes")), "-1");
+    }
+
+    #[test]
+    fn v2_limits_are_preferred_when_the_unified_tree_has_them() {
+        let base = tempfile::tempdir().unwrap();
+        let unified = base.path().join("unified");
+        fs::create_dir_all(&unified).unwrap();
+        fs::write(
+            unified.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        fs::write(unified.join("cgroup.subtree_control"), "").unwrap();
+        // v1 memory exists too; v2 wins.
+        fs::create_dir_all(base.path().join("memory")).unwrap();
+        fs::write(base.path().join("memory/memory.limit_in_bytes"), "0").unwrap();
+        apply_in(base.path(), "s2", &spec(Some(1.5), Some(1))).unwrap();
+        let dir = unified.join("tg-s2-web");
+        assert_eq!(read(&dir.join("cpu.max")), "150000 100000");
+        assert_eq!(read(&dir.join("memory.max")), "1048576");
+        assert!(!base.path().join("memory/tg-s2-web").exists());
+        // The fake subtree_control is a plain file: the last write wins.
+        assert_eq!(read(&unified.join("cgroup.subtree_control")), "+memory");
+        apply_in(base.path(), "s2", &spec(None, None)).unwrap();
+        assert_eq!(read(&dir.join("cpu.max")), "max 100000");
+        assert_eq!(read(&dir.join("memory.max")), "max");
     }
 }

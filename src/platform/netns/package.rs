@@ -15,8 +15,20 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::exec::{node_command, run, Enter};
-use super::node::NodePaths;
+use super::node::{FileLock, NodePaths};
 use crate::platform::{ExecResponse, PackageSource, PackageSpec, PlatformError};
+
+/// An open lock file of the node's package database: apt and dpkg of one
+/// node run one at a time (packages of a node may be created in parallel).
+fn apt_lock_file(paths: &NodePaths) -> Result<File, PlatformError> {
+    let path = paths.dir.join("apt.lock");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| PlatformError::new(format!("cannot open `{}`: {e}", path.display())))
+}
 
 fn in_node(paths: &NodePaths, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
@@ -201,10 +213,23 @@ pub fn installed_version(paths: &NodePaths, name: &str) -> Result<Option<String>
 
 /// Purge a package from the node; fine when it is not there.
 pub fn remove(paths: &NodePaths, name: &str) -> Result<(), PlatformError> {
+    let lock_file = apt_lock_file(paths)?;
+    let _lock = FileLock::exclusive(&lock_file);
     if status(paths, name)?.is_none() {
         return Ok(());
     }
-    let r = in_node(paths, &["apt-get", "purge", "-y", "-q", name])?;
+    let r = in_node(
+        paths,
+        &[
+            "apt-get",
+            "purge",
+            "-y",
+            "-q",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            name,
+        ],
+    )?;
     if r.exit_code != 0 {
         return Err(PlatformError::new(format!(
             "cannot remove package `{name}` from node `{}`: apt-get exited with {}",
