@@ -4,6 +4,8 @@
 mod cli_plan;
 mod engine;
 mod fmt;
+mod netns;
+mod netns_node;
 mod state_postgres;
 mod state_sqlite;
 mod support;
