@@ -53,11 +53,14 @@ impl Registry {
         self.preference.iter().filter_map(|n| self.platforms.get(n))
     }
 
-    /// The platforms `tg` offers on this machine. The test double
+    /// The platforms `tg` offers on this machine: `netns`. The test double
     /// ([`super::testdouble`]) is added only when `TG_TESTDOUBLE_DIR` is set:
     /// it is a test aid, never offered to users.
     pub fn for_this_host() -> Registry {
         let mut r = Registry::new();
+        r.register(Arc::new(super::netns::NetnsPlatform::new(
+            super::netns::NetnsOptions::default(),
+        )));
         if let Some(d) = super::testdouble::TestDouble::from_env() {
             r.register(Arc::new(d));
         }
