@@ -665,3 +665,172 @@ fn apply_and_destroy_with_postgres_state() {
     bed.tg_env(&["session", "delete", &session], &env)
         .expect_code(0);
 }
+
+#[test]
+fn apply_syncs_the_session_with_every_node() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let sync: Value = serde_json::from_str(
+        &std::fs::read_to_string(bed.double.join("sync-default.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sync["edge-0"]["lab"], "10.42.0.2");
+    assert_eq!(sync["origin"]["lab"], "10.42.0.4");
+}
+
+#[test]
+fn second_sigint_abandons_work_in_flight_and_taints_it() {
+    let bed = Bed::new(&many_nodes(4));
+    bed.config(serde_json::json!({ "delay_ms": { "node.n": 20000 } }));
+    let child = bed.spawn(&["apply", "-auto-approve", "-parallelism", "2"]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut child = KillOnDrop(Some(child));
+    let dir = bed.double.clone();
+    wait_until("node creates to start", Duration::from_secs(30), || {
+        read_calls(&dir)
+            .iter()
+            .filter(|c| c["op"] == "create" && c["event"] == "start")
+            .count()
+            >= 3
+    });
+    let started = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the second interrupt did not stop the run"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted"), "{err}");
+    // The two creates in flight are recorded as tainted, so whatever they
+    // half made is replaced next time.
+    let show = bed.tg(&["show", "-json"]);
+    show.expect_code(0);
+    let doc: Value = serde_json::from_str(&show.stdout()).unwrap();
+    let tainted = doc["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "tainted")
+        .count();
+    assert_eq!(tainted, 2, "{doc:#}");
+    bed.config(serde_json::json!({}));
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    bed.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+}
+
+/// The library API with the in-memory store: what Rust users call.
+#[test]
+fn library_plan_and_apply_with_the_memory_store() {
+    use std::sync::Arc;
+    use tg::apply::{NoHook, WalkOptions};
+    use tg::ops::{self, Context, PlanOptions};
+    use tg::platform::registry::Registry;
+    use tg::platform::testdouble::TestDouble;
+    use tg::state::memory::MemoryStore;
+    use tg::state::StateStore;
+
+    let bed = Bed::new(BED);
+    std::env::set_var("TG_TESTDOUBLE_DIR", &bed.double);
+    let (testbed, _) = tg::config::load(&tg::config::LoadOptions {
+        dir: bed.tb.path().to_path_buf(),
+        ..Default::default()
+    })
+    .map_err(|e| tg::diagnostics::render_all(&e.diagnostics, &e.sources))
+    .unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(TestDouble::new(&bed.double)));
+    let store = MemoryStore::new();
+    let ctx = Context {
+        store: Arc::new(store.clone()),
+        registry,
+        session: "lib".into(),
+        testbed_dir: bed.tb.path().to_path_buf(),
+        hook: Arc::new(NoHook),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plan = rt
+        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+        .unwrap();
+    assert_eq!(plan.summary().add, 6);
+    let report = rt
+        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .unwrap();
+    assert!(report.success(), "{report:?}");
+    assert_eq!(report.added, 6);
+    let snap = store.load("lib").unwrap();
+    assert_eq!(snap.instances.len(), 6);
+    assert_eq!(
+        snap.outputs["edge_addresses"].value,
+        serde_json::json!(["10.42.0.2", "10.42.0.3"])
+    );
+    // Applying the same plan again is refused: the state moved on.
+    let err = rt
+        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .unwrap_err();
+    assert!(err.to_string().contains("run tg plan again"), "{err}");
+}
+
+/// A real netns testbed end to end (root only): apply, exec across nodes,
+/// no-change plan, destroy. The session name is unique to this run and a
+/// guard destroys it even when the test fails.
+#[test]
+fn netns_apply_exec_destroy() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        r#"
+network "lab" {
+  cidr = "10.78.0.0/24"
+}
+node "edge" {
+  count   = 2
+  image   = "host"
+  network = network.lab
+}
+"#,
+    )]);
+    let session = format!("eng{}", std::process::id());
+    struct Destroy<'a>(&'a Testbed, String);
+    impl Drop for Destroy<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .tg(&["--session", &self.1, "destroy", "-auto-approve"]);
+        }
+    }
+    let _guard = Destroy(&tb, session.clone());
+    let s = session.as_str();
+    let r = tb.tg(&["--session", s, "apply", "-auto-approve"]);
+    r.expect_code(0);
+    let r = tb.tg(&[
+        "--session",
+        s,
+        "exec",
+        "node.edge[0]",
+        "--",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.78.0.3",
+    ]);
+    r.expect_code(0);
+    let r = tb.tg(&["--session", s, "exec", "node.edge", "--", "hostname"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout(), "[edge-0] edge-0\n[edge-1] edge-1\n");
+    tb.tg(&["--session", s, "plan", "-detailed-exitcode"])
+        .expect_code(0);
+    let r = tb.tg(&["--session", s, "destroy", "-auto-approve"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("Destroy complete! 3 destroyed."),
+        "{}",
+        r.stdout()
+    );
+}
