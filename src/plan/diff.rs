@@ -586,3 +586,235 @@ fn choose_platforms(
     }
     chosen
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::DesiredInstance;
+    use crate::platform::testdouble::TestDouble;
+    use crate::platform::{Interface, NetworkSpec, NodeSpec};
+
+    fn addr(s: &str) -> InstanceAddr {
+        s.parse().unwrap()
+    }
+
+    fn net() -> Spec {
+        Spec::Network(NetworkSpec {
+            name: "lab".into(),
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            nat: false,
+        })
+    }
+
+    fn node(image: &str, role: &str) -> Spec {
+        Spec::Node(NodeSpec {
+            hostname: "edge-0".into(),
+            image: image.into(),
+            cpus: None,
+            memory_mib: None,
+            labels: [("role".to_string(), role.to_string())].into(),
+            interfaces: vec![Interface {
+                network: "lab".into(),
+                address: "10.0.0.2".parse().unwrap(),
+                prefix_len: 24,
+                gateway: "10.0.0.1".parse().unwrap(),
+            }],
+        })
+    }
+
+    fn desired(a: &str, spec: Spec, deps: &[&str]) -> DesiredInstance {
+        DesiredInstance {
+            address: addr(a),
+            platform: None,
+            spec,
+            depends_on: deps.iter().map(|d| addr(d)).collect(),
+            attributes: serde_json::json!({}),
+            prevent_destroy: false,
+            span: None,
+        }
+    }
+
+    fn testbed(items: Vec<DesiredInstance>) -> Testbed {
+        Testbed {
+            instances: items.into_iter().map(|d| (d.address.clone(), d)).collect(),
+            ..Testbed::default()
+        }
+    }
+
+    fn recorded(a: &str, spec: Spec, status: InstanceStatus) -> InstanceRecord {
+        InstanceRecord {
+            address: addr(a),
+            platform: "double".into(),
+            status,
+            spec,
+            private: serde_json::Value::Null,
+            dependencies: vec![],
+            attributes: serde_json::Value::Null,
+        }
+    }
+
+    fn snapshot(recs: Vec<InstanceRecord>) -> Snapshot {
+        Snapshot {
+            lineage: "L".into(),
+            serial: 4,
+            instances: recs.into_iter().map(|r| (r.address.clone(), r)).collect(),
+            outputs: Default::default(),
+        }
+    }
+
+    /// Plan `tb` against `snap` and return `address action` lines.
+    fn check(tb: &Testbed, snap: &Snapshot, opts: DiffOptions) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::new();
+        reg.register(Arc::new(TestDouble::new(dir.path())));
+        let plan = diff(
+            &PlanHeader::default(),
+            tb,
+            snap,
+            &BTreeMap::new(),
+            &reg,
+            &opts,
+        )
+        .unwrap();
+        plan.changes
+            .iter()
+            .map(|c| {
+                let reasons: Vec<String> =
+                    c.replace_reasons.iter().map(|r| r.to_string()).collect();
+                format!("{} {:?} {}", c.address, c.action, reasons.join("; "))
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn actions_per_instance() {
+        let tb = testbed(vec![
+            desired("network.lab", net(), &[]),
+            desired("node.edge[0]", node("host", "edge"), &["network.lab"]),
+        ]);
+        // Nothing recorded: everything is created, dependencies first.
+        assert_eq!(
+            check(&tb, &snapshot(vec![]), DiffOptions::default()),
+            ["network.lab Create", "node.edge[0] Create"]
+        );
+        // Labels are updatable; the image is not.
+        let snap = snapshot(vec![
+            recorded("network.lab", net(), InstanceStatus::Ready),
+            recorded("node.edge[0]", node("host", "old"), InstanceStatus::Ready),
+        ]);
+        assert_eq!(
+            check(&tb, &snap, DiffOptions::default()),
+            ["network.lab NoOp", "node.edge[0] Update"]
+        );
+        let snap = snapshot(vec![
+            recorded("network.lab", net(), InstanceStatus::Ready),
+            recorded(
+                "node.edge[0]",
+                node("debian:bookworm", "edge"),
+                InstanceStatus::Ready,
+            ),
+        ]);
+        assert_eq!(
+            check(&tb, &snap, DiffOptions::default()),
+            [
+                "network.lab NoOp",
+                "node.edge[0] Replace `image` cannot be changed in place"
+            ]
+        );
+        // Tainted and requested replacements.
+        let snap = snapshot(vec![
+            recorded("network.lab", net(), InstanceStatus::Tainted),
+            recorded("node.edge[0]", node("host", "edge"), InstanceStatus::Ready),
+        ]);
+        let opts = DiffOptions {
+            replace: vec![addr("node.edge")],
+            ..DiffOptions::default()
+        };
+        assert_eq!(
+            check(&tb, &snap, opts),
+            [
+                "network.lab Replace it is tainted (a create or update did not finish)",
+                "node.edge[0] Replace it was asked for with `-replace`"
+            ]
+        );
+        // Orphans are deleted; destroy deletes everything.
+        let snap = snapshot(vec![
+            recorded("network.lab", net(), InstanceStatus::Ready),
+            recorded("node.edge[0]", node("host", "edge"), InstanceStatus::Ready),
+            recorded("node.old", node("host", "x"), InstanceStatus::Ready),
+        ]);
+        assert_eq!(
+            check(&tb, &snap, DiffOptions::default()),
+            ["network.lab NoOp", "node.edge[0] NoOp", "node.old Delete"]
+        );
+        let destroy = DiffOptions {
+            destroy: true,
+            ..DiffOptions::default()
+        };
+        assert_eq!(
+            check(&tb, &snap, destroy),
+            [
+                "network.lab Delete",
+                "node.edge[0] Delete",
+                "node.old Delete"
+            ]
+        );
+    }
+
+    #[test]
+    fn prevent_destroy_and_bad_targets_are_errors() {
+        let mut tb = testbed(vec![desired("network.lab", net(), &[])]);
+        tb.instances[0].prevent_destroy = true;
+        let snap = snapshot(vec![recorded("network.lab", net(), InstanceStatus::Ready)]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::new();
+        reg.register(Arc::new(TestDouble::new(dir.path())));
+        let opts = DiffOptions {
+            destroy: true,
+            ..DiffOptions::default()
+        };
+        let e = diff(
+            &PlanHeader::default(),
+            &tb,
+            &snap,
+            &BTreeMap::new(),
+            &reg,
+            &opts,
+        )
+        .unwrap_err();
+        assert!(e.0[0]
+            .summary
+            .contains("`network.lab` has `lifecycle { prevent_destroy = true }`"));
+        let opts = DiffOptions {
+            targets: vec![addr("node.nope")],
+            ..DiffOptions::default()
+        };
+        let e = diff(
+            &PlanHeader::default(),
+            &tb,
+            &snap,
+            &BTreeMap::new(),
+            &reg,
+            &opts,
+        )
+        .unwrap_err();
+        assert!(e.0[0]
+            .summary
+            .contains("`-target node.nope` matches no instance"));
+    }
+
+    #[test]
+    fn changed_attributes_lists_top_level_keys() {
+        assert_eq!(
+            changed_attributes(&node("host", "a"), &node("host", "a")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            changed_attributes(&node("host", "a"), &node("x", "b")),
+            ["image", "labels"]
+        );
+    }
+}

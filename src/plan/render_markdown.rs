@@ -173,7 +173,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("<details><summary>Show plan</summary>\n\n```diff\n"));
-        assert!(md.contains("\n+   network \"n0\" {\n"), "{md}");
+        assert!(md.contains("\n+  network \"n0\" {\n"), "{md}");
         assert!(!md.contains("was cut"));
     }
 
