@@ -20,7 +20,7 @@ use tg::platform::testdouble::TestDouble;
 use tg::state::memory::MemoryStore;
 use tg::state::{InstanceRecord, InstanceStatus, Snapshot, StateStore};
 
-const NODES: usize = 10_000;
+const DEFAULT_NODES: usize = 10_000;
 
 fn vm_hwm_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -36,6 +36,11 @@ fn vm_hwm_mib() -> f64 {
 }
 
 fn main() {
+    #[allow(non_snake_case)]
+    let NODES: usize = std::env::var("TG_BENCH_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_NODES);
     let dir = tempfile::tempdir().expect("temp dir");
     // The config accepts `platform = "double"` only when the test double is on.
     std::env::set_var(tg::platform::testdouble::ENV_DIR, dir.path().join("double"));
@@ -139,8 +144,42 @@ node "n" {{
         .expect("plan");
     let with_refresh = t.elapsed();
     // The double's objects do not exist, so everything is drift here.
-    assert_eq!(refreshed.drift.len(), NODES + 1);
 
+    let (drift, refreshed_len) = (refreshed.drift.len(), refreshed.changes.len());
+    drop((plan, noop, refreshed, snap));
+    // Apply every create through a platform that does nothing: the
+    // walker's own overhead (graph, permits, a state write per instance).
+    let fresh = MemoryStore::new();
+    let mut null_registry = Registry::new();
+    null_registry.register(Arc::new(Null));
+    let null_ctx = Context {
+        store: Arc::new(fresh.clone()),
+        registry: null_registry,
+        session: "walk".into(),
+        testbed_dir: dir.path().to_path_buf(),
+        hook: Arc::new(NoHook),
+    };
+    let mut null_bed = testbed.clone();
+    for d in null_bed.instances.values_mut() {
+        d.platform = Some("null".into());
+    }
+    let walk_plan = rt
+        .block_on(ops::plan(&null_ctx, &null_bed, &PlanOptions::default()))
+        .expect("plan");
+    let t = Instant::now();
+    let report = rt
+        .block_on(ops::apply(
+            &null_ctx,
+            &walk_plan,
+            &tg::apply::WalkOptions::default(),
+        ))
+        .expect("apply");
+    let walk = t.elapsed();
+    assert!(report.success());
+    assert_eq!(report.added, NODES + 1);
+
+    assert_eq!(drift, NODES + 1);
+    assert_eq!(refreshed_len, NODES + 1);
     println!("plan benchmark, {NODES} nodes + 1 network");
     println!(
         "  config::load (HCL, IPAM):            {:>8.3} s",
@@ -164,11 +203,55 @@ node "n" {{
         nochange.as_secs_f64()
     );
     println!(
-        "  plan, 10,001 refresh reads:          {:>8.3} s",
+        "  plan with a refresh read of each:    {:>8.3} s",
         with_refresh.as_secs_f64()
+    );
+    println!(
+        "  apply every create, no-op platform: {:>8.3} s",
+        walk.as_secs_f64()
     );
     println!(
         "  peak memory at the end (VmHWM):      {:>8.1} MiB",
         vm_hwm_mib()
     );
+}
+
+/// A platform that accepts everything and does nothing.
+struct Null;
+
+#[async_trait::async_trait]
+impl tg::platform::Platform for Null {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn check_node(&self, _: &tg::platform::NodeSpec) -> tg::platform::Capability {
+        tg::platform::Capability::default()
+    }
+    async fn create(
+        &self,
+        _: tg::platform::CreateRequest,
+    ) -> tg::platform::PlatformResult<tg::platform::CreateResponse> {
+        Ok(Default::default())
+    }
+    async fn read(
+        &self,
+        r: tg::platform::ReadRequest,
+    ) -> tg::platform::PlatformResult<tg::platform::ReadResponse> {
+        Ok(tg::platform::ReadResponse::Present { spec: r.spec })
+    }
+    async fn update(
+        &self,
+        _: tg::platform::UpdateRequest,
+    ) -> tg::platform::PlatformResult<tg::platform::CreateResponse> {
+        Ok(Default::default())
+    }
+    async fn delete(&self, _: tg::platform::DeleteRequest) -> tg::platform::PlatformResult<()> {
+        Ok(())
+    }
+    async fn exec(
+        &self,
+        _: tg::platform::ExecRequest,
+    ) -> tg::platform::PlatformResult<tg::platform::ExecResponse> {
+        Ok(Default::default())
+    }
 }

@@ -352,7 +352,8 @@ fn desired_change(
 ) -> ResourceChange {
     let mut attributes = d.attributes.clone();
     if let serde_json::Value::Object(m) = &mut attributes {
-        if d.address.kind() == ResourceKind::Node && !matches!(m.get("platform"), Some(v) if !v.is_null())
+        if d.address.kind() == ResourceKind::Node
+            && !matches!(m.get("platform"), Some(v) if !v.is_null())
         {
             m.insert("platform".into(), platform.into());
         }

@@ -38,22 +38,23 @@ impl MemoryStore {
     }
 
     #[allow(clippy::result_large_err)] // StateError is the trait's error type
-    fn with_session<T>(
+    /// Change a session and bump its serial; returns the new serial.
+    fn with_session(
         &self,
         name: &str,
-        f: impl FnOnce(&mut SessionInfo, &mut Snapshot) -> T,
-    ) -> StateResult<T> {
+        f: impl FnOnce(&mut SessionInfo, &mut Snapshot),
+    ) -> StateResult<u64> {
         let mut g = self.guard();
         let (info, snap) = g
             .sessions
             .get_mut(name)
             .ok_or_else(|| StateError::NoSuchSession(name.to_string()))?;
-        let out = f(info, snap);
+        f(info, snap);
         info.serial += 1;
         snap.serial = info.serial;
         info.instances = snap.instances.len();
         info.updated_at = now_rfc3339();
-        Ok(out)
+        Ok(info.serial)
     }
 }
 
@@ -136,15 +137,13 @@ impl StateStore for MemoryStore {
     fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
         self.with_session(session, |_, s| {
             s.instances.insert(record.address.clone(), record.clone());
-        })?;
-        Ok(self.load(session)?.serial)
+        })
     }
 
     fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64> {
         self.with_session(session, |_, s| {
             s.instances.remove(address);
-        })?;
-        Ok(self.load(session)?.serial)
+        })
     }
 
     fn put_outputs(
@@ -152,8 +151,7 @@ impl StateStore for MemoryStore {
         session: &str,
         outputs: &BTreeMap<String, OutputRecord>,
     ) -> StateResult<u64> {
-        self.with_session(session, |_, s| s.outputs = outputs.clone())?;
-        Ok(self.load(session)?.serial)
+        self.with_session(session, |_, s| s.outputs = outputs.clone())
     }
 
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
@@ -163,8 +161,7 @@ impl StateStore for MemoryStore {
             s.lineage = snapshot.lineage.clone();
             s.instances = snapshot.instances.clone();
             s.outputs = snapshot.outputs.clone();
-        })?;
-        Ok(self.load(session)?.serial)
+        })
     }
 
     fn lock(&self, request: LockInfo, timeout: Duration) -> StateResult<Box<dyn SessionLock>> {
