@@ -9,6 +9,10 @@
 //! It does not decide what to write (the engine does) and keeps no cache:
 //! every call reads or writes the database. Semantics match [`super::sqlite`].
 
+// `StateError` is the shared error type of every store (it carries a lock
+// holder); boxing it is not this module's call.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,7 +33,7 @@ use crate::addrs::InstanceAddr;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../state/postgres/0001_init.sql"))];
 
 /// The advisory lock key that serializes migrations (`tg_migr` in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x7467_5f6d_6967_72;
+const MIGRATION_LOCK_KEY: i64 = 0x0074_675f_6d69_6772;
 
 /// How often `lock` asks again while another holder has the session.
 const LOCK_POLL: Duration = Duration::from_millis(200);
