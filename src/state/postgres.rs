@@ -838,7 +838,8 @@ impl StateStore for PostgresStore {
                     },
                 );
             }
-            tx.commit().map_err(Fail::Commit)?;
+            // Read only: a failed commit loses nothing, so it may be retried.
+            tx.commit()?;
             Ok(snapshot)
         })
     }

@@ -675,3 +675,31 @@ fn server_restart_mid_run_loses_no_consistency() {
     let _relocked = store.lock(lock_request(&locked), Duration::ZERO).unwrap();
     assert_eq!(store.put_instance(&locked, &record(0)).unwrap(), 1);
 }
+
+#[test]
+fn a_killed_connection_is_replaced_on_the_next_call() {
+    let _s = server();
+    let app = unique("killed_conn").replace('-', "_");
+    let store = PostgresStore::connect(&format!("{}?application_name={app}", url())).unwrap();
+    let session = unique("reconnect");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+
+    let ended: i64 = raw(url())
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    std::thread::sleep(Duration::from_millis(100));
+
+    // The dead connection fails at BEGIN, before anything is sent: the
+    // store reconnects and the write goes through once.
+    assert_eq!(store.put_instance(&session, &record(1)).unwrap(), 2);
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.serial, 2);
+    assert_eq!(snap.instances.len(), 2);
+}
