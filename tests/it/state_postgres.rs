@@ -703,3 +703,50 @@ fn a_killed_connection_is_replaced_on_the_next_call() {
     assert_eq!(snap.serial, 2);
     assert_eq!(snap.instances.len(), 2);
 }
+
+#[test]
+fn a_waiting_locker_gets_the_lock_when_the_holder_lets_go() {
+    let _s = server();
+    let session = unique("wait");
+    let holder = store();
+    let lock = holder.lock(lock_request(&session), Duration::ZERO).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        drop(lock);
+    });
+    let waiter = store();
+    let started = Instant::now();
+    let got = waiter
+        .lock(lock_request(&session), Duration::from_secs(10))
+        .expect("the lock is handed over");
+    let waited = started.elapsed();
+    release.join().unwrap();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(
+        waiter.lock_holder(&session).unwrap().unwrap().id,
+        got.info().id
+    );
+}
+
+#[test]
+fn missing_url_parts_come_from_pg_environment_variables() {
+    let _s = server();
+    let env = |k: &str| {
+        match k {
+            "PGHOST" => Some("127.0.0.1"),
+            "PGPORT" => Some("54329"),
+            "PGUSER" => Some("tg"),
+            "PGPASSWORD" => Some("tg"),
+            "PGDATABASE" => Some("tg"),
+            "PGSSLMODE" => Some("require"),
+            _ => None,
+        }
+        .map(str::to_string)
+    };
+    let store = PostgresStore::connect_with_env("postgres://", &env).unwrap();
+    assert_eq!(store.location(), "postgres tg@127.0.0.1:54329/tg");
+    let session = unique("env");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+}
