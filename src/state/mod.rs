@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::addrs::InstanceAddr;
 use crate::platform::Spec;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// The state schema version this tg writes and reads.

@@ -2,5 +2,6 @@
 //! `tg` binary (see `support`) or the library against real backends.
 
 mod fmt;
+mod state_postgres;
 mod state_sqlite;
 mod support;

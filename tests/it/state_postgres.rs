@@ -1,0 +1,760 @@
+//! The PostgreSQL state store against a real server: the `tgtest` cluster
+//! that `.ci/postgres.sh` creates and starts on 127.0.0.1:54329.
+//!
+//! Tests share the `tg` database with unique session names, or make a fresh
+//! database (dropped by a guard) when they need an empty one. The restart
+//! test takes [`SERVER`] for writing so no other test sees its restart.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, OnceLock, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tg::addrs::{InstanceAddr, InstanceKey, ResourceKind};
+use tg::platform::{NetworkSpec, Spec};
+use tg::state::postgres::PostgresStore;
+use tg::state::{
+    InstanceRecord, InstanceStatus, LockInfo, OutputRecord, Snapshot, StateError, StateStore,
+};
+
+/// Held for reading by every test, for writing by the one that restarts
+/// the server.
+static SERVER: RwLock<()> = RwLock::new(());
+
+const CHILD_ENV: &str = "TG_PG_TEST_HOLD_SESSION";
+
+fn script() -> String {
+    format!("{}/.ci/postgres.sh", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The server URL, starting the server on first use.
+fn url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(script())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run .ci/postgres.sh");
+        assert!(
+            out.status.success(),
+            ".ci/postgres.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("the script prints the URL")
+            .trim()
+            .to_string()
+    })
+}
+
+/// The server, started, shared with other tests.
+fn server() -> RwLockReadGuard<'static, ()> {
+    url();
+    SERVER.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn store() -> PostgresStore {
+    PostgresStore::connect(url()).expect("connect to the test server")
+}
+
+fn raw(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("raw connection")
+}
+
+/// A database of its own, dropped when the test ends (even by panic).
+struct FreshDb {
+    name: String,
+}
+
+impl FreshDb {
+    fn new() -> FreshDb {
+        let name = format!("tgt_{}", uuid::Uuid::new_v4().simple());
+        raw(url())
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        FreshDb { name }
+    }
+
+    fn url(&self) -> String {
+        let (server, _db) = url().rsplit_once('/').expect("the URL names a database");
+        format!("{server}/{}", self.name)
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn addr(i: u64) -> InstanceAddr {
+    InstanceAddr::new(ResourceKind::Network, "lab", InstanceKey::Int(i))
+}
+
+fn record(i: u64) -> InstanceRecord {
+    InstanceRecord {
+        address: addr(i),
+        platform: "netns".into(),
+        status: InstanceStatus::Ready,
+        spec: Spec::Network(NetworkSpec {
+            name: format!("lab-{i}"),
+            cidr: "10.9.0.0/24".parse().unwrap(),
+            gateway: "10.9.0.1".parse().unwrap(),
+            nat: i % 2 == 0,
+        }),
+        // Keys out of order on purpose: the store must keep their order.
+        private: json!({"zeta": i, "alpha": {"b": 2, "a": [1, "two", null]}}),
+        dependencies: vec![],
+        attributes: json!({"name": format!("lab-{i}"), "address": "10.9.0.1"}),
+    }
+}
+
+fn lock_request(session: &str) -> LockInfo {
+    LockInfo::for_this_process(session, "apply")
+}
+
+#[test]
+fn round_trip_keeps_everything() {
+    let _s = server();
+    let store = store();
+    let session = unique("rt");
+    store.create_session(&session).unwrap();
+
+    let mut tainted = record(2);
+    tainted.status = InstanceStatus::Tainted;
+    tainted.dependencies = vec![addr(0), addr(1)];
+    for r in [record(0), record(1), tainted.clone()] {
+        store.put_instance(&session, &r).unwrap();
+    }
+    let outputs = BTreeMap::from([
+        (
+            "ip".to_string(),
+            OutputRecord {
+                value: json!("10.9.0.2"),
+                sensitive: false,
+            },
+        ),
+        (
+            "token".to_string(),
+            OutputRecord {
+                value: json!({"z": 1, "a": [true]}),
+                sensitive: true,
+            },
+        ),
+    ]);
+    store.put_outputs(&session, &outputs).unwrap();
+
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.instances.len(), 3);
+    assert_eq!(snap.instances[&addr(0)], record(0));
+    assert_eq!(snap.instances[&addr(2)], tainted);
+    assert_eq!(snap.outputs, outputs);
+    // Key order survives (json, not jsonb).
+    assert_eq!(
+        serde_json::to_string(&snap.instances[&addr(1)].private).unwrap(),
+        r#"{"zeta":1,"alpha":{"b":2,"a":[1,"two",null]}}"#
+    );
+
+    // Replacing outputs drops the old ones.
+    let fewer = BTreeMap::from([("ip".to_string(), outputs["ip"].clone())]);
+    store.put_outputs(&session, &fewer).unwrap();
+    store.remove_instance(&session, &addr(1)).unwrap();
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.outputs, fewer);
+    assert_eq!(
+        snap.instances.keys().cloned().collect::<Vec<_>>(),
+        vec![addr(0), addr(2)]
+    );
+
+    let info = store.get_session(&session).unwrap().unwrap();
+    assert_eq!(info.instances, 2);
+    assert!(store
+        .list_sessions()
+        .unwrap()
+        .iter()
+        .any(|s| s.name == session && s.instances == 2));
+
+    store.delete_session(&session).unwrap();
+    assert!(matches!(
+        store.load(&session),
+        Err(StateError::NoSuchSession(_))
+    ));
+    assert!(store.get_session(&session).unwrap().is_none());
+    assert!(matches!(
+        store.delete_session(&session),
+        Err(StateError::NoSuchSession(_))
+    ));
+}
+
+#[test]
+fn serial_bumps_on_every_write_and_lineage_is_set_once() {
+    let _s = server();
+    let store = store();
+    let session = unique("serial");
+    let created = store.create_session(&session).unwrap();
+    assert_eq!(created.serial, 0);
+    let lineage = uuid::Uuid::parse_str(&created.lineage).expect("lineage is a UUID");
+    assert_eq!(lineage.get_version_num(), 4);
+    assert!(matches!(
+        store.create_session(&session),
+        Err(StateError::SessionExists(_))
+    ));
+    assert_eq!(
+        store.ensure_session(&session).unwrap().lineage,
+        created.lineage
+    );
+
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 2);
+    assert_eq!(store.remove_instance(&session, &addr(0)).unwrap(), 3);
+    assert_eq!(store.put_outputs(&session, &BTreeMap::new()).unwrap(), 4);
+    let snap = store.load(&session).unwrap();
+    assert_eq!(
+        (snap.serial, snap.lineage.as_str()),
+        (4, created.lineage.as_str())
+    );
+
+    // Writes to a missing session change nothing.
+    let missing = unique("missing");
+    assert!(matches!(
+        store.put_instance(&missing, &record(0)),
+        Err(StateError::NoSuchSession(_))
+    ));
+    assert!(store.get_session(&missing).unwrap().is_none());
+
+    // Import keeps the imported lineage, moves the serial past both, and
+    // replaces the content.
+    let imported = Snapshot {
+        lineage: uuid::Uuid::new_v4().to_string(),
+        serial: 40,
+        instances: BTreeMap::from([(addr(7), record(7))]),
+        outputs: BTreeMap::new(),
+    };
+    store.put_instance(&session, &record(1)).unwrap();
+    assert_eq!(store.import(&session, &imported).unwrap(), 41);
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.lineage, imported.lineage);
+    assert_eq!(snap.serial, 41);
+    assert_eq!(snap.instances, imported.instances);
+    // Import creates a missing session.
+    let fresh = unique("import");
+    assert_eq!(store.import(&fresh, &imported).unwrap(), 41);
+    assert_eq!(store.load(&fresh).unwrap().instances.len(), 1);
+
+    // An empty lineage keeps the session's, or makes a fresh one.
+    let anonymous = Snapshot {
+        lineage: String::new(),
+        ..imported.clone()
+    };
+    assert_eq!(store.import(&session, &anonymous).unwrap(), 42);
+    assert_eq!(store.load(&session).unwrap().lineage, imported.lineage);
+    let other = unique("import");
+    store.import(&other, &anonymous).unwrap();
+    let made = store.load(&other).unwrap().lineage;
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+}
+
+#[test]
+fn location_never_shows_the_password() {
+    let _s = server();
+    let store = store();
+    assert_eq!(store.location(), "postgres tg@127.0.0.1:54329/tg");
+    let bad = url().replace("tg:tg@", "tg:wr0ngSecret@");
+    let err = PostgresStore::connect(&bad)
+        .err()
+        .expect("bad password fails");
+    let text = err.to_string();
+    assert!(!text.contains("wr0ngSecret"), "{text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+}
+
+#[test]
+fn sslmode_require_encrypts_and_disable_does_not() {
+    let _s = server();
+    let mut admin = raw(url());
+    for (mode, want) in [("require", true), ("prefer", true), ("disable", false)] {
+        let app = unique("tls").replace('-', "_");
+        let store =
+            PostgresStore::connect(&format!("{}?sslmode={mode}&application_name={app}", url()))
+                .unwrap_or_else(|e| panic!("sslmode={mode}: {e}"));
+        let row = admin
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = $1",
+                &[&app],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, Option<bool>>(0), Some(want), "sslmode={mode}");
+        drop(store);
+    }
+}
+
+#[test]
+fn two_sessions_lock_at_once() {
+    let _s = server();
+    let store = store();
+    let (a, b) = (unique("lock-a"), unique("lock-b"));
+    let la = store.lock(lock_request(&a), Duration::ZERO).unwrap();
+    let lb = store.lock(lock_request(&b), Duration::ZERO).unwrap();
+    assert_eq!(store.lock_holder(&a).unwrap().unwrap().id, la.info().id);
+    assert_eq!(store.lock_holder(&b).unwrap().unwrap().id, lb.info().id);
+    drop(la);
+    assert_eq!(store.lock_holder(&a).unwrap(), None);
+    assert_eq!(store.lock_holder(&b).unwrap().unwrap().id, lb.info().id);
+}
+
+#[test]
+fn one_session_two_lockers_exactly_one_wins() {
+    let _s = server();
+    let session = unique("contended");
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (barrier, session) = (barrier.clone(), session.clone());
+            std::thread::spawn(move || {
+                let store = store();
+                let request = lock_request(&session);
+                let id = request.id.clone();
+                barrier.wait();
+                let result = store.lock(request, Duration::from_millis(1500));
+                (id, result)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one locker wins");
+    let winner_id = &winners[0].0;
+    let loser = results.iter().find(|(_, r)| r.is_err()).unwrap();
+    match &loser.1 {
+        Err(StateError::Locked { session: s, holder }) => {
+            assert_eq!(s, &session);
+            assert_eq!(&holder.id, winner_id);
+            assert_eq!(holder.operation, "apply");
+            assert_eq!(holder.pid, std::process::id());
+        }
+        other => panic!("expected Locked, got {:?}", other.as_ref().err()),
+    }
+    drop(results);
+    // Released: the next locker gets it at once.
+    let store = store();
+    assert!(store.lock(lock_request(&session), Duration::ZERO).is_ok());
+}
+
+/// Not a test on its own: the holder process for
+/// [`sigkilled_holder_releases_the_lock`], which runs this binary with
+/// [`CHILD_ENV`] set. Without it, it does nothing.
+#[test]
+fn holder_child() {
+    let Ok(session) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let url = std::env::var("TG_PG_TEST_URL").expect("TG_PG_TEST_URL");
+    let store = PostgresStore::connect(&url).expect("child connects");
+    let lock = store
+        .lock(lock_request(&session), Duration::ZERO)
+        .expect("child locks");
+    println!("HOLDING {}", lock.info().id);
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// Kills the child on drop, so a failing test leaves no holder behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sigkilled_holder_releases_the_lock() {
+    let _s = server();
+    let session = unique("killed");
+    let mut child = ChildGuard(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "state_postgres::holder_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &session)
+            .env("TG_PG_TEST_URL", url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest prints `test NAME ... ` before it on the same line.
+            if let Some((_, id)) = line.split_once("HOLDING ") {
+                let _ = tx.send(id.trim().to_string());
+            }
+        }
+    });
+    let child_lock_id = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the child takes the lock");
+
+    let store = store();
+    let holder = store.lock_holder(&session).unwrap().expect("held");
+    assert_eq!(holder.id, child_lock_id);
+    assert_eq!(holder.pid, child.0.id());
+    match store.lock(lock_request(&session), Duration::ZERO) {
+        Err(StateError::Locked { holder, .. }) => assert_eq!(holder.id, child_lock_id),
+        other => panic!("expected Locked, got ok={}", other.is_ok()),
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.0.wait();
+
+    let started = Instant::now();
+    let lock = store
+        .lock(lock_request(&session), Duration::from_secs(15))
+        .expect("the dead holder's lock is free");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // The stale row was overwritten.
+    let holder = store.lock_holder(&session).unwrap().unwrap();
+    assert_eq!(holder.id, lock.info().id);
+    assert_eq!(holder.pid, std::process::id());
+}
+
+#[test]
+fn lock_holder_ignores_a_row_without_a_lock() {
+    let _s = server();
+    let session = unique("stale");
+    let mut admin = raw(url());
+    admin
+        .execute(
+            "INSERT INTO locks (session, id, operation, \"user\", host, pid, created_at) \
+             VALUES ($1, 'old', 'apply', 'ghost', 'gone', 1, '2020-01-01T00:00:00Z')",
+            &[&session],
+        )
+        .unwrap();
+    let store = store();
+    assert_eq!(store.lock_holder(&session).unwrap(), None);
+    let lock = store.lock(lock_request(&session), Duration::ZERO).unwrap();
+    assert_eq!(
+        store.lock_holder(&session).unwrap().unwrap().id,
+        lock.info().id
+    );
+}
+
+#[test]
+fn force_unlock_ends_the_holder_and_its_writes() {
+    let _s = server();
+    let session = unique("force");
+    let holder_store = store();
+    holder_store.create_session(&session).unwrap();
+    let lock = holder_store
+        .lock(lock_request(&session), Duration::ZERO)
+        .unwrap();
+    assert_eq!(holder_store.put_instance(&session, &record(0)).unwrap(), 1);
+
+    let other = store();
+    assert!(matches!(
+        other.force_unlock(&session, "not-the-id"),
+        Err(StateError::NoSuchLock { .. })
+    ));
+    assert!(holder_store.lock_holder(&session).unwrap().is_some());
+    other.force_unlock(&session, &lock.info().id).unwrap();
+    assert_eq!(other.lock_holder(&session).unwrap(), None);
+
+    // The old holder may not write any more: it lost its lock.
+    match holder_store.put_instance(&session, &record(1)) {
+        Err(StateError::ConnectionLost { message, .. }) => {
+            assert!(message.contains("lock"), "{message}")
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    assert_eq!(other.load(&session).unwrap().serial, 1);
+    drop(lock);
+
+    let again = other.lock(lock_request(&session), Duration::ZERO).unwrap();
+    assert_eq!(other.put_instance(&session, &record(1)).unwrap(), 2);
+    drop(again);
+}
+
+#[test]
+fn migrations_from_many_threads_on_an_empty_database() {
+    let _s = server();
+    let db = FreshDb::new();
+    let url = db.url();
+    let barrier = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (barrier, url) = (barrier.clone(), url.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let store = PostgresStore::connect(&url)?;
+                store.create_session(&format!("s{i}"))?;
+                Ok::<_, StateError>(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .unwrap()
+            .expect("every process migrates or sees it done");
+    }
+    let mut c = raw(&url);
+    // Applied once, by one of them.
+    let row = c
+        .query_one("SELECT max(version), count(*) FROM schema_migrations", &[])
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Option<i64>>(0),
+        Some(tg::state::SCHEMA_VERSION)
+    );
+    assert_eq!(row.get::<_, i64>(1), tg::state::SCHEMA_VERSION);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM sessions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn newer_schema_is_refused_untouched() {
+    let _s = server();
+    let db = FreshDb::new();
+    drop(PostgresStore::connect(&db.url()).unwrap());
+    let mut c = raw(&db.url());
+    c.batch_execute(
+        "INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00Z', '9.0.0'); \
+         INSERT INTO sessions VALUES ('future', 'l', 7, 'x', 'x')",
+    )
+    .unwrap();
+    match PostgresStore::connect(&db.url()) {
+        Err(StateError::TooNew { found, known, .. }) => {
+            assert_eq!((found, known), (99, tg::state::SCHEMA_VERSION))
+        }
+        other => panic!("expected TooNew, got ok={}", other.is_ok()),
+    }
+    let row = c
+        .query_one(
+            "SELECT (SELECT max(version) FROM schema_migrations), \
+                    (SELECT serial FROM sessions WHERE name = 'future')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (99, 7));
+}
+
+#[test]
+fn foreign_tables_are_not_taken_for_state() {
+    let _s = server();
+    let db = FreshDb::new();
+    raw(&db.url())
+        .batch_execute("CREATE TABLE sessions (id int)")
+        .unwrap();
+    match PostgresStore::connect(&db.url()) {
+        Err(StateError::Damaged { reason, .. }) => assert!(reason.contains("not tg state")),
+        other => panic!("expected Damaged, got ok={}", other.is_ok()),
+    }
+}
+
+fn restart_server() {
+    let out = Command::new("bash")
+        .args([script().as_str(), "restart"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn server_restart_mid_run_loses_no_consistency() {
+    url();
+    let _exclusive = SERVER.write().unwrap_or_else(|e| e.into_inner());
+    let store = Arc::new(store());
+    let session = unique("restart");
+    store.create_session(&session).unwrap();
+    let locked = unique("restart-locked");
+    store.create_session(&locked).unwrap();
+    let lock = store.lock(lock_request(&locked), Duration::ZERO).unwrap();
+
+    // A writer keeps writing while the server restarts under it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, session, stop) = (store.clone(), session.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut lost) = (Vec::new(), Vec::new());
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match store.put_instance(&session, &record(i)) {
+                    Ok(_) => ok.push(i),
+                    Err(StateError::ConnectionLost { .. }) => {
+                        lost.push(i);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("unexpected error during restart: {e}"),
+                }
+                i += 1;
+            }
+            (ok, lost, i)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    restart_server();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, lost, attempted) = writer.join().unwrap();
+    eprintln!(
+        "restart: {} writes ok, {} lost, {attempted} attempted",
+        ok.len(),
+        lost.len()
+    );
+    assert!(!ok.is_empty(), "writes before the restart work");
+
+    // The next write works again (reconnected).
+    let serial = store.put_instance(&session, &record(attempted)).unwrap();
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.serial, serial);
+    let writes_ok = ok.len() as u64 + 1;
+    assert!(
+        snap.serial >= writes_ok && snap.serial <= writes_ok + lost.len() as u64,
+        "serial {} for {} good and {} lost writes",
+        snap.serial,
+        writes_ok,
+        lost.len()
+    );
+    for i in ok.iter().chain([&attempted]) {
+        assert_eq!(
+            snap.instances.get(&addr(*i)),
+            Some(&record(*i)),
+            "write {i}"
+        );
+    }
+    // Nothing appears that was not written, and only ambiguous writes may.
+    for a in snap.instances.keys() {
+        let InstanceKey::Int(i) = a.key else {
+            panic!("unexpected {a}")
+        };
+        assert!(ok.contains(&i) || lost.contains(&i) || i == attempted);
+    }
+    assert_eq!(snap.instances.len() as u64, snap.serial);
+
+    // The restart dropped the session lock with its connection: writes to
+    // that session stop instead of going on unlocked.
+    match store.put_instance(&locked, &record(0)) {
+        Err(StateError::ConnectionLost { message, .. }) => {
+            assert!(message.contains("lock"), "{message}")
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    drop(lock);
+    let _relocked = store.lock(lock_request(&locked), Duration::ZERO).unwrap();
+    assert_eq!(store.put_instance(&locked, &record(0)).unwrap(), 1);
+}
+
+#[test]
+fn a_killed_connection_is_replaced_on_the_next_call() {
+    let _s = server();
+    let app = unique("killed_conn").replace('-', "_");
+    let store = PostgresStore::connect(&format!("{}?application_name={app}", url())).unwrap();
+    let session = unique("reconnect");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+
+    let ended: i64 = raw(url())
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    std::thread::sleep(Duration::from_millis(100));
+
+    // The dead connection fails at BEGIN, before anything is sent: the
+    // store reconnects and the write goes through once.
+    assert_eq!(store.put_instance(&session, &record(1)).unwrap(), 2);
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.serial, 2);
+    assert_eq!(snap.instances.len(), 2);
+}
+
+#[test]
+fn a_waiting_locker_gets_the_lock_when_the_holder_lets_go() {
+    let _s = server();
+    let session = unique("wait");
+    let holder = store();
+    let waiter = store();
+    let lock = holder.lock(lock_request(&session), Duration::ZERO).unwrap();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = {
+        let released = released.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            released.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(lock);
+        })
+    };
+    let started = Instant::now();
+    let got = waiter
+        .lock(lock_request(&session), Duration::from_secs(10))
+        .expect("the lock is handed over");
+    assert!(
+        released.load(std::sync::atomic::Ordering::SeqCst),
+        "got the lock while it was held"
+    );
+    let waited = started.elapsed();
+    release.join().unwrap();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(
+        waiter.lock_holder(&session).unwrap().unwrap().id,
+        got.info().id
+    );
+}
+
+#[test]
+fn missing_url_parts_come_from_pg_environment_variables() {
+    let _s = server();
+    let env = |k: &str| {
+        match k {
+            "PGHOST" => Some("127.0.0.1"),
+            "PGPORT" => Some("54329"),
+            "PGUSER" => Some("tg"),
+            "PGPASSWORD" => Some("tg"),
+            "PGDATABASE" => Some("tg"),
+            "PGSSLMODE" => Some("require"),
+            _ => None,
+        }
+        .map(str::to_string)
+    };
+    let store = PostgresStore::connect_with_env("postgres://", &env).unwrap();
+    assert_eq!(store.location(), "postgres tg@127.0.0.1:54329/tg");
+    let session = unique("env");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+}
