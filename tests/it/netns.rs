@@ -772,3 +772,83 @@ fn packages_install_read_and_remove() {
     assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
     s.delete(Spec::Package(pkg));
 }
+
+/// What Ansible does: ssh to a node with `tg proxy` as the ProxyCommand.
+#[test]
+fn ssh_reaches_a_node_through_tg_proxy() {
+    require_root!();
+    if !Path::new("/usr/sbin/sshd").exists() || Command::new("ssh").arg("-V").output().is_err() {
+        eprintln!("skipped: needs openssh-server and openssh-client");
+        return;
+    }
+    let s = Session::new("ssh-test");
+    let a = network("a", "10.78.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let n = node("sshnode", &[(&a, 2)]);
+    s.create(Spec::Node(n.clone()));
+    s.rt.block_on(s.platform.sync_session(SessionSync {
+        session: Some(s.session.clone()),
+        nodes: BTreeMap::from([(
+            "sshnode".to_string(),
+            BTreeMap::from([("a".to_string(), host_at(&a.cidr, 2))]),
+        )]),
+    }))
+    .expect("sync");
+    let key = s.session.testbed_dir.join("id_test");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // The node's root is a copy-on-write of the host's: these writes and
+    // the daemon stay inside the node.
+    let setup = format!(
+        "mkdir -p /root/.ssh /run/sshd && printf '%s\\n' '{}' > /root/.ssh/authorized_keys && \
+         /usr/sbin/sshd -p 2222 -o PidFile=/run/sshd-test.pid -o UsePAM=no -o StrictModes=no \
+         -o PermitRootLogin=prohibit-password </dev/null >/dev/null 2>&1",
+        public.trim()
+    );
+    let (code, out) = s.exec(&n, &["sh", "-c", &setup]);
+    assert_eq!(code, 0, "{out}");
+    let proxy = format!(
+        "{} --session ssh-test proxy %h %p",
+        crate::support::tg_bin().display()
+    );
+    let mut last = String::new();
+    for _ in 0..30 {
+        let out = Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                &format!("ProxyCommand={proxy}"),
+                "-p",
+                "2222",
+                "root@sshnode",
+                "hostname",
+            ])
+            .current_dir(&s.session.testbed_dir)
+            .env("TG_NETNS_RUN_DIR", s.run_dir())
+            .output()
+            .expect("ssh");
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sshnode");
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("ssh through tg proxy failed: {last}");
+}
