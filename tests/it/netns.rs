@@ -428,9 +428,27 @@ fn sweep_after_a_crash_leaves_nothing() {
     s.create(Spec::Network(a.clone()));
     s.create_all(
         (0..4)
-            .map(|i| Spec::Node(node(&format!("n{i}"), &[(&a, 2 + i)])))
+            .map(|i| {
+                let mut n = node(&format!("n{i}"), &[(&a, 2 + i)]);
+                // A limit, so the crash also leaves cgroups behind.
+                n.memory_mib = (i == 0).then_some(64);
+                Spec::Node(n)
+            })
             .collect(),
     );
+    let cgroups = || -> Vec<String> {
+        [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/cpu",
+        ]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("tg-{sid}-")))
+        .collect()
+    };
+    assert!(!cgroups().is_empty(), "node n0 has a memory cgroup");
     s.rt.block_on(
         s.platform.sync_session(SessionSync {
             session: Some(s.session.clone()),
@@ -463,6 +481,7 @@ fn sweep_after_a_crash_leaves_nothing() {
     assert_eq!(netns_entries(&sid), netns_before);
     assert_eq!(host_tg_links(), host_links);
     assert!(host_rules(&sid).is_empty(), "{:?}", host_rules(&sid));
+    assert_eq!(cgroups(), Vec::<String>::new());
     assert!(!names::session_dir(&run_dir, &sid).exists());
     assert!(s.sweep().is_empty(), "a second sweep finds nothing");
 }
