@@ -312,6 +312,20 @@ fn nodes_reach_their_network_and_nothing_else() {
         s.delete(Spec::Node(n.clone()));
         assert_eq!(s.read(Spec::Node(n.clone())), ReadResponse::Gone);
     }
+    // The kernel takes the nodes' veths off the bridges once their
+    // namespaces are released.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let veths_left = || {
+        net::existing_links(s.run_dir(), &s.sid())
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("tgv"))
+            .count()
+    };
+    while veths_left() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(veths_left(), 0, "veths outlived their nodes");
     s.delete(Spec::Network(a.clone()));
     assert!(
         net::router_exists(s.run_dir(), &s.sid()),

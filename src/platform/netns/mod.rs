@@ -234,9 +234,17 @@ impl NetnsPlatform {
 
     fn delete_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<()> {
         let run_dir = &self.options.run_dir;
-        net::detach(run_dir, sid, &node_veths(sid, spec))?;
+        let paths = node::node_paths(run_dir, sid, &spec.hostname);
+        let deleted = node::delete_node(&paths);
         cgroup::remove(sid, &spec.hostname);
-        node::delete_node(&node::node_paths(run_dir, sid, &spec.hostname))
+        // Once the node's namespace is released the kernel destroys its veth
+        // pairs itself, in batches (deleting them one by one here costs
+        // a third of a 100-node destroy). Only when the node could not be
+        // fully deleted are its veths taken off the bridges explicitly.
+        if deleted.is_err() || paths.netns.exists() {
+            net::detach(run_dir, sid, &node_veths(sid, spec))?;
+        }
+        deleted
     }
 
     fn read_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<ReadResponse> {
