@@ -261,6 +261,9 @@ fn session_hosts_file_is_rewritten_in_place() {
     let (_, text, _) = s.exec(&a, &["cat", "/etc/hosts"]);
     assert!(text.contains("127.0.0.1\tlocalhost"), "{text}");
     assert!(text.contains("10.0.0.3\tother"), "{text}");
+    // Read-only inside the node: one node cannot change the others' view.
+    let (code, _, _) = s.exec(&a, &["sh", "-c", "echo 10.9.9.9 evil >> /etc/hosts"]);
+    assert_ne!(code, 0);
     let (code, out, _) = s.exec(&a, &["getent", "hosts", "other"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("10.0.0.3"), "{out}");
