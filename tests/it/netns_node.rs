@@ -336,10 +336,7 @@ fn delete_leaves_no_mounts_files_or_processes() {
     node::delete_node(&a).unwrap();
     assert_eq!(in_node(), 0, "delete kills what runs in the node");
     assert!(!node::node_exists(&a));
-    for (f, _) in [&a.netns, &a.mntns, &a.utsns, &a.ipcns]
-        .iter()
-        .map(|f| (f, ()))
-    {
+    for f in [&a.netns, &a.mntns, &a.utsns, &a.ipcns] {
         assert!(!f.exists(), "{}", f.display());
     }
     assert!(!a.dir.exists());
