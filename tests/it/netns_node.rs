@@ -595,7 +595,23 @@ fn timing() {
         }
     });
     let created = t.elapsed();
-    let all: Vec<NodePaths> = s.nodes.lock().unwrap().iter().skip(2).cloned().collect();
+    let t1 = Instant::now();
+    let extra = s.create(&spec("extra", "host"));
+    let extra_created = t1.elapsed();
+    node::delete_node(&extra).unwrap();
+    eprintln!(
+        "one node next to 100 others: create {extra_created:?}, create+delete {:?}",
+        t1.elapsed()
+    );
+    let all: Vec<NodePaths> = s
+        .nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(2)
+        .filter(|p| p.hostname != "extra")
+        .cloned()
+        .collect();
     assert_eq!(all.len(), 100);
     let t2 = Instant::now();
     std::thread::scope(|scope| {
