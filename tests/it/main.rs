@@ -4,4 +4,6 @@
 mod fmt;
 mod state_postgres;
 mod state_sqlite;
+mod netns;
+mod netns_node;
 mod support;

@@ -1,0 +1,887 @@
+//! The netns platform for real, through the `Platform` trait: networks,
+//! nodes, isolation between networks and between sessions, drift, sweep.
+//!
+//! Needs root (skips with a message otherwise) and `ping` on the host (the
+//! `host` image sees the host's binaries). Every test uses its own random
+//! lineage and a private run folder; a guard sweeps the session on drop,
+//! so a failing test leaves nothing behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tg::platform::netns::{names, net, NetnsOptions, NetnsPlatform};
+use tg::platform::{
+    CreateRequest, DeleteRequest, ExecRequest, Interface, NetworkSpec, NodeSpec, Platform,
+    ReadRequest, ReadResponse, SessionRef, SessionSync, Spec,
+};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: the netns platform tests need root");
+            return;
+        }
+    };
+}
+
+/// One test session: a platform with a private run folder, swept on drop.
+struct Session {
+    rt: tokio::runtime::Runtime,
+    platform: NetnsPlatform,
+    session: SessionRef,
+    _tmp: tempfile::TempDir,
+}
+
+impl Session {
+    fn new(name: &str) -> Session {
+        Session::sharing(name, None)
+    }
+
+    /// A session whose run folder is `run_dir` (another session's), as
+    /// all sessions share `/run/tg` on a real host.
+    fn sharing(name: &str, run_dir: Option<&Path>) -> Session {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let options = NetnsOptions {
+            run_dir: run_dir.map_or_else(|| tmp.path().join("run"), Path::to_path_buf),
+            image_dir: tmp.path().join("images"),
+        };
+        Session {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            platform: NetnsPlatform::new(options),
+            session: SessionRef {
+                name: name.into(),
+                lineage: uuid::Uuid::new_v4().to_string(),
+                testbed_dir: tmp.path().to_path_buf(),
+            },
+            _tmp: tmp,
+        }
+    }
+
+    fn sid(&self) -> String {
+        names::sid(&self.session.lineage)
+    }
+
+    fn run_dir(&self) -> &Path {
+        &self.platform.options.run_dir
+    }
+
+    fn create(&self, spec: Spec) -> serde_json::Value {
+        let address = address_of(&spec);
+        self.rt
+            .block_on(self.platform.create(CreateRequest {
+                session: self.session.clone(),
+                address: address.clone(),
+                spec,
+                deps: BTreeMap::new(),
+            }))
+            .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
+            .private
+    }
+
+    /// Create many specs at once, like the engine does.
+    fn create_all(&self, specs: Vec<Spec>) {
+        self.rt.block_on(async {
+            let mut tasks = Vec::new();
+            for spec in specs {
+                let p = self.platform.clone();
+                let session = self.session.clone();
+                tasks.push(tokio::spawn(async move {
+                    let address = address_of(&spec);
+                    p.create(CreateRequest {
+                        session,
+                        address: address.clone(),
+                        spec,
+                        deps: BTreeMap::new(),
+                    })
+                    .await
+                    .map_err(|e| format!("create `{address}`: {e}"))
+                }));
+            }
+            for t in tasks {
+                t.await.expect("task").expect("create");
+            }
+        });
+    }
+
+    fn read(&self, spec: Spec) -> ReadResponse {
+        self.rt
+            .block_on(self.platform.read(ReadRequest {
+                session: self.session.clone(),
+                address: address_of(&spec),
+                spec,
+                private: serde_json::Value::Null,
+            }))
+            .expect("read")
+    }
+
+    fn delete(&self, spec: Spec) {
+        let address = address_of(&spec);
+        self.rt
+            .block_on(self.platform.delete(DeleteRequest {
+                session: self.session.clone(),
+                address: address.clone(),
+                spec,
+                private: serde_json::Value::Null,
+                deps: BTreeMap::new(),
+            }))
+            .unwrap_or_else(|e| panic!("delete `{address}`: {e}"));
+    }
+
+    fn exec(&self, node: &NodeSpec, argv: &[&str]) -> (i32, String) {
+        let r = self
+            .rt
+            .block_on(self.platform.exec(ExecRequest {
+                session: self.session.clone(),
+                address: format!("node.{}", node.hostname),
+                spec: node.clone(),
+                private: serde_json::Value::Null,
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+            }))
+            .expect("exec");
+        let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
+        out.push_str(&String::from_utf8_lossy(&r.stderr));
+        (r.exit_code, out)
+    }
+
+    /// Does `from` get an answer from `to` within 3 s?
+    fn ping(&self, from: &NodeSpec, to: Ipv4Addr) -> bool {
+        let (code, _) = self.exec(from, &["ping", "-c1", "-i0.2", "-w3", &to.to_string()]);
+        code == 0
+    }
+
+    /// Does `from` get no answer from `to` (two tries, about 1 s)?
+    fn no_ping(&self, from: &NodeSpec, to: Ipv4Addr) -> bool {
+        let (code, _) = self.exec(from, &["ping", "-c2", "-i0.2", "-W1", &to.to_string()]);
+        code != 0
+    }
+
+    fn sweep(&self) -> Vec<String> {
+        self.rt
+            .block_on(self.platform.sweep(&self.session))
+            .expect("sweep")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Err(e) = self.rt.block_on(self.platform.sweep(&self.session)) {
+            eprintln!("cleanup sweep failed: {e}");
+        }
+    }
+}
+
+fn address_of(spec: &Spec) -> String {
+    match spec {
+        Spec::Network(n) => format!("network.{}", n.name),
+        Spec::Node(n) => format!("node.{}", n.hostname),
+        Spec::Package(p) => format!("package.{}[node.{}]", p.name, p.node),
+    }
+}
+
+fn network(name: &str, cidr: &str) -> NetworkSpec {
+    let cidr: ipnet::Ipv4Net = cidr.parse().unwrap();
+    NetworkSpec {
+        name: name.into(),
+        gateway: host_at(&cidr, 1),
+        cidr,
+        nat: false,
+    }
+}
+
+fn host_at(cidr: &ipnet::Ipv4Net, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(cidr.network()) + n)
+}
+
+fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
+    NodeSpec {
+        hostname: hostname.into(),
+        image: "host".into(),
+        cpus: None,
+        memory_mib: None,
+        labels: BTreeMap::new(),
+        interfaces: ifaces
+            .iter()
+            .map(|(net, n)| Interface {
+                network: net.name.clone(),
+                address: host_at(&net.cidr, *n),
+                prefix_len: net.cidr.prefix_len(),
+                gateway: net.gateway,
+            })
+            .collect(),
+    }
+}
+
+/// Links of the host's root namespace whose name says they are tg's.
+fn host_tg_links() -> BTreeSet<String> {
+    net::links_in(None)
+        .expect("list host links")
+        .into_iter()
+        .filter(|l| l.starts_with("tg"))
+        .collect()
+}
+
+/// Mounts whose mount point mentions `needle`.
+fn mounts_with(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `/run/netns` entries of session `sid`.
+fn netns_entries(sid: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-all", "netns"]).output();
+    let mut found: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.contains(sid))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(o) = out {
+        found.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.contains(sid))
+                .map(str::to_string),
+        );
+    }
+    found
+}
+
+#[test]
+fn nodes_reach_their_network_and_nothing_else() {
+    require_root!();
+    let host_links = host_tg_links();
+    let s = Session::new("iso");
+    let a = network("a", "10.71.1.0/24");
+    let b = network("b", "10.71.2.0/24");
+    s.create_all(vec![Spec::Network(a.clone()), Spec::Network(b.clone())]);
+    let a1 = node("a1", &[(&a, 2)]);
+    let a2 = node("a2", &[(&a, 3)]);
+    let b1 = node("b1", &[(&b, 2)]);
+    let both = node("both", &[(&a, 10), (&b, 10)]);
+    s.create_all(vec![
+        Spec::Node(a1.clone()),
+        Spec::Node(a2.clone()),
+        Spec::Node(b1.clone()),
+        Spec::Node(both.clone()),
+    ]);
+
+    assert!(
+        s.ping(&a1, host_at(&a.cidr, 3)),
+        "a1 -> a2 within network a"
+    );
+    assert!(s.ping(&a1, a.gateway), "a1 -> its gateway");
+    assert!(
+        s.ping(&both, host_at(&a.cidr, 2)),
+        "multi-homed -> a1 via eth0"
+    );
+    assert!(
+        s.ping(&both, host_at(&b.cidr, 2)),
+        "multi-homed -> b1 via eth1"
+    );
+    assert!(s.no_ping(&a1, host_at(&b.cidr, 2)), "a1 must not reach b1");
+    assert!(s.no_ping(&b1, host_at(&a.cidr, 3)), "b1 must not reach a2");
+
+    // The node sees its interfaces and only its default route via eth0.
+    let (code, out) = s.exec(&both, &["ip", "-4", "route"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("default via 10.71.1.1 dev eth0"), "{out}");
+    assert!(!out.contains("default via 10.71.2.1"), "{out}");
+
+    // The host's root namespace never got a link.
+    assert_eq!(host_tg_links(), host_links);
+
+    // Deleting everything removes the router too; deleting again is fine.
+    for n in [&a1, &a2, &b1, &both] {
+        s.delete(Spec::Node(n.clone()));
+        s.delete(Spec::Node(n.clone()));
+        assert_eq!(s.read(Spec::Node(n.clone())), ReadResponse::Gone);
+    }
+    // The kernel takes the nodes' veths off the bridges once their
+    // namespaces are released.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let veths_left = || {
+        net::existing_links(s.run_dir(), &s.sid())
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("tgv"))
+            .count()
+    };
+    while veths_left() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(veths_left(), 0, "veths outlived their nodes");
+    s.delete(Spec::Network(a.clone()));
+    assert!(
+        net::router_exists(s.run_dir(), &s.sid()),
+        "b still needs the router"
+    );
+    s.delete(Spec::Network(b.clone()));
+    s.delete(Spec::Network(b.clone()));
+    assert!(!net::router_exists(s.run_dir(), &s.sid()));
+    assert_eq!(host_tg_links(), host_links);
+}
+
+#[test]
+fn two_sessions_with_the_same_cidrs_are_isolated() {
+    require_root!();
+    let x = Session::new("x");
+    let y = Session::sharing("y", Some(x.run_dir()));
+    let lab = network("lab", "10.72.0.0/24");
+    for s in [&x, &y] {
+        s.create(Spec::Network(lab.clone()));
+    }
+    let x1 = node("n1", &[(&lab, 2)]);
+    let x2 = node("n2", &[(&lab, 3)]);
+    x.create_all(vec![Spec::Node(x1.clone()), Spec::Node(x2.clone())]);
+    let y1 = node("n1", &[(&lab, 2)]);
+    let y4 = node("n4", &[(&lab, 4)]);
+    y.create_all(vec![Spec::Node(y1.clone()), Spec::Node(y4.clone())]);
+
+    assert!(x.ping(&x1, host_at(&lab.cidr, 3)));
+    assert!(y.ping(&y1, host_at(&lab.cidr, 4)));
+    assert!(y.ping(&y4, lab.gateway));
+    // .4 exists only in session y; .3 only in x.
+    assert!(x.no_ping(&x1, host_at(&lab.cidr, 4)), "x must not reach y");
+    assert!(y.no_ping(&y1, host_at(&lab.cidr, 3)), "y must not reach x");
+
+    // Sweeping one session leaves the other untouched.
+    assert!(!x.sweep().is_empty());
+    assert!(!net::router_exists(x.run_dir(), &x.sid()));
+    assert!(y.ping(&y1, host_at(&lab.cidr, 4)));
+}
+
+#[test]
+fn read_sees_what_was_removed_by_hand() {
+    require_root!();
+    let s = Session::new("drift");
+    let a = network("a", "10.73.1.0/24");
+    let b = network("b", "10.73.2.0/24");
+    s.create(Spec::Network(a.clone()));
+    s.create(Spec::Network(b.clone()));
+    let n = node("n", &[(&a, 2), (&b, 2)]);
+    s.create(Spec::Node(n.clone()));
+    assert_eq!(
+        s.read(Spec::Network(a.clone())),
+        ReadResponse::Present {
+            spec: Spec::Network(a.clone())
+        }
+    );
+    assert_eq!(
+        s.read(Spec::Node(n.clone())),
+        ReadResponse::Present {
+            spec: Spec::Node(n.clone())
+        }
+    );
+
+    let router = net::router_netns_path(s.run_dir(), &s.sid());
+    let in_router = |args: &[&str]| {
+        let st = Command::new("nsenter")
+            .arg(format!("--net={}", router.display()))
+            .arg("--")
+            .arg("ip")
+            .args(args)
+            .status()
+            .expect("nsenter");
+        assert!(st.success(), "ip {args:?}");
+    };
+    // The node's eth1 veth, deleted by hand: the node is there, without it.
+    in_router(&["link", "del", &names::veth_name(&s.sid(), "b", "n", "eth1")]);
+    let mut seen = n.clone();
+    seen.interfaces.truncate(1);
+    assert_eq!(
+        s.read(Spec::Node(n.clone())),
+        ReadResponse::Present {
+            spec: Spec::Node(seen)
+        }
+    );
+    // Network a's bridge, deleted by hand: gone.
+    in_router(&["link", "del", &names::bridge_name(&s.sid(), "a")]);
+    assert_eq!(s.read(Spec::Network(a.clone())), ReadResponse::Gone);
+    assert!(matches!(
+        s.read(Spec::Network(b.clone())),
+        ReadResponse::Present { .. }
+    ));
+    // Create again makes it whole.
+    s.create(Spec::Network(a.clone()));
+    assert!(matches!(
+        s.read(Spec::Network(a.clone())),
+        ReadResponse::Present { .. }
+    ));
+}
+
+#[test]
+fn sweep_after_a_crash_leaves_nothing() {
+    require_root!();
+    let host_links = host_tg_links();
+    let s = Session::new("crash");
+    let sid = s.sid();
+    let run_dir: PathBuf = s.run_dir().to_path_buf();
+    let needle = run_dir.to_string_lossy().into_owned();
+    let mounts_before = mounts_with(&needle);
+    let netns_before = netns_entries(&sid);
+
+    let mut a = network("a", "10.74.1.0/24");
+    // With nat the crash also leaves an uplink and host iptables rules.
+    a.nat = Command::new("iptables").arg("-V").output().is_ok();
+    s.create(Spec::Network(a.clone()));
+    s.create_all(
+        (0..4)
+            .map(|i| {
+                let mut n = node(&format!("n{i}"), &[(&a, 2 + i)]);
+                // A limit, so the crash also leaves cgroups behind.
+                n.memory_mib = (i == 0).then_some(64);
+                Spec::Node(n)
+            })
+            .collect(),
+    );
+    let cgroups = || -> Vec<String> {
+        [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/cpu",
+        ]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("tg-{sid}-")))
+        .collect()
+    };
+    assert!(!cgroups().is_empty(), "node n0 has a memory cgroup");
+    s.rt.block_on(
+        s.platform.sync_session(SessionSync {
+            session: Some(s.session.clone()),
+            nodes: (0..4)
+                .map(|i| {
+                    (
+                        format!("n{i}"),
+                        BTreeMap::from([("a".to_string(), host_at(&a.cidr, 2 + i))]),
+                    )
+                })
+                .collect(),
+        }),
+    )
+    .expect("sync");
+    assert!(
+        !mounts_with(&needle).is_empty(),
+        "namespaces are bind mounts"
+    );
+
+    // The process dies: all private data is lost. A new platform sweeps.
+    let fresh = NetnsPlatform::new(s.platform.options.clone());
+    let removed = s.rt.block_on(fresh.sweep(&s.session)).expect("sweep");
+    assert!(
+        removed.iter().any(|r| r.contains("node `n3`")),
+        "{removed:?}"
+    );
+    assert!(removed.iter().any(|r| r.contains("router")), "{removed:?}");
+
+    assert_eq!(mounts_with(&needle), mounts_before);
+    assert_eq!(netns_entries(&sid), netns_before);
+    assert_eq!(host_tg_links(), host_links);
+    assert!(host_rules(&sid).is_empty(), "{:?}", host_rules(&sid));
+    assert_eq!(cgroups(), Vec::<String>::new());
+    assert!(!names::session_dir(&run_dir, &sid).exists());
+    assert!(s.sweep().is_empty(), "a second sweep finds nothing");
+}
+
+#[test]
+fn exec_on_a_missing_node_says_so() {
+    require_root!();
+    let s = Session::new("missing");
+    let n = node("ghost", &[]);
+    let err =
+        s.rt.block_on(s.platform.exec(ExecRequest {
+            session: s.session.clone(),
+            address: "node.ghost".into(),
+            spec: n,
+            private: serde_json::Value::Null,
+            argv: vec!["true".into()],
+        }))
+        .unwrap_err();
+    assert!(err.message.contains("node `ghost` does not exist"), "{err}");
+}
+
+#[test]
+fn proxy_relays_to_a_node_port() {
+    require_root!();
+    let s = Session::new("proxy-test");
+    let a = network("a", "10.75.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let n = node("web", &[(&a, 2)]);
+    s.create(Spec::Node(n.clone()));
+    s.rt.block_on(s.platform.sync_session(SessionSync {
+        session: Some(s.session.clone()),
+        nodes: BTreeMap::from([(
+            "web".to_string(),
+            BTreeMap::from([("a".to_string(), host_at(&a.cidr, 2))]),
+        )]),
+    }))
+    .expect("sync");
+    // A one-shot echo server inside the node, in the background.
+    let (code, out) = s.exec(
+        &n,
+        &[
+            "sh",
+            "-c",
+            "timeout 20 socat -T5 TCP-LISTEN:7007,reuseaddr SYSTEM:'cat' </dev/null >/dev/null 2>&1 &",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = Command::new(crate::support::tg_bin())
+            .args(["--session", "proxy-test", "proxy", "web", "7007"])
+            .current_dir(&s.session.testbed_dir)
+            .env("TG_NETNS_RUN_DIR", s.run_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                if let Some(mut stdin) = child.stdin.take() {
+                    // tg exits early (a broken pipe) while nothing listens.
+                    let _ = stdin.write_all(b"hello through the router\n");
+                }
+                child.wait_with_output()
+            })
+            .expect("run tg proxy");
+        if out.status.success() && out.stdout == b"hello through the router\n" {
+            return;
+        }
+        last = format!(
+            "{:?} stdout={:?} stderr={}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("proxy never relayed: {last}");
+}
+
+/// `iptables` rules of the host tagged for session `sid`.
+fn host_rules(sid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["nat", "filter"] {
+        if let Ok(o) = Command::new("iptables").args(["-t", table, "-S"]).output() {
+            found.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.contains(&format!("tg-{sid}")))
+                    .map(str::to_string),
+            );
+        }
+    }
+    found
+}
+
+#[test]
+fn nat_networks_get_out_and_others_do_not() {
+    require_root!();
+    if Command::new("iptables").arg("-V").output().is_err() {
+        eprintln!("skipped: nat needs iptables");
+        return;
+    }
+    let host_links = host_tg_links();
+    let s = Session::new("nat");
+    let mut out = network("out", "10.76.1.0/24");
+    out.nat = true;
+    let inner = network("in", "10.76.2.0/24");
+    let private = s.create(Spec::Network(out.clone()));
+    s.create(Spec::Network(inner.clone()));
+    let via: Ipv4Addr = serde_json::from_value(private["nat_via"].clone()).expect("nat_via");
+    let o1 = node("o1", &[(&out, 2)]);
+    let i1 = node("i1", &[(&inner, 2)]);
+    s.create_all(vec![Spec::Node(o1.clone()), Spec::Node(i1.clone())]);
+    assert!(!host_rules(&s.sid()).is_empty(), "host masquerade rules");
+    assert_eq!(
+        s.read(Spec::Network(out.clone())),
+        ReadResponse::Present {
+            spec: Spec::Network(out.clone())
+        }
+    );
+
+    // A listener on the host side of the uplink stands for the outside.
+    let listener = std::net::TcpListener::bind((via, 0)).expect("listen on the uplink");
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("echo hi > /dev/tcp/{via}/{port}");
+    let (code, msg) = s.exec(&i1, &["timeout", "2", "bash", "-c", &connect]);
+    assert_ne!(code, 0, "a network without nat must not get out: {msg}");
+    let (code, msg) = s.exec(&o1, &["timeout", "5", "bash", "-c", &connect]);
+    assert_eq!(code, 0, "a nat network gets out: {msg}");
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let peer = loop {
+        match listener.accept() {
+            Ok((_, peer)) => break peer,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("no connection from the nat node: {e}"),
+        }
+    };
+    // Masqueraded behind the router's end of the transfer /30.
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(Ipv4Addr::from(u32::from(via) + 1))
+    );
+    // Forwarding is on in the router now, yet networks stay apart.
+    assert!(s.no_ping(&o1, host_at(&inner.cidr, 2)));
+    assert!(s.no_ping(&i1, host_at(&out.cidr, 2)));
+
+    // `nat` changes in place: network `in` gets out too now.
+    assert!(s
+        .platform
+        .updatable(tg::addrs::ResourceKind::Network)
+        .contains(&"nat"));
+    let mut inner_nat = inner.clone();
+    inner_nat.nat = true;
+    s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+        session: s.session.clone(),
+        address: "network.in".into(),
+        before: Spec::Network(inner.clone()),
+        after: Spec::Network(inner_nat.clone()),
+        private: serde_json::Value::Null,
+        deps: BTreeMap::new(),
+    }))
+    .expect("turn nat on");
+    let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
+    assert_eq!(code, 0, "network `in` gets out after the update: {msg}");
+    assert!(s.no_ping(&i1, host_at(&out.cidr, 2)), "still isolated");
+
+    for n in [&o1, &i1] {
+        s.delete(Spec::Node(n.clone()));
+    }
+    s.delete(Spec::Network(inner_nat.clone()));
+    assert!(!host_rules(&s.sid()).is_empty(), "`out` still needs nat");
+    s.delete(Spec::Network(out.clone()));
+    assert!(
+        host_rules(&s.sid()).is_empty(),
+        "{:?}",
+        host_rules(&s.sid())
+    );
+    assert!(!net::router_exists(s.run_dir(), &s.sid()));
+    assert_eq!(host_tg_links(), host_links);
+}
+
+#[test]
+fn node_limits_change_in_place() {
+    require_root!();
+    let mem_root = Path::new("/sys/fs/cgroup/memory");
+    if !mem_root.join("memory.limit_in_bytes").exists() {
+        eprintln!("skipped: no cgroup v1 memory controller here");
+        return;
+    }
+    let s = Session::new("limits");
+    let a = network("a", "10.77.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let mut before = node("lim", &[(&a, 2)]);
+    before.memory_mib = Some(64);
+    let private = s.create(Spec::Node(before.clone()));
+    let limit = mem_root
+        .join(tg::platform::netns::cgroup::cgroup_name(&s.sid(), "lim"))
+        .join("memory.limit_in_bytes");
+    let read_limit = || std::fs::read_to_string(&limit).unwrap_or_default();
+    assert_eq!(read_limit().trim(), (64u64 << 20).to_string());
+
+    let mut after = before.clone();
+    after.memory_mib = Some(128);
+    let updatable = s.platform.updatable(tg::addrs::ResourceKind::Node);
+    assert!(updatable.contains(&"memory_mib") && updatable.contains(&"cpus"));
+    s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+        session: s.session.clone(),
+        address: "node.lim".into(),
+        before: Spec::Node(before.clone()),
+        after: Spec::Node(after.clone()),
+        private: private.clone(),
+        deps: BTreeMap::new(),
+    }))
+    .expect("update");
+    assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
+    // The node kept its network through the update.
+    assert!(s.ping(&after, a.gateway));
+
+    // Anything else cannot change in place.
+    let mut moved = after.clone();
+    moved.interfaces[0].address = host_at(&a.cidr, 3);
+    let err =
+        s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+            session: s.session.clone(),
+            address: "node.lim".into(),
+            before: Spec::Node(after),
+            after: Spec::Node(moved),
+            private,
+            deps: BTreeMap::new(),
+        }))
+        .unwrap_err();
+    assert!(err.message.contains("must be replaced"), "{err}");
+}
+
+/// Build a tiny `.deb` (`NAME` version `VERSION`, one file) in `dir`.
+fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: tg tests <tg@example.invalid>\nDescription: tg test package\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/share/doc").join(name).join("README"), "tg\n").unwrap();
+    let deb = dir.join(format!("{name}_{version}_all.deb"));
+    let st = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    deb
+}
+
+#[test]
+fn packages_install_read_and_remove() {
+    require_root!();
+    let s = Session::new("pkg");
+    let n = node("pk", &[]);
+    s.create(Spec::Node(n.clone()));
+    let deb = build_deb(&s.session.testbed_dir, "tg-test-pkg", "1.2-1");
+    let mut pkg = tg::platform::PackageSpec {
+        name: "tg-test-pkg".into(),
+        version: Some("1.2-1".into()),
+        source: tg::platform::PackageSource::Deb { path: deb },
+        node: "pk".into(),
+    };
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    s.create(Spec::Package(pkg.clone()));
+    assert_eq!(
+        s.read(Spec::Package(pkg.clone())),
+        ReadResponse::Present {
+            spec: Spec::Package(pkg.clone())
+        }
+    );
+    // The node has it; the host does not.
+    let (code, out) = s.exec(&n, &["dpkg-query", "-W", "tg-test-pkg"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!Path::new("/usr/share/doc/tg-test-pkg").exists());
+    // Recorded with another version: read shows what is installed.
+    let mut recorded = pkg.clone();
+    recorded.version = Some("1.0-1".into());
+    assert_eq!(
+        s.read(Spec::Package(recorded)),
+        ReadResponse::Present {
+            spec: Spec::Package(pkg.clone())
+        }
+    );
+    s.delete(Spec::Package(pkg.clone()));
+    s.delete(Spec::Package(pkg.clone()));
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    // On a node that is gone, a package is gone too, and deleting it works.
+    s.delete(Spec::Node(n));
+    pkg.version = None;
+    assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
+    s.delete(Spec::Package(pkg));
+}
+
+/// What Ansible does: ssh to a node with `tg proxy` as the ProxyCommand.
+#[test]
+fn ssh_reaches_a_node_through_tg_proxy() {
+    require_root!();
+    if !Path::new("/usr/sbin/sshd").exists() || Command::new("ssh").arg("-V").output().is_err() {
+        eprintln!("skipped: needs openssh-server and openssh-client");
+        return;
+    }
+    let s = Session::new("ssh-test");
+    let a = network("a", "10.78.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let n = node("sshnode", &[(&a, 2)]);
+    s.create(Spec::Node(n.clone()));
+    s.rt.block_on(s.platform.sync_session(SessionSync {
+        session: Some(s.session.clone()),
+        nodes: BTreeMap::from([(
+            "sshnode".to_string(),
+            BTreeMap::from([("a".to_string(), host_at(&a.cidr, 2))]),
+        )]),
+    }))
+    .expect("sync");
+    let key = s.session.testbed_dir.join("id_test");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // The node's root is a copy-on-write of the host's: these writes and
+    // the daemon stay inside the node.
+    let setup = format!(
+        "mkdir -p /root/.ssh /run/sshd && printf '%s\\n' '{}' > /root/.ssh/authorized_keys && \
+         /usr/sbin/sshd -p 2222 -o PidFile=/run/sshd-test.pid -o UsePAM=no -o StrictModes=no \
+         -o PermitRootLogin=prohibit-password </dev/null >/dev/null 2>&1",
+        public.trim()
+    );
+    let (code, out) = s.exec(&n, &["sh", "-c", &setup]);
+    assert_eq!(code, 0, "{out}");
+    let proxy = format!(
+        "{} --session ssh-test proxy %h %p",
+        crate::support::tg_bin().display()
+    );
+    let mut last = String::new();
+    for _ in 0..30 {
+        let out = Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                &format!("ProxyCommand={proxy}"),
+                "-p",
+                "2222",
+                "root@sshnode",
+                "hostname",
+            ])
+            .current_dir(&s.session.testbed_dir)
+            .env("TG_NETNS_RUN_DIR", s.run_dir())
+            .output()
+            .expect("ssh");
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sshnode");
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("ssh through tg proxy failed: {last}");
+}
