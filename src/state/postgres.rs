@@ -648,7 +648,7 @@ impl PostgresStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if guard.as_ref().map_or(true, |c| c.client.is_closed()) {
+            if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
                 *guard = None;
                 *guard = Some(self.open()?);
             }

@@ -1,9 +1,10 @@
 //! Integration tests: one binary, one module per area. They run the real
 //! `tg` binary (see `support`) or the library against real backends.
+#![allow(clippy::result_large_err)]
 
 mod fmt;
-mod state_postgres;
-mod state_sqlite;
 mod netns;
 mod netns_node;
+mod state_postgres;
+mod state_sqlite;
 mod support;
