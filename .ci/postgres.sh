@@ -73,10 +73,27 @@ if ! pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1 == v && $2 == c'
         -- --auth-local=peer --auth-host=scram-sha-256 >&2
 fi
 # Loopback only; room for many parallel test connections.
-cat > "/etc/postgresql/${VERSION}/${CLUSTER}/conf.d/tg.conf" <<'CONF'
+CONF_DIR="/etc/postgresql/${VERSION}/${CLUSTER}"
+cat > "${CONF_DIR}/conf.d/tg.conf" <<'CONF'
 listen_addresses = '127.0.0.1'
 max_connections = 300
 CONF
+# TLS (tests use sslmode=require). pg_createcluster turns it on with Debian's
+# snakeoil certificate when there is one; otherwise make a self-signed one.
+if ! grep -qE "^[[:space:]]*ssl[[:space:]]*=[[:space:]]*on" "${CONF_DIR}/postgresql.conf"; then
+    if [ ! -f "${CONF_DIR}/tg-server.key" ]; then
+        log "making a self-signed TLS certificate"
+        openssl req -x509 -nodes -newkey rsa:2048 -days 3650 -subj "/CN=127.0.0.1" \
+            -keyout "${CONF_DIR}/tg-server.key" -out "${CONF_DIR}/tg-server.crt" >&2 2>/dev/null
+        chown postgres:postgres "${CONF_DIR}/tg-server.key" "${CONF_DIR}/tg-server.crt"
+        chmod 600 "${CONF_DIR}/tg-server.key"
+    fi
+    cat >> "${CONF_DIR}/conf.d/tg.conf" <<CONF
+ssl = on
+ssl_cert_file = '${CONF_DIR}/tg-server.crt'
+ssl_key_file = '${CONF_DIR}/tg-server.key'
+CONF
+fi
 
 if ! running; then
     log "starting cluster ${VERSION}/${CLUSTER}"

@@ -131,6 +131,9 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// A store to measure, or why it could not be opened.
+type Backend = Result<Box<dyn StateStore>, String>;
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs it too, so
     // keep that quick.
@@ -140,7 +143,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 20 } else { 1000 });
 
-    let mut backends: Vec<(String, Result<Box<dyn StateStore>, String>)> = Vec::new();
+    let mut backends: Vec<(String, Backend)> = Vec::new();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("state.db");
     backends.push((

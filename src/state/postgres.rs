@@ -2,12 +2,26 @@
 //!
 //! Owns the connection to one database (URL plus the standard `PG*`
 //! environment variables, TLS through rustls), the schema migrations in
-//! `state/postgres/`, and session locks. A session lock is a PostgreSQL
-//! advisory lock held by a dedicated connection, so a holder that dies
-//! releases it with its connection; the `locks` table only says who holds it.
+//! `state/postgres/`, and session locks. It does not decide what to write
+//! (the engine does) and keeps no cache: every call reads or writes the
+//! database. Semantics match [`super::sqlite`].
 //!
-//! It does not decide what to write (the engine does) and keeps no cache:
-//! every call reads or writes the database. Semantics match [`super::sqlite`].
+//! - Writes: one transaction each, which also bumps the session's serial.
+//!   A connection found dead before COMMIT is replaced and the call runs
+//!   once more (nothing was applied); one lost during COMMIT is reported as
+//!   [`StateError::ConnectionLost`] (applied whole or not at all).
+//! - Locks: a session lock is a session-level advisory lock keyed by a hash
+//!   of the session name, held by a connection of its own, so a holder that
+//!   dies releases it with its connection. The `locks` table only says who
+//!   holds it and counts only while the advisory lock is held. A server
+//!   restart or `force_unlock` ends the lock: later writes through the store
+//!   that held it fail instead of going on unlocked.
+//! - TLS: `sslmode=disable|prefer|require` as libpq means them (`require`
+//!   encrypts but does not check the certificate); `verify-*` are refused.
+
+// `StateError` is the shared error type of every store (it carries a lock
+// holder); boxing it is not this module's call.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -29,7 +43,7 @@ use crate::addrs::InstanceAddr;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../state/postgres/0001_init.sql"))];
 
 /// The advisory lock key that serializes migrations (`tg_migr` in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x7467_5f6d_6967_72;
+const MIGRATION_LOCK_KEY: i64 = 0x0074_675f_6d69_6772;
 
 /// How often `lock` asks again while another holder has the session.
 const LOCK_POLL: Duration = Duration::from_millis(200);
@@ -634,7 +648,7 @@ impl PostgresStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if guard.as_ref().map_or(true, |c| c.client.is_closed()) {
+            if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
                 *guard = None;
                 *guard = Some(self.open()?);
             }
@@ -834,7 +848,8 @@ impl StateStore for PostgresStore {
                     },
                 );
             }
-            tx.commit().map_err(Fail::Commit)?;
+            // Read only: a failed commit loses nothing, so it may be retried.
+            tx.commit()?;
             Ok(snapshot)
         })
     }

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area. They run the real
 //! `tg` binary (see `support`) or the library against real backends.
+#![allow(clippy::result_large_err)]
 
 mod cli_plan;
 mod engine;

@@ -312,6 +312,20 @@ fn nodes_reach_their_network_and_nothing_else() {
         s.delete(Spec::Node(n.clone()));
         assert_eq!(s.read(Spec::Node(n.clone())), ReadResponse::Gone);
     }
+    // The kernel takes the nodes' veths off the bridges once their
+    // namespaces are released.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let veths_left = || {
+        net::existing_links(s.run_dir(), &s.sid())
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("tgv"))
+            .count()
+    };
+    while veths_left() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(veths_left(), 0, "veths outlived their nodes");
     s.delete(Spec::Network(a.clone()));
     assert!(
         net::router_exists(s.run_dir(), &s.sid()),
@@ -428,9 +442,27 @@ fn sweep_after_a_crash_leaves_nothing() {
     s.create(Spec::Network(a.clone()));
     s.create_all(
         (0..4)
-            .map(|i| Spec::Node(node(&format!("n{i}"), &[(&a, 2 + i)])))
+            .map(|i| {
+                let mut n = node(&format!("n{i}"), &[(&a, 2 + i)]);
+                // A limit, so the crash also leaves cgroups behind.
+                n.memory_mib = (i == 0).then_some(64);
+                Spec::Node(n)
+            })
             .collect(),
     );
+    let cgroups = || -> Vec<String> {
+        [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/cpu",
+        ]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("tg-{sid}-")))
+        .collect()
+    };
+    assert!(!cgroups().is_empty(), "node n0 has a memory cgroup");
     s.rt.block_on(
         s.platform.sync_session(SessionSync {
             session: Some(s.session.clone()),
@@ -463,6 +495,7 @@ fn sweep_after_a_crash_leaves_nothing() {
     assert_eq!(netns_entries(&sid), netns_before);
     assert_eq!(host_tg_links(), host_links);
     assert!(host_rules(&sid).is_empty(), "{:?}", host_rules(&sid));
+    assert_eq!(cgroups(), Vec::<String>::new());
     assert!(!names::session_dir(&run_dir, &sid).exists());
     assert!(s.sweep().is_empty(), "a second sweep finds nothing");
 }
@@ -771,4 +804,84 @@ fn packages_install_read_and_remove() {
     pkg.version = None;
     assert_eq!(s.read(Spec::Package(pkg.clone())), ReadResponse::Gone);
     s.delete(Spec::Package(pkg));
+}
+
+/// What Ansible does: ssh to a node with `tg proxy` as the ProxyCommand.
+#[test]
+fn ssh_reaches_a_node_through_tg_proxy() {
+    require_root!();
+    if !Path::new("/usr/sbin/sshd").exists() || Command::new("ssh").arg("-V").output().is_err() {
+        eprintln!("skipped: needs openssh-server and openssh-client");
+        return;
+    }
+    let s = Session::new("ssh-test");
+    let a = network("a", "10.78.1.0/24");
+    s.create(Spec::Network(a.clone()));
+    let n = node("sshnode", &[(&a, 2)]);
+    s.create(Spec::Node(n.clone()));
+    s.rt.block_on(s.platform.sync_session(SessionSync {
+        session: Some(s.session.clone()),
+        nodes: BTreeMap::from([(
+            "sshnode".to_string(),
+            BTreeMap::from([("a".to_string(), host_at(&a.cidr, 2))]),
+        )]),
+    }))
+    .expect("sync");
+    let key = s.session.testbed_dir.join("id_test");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // The node's root is a copy-on-write of the host's: these writes and
+    // the daemon stay inside the node.
+    let setup = format!(
+        "mkdir -p /root/.ssh /run/sshd && printf '%s\\n' '{}' > /root/.ssh/authorized_keys && \
+         /usr/sbin/sshd -p 2222 -o PidFile=/run/sshd-test.pid -o UsePAM=no -o StrictModes=no \
+         -o PermitRootLogin=prohibit-password </dev/null >/dev/null 2>&1",
+        public.trim()
+    );
+    let (code, out) = s.exec(&n, &["sh", "-c", &setup]);
+    assert_eq!(code, 0, "{out}");
+    let proxy = format!(
+        "{} --session ssh-test proxy %h %p",
+        crate::support::tg_bin().display()
+    );
+    let mut last = String::new();
+    for _ in 0..30 {
+        let out = Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                &format!("ProxyCommand={proxy}"),
+                "-p",
+                "2222",
+                "root@sshnode",
+                "hostname",
+            ])
+            .current_dir(&s.session.testbed_dir)
+            .env("TG_NETNS_RUN_DIR", s.run_dir())
+            .output()
+            .expect("ssh");
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sshnode");
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("ssh through tg proxy failed: {last}");
 }

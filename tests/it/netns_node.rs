@@ -261,6 +261,9 @@ fn session_hosts_file_is_rewritten_in_place() {
     let (_, text, _) = s.exec(&a, &["cat", "/etc/hosts"]);
     assert!(text.contains("127.0.0.1\tlocalhost"), "{text}");
     assert!(text.contains("10.0.0.3\tother"), "{text}");
+    // Read-only inside the node: one node cannot change the others' view.
+    let (code, _, _) = s.exec(&a, &["sh", "-c", "echo 10.9.9.9 evil >> /etc/hosts"]);
+    assert_ne!(code, 0);
     let (code, out, _) = s.exec(&a, &["getent", "hosts", "other"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("10.0.0.3"), "{out}");
@@ -333,10 +336,7 @@ fn delete_leaves_no_mounts_files_or_processes() {
     node::delete_node(&a).unwrap();
     assert_eq!(in_node(), 0, "delete kills what runs in the node");
     assert!(!node::node_exists(&a));
-    for (f, _) in [&a.netns, &a.mntns, &a.utsns, &a.ipcns]
-        .iter()
-        .map(|f| (f, ()))
-    {
+    for f in [&a.netns, &a.mntns, &a.utsns, &a.ipcns] {
         assert!(!f.exists(), "{}", f.display());
     }
     assert!(!a.dir.exists());
@@ -595,7 +595,23 @@ fn timing() {
         }
     });
     let created = t.elapsed();
-    let all: Vec<NodePaths> = s.nodes.lock().unwrap().iter().skip(2).cloned().collect();
+    let t1 = Instant::now();
+    let extra = s.create(&spec("extra", "host"));
+    let extra_created = t1.elapsed();
+    node::delete_node(&extra).unwrap();
+    eprintln!(
+        "one node next to 100 others: create {extra_created:?}, create+delete {:?}",
+        t1.elapsed()
+    );
+    let all: Vec<NodePaths> = s
+        .nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(2)
+        .filter(|p| p.hostname != "extra")
+        .cloned()
+        .collect();
     assert_eq!(all.len(), 100);
     let t2 = Instant::now();
     std::thread::scope(|scope| {

@@ -675,3 +675,86 @@ fn server_restart_mid_run_loses_no_consistency() {
     let _relocked = store.lock(lock_request(&locked), Duration::ZERO).unwrap();
     assert_eq!(store.put_instance(&locked, &record(0)).unwrap(), 1);
 }
+
+#[test]
+fn a_killed_connection_is_replaced_on_the_next_call() {
+    let _s = server();
+    let app = unique("killed_conn").replace('-', "_");
+    let store = PostgresStore::connect(&format!("{}?application_name={app}", url())).unwrap();
+    let session = unique("reconnect");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+
+    let ended: i64 = raw(url())
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    std::thread::sleep(Duration::from_millis(100));
+
+    // The dead connection fails at BEGIN, before anything is sent: the
+    // store reconnects and the write goes through once.
+    assert_eq!(store.put_instance(&session, &record(1)).unwrap(), 2);
+    let snap = store.load(&session).unwrap();
+    assert_eq!(snap.serial, 2);
+    assert_eq!(snap.instances.len(), 2);
+}
+
+#[test]
+fn a_waiting_locker_gets_the_lock_when_the_holder_lets_go() {
+    let _s = server();
+    let session = unique("wait");
+    let holder = store();
+    let waiter = store();
+    let lock = holder.lock(lock_request(&session), Duration::ZERO).unwrap();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = {
+        let released = released.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            released.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(lock);
+        })
+    };
+    let started = Instant::now();
+    let got = waiter
+        .lock(lock_request(&session), Duration::from_secs(10))
+        .expect("the lock is handed over");
+    assert!(
+        released.load(std::sync::atomic::Ordering::SeqCst),
+        "got the lock while it was held"
+    );
+    let waited = started.elapsed();
+    release.join().unwrap();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(
+        waiter.lock_holder(&session).unwrap().unwrap().id,
+        got.info().id
+    );
+}
+
+#[test]
+fn missing_url_parts_come_from_pg_environment_variables() {
+    let _s = server();
+    let env = |k: &str| {
+        match k {
+            "PGHOST" => Some("127.0.0.1"),
+            "PGPORT" => Some("54329"),
+            "PGUSER" => Some("tg"),
+            "PGPASSWORD" => Some("tg"),
+            "PGDATABASE" => Some("tg"),
+            "PGSSLMODE" => Some("require"),
+            _ => None,
+        }
+        .map(str::to_string)
+    };
+    let store = PostgresStore::connect_with_env("postgres://", &env).unwrap();
+    assert_eq!(store.location(), "postgres tg@127.0.0.1:54329/tg");
+    let session = unique("env");
+    store.create_session(&session).unwrap();
+    assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
+}

@@ -94,7 +94,7 @@ fn pick_session(run_dir: &Path, name: &str, dir: &Path) -> Result<SessionRecord,
     }
     match found.len() {
         0 => Err(format!(
-            "no session `{name}` has networks on this host (nothing in `{}`): run `tg apply` first, or pass `-session`",
+            "no session `{name}` has networks on this host (looked in `{}`): run `tg apply` first, or pass `-session`",
             run_dir.display()
         )),
         1 => Ok(found.remove(0)),

@@ -379,7 +379,7 @@ fn pad(out: &mut String, v: &Verb, text: &str, numeric: bool) {
     let fill = width - len;
     if v.minus {
         out.push_str(text);
-        out.extend(std::iter::repeat(' ').take(fill));
+        out.extend(std::iter::repeat_n(' ', fill));
     } else if v.zero && numeric {
         // Zeros go after the sign and base prefix.
         let sign_len = text.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0);
@@ -393,14 +393,14 @@ fn pad(out: &mut String, v: &Verb, text: &str, numeric: bool) {
         };
         out.push_str(sign);
         out.push_str(prefix);
-        out.extend(std::iter::repeat('0').take(fill));
+        out.extend(std::iter::repeat_n('0', fill));
         out.push_str(digits);
     } else if v.zero {
         // Like Go, `%05s` pads strings with zeros too.
-        out.extend(std::iter::repeat('0').take(fill));
+        out.extend(std::iter::repeat_n('0', fill));
         out.push_str(text);
     } else {
-        out.extend(std::iter::repeat(' ').take(fill));
+        out.extend(std::iter::repeat_n(' ', fill));
         out.push_str(text);
     }
 }

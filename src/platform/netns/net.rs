@@ -471,7 +471,8 @@ pub fn detach(run_dir: &Path, sid: &str, veths: &[String]) -> NetResult<()> {
     Ok(())
 }
 
-/// Which of `veths` exist in the session's router namespace.
+/// The names of the links in the session's router namespace (none when
+/// there is no router).
 pub fn existing_links(run_dir: &Path, sid: &str) -> NetResult<BTreeSet<String>> {
     let router = router_netns_path(run_dir, sid);
     if !is_ns_file(&router) {

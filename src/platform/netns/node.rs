@@ -14,8 +14,9 @@
 //! `<run_dir>/<sid>/nodes/<hostname>/`) becomes `/` with `pivot_root`, with a
 //! fresh `/proc`, a read-only `/sys` mounted from inside the node's network
 //! namespace, a bind of the host `/dev` (with its own `devpts` and `/dev/shm`),
-//! tmpfs `/tmp` and `/run`, and `/etc/hosts` bound from the session's hosts
-//! file (`<run_dir>/<sid>/hosts`, rewritten by [`write_session_hosts`]). The
+//! tmpfs `/tmp` and `/run`, and `/etc/hosts` bound read-only from the
+//! session's hosts file (`<run_dir>/<sid>/hosts`, rewritten by
+//! [`write_session_hosts`]). The
 //! overlay is mounted only inside the node's mount namespace: the host sees
 //! nothing mounted under the node folder.
 //!
@@ -453,6 +454,7 @@ const STEPS: &[&str] = &[
     "mount /tmp",
     "mount /run",
     "bind /etc/hosts",
+    "make /etc/hosts read-only",
     "pivot_root",
 ];
 
@@ -745,12 +747,21 @@ unsafe fn child_main(p: &ChildPlan, ready: libc::c_int, go: libc::c_int) -> ! {
         nodata,
         13,
     );
+    // Read-only: a node writing it would change every node's view.
+    mount(
+        null,
+        &p.etc_hosts,
+        null,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+        nodata,
+        14,
+    );
     if libc::chdir(p.merged.as_ptr()) != 0
         || libc::syscall(libc::SYS_pivot_root, p.dot.as_ptr(), p.dot.as_ptr()) != 0
         || libc::umount2(p.dot.as_ptr(), libc::MNT_DETACH) != 0
         || libc::chdir(p.root.as_ptr()) != 0
     {
-        fail(14);
+        fail(15);
     }
     let ok = [0xffu8];
     libc::write(ready, ok.as_ptr().cast(), 1);
