@@ -296,6 +296,11 @@ fn nodes_reach_their_network_and_nothing_else() {
     );
     assert!(s.no_ping(&a1, host_at(&b.cidr, 2)), "a1 must not reach b1");
     assert!(s.no_ping(&b1, host_at(&a.cidr, 3)), "b1 must not reach a2");
+    assert!(
+        s.no_ping(&a1, b.gateway),
+        "a1 must not reach network b's gateway"
+    );
+    assert!(s.ping(&b1, b.gateway), "b1 reaches its own gateway");
 
     // The node sees its interfaces and only its default route via eth0.
     let (code, out) = s.exec(&both, &["ip", "-4", "route"]);
@@ -327,6 +332,23 @@ fn nodes_reach_their_network_and_nothing_else() {
     }
     assert_eq!(veths_left(), 0, "veths outlived their nodes");
     s.delete(Spec::Network(a.clone()));
+    let rules = Command::new("nsenter")
+        .arg(format!(
+            "--net={}",
+            net::router_netns_path(s.run_dir(), &s.sid()).display()
+        ))
+        .args(["ip", "rule"])
+        .output()
+        .expect("ip rule");
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    assert!(
+        !rules.contains(&names::bridge_name(&s.sid(), "a")),
+        "network a's rules went with it: {rules}"
+    );
+    assert!(
+        rules.contains(&names::bridge_name(&s.sid(), "b")),
+        "{rules}"
+    );
     assert!(
         net::router_exists(s.run_dir(), &s.sid()),
         "b still needs the router"
@@ -644,6 +666,7 @@ fn nat_networks_get_out_and_others_do_not() {
     );
     // Forwarding is on in the router now, yet networks stay apart.
     assert!(s.no_ping(&o1, host_at(&inner.cidr, 2)));
+    assert!(s.no_ping(&o1, inner.gateway));
     assert!(s.no_ping(&i1, host_at(&out.cidr, 2)));
 
     // `nat` changes in place: network `in` gets out too now.

@@ -5,7 +5,9 @@
 //! Layout: the router namespace (file `<run_dir>/<sid>/netns/router`, a
 //! persisted namespace with no process) holds every bridge of the session
 //! with the network's gateway `.1/prefix`. IPv4 forwarding is off there,
-//! so nothing crosses networks. The host's root namespace gets no bridge,
+//! so nothing crosses networks, and policy rules keep a network from even
+//! reaching the router's addresses on other networks (see
+//! `add_network_rules`). The host's root namespace gets no bridge,
 //! no veth and no address: two sessions may use the same CIDRs at once.
 //! The host reaches nodes through the router namespace (`tg proxy`).
 //!
@@ -174,6 +176,17 @@ fn ensure_router(run_dir: &Path, session: &SessionRef, sid: &str) -> NetResult<P
             }
             let mut nl = Netlink::open()?;
             nl.set_up_by_name("lo")?;
+            // Local delivery is looked up after the per-network rules (see
+            // `add_network_rules`), not before them.
+            nl.rule(
+                true,
+                LOCAL_RULE_PREF,
+                None,
+                None,
+                FR_ACT_TO_TBL,
+                RT_TABLE_LOCAL,
+            )?;
+            nl.rule(false, 0, None, None, FR_ACT_TO_TBL, RT_TABLE_LOCAL)?;
             Ok(())
         })
         .join()
@@ -333,11 +346,63 @@ pub fn create_network(
                 e,
             )
         })?;
+    add_network_rules(&mut nl, &bridge, spec.gateway)?;
     Ok(NetworkPrivate {
         bridge,
         router,
         nat_via: None,
     })
+}
+
+/// Where the router's `local` table is looked up (moved from 0).
+const LOCAL_RULE_PREF: u32 = 32000;
+const NET_RULE_PREF: u32 = 100;
+
+/// Policy rules that keep a network from reaching the router's addresses
+/// on other networks: what arrives on `bridge` may be delivered locally only
+/// when it is for the network's own gateway; anything else goes through
+/// `main` (forwarded, which the router refuses unless NAT allows it) or is
+/// refused. Traffic the router itself sends is not affected.
+fn add_network_rules(nl: &mut Netlink, bridge: &str, gateway: Ipv4Addr) -> NetResult<()> {
+    let op = |e| prefix(format!("cannot isolate bridge `{bridge}`"), e);
+    nl.rule(
+        true,
+        NET_RULE_PREF,
+        Some(bridge),
+        Some(gateway),
+        FR_ACT_TO_TBL,
+        RT_TABLE_LOCAL,
+    )
+    .map_err(op)?;
+    nl.rule(
+        true,
+        NET_RULE_PREF + 1,
+        Some(bridge),
+        None,
+        FR_ACT_TO_TBL,
+        RT_TABLE_MAIN,
+    )
+    .map_err(op)?;
+    nl.rule(
+        true,
+        NET_RULE_PREF + 2,
+        Some(bridge),
+        None,
+        FR_ACT_PROHIBIT,
+        0,
+    )
+    .map_err(op)
+}
+
+fn delete_network_rules(nl: &mut Netlink, bridge: &str) -> NetResult<()> {
+    for (pref, action, table) in [
+        (NET_RULE_PREF, FR_ACT_TO_TBL, RT_TABLE_LOCAL),
+        (NET_RULE_PREF + 1, FR_ACT_TO_TBL, RT_TABLE_MAIN),
+        (NET_RULE_PREF + 2, FR_ACT_PROHIBIT, 0),
+    ] {
+        nl.rule(false, pref, Some(bridge), None, action, table)?;
+    }
+    Ok(())
 }
 
 /// Does network `name`'s bridge exist, and with which IPv4 addresses?
@@ -367,7 +432,9 @@ pub fn delete_network(run_dir: &Path, sid: &str, name: &str) -> NetResult<()> {
         return Ok(());
     }
     let mut nl = Netlink::open_in(&router)?;
-    nl.delete_link(&names::bridge_name(sid, name))?;
+    let bridge = names::bridge_name(sid, name);
+    delete_network_rules(&mut nl, &bridge)?;
+    nl.delete_link(&bridge)?;
     let bridges_left = nl.link_names()?.iter().any(|n| n.starts_with("tgb"));
     drop(nl);
     if !bridges_left {
@@ -894,6 +961,14 @@ const RTA_GATEWAY: u16 = 5;
 
 const IFF_UP: u32 = 0x1;
 const RT_TABLE_MAIN: u8 = 254;
+const RT_TABLE_LOCAL: u8 = 255;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
+const FRA_DST: u16 = 1;
+const FRA_IIFNAME: u16 = 3;
+const FRA_PRIORITY: u16 = 6;
+const FR_ACT_TO_TBL: u8 = 1;
+const FR_ACT_PROHIBIT: u8 = 8;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RTN_UNICAST: u8 = 1;
@@ -1310,6 +1385,45 @@ impl Netlink {
         }
         self.request(m, &format!("cannot add address `{addr}/{prefix_len}`"))?;
         Ok(())
+    }
+
+    /// Add (`add`) or delete an IPv4 policy rule. Adding an existing rule
+    /// and deleting a missing one succeed.
+    fn rule(
+        &mut self,
+        add: bool,
+        priority: u32,
+        iif: Option<&str>,
+        dst: Option<Ipv4Addr>,
+        action: u8,
+        table: u8,
+    ) -> NetResult<()> {
+        let (kind, flags) = if add {
+            (RTM_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        } else {
+            (RTM_DELRULE, NLM_F_ACK)
+        };
+        let mut m = Msg::new(kind, flags);
+        let dst_len = if dst.is_some() { 32 } else { 0 };
+        m.buf
+            .extend_from_slice(&[libc::AF_INET as u8, dst_len, 0, 0, table, 0, 0, action]);
+        m.buf.extend_from_slice(&0u32.to_ne_bytes());
+        m.attr(FRA_PRIORITY, &priority.to_ne_bytes());
+        if let Some(i) = iif {
+            m.attr_str(FRA_IIFNAME, i);
+        }
+        if let Some(d) = dst {
+            m.attr(FRA_DST, &d.octets());
+        }
+        match self.request(m, &format!("cannot change policy rule {priority}")) {
+            Ok(_) => Ok(()),
+            Err(NetError::Netlink { errno, .. })
+                if (add && errno == libc::EEXIST) || (!add && errno == libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn add_default_route(&mut self, index: i32, gateway: Ipv4Addr) -> NetResult<()> {
