@@ -238,6 +238,7 @@ pub async fn apply(ctx: &Context, plan: &Plan, walk: &WalkOptions) -> OpsResult<
         .collect();
     used.extend(plan.changes.iter().map(|c| c.platform.clone()));
 
+    let recorded_outputs = snap.outputs.clone();
     let mut report = apply::walk(
         plan,
         snap,
@@ -252,13 +253,13 @@ pub async fn apply(ctx: &Context, plan: &Plan, walk: &WalkOptions) -> OpsResult<
         return Ok(report);
     }
 
-    if !plan.targeted {
+    let outputs = if plan.destroy {
+        BTreeMap::new()
+    } else {
+        plan.outputs.clone()
+    };
+    if !plan.targeted && outputs != recorded_outputs {
         ctx.hook.note("saving outputs");
-        let outputs = if plan.destroy {
-            BTreeMap::new()
-        } else {
-            plan.outputs.clone()
-        };
         let name = ctx.session.clone();
         match on_store(&ctx.store, move |s| s.put_outputs(&name, &outputs)).await {
             Ok(s) => report.serial = s,
