@@ -415,25 +415,24 @@ pub async fn walk(
         match result {
             Ok(private) => {
                 let write = match op.kind {
-                    OpKind::Create | OpKind::Update => {
-                        let rec = InstanceRecord {
-                            address: c.address.clone(),
-                            platform: c.platform.clone(),
-                            status: InstanceStatus::Ready,
-                            spec: c.after.clone().unwrap_or_else(|| {
-                                mirror
-                                    .get(&c.address)
-                                    .map(|r| r.spec.clone())
-                                    .expect("an update has a recorded instance")
-                            }),
-                            private,
-                            dependencies: c.depends_on.clone(),
-                            attributes: c.attributes.clone(),
-                        };
-                        let w = write_put(&store, &plan.session, &rec, &mut report).await;
-                        mirror.insert(c.address.clone(), rec);
-                        w
-                    }
+                    // Creates and updates only start with a spec (see above).
+                    OpKind::Create | OpKind::Update => match c.after.clone() {
+                        None => Ok(()),
+                        Some(spec) => {
+                            let rec = InstanceRecord {
+                                address: c.address.clone(),
+                                platform: c.platform.clone(),
+                                status: InstanceStatus::Ready,
+                                spec,
+                                private,
+                                dependencies: c.depends_on.clone(),
+                                attributes: c.attributes.clone(),
+                            };
+                            let w = write_put(&store, &plan.session, &rec, &mut report).await;
+                            mirror.insert(c.address.clone(), rec);
+                            w
+                        }
+                    },
                     OpKind::Delete => {
                         mirror.remove(&c.address);
                         let (session, addr) = (plan.session.clone(), c.address.clone());
