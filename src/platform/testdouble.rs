@@ -4,8 +4,8 @@
 //! platform `double`) only when the environment variable
 //! `TG_TESTDOUBLE_DIR` names a directory; it appears in no help text.
 //!
-//! It makes nothing real. Its "objects" live in `objects.json` in that
-//! directory (written atomically after every call), so several `tg`
+//! It makes nothing real. Its "objects" live in that directory, one JSON
+//! file per object (`objects/LINEAGE/ADDRESS.json`, written atomically), so several `tg`
 //! processes in a row, even one killed mid-apply, see the same world. Tests
 //! steer it with an optional `config.json` there, re-read on every call:
 //!
@@ -117,21 +117,61 @@ impl TestDouble {
 
     /// Every fake object, keyed `LINEAGE/ADDRESS`.
     pub fn objects(&self) -> BTreeMap<String, FakeObject> {
-        read_objects(&self.dir)
+        let mut out = BTreeMap::new();
+        let Ok(sessions) = std::fs::read_dir(self.dir.join("objects")) else {
+            return out;
+        };
+        for s in sessions.flatten() {
+            let lineage = s.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(s.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                if let Some(o) = std::fs::read(f.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<FakeObject>(&b).ok())
+                {
+                    out.insert(format!("{lineage}/{}", o.address), o);
+                }
+            }
+        }
+        out
     }
 
-    fn modify(&self, f: impl FnOnce(&mut BTreeMap<String, FakeObject>)) -> PlatformResult<()> {
-        let _g = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        let mut objs = read_objects(&self.dir);
-        f(&mut objs);
-        let text = serde_json::to_vec_pretty(&objs)
+    fn object_path(&self, lineage: &str, address: &str) -> PathBuf {
+        self.dir
+            .join("objects")
+            .join(lineage)
+            .join(format!("{}.json", escape(address)))
+    }
+
+    fn get_object(&self, lineage: &str, address: &str) -> Option<FakeObject> {
+        std::fs::read(self.object_path(lineage, address))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    fn put_object(&self, lineage: &str, obj: &FakeObject) -> PlatformResult<()> {
+        let path = self.object_path(lineage, &obj.address);
+        let err =
+            |e: std::io::Error| PlatformError::new(format!("double: cannot write objects: {e}"));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        let text = serde_json::to_vec_pretty(obj)
             .map_err(|e| PlatformError::new(format!("double: {e}")))?;
-        let tmp = self
-            .dir
-            .join(format!("objects.json.{}.tmp", std::process::id()));
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, self.dir.join("objects.json")))
-            .map_err(|e| PlatformError::new(format!("double: cannot write objects: {e}")))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(err)
+    }
+
+    fn remove_object(&self, lineage: &str, address: &str) -> PlatformResult<()> {
+        match std::fs::remove_file(self.object_path(lineage, address)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(PlatformError::new(format!("double: cannot delete: {e}"))),
+        }
     }
 
     fn log(&self, op: &str, address: &str, event: &str, in_flight: usize) {
@@ -173,11 +213,9 @@ impl TestDouble {
     }
 }
 
-fn read_objects(dir: &Path) -> BTreeMap<String, FakeObject> {
-    std::fs::read(dir.join("objects.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+/// A file name for an address (`/` and `%` escaped).
+pub fn escape(address: &str) -> String {
+    address.replace('%', "%25").replace('/', "%2F")
 }
 
 /// The entry for `address`: exact, then its resource, then `*`.
@@ -252,9 +290,7 @@ impl Platform for TestDouble {
                     address: req.address.clone(),
                     spec: req.spec.clone(),
                 };
-                let made = self.modify(|o| {
-                    o.insert(key.clone(), obj);
-                });
+                let made = self.put_object(&req.session.lineage, &obj);
                 match (made, fail) {
                     (Err(e), _) => Err(e),
                     (Ok(()), Some(f)) => Err(failure(&f, "create", &req.address)),
@@ -272,15 +308,10 @@ impl Platform for TestDouble {
         let (_, fail) = self.begin("read", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "read", &req.address)),
-            None => Ok(
-                match self
-                    .objects()
-                    .remove(&Self::key(&req.session, &req.address))
-                {
-                    Some(o) => ReadResponse::Present { spec: o.spec },
-                    None => ReadResponse::Gone,
-                },
-            ),
+            None => Ok(match self.get_object(&req.session.lineage, &req.address) {
+                Some(o) => ReadResponse::Present { spec: o.spec },
+                None => ReadResponse::Gone,
+            }),
         };
         self.end("read", &req.address);
         result
@@ -292,13 +323,17 @@ impl Platform for TestDouble {
         let result = match fail {
             Some(f) => Err(failure(&f, "update", &req.address)),
             None => {
-                let spec = req.after.clone();
-                self.modify(|o| {
-                    if let Some(obj) = o.get_mut(&key) {
-                        obj.spec = spec;
+                let made = match self.get_object(&req.session.lineage, &req.address) {
+                    Some(mut obj) => {
+                        obj.spec = req.after.clone();
+                        self.put_object(&req.session.lineage, &obj)
                     }
-                })
-                .map(|_| CreateResponse {
+                    None => Err(PlatformError::new(format!(
+                        "double: `{}` does not exist",
+                        req.address
+                    ))),
+                };
+                made.map(|_| CreateResponse {
                     private: serde_json::json!({ "key": key }),
                 })
             }
@@ -309,12 +344,9 @@ impl Platform for TestDouble {
 
     async fn delete(&self, req: DeleteRequest) -> PlatformResult<()> {
         let (_, fail) = self.begin("delete", &req.address).await;
-        let key = Self::key(&req.session, &req.address);
         let result = match fail {
             Some(f) => Err(failure(&f, "delete", &req.address)),
-            None => self.modify(|o| {
-                o.remove(&key);
-            }),
+            None => self.remove_object(&req.session.lineage, &req.address),
         };
         self.end("delete", &req.address);
         result
@@ -354,17 +386,18 @@ impl Platform for TestDouble {
     }
 
     async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
+        let _g = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let prefix = format!("{}/", session.lineage);
-        let mut removed = Vec::new();
-        self.modify(|o| {
-            o.retain(|k, _| {
-                let keep = !k.starts_with(&prefix);
-                if !keep {
-                    removed.push(format!("fake object {k}"));
-                }
-                keep
-            })
-        })?;
-        Ok(removed)
+        let removed: Vec<String> = self
+            .objects()
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .map(|k| format!("fake object {k}"))
+            .collect();
+        match std::fs::remove_dir_all(self.dir.join("objects").join(&session.lineage)) {
+            Ok(()) => Ok(removed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(removed),
+            Err(e) => Err(PlatformError::new(format!("double: cannot sweep: {e}"))),
+        }
     }
 }

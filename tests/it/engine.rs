@@ -92,19 +92,33 @@ impl Bed {
         read_calls(&self.double)
     }
 
+    /// The double's fake objects, keyed `LINEAGE/ADDRESS`.
     pub fn objects(&self) -> serde_json::Map<String, Value> {
-        std::fs::read(self.double.join("objects.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        let mut out = serde_json::Map::new();
+        let Ok(sessions) = std::fs::read_dir(self.double.join("objects")) else {
+            return out;
+        };
+        for s in sessions.flatten() {
+            let lineage = s.file_name().to_string_lossy().into_owned();
+            for f in std::fs::read_dir(s.path()).unwrap().flatten() {
+                let v: Value = serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
+                out.insert(format!("{lineage}/{}", v["address"].as_str().unwrap()), v);
+            }
+        }
+        out
     }
 
+    /// Replace the double's fake objects (changes "outside tg").
     pub fn write_objects(&self, o: &serde_json::Map<String, Value>) {
-        std::fs::write(
-            self.double.join("objects.json"),
-            Value::Object(o.clone()).to_string(),
-        )
-        .unwrap();
+        let root = self.double.join("objects");
+        let _ = std::fs::remove_dir_all(&root);
+        for (k, v) in o {
+            let (lineage, _) = k.split_once('/').unwrap();
+            let dir = root.join(lineage);
+            std::fs::create_dir_all(&dir).unwrap();
+            let name = tg::platform::testdouble::escape(v["address"].as_str().unwrap());
+            std::fs::write(dir.join(format!("{name}.json")), v.to_string()).unwrap();
+        }
     }
 
     pub fn state_list(&self) -> Vec<String> {
