@@ -235,3 +235,26 @@ pub fn watch_interrupts(rt: &tokio::runtime::Runtime, interrupt: crate::apply::I
 pub fn display_path(dir: &Path, p: &Path) -> String {
     p.strip_prefix(dir).unwrap_or(p).display().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        for (s, d) in [
+            ("30s", Duration::from_secs(30)),
+            ("5m", Duration::from_secs(300)),
+            ("1h", Duration::from_secs(3600)),
+            ("250ms", Duration::from_millis(250)),
+            ("0", Duration::ZERO),
+            ("1.5s", Duration::from_millis(1500)),
+        ] {
+            assert_eq!(parse_duration(s).unwrap(), d, "{s}");
+        }
+        for s in ["", "s", "5x", "-1s", "1e400s"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
+}
