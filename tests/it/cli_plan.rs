@@ -418,3 +418,32 @@ fn unknown_platforms_get_a_suggestion() {
         r.stderr()
     );
 }
+
+#[test]
+fn markdown_of_a_big_plan_is_cut_to_fit_a_comment() {
+    let bed = Bed::new(
+        r#"
+network "lab" {
+  cidr = "10.50.0.0/20"
+}
+node "n" {
+  count    = 600
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+}
+"#,
+    );
+    let r = bed.tg(&["plan", "-format", "markdown"]);
+    r.expect_code(0);
+    let md = r.stdout();
+    assert!(
+        md.chars().count() <= 60_000,
+        "{} characters",
+        md.chars().count()
+    );
+    assert!(md.contains("| 601 | 0 | 0 |"), "{md}");
+    assert!(md.contains("and 551 more"), "{md}");
+    assert!(md.contains("the plan was cut to fit in a comment"), "{md}");
+    assert!(md.contains("```\n\n</details>\n"), "{md}");
+}
