@@ -519,6 +519,12 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Value {
             vars.insert("ansible_host".into(), json!(i.address.to_string()));
         }
         vars.insert("ansible_user".into(), json!("root"));
+        // Nodes are Debian systems: name the system Python, so Ansible's
+        // discovery is not misled by the controller's environment (pyenv).
+        vars.insert(
+            "ansible_python_interpreter".into(),
+            json!("/usr/bin/python3"),
+        );
         vars.insert("tg_address".into(), json!(rec.address.to_string()));
         vars.insert("tg_platform".into(), json!(rec.platform));
         vars.insert("tg_image".into(), json!(n.image));
@@ -561,6 +567,9 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Value {
             .or_default()
             .insert(host);
     }
+    // A single-instance node's group (`origin`) would share its host's
+    // name, which Ansible warns about: the host alone is enough.
+    groups.retain(|g, _| !hostvars.contains_key(g));
     let mut doc = serde_json::Map::new();
     doc.insert("_meta".into(), json!({ "hostvars": hostvars }));
     doc.insert(

@@ -33,6 +33,7 @@ pub struct Ctx {
 
 /// Run tg with the process's arguments; returns the exit code.
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let argv = args::normalize_args(std::env::args());
     let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
@@ -64,6 +65,26 @@ pub fn main() -> ExitCode {
     };
     let code = run(&ctx, &cli.command);
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// A closed stdout (`tg output inventory | head`) is not an error worth a
+/// backtrace: `println!` panics on it, so end quietly with the shell's
+/// SIGPIPE code (128 + 13) instead. State is written per instance, so
+/// nothing recorded is lost. Every other panic keeps the default report.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn run(ctx: &Ctx, command: &Command) -> i32 {

@@ -3,6 +3,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cli_plan;
+mod e2e_netns;
 mod engine;
 mod fmt;
 mod netns;

@@ -1,0 +1,422 @@
+//! End to end on the real netns platform, through the `tg` binary, as root:
+//! two networks, several nodes, a package, isolation, privacy of files, a
+//! no-change second plan, Ansible over the inventory, SIGKILL mid-apply and
+//! a destroy that leaves nothing of the session on the host.
+//!
+//! Every run uses its own session name; a guard destroys it even when an
+//! assertion fails. Outside CI, a machine without root skips these tests;
+//! in CI (`CI=true`) a missing prerequisite fails them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{tg_bin, Run, Testbed};
+
+fn prerequisites(tools: &[&str]) -> bool {
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(!in_ci, "the netns end-to-end tests need root in CI");
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    for t in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(!in_ci, "`{t}` is missing: run scripts/setup");
+            eprintln!("skipped: `{t}` is not installed (scripts/setup installs it)");
+            return false;
+        }
+    }
+    true
+}
+
+/// A session of a testbed, destroyed on drop.
+struct Session<'a> {
+    tb: &'a Testbed,
+    name: String,
+}
+
+impl Session<'_> {
+    fn tg(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--session", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.tb.tg(&all)
+    }
+
+    /// The session tag the netns platform names host objects with.
+    fn sid(&self) -> String {
+        let r = self.tg(&["session", "show", "-json"]);
+        r.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout()).expect("session json");
+        let lineage = v["lineage"].as_str().expect("lineage");
+        tg::platform::netns::names::sid(lineage)
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _ = self.tg(&["destroy", "-auto-approve"]);
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// What a session may leave on the host: mounts, runtime folder, cgroups
+/// (interfaces live in the session's namespaces and go with them).
+fn leftovers(sid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&format!("/{sid}/")) || l.contains(&format!("/{sid} ")))
+            .map(|l| format!("mount: {l}")),
+    );
+    if Path::new("/run/tg").join(sid).exists() {
+        found.push(format!("folder /run/tg/{sid}"));
+    }
+    for ctl in ["memory", "cpu", "pids", "unified"] {
+        if let Ok(rd) = std::fs::read_dir(Path::new("/sys/fs/cgroup").join(ctl)) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.contains(sid) {
+                    found.push(format!("cgroup {ctl}/{n}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn root_links() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip");
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with("tg"))
+        .collect();
+    names.sort();
+    names
+}
+
+const TESTBED: &str = r#"
+network "front" {
+  cidr = "10.91.1.0/24"
+}
+
+network "back" {
+  cidr = "10.91.2.0/24"
+}
+
+node "web" {
+  count   = 2
+  image   = "host"
+  network = network.front
+  labels  = { role = "web" }
+}
+
+node "db" {
+  image   = "host"
+  network = network.back
+}
+
+node "gw" {
+  image    = "host"
+  networks = [network.front, network.back]
+}
+
+package "hello" {
+  on = [node.web]
+}
+
+output "web_addresses" {
+  value = node.web[*].address
+}
+"#;
+
+#[test]
+fn a_two_network_testbed_works_end_to_end() {
+    if !prerequisites(&["ip", "apt-get", "ping"]) {
+        return;
+    }
+    let tb = Testbed::new(&[("main.tg.hcl", TESTBED)]);
+    let s = Session {
+        tb: &tb,
+        name: unique("e2e"),
+    };
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let sid = s.sid();
+
+    // Host names.
+    let r = s.tg(&["exec", "node.web[*]", "--", "hostname"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout(), "[web-0] web-0\n[web-1] web-1\n");
+    assert_eq!(
+        s.tg(&["exec", "node.db", "--", "hostname"]).stdout(),
+        "db\n"
+    );
+
+    // The package runs on its nodes, and nowhere else (not on the host either).
+    let r = s.tg(&["exec", "role=web", "--", "hello"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("[web-1] Hello, world!"),
+        "{}",
+        r.stdout()
+    );
+    let r = s.tg(&["exec", "node.db", "--", "sh", "-c", "command -v hello"]);
+    assert_ne!(r.code(), 0, "hello is installed on db: {}", r.stdout());
+    assert!(
+        !Path::new("/usr/bin/hello").exists(),
+        "the package leaked onto the host"
+    );
+
+    // Within a network: yes. Across networks: no. A node on both: both.
+    s.tg(&[
+        "exec",
+        "node.web[0]",
+        "--",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.91.1.3",
+    ])
+    .expect_code(0);
+    let r = s.tg(&[
+        "exec",
+        "node.web[0]",
+        "--",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.91.2.2",
+    ]);
+    assert_ne!(r.code(), 0, "web reached db across networks");
+    let r = s.tg(&[
+        "exec",
+        "node.web[0]",
+        "--",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.91.2.1",
+    ]);
+    assert_ne!(r.code(), 0, "web reached the other network's gateway");
+    s.tg(&["exec", "node.gw", "--", "ping", "-c1", "-W2", "10.91.2.2"])
+        .expect_code(0);
+    s.tg(&["exec", "node.gw", "--", "ping", "-c1", "-W2", "10.91.1.2"])
+        .expect_code(0);
+
+    // Files are private to each node.
+    s.tg(&[
+        "exec",
+        "node.web[0]",
+        "--",
+        "sh",
+        "-c",
+        "echo secret > /etc/tg-e2e-private",
+    ])
+    .expect_code(0);
+    let r = s.tg(&["exec", "node.web[1]", "--", "cat", "/etc/tg-e2e-private"]);
+    assert_ne!(r.code(), 0, "web-1 sees web-0's file");
+    assert!(
+        !Path::new("/etc/tg-e2e-private").exists(),
+        "the host sees the node's file"
+    );
+
+    // /etc/hosts lists the session's nodes.
+    let r = s.tg(&["exec", "node.db", "--", "getent", "hosts", "web-1"]);
+    r.expect_code(0);
+    assert!(r.stdout().contains("10.91.1.3"), "{}", r.stdout());
+
+    // A second plan is empty.
+    s.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+    assert!(
+        !leftovers(&sid).is_empty(),
+        "the leak check does not see the live session's objects"
+    );
+
+    // Destroy leaves nothing of the session on the host.
+    let r = s.tg(&["destroy", "-auto-approve"]);
+    r.expect_code(0);
+    assert_eq!(leftovers(&sid), Vec::<String>::new());
+    // The platform puts no link in the host namespace without `nat`; other
+    // tests may run NAT sessions meanwhile, so look for this session's only.
+    let uplink = tg::platform::netns::names::uplink_name(&sid);
+    assert!(
+        !root_links().contains(&uplink),
+        "the session's uplink `{uplink}` is left in the host namespace"
+    );
+}
+
+#[test]
+fn a_sigkilled_apply_converges_on_the_next_one_without_leaks() {
+    if !prerequisites(&["ip"]) {
+        return;
+    }
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        r#"
+network "lab" {
+  cidr = "10.92.0.0/24"
+}
+
+node "n" {
+  count   = 60
+  image   = "host"
+  network = network.lab
+}
+"#,
+    )]);
+    let s = Session {
+        tb: &tb,
+        name: unique("kill"),
+    };
+    // Make the session exist first so its tag is known.
+    s.tg(&["session", "new", &s.name]).expect_code(0);
+    let sid = s.sid();
+    let mut child = Command::new(tg_bin())
+        .args([
+            "--session",
+            &s.name,
+            "apply",
+            "-auto-approve",
+            "-parallelism",
+            "2",
+        ])
+        .current_dir(tb.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tg apply");
+    // Kill it once a few nodes are recorded, in the middle of the work.
+    let start = Instant::now();
+    loop {
+        let listed = s.tg(&["state", "list"]).stdout().lines().count();
+        if listed >= 5 || start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    let recorded = s.tg(&["state", "list"]).stdout().lines().count();
+    assert!(recorded < 61, "the apply finished before it was killed");
+
+    // The lock of the dead process is stale; the next apply converges.
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    assert_eq!(s.tg(&["state", "list"]).stdout().lines().count(), 61);
+    s.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+    let r = s.tg(&["exec", "node.n[59]", "--", "hostname"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout().trim(), "n-59");
+    s.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    assert_eq!(leftovers(&sid), Vec::<String>::new());
+}
+
+#[test]
+fn ansible_reaches_the_nodes_with_the_inventory() {
+    if !prerequisites(&["ip", "ansible", "ssh-keygen", "/usr/sbin/sshd"]) {
+        return;
+    }
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        r#"
+network "lab" {
+  cidr = "10.93.0.0/24"
+}
+
+node "edge" {
+  count   = 2
+  image   = "host"
+  network = network.lab
+  labels  = { role = "edge" }
+}
+"#,
+    )]);
+    let s = Session {
+        tb: &tb,
+        name: unique("ansible"),
+    };
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let key = tb.path().join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let setup = format!(
+        "mkdir -p /run/sshd /root/.ssh && printf '%s\\n' '{}' > /root/.ssh/authorized_keys \
+         && chmod 600 /root/.ssh/authorized_keys && /usr/sbin/sshd",
+        public.trim()
+    );
+    s.tg(&["exec", "role=edge", "--", "sh", "-c", &setup])
+        .expect_code(0);
+
+    // The inventory as Ansible calls it: an executable that answers --list.
+    let script = tb.path().join("inventory.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec '{}' --chdir '{}' --session '{}' inventory \"$@\"\n",
+            tg_bin().display(),
+            tb.path().display(),
+            s.name
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("ansible")
+        .arg("-i")
+        .arg(&script)
+        .args([
+            "role_edge",
+            "-m",
+            "command",
+            "-a",
+            "cat /etc/hostname",
+            "--private-key",
+        ])
+        .arg(&key)
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ansible failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("edge-0 | CHANGED | rc=0 >>\nedge-0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("edge-1 | CHANGED | rc=0 >>\nedge-1"),
+        "{stdout}"
+    );
+}
