@@ -329,14 +329,62 @@ fn is_multiline(v: &Value) -> bool {
     }
 }
 
+/// A value on one line, written as HCL: `"a"`, `1`, `["a", "b"]`, `{ k = "v" }`.
 fn scalar(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    match v {
+        Value::Array(a) if a.is_empty() => "[]".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(scalar).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) if o.is_empty() => "{}".into(),
+        Value::Object(o) => format!(
+            "{{ {} }}",
+            o.iter()
+                .map(|(k, v)| format!("{} = {}", hcl_key(k), scalar(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
 }
 
+/// A value over several lines, written as HCL with aligned `=`.
 fn pretty(v: &Value) -> String {
     match v {
         Value::String(s) if s.contains('\n') => s.clone(),
-        _ => serde_json::to_string_pretty(v).unwrap_or_default(),
+        _ => hcl_block(v, 0),
+    }
+}
+
+fn hcl_key(k: &str) -> String {
+    let ident = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ident {
+        k.to_string()
+    } else {
+        serde_json::to_string(k).unwrap_or_default()
+    }
+}
+
+fn hcl_block(v: &Value, indent: usize) -> String {
+    let pad = " ".repeat(indent + 2);
+    let end = " ".repeat(indent);
+    match v {
+        Value::Array(a) if !a.is_empty() && scalar(v).len() > 60 => {
+            let items: Vec<String> = a
+                .iter()
+                .map(|x| format!("{pad}{},", hcl_block(x, indent + 2)))
+                .collect();
+            format!("[\n{}\n{end}]", items.join("\n"))
+        }
+        Value::Object(o) if !o.is_empty() && scalar(v).len() > 60 => {
+            let width = o.keys().map(|k| hcl_key(k).len()).max().unwrap_or(0);
+            let items: Vec<String> = o
+                .iter()
+                .map(|(k, x)| format!("{pad}{:width$} = {}", hcl_key(k), hcl_block(x, indent + 2)))
+                .collect();
+            format!("{{\n{}\n{end}}}", items.join("\n"))
+        }
+        other => scalar(other),
     }
 }
 
@@ -439,7 +487,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("~ labels     = {} -> {\"role\":\"edge\"}\n"),
+            text.contains("~ labels     = {} -> { role = \"edge\" }\n"),
             "{text}"
         );
         assert!(
