@@ -221,12 +221,15 @@ fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
     }
 }
 
-/// Links of the host's root namespace whose name says they are tg's.
-fn host_tg_links() -> BTreeSet<String> {
+/// Links of the host's root namespace that a session must not leave
+/// there: any tg bridge or veth (they never belong in the host), and the
+/// NAT uplink of session `sid` (other tests' uplinks come and go).
+fn host_tg_links(sid: &str) -> BTreeSet<String> {
+    let uplink = names::uplink_name(sid);
     net::links_in(None)
         .expect("list host links")
         .into_iter()
-        .filter(|l| l.starts_with("tg"))
+        .filter(|l| l.starts_with("tgb") || l.starts_with("tgv") || *l == uplink)
         .collect()
 }
 
@@ -265,8 +268,8 @@ fn netns_entries(sid: &str) -> Vec<String> {
 #[test]
 fn nodes_reach_their_network_and_nothing_else() {
     require_root!();
-    let host_links = host_tg_links();
     let s = Session::new("iso");
+    let host_links = host_tg_links(&s.sid());
     let a = network("a", "10.71.1.0/24");
     let b = network("b", "10.71.2.0/24");
     s.create_all(vec![Spec::Network(a.clone()), Spec::Network(b.clone())]);
@@ -309,7 +312,7 @@ fn nodes_reach_their_network_and_nothing_else() {
     assert!(!out.contains("default via 10.71.2.1"), "{out}");
 
     // The host's root namespace never got a link.
-    assert_eq!(host_tg_links(), host_links);
+    assert_eq!(host_tg_links(&s.sid()), host_links);
 
     // Deleting everything removes the router too; deleting again is fine.
     for n in [&a1, &a2, &b1, &both] {
@@ -356,7 +359,7 @@ fn nodes_reach_their_network_and_nothing_else() {
     s.delete(Spec::Network(b.clone()));
     s.delete(Spec::Network(b.clone()));
     assert!(!net::router_exists(s.run_dir(), &s.sid()));
-    assert_eq!(host_tg_links(), host_links);
+    assert_eq!(host_tg_links(&s.sid()), host_links);
 }
 
 #[test]
@@ -450,8 +453,8 @@ fn read_sees_what_was_removed_by_hand() {
 #[test]
 fn sweep_after_a_crash_leaves_nothing() {
     require_root!();
-    let host_links = host_tg_links();
     let s = Session::new("crash");
+    let host_links = host_tg_links(&s.sid());
     let sid = s.sid();
     let run_dir: PathBuf = s.run_dir().to_path_buf();
     let needle = run_dir.to_string_lossy().into_owned();
@@ -515,7 +518,7 @@ fn sweep_after_a_crash_leaves_nothing() {
 
     assert_eq!(mounts_with(&needle), mounts_before);
     assert_eq!(netns_entries(&sid), netns_before);
-    assert_eq!(host_tg_links(), host_links);
+    assert_eq!(host_tg_links(&s.sid()), host_links);
     assert!(host_rules(&sid).is_empty(), "{:?}", host_rules(&sid));
     assert_eq!(cgroups(), Vec::<String>::new());
     assert!(!names::session_dir(&run_dir, &sid).exists());
@@ -621,8 +624,8 @@ fn nat_networks_get_out_and_others_do_not() {
         eprintln!("skipped: nat needs iptables");
         return;
     }
-    let host_links = host_tg_links();
     let s = Session::new("nat");
+    let host_links = host_tg_links(&s.sid());
     let mut out = network("out", "10.76.1.0/24");
     out.nat = true;
     let inner = network("in", "10.76.2.0/24");
@@ -633,6 +636,10 @@ fn nat_networks_get_out_and_others_do_not() {
     let i1 = node("i1", &[(&inner, 2)]);
     s.create_all(vec![Spec::Node(o1.clone()), Spec::Node(i1.clone())]);
     assert!(!host_rules(&s.sid()).is_empty(), "host masquerade rules");
+    assert!(
+        host_tg_links(&s.sid()).contains(&names::uplink_name(&s.sid())),
+        "the uplink's host end"
+    );
     assert_eq!(
         s.read(Spec::Network(out.clone())),
         ReadResponse::Present {
@@ -701,7 +708,7 @@ fn nat_networks_get_out_and_others_do_not() {
         host_rules(&s.sid())
     );
     assert!(!net::router_exists(s.run_dir(), &s.sid()));
-    assert_eq!(host_tg_links(), host_links);
+    assert_eq!(host_tg_links(&s.sid()), host_links);
 }
 
 #[test]
