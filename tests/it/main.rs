@@ -2,3 +2,4 @@
 //! `tg` binary (see `support`) or the library against real backends.
 
 mod support;
+mod validate;
