@@ -1398,7 +1398,13 @@ impl<'o> Evaluator<'o> {
     }
 
     fn node_value(&self, name: &str) -> Option<Value> {
-        let idx = self.node_resource.get(name)?;
+        // A node with `count = 0` or an empty `for_each` has no instances
+        // but is still a (empty) value.
+        let idx = self
+            .node_resource
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let objs: Vec<(InstanceKey, Value)> = idx
             .iter()
             .map(|&i| {

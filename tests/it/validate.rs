@@ -588,6 +588,12 @@ fn expansion_references_splat_templates_and_for_expressions() {
         json!({"edge-0": "EDGE-0", "edge-1": "EDGE-1", "edge-2": "EDGE-2"})
     );
     assert_eq!(output(&tb, "odd_indexes"), json!([1]));
+    // Regression: a node with `count = 0` (or an empty `for_each`) could not
+    // be referred to ("no key or attribute").
+    assert_eq!(
+        output(&tb, "no_spares"),
+        json!({"list": [], "map": {}, "n": 0})
+    );
     assert_eq!(
         output(&tb, "template_directives"),
         json!("edge-0;edge-1;edge-2;")

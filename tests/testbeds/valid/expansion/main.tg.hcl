@@ -47,6 +47,17 @@ node "web" {
   labels   = { role = each.value, site = each.key }
 }
 
+# No instances: still a value (an empty list / map) others can refer to.
+node "spare" {
+  count = 0
+  image = "host"
+}
+
+node "extra" {
+  for_each = {}
+  image    = "host"
+}
+
 node "router" {
   image      = "host"
   networks   = [network.lab, network.site["eu"]]
@@ -92,4 +103,8 @@ output "template_directives" {
 
 output "nginx_nodes" {
   value = package.nginx.nodes
+}
+
+output "no_spares" {
+  value = { list = node.spare[*].hostname, map = node.extra, n = length(node.spare) }
 }
