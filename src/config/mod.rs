@@ -129,6 +129,17 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
         offset -= 1;
     }
     let msg = e.message().trim();
+    // hcl-edit rejects an attribute set twice in one block as a syntax
+    // error; say it the way the other checks do.
+    if msg.contains("redefined attribute") {
+        let name: String = text[offset..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        return Diagnostic::error(format!("attribute `{name}` is set twice"))
+            .at(Span::new(file, offset..offset + name.len().max(1)))
+            .help("remove one of the two");
+    }
     let msg = if msg.is_empty() {
         "invalid syntax"
     } else {
