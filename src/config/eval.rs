@@ -646,7 +646,7 @@ impl<'o> Evaluator<'o> {
         if let Some(at) = &r.attr {
             if !attrs.is_empty() && !attrs.contains(&at.as_str()) {
                 let mut d = Diagnostic::error(format!("a {kind} has no attribute `{at}`"))
-                    .at(r.span.clone());
+                    .at(r.attr_span.clone().unwrap_or_else(|| r.span.clone()));
                 d = match did_you_mean(at, attrs.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help(format!("a {kind} has: {}", attrs.join(", "))),

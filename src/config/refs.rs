@@ -20,7 +20,10 @@ pub struct Reference {
     pub indexed: bool,
     /// The first attribute after the name (and its index, if any).
     pub attr: Option<String>,
+    /// The root and name: `node.edge`.
     pub span: Span,
+    /// Where `attr` is written, to point at a wrong one.
+    pub attr_span: Option<Span>,
 }
 
 /// A function call.
@@ -96,6 +99,7 @@ impl Scanner {
                         indexed: false,
                         attr: None,
                         span: self.span(v.span()),
+                        attr_span: None,
                     });
                 }
             }
@@ -119,6 +123,7 @@ impl Scanner {
                         let mut name = None;
                         let mut indexed = false;
                         let mut attr = None;
+                        let mut attr_span = None;
                         let mut end = v.span().map(|r| r.end).unwrap_or(0);
                         for (i, op) in t.operators.iter().enumerate() {
                             match op.value() {
@@ -128,6 +133,7 @@ impl Scanner {
                                 }
                                 TraversalOperator::GetAttr(id) if attr.is_none() => {
                                     attr = Some(id.as_str().to_string());
+                                    attr_span = id.span().map(|r| Span::new(self.file, r));
                                     break;
                                 }
                                 TraversalOperator::Index(_)
@@ -148,6 +154,7 @@ impl Scanner {
                             indexed,
                             attr,
                             span: Span::new(self.file, start..end),
+                            attr_span,
                         });
                     }
                 } else {
@@ -250,6 +257,7 @@ pub fn static_list(file: FileId, expr: &Expression) -> Result<Vec<(Reference, Op
                 indexed: index.is_some(),
                 attr: None,
                 span: sp,
+                attr_span: None,
             },
             index,
         ));
