@@ -2845,8 +2845,12 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
             None,
         ),
         ErrorKind::FuncCall(name, msg) => (
-            format!("in `{name}(...)`: {msg}"),
-            functions::signature(&name.to_string()).map(|s| format!("usage: {s}")),
+            // Arity errors end with `; usage: ...`: that goes to the help.
+            format!(
+                "in `{name}(...)`: {}",
+                msg.split_once("; usage: ").map_or(msg.as_str(), |(m, _)| m)
+            ),
+            functions::signature(&name.to_string()).map(|s| format!("usage: `{s}`")),
         ),
         ErrorKind::BinaryOp(l, op, r) => (
             format!(
