@@ -166,6 +166,18 @@ struct Profile {
     platform: Option<String>,
 }
 
+/// How far [`Evaluator::run`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Every stage: a testbed, or every error found.
+    Full,
+    /// Declarations, references, functions and cycles only (the files had
+    /// schema errors: evaluating would mostly report their consequences).
+    StaticChecks,
+    /// Nothing (a file could not be read or parsed).
+    Nothing,
+}
+
 pub(super) struct Evaluator<'o> {
     opts: &'o LoadOptions,
     pub sources: SourceMap,
@@ -252,12 +264,19 @@ impl<'o> Evaluator<'o> {
             .unwrap_or_default()
     }
 
-    /// Run every stage; errors accumulate in `self.diags`.
-    pub fn run(mut self) -> (Option<Testbed>, Diagnostics, SourceMap) {
+    /// Run the stages `mode` asks for; errors accumulate in `self.diags`.
+    pub fn run(mut self, mode: Mode) -> (Option<Testbed>, Diagnostics, SourceMap) {
+        if mode == Mode::Nothing {
+            return (None, self.diags, self.sources);
+        }
         self.declare();
         self.check_all_references();
         if !self.diags.has_errors() {
             self.check_cycles();
+        }
+        if mode == Mode::StaticChecks {
+            self.diags.sort();
+            return (None, self.diags, self.sources);
         }
         if !self.diags.has_errors() {
             self.eval_variables();

@@ -97,19 +97,35 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
         });
     }
     let mut blocks = Vec::new();
+    let mut unreadable = false;
     for path in files {
         let shown = source::display_path(&opts.dir, &path);
         let Some(id) = source::read_source(&path, shown, &mut sources, &mut diags) else {
+            unreadable = true;
             continue;
         };
         let text = &sources.get(id).text;
         match hcl_edit::parser::parse_body(text) {
             Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),
-            Err(e) => diags.push(syntax_error(id, text, &e)),
+            Err(e) => {
+                unreadable = true;
+                diags.push(syntax_error(id, text, &e));
+            }
         }
     }
     let parse_failed = diags.has_errors();
-    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run();
+    // A file that could not be read or parsed hides its declarations: any
+    // further check would only report their absence. Schema errors (an
+    // unknown or missing attribute, a block dropped for its labels) still
+    // let the static checks run, but not evaluation, whose errors would
+    // mostly be consequences ("has no image" after "unknown attribute
+    // `imgae`").
+    let mode = match (unreadable, parse_failed) {
+        (true, _) => eval::Mode::Nothing,
+        (false, true) => eval::Mode::StaticChecks,
+        (false, false) => eval::Mode::Full,
+    };
+    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run(mode);
     diags.extend(more);
     diags.sort();
     match testbed {

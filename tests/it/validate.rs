@@ -134,6 +134,21 @@ fn inline_cases() -> Vec<Case> {
                 ("b.tg.hcl", b"locals {\n  b = local.a\n}\n".to_vec()),
             ],
         ),
+        // Regression: the syntax error hid `network.lab`, and `b.tg.hcl` got
+        // an "unknown network" error for it too.
+        case(
+            "inline_syntax_error_no_cascade",
+            vec![
+                (
+                    "a.tg.hcl",
+                    b"network \"lab\" {\n  cidr = \"10.42.0.0/24\"\n".to_vec(),
+                ),
+                (
+                    "b.tg.hcl",
+                    b"node \"a\" {\n  image   = \"host\"\n  network = network.lab\n}\n".to_vec(),
+                ),
+            ],
+        ),
         case(
             "inline_no_testbed_files",
             vec![("README.md", b"# no testbed here\n".to_vec())],
