@@ -1482,11 +1482,11 @@ impl<'o> Evaluator<'o> {
                         match self.eval(&a, &rep) {
                             Some(Value::String(s)) => match parse_cidr(&s) {
                                 Ok(c) => Some(c),
-                                Err(why) => {
+                                Err((why, help)) => {
                                     self.err(
                                         Diagnostic::error(format!("invalid CIDR `{s}`: {why}"))
                                             .at(a.expr_span.clone())
-                                            .help("write it as `10.42.0.0/24`"),
+                                            .help(help),
                                     );
                                     continue;
                                 }
@@ -2763,23 +2763,36 @@ fn raw_value(raw: &str, ty: &VarType) -> Value {
     }
 }
 
-fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = s
-        .parse()
-        .map_err(|_| "expected an IPv4 network such as 10.42.0.0/24".to_string())?;
+fn parse_cidr(s: &str) -> Result<Ipv4Net, (String, String)> {
+    let net: Ipv4Net = s.parse().map_err(|_| {
+        (
+            "expected an IPv4 network such as 10.42.0.0/24".to_string(),
+            "write the network address and prefix length, such as `10.42.0.0/24`".to_string(),
+        )
+    })?;
     if net.network() != net.addr() {
-        return Err(format!(
-            "it has host bits set: did you mean {}?",
-            net.trunc()
+        return Err((
+            "it has host bits set".to_string(),
+            format!("did you mean `{}`?", net.trunc()),
         ));
     }
     if net.prefix_len() > 30 {
-        return Err(
-            "it is too small: a network needs at least a /30 (the host side and one node)".into(),
-        );
+        return Err((
+            "it is too small: a network needs at least a /30 (the host side and one node)"
+                .to_string(),
+            format!(
+                "use a /30 or larger, such as `{}`",
+                Ipv4Net::new(net.network(), 24)
+                    .map(|n| n.trunc())
+                    .unwrap_or(net)
+            ),
+        ));
     }
     if net.prefix_len() < 8 {
-        return Err("it is too large: use a prefix of /8 or longer".into());
+        return Err((
+            "it is too large".to_string(),
+            "use a prefix of /8 or longer, such as `10.42.0.0/24`".to_string(),
+        ));
     }
     Ok(net)
 }
