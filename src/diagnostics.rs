@@ -260,18 +260,24 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
             let line = file.line_text(pos.line);
             let gutter = pos.line.to_string();
             let _ = writeln!(out, "{:w$} |", "", w = gutter.len());
-            let _ = writeln!(out, "{gutter} | {line}");
+            let _ = writeln!(out, "{gutter} | {}", visible(line));
             let end = file.position(span.range.end.max(span.range.start + 1));
             let width = if end.line == pos.line {
                 end.column.saturating_sub(pos.column).max(1)
             } else {
                 line.chars().count().saturating_sub(pos.column - 1).max(1)
             };
+            // Tabs stay tabs under the line, so the caret lines up however
+            // wide the terminal shows them.
+            let indent: String = line
+                .chars()
+                .take(pos.column - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             let _ = writeln!(
                 out,
-                "{:w$} | {}{}",
+                "{:w$} | {indent}{}",
                 "",
-                " ".repeat(pos.column - 1),
                 "^".repeat(width),
                 w = gutter.len()
             );
@@ -295,6 +301,24 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
         }
     }
     out
+}
+
+/// A source line as it can be printed: control characters (a NUL, an
+/// escape) become their visible Unicode pictures (`␀`), one character each.
+fn visible(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return line.into();
+    }
+    line.chars()
+        .map(|c| match c {
+            '\t' => c,
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+            '\u{7f}' => '\u{2421}',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Render all diagnostics followed by a one-line count.
@@ -369,6 +393,16 @@ mod tests {
         assert_eq!(f.position(3).column, 1);
         assert_eq!(f.position(5).column, 2);
         assert_eq!(f.line_text(2), "çd");
+    }
+
+    #[test]
+    fn render_shows_control_characters_and_keeps_tabs_under_the_caret() {
+        let mut sources = SourceMap::default();
+        let id = sources.add(SourceFile::new("a.tg.hcl", "\tx = \"a\0\"\n".to_string()));
+        let d = Diagnostic::error("file contains a NUL byte").at(Span::new(id, 7..8));
+        let out = render(&d, &sources);
+        assert!(out.contains("1 | \tx = \"a\u{2400}\""), "{out}");
+        assert!(out.contains("  | \t      ^\n"), "{out}");
     }
 
     #[test]
