@@ -161,7 +161,12 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
     } else {
         msg
     };
+    let help = if msg.contains("nesting depth") {
+        "nest expressions less deeply: give inner parts names in a `locals` block"
+    } else {
+        "check for a missing `=`, `}`, `]`, `)` or quote near here"
+    };
     Diagnostic::error(format!("syntax error: {msg}"))
         .at(Span::new(file, offset..offset + 1))
-        .help("check for a missing `=`, `}`, `]`, `)` or quote near here")
+        .help(help)
 }
