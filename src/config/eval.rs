@@ -926,13 +926,18 @@ impl<'o> Evaluator<'o> {
         match f(&v) {
             Some(t) => Some(t),
             None => {
+                let name = &a.name;
+                let help = match want {
+                    "true or false" => format!("write `{name} = true` or `{name} = false`"),
+                    _ => format!("write `{name} = \"...\"`"),
+                };
                 self.err(
                     Diagnostic::error(format!(
-                        "`{}` must be {want}, found {}",
-                        a.name,
+                        "`{name}` must be {want}, found {}",
                         types::describe(&v)
                     ))
-                    .at(a.expr_span.clone()),
+                    .at(a.expr_span.clone())
+                    .help(help),
                 );
                 None
             }
@@ -950,7 +955,17 @@ impl<'o> Evaluator<'o> {
 
     fn eval_bool(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<bool> {
         let a = b.attr(name)?;
-        self.eval_typed(a, rep, "true or false", |v| v.as_bool())
+        let v = self.eval_typed(a, rep, "true or false", |v| v.as_bool());
+        if v.is_none() {
+            if let Some(d) = self.diags.0.last_mut() {
+                if d.help.is_none() && d.span.as_ref() == Some(&a.expr_span) {
+                    d.help = Some(format!(
+                        "write `{name} = true` or `{name} = false`, without quotes"
+                    ));
+                }
+            }
+        }
+        v
     }
 
     fn eval_labels(&mut self, b: &RawBlock, rep: &Repetition) -> Option<BTreeMap<String, String>> {
@@ -2073,6 +2088,8 @@ impl<'o> Evaluator<'o> {
                 );
                 img
             }
+            // Set but not a string: already reported.
+            None if ab.attr("image").is_some() => return,
             None => match profile.image.clone() {
                 Some(img) => img,
                 None => {
