@@ -1144,6 +1144,12 @@ impl<'o> Evaluator<'o> {
                         .filter(|_| origin == "its default")
                         .map(|a| a.expr_span.clone())
                         .unwrap_or(b.span.clone());
+                    // `why` quotes the value: never for a sensitive one.
+                    let why = if self.sensitive_vars.contains(name) {
+                        format!("it is not a {ty} (the value is sensitive: not shown)")
+                    } else {
+                        why
+                    };
                     self.err(
                         Diagnostic::error(format!(
                             "invalid value for variable `{name}` (from {origin}): {why}"
