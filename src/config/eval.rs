@@ -1109,12 +1109,16 @@ impl<'o> Evaluator<'o> {
             if self.eval_bool(b, "sensitive", &Repetition::default()) == Some(true) {
                 self.sensitive_vars.insert(name.clone());
             }
+            // Where a wrong value is pointed at: the value in a variable
+            // file or the default; else (`-var`, `TG_VAR_`) the block.
+            let mut value_span: Option<Span> = None;
             let (value, origin): (Option<Value>, String) = if let Some(raw) = cli_values.get(name) {
                 self.var_raw.insert(name.clone(), raw.clone());
                 (Some(raw_value(raw, &ty)), format!("`-var {name}=...`"))
             } else if let Some((v, span)) = file_values.get(name) {
                 self.var_raw.insert(name.clone(), v.to_string());
-                (Some(v.clone()), self.loc(span))
+                value_span = Some(span.clone());
+                (Some(v.clone()), "a variable file".to_string())
             } else if let Some((raw, origin)) = values.get(name) {
                 self.var_raw.insert(name.clone(), raw.clone());
                 (Some(raw_value(raw, &ty)), origin.clone())
@@ -1139,11 +1143,12 @@ impl<'o> Evaluator<'o> {
                     self.var_values.insert(name.clone(), v);
                 }
                 Err(why) => {
-                    let at = b
-                        .attr("default")
-                        .filter(|_| origin == "its default")
-                        .map(|a| a.expr_span.clone())
-                        .unwrap_or(b.span.clone());
+                    let at = value_span.clone().unwrap_or_else(|| {
+                        b.attr("default")
+                            .filter(|_| origin == "its default")
+                            .map(|a| a.expr_span.clone())
+                            .unwrap_or(b.span.clone())
+                    });
                     // `why` quotes the value: never for a sensitive one.
                     let why = if self.sensitive_vars.contains(name) {
                         format!("it is not a {ty} (the value is sensitive: not shown)")
@@ -1267,7 +1272,7 @@ impl<'o> Evaluator<'o> {
                         continue;
                     }
                     if let Some(v) = self.eval(&raw, &Repetition::default()) {
-                        out.insert(name, (v, span));
+                        out.insert(name, (v, raw.expr_span.clone()));
                     }
                 }
                 hcl_edit::structure::Structure::Block(b) => {
