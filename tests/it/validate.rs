@@ -72,16 +72,16 @@ fn file_cases() -> Vec<Case> {
             let text = std::fs::read_to_string(&p).expect("case file is UTF-8");
             let (args, env) = directives(&text);
             let mut files = vec![("main.tg.hcl".to_string(), text.clone().into_bytes())];
+            let mut shown = text.clone();
             let vars = dir.join(format!("{name}.tgvars.hcl"));
             if vars.exists() {
-                files.push((
-                    format!("{name}.tgvars.hcl"),
-                    std::fs::read(&vars).expect("vars file"),
-                ));
+                let vars_text = std::fs::read_to_string(&vars).expect("vars file");
+                shown.push_str(&format!("--- {name}.tgvars.hcl\n{vars_text}"));
+                files.push((format!("{name}.tgvars.hcl"), vars_text.into_bytes()));
             }
             Case {
                 name,
-                text,
+                text: shown,
                 files,
                 args,
                 env,
