@@ -2473,7 +2473,10 @@ impl<'o> Evaluator<'o> {
         if out.is_empty() {
             self.err(
                 Diagnostic::warning("`on` names no node: the package is installed nowhere")
-                    .at(a.expr_span.clone()),
+                    .at(a.expr_span.clone())
+                    .help(
+                        "name a node in `on`, or remove `on` to give the package a node of its own",
+                    ),
             );
         }
         Some(out)
