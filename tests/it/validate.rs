@@ -861,3 +861,29 @@ fn implicit_defaults_single_network_implicit_node_and_pool() {
     let pkg: InstanceAddr = "package.nginx[node.pkg-nginx]".parse().unwrap();
     assert!(tb.instances.contains_key(&pkg));
 }
+
+/// Warnings are shown but do not fail the run.
+#[test]
+fn warnings_are_shown_and_exit_zero() {
+    let tb = Testbed::new(&[
+        (
+            "main.tg.hcl",
+            "variable \"edge_count\" {\n  default = 1\n}\nnetwork \"lab\" {}\nnode \"edge\" {\n  count = 0\n  image = \"host\"\n}\npackage \"nginx\" {\n  on = node.edge\n}\n",
+        ),
+        ("dev.tgvars.hcl", "edge_cuont = 2\n"),
+    ]);
+    let run = tb.tg(&["validate", "-var-file", "dev.tgvars.hcl"]);
+    run.expect_code(0);
+    let shown = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        scrub(&run.stdout(), &tb),
+        scrub(&run.stderr(), &tb)
+    );
+    insta::assert_snapshot!("warnings", shown);
+    let json = tb.tg(&["validate", "-json", "-var-file", "dev.tgvars.hcl"]);
+    json.expect_code(0);
+    let doc: Value = serde_json::from_str(&json.stdout()).expect("one JSON document");
+    assert_schema_valid(&schema(), &doc, "warnings");
+    assert_eq!(doc["valid"], json!(true));
+    assert_eq!(doc["warning_count"], json!(2));
+}
