@@ -1546,6 +1546,30 @@ impl<'o> Evaluator<'o> {
                 self.nets.push(n);
             }
         }
+        // Network instance names name host objects (and key nodes'
+        // `addresses`): like host names, short enough and unique.
+        let mut seen: HashMap<String, InstanceAddr> = HashMap::new();
+        for n in &self.nets {
+            let span = self.blocks[n.block].span.clone();
+            if let Err(why) = names::check_hostname(&n.host) {
+                let why = why.replacen("host name", "network name", 1);
+                self.diags.push(
+                    Diagnostic::error(why)
+                        .at(span.clone())
+                        .help("use a shorter network name or key"),
+                );
+            }
+            if let Some(other) = seen.insert(n.host.clone(), n.addr.clone()) {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{}` and `{other}` would both be named `{}`",
+                        n.addr, n.host
+                    ))
+                    .at(span)
+                    .help("rename one of the networks"),
+                );
+            }
+        }
         // Overlaps among fixed CIDRs.
         let fixed: Vec<usize> = (0..self.nets.len())
             .filter(|&i| self.nets[i].cidr.is_some())
