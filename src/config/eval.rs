@@ -409,10 +409,21 @@ impl<'o> Evaluator<'o> {
             }
             map.insert(name, i);
         }
-        // A node and a package's implicit node must not clash.
+        // A node and a package's implicit node must not clash, nor two
+        // packages' implicit nodes (`python3.11` and `python3-11`).
+        let mut implicit_of: HashMap<String, String> = HashMap::new();
         for (pkg, &bi) in self.declared("package").cloned().unwrap_or_default().iter() {
             if blocks[bi].attr("on").is_none() {
                 let implicit = implicit_node_name(pkg);
+                if let Some(other) = implicit_of.insert(implicit.clone(), pkg.clone()) {
+                    let d = Diagnostic::error(format!(
+                        "packages `{other}` and `{pkg}` have no `on`, and would both get the node `{implicit}`"
+                    ))
+                    .at(blocks[bi].span.clone())
+                    .help("add `on = [...]` to one of them");
+                    self.err(d);
+                    continue;
+                }
                 if self.is_declared("node", &implicit) {
                     let d = Diagnostic::error(format!(
                         "package `{pkg}` has no `on`, and its node `{implicit}` clashes with a node of that name"
