@@ -673,6 +673,9 @@ impl<'o> Evaluator<'o> {
             };
             return not_here(&format!("{}.{name}", r.root), why);
         }
+        if let Some(d) = self.check_indexing(r, kind, name) {
+            return Some(d);
+        }
         if let Some(at) = &r.attr {
             if !attrs.is_empty() && !attrs.contains(&at.as_str()) {
                 let mut d = Diagnostic::error(format!("a {kind} has no attribute `{at}`"))
@@ -685,6 +688,45 @@ impl<'o> Evaluator<'o> {
             }
         }
         None
+    }
+
+    /// `node.edge.address` of a node with `count` (a list: it needs an
+    /// index), and `node.one[0]` of a node without `count` or `for_each`.
+    fn check_indexing(&self, r: &Reference, kind: &str, name: &str) -> Option<Diagnostic> {
+        if !matches!(kind, "node" | "network") || r.splat {
+            return None;
+        }
+        let block = self
+            .declared(kind)
+            .and_then(|m| m.get(name))
+            .map(|&bi| &self.blocks[bi])?;
+        let attr = r.attr.as_deref().unwrap_or("id");
+        let repeated = ["count", "for_each"]
+            .into_iter()
+            .find(|a| block.attrs.contains_key(*a));
+        match (repeated, r.indexed) {
+            (Some(rep), false) if r.attr.is_some() => {
+                let one = if rep == "count" { "[0]" } else { "[\"KEY\"]" };
+                Some(
+                    Diagnostic::error(format!(
+                        "`{kind}.{name}` has `{rep}`: it is a {} of instances, not one",
+                        if rep == "count" { "list" } else { "map" }
+                    ))
+                    .at(r.attr_span.clone().unwrap_or_else(|| r.span.clone()))
+                    .help(format!(
+                        "refer to one instance, such as `{kind}.{name}{one}.{attr}`, or to all with `{kind}.{name}[*].{attr}`"
+                    )),
+                )
+            }
+            (None, true) => Some(
+                Diagnostic::error(format!(
+                    "`{kind}.{name}` has no `count` or `for_each`: it is one instance, not a list"
+                ))
+                .at(r.span.clone())
+                .help(format!("write `{kind}.{name}.{attr}`, without an index")),
+            ),
+            _ => None,
+        }
     }
 
     fn check_depends_on(&mut self, b: &RawBlock, a: &RawAttr) {
@@ -2940,7 +2982,10 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         ),
         ErrorKind::Unexpected(v, expected) => (
             format!("expected {expected}, found {}", types::describe(v)),
-            None,
+            Some(
+                "a resource with `count` is a list (`node.edge[0]`), one with `for_each` a map (`node.web[\"a\"]`)"
+                    .into(),
+            ),
         ),
         ErrorKind::FuncCall(name, msg) => (
             // Arity errors end with `; usage: ...`: that goes to the help.

@@ -18,6 +18,8 @@ pub struct Reference {
     pub name: Option<String>,
     /// An index or splat follows the name.
     pub indexed: bool,
+    /// ... and it is a splat (`[*]`, `.*`).
+    pub splat: bool,
     /// The first attribute after the name (and its index, if any).
     pub attr: Option<String>,
     /// The root and name: `node.edge`.
@@ -97,6 +99,7 @@ impl Scanner {
                         root,
                         name: None,
                         indexed: false,
+                        splat: false,
                         attr: None,
                         span: self.span(v.span()),
                         attr_span: None,
@@ -122,6 +125,7 @@ impl Scanner {
                     if !self.bound.contains(&root) {
                         let mut name = None;
                         let mut indexed = false;
+                        let mut splat = false;
                         let mut attr = None;
                         let mut attr_span = None;
                         let mut end = v.span().map(|r| r.end).unwrap_or(0);
@@ -136,13 +140,17 @@ impl Scanner {
                                     attr_span = id.span().map(|r| Span::new(self.file, r));
                                     break;
                                 }
-                                TraversalOperator::Index(_)
-                                | TraversalOperator::LegacyIndex(_)
-                                | TraversalOperator::AttrSplat(_)
+                                TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                                    if i == 1 =>
+                                {
+                                    indexed = true;
+                                }
+                                TraversalOperator::AttrSplat(_)
                                 | TraversalOperator::FullSplat(_)
                                     if i == 1 =>
                                 {
                                     indexed = true;
+                                    splat = true;
                                 }
                                 _ => break,
                             }
@@ -152,6 +160,7 @@ impl Scanner {
                             root,
                             name,
                             indexed,
+                            splat,
                             attr,
                             span: Span::new(self.file, start..end),
                             attr_span,
@@ -255,6 +264,7 @@ pub fn static_list(file: FileId, expr: &Expression) -> Result<Vec<(Reference, Op
                 root: v.as_str().to_string(),
                 name: Some(name.as_str().to_string()),
                 indexed: index.is_some(),
+                splat: false,
                 attr: None,
                 span: sp,
                 attr_span: None,
