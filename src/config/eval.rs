@@ -18,6 +18,7 @@ use indexmap::IndexMap;
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
+use super::checked;
 use super::decode::{RawAttr, RawBlock};
 use super::functions;
 use super::ipam::{self, NetAlloc, Refused};
@@ -877,8 +878,14 @@ impl<'o> Evaluator<'o> {
             return Some(v);
         }
         let found = refs::scan(a.expr_span.file, &a.expr);
-        let expr = hcl::Expression::from(a.expr.clone());
-        if found.is_static() {
+        let expr = if found.arith {
+            let mut e = a.expr.clone();
+            checked::rewrite(&mut e);
+            hcl::Expression::from(e)
+        } else {
+            hcl::Expression::from(a.expr.clone())
+        };
+        if found.is_static() && !found.arith {
             return match expr.evaluate(&hcl::eval::Context::new()) {
                 Ok(v) => Some(v),
                 Err(e) => {
@@ -936,6 +943,9 @@ impl<'o> Evaluator<'o> {
             ctx.declare_var("each", Value::Object(m));
         }
         functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
+        if found.arith {
+            checked::declare(&mut ctx);
+        }
         let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
         match result {
             Ok(v) => Some(v),
@@ -2862,12 +2872,21 @@ fn raw_value(raw: &str, ty: &VarType) -> Value {
         return Value::from(raw);
     }
     match hcl_edit::parser::parse_expr(raw) {
-        Ok(e) if refs::scan(crate::diagnostics::FileId(0), &e).is_static() => {
+        Ok(mut e) => {
+            let found = refs::scan(crate::diagnostics::FileId(0), &e);
+            if !found.is_static() {
+                return Value::from(raw);
+            }
+            let mut ctx = hcl::eval::Context::new();
+            if found.arith {
+                checked::rewrite(&mut e);
+                checked::declare(&mut ctx);
+            }
             hcl::Expression::from(e)
-                .evaluate(&hcl::eval::Context::new())
+                .evaluate(&ctx)
                 .unwrap_or_else(|_| Value::from(raw))
         }
-        _ => Value::from(raw),
+        Err(_) => Value::from(raw),
     }
 }
 
@@ -2987,6 +3006,10 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
                     .into(),
             ),
         ),
+        // Checked arithmetic: its message is the whole story.
+        ErrorKind::FuncCall(name, msg) if checked::is_internal(&name.to_string()) => {
+            (msg.clone(), None)
+        }
         ErrorKind::FuncCall(name, msg) => (
             // Arity errors end with `; usage: ...`: that goes to the help.
             format!(

@@ -6,6 +6,7 @@
 //! assignment (IPAM). Does no I/O but reading files and environment
 //! variables; never talks to state or platforms.
 
+mod checked;
 pub mod decode;
 pub mod eval;
 pub mod functions;

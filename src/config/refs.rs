@@ -40,6 +40,8 @@ pub struct Call {
 pub struct ExprRefs {
     pub refs: Vec<Reference>,
     pub calls: Vec<Call>,
+    /// It has an arithmetic operator (`+ - * / %`), see `checked`.
+    pub arith: bool,
 }
 
 impl ExprRefs {
@@ -177,6 +179,13 @@ impl Scanner {
             }
             Expression::UnaryOp(u) => self.expr(&u.expr),
             Expression::BinaryOp(b) => {
+                use hcl_edit::expr::BinaryOperator as Op;
+                if matches!(
+                    b.operator.value(),
+                    Op::Plus | Op::Minus | Op::Mul | Op::Div | Op::Mod
+                ) {
+                    self.out.arith = true;
+                }
                 self.expr(&b.lhs_expr);
                 self.expr(&b.rhs_expr);
             }
