@@ -1370,13 +1370,21 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
+        // A local that fails does not stop the others, only those that
+        // use it (they would fail for the same reason).
+        let mut failed = vec![false; names.len()];
         for i in topo_order(&edges) {
+            if edges[i].iter().any(|&j| failed[j]) {
+                failed[i] = true;
+                continue;
+            }
             let (bi, an) = self.locals[&names[i]].clone();
             let a = self.blocks[bi].attrs[&an].clone();
-            if let Some(v) = self.eval(&a, &Repetition::default()) {
-                self.local_values.insert(names[i].clone(), v);
-            } else {
-                return;
+            match self.eval(&a, &Repetition::default()) {
+                Some(v) => {
+                    self.local_values.insert(names[i].clone(), v);
+                }
+                None => failed[i] = true,
             }
         }
     }
