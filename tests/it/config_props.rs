@@ -95,6 +95,10 @@ const TOKENS: &[&str] = &[
     "format(\"%",
     "10.0.0.0/8",
     "\"10.42.0.1\"",
+    " % 0",
+    " / 0",
+    " * 18446744073709551615",
+    "-9223372036854775808 % -1",
 ];
 
 #[derive(Debug, Clone)]
@@ -271,6 +275,8 @@ const ATTRS: &[&str] = &[
     "x",
 ];
 
+const OPS: &[&str] = &["+", "-", "*", "/", "%", "==", "!=", "<", ">=", "&&", "||"];
+
 fn expr() -> BoxedStrategy<String> {
     let leaf = prop_oneof![
         Just("\"host\"".to_string()),
@@ -280,6 +286,10 @@ fn expr() -> BoxedStrategy<String> {
         Just("null".to_string()),
         Just("true".to_string()),
         (-3i64..300).prop_map(|n| n.to_string()),
+        Just("0".to_string()),
+        Just("18446744073709551615".to_string()),
+        Just("-9223372036854775808".to_string()),
+        Just("1e308".to_string()),
         Just("1.5".to_string()),
         Just("string".to_string()),
         Just("list(number)".to_string()),
@@ -321,7 +331,10 @@ fn expr() -> BoxedStrategy<String> {
                     tg::config::functions::NAMES[f],
                     args.join(", ")
                 )),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+            (inner.clone(), 0..OPS.len(), inner.clone())
+                .prop_map(|(a, op, b)| format!("{a} {} {b}", OPS[op])),
+            inner.clone().prop_map(|a| format!("-{a}")),
+            inner.clone().prop_map(|a| format!("!{a}")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} == {b} ? {a} : {b}")),
             inner.clone().prop_map(|a| format!("\"x-${{{a}}}\"")),
             inner.clone().prop_map(|a| format!("[for v in {a} : v]")),
