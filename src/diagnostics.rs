@@ -143,7 +143,7 @@ impl Diagnostic {
     pub fn error(summary: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
-            summary: summary.into(),
+            summary: one_line(summary.into()),
             span: None,
             help: None,
             detail: None,
@@ -180,6 +180,23 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// A summary is one line even when it quotes user text (a label with a
+/// line break in it): control characters are written as escapes.
+fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .flat_map(|c| -> Vec<char> {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// A list of diagnostics gathered over one run; errors do not stop the
@@ -403,6 +420,12 @@ mod tests {
         let out = render(&d, &sources);
         assert!(out.contains("1 | \tx = \"a\u{2400}\""), "{out}");
         assert!(out.contains("  | \t      ^\n"), "{out}");
+    }
+
+    #[test]
+    fn summaries_stay_one_line() {
+        let d = Diagnostic::warning("invalid name `a\nb\u{1b}`");
+        assert_eq!(d.summary, "invalid name `a\\nb\\u{1b}`");
     }
 
     #[test]
