@@ -51,6 +51,11 @@ pub fn read_source(
             return None;
         }
     };
+    // Editors may save UTF-8 with a byte order mark: it is not content.
+    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     match String::from_utf8(bytes) {
         Ok(text) => {
             let nul = text.find('\0');
