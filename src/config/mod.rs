@@ -162,8 +162,15 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
     } else {
         msg
     };
+    let at = text[offset..].chars().next();
     let help = if msg.contains("nesting depth") {
         "nest expressions less deeply: give inner parts names in a `locals` block"
+    } else if at == Some('\'') {
+        "strings are written in double quotes: `\"host\"`"
+    } else if at == Some(':') {
+        "attributes are set with `=`: `name = value`"
+    } else if msg.ends_with("expected `]`") {
+        "separate list elements with `,`: `[a, b]`"
     } else {
         "check for a missing `=`, `}`, `]`, `)` or quote near here"
     };
