@@ -1827,7 +1827,8 @@ impl<'o> Evaluator<'o> {
                     );
                     continue;
                 }
-                let networks = self.eval_node_networks(ab, &rep, &addr);
+                let pkg = implicit.then(|| blocks[bi].label());
+                let networks = self.eval_node_networks(ab, &rep, &addr, pkg);
                 let Some(networks) = networks else { continue };
                 let fixed = match ab.attr("address") {
                     None => None,
@@ -1892,11 +1893,13 @@ impl<'o> Evaluator<'o> {
         }
     }
 
+    /// The networks of a node; `pkg` names the package of an implicit node.
     fn eval_node_networks(
         &mut self,
         b: &RawBlock,
         rep: &Repetition,
         addr: &InstanceAddr,
+        pkg: Option<&str>,
     ) -> Option<Vec<usize>> {
         let (attr, many) = match (b.attr("network").cloned(), b.attr("networks").cloned()) {
             (Some(_), Some(m)) => {
@@ -1922,13 +1925,19 @@ impl<'o> Evaluator<'o> {
                         None
                     }
                     _ => {
-                        self.err(
-                            Diagnostic::error(format!(
+                        let d = match pkg {
+                            None => Diagnostic::error(format!(
                                 "`{addr}` does not say which network it is on"
                             ))
-                            .at(b.span.clone())
                             .help("set `network = network.NAME` or `networks = [...]`"),
-                        );
+                            Some(p) => Diagnostic::error(format!(
+                                "package `{p}` has no `on`, and does not say which network its node `{addr}` is on"
+                            ))
+                            .help(format!(
+                                "add `requires {{ network = network.NAME }}` to package `{p}`, or install it on existing nodes with `on = [node.NAME]`"
+                            )),
+                        };
+                        self.err(d.at(b.span.clone()));
                         None
                     }
                 };
@@ -2199,11 +2208,20 @@ impl<'o> Evaluator<'o> {
             None => match profile.image.clone() {
                 Some(img) => img,
                 None => {
-                    self.err(
-                        Diagnostic::error(format!("`{addr}` has no image"))
-                            .at(ab.span.clone())
-                            .help("set `image = \"host\"` (or `debian:bookworm`, `dir:/path`), or a `profile` that has one"),
-                    );
+                    let d = if ab.kind == "requires" {
+                        let p = self.blocks[self.nodes[i].block].label().to_string();
+                        Diagnostic::error(format!(
+                            "package `{p}` has no `on`, and its node `{addr}` has no image"
+                        ))
+                        .help(format!(
+                            "add `requires {{ image = \"host\" }}` (or a `profile`) to package `{p}`, or install it on existing nodes with `on = [node.NAME]`"
+                        ))
+                    } else {
+                        Diagnostic::error(format!("`{addr}` has no image")).help(
+                            "set `image = \"host\"` (or `debian:bookworm`, `dir:/path`), or a `profile` that has one",
+                        )
+                    };
+                    self.err(d.at(ab.span.clone()));
                     return;
                 }
             },
