@@ -223,6 +223,8 @@ fn check_diagnostics(ds: &Diagnostics, sources: &SourceMap) -> Result<(), TestCa
 const NAMES: &[&str] = &[
     "a", "b", "lab", "edge", "web", "Bad_Name", "x-1", "nginx", "",
 ];
+/// Names that parse in a reference (`node.NAME`).
+const REF_NAMES: &[&str] = &["a", "b", "lab", "edge", "web", "nginx"];
 const BLOCKS: &[&str] = &[
     "testbed",
     "variable",
@@ -296,29 +298,27 @@ fn expr() -> BoxedStrategy<String> {
         Just("count.index".to_string()),
         Just("each.key".to_string()),
         Just("each.value".to_string()),
-        (0..NAMES.len()).prop_map(|i| format!("var.{}", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("local.{}", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("network.{}", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("node.{}", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("node.{}[*].address", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("node.{}[0].hostname", NAMES[i])),
-        (0..NAMES.len()).prop_map(|i| format!("package.{}.nodes", NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("var.{}", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("local.{}", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("network.{}", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("network.{}.cidr", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("network.{}[0]", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("node.{}", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("node.{}.address", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("node.{}[*].address", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("node.{}[0].hostname", REF_NAMES[i])),
+        (0..REF_NAMES.len()).prop_map(|i| format!("package.{}.nodes", REF_NAMES[i])),
         (0..NAMES.len()).prop_map(|i| format!("\"{}\"", NAMES[i])),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
-            prop::collection::vec((0..NAMES.len(), inner.clone()), 0..3).prop_map(|v| {
+            prop::collection::vec((0..REF_NAMES.len(), inner.clone()), 0..3).prop_map(|v| {
+                let mut seen = HashSet::new();
                 let kv: Vec<String> = v
                     .into_iter()
-                    .map(|(k, e)| format!("{} = {e}", NAMES[k].replace(['-', '_'], "")))
-                    .map(|s| {
-                        if s.starts_with(' ') {
-                            format!("k{s}")
-                        } else {
-                            s
-                        }
-                    })
+                    .filter(|(k, _)| seen.insert(*k))
+                    .map(|(k, e)| format!("{} = {e}", REF_NAMES[k]))
                     .collect();
                 format!("{{ {} }}", kv.join(", "))
             }),
@@ -367,6 +367,92 @@ fn block() -> impl Strategy<Value = String> {
                 inner.concat()
             )
         })
+}
+
+/// Declarations for the names generated references use.
+const PRELUDE: &str = r#"
+variable "a" {
+  default = 2
+}
+variable "b" {
+  default = "10.42.0.0/24"
+}
+locals {
+  lab = "host"
+  web = ["a", "b"]
+}
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+network "web" {}
+node "edge" {
+  count   = 2
+  image   = "host"
+  network = network.lab
+}
+node "web" {
+  for_each = toset(["a", "b"])
+  image    = "host"
+  network  = network.web
+}
+package "nginx" {
+  on = node.edge
+}
+"#;
+
+/// A block that follows the schema (right labels, known attributes and
+/// nested blocks) with random values: gets past decoding into evaluation.
+fn schema_block() -> impl Strategy<Value = String> {
+    use tg::config::decode::{BlockSchema, TOP_LEVEL};
+    fn attrs_of(schema: &BlockSchema) -> Vec<&'static str> {
+        match schema.attrs {
+            Some(a) => a.to_vec(),
+            None => vec!["a", "b", "edge", "x"],
+        }
+    }
+    fn render(
+        schema: &BlockSchema,
+        labels: &[usize],
+        picks: &[(usize, String)],
+        nested: &[(usize, Vec<(usize, String)>)],
+        indent: &str,
+    ) -> String {
+        let mut out = format!("{indent}{}", schema.kind);
+        for (i, _) in schema.labels.iter().enumerate() {
+            let l = labels.get(i).copied().unwrap_or(0) % NAMES.len();
+            let name = if schema.kind == "platform" && i == 0 {
+                ["ssh", "netns", "docker"][l % 3]
+            } else {
+                NAMES[l]
+            };
+            out.push_str(&format!(" \"{name}\""));
+        }
+        out.push_str(" {\n");
+        let attrs = attrs_of(schema);
+        let mut seen = HashSet::new();
+        for (a, e) in picks {
+            let name = attrs[a % attrs.len()];
+            if seen.insert(name) {
+                out.push_str(&format!("{indent}  {name} = {e}\n"));
+            }
+        }
+        if !schema.blocks.is_empty() {
+            for (b, inner) in nested {
+                let nb = schema.blocks[b % schema.blocks.len()];
+                out.push_str(&render(nb, labels, inner, &[], &format!("{indent}  ")));
+            }
+        }
+        out.push_str(&format!("{indent}}}\n"));
+        out
+    }
+    let picks = || prop::collection::vec((0usize..64, expr()), 0..5);
+    (
+        0..TOP_LEVEL.len(),
+        prop::collection::vec(0usize..64, 2),
+        picks(),
+        prop::collection::vec((0usize..8, picks()), 0..2),
+    )
+        .prop_map(|(k, labels, picks, nested)| render(&TOP_LEVEL[k], &labels, &picks, &nested, ""))
 }
 
 // ----- valid testbeds ----------------------------------------------------------
@@ -481,6 +567,17 @@ proptest! {
         let text = blocks.concat();
         let vars: Vec<String> = vars.into_iter().map(|(n, e)| format!("{}={e}", NAMES[n])).collect();
         load_and_check(&[("main.tg.hcl", text.as_bytes())], vars)?;
+    }
+
+    #[test]
+    fn schema_shaped_testbeds_never_panic(
+        prelude in any::<bool>(),
+        blocks in prop::collection::vec(schema_block(), 1..10),
+    ) {
+        // With the prelude, most references resolve and evaluation runs.
+        let mut text = if prelude { PRELUDE.to_string() } else { String::new() };
+        text.push_str(&blocks.concat());
+        load_and_check(&[("main.tg.hcl", text.as_bytes())], Vec::new())?;
     }
 
     #[test]
