@@ -78,7 +78,9 @@ impl SourceFile {
         while end > start && !self.text.is_char_boundary(end) {
             end -= 1;
         }
-        let column = self.text[start..end].chars().count() + 1;
+        // At the `\n` of a CRLF line break, the `\r` before it is part of
+        // the line break, not a column.
+        let column = self.text[start..end].trim_end_matches('\r').chars().count() + 1;
         Position {
             line: line_idx + 1,
             column,
@@ -410,6 +412,11 @@ mod tests {
         assert_eq!(f.position(3).column, 1);
         assert_eq!(f.position(5).column, 2);
         assert_eq!(f.line_text(2), "çd");
+        // CRLF: the `\n` is just past the line's last character.
+        let f = SourceFile::new("a.tg.hcl", "}\r\nx".to_string());
+        assert_eq!(f.position(2).column, 2);
+        assert_eq!(f.position(1).column, 2);
+        assert_eq!(f.position(3).line, 2);
     }
 
     #[test]

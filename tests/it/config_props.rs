@@ -209,7 +209,14 @@ fn check_diagnostics(ds: &Diagnostics, sources: &SourceMap) -> Result<(), TestCa
             let start = f.position(span.range.start);
             prop_assert!(start.line >= 1 && start.line <= lines);
             prop_assert!(start.column >= 1);
-            prop_assert!(start.column <= f.line_text(start.line).chars().count() + 1);
+            prop_assert!(
+                start.column <= f.line_text(start.line).chars().count() + 1,
+                "column {} past the end of line {} ({:?}): {}",
+                start.column,
+                start.line,
+                f.line_text(start.line),
+                d.summary
+            );
         }
         let _ = diagnostics::to_json(d, sources);
     }

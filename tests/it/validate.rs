@@ -149,6 +149,15 @@ fn inline_cases() -> Vec<Case> {
                 ),
             ],
         ),
+        // Regression: at the `\n` of a CRLF line break the column counted
+        // the `\r` (10:3 for a line holding only `}`).
+        case(
+            "inline_crlf_unclosed_block",
+            vec![(
+                "main.tg.hcl",
+                b"network \"lab\" {\r\n \r\nnode \"a\" {\r\n  image = \"host\"\r\n}\r\n".to_vec(),
+            )],
+        ),
         case(
             "inline_no_testbed_files",
             vec![("README.md", b"# no testbed here\n".to_vec())],
