@@ -163,6 +163,12 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
         msg
     };
     let at = text[offset..].chars().next();
+    if text[offset..].trim().is_empty() && !text.is_empty() {
+        // The parser ran off the end: something opened was never closed.
+        return Diagnostic::error(format!("syntax error: unexpected end of file ({msg})"))
+            .at(Span::new(file, offset..offset + 1))
+            .help("a block, list, object, `(` or string is not closed: check that every `{`, `[`, `(` and `\"` above has its closing pair");
+    }
     let help = if msg.contains("nesting depth") {
         "nest expressions less deeply: give inner parts names in a `locals` block"
     } else if at == Some('\'') {
