@@ -658,9 +658,11 @@ impl<'o> Evaluator<'o> {
                 Diagnostic::error(format!("unknown {kind} `{}.{name}`", r.root)).at(r.span.clone());
             d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
                 Some(s) => d.help(format!("did you mean `{}.{s}`?", r.root)),
-                None if candidates.is_empty() => {
-                    d.help(format!("no {kind} is declared: declare it first"))
-                }
+                None if candidates.is_empty() => d.help(match kind {
+                    "local" => format!("no local value is declared: declare it in a `locals` block: `{name} = ...`"),
+                    "variable" => format!("no variable is declared: declare it with `variable \"{name}\" {{ ... }}`"),
+                    k => format!("no {k} is declared: declare it with `{k} \"{name}\" {{ ... }}`"),
+                }),
                 None => d.help(format!("declared: {}", candidates.join(", "))),
             };
             return Some(d);
