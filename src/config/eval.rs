@@ -1664,9 +1664,13 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
-        // Pool CIDRs for the rest, in declaration order.
+        // Pool CIDRs for the rest: first every network keeps the /24 state
+        // recorded for it (when still free), so a network added before an
+        // existing one cannot take its range; then the others get the
+        // first free /24, in declaration order.
         pending.sort_by_key(|&i| (self.nets[i].block, i));
         let mut taken: Vec<Ipv4Net> = self.nets.iter().filter_map(|n| n.cidr).collect();
+        let mut rest = Vec::new();
         for i in pending {
             let prior = self
                 .opts
@@ -1674,7 +1678,16 @@ impl<'o> Evaluator<'o> {
                 .network_cidrs
                 .get(&self.nets[i].addr)
                 .copied();
-            match ipam::pick_pool_cidr(&taken, prior) {
+            match prior.filter(|p| !taken.iter().any(|t| ipam::overlaps(t, p))) {
+                Some(c) => {
+                    taken.push(c);
+                    self.nets[i].cidr = Some(c);
+                }
+                None => rest.push(i),
+            }
+        }
+        for i in rest {
+            match ipam::pick_pool_cidr(&taken, None) {
                 Some(c) => {
                     taken.push(c);
                     self.nets[i].cidr = Some(c);

@@ -896,3 +896,34 @@ fn warnings_are_shown_and_exit_zero() {
     assert_eq!(doc["valid"], json!(true));
     assert_eq!(doc["warning_count"], json!(2));
 }
+
+/// Regression: a new network without `cidr`, declared before an existing
+/// one, took the existing network's recorded /24 (pool CIDRs were handed
+/// out in declaration order, each looking at its own record only).
+#[test]
+fn ipam_pool_keeps_recorded_cidrs_when_a_network_is_added_before() {
+    let (_d, mut opts) = inline(
+        r#"
+network "new" {}
+network "old" {}
+node "x" {
+  image   = "host"
+  network = network.old
+}
+"#,
+    );
+    opts.prior = Prior {
+        network_cidrs: BTreeMap::from([(
+            "network.old".parse().unwrap(),
+            "10.200.0.0/24".parse().unwrap(),
+        )]),
+        node_addresses: BTreeMap::from([(
+            "node.x".parse().unwrap(),
+            BTreeMap::from([("old".to_string(), "10.200.0.2".parse().unwrap())]),
+        )]),
+    };
+    let tb = load_with(opts);
+    assert_eq!(attr(&tb, "network.old", "cidr"), json!("10.200.0.0/24"));
+    assert_eq!(attr(&tb, "network.new", "cidr"), json!("10.200.1.0/24"));
+    assert_eq!(attr(&tb, "node.x", "address"), json!("10.200.0.2"));
+}
