@@ -376,6 +376,53 @@ fn block() -> impl Strategy<Value = String> {
         })
 }
 
+/// Function arguments: edge cases of every type.
+fn arg_value() -> BoxedStrategy<String> {
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("0".to_string()),
+        Just("-1".to_string()),
+        Just("1.5".to_string()),
+        Just("-0.5".to_string()),
+        Just("1e308".to_string()),
+        Just("-1e308".to_string()),
+        Just("18446744073709551615".to_string()),
+        Just("-9223372036854775808".to_string()),
+        Just("4294967296".to_string()),
+        Just("\"\"".to_string()),
+        Just("\"10.42.0.0/24\"".to_string()),
+        Just("\"10.42.0.0/0\"".to_string()),
+        Just("\"0.0.0.0/32\"".to_string()),
+        Just("\"fd00::/64\"".to_string()),
+        Just("\"%\"".to_string()),
+        Just("\"%[9]d %*d %.999999f %-+#0v\"".to_string()),
+        Just("\"é🦀\\u0000\"".to_string()),
+        Just("\"{\\\"a\\\": [1, 2]}\"".to_string()),
+        Just("\"[[[[\"".to_string()),
+        Just("\"/etc/hostname\"".to_string()),
+        Just("\"~/nope\"".to_string()),
+        Just("\".\"".to_string()),
+        Just("\"HOME\"".to_string()),
+        "[a-z%,.:/ -]{0,12}".prop_map(|s| format!("\"{s}\"")),
+        (-1000i64..1000).prop_map(|n| n.to_string()),
+    ];
+    leaf.prop_recursive(2, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+            prop::collection::vec(inner, 0..3).prop_map(|v| {
+                let kv: Vec<String> = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| format!("k{i} = {e}"))
+                    .collect();
+                format!("{{ {} }}", kv.join(", "))
+            }),
+        ]
+    })
+    .boxed()
+}
+
 /// Declarations for the names generated references use.
 const PRELUDE: &str = r#"
 variable "a" {
@@ -584,6 +631,19 @@ proptest! {
         // With the prelude, most references resolve and evaluation runs.
         let mut text = if prelude { PRELUDE.to_string() } else { String::new() };
         text.push_str(&blocks.concat());
+        load_and_check(&[("main.tg.hcl", text.as_bytes())], Vec::new())?;
+    }
+
+    #[test]
+    fn functions_with_any_arguments_never_panic(
+        f in 0..tg::config::functions::NAMES.len(),
+        args in prop::collection::vec(arg_value(), 0..5),
+    ) {
+        let text = format!(
+            "output \"o\" {{\n  value = {}({})\n}}\n",
+            tg::config::functions::NAMES[f],
+            args.join(", ")
+        );
         load_and_check(&[("main.tg.hcl", text.as_bytes())], Vec::new())?;
     }
 
