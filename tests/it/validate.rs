@@ -240,6 +240,26 @@ fn check_positions(stderr: &str, case: &Case) {
     }
 }
 
+/// Messages are lowercase and end without a period; help lines too.
+fn check_style(stderr: &str, case: &Case) {
+    for line in stderr.lines() {
+        let text = match line.split_once("error: ").or(line.split_once("help: ")) {
+            Some((_, t)) => t,
+            None => continue,
+        };
+        assert!(
+            !text.starts_with(|c: char| c.is_ascii_uppercase()),
+            "{}: message starts uppercase: {text}",
+            case.name
+        );
+        assert!(
+            !text.ends_with('.'),
+            "{}: message ends with a period: {text}",
+            case.name
+        );
+    }
+}
+
 #[test]
 fn invalid_testbeds_report_errors_and_match_snapshots() {
     let cases = all_invalid_cases();
@@ -269,6 +289,7 @@ fn invalid_testbeds_report_errors_and_match_snapshots() {
             case.name
         );
         check_positions(&stderr, case);
+        check_style(&stderr, case);
         let shown = format!(
             "exit: {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
             run.code()
