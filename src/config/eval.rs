@@ -770,7 +770,15 @@ impl<'o> Evaluator<'o> {
 
     /// The block-level reference graph: `local.x`, `network.x`, `node.x`,
     /// `package.x` and what each refers to.
-    fn block_graph(&self) -> (Vec<(String, Span)>, Vec<Vec<usize>>) {
+    /// Also returns, for each edge, where its first reference is written.
+    #[allow(clippy::type_complexity)]
+    fn block_graph(
+        &self,
+    ) -> (
+        Vec<(String, Span)>,
+        Vec<Vec<usize>>,
+        HashMap<(usize, usize), Span>,
+    ) {
         let mut ids: IndexMap<String, Span> = IndexMap::new();
         for (name, (bi, an)) in &self.locals {
             ids.insert(
@@ -786,7 +794,11 @@ impl<'o> Evaluator<'o> {
             }
         }
         let mut edges = vec![Vec::new(); ids.len()];
-        let add = |from: &str, r: &Reference, edges: &mut Vec<Vec<usize>>| {
+        let mut spans: HashMap<(usize, usize), Span> = HashMap::new();
+        let add = |from: &str,
+                   r: &Reference,
+                   edges: &mut Vec<Vec<usize>>,
+                   spans: &mut HashMap<(usize, usize), Span>| {
             let Some(name) = &r.name else { return };
             let to = format!("{}.{name}", r.root);
             let to = if r.root == "node" && !ids.contains_key(&to) {
@@ -802,13 +814,14 @@ impl<'o> Evaluator<'o> {
             if let (Some(f), Some(t)) = (ids.get_index_of(from), ids.get_index_of(&to)) {
                 if !edges[f].contains(&t) {
                     edges[f].push(t);
+                    spans.insert((f, t), r.span.clone());
                 }
             }
         };
         for (name, (bi, an)) in &self.locals {
             let a = &self.blocks[*bi].attrs[an];
             for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                add(&format!("local.{name}"), &r, &mut edges);
+                add(&format!("local.{name}"), &r, &mut edges, &mut spans);
             }
         }
         for kind in ["network", "node", "package"] {
@@ -826,35 +839,41 @@ impl<'o> Evaluator<'o> {
                     if a.name == "depends_on" {
                         if let Ok(list) = refs::static_list(a.expr_span.file, &a.expr) {
                             for (r, _) in list {
-                                add(&from, &r, &mut edges);
+                                add(&from, &r, &mut edges, &mut spans);
                             }
                         }
                     } else {
                         for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                            add(&from, &r, &mut edges);
+                            add(&from, &r, &mut edges, &mut spans);
                         }
                     }
                 }
             }
         }
-        (ids.into_iter().collect(), edges)
+        (ids.into_iter().collect(), edges, spans)
     }
 
     fn check_cycles(&mut self) {
-        let (ids, edges) = self.block_graph();
+        let (ids, edges, spans) = self.block_graph();
         for cycle in find_cycles(&edges) {
             let path: Vec<&str> = cycle.iter().map(|&i| ids[i].0.as_str()).collect();
             let first = cycle[0];
             let mut shown = path.join(" -> ");
             shown.push_str(" -> ");
             shown.push_str(path[0]);
+            // Point at the reference that starts the cycle.
+            let next = cycle.get(1).copied().unwrap_or(first);
+            let at = spans
+                .get(&(first, next))
+                .cloned()
+                .unwrap_or_else(|| ids[first].1.clone());
             let d = if cycle.len() == 1 {
                 Diagnostic::error(format!("`{}` refers to itself", path[0]))
-                    .at(ids[first].1.clone())
+                    .at(at)
                     .help("remove the reference to itself")
             } else {
                 Diagnostic::error(format!("dependency cycle: {shown}"))
-                    .at(ids[first].1.clone())
+                    .at(at)
                     .detail(
                         cycle
                             .iter()
