@@ -620,9 +620,15 @@ impl<'o> Evaluator<'o> {
                 ];
                 let mut d =
                     Diagnostic::error(format!("unknown reference `{other}`")).at(r.span.clone());
-                d = match did_you_mean(other, roots) {
+                d = match (other, did_you_mean(other, roots)) {
+                    ("profile" | "platform", _) => d.help(format!(
+                        "a {other} is named with a string: write `{other} = \"{}\"`",
+                        r.name.as_deref().unwrap_or("NAME")
+                    )),
+                    (_, s) => match s {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("references start with `var.`, `local.`, `network.`, `node.` or `package.`; a string needs quotes"),
+                    },
                 };
                 return Some(d);
             }
@@ -734,11 +740,23 @@ impl<'o> Evaluator<'o> {
 
     fn check_depends_on(&mut self, b: &RawBlock, a: &RawAttr) {
         match refs::static_list(a.expr_span.file, &a.expr) {
-            Err(span) => self.err(
-                Diagnostic::error("`depends_on` takes a list of resources")
-                    .at(span)
-                    .help("write `depends_on = [node.edge, network.lab]`"),
-            ),
+            Err(span) => {
+                let quoted = self
+                    .sources
+                    .get(span.file)
+                    .text
+                    .get(span.range.clone())
+                    .is_some_and(|t| t.starts_with('"'));
+                self.err(
+                    Diagnostic::error("`depends_on` takes a list of resources")
+                        .at(span)
+                        .help(if quoted {
+                            "write the resources without quotes: `depends_on = [node.edge, network.lab]`"
+                        } else {
+                            "write `depends_on = [node.edge, network.lab]`"
+                        }),
+                )
+            }
             Ok(list) => {
                 for (r, _) in list {
                     let allow = Allow {
@@ -2017,9 +2035,13 @@ impl<'o> Evaluator<'o> {
                             types::describe(&item)
                         ))
                         .at(attr.expr_span.clone())
-                        .help(
-                            "a network with `count` or `for_each` needs an index: `network.lab[0]`",
-                        ),
+                        .help(match &item {
+                            Value::String(name) => format!(
+                                "write a reference, without quotes: `network.{name}`"
+                            ),
+                            _ => "a network with `count` or `for_each` needs an index: `network.lab[0]`"
+                                .to_string(),
+                        }),
                     );
                     return None;
                 }
@@ -2613,7 +2635,8 @@ impl<'o> Evaluator<'o> {
                 Diagnostic::error(format!(
                     "`on` takes nodes, such as `[node.edge]`, found {b}"
                 ))
-                .at(a.expr_span.clone()),
+                .at(a.expr_span.clone())
+                .help("write node references, without quotes: `on = [node.edge, node.web[\"a\"]]`"),
             );
             return None;
         }
