@@ -78,7 +78,9 @@ impl SourceFile {
         while end > start && !self.text.is_char_boundary(end) {
             end -= 1;
         }
-        let column = self.text[start..end].chars().count() + 1;
+        // At the `\n` of a CRLF line break, the `\r` before it is part of
+        // the line break, not a column.
+        let column = self.text[start..end].trim_end_matches('\r').chars().count() + 1;
         Position {
             line: line_idx + 1,
             column,
@@ -143,7 +145,7 @@ impl Diagnostic {
     pub fn error(summary: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
-            summary: summary.into(),
+            summary: one_line(summary.into()),
             span: None,
             help: None,
             detail: None,
@@ -180,6 +182,23 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// A summary is one line even when it quotes user text (a label with a
+/// line break in it): control characters are written as escapes.
+fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .flat_map(|c| -> Vec<char> {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// A list of diagnostics gathered over one run; errors do not stop the
@@ -260,18 +279,24 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
             let line = file.line_text(pos.line);
             let gutter = pos.line.to_string();
             let _ = writeln!(out, "{:w$} |", "", w = gutter.len());
-            let _ = writeln!(out, "{gutter} | {line}");
+            let _ = writeln!(out, "{gutter} | {}", visible(line));
             let end = file.position(span.range.end.max(span.range.start + 1));
             let width = if end.line == pos.line {
                 end.column.saturating_sub(pos.column).max(1)
             } else {
                 line.chars().count().saturating_sub(pos.column - 1).max(1)
             };
+            // Tabs stay tabs under the line, so the caret lines up however
+            // wide the terminal shows them.
+            let indent: String = line
+                .chars()
+                .take(pos.column - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             let _ = writeln!(
                 out,
-                "{:w$} | {}{}",
+                "{:w$} | {indent}{}",
                 "",
-                " ".repeat(pos.column - 1),
                 "^".repeat(width),
                 w = gutter.len()
             );
@@ -295,6 +320,24 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
         }
     }
     out
+}
+
+/// A source line as it can be printed: control characters (a NUL, an
+/// escape) become their visible Unicode pictures (`␀`), one character each.
+fn visible(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return line.into();
+    }
+    line.chars()
+        .map(|c| match c {
+            '\t' => c,
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+            '\u{7f}' => '\u{2421}',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Render all diagnostics followed by a one-line count.
@@ -369,6 +412,27 @@ mod tests {
         assert_eq!(f.position(3).column, 1);
         assert_eq!(f.position(5).column, 2);
         assert_eq!(f.line_text(2), "çd");
+        // CRLF: the `\n` is just past the line's last character.
+        let f = SourceFile::new("a.tg.hcl", "}\r\nx".to_string());
+        assert_eq!(f.position(2).column, 2);
+        assert_eq!(f.position(1).column, 2);
+        assert_eq!(f.position(3).line, 2);
+    }
+
+    #[test]
+    fn render_shows_control_characters_and_keeps_tabs_under_the_caret() {
+        let mut sources = SourceMap::default();
+        let id = sources.add(SourceFile::new("a.tg.hcl", "\tx = \"a\0\"\n".to_string()));
+        let d = Diagnostic::error("file contains a NUL byte").at(Span::new(id, 7..8));
+        let out = render(&d, &sources);
+        assert!(out.contains("1 | \tx = \"a\u{2400}\""), "{out}");
+        assert!(out.contains("  | \t      ^\n"), "{out}");
+    }
+
+    #[test]
+    fn summaries_stay_one_line() {
+        let d = Diagnostic::warning("invalid name `a\nb\u{1b}`");
+        assert_eq!(d.summary, "invalid name `a\\nb\\u{1b}`");
     }
 
     #[test]

@@ -205,6 +205,16 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
     },
 ];
 
+/// "a `node` block", "an `output` block".
+fn a_block(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} `{kind}` block")
+}
+
 pub fn span_of(file: FileId, item: &impl hcl_edit::Span) -> Span {
     Span::new(file, item.span().unwrap_or(0..0))
 }
@@ -275,6 +285,7 @@ fn decode_block(
 ) -> Option<RawBlock> {
     let span = header_span(file, &b);
     let kind = schema.kind;
+    let a_kind = a_block(kind);
     let labels: Vec<String> = b
         .labels
         .iter()
@@ -285,10 +296,10 @@ fn decode_block(
         .collect();
     if labels.len() != schema.labels.len() {
         let want = match schema.labels.len() {
-            0 => format!("a `{kind}` block takes no labels"),
-            1 => format!("a `{kind}` block takes one label, its {}", schema.labels[0]),
+            0 => format!("{a_kind} takes no labels"),
+            1 => format!("{a_kind} takes one label, its {}", schema.labels[0]),
             _ => format!(
-                "a `{kind}` block takes {} labels: {}",
+                "{a_kind} takes {} labels: {}",
                 schema.labels.len(),
                 schema.labels.join(", ")
             ),
@@ -332,15 +343,12 @@ fn decode_block(
                 let name = name.as_str();
                 if let Some(allowed) = schema.attrs {
                     if !allowed.contains(&name) {
-                        let mut d = Diagnostic::error(format!(
-                            "unknown attribute `{name}` in a `{kind}` block"
-                        ))
-                        .at(span_of(file, &a.key));
+                        let mut d =
+                            Diagnostic::error(format!("unknown attribute `{name}` in {a_kind}"))
+                                .at(span_of(file, &a.key));
                         d = match did_you_mean(name, allowed.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None => {
-                                d.help(format!("a `{kind}` block takes: {}", allowed.join(", ")))
-                            }
+                            None => d.help(format!("{a_kind} takes: {}", allowed.join(", "))),
                         };
                         diags.push(d);
                         continue;
@@ -376,18 +384,17 @@ fn decode_block(
                         }
                     }
                     None => {
-                        let mut d = Diagnostic::error(format!(
-                            "unknown block `{ikind}` in a `{kind}` block"
-                        ))
-                        .at(span_of(file, &inner.ident));
+                        let mut d =
+                            Diagnostic::error(format!("unknown block `{ikind}` in {a_kind}"))
+                                .at(span_of(file, &inner.ident));
                         let names = schema.blocks.iter().map(|s| s.kind);
                         d = match did_you_mean(ikind, names.clone()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None if schema.blocks.is_empty() => {
-                                d.help(format!("a `{kind}` block has no nested blocks"))
+                                d.help(format!("{a_kind} has no nested blocks"))
                             }
                             None => d.help(format!(
-                                "a `{kind}` block takes the blocks: {}",
+                                "{a_kind} takes the blocks: {}",
                                 names.collect::<Vec<_>>().join(", ")
                             )),
                         };
@@ -405,11 +412,9 @@ fn decode_block(
     for req in schema.required {
         if !raw.attrs.contains_key(*req) {
             diags.push(
-                Diagnostic::error(format!(
-                    "missing required attribute `{req}` in a `{kind}` block"
-                ))
-                .at(span.clone())
-                .help(format!("add `{req} = ...` to the block")),
+                Diagnostic::error(format!("missing required attribute `{req}` in {a_kind}"))
+                    .at(span.clone())
+                    .help(format!("add `{req} = ...` to the block")),
             );
         }
     }

@@ -18,6 +18,7 @@ use indexmap::IndexMap;
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
+use super::checked;
 use super::decode::{RawAttr, RawBlock};
 use super::functions;
 use super::ipam::{self, NetAlloc, Refused};
@@ -166,6 +167,18 @@ struct Profile {
     platform: Option<String>,
 }
 
+/// How far [`Evaluator::run`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Every stage: a testbed, or every error found.
+    Full,
+    /// Declarations, references, functions and cycles only (the files had
+    /// schema errors: evaluating would mostly report their consequences).
+    StaticChecks,
+    /// Nothing (a file could not be read or parsed).
+    Nothing,
+}
+
 pub(super) struct Evaluator<'o> {
     opts: &'o LoadOptions,
     pub sources: SourceMap,
@@ -252,12 +265,19 @@ impl<'o> Evaluator<'o> {
             .unwrap_or_default()
     }
 
-    /// Run every stage; errors accumulate in `self.diags`.
-    pub fn run(mut self) -> (Option<Testbed>, Diagnostics, SourceMap) {
+    /// Run the stages `mode` asks for; errors accumulate in `self.diags`.
+    pub fn run(mut self, mode: Mode) -> (Option<Testbed>, Diagnostics, SourceMap) {
+        if mode == Mode::Nothing {
+            return (None, self.diags, self.sources);
+        }
         self.declare();
         self.check_all_references();
         if !self.diags.has_errors() {
             self.check_cycles();
+        }
+        if mode == Mode::StaticChecks {
+            self.diags.sort();
+            return (None, self.diags, self.sources);
         }
         if !self.diags.has_errors() {
             self.eval_variables();
@@ -390,10 +410,21 @@ impl<'o> Evaluator<'o> {
             }
             map.insert(name, i);
         }
-        // A node and a package's implicit node must not clash.
+        // A node and a package's implicit node must not clash, nor two
+        // packages' implicit nodes (`python3.11` and `python3-11`).
+        let mut implicit_of: HashMap<String, String> = HashMap::new();
         for (pkg, &bi) in self.declared("package").cloned().unwrap_or_default().iter() {
             if blocks[bi].attr("on").is_none() {
                 let implicit = implicit_node_name(pkg);
+                if let Some(other) = implicit_of.insert(implicit.clone(), pkg.clone()) {
+                    let d = Diagnostic::error(format!(
+                        "packages `{other}` and `{pkg}` have no `on`, and would both get the node `{implicit}`"
+                    ))
+                    .at(blocks[bi].span.clone())
+                    .help("add `on = [...]` to one of them");
+                    self.err(d);
+                    continue;
+                }
                 if self.is_declared("node", &implicit) {
                     let d = Diagnostic::error(format!(
                         "package `{pkg}` has no `on`, and its node `{implicit}` clashes with a node of that name"
@@ -589,9 +620,15 @@ impl<'o> Evaluator<'o> {
                 ];
                 let mut d =
                     Diagnostic::error(format!("unknown reference `{other}`")).at(r.span.clone());
-                d = match did_you_mean(other, roots) {
+                d = match (other, did_you_mean(other, roots)) {
+                    ("profile" | "platform", _) => d.help(format!(
+                        "a {other} is named with a string: write `{other} = \"{}\"`",
+                        r.name.as_deref().unwrap_or("NAME")
+                    )),
+                    (_, s) => match s {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("references start with `var.`, `local.`, `network.`, `node.` or `package.`; a string needs quotes"),
+                    },
                 };
                 return Some(d);
             }
@@ -627,9 +664,11 @@ impl<'o> Evaluator<'o> {
                 Diagnostic::error(format!("unknown {kind} `{}.{name}`", r.root)).at(r.span.clone());
             d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
                 Some(s) => d.help(format!("did you mean `{}.{s}`?", r.root)),
-                None if candidates.is_empty() => {
-                    d.help(format!("no {kind} is declared: declare it first"))
-                }
+                None if candidates.is_empty() => d.help(match kind {
+                    "local" => format!("no local value is declared: declare it in a `locals` block: `{name} = ...`"),
+                    "variable" => format!("no variable is declared: declare it with `variable \"{name}\" {{ ... }}`"),
+                    k => format!("no {k} is declared: declare it with `{k} \"{name}\" {{ ... }}`"),
+                }),
                 None => d.help(format!("declared: {}", candidates.join(", "))),
             };
             return Some(d);
@@ -643,10 +682,13 @@ impl<'o> Evaluator<'o> {
             };
             return not_here(&format!("{}.{name}", r.root), why);
         }
+        if let Some(d) = self.check_indexing(r, kind, name) {
+            return Some(d);
+        }
         if let Some(at) = &r.attr {
             if !attrs.is_empty() && !attrs.contains(&at.as_str()) {
                 let mut d = Diagnostic::error(format!("a {kind} has no attribute `{at}`"))
-                    .at(r.span.clone());
+                    .at(r.attr_span.clone().unwrap_or_else(|| r.span.clone()));
                 d = match did_you_mean(at, attrs.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help(format!("a {kind} has: {}", attrs.join(", "))),
@@ -657,13 +699,64 @@ impl<'o> Evaluator<'o> {
         None
     }
 
+    /// `node.edge.address` of a node with `count` (a list: it needs an
+    /// index), and `node.one[0]` of a node without `count` or `for_each`.
+    fn check_indexing(&self, r: &Reference, kind: &str, name: &str) -> Option<Diagnostic> {
+        if !matches!(kind, "node" | "network") || r.splat {
+            return None;
+        }
+        let block = self
+            .declared(kind)
+            .and_then(|m| m.get(name))
+            .map(|&bi| &self.blocks[bi])?;
+        let attr = r.attr.as_deref().unwrap_or("id");
+        let repeated = ["count", "for_each"]
+            .into_iter()
+            .find(|a| block.attrs.contains_key(*a));
+        match (repeated, r.indexed) {
+            (Some(rep), false) if r.attr.is_some() => {
+                let one = if rep == "count" { "[0]" } else { "[\"KEY\"]" };
+                Some(
+                    Diagnostic::error(format!(
+                        "`{kind}.{name}` has `{rep}`: it is a {} of instances, not one",
+                        if rep == "count" { "list" } else { "map" }
+                    ))
+                    .at(r.attr_span.clone().unwrap_or_else(|| r.span.clone()))
+                    .help(format!(
+                        "refer to one instance, such as `{kind}.{name}{one}.{attr}`, or to all with `{kind}.{name}[*].{attr}`"
+                    )),
+                )
+            }
+            (None, true) => Some(
+                Diagnostic::error(format!(
+                    "`{kind}.{name}` has no `count` or `for_each`: it is one instance, not a list"
+                ))
+                .at(r.span.clone())
+                .help(format!("write `{kind}.{name}.{attr}`, without an index")),
+            ),
+            _ => None,
+        }
+    }
+
     fn check_depends_on(&mut self, b: &RawBlock, a: &RawAttr) {
         match refs::static_list(a.expr_span.file, &a.expr) {
-            Err(span) => self.err(
-                Diagnostic::error("`depends_on` takes a list of resources")
-                    .at(span)
-                    .help("write `depends_on = [node.edge, network.lab]`"),
-            ),
+            Err(span) => {
+                let quoted = self
+                    .sources
+                    .get(span.file)
+                    .text
+                    .get(span.range.clone())
+                    .is_some_and(|t| t.starts_with('"'));
+                self.err(
+                    Diagnostic::error("`depends_on` takes a list of resources")
+                        .at(span)
+                        .help(if quoted {
+                            "write the resources without quotes: `depends_on = [node.edge, network.lab]`"
+                        } else {
+                            "write `depends_on = [node.edge, network.lab]`"
+                        }),
+                )
+            }
             Ok(list) => {
                 for (r, _) in list {
                     let allow = Allow {
@@ -695,7 +788,15 @@ impl<'o> Evaluator<'o> {
 
     /// The block-level reference graph: `local.x`, `network.x`, `node.x`,
     /// `package.x` and what each refers to.
-    fn block_graph(&self) -> (Vec<(String, Span)>, Vec<Vec<usize>>) {
+    /// Also returns, for each edge, where its first reference is written.
+    #[allow(clippy::type_complexity)]
+    fn block_graph(
+        &self,
+    ) -> (
+        Vec<(String, Span)>,
+        Vec<Vec<usize>>,
+        HashMap<(usize, usize), Span>,
+    ) {
         let mut ids: IndexMap<String, Span> = IndexMap::new();
         for (name, (bi, an)) in &self.locals {
             ids.insert(
@@ -711,7 +812,11 @@ impl<'o> Evaluator<'o> {
             }
         }
         let mut edges = vec![Vec::new(); ids.len()];
-        let add = |from: &str, r: &Reference, edges: &mut Vec<Vec<usize>>| {
+        let mut spans: HashMap<(usize, usize), Span> = HashMap::new();
+        let add = |from: &str,
+                   r: &Reference,
+                   edges: &mut Vec<Vec<usize>>,
+                   spans: &mut HashMap<(usize, usize), Span>| {
             let Some(name) = &r.name else { return };
             let to = format!("{}.{name}", r.root);
             let to = if r.root == "node" && !ids.contains_key(&to) {
@@ -727,13 +832,14 @@ impl<'o> Evaluator<'o> {
             if let (Some(f), Some(t)) = (ids.get_index_of(from), ids.get_index_of(&to)) {
                 if !edges[f].contains(&t) {
                     edges[f].push(t);
+                    spans.insert((f, t), r.span.clone());
                 }
             }
         };
         for (name, (bi, an)) in &self.locals {
             let a = &self.blocks[*bi].attrs[an];
             for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                add(&format!("local.{name}"), &r, &mut edges);
+                add(&format!("local.{name}"), &r, &mut edges, &mut spans);
             }
         }
         for kind in ["network", "node", "package"] {
@@ -751,35 +857,41 @@ impl<'o> Evaluator<'o> {
                     if a.name == "depends_on" {
                         if let Ok(list) = refs::static_list(a.expr_span.file, &a.expr) {
                             for (r, _) in list {
-                                add(&from, &r, &mut edges);
+                                add(&from, &r, &mut edges, &mut spans);
                             }
                         }
                     } else {
                         for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                            add(&from, &r, &mut edges);
+                            add(&from, &r, &mut edges, &mut spans);
                         }
                     }
                 }
             }
         }
-        (ids.into_iter().collect(), edges)
+        (ids.into_iter().collect(), edges, spans)
     }
 
     fn check_cycles(&mut self) {
-        let (ids, edges) = self.block_graph();
+        let (ids, edges, spans) = self.block_graph();
         for cycle in find_cycles(&edges) {
             let path: Vec<&str> = cycle.iter().map(|&i| ids[i].0.as_str()).collect();
             let first = cycle[0];
             let mut shown = path.join(" -> ");
             shown.push_str(" -> ");
             shown.push_str(path[0]);
+            // Point at the reference that starts the cycle.
+            let next = cycle.get(1).copied().unwrap_or(first);
+            let at = spans
+                .get(&(first, next))
+                .cloned()
+                .unwrap_or_else(|| ids[first].1.clone());
             let d = if cycle.len() == 1 {
                 Diagnostic::error(format!("`{}` refers to itself", path[0]))
-                    .at(ids[first].1.clone())
+                    .at(at)
                     .help("remove the reference to itself")
             } else {
                 Diagnostic::error(format!("dependency cycle: {shown}"))
-                    .at(ids[first].1.clone())
+                    .at(at)
                     .detail(
                         cycle
                             .iter()
@@ -805,8 +917,14 @@ impl<'o> Evaluator<'o> {
             return Some(v);
         }
         let found = refs::scan(a.expr_span.file, &a.expr);
-        let expr = hcl::Expression::from(a.expr.clone());
-        if found.is_static() {
+        let expr = if found.arith {
+            let mut e = a.expr.clone();
+            checked::rewrite(&mut e);
+            hcl::Expression::from(e)
+        } else {
+            hcl::Expression::from(a.expr.clone())
+        };
+        if found.is_static() && !found.arith {
             return match expr.evaluate(&hcl::eval::Context::new()) {
                 Ok(v) => Some(v),
                 Err(e) => {
@@ -864,6 +982,9 @@ impl<'o> Evaluator<'o> {
             ctx.declare_var("each", Value::Object(m));
         }
         functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
+        if found.arith {
+            checked::declare(&mut ctx);
+        }
         let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
         match result {
             Ok(v) => Some(v),
@@ -907,13 +1028,18 @@ impl<'o> Evaluator<'o> {
         match f(&v) {
             Some(t) => Some(t),
             None => {
+                let name = &a.name;
+                let help = match want {
+                    "true or false" => format!("write `{name} = true` or `{name} = false`"),
+                    _ => format!("write `{name} = \"...\"`"),
+                };
                 self.err(
                     Diagnostic::error(format!(
-                        "`{}` must be {want}, found {}",
-                        a.name,
+                        "`{name}` must be {want}, found {}",
                         types::describe(&v)
                     ))
-                    .at(a.expr_span.clone()),
+                    .at(a.expr_span.clone())
+                    .help(help),
                 );
                 None
             }
@@ -931,7 +1057,17 @@ impl<'o> Evaluator<'o> {
 
     fn eval_bool(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<bool> {
         let a = b.attr(name)?;
-        self.eval_typed(a, rep, "true or false", |v| v.as_bool())
+        let v = self.eval_typed(a, rep, "true or false", |v| v.as_bool());
+        if v.is_none() {
+            if let Some(d) = self.diags.0.last_mut() {
+                if d.help.is_none() && d.span.as_ref() == Some(&a.expr_span) {
+                    d.help = Some(format!(
+                        "write `{name} = true` or `{name} = false`, without quotes"
+                    ));
+                }
+            }
+        }
+        v
     }
 
     fn eval_labels(&mut self, b: &RawBlock, rep: &Repetition) -> Option<BTreeMap<String, String>> {
@@ -1075,12 +1211,16 @@ impl<'o> Evaluator<'o> {
             if self.eval_bool(b, "sensitive", &Repetition::default()) == Some(true) {
                 self.sensitive_vars.insert(name.clone());
             }
+            // Where a wrong value is pointed at: the value in a variable
+            // file or the default; else (`-var`, `TG_VAR_`) the block.
+            let mut value_span: Option<Span> = None;
             let (value, origin): (Option<Value>, String) = if let Some(raw) = cli_values.get(name) {
                 self.var_raw.insert(name.clone(), raw.clone());
                 (Some(raw_value(raw, &ty)), format!("`-var {name}=...`"))
             } else if let Some((v, span)) = file_values.get(name) {
                 self.var_raw.insert(name.clone(), v.to_string());
-                (Some(v.clone()), self.loc(span))
+                value_span = Some(span.clone());
+                (Some(v.clone()), "a variable file".to_string())
             } else if let Some((raw, origin)) = values.get(name) {
                 self.var_raw.insert(name.clone(), raw.clone());
                 (Some(raw_value(raw, &ty)), origin.clone())
@@ -1105,11 +1245,18 @@ impl<'o> Evaluator<'o> {
                     self.var_values.insert(name.clone(), v);
                 }
                 Err(why) => {
-                    let at = b
-                        .attr("default")
-                        .filter(|_| origin == "its default")
-                        .map(|a| a.expr_span.clone())
-                        .unwrap_or(b.span.clone());
+                    let at = value_span.clone().unwrap_or_else(|| {
+                        b.attr("default")
+                            .filter(|_| origin == "its default")
+                            .map(|a| a.expr_span.clone())
+                            .unwrap_or(b.span.clone())
+                    });
+                    // `why` quotes the value: never for a sensitive one.
+                    let why = if self.sensitive_vars.contains(name) {
+                        format!("it is not a {ty} (the value is sensitive: not shown)")
+                    } else {
+                        why
+                    };
                     self.err(
                         Diagnostic::error(format!(
                             "invalid value for variable `{name}` (from {origin}): {why}"
@@ -1227,7 +1374,7 @@ impl<'o> Evaluator<'o> {
                         continue;
                     }
                     if let Some(v) = self.eval(&raw, &Repetition::default()) {
-                        out.insert(name, (v, span));
+                        out.insert(name, (v, raw.expr_span.clone()));
                     }
                 }
                 hcl_edit::structure::Structure::Block(b) => {
@@ -1262,13 +1409,21 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
+        // A local that fails does not stop the others, only those that
+        // use it (they would fail for the same reason).
+        let mut failed = vec![false; names.len()];
         for i in topo_order(&edges) {
+            if edges[i].iter().any(|&j| failed[j]) {
+                failed[i] = true;
+                continue;
+            }
             let (bi, an) = self.locals[&names[i]].clone();
             let a = self.blocks[bi].attrs[&an].clone();
-            if let Some(v) = self.eval(&a, &Repetition::default()) {
-                self.local_values.insert(names[i].clone(), v);
-            } else {
-                return;
+            match self.eval(&a, &Repetition::default()) {
+                Some(v) => {
+                    self.local_values.insert(names[i].clone(), v);
+                }
+                None => failed[i] = true,
             }
         }
     }
@@ -1398,7 +1553,13 @@ impl<'o> Evaluator<'o> {
     }
 
     fn node_value(&self, name: &str) -> Option<Value> {
-        let idx = self.node_resource.get(name)?;
+        // A node with `count = 0` or an empty `for_each` has no instances
+        // but is still a (empty) value.
+        let idx = self
+            .node_resource
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let objs: Vec<(InstanceKey, Value)> = idx
             .iter()
             .map(|&i| {
@@ -1457,11 +1618,11 @@ impl<'o> Evaluator<'o> {
                         match self.eval(&a, &rep) {
                             Some(Value::String(s)) => match parse_cidr(&s) {
                                 Ok(c) => Some(c),
-                                Err(why) => {
+                                Err((why, help)) => {
                                     self.err(
                                         Diagnostic::error(format!("invalid CIDR `{s}`: {why}"))
                                             .at(a.expr_span.clone())
-                                            .help("write it as `10.42.0.0/24`"),
+                                            .help(help),
                                     );
                                     continue;
                                 }
@@ -1495,6 +1656,30 @@ impl<'o> Evaluator<'o> {
                 self.nets.push(n);
             }
         }
+        // Network instance names name host objects (and key nodes'
+        // `addresses`): like host names, short enough and unique.
+        let mut seen: HashMap<String, InstanceAddr> = HashMap::new();
+        for n in &self.nets {
+            let span = self.blocks[n.block].span.clone();
+            if let Err(why) = names::check_hostname(&n.host) {
+                let why = why.replacen("host name", "network name", 1);
+                self.diags.push(
+                    Diagnostic::error(why)
+                        .at(span.clone())
+                        .help("use a shorter network name or key"),
+                );
+            }
+            if let Some(other) = seen.insert(n.host.clone(), n.addr.clone()) {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{}` and `{other}` would both be named `{}`",
+                        n.addr, n.host
+                    ))
+                    .at(span)
+                    .help("rename one of the networks"),
+                );
+            }
+        }
         // Overlaps among fixed CIDRs.
         let fixed: Vec<usize> = (0..self.nets.len())
             .filter(|&i| self.nets[i].cidr.is_some())
@@ -1516,9 +1701,13 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
-        // Pool CIDRs for the rest, in declaration order.
+        // Pool CIDRs for the rest: first every network keeps the /24 state
+        // recorded for it (when still free), so a network added before an
+        // existing one cannot take its range; then the others get the
+        // first free /24, in declaration order.
         pending.sort_by_key(|&i| (self.nets[i].block, i));
         let mut taken: Vec<Ipv4Net> = self.nets.iter().filter_map(|n| n.cidr).collect();
+        let mut rest = Vec::new();
         for i in pending {
             let prior = self
                 .opts
@@ -1526,7 +1715,16 @@ impl<'o> Evaluator<'o> {
                 .network_cidrs
                 .get(&self.nets[i].addr)
                 .copied();
-            match ipam::pick_pool_cidr(&taken, prior) {
+            match prior.filter(|p| !taken.iter().any(|t| ipam::overlaps(t, p))) {
+                Some(c) => {
+                    taken.push(c);
+                    self.nets[i].cidr = Some(c);
+                }
+                None => rest.push(i),
+            }
+        }
+        for i in rest {
+            match ipam::pick_pool_cidr(&taken, None) {
                 Some(c) => {
                     taken.push(c);
                     self.nets[i].cidr = Some(c);
@@ -1681,7 +1879,8 @@ impl<'o> Evaluator<'o> {
                     );
                     continue;
                 }
-                let networks = self.eval_node_networks(ab, &rep, &addr);
+                let pkg = implicit.then(|| blocks[bi].label());
+                let networks = self.eval_node_networks(ab, &rep, &addr, pkg);
                 let Some(networks) = networks else { continue };
                 let fixed = match ab.attr("address") {
                     None => None,
@@ -1746,11 +1945,13 @@ impl<'o> Evaluator<'o> {
         }
     }
 
+    /// The networks of a node; `pkg` names the package of an implicit node.
     fn eval_node_networks(
         &mut self,
         b: &RawBlock,
         rep: &Repetition,
         addr: &InstanceAddr,
+        pkg: Option<&str>,
     ) -> Option<Vec<usize>> {
         let (attr, many) = match (b.attr("network").cloned(), b.attr("networks").cloned()) {
             (Some(_), Some(m)) => {
@@ -1776,13 +1977,19 @@ impl<'o> Evaluator<'o> {
                         None
                     }
                     _ => {
-                        self.err(
-                            Diagnostic::error(format!(
+                        let d = match pkg {
+                            None => Diagnostic::error(format!(
                                 "`{addr}` does not say which network it is on"
                             ))
-                            .at(b.span.clone())
                             .help("set `network = network.NAME` or `networks = [...]`"),
-                        );
+                            Some(p) => Diagnostic::error(format!(
+                                "package `{p}` has no `on`, and does not say which network its node `{addr}` is on"
+                            ))
+                            .help(format!(
+                                "add `requires {{ network = network.NAME }}` to package `{p}`, or install it on existing nodes with `on = [node.NAME]`"
+                            )),
+                        };
+                        self.err(d.at(b.span.clone()));
                         None
                     }
                 };
@@ -1828,9 +2035,13 @@ impl<'o> Evaluator<'o> {
                             types::describe(&item)
                         ))
                         .at(attr.expr_span.clone())
-                        .help(
-                            "a network with `count` or `for_each` needs an index: `network.lab[0]`",
-                        ),
+                        .help(match &item {
+                            Value::String(name) => format!(
+                                "write a reference, without quotes: `network.{name}`"
+                            ),
+                            _ => "a network with `count` or `for_each` needs an index: `network.lab[0]`"
+                                .to_string(),
+                        }),
                     );
                     return None;
                 }
@@ -2048,14 +2259,25 @@ impl<'o> Evaluator<'o> {
                 );
                 img
             }
+            // Set but not a string: already reported.
+            None if ab.attr("image").is_some() => return,
             None => match profile.image.clone() {
                 Some(img) => img,
                 None => {
-                    self.err(
-                        Diagnostic::error(format!("`{addr}` has no image"))
-                            .at(ab.span.clone())
-                            .help("set `image = \"host\"` (or `debian:bookworm`, `dir:/path`), or a `profile` that has one"),
-                    );
+                    let d = if ab.kind == "requires" {
+                        let p = self.blocks[self.nodes[i].block].label().to_string();
+                        Diagnostic::error(format!(
+                            "package `{p}` has no `on`, and its node `{addr}` has no image"
+                        ))
+                        .help(format!(
+                            "add `requires {{ image = \"host\" }}` (or a `profile`) to package `{p}`, or install it on existing nodes with `on = [node.NAME]`"
+                        ))
+                    } else {
+                        Diagnostic::error(format!("`{addr}` has no image")).help(
+                            "set `image = \"host\"` (or `debian:bookworm`, `dir:/path`), or a `profile` that has one",
+                        )
+                    };
+                    self.err(d.at(ab.span.clone()));
                     return;
                 }
             },
@@ -2413,14 +2635,18 @@ impl<'o> Evaluator<'o> {
                 Diagnostic::error(format!(
                     "`on` takes nodes, such as `[node.edge]`, found {b}"
                 ))
-                .at(a.expr_span.clone()),
+                .at(a.expr_span.clone())
+                .help("write node references, without quotes: `on = [node.edge, node.web[\"a\"]]`"),
             );
             return None;
         }
         if out.is_empty() {
             self.err(
                 Diagnostic::warning("`on` names no node: the package is installed nowhere")
-                    .at(a.expr_span.clone()),
+                    .at(a.expr_span.clone())
+                    .help(
+                        "name a node in `on`, or remove `on` to give the package a node of its own",
+                    ),
             );
         }
         Some(out)
@@ -2431,6 +2657,7 @@ impl<'o> Evaluator<'o> {
     fn eval_outputs(&mut self) {
         let blocks = self.blocks.clone();
         let rep = Repetition::default();
+        let sensitive_locals = self.sensitive_locals();
         for (name, &bi) in self.declared("output").cloned().unwrap_or_default().iter() {
             let b = &blocks[bi];
             let Some(a) = b.attr("value").cloned() else {
@@ -2441,15 +2668,21 @@ impl<'o> Evaluator<'o> {
                 .refs
                 .into_iter()
                 .find(|r| {
-                    r.root == "var"
-                        && r.name
-                            .as_ref()
-                            .is_some_and(|n| self.sensitive_vars.contains(n))
+                    r.name.as_ref().is_some_and(|n| match r.root.as_str() {
+                        "var" => self.sensitive_vars.contains(n),
+                        "local" => sensitive_locals.contains(n),
+                        _ => false,
+                    })
                 });
             if let (false, Some(r)) = (sensitive, uses_sensitive) {
+                let what = match r.root.as_str() {
+                    "var" => "the sensitive variable",
+                    _ => "a sensitive variable through",
+                };
                 self.err(
                     Diagnostic::error(format!(
-                        "output `{name}` shows the sensitive variable `var.{}`",
+                        "output `{name}` shows {what} `{}.{}`",
+                        r.root,
                         r.name.unwrap_or_default()
                     ))
                     .at(r.span)
@@ -2469,6 +2702,37 @@ impl<'o> Evaluator<'o> {
                     description,
                 },
             );
+        }
+    }
+
+    /// Locals that use a sensitive variable, directly or through other
+    /// locals: an output showing them must be sensitive too.
+    fn sensitive_locals(&self) -> HashSet<String> {
+        let mut out: HashSet<String> = HashSet::new();
+        if self.sensitive_vars.is_empty() {
+            return out;
+        }
+        loop {
+            let before = out.len();
+            for (name, (bi, an)) in &self.locals {
+                if out.contains(name) {
+                    continue;
+                }
+                let a = &self.blocks[*bi].attrs[an];
+                let uses = refs::scan(a.expr_span.file, &a.expr).refs.iter().any(|r| {
+                    r.name.as_ref().is_some_and(|n| match r.root.as_str() {
+                        "var" => self.sensitive_vars.contains(n),
+                        "local" => out.contains(n),
+                        _ => false,
+                    })
+                });
+                if uses {
+                    out.insert(name.clone());
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
         }
     }
 
@@ -2729,32 +2993,54 @@ fn raw_value(raw: &str, ty: &VarType) -> Value {
         return Value::from(raw);
     }
     match hcl_edit::parser::parse_expr(raw) {
-        Ok(e) if refs::scan(crate::diagnostics::FileId(0), &e).is_static() => {
+        Ok(mut e) => {
+            let found = refs::scan(crate::diagnostics::FileId(0), &e);
+            if !found.is_static() {
+                return Value::from(raw);
+            }
+            let mut ctx = hcl::eval::Context::new();
+            if found.arith {
+                checked::rewrite(&mut e);
+                checked::declare(&mut ctx);
+            }
             hcl::Expression::from(e)
-                .evaluate(&hcl::eval::Context::new())
+                .evaluate(&ctx)
                 .unwrap_or_else(|_| Value::from(raw))
         }
-        _ => Value::from(raw),
+        Err(_) => Value::from(raw),
     }
 }
 
-fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = s
-        .parse()
-        .map_err(|_| "expected an IPv4 network such as 10.42.0.0/24".to_string())?;
+fn parse_cidr(s: &str) -> Result<Ipv4Net, (String, String)> {
+    let net: Ipv4Net = s.parse().map_err(|_| {
+        (
+            "expected an IPv4 network such as 10.42.0.0/24".to_string(),
+            "write the network address and prefix length, such as `10.42.0.0/24`".to_string(),
+        )
+    })?;
     if net.network() != net.addr() {
-        return Err(format!(
-            "it has host bits set: did you mean {}?",
-            net.trunc()
+        return Err((
+            "it has host bits set".to_string(),
+            format!("did you mean `{}`?", net.trunc()),
         ));
     }
     if net.prefix_len() > 30 {
-        return Err(
-            "it is too small: a network needs at least a /30 (the host side and one node)".into(),
-        );
+        return Err((
+            "it is too small: a network needs at least a /30 (the host side and one node)"
+                .to_string(),
+            format!(
+                "use a /30 or larger, such as `{}`",
+                Ipv4Net::new(net.network(), 24)
+                    .map(|n| n.trunc())
+                    .unwrap_or(net)
+            ),
+        ));
     }
     if net.prefix_len() < 8 {
-        return Err("it is too large: use a prefix of /8 or longer".into());
+        return Err((
+            "it is too large".to_string(),
+            "use a prefix of /8 or longer, such as `10.42.0.0/24`".to_string(),
+        ));
     }
     Ok(net)
 }
@@ -2836,11 +3122,22 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         ),
         ErrorKind::Unexpected(v, expected) => (
             format!("expected {expected}, found {}", types::describe(v)),
-            None,
+            Some(
+                "a resource with `count` is a list (`node.edge[0]`), one with `for_each` a map (`node.web[\"a\"]`)"
+                    .into(),
+            ),
         ),
+        // Checked arithmetic: its message is the whole story.
+        ErrorKind::FuncCall(name, msg) if checked::is_internal(&name.to_string()) => {
+            (msg.clone(), None)
+        }
         ErrorKind::FuncCall(name, msg) => (
-            format!("in `{name}(...)`: {msg}"),
-            functions::signature(&name.to_string()).map(|s| format!("usage: {s}")),
+            // Arity errors end with `; usage: ...`: that goes to the help.
+            format!(
+                "in `{name}(...)`: {}",
+                msg.split_once("; usage: ").map_or(msg.as_str(), |(m, _)| m)
+            ),
+            functions::signature(&name.to_string()).map(|s| format!("usage: `{s}`")),
         ),
         ErrorKind::BinaryOp(l, op, r) => (
             format!(

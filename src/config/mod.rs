@@ -6,6 +6,7 @@
 //! assignment (IPAM). Does no I/O but reading files and environment
 //! variables; never talks to state or platforms.
 
+mod checked;
 pub mod decode;
 pub mod eval;
 pub mod functions;
@@ -97,19 +98,35 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
         });
     }
     let mut blocks = Vec::new();
+    let mut unreadable = false;
     for path in files {
         let shown = source::display_path(&opts.dir, &path);
         let Some(id) = source::read_source(&path, shown, &mut sources, &mut diags) else {
+            unreadable = true;
             continue;
         };
         let text = &sources.get(id).text;
         match hcl_edit::parser::parse_body(text) {
             Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),
-            Err(e) => diags.push(syntax_error(id, text, &e)),
+            Err(e) => {
+                unreadable = true;
+                diags.push(syntax_error(id, text, &e));
+            }
         }
     }
     let parse_failed = diags.has_errors();
-    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run();
+    // A file that could not be read or parsed hides its declarations: any
+    // further check would only report their absence. Schema errors (an
+    // unknown or missing attribute, a block dropped for its labels) still
+    // let the static checks run, but not evaluation, whose errors would
+    // mostly be consequences ("has no image" after "unknown attribute
+    // `imgae`").
+    let mode = match (unreadable, parse_failed) {
+        (true, _) => eval::Mode::Nothing,
+        (false, true) => eval::Mode::StaticChecks,
+        (false, false) => eval::Mode::Full,
+    };
+    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run(mode);
     diags.extend(more);
     diags.sort();
     match testbed {
@@ -129,12 +146,41 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
         offset -= 1;
     }
     let msg = e.message().trim();
+    // hcl-edit rejects an attribute set twice in one block as a syntax
+    // error; say it the way the other checks do.
+    if msg.contains("redefined attribute") {
+        let name: String = text[offset..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        return Diagnostic::error(format!("attribute `{name}` is set twice"))
+            .at(Span::new(file, offset..offset + name.len().max(1)))
+            .help("remove one of the two");
+    }
     let msg = if msg.is_empty() {
         "invalid syntax"
     } else {
         msg
     };
+    let at = text[offset..].chars().next();
+    if text[offset..].trim().is_empty() && !text.is_empty() {
+        // The parser ran off the end: something opened was never closed.
+        return Diagnostic::error(format!("syntax error: unexpected end of file ({msg})"))
+            .at(Span::new(file, offset..offset + 1))
+            .help("a block, list, object, `(` or string is not closed: check that every `{`, `[`, `(` and `\"` above has its closing pair");
+    }
+    let help = if msg.contains("nesting depth") {
+        "nest expressions less deeply: give inner parts names in a `locals` block"
+    } else if at == Some('\'') {
+        "strings are written in double quotes: `\"host\"`"
+    } else if at == Some(':') {
+        "attributes are set with `=`: `name = value`"
+    } else if msg.ends_with("expected `]`") {
+        "separate list elements with `,`: `[a, b]`"
+    } else {
+        "check for a missing `=`, `}`, `]`, `)` or quote near here"
+    };
     Diagnostic::error(format!("syntax error: {msg}"))
         .at(Span::new(file, offset..offset + 1))
-        .help("check for a missing `=`, `}`, `]`, `)` or quote near here")
+        .help(help)
 }

@@ -18,9 +18,14 @@ pub struct Reference {
     pub name: Option<String>,
     /// An index or splat follows the name.
     pub indexed: bool,
+    /// ... and it is a splat (`[*]`, `.*`).
+    pub splat: bool,
     /// The first attribute after the name (and its index, if any).
     pub attr: Option<String>,
+    /// The root and name: `node.edge`.
     pub span: Span,
+    /// Where `attr` is written, to point at a wrong one.
+    pub attr_span: Option<Span>,
 }
 
 /// A function call.
@@ -35,6 +40,8 @@ pub struct Call {
 pub struct ExprRefs {
     pub refs: Vec<Reference>,
     pub calls: Vec<Call>,
+    /// It has an arithmetic operator (`+ - * / %`), see `checked`.
+    pub arith: bool,
 }
 
 impl ExprRefs {
@@ -94,8 +101,10 @@ impl Scanner {
                         root,
                         name: None,
                         indexed: false,
+                        splat: false,
                         attr: None,
                         span: self.span(v.span()),
+                        attr_span: None,
                     });
                 }
             }
@@ -118,7 +127,9 @@ impl Scanner {
                     if !self.bound.contains(&root) {
                         let mut name = None;
                         let mut indexed = false;
+                        let mut splat = false;
                         let mut attr = None;
+                        let mut attr_span = None;
                         let mut end = v.span().map(|r| r.end).unwrap_or(0);
                         for (i, op) in t.operators.iter().enumerate() {
                             match op.value() {
@@ -128,15 +139,20 @@ impl Scanner {
                                 }
                                 TraversalOperator::GetAttr(id) if attr.is_none() => {
                                     attr = Some(id.as_str().to_string());
+                                    attr_span = id.span().map(|r| Span::new(self.file, r));
                                     break;
                                 }
-                                TraversalOperator::Index(_)
-                                | TraversalOperator::LegacyIndex(_)
-                                | TraversalOperator::AttrSplat(_)
+                                TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                                    if i == 1 =>
+                                {
+                                    indexed = true;
+                                }
+                                TraversalOperator::AttrSplat(_)
                                 | TraversalOperator::FullSplat(_)
                                     if i == 1 =>
                                 {
                                     indexed = true;
+                                    splat = true;
                                 }
                                 _ => break,
                             }
@@ -146,8 +162,10 @@ impl Scanner {
                             root,
                             name,
                             indexed,
+                            splat,
                             attr,
                             span: Span::new(self.file, start..end),
+                            attr_span,
                         });
                     }
                 } else {
@@ -161,6 +179,13 @@ impl Scanner {
             }
             Expression::UnaryOp(u) => self.expr(&u.expr),
             Expression::BinaryOp(b) => {
+                use hcl_edit::expr::BinaryOperator as Op;
+                if matches!(
+                    b.operator.value(),
+                    Op::Plus | Op::Minus | Op::Mul | Op::Div | Op::Mod
+                ) {
+                    self.out.arith = true;
+                }
                 self.expr(&b.lhs_expr);
                 self.expr(&b.rhs_expr);
             }
@@ -248,8 +273,10 @@ pub fn static_list(file: FileId, expr: &Expression) -> Result<Vec<(Reference, Op
                 root: v.as_str().to_string(),
                 name: Some(name.as_str().to_string()),
                 indexed: index.is_some(),
+                splat: false,
                 attr: None,
                 span: sp,
+                attr_span: None,
             },
             index,
         ));

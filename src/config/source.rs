@@ -44,12 +44,22 @@ pub fn read_source(
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
             diags.push(
-                Diagnostic::error(format!("cannot read `{}`: {e}", shown_as.display()))
-                    .help("check the file exists and is readable"),
+                Diagnostic::error(format!("cannot read `{}`: {why}", shown_as.display()))
+                    .help("check the path (relative paths start from the current directory) and that the file is readable"),
             );
             return None;
         }
+    };
+    // Editors may save UTF-8 with a byte order mark: it is not content.
+    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
     };
     match String::from_utf8(bytes) {
         Ok(text) => {

@@ -114,7 +114,9 @@ pub fn describe(v: &Value) -> String {
         Value::Bool(b) => format!("bool {b}"),
         Value::Number(n) => format!("number {n}"),
         Value::String(s) => shown(format!("string {s:?}")),
+        Value::Array(a) if a.len() == 1 => "a list of 1 element".into(),
         Value::Array(a) => format!("a list of {} elements", a.len()),
+        Value::Object(o) if o.len() == 1 => "an object with 1 key".into(),
         Value::Object(o) => format!("an object with {} keys", o.len()),
     }
 }

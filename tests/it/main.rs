@@ -10,4 +10,6 @@ mod netns;
 mod netns_node;
 mod state_postgres;
 mod state_sqlite;
+mod config_props;
 mod support;
+mod validate;

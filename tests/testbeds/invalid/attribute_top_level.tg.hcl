@@ -1,0 +1,3 @@
+# An attribute outside any block.
+image = "host"
+network "lab" {}

@@ -1,0 +1,6 @@
+# `count.index` in a block without `count`.
+network "lab" {}
+node "a" {
+  image  = "host"
+  labels = { n = count.index }
+}

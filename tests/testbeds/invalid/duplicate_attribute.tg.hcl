@@ -1,0 +1,6 @@
+# An attribute set twice in one block.
+network "lab" {}
+node "a" {
+  image = "host"
+  image = "debian:bookworm"
+}

@@ -1,0 +1,4 @@
+# `testbed` takes no label.
+testbed "bed" {
+  name = "bed"
+}

@@ -1,0 +1,6 @@
+# Memory is a size.
+network "lab" {}
+node "a" {
+  image  = "host"
+  memory = "lots"
+}

@@ -1,0 +1,2 @@
+# Network names become parts of host object names.
+network "lab;rm" {}

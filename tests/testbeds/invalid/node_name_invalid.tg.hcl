@@ -1,0 +1,5 @@
+# Node names become host names.
+network "lab" {}
+node "Edge_1" {
+  image = "host"
+}

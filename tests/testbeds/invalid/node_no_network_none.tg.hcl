@@ -1,0 +1,4 @@
+# No network at all.
+node "a" {
+  image = "host"
+}

@@ -1,0 +1,4 @@
+# The postgres backend needs a url.
+state {
+  backend = "postgres"
+}

@@ -1,0 +1,4 @@
+# Profile names: no spaces.
+profile "cdn basic" {
+  image = "host"
+}

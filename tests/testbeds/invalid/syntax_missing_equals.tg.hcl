@@ -1,0 +1,4 @@
+# An attribute without `=`.
+node "a" {
+  image "host"
+}

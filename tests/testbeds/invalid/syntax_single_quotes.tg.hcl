@@ -1,0 +1,5 @@
+# Strings in single quotes.
+network "lab" {}
+node "a" {
+  image = 'host'
+}

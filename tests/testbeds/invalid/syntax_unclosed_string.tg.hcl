@@ -1,0 +1,5 @@
+# A string that is never closed.
+network "lab" {}
+node "a" {
+  image = "host
+}

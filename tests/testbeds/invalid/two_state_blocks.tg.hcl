@@ -1,0 +1,7 @@
+# Only one `state` block.
+state {
+  backend = "sqlite"
+}
+state {
+  backend = "sqlite"
+}

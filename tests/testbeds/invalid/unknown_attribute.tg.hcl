@@ -1,0 +1,5 @@
+# A misspelt attribute.
+network "lab" {}
+node "a" {
+  imgae = "host"
+}

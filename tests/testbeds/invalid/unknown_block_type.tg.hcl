@@ -1,0 +1,4 @@
+# A misspelt block type.
+nodes "a" {
+  image = "host"
+}

@@ -1,0 +1,4 @@
+# An unknown platform driver.
+platform "docker" "pool" {
+  user = "root"
+}

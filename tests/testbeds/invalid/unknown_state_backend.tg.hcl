@@ -1,0 +1,4 @@
+# An unknown state backend.
+state {
+  backend = "postgresql"
+}

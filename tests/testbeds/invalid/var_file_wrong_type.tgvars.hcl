@@ -1,0 +1,2 @@
+edge_count = "three"
+image      = local.image

@@ -1,0 +1,7 @@
+# A type in quotes, and a misspelt type.
+variable "a" {
+  type = "string"
+}
+variable "b" {
+  type = strin
+}

@@ -1,0 +1,4 @@
+# A variable with no default and no value given.
+variable "edge_count" {
+  type = number
+}

@@ -1,0 +1,4 @@
+# `nat` takes true or false.
+network "lab" {
+  nat = "yes"
+}

@@ -1,0 +1,4 @@
+# `cidr` takes a string.
+network "lab" {
+  cidr = 10
+}

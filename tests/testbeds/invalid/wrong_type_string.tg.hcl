@@ -1,0 +1,5 @@
+# `image` takes a string, not a list.
+network "lab" {}
+node "a" {
+  image = ["host"]
+}
