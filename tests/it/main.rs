@@ -3,6 +3,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cli_plan;
+mod config_props;
 mod e2e_netns;
 mod engine;
 mod fmt;
@@ -10,6 +11,5 @@ mod netns;
 mod netns_node;
 mod state_postgres;
 mod state_sqlite;
-mod config_props;
 mod support;
 mod validate;

@@ -598,6 +598,30 @@ fn every_function_evaluates_to_its_expected_value() {
         ("upper", json!("EDGE")),
         ("values", json!([1, 2])),
         ("zipmap", json!({"a": 1, "b": 2})),
+        ("alltrue", json!(true)),
+        ("anytrue", json!(true)),
+        ("base64decode", json!("tg")),
+        ("base64encode", json!("dGc=")),
+        ("chunklist", json!([["a", "b"], ["c"]])),
+        ("cidrsubnets", json!(["10.0.0.0/24", "10.0.1.0/24"])),
+        ("filebase64", json!("aGVsbG8gZnJvbSBhIGZpbGUK")),
+        ("fileexists", json!(true)),
+        (
+            "filesha256",
+            json!("bffc61ff16a681ec509e5f20b56017cc17c75f9e9f98bd44450e493acfaf0f71"),
+        ),
+        ("indent", json!("a\n  b")),
+        ("one", json!("x")),
+        ("setintersection", json!(["b"])),
+        ("setsubtract", json!(["a"])),
+        ("setunion", json!(["a", "b"])),
+        (
+            "sha256",
+            json!("e9ed69a6ea08507ea7f2d93985c23588cc4c5bd46b0f9997f1193238542ca395"),
+        ),
+        ("strrev", json!("egde")),
+        ("templatefile", json!("hello tg")),
+        ("title", json!("Edge Node")),
     ]);
     for f in tg::config::functions::NAMES {
         let want = expected

@@ -56,3 +56,21 @@ output "trimsuffix" { value = trimsuffix("edge.example", ".example") }
 output "upper" { value = upper("edge") }
 output "values" { value = values(local.map) }
 output "zipmap" { value = zipmap(["a", "b"], [1, 2]) }
+output "alltrue" { value = alltrue([true, true]) }
+output "anytrue" { value = anytrue([false, true]) }
+output "base64decode" { value = base64decode("dGc=") }
+output "base64encode" { value = base64encode("tg") }
+output "chunklist" { value = chunklist(["a", "b", "c"], 2) }
+output "cidrsubnets" { value = cidrsubnets("10.0.0.0/16", 8, 8) }
+output "filebase64" { value = filebase64("hello.txt") }
+output "fileexists" { value = fileexists("hello.txt") }
+output "filesha256" { value = filesha256("hello.txt") }
+output "indent" { value = indent(2, "a\nb") }
+output "one" { value = one(["x"]) }
+output "setintersection" { value = setintersection(["a", "b"], ["b", "c"]) }
+output "setsubtract" { value = setsubtract(["a", "b"], ["b"]) }
+output "setunion" { value = setunion(["a"], ["b"]) }
+output "sha256" { value = sha256("tg") }
+output "strrev" { value = strrev("edge") }
+output "templatefile" { value = templatefile("greet.tpl", { name = "tg" }) }
+output "title" { value = title("edge node") }
