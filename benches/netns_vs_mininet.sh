@@ -5,12 +5,12 @@
 #
 #   sudo benches/netns_vs_mininet.sh [N]        (default N=100, RUNS=3)
 #
-# tg side: `cargo bench --bench netns_lifecycle -- N 10` drives the netns
-# Platform directly with the engine's 10-way concurrency (to be replaced
-# by `tg apply`/`tg destroy` once the engine is wired). Mininet side:
-# `mn --topo single,N --switch lxbr --controller none --test none`, which
-# builds the topology and tears it down; `mn -c` runs before and after.
-# Needs root, mininet and bridge-utils (mininet's lxbr uses brctl).
+# tg side: a generated testbed (one network, `node "h" { count = N }` on
+# image `host`), timed from the start of `tg apply -auto-approve` to the end
+# of `tg destroy -auto-approve` (release build, SQLite state, a fresh session
+# each run). Mininet side: `mn --topo single,N --switch lxbr --controller none
+# --test none`, which builds the topology and tears it down; `mn -c` runs
+# before and after. Needs root, mininet and bridge-utils (lxbr uses brctl).
 set -euo pipefail
 
 n="${1:-100}"
@@ -31,17 +31,37 @@ done
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "== building the benchmark"
-cargo bench --quiet --bench netns_lifecycle --no-run >/dev/null
+echo "== building tg (release)"
+cargo build --quiet --release
+tg="$PWD/target/release/tg"
+bed="$(mktemp -d)"
+trap 'rm -rf "$bed"' EXIT
+cat >"$bed/main.tg.hcl" <<EOF
+network "lab" {
+  cidr = "10.250.0.0/16"
+}
+
+node "h" {
+  count   = $n
+  image   = "host"
+  network = network.lab
+}
+EOF
 
 tg_times=()
 for ((i = 1; i <= runs; i++)); do
-    out="$(cargo bench --quiet --bench netns_lifecycle -- "$n" 10)"
-    t="$(sed -n 's/^total_seconds=//p' <<<"$out")"
-    [[ -n "$t" ]] || { echo "error: the tg benchmark printed no total:" >&2; echo "$out" >&2; exit 1; }
-    c="$(sed -n 's/^netns: created .* in \([0-9.]*\) s.*/\1/p' <<<"$out")"
-    d="$(sed -n 's/^netns: destroyed them in \([0-9.]*\) s.*/\1/p' <<<"$out")"
-    echo "tg netns run $i: $t s (create $c s, destroy $d s)"
+    session="bench-$$-$i"
+    start="$(now)"
+    "$tg" -chdir "$bed" --session "$session" apply -auto-approve >/tmp/tg-bench-apply.log 2>&1 \
+        || { tail -20 /tmp/tg-bench-apply.log >&2; exit 1; }
+    mid="$(now)"
+    "$tg" -chdir "$bed" --session "$session" destroy -auto-approve >/tmp/tg-bench-destroy.log 2>&1 \
+        || { tail -20 /tmp/tg-bench-destroy.log >&2; exit 1; }
+    end="$(now)"
+    "$tg" -chdir "$bed" session delete "$session" >/dev/null 2>&1 || true
+    t="$(echo "$end - $start" | bc -l)"
+    printf 'tg run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$i" "$t" \
+        "$(echo "$mid - $start" | bc -l)" "$(echo "$end - $mid" | bc -l)"
     tg_times+=("$t")
 done
 
@@ -60,6 +80,6 @@ mn -c >/dev/null 2>&1 || true
 
 tg_s="$(printf '%s\n' "${tg_times[@]}" | median)"
 mn_s="$(printf '%s\n' "${mn_times[@]}" | median)"
-printf 'tg netns  (create+destroy %d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$tg_s"
+printf 'tg apply+destroy (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
 printf 'mininet   (create+destroy %d hosts, median of %d): %8.3f s\n' "$n" "$runs" "$mn_s"
 printf 'ratio mininet/tg: %.1fx\n' "$(echo "$mn_s / $tg_s" | bc -l)"
