@@ -758,3 +758,184 @@ fn missing_url_parts_come_from_pg_environment_variables() {
     store.create_session(&session).unwrap();
     assert_eq!(store.put_instance(&session, &record(0)).unwrap(), 1);
 }
+
+// ----- the engine on PostgreSQL, through the real binary -----------------
+//
+// Many CI agents share one server: these run `tg apply` processes at once
+// against it, with the test-double platform slowing creates down so the
+// runs overlap for real.
+
+mod engine_on_postgres {
+    use super::*;
+    use crate::engine::Bed;
+    use std::process::Child;
+
+    const SLOW_BED: &str = r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "n" {
+  count    = 4
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+}
+"#;
+
+    /// A session name of its own (session names are at most 40 characters).
+    fn session(prefix: &str) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("{prefix}-{}", &id[..12])
+    }
+
+    fn slow_bed(delay_ms: u64) -> Bed {
+        let bed = Bed::new(SLOW_BED);
+        bed.config(serde_json::json!({ "delay_ms": { "node.n": delay_ms } }));
+        bed
+    }
+
+    /// `tg --session S ARGS` against the test server, not waited for.
+    fn spawn(bed: &Bed, session: &str, args: &[&str]) -> Child {
+        let mut cmd = Command::new(crate::support::tg_bin());
+        cmd.arg("--session").arg(session).args(args);
+        cmd.current_dir(bed.tb.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TG_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1")
+            .env("TG_TESTDOUBLE_DIR", &bed.double)
+            .env("TG_STATE_URL", url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn tg")
+    }
+
+    fn run(bed: &Bed, session: &str, args: &[&str]) -> crate::support::Run {
+        let mut all = vec!["--session", session];
+        all.extend_from_slice(args);
+        bed.tg_env(&all, &[("TG_STATE_URL", url())])
+    }
+
+    fn finish(child: Child) -> (i32, String) {
+        let out = child.wait_with_output().expect("wait for tg");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn recorded(bed: &Bed, session: &str) -> usize {
+        let r = run(bed, session, &["state", "list"]);
+        r.expect_code(0);
+        r.stdout().lines().count()
+    }
+
+    /// Wait until `n` instances of the session are recorded.
+    fn wait_recorded(bed: &Bed, session: &str, n: usize) {
+        let start = std::time::Instant::now();
+        while recorded(bed, session) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "fewer than {n} instances recorded after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn two_sessions_apply_at_once() {
+        let _server = server();
+        let bed = slow_bed(300);
+        let (a, b) = (session("cli-a"), session("cli-b"));
+        let first = spawn(&bed, &a, &["apply", "-auto-approve", "-parallelism", "1"]);
+        let second = spawn(&bed, &b, &["apply", "-auto-approve", "-parallelism", "1"]);
+        let (ca, ta) = finish(first);
+        let (cb, tb) = finish(second);
+        assert_eq!(ca, 0, "{ta}");
+        assert_eq!(cb, 0, "{tb}");
+        assert_eq!(recorded(&bed, &a), 5);
+        assert_eq!(recorded(&bed, &b), 5);
+        for s in [&a, &b] {
+            run(&bed, s, &["destroy", "-auto-approve"]).expect_code(0);
+            run(&bed, s, &["session", "delete", s]).expect_code(0);
+        }
+    }
+
+    #[test]
+    fn two_applies_of_one_session_exactly_one_runs() {
+        let _server = server();
+        let bed = slow_bed(300);
+        let s = session("cli-one");
+        run(&bed, &s, &["session", "new", &s]).expect_code(0);
+        let first = spawn(&bed, &s, &["apply", "-auto-approve", "-parallelism", "1"]);
+        let second = spawn(&bed, &s, &["apply", "-auto-approve", "-parallelism", "1"]);
+        let (c1, t1) = finish(first);
+        let (c2, t2) = finish(second);
+        let mut codes = [c1, c2];
+        codes.sort();
+        assert_eq!(codes, [0, 1], "first:\n{t1}\nsecond:\n{t2}");
+        let refused = if c1 == 1 { &t1 } else { &t2 };
+        assert!(refused.contains("locked"), "{refused}");
+        assert!(
+            refused.contains("apply"),
+            "the refusal names the operation: {refused}"
+        );
+        assert_eq!(recorded(&bed, &s), 5);
+        run(&bed, &s, &["destroy", "-auto-approve"]).expect_code(0);
+    }
+
+    #[test]
+    fn a_sigkilled_holder_releases_its_lock() {
+        let _server = server();
+        let bed = slow_bed(400);
+        let s = session("cli-kill");
+        run(&bed, &s, &["session", "new", &s]).expect_code(0);
+        let mut child = spawn(&bed, &s, &["apply", "-auto-approve", "-parallelism", "1"]);
+        wait_recorded(&bed, &s, 2);
+        child.kill().expect("SIGKILL tg apply");
+        let _ = child.wait();
+        assert!(recorded(&bed, &s) < 5, "the apply finished before the kill");
+        // No force-unlock: the advisory lock died with the connection.
+        bed.config(serde_json::json!({}));
+        run(&bed, &s, &["apply", "-auto-approve"]).expect_code(0);
+        run(&bed, &s, &["plan", "-detailed-exitcode"]).expect_code(0);
+        assert_eq!(recorded(&bed, &s), 5);
+        run(&bed, &s, &["destroy", "-auto-approve"]).expect_code(0);
+    }
+
+    #[test]
+    fn a_server_restart_mid_apply_stops_cleanly_and_the_next_run_resumes() {
+        url();
+        let _exclusive = SERVER.write().unwrap_or_else(|e| e.into_inner());
+        let bed = slow_bed(500);
+        let s = session("cli-restart");
+        run(&bed, &s, &["session", "new", &s]).expect_code(0);
+        let child = spawn(&bed, &s, &["apply", "-auto-approve", "-parallelism", "1"]);
+        wait_recorded(&bed, &s, 2);
+        restart_server();
+        let (code, text) = finish(child);
+        eprintln!("apply across a server restart: exit {code}\n{text}");
+        // The lock died with the connection: the apply must not go on
+        // unlocked. It starts nothing new and says why.
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("lost the connection to the state backend"),
+            "the failure says what happened: {text}"
+        );
+        assert!(text.contains("not started"), "{text}");
+        // The state is consistent and the next run converges.
+        bed.config(serde_json::json!({}));
+        run(&bed, &s, &["apply", "-auto-approve"]).expect_code(0);
+        run(&bed, &s, &["plan", "-detailed-exitcode"]).expect_code(0);
+        assert_eq!(recorded(&bed, &s), 5);
+        let objects = bed.objects().keys().filter(|k| !k.is_empty()).count();
+        assert_eq!(objects, 5, "objects made outside the state leaked");
+        run(&bed, &s, &["destroy", "-auto-approve"]).expect_code(0);
+    }
+}
