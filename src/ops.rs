@@ -92,9 +92,24 @@ impl Context {
     /// The session (created when missing) as platforms see it, and its
     /// state now. Runs the store on the blocking pool.
     pub async fn session_and_state(&self) -> OpsResult<(SessionRef, Snapshot)> {
+        self.session_and_state_of(true).await
+    }
+
+    /// Like [`Context::session_and_state`], for read-only work: a session
+    /// that does not exist is an error, not created.
+    pub async fn existing_session_and_state(&self) -> OpsResult<(SessionRef, Snapshot)> {
+        self.session_and_state_of(false).await
+    }
+
+    async fn session_and_state_of(&self, create: bool) -> OpsResult<(SessionRef, Snapshot)> {
         let name = self.session.clone();
         let (info, snap) = on_store(&self.store, move |s| {
-            let info = s.ensure_session(&name)?;
+            let info = if create {
+                s.ensure_session(&name)?
+            } else {
+                s.get_session(&name)?
+                    .ok_or_else(|| StateError::NoSuchSession(name.clone()))?
+            };
             let snap = s.load(&name)?;
             Ok((info, snap))
         })
@@ -171,9 +186,12 @@ pub fn prior(snapshot: &Snapshot) -> Prior {
     p
 }
 
-/// Load the session's state (the session is created when missing).
+/// Load the session's state; a session that does not exist is an error
+/// (reading never creates one).
 pub fn snapshot(ctx: &Context) -> OpsResult<Snapshot> {
-    ctx.store.ensure_session(&ctx.session)?;
+    if ctx.store.get_session(&ctx.session)?.is_none() {
+        return Err(StateError::NoSuchSession(ctx.session.clone()).into());
+    }
     Ok(ctx.store.load(&ctx.session)?)
 }
 
@@ -368,7 +386,11 @@ pub async fn destroy(
 /// Nodes recorded in state that a `tg exec` target selects: an instance
 /// address, a splat `node.edge[*]`, a resource `node.edge`, or a label
 /// selector `role=edge` (several joined with `,` must all match).
-pub fn select_nodes<'a>(snap: &'a Snapshot, target: &str) -> OpsResult<Vec<&'a InstanceRecord>> {
+pub fn select_nodes<'a>(
+    snap: &'a Snapshot,
+    session: &str,
+    target: &str,
+) -> OpsResult<Vec<&'a InstanceRecord>> {
     let target = target.trim();
     let nodes = snap
         .instances
@@ -400,8 +422,7 @@ pub fn select_nodes<'a>(snap: &'a Snapshot, target: &str) -> OpsResult<Vec<&'a I
     };
     if picked.is_empty() {
         return Err(OpsError::Usage(format!(
-            "`{target}` matches no node recorded in session `{}`: see `tg state list`",
-            "this"
+            "`{target}` matches no node recorded in session `{session}`: see `tg state list`"
         )));
     }
     Ok(picked)
@@ -422,8 +443,8 @@ pub struct ExecResult {
 
 /// Run `argv` on every node `target` selects, all at once.
 pub async fn exec(ctx: &Context, target: &str, argv: &[String]) -> OpsResult<Vec<ExecResult>> {
-    let (session, snap) = ctx.session_and_state().await?;
-    let nodes = select_nodes(&snap, target)?;
+    let (session, snap) = ctx.existing_session_and_state().await?;
+    let nodes = select_nodes(&snap, &session.name, target)?;
     let mut set = tokio::task::JoinSet::new();
     for (i, rec) in nodes.iter().enumerate() {
         let Spec::Node(spec) = &rec.spec else {

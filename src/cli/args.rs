@@ -158,10 +158,10 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
-    /// Most instances worked on at once.
-    #[arg(long, default_value_t = 10)]
+    /// Most instances worked on at once (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub parallelism: usize,
-    /// Print one JSON document of the result.
+    /// Print one JSON document of the result (needs `-auto-approve` or a plan file).
     #[arg(long)]
     pub json: bool,
 }
@@ -170,10 +170,13 @@ pub struct ApplyArgs {
 pub struct DestroyArgs {
     #[command(flatten)]
     pub options: PlanOptions,
+    /// Do not ask for confirmation.
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
-    #[arg(long, default_value_t = 10)]
+    /// Most instances worked on at once (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub parallelism: usize,
+    /// Print one JSON document of the result (needs `-auto-approve`).
     #[arg(long)]
     pub json: bool,
 }
@@ -287,6 +290,14 @@ pub enum SessionCommand {
 pub struct ProxyArgs {
     pub host: String,
     pub port: u16,
+}
+
+/// `-parallelism`: a whole number of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
 }
 
 /// Rewrite Terraform-style `-flag` / `-flag=value` into `--flag`, up to a

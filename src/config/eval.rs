@@ -917,14 +917,12 @@ impl<'o> Evaluator<'o> {
             return Some(v);
         }
         let found = refs::scan(a.expr_span.file, &a.expr);
-        let expr = if found.arith {
-            let mut e = a.expr.clone();
-            checked::rewrite(&mut e);
-            hcl::Expression::from(e)
-        } else {
-            hcl::Expression::from(a.expr.clone())
-        };
+        let mut edit_expr = a.expr.clone();
+        if found.arith {
+            checked::rewrite(&mut edit_expr);
+        }
         if found.is_static() && !found.arith {
+            let expr = hcl::Expression::from(edit_expr);
             return match expr.evaluate(&hcl::eval::Context::new()) {
                 Ok(v) => Some(v),
                 Err(e) => {
@@ -933,7 +931,31 @@ impl<'o> Evaluator<'o> {
                 }
             };
         }
+        // `node.X[i]` with a constant index, `count.index` or `each.key`
+        // becomes a variable holding just that instance: declaring all of
+        // `node.X` for every instance that refers to one of its instances
+        // would make evaluation quadratic.
+        let mut decls = Vec::new();
+        let mut needs_full_node = false;
+        if found.refs.iter().any(|r| r.root == "node") {
+            let mut narrow = NarrowNodeRefs {
+                ev: self,
+                rep,
+                decls: Vec::new(),
+            };
+            hcl_edit::visit_mut::VisitMut::visit_expr_mut(&mut narrow, &mut edit_expr);
+            decls = narrow.decls;
+            // Whatever could not be narrowed needs the whole resources.
+            needs_full_node = refs::scan(a.expr_span.file, &edit_expr)
+                .refs
+                .iter()
+                .any(|r| r.root == "node");
+        }
+        let expr = hcl::Expression::from(edit_expr);
         let mut ctx = hcl::eval::Context::new();
+        for (name, v) in decls {
+            ctx.declare_var(name, v);
+        }
         let roots: HashSet<&str> = found.refs.iter().map(|r| r.root.as_str()).collect();
         if roots.contains("var") {
             ctx.declare_var("var", Value::Object(self.var_values.clone()));
@@ -954,7 +976,7 @@ impl<'o> Evaluator<'o> {
             }
             ctx.declare_var("network", Value::Object(m));
         }
-        if roots.contains("node") {
+        if roots.contains("node") && needs_full_node {
             let mut m = hcl::Map::new();
             for r in found.refs.iter().filter(|r| r.root == "node") {
                 if let Some(n) = &r.name {
@@ -2926,6 +2948,87 @@ impl<'o> Evaluator<'o> {
             hash,
             sources: self.sources.clone(),
         }
+    }
+}
+
+/// Rewrites `node.X[KEY]...` into a fresh variable bound to that one
+/// instance's object, when KEY is a literal, `count.index` or `each.key`.
+struct NarrowNodeRefs<'e, 'o> {
+    ev: &'e Evaluator<'o>,
+    rep: &'e Repetition,
+    decls: Vec<(String, Value)>,
+}
+
+impl NarrowNodeRefs<'_, '_> {
+    fn key_of(&self, ix: &hcl_edit::expr::Expression) -> Option<InstanceKey> {
+        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
+        match ix {
+            E::Number(n) => n.value().as_u64().map(InstanceKey::Int),
+            E::String(s) => Some(InstanceKey::Str(s.value().clone())),
+            E::Traversal(t) => {
+                let E::Variable(root) = &t.expr else {
+                    return None;
+                };
+                let [op] = t.operators.as_slice() else {
+                    return None;
+                };
+                let Op::GetAttr(attr) = op.value() else {
+                    return None;
+                };
+                match (root.as_str(), attr.as_str()) {
+                    ("count", "index") => self.rep.count.map(InstanceKey::Int),
+                    ("each", "key") => match &self.rep.each {
+                        Some((Value::String(k), _)) => Some(InstanceKey::Str(k.clone())),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn instance(&self, name: &str, key: &InstanceKey) -> Option<Value> {
+        let idx = self.ev.node_resource.get(name)?;
+        idx.iter()
+            .map(|&i| &self.ev.nodes[i])
+            .find(|n| &n.addr.key == key)
+            .map(|n| Value::Object(n.object.clone()))
+    }
+}
+
+impl hcl_edit::visit_mut::VisitMut for NarrowNodeRefs<'_, '_> {
+    fn visit_expr_mut(&mut self, expr: &mut hcl_edit::expr::Expression) {
+        use hcl_edit::expr::{Expression as E, Traversal, TraversalOperator as Op};
+        if let E::Traversal(t) = expr {
+            if matches!(&t.expr, E::Variable(v) if v.as_str() == "node") {
+                let narrowed = match t.operators.as_slice() {
+                    [first, second, ..] => match (first.value(), second.value()) {
+                        (Op::GetAttr(name), Op::Index(ix)) => self
+                            .key_of(ix)
+                            .and_then(|k| self.instance(name.as_str(), &k)),
+                        (Op::GetAttr(name), Op::LegacyIndex(n)) => {
+                            self.instance(name.as_str(), &InstanceKey::Int(*n.value()))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(v) = narrowed {
+                    let var = format!("tg_ref_{}", self.decls.len());
+                    self.decls.push((var.clone(), v));
+                    let head = E::Variable(hcl_edit::Decorated::new(hcl_edit::Ident::new(var)));
+                    let rest: Vec<_> = t.operators.drain(2..).collect();
+                    *expr = if rest.is_empty() {
+                        head
+                    } else {
+                        E::Traversal(Box::new(Traversal::new(head, rest)))
+                    };
+                    return;
+                }
+            }
+        }
+        hcl_edit::visit_mut::visit_expr_mut(self, expr);
     }
 }
 

@@ -972,3 +972,57 @@ node "x" {
     assert_eq!(attr(&tb, "network.new", "cidr"), json!("10.200.1.0/24"));
     assert_eq!(attr(&tb, "node.x", "address"), json!("10.200.0.2"));
 }
+
+/// Regression: referring to one instance of another node resource
+/// (`node.a[count.index]`) evaluated the whole resource for every instance
+/// (quadratic); it is now narrowed to that instance. The values must stay
+/// right, including through templates and for-expressions that still need
+/// the whole resource.
+#[test]
+fn references_to_single_instances_resolve_per_instance() {
+    let tb = crate::support::Testbed::new(&[(
+        "main.tg.hcl",
+        r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "a" {
+  count   = 3
+  image   = "host"
+  network = network.lab
+}
+
+node "b" {
+  count   = 3
+  image   = "host"
+  network = network.lab
+  labels  = { peer = node.a[count.index].hostname, first = node.a[0].address }
+}
+
+node "c" {
+  for_each = { x = "1", y = "2" }
+  image    = "host"
+  network  = network.lab
+  labels   = { all = join(",", [for n in node.a : n.hostname]), me = "${node.b[2].hostname}-${each.key}" }
+}
+
+output "peers" {
+  value = [for n in node.b : n.labels.peer]
+}
+
+output "c" {
+  value = { for k, n in node.c : k => n.labels }
+}
+"#,
+    )]);
+    let tb = load_dir(tb.path());
+    assert_eq!(output(&tb, "peers"), json!(["a-0", "a-1", "a-2"]));
+    assert_eq!(
+        output(&tb, "c"),
+        json!({
+            "x": {"all": "a-0,a-1,a-2", "me": "b-2-x"},
+            "y": {"all": "a-0,a-1,a-2", "me": "b-2-y"}
+        })
+    );
+}

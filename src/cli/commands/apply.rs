@@ -23,6 +23,11 @@ pub fn run(ctx: &Ctx, args: &ApplyArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
+    if args.json && !args.auto_approve && args.plan_file.is_none() {
+        return Err(render::fail(
+            "`-json` needs `-auto-approve` (or a saved plan): nobody can review a plan printed as JSON; review it with `tg plan` first",
+        ));
+    }
     let rt = render::runtime()?;
     let progress = Arc::new(Progress::new(ctx.interactive && !args.json, args.json));
     if let Some(path) = &args.plan_file {
@@ -38,7 +43,6 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
         pf.check_current(&ctx.session, &snap.lineage, snap.serial, &testbed.hash)
             .map_err(render::fail)?;
         return walk_and_report(
-            ctx,
             &rt,
             &context,
             &pf.plan,
@@ -83,7 +87,6 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
         println!();
     }
     walk_and_report(
-        ctx,
         &rt,
         &planned.context,
         plan,
@@ -97,7 +100,6 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
 /// Walk a plan with progress and Ctrl-C handling, then print the summary.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn walk_and_report(
-    _ctx: &Ctx,
     rt: &tokio::runtime::Runtime,
     context: &Context,
     plan: &Plan,
@@ -109,7 +111,7 @@ pub(crate) fn walk_and_report(
     let interrupt = Interrupt::new();
     render::watch_interrupts(rt, interrupt.clone());
     let walk = WalkOptions {
-        parallelism: parallelism.max(1),
+        parallelism,
         interrupt,
     };
     let report = rt

@@ -18,6 +18,11 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, args: &DestroyArgs) -> CmdResult<i32> {
+    if args.json && !args.auto_approve {
+        return Err(render::fail(
+            "`-json` needs `-auto-approve`: nobody can review a plan printed as JSON; review it with `tg plan -destroy` first",
+        ));
+    }
     let rt = render::runtime()?;
     let progress = Arc::new(Progress::new(ctx.interactive && !args.json, args.json));
     let planned = make_plan(ctx, &rt, &args.options, true, "destroy", progress.clone())?;
@@ -41,7 +46,6 @@ fn run_inner(ctx: &Ctx, args: &DestroyArgs) -> CmdResult<i32> {
         println!();
     }
     walk_and_report(
-        ctx,
         &rt,
         &planned.context,
         plan,
