@@ -786,6 +786,19 @@ fn library_plan_and_apply_with_the_memory_store() {
         .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
         .unwrap_err();
     assert!(err.to_string().contains("run tg plan again"), "{err}");
+    // And the library's one-call destroy takes the lock, plans and applies.
+    let (plan, report) = rt
+        .block_on(ops::destroy(
+            &ctx,
+            &testbed,
+            &PlanOptions::default(),
+            &WalkOptions::default(),
+            std::time::Duration::ZERO,
+        ))
+        .unwrap();
+    assert_eq!(plan.summary().destroy, 6);
+    assert!(report.success(), "{report:?}");
+    assert!(store.load("lib").unwrap().instances.is_empty());
 }
 
 /// A real netns testbed end to end (root only): apply, exec across nodes,
