@@ -964,29 +964,11 @@ impl<'o> Evaluator<'o> {
             ctx.declare_var("local", Value::Object(self.local_values.clone()));
         }
         if roots.contains("network") {
-            let mut m = hcl::Map::new();
-            for r in found.refs.iter().filter(|r| r.root == "network") {
-                if let Some(n) = &r.name {
-                    if !m.contains_key(n) {
-                        if let Some(v) = self.network_value(n) {
-                            m.insert(n.clone(), v);
-                        }
-                    }
-                }
-            }
+            let m = self.referenced_values(&found.refs, "network", Self::network_value);
             ctx.declare_var("network", Value::Object(m));
         }
         if roots.contains("node") && needs_full_node {
-            let mut m = hcl::Map::new();
-            for r in found.refs.iter().filter(|r| r.root == "node") {
-                if let Some(n) = &r.name {
-                    if !m.contains_key(n) {
-                        if let Some(v) = self.node_value(n) {
-                            m.insert(n.clone(), v);
-                        }
-                    }
-                }
-            }
+            let m = self.referenced_values(&found.refs, "node", Self::node_value);
             ctx.declare_var("node", Value::Object(m));
         }
         if roots.contains("package") {
@@ -1015,6 +997,28 @@ impl<'o> Evaluator<'o> {
                 None
             }
         }
+    }
+
+    /// The values of the resources of one kind that `refs` name, keyed by name.
+    fn referenced_values(
+        &self,
+        refs: &[Reference],
+        root: &str,
+        value: fn(&Self, &str) -> Option<Value>,
+    ) -> hcl::Map<String, Value> {
+        let mut m = hcl::Map::new();
+        for name in refs
+            .iter()
+            .filter(|r| r.root == root)
+            .filter_map(|r| r.name.as_ref())
+        {
+            if !m.contains_key(name) {
+                if let Some(v) = value(self, name) {
+                    m.insert(name.clone(), v);
+                }
+            }
+        }
+        m
     }
 
     /// `network.NAME` of a network without count/for_each.

@@ -806,23 +806,23 @@ pub fn enable_nat(run_dir: &Path, sid: &str, name: &str) -> NetResult<Ipv4Addr> 
             host_addr
         }
     };
-    iptables_ensure(
-        Some(&router),
-        "filter",
-        "-A",
-        "FORWARD",
-        &["-i", &bridge, "-o", UPLINK, "-j", "ACCEPT"],
-    )?;
-    iptables_ensure(
-        Some(&router),
-        "filter",
-        "-A",
-        "FORWARD",
-        &[
+    for rule in forward_rules(&bridge) {
+        iptables_ensure(Some(&router), "filter", "-A", "FORWARD", &rule)?;
+    }
+    Ok(host_addr)
+}
+
+/// The router's FORWARD rules that let one NAT network out of the uplink
+/// (and its replies back in): added by `enable_nat`, removed by
+/// `disable_nat`, from this one list so the two never drift apart.
+fn forward_rules(bridge: &str) -> [Vec<&str>; 2] {
+    [
+        vec!["-i", bridge, "-o", UPLINK, "-j", "ACCEPT"],
+        vec![
             "-i",
             UPLINK,
             "-o",
-            &bridge,
+            bridge,
             "-m",
             "conntrack",
             "--ctstate",
@@ -830,8 +830,7 @@ pub fn enable_nat(run_dir: &Path, sid: &str, name: &str) -> NetResult<Ipv4Addr> 
             "-j",
             "ACCEPT",
         ],
-    )?;
-    Ok(host_addr)
+    ]
 }
 
 /// Stop letting network `name` out; remove the uplink when no NAT network
@@ -843,29 +842,9 @@ pub fn disable_nat(run_dir: &Path, sid: &str, name: &str) -> NetResult<()> {
         return remove_uplink_host_side(sid);
     }
     let bridge = names::bridge_name(sid, name);
-    iptables_delete(
-        Some(&router),
-        "filter",
-        "FORWARD",
-        &["-i", &bridge, "-o", UPLINK, "-j", "ACCEPT"],
-    );
-    iptables_delete(
-        Some(&router),
-        "filter",
-        "FORWARD",
-        &[
-            "-i",
-            UPLINK,
-            "-o",
-            &bridge,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "RELATED,ESTABLISHED",
-            "-j",
-            "ACCEPT",
-        ],
-    );
+    for rule in forward_rules(&bridge) {
+        iptables_delete(Some(&router), "filter", "FORWARD", &rule);
+    }
     let rules = iptables(Some(&router), &["-S", "FORWARD"]).unwrap_or_default();
     if rules.lines().any(|l| l.contains(UPLINK)) {
         return Ok(());
