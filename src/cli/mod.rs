@@ -29,6 +29,9 @@ pub struct Ctx {
     pub color: bool,
     /// stderr is a terminal (live progress allowed).
     pub interactive: bool,
+    /// The command prints one JSON document (`-json`): problems with the
+    /// testbed are printed as `tg validate -json`'s document too.
+    pub json: bool,
 }
 
 /// Run tg with the process's arguments; returns the exit code.
@@ -62,6 +65,13 @@ pub fn main() -> ExitCode {
         session: cli.session.clone(),
         color,
         interactive: std::io::stderr().is_terminal(),
+        json: match &cli.command {
+            Command::Plan(a) => a.json,
+            Command::Apply(a) => a.json,
+            Command::Destroy(a) => a.json,
+            Command::Validate(a) => a.json,
+            _ => false,
+        },
     };
     let code = run(&ctx, &cli.command);
     ExitCode::from(code.clamp(0, 255) as u8)

@@ -59,6 +59,17 @@ pub fn abs_dir(ctx: &Ctx) -> PathBuf {
 
 /// Load the testbed; errors are printed, warnings too.
 pub fn load_testbed(ctx: &Ctx, vars: &VarArgs, prior: Prior) -> CmdResult<Testbed> {
+    load_testbed_with(ctx, vars, prior, true)
+}
+
+/// Load the testbed; errors are printed (as JSON with `-json`), warnings
+/// only when asked (a second load of the same files would repeat them).
+fn load_testbed_with(
+    ctx: &Ctx,
+    vars: &VarArgs,
+    prior: Prior,
+    show_warnings: bool,
+) -> CmdResult<Testbed> {
     let opts = LoadOptions {
         dir: abs_dir(ctx),
         vars: vars.vars.clone(),
@@ -67,13 +78,17 @@ pub fn load_testbed(ctx: &Ctx, vars: &VarArgs, prior: Prior) -> CmdResult<Testbe
     };
     match crate::config::load(&opts) {
         Ok((tb, warnings)) => {
-            if !warnings.is_empty() {
+            if show_warnings && !warnings.is_empty() {
                 eprint!("{}", diagnostics::render_all(&warnings, &tb.sources));
             }
             Ok(tb)
         }
         Err(e) => {
-            eprint!("{}", diagnostics::render_all(&e.diagnostics, &e.sources));
+            if ctx.json {
+                crate::cli::commands::validate::print_json(&e.diagnostics, &e.sources);
+            } else {
+                eprint!("{}", diagnostics::render_all(&e.diagnostics, &e.sources));
+            }
             Err(Failed(1))
         }
     }
@@ -118,24 +133,8 @@ pub fn load_with_state(ctx: &Ctx, vars: &VarArgs) -> CmdResult<(Testbed, Arc<dyn
     if snap.instances.is_empty() {
         return Ok((first, store));
     }
-    let tb = load_testbed_quiet_warnings(ctx, vars, ops::prior(&snap))?;
+    let tb = load_testbed_with(ctx, vars, ops::prior(&snap), false)?;
     Ok((tb, store))
-}
-
-fn load_testbed_quiet_warnings(ctx: &Ctx, vars: &VarArgs, prior: Prior) -> CmdResult<Testbed> {
-    let opts = LoadOptions {
-        dir: abs_dir(ctx),
-        vars: vars.vars.clone(),
-        var_files: vars.var_files.clone(),
-        prior,
-    };
-    match crate::config::load(&opts) {
-        Ok((tb, _)) => Ok(tb),
-        Err(e) => {
-            eprint!("{}", diagnostics::render_all(&e.diagnostics, &e.sources));
-            Err(Failed(1))
-        }
-    }
 }
 
 /// Parse `30s`, `5m`, `1h`, `250ms`, or plain seconds.

@@ -447,3 +447,40 @@ node "n" {
     assert!(md.contains("the plan was cut to fit in a comment"), "{md}");
     assert!(md.contains("```\n\n</details>\n"), "{md}");
 }
+
+/// With `-json`, a testbed with errors still gives one JSON document on
+/// stdout (the `tg validate -json` one), so CI that parses the output gets
+/// the problems with their positions.
+#[test]
+fn plan_json_of_a_broken_testbed_is_the_validate_document() {
+    let bed = Bed::new("network \"lab\" {\n  cidr = \"10.0.0.0/33\"\n}\n");
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(1);
+    let doc = json_of(&r);
+    validate("validate.schema.json", &doc);
+    assert_eq!(doc["valid"], Value::Bool(false));
+    assert_eq!(doc["diagnostics"][0]["range"]["start"]["line"], 2);
+    assert_eq!(r.stderr(), "", "nothing but the document is printed");
+}
+
+/// Reading never creates a session: a mistyped `--session` is an error.
+#[test]
+fn read_only_commands_do_not_create_sessions() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    for args in [
+        &["--session", "typo", "state", "list"][..],
+        &["--session", "typo", "output"][..],
+        &["--session", "typo", "exec", "node.edge", "--", "true"][..],
+    ] {
+        let r = bed.tg(args);
+        assert_eq!(r.code(), 1, "{args:?}: {}", r.stdout());
+        assert!(r.stderr().contains("`typo`"), "{args:?}: {}", r.stderr());
+    }
+    // `show` of an unknown session says there is nothing, like `terraform show`.
+    let r = bed.tg(&["--session", "typo", "show"]);
+    r.expect_code(0);
+    assert!(r.stdout().contains("empty"), "{}", r.stdout());
+    let r = bed.tg(&["session", "list"]);
+    assert!(!r.stdout().contains("typo"), "{}", r.stdout());
+}

@@ -58,7 +58,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn print_json(diags: &Diagnostics, sources: &SourceMap) {
+/// Print the `-json` document of these diagnostics on stdout.
+pub(crate) fn print_json(diags: &Diagnostics, sources: &SourceMap) {
     let doc = ValidateJson {
         format_version: "1.0",
         valid: !diags.has_errors(),
