@@ -138,6 +138,16 @@ pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadErr
     }
 }
 
+/// Is `offset` after an attribute inside a block opened on the same line
+/// (`host "a" { address = "x"  profile = "y" }`)?
+fn in_one_line_block(text: &str, offset: usize) -> bool {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..offset];
+    before
+        .rfind('{')
+        .is_some_and(|open| before[open..].contains('=') && !before[open..].contains('}'))
+}
+
 /// A parse error as a diagnostic at its position.
 pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error) -> Diagnostic {
     let loc = e.location();
@@ -177,6 +187,8 @@ pub(crate) fn syntax_error(file: FileId, text: &str, e: &hcl_edit::parser::Error
         "attributes are set with `=`: `name = value`"
     } else if msg.ends_with("expected `]`") {
         "separate list elements with `,`: `[a, b]`"
+    } else if msg.contains("invalid block body") && in_one_line_block(text, offset) {
+        "a block written on one line holds one attribute: put each attribute of this block on its own line"
     } else {
         "check for a missing `=`, `}`, `]`, `)` or quote near here"
     };
