@@ -388,7 +388,9 @@ fn hcl_block(v: &Value, indent: usize) -> String {
     }
 }
 
-fn indent_value(v: &Value, indent: usize) -> String {
+/// A value as HCL: on one line when short, else over several lines
+/// indented by `indent` after the first.
+pub(crate) fn indent_value(v: &Value, indent: usize) -> String {
     let s = if is_multiline(v) {
         pretty(v)
     } else {

@@ -1,5 +1,6 @@
 //! `tg show [PLANFILE] [-json]`: a saved plan, or the session's state.
 
+use crate::plan::render_text::indent_value;
 use serde_json::{json, Value};
 
 use crate::cli::args::ShowArgs;
@@ -66,7 +67,7 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
         println!("    {:width$} = {}", "platform", json!(rec.platform));
         for (k, v) in attrs {
             if !v.is_null() {
-                println!("    {k:width$} = {v}");
+                println!("    {k:width$} = {}", indent_value(&v, 4));
             }
         }
         println!("}}\n");
