@@ -41,7 +41,9 @@ impl Progress {
                 ProgressStyle::with_template("{spinner} [{elapsed}] {pos} done, {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(120));
+            // Hidden until the walk starts: the plan and the confirmation
+            // prompt come first, and a spinner would draw over them.
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             self.bar = Some(bar);
         }
         self
@@ -51,6 +53,14 @@ impl Progress {
     pub fn quiet_refresh(mut self) -> Progress {
         self.show_refresh = false;
         self
+    }
+
+    /// Show the live display (on a terminal): the walk begins.
+    pub fn start(&self) {
+        if let Some(b) = &self.bar {
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            b.enable_steady_tick(Duration::from_millis(120));
+        }
     }
 
     /// Remove the bar before the final summary.

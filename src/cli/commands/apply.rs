@@ -110,6 +110,7 @@ pub(crate) fn walk_and_report(
 ) -> CmdResult<i32> {
     let interrupt = Interrupt::new();
     render::watch_interrupts(rt, interrupt.clone());
+    progress.start();
     let walk = WalkOptions {
         parallelism,
         interrupt,
