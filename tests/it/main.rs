@@ -6,6 +6,7 @@ mod cli_plan;
 mod config_props;
 mod e2e_netns;
 mod engine;
+mod examples;
 mod fmt;
 mod netns;
 mod netns_node;
