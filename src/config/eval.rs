@@ -203,6 +203,14 @@ pub(super) struct Evaluator<'o> {
     packages: Vec<DesiredInstance>,
     package_values: hcl::Map<String, Value>,
     outputs: IndexMap<String, OutputValue>,
+    /// Values that failed (`var.x`, `network.lab`, `profile.p`, ...): what
+    /// refers to them is skipped without a message, so one mistake is
+    /// reported once, not again as the failure of everything that uses it.
+    poisoned: HashSet<String>,
+    /// An expression was skipped because it refers to a poisoned value.
+    silenced: bool,
+    /// The value being evaluated and the error count when it began.
+    current: Option<(String, usize)>,
 }
 
 impl<'o> Evaluator<'o> {
@@ -244,7 +252,31 @@ impl<'o> Evaluator<'o> {
             packages: Vec::new(),
             package_values: hcl::Map::new(),
             outputs: IndexMap::new(),
+            poisoned: HashSet::new(),
+            silenced: false,
+            current: None,
         }
+    }
+
+    /// Begin evaluating value `id` (`network.lab`); closes the previous one.
+    fn open_value(&mut self, id: String) {
+        self.close_value();
+        self.current = Some((id, self.diags.error_count()));
+        self.silenced = false;
+    }
+
+    /// End the current value: poison it if it failed or was skipped.
+    fn close_value(&mut self) {
+        if let Some((id, errors)) = self.current.take() {
+            if self.diags.error_count() > errors || self.silenced {
+                self.poisoned.insert(id);
+            }
+        }
+        self.silenced = false;
+    }
+
+    fn is_poisoned(&self, root: &str, name: &str) -> bool {
+        !self.poisoned.is_empty() && self.poisoned.contains(&format!("{root}.{name}"))
     }
 
     fn err(&mut self, d: Diagnostic) {
@@ -279,30 +311,27 @@ impl<'o> Evaluator<'o> {
             self.diags.sort();
             return (None, self.diags, self.sources);
         }
-        if !self.diags.has_errors() {
-            self.eval_variables();
+        // Structure errors stop here; from now on a failed value only
+        // stops what depends on it (see `poisoned`), so independent
+        // problems are all reported in one run.
+        if self.diags.has_errors() {
+            self.diags.sort();
+            return (None, self.diags, self.sources);
         }
-        if !self.diags.has_errors() {
-            self.eval_locals();
-        }
-        if !self.diags.has_errors() {
-            self.eval_networks();
-            self.eval_profiles();
-        }
-        if !self.diags.has_errors() {
-            self.place_nodes();
-        }
-        if !self.diags.has_errors() {
-            self.assign_addresses();
-        }
-        if !self.diags.has_errors() {
-            self.eval_nodes();
-        }
-        if !self.diags.has_errors() {
-            self.eval_packages();
-        }
-        if !self.diags.has_errors() {
-            self.eval_outputs();
+        let stages: [fn(&mut Self); 9] = [
+            Self::eval_variables,
+            Self::eval_locals,
+            Self::eval_networks,
+            Self::eval_profiles,
+            Self::place_nodes,
+            Self::assign_addresses,
+            Self::eval_nodes,
+            Self::eval_packages,
+            Self::eval_outputs,
+        ];
+        for stage in stages {
+            stage(&mut self);
+            self.close_value();
         }
         let settings = if !self.diags.has_errors() {
             Some(self.eval_settings())
@@ -917,6 +946,14 @@ impl<'o> Evaluator<'o> {
             return Some(v);
         }
         let found = refs::scan(a.expr_span.file, &a.expr);
+        if found.refs.iter().any(|r| {
+            r.name
+                .as_ref()
+                .is_some_and(|n| self.is_poisoned(&r.root, n))
+        }) {
+            self.silenced = true;
+            return None;
+        }
         let mut edit_expr = a.expr.clone();
         if found.arith {
             checked::rewrite(&mut edit_expr);
@@ -1034,6 +1071,9 @@ impl<'o> Evaluator<'o> {
         let Op::GetAttr(name) = t.operators[0].value() else {
             return None;
         };
+        if self.is_poisoned("network", name.as_str()) {
+            return None;
+        }
         match self
             .expansions
             .get(&(ResourceKind::Network, name.as_str().to_string()))?
@@ -1229,6 +1269,7 @@ impl<'o> Evaluator<'o> {
             cli_values.insert(name.to_string(), value.to_string());
         }
         for (name, &bi) in &decls {
+            self.open_value(format!("var.{name}"));
             let b = &blocks[bi];
             let ty = match b.attr("type") {
                 Some(a) => types::parse_type(&a.expr).unwrap_or(VarType::Any),
@@ -1293,11 +1334,10 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
-        if self.diags.has_errors() {
-            return;
-        }
-        // Validations see every variable.
+        self.close_value();
+        // Validations see every variable (a failed one is skipped).
         for (name, &bi) in &decls {
+            self.open_value(format!("var.{name}"));
             for v in blocks[bi].blocks_of("validation") {
                 let (Some(cond), Some(msg)) = (v.attr("condition"), v.attr("error_message")) else {
                     continue;
@@ -1340,6 +1380,7 @@ impl<'o> Evaluator<'o> {
                 }
             }
         }
+        self.close_value();
     }
 
     fn read_var_file(
@@ -1439,6 +1480,7 @@ impl<'o> Evaluator<'o> {
         // use it (they would fail for the same reason).
         let mut failed = vec![false; names.len()];
         for i in topo_order(&edges) {
+            self.open_value(format!("local.{}", names[i]));
             if edges[i].iter().any(|&j| failed[j]) {
                 failed[i] = true;
                 continue;
@@ -1626,6 +1668,7 @@ impl<'o> Evaluator<'o> {
         let mut pending: Vec<usize> = Vec::new();
         for i in order {
             let name = names[i].clone();
+            self.open_value(format!("network.{name}"));
             let bi = decls[&name];
             let b = &blocks[bi];
             let Some(exp) = self.expand(b) else { continue };
@@ -1706,6 +1749,7 @@ impl<'o> Evaluator<'o> {
                 );
             }
         }
+        self.close_value();
         // Overlaps among fixed CIDRs.
         let fixed: Vec<usize> = (0..self.nets.len())
             .filter(|&i| self.nets[i].cidr.is_some())
@@ -1801,6 +1845,7 @@ impl<'o> Evaluator<'o> {
         let blocks = self.blocks.clone();
         let rep = Repetition::default();
         for (name, &bi) in self.declared("profile").cloned().unwrap_or_default().iter() {
+            self.open_value(format!("profile.{name}"));
             let b = &blocks[bi];
             let p = Profile {
                 image: self.eval_string(b, "image", &rep),
@@ -1875,6 +1920,7 @@ impl<'o> Evaluator<'o> {
     fn place_nodes(&mut self) {
         let blocks = self.blocks.clone();
         for (name, bi, implicit) in self.node_sources() {
+            self.open_value(format!("node.{name}"));
             let ab = Self::node_attrs_block(&blocks, bi, implicit);
             let exp = if implicit {
                 Some(Expansion::Single)
@@ -1954,6 +2000,7 @@ impl<'o> Evaluator<'o> {
                 self.nodes.push(inst);
             }
         }
+        self.close_value();
         // Host names must be unique in a session.
         let mut seen: HashMap<String, InstanceAddr> = HashMap::new();
         for n in &self.nodes {
@@ -2157,7 +2204,7 @@ impl<'o> Evaluator<'o> {
             }
         }
         // 3. the lowest free address, in declaration order
-        for i in 0..self.nodes.len() {
+        'assign: for i in 0..self.nodes.len() {
             for slot in 0..self.nodes[i].networks.len() {
                 if self.nodes[i].addresses[slot] != Ipv4Addr::UNSPECIFIED {
                     continue;
@@ -2179,9 +2226,16 @@ impl<'o> Evaluator<'o> {
                         .at(span)
                         .help("use a larger CIDR (a smaller prefix length) or fewer nodes");
                         self.diags.push(d);
-                        return;
+                        break 'assign;
                     }
                 }
+            }
+        }
+        // Nodes left without an address (a full network) are not evaluated
+        // further: the capacity error says it all.
+        for n in &self.nodes {
+            if n.addresses.contains(&Ipv4Addr::UNSPECIFIED) {
+                self.poisoned.insert(format!("node.{}", n.addr.name()));
             }
         }
         // Base objects, so nodes can refer to each other's addresses.
@@ -2240,6 +2294,10 @@ impl<'o> Evaluator<'o> {
         }
         for ri in topo_order(&edges) {
             let (name, bi, implicit) = &sources[ri];
+            if self.is_poisoned("node", name) {
+                continue;
+            }
+            self.open_value(format!("node.{name}"));
             let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
             let Some(ids) = self.node_resource.get(name).cloned() else {
                 continue;
@@ -2256,6 +2314,10 @@ impl<'o> Evaluator<'o> {
         let profile_name = self.eval_string(ab, "profile", &rep);
         let profile = match &profile_name {
             None => Profile::default(),
+            Some(p) if self.is_poisoned("profile", p) => {
+                self.silenced = true;
+                return;
+            }
             Some(p) => match self.profiles.get(p) {
                 Some(p) => p.clone(),
                 None => {
@@ -2492,6 +2554,7 @@ impl<'o> Evaluator<'o> {
         }
         for pi in topo_order(&edges) {
             let name = names[pi].clone();
+            self.open_value(format!("package.{name}"));
             let b = &blocks[decls[&name]];
             let version = self.eval_string(b, "version", &rep);
             if let Some(v) = &version {
@@ -2685,6 +2748,7 @@ impl<'o> Evaluator<'o> {
         let rep = Repetition::default();
         let sensitive_locals = self.sensitive_locals();
         for (name, &bi) in self.declared("output").cloned().unwrap_or_default().iter() {
+            self.open_value(format!("output.{name}"));
             let b = &blocks[bi];
             let Some(a) = b.attr("value").cloned() else {
                 continue;
