@@ -211,6 +211,11 @@ pub(super) struct Evaluator<'o> {
     silenced: bool,
     /// The value being evaluated and the error count when it began.
     current: Option<(String, usize)>,
+    /// Node instances the expressions evaluated since the last reset
+    /// referred to one by one (`node.a[count.index]`), and node resources
+    /// they referred to whole (`node.a[*]`): a node's dependencies.
+    referred_instances: Vec<InstanceAddr>,
+    referred_resources: HashSet<String>,
 }
 
 impl<'o> Evaluator<'o> {
@@ -255,6 +260,8 @@ impl<'o> Evaluator<'o> {
             poisoned: HashSet::new(),
             silenced: false,
             current: None,
+            referred_instances: Vec::new(),
+            referred_resources: HashSet::new(),
         }
     }
 
@@ -979,14 +986,20 @@ impl<'o> Evaluator<'o> {
                 ev: self,
                 rep,
                 decls: Vec::new(),
+                referred: Vec::new(),
             };
             hcl_edit::visit_mut::VisitMut::visit_expr_mut(&mut narrow, &mut edit_expr);
             decls = narrow.decls;
+            self.referred_instances.extend(narrow.referred);
             // Whatever could not be narrowed needs the whole resources.
-            needs_full_node = refs::scan(a.expr_span.file, &edit_expr)
-                .refs
-                .iter()
-                .any(|r| r.root == "node");
+            for r in refs::scan(a.expr_span.file, &edit_expr).refs {
+                if r.root == "node" {
+                    needs_full_node = true;
+                    if let Some(name) = r.name {
+                        self.referred_resources.insert(name);
+                    }
+                }
+            }
         }
         let expr = hcl::Expression::from(edit_expr);
         let mut ctx = hcl::eval::Context::new();
@@ -2309,6 +2322,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn eval_node(&mut self, i: usize, ab: &RawBlock) {
+        self.referred_instances.clear();
+        self.referred_resources.clear();
         let rep = self.nodes[i].rep.clone();
         let addr = self.nodes[i].addr.clone();
         let profile_name = self.eval_string(ab, "profile", &rep);
@@ -2413,22 +2428,25 @@ impl<'o> Evaluator<'o> {
             .map(|&net| self.nets[net].addr.clone())
             .collect();
         depends_on.extend(self.expand_targets(&n.depends_on.clone()));
-        // References to other nodes in attributes are dependencies too.
-        for a in ab.attrs.values() {
-            for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                if r.root == "node" {
-                    if let Some(name) = &r.name {
-                        for &j in self
-                            .node_resource
-                            .get(name)
-                            .map(Vec::as_slice)
-                            .unwrap_or(&[])
-                        {
-                            if j != i {
-                                depends_on.push(self.nodes[j].addr.clone());
-                            }
-                        }
-                    }
+        // References to other nodes in attributes are dependencies too:
+        // the instance referred to, or every instance of a resource used
+        // whole (as the evaluation recorded them).
+        let own = &self.nodes[i].addr;
+        depends_on.extend(
+            self.referred_instances
+                .iter()
+                .filter(|a| *a != own)
+                .cloned(),
+        );
+        for name in &self.referred_resources {
+            for &j in self
+                .node_resource
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                if j != i {
+                    depends_on.push(self.nodes[j].addr.clone());
                 }
             }
         }
@@ -3025,6 +3043,8 @@ struct NarrowNodeRefs<'e, 'o> {
     ev: &'e Evaluator<'o>,
     rep: &'e Repetition,
     decls: Vec<(String, Value)>,
+    /// The instances the rewritten references point at.
+    referred: Vec<InstanceAddr>,
 }
 
 impl NarrowNodeRefs<'_, '_> {
@@ -3056,12 +3076,14 @@ impl NarrowNodeRefs<'_, '_> {
         }
     }
 
-    fn instance(&self, name: &str, key: &InstanceKey) -> Option<Value> {
+    fn instance(&mut self, name: &str, key: &InstanceKey) -> Option<Value> {
         let idx = self.ev.node_resource.get(name)?;
-        idx.iter()
+        let node = idx
+            .iter()
             .map(|&i| &self.ev.nodes[i])
-            .find(|n| &n.addr.key == key)
-            .map(|n| Value::Object(n.object.clone()))
+            .find(|n| &n.addr.key == key)?;
+        self.referred.push(node.addr.clone());
+        Some(Value::Object(node.object.clone()))
     }
 }
 

@@ -1018,6 +1018,29 @@ output "c" {
     )]);
     let tb = load_dir(tb.path());
     assert_eq!(output(&tb, "peers"), json!(["a-0", "a-1", "a-2"]));
+    // Dependencies follow the references: b[1] needs a[1] and a[0] only;
+    // c uses all of `node.a` and b[2].
+    let deps = |addr: &str| -> Vec<String> {
+        let a: tg::addrs::InstanceAddr = addr.parse().unwrap();
+        let mut d: Vec<String> = tb.instances[&a]
+            .depends_on
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(deps("node.b[1]"), ["network.lab", "node.a[0]", "node.a[1]"]);
+    assert_eq!(
+        deps("node.c[\"x\"]"),
+        [
+            "network.lab",
+            "node.a[0]",
+            "node.a[1]",
+            "node.a[2]",
+            "node.b[2]"
+        ]
+    );
     assert_eq!(
         output(&tb, "c"),
         json!({
