@@ -212,6 +212,26 @@ pub fn confirm(question: &str, detail: &str, what: &str) -> CmdResult<bool> {
     Ok(line.trim() == "yes")
 }
 
+/// Ask for approval (unless `auto_approve`): on anything but `yes`, say
+/// `cancelled` and end the command with exit code 1.
+pub fn approve(
+    auto_approve: bool,
+    question: &str,
+    detail: &str,
+    what: &str,
+    cancelled: &str,
+) -> CmdResult<()> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !confirm(question, detail, what)? {
+        println!("\n{cancelled}");
+        return Err(Failed(1));
+    }
+    println!();
+    Ok(())
+}
+
 /// Spawn the Ctrl-C handler: first SIGINT stops new work, second abandons
 /// work in flight.
 pub fn watch_interrupts(rt: &tokio::runtime::Runtime, interrupt: crate::apply::Interrupt) {

@@ -74,17 +74,14 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
             }
             return Ok(0);
         }
-    } else if !args.auto_approve {
-        let ok = render::confirm(
+    } else {
+        render::approve(
+            args.auto_approve,
             "\nDo you want to perform these actions?",
             "tg will perform the actions described above.",
             "`tg apply`",
+            "Apply cancelled.",
         )?;
-        if !ok {
-            println!("\nApply cancelled.");
-            return Ok(1);
-        }
-        println!();
     }
     walk_and_report(
         &rt,

@@ -30,20 +30,17 @@ fn run_inner(ctx: &Ctx, args: &DestroyArgs) -> CmdResult<i32> {
     if !args.json {
         print!("{}", render_plan(plan, TextOptions { color: ctx.color }));
     }
-    if plan.has_changes() && !args.auto_approve {
-        let ok = render::confirm(
+    if plan.has_changes() {
+        render::approve(
+            args.auto_approve,
             &format!(
                 "\nDo you really want to destroy all resources in session `{}`?",
                 ctx.session
             ),
             "tg will destroy everything shown above. There is no undo.",
             "`tg destroy`",
+            "Destroy cancelled.",
         )?;
-        if !ok {
-            println!("\nDestroy cancelled.");
-            return Ok(1);
-        }
-        println!();
     }
     walk_and_report(
         &rt,
