@@ -1472,23 +1472,10 @@ impl<'o> Evaluator<'o> {
     fn eval_locals(&mut self) {
         let names: Vec<String> = self.locals.keys().cloned().collect();
         // Order by references among locals (cycles were ruled out).
-        let index: HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let mut edges = vec![Vec::new(); names.len()];
-        for (i, n) in names.iter().enumerate() {
-            let (bi, an) = &self.locals[n];
-            let a = &self.blocks[*bi].attrs[an];
-            for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                if r.root == "local" {
-                    if let Some(j) = r.name.as_deref().and_then(|x| index.get(x)) {
-                        edges[i].push(*j);
-                    }
-                }
-            }
-        }
+        let edges = edges_by_name(&names, |i| {
+            let (bi, an) = &self.locals[&names[i]];
+            referenced_names(&self.blocks[*bi].attrs[an], "local")
+        });
         // A local that fails does not stop the others, only those that
         // use it (they would fail for the same reason).
         let mut failed = vec![false; names.len()];
@@ -1659,24 +1646,14 @@ impl<'o> Evaluator<'o> {
         let blocks = self.blocks.clone();
         let decls = self.declared("network").cloned().unwrap_or_default();
         // Order networks by their references to each other.
-        let names: Vec<&String> = decls.keys().collect();
-        let index: HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let mut edges = vec![Vec::new(); names.len()];
-        for (i, n) in names.iter().enumerate() {
-            for a in blocks[decls[*n]].attrs.values() {
-                for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                    if r.root == "network" {
-                        if let Some(&j) = r.name.as_deref().and_then(|x| index.get(x)) {
-                            edges[i].push(j);
-                        }
-                    }
-                }
-            }
-        }
+        let names: Vec<String> = decls.keys().cloned().collect();
+        let edges = edges_by_name(&names, |i| {
+            blocks[decls[&names[i]]]
+                .attrs
+                .values()
+                .flat_map(|a| referenced_names(a, "network"))
+                .collect()
+        });
         let order = topo_order(&edges);
         let mut pending: Vec<usize> = Vec::new();
         for i in order {
@@ -2284,27 +2261,17 @@ impl<'o> Evaluator<'o> {
 
     fn eval_nodes(&mut self) {
         // Order node resources by their references to each other.
-        let names: Vec<String> = self.node_sources().into_iter().map(|(n, _, _)| n).collect();
-        let index: HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let mut edges = vec![Vec::new(); names.len()];
         let sources = self.node_sources();
+        let names: Vec<String> = sources.iter().map(|(n, _, _)| n.clone()).collect();
         let blocks = self.blocks.clone();
-        for (i, (_, bi, implicit)) in sources.iter().enumerate() {
-            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
-            for a in ab.attrs.values() {
-                for r in refs::scan(a.expr_span.file, &a.expr).refs {
-                    if r.root == "node" {
-                        if let Some(&j) = r.name.as_deref().and_then(|x| index.get(x)) {
-                            edges[i].push(j);
-                        }
-                    }
-                }
-            }
-        }
+        let edges = edges_by_name(&names, |i| {
+            let (_, bi, implicit) = &sources[i];
+            Self::node_attrs_block(&blocks, *bi, *implicit)
+                .attrs
+                .values()
+                .flat_map(|a| referenced_names(a, "node"))
+                .collect()
+        });
         for ri in topo_order(&edges) {
             let (name, bi, implicit) = &sources[ri];
             if self.is_poisoned("node", name) {
@@ -2554,22 +2521,14 @@ impl<'o> Evaluator<'o> {
         let rep = Repetition::default();
         let decls = self.declared("package").cloned().unwrap_or_default();
         // Packages may depend on packages: order them.
-        let names: Vec<&String> = decls.keys().collect();
-        let index: HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let mut edges = vec![Vec::new(); names.len()];
-        for (i, n) in names.iter().enumerate() {
-            for t in self.static_depends_on(&blocks[decls[*n]]) {
-                if t.kind() == ResourceKind::Package {
-                    if let Some(&j) = index.get(t.name()) {
-                        edges[i].push(j);
-                    }
-                }
-            }
-        }
+        let names: Vec<String> = decls.keys().cloned().collect();
+        let edges = edges_by_name(&names, |i| {
+            self.static_depends_on(&blocks[decls[&names[i]]])
+                .into_iter()
+                .filter(|t| t.kind() == ResourceKind::Package)
+                .map(|t| t.name().to_string())
+                .collect()
+        });
         for pi in topo_order(&edges) {
             let name = names[pi].clone();
             self.open_value(format!("package.{name}"));
@@ -3355,6 +3314,37 @@ fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         d = d.help(h);
     }
     d
+}
+
+/// Adjacency lists `i -> the items i refers to` over `names`, from each
+/// item's referenced names (names that are not items are ignored).
+fn edges_by_name(
+    names: &[String],
+    mut refers_to: impl FnMut(usize) -> Vec<String>,
+) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    (0..names.len())
+        .map(|i| {
+            refers_to(i)
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect()
+        })
+        .collect()
+}
+
+/// The names an attribute refers to under `root` (`network.lab` -> `lab`).
+fn referenced_names(a: &RawAttr, root: &str) -> Vec<String> {
+    refs::scan(a.expr_span.file, &a.expr)
+        .refs
+        .into_iter()
+        .filter(|r| r.root == root)
+        .filter_map(|r| r.name)
+        .collect()
 }
 
 /// Deterministic topological order (dependencies first) of a graph given

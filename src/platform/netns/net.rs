@@ -643,6 +643,14 @@ fn iptables_delete(ns: Option<&Path>, table: &str, chain: &str, rule: &[&str]) {
 
 /// Write `value` to sysctl file `path` from inside the namespace at `ns`.
 fn sysctl_in(ns: &Path, path: &str, value: &str) -> NetResult<()> {
+    in_netns(ns, || {
+        fs::write(path, value).map_err(io_err(format!("cannot write `{path}`")))
+    })
+}
+
+/// Run `f` on a short-lived thread that entered the network namespace
+/// persisted at `ns`; the calling thread never changes namespace.
+fn in_netns<T: Send>(ns: &Path, f: impl FnOnce() -> NetResult<T> + Send) -> NetResult<T> {
     let file =
         File::open(ns).map_err(io_err(format!("cannot open namespace `{}`", ns.display())))?;
     std::thread::scope(|s| {
@@ -651,10 +659,10 @@ fn sysctl_in(ns: &Path, path: &str, value: &str) -> NetResult<()> {
                 "cannot enter namespace `{}`",
                 ns.display()
             )))?;
-            fs::write(path, value).map_err(io_err(format!("cannot write `{path}`")))
+            f()
         })
         .join()
-        .unwrap_or_else(|_| Err(NetError::Missing("sysctl thread panicked".into())))
+        .unwrap_or_else(|_| Err(NetError::Missing("namespace thread panicked".into())))
     })
 }
 
@@ -1076,19 +1084,7 @@ impl Netlink {
 
     /// A socket in the network namespace persisted at `ns`.
     fn open_in(ns: &Path) -> NetResult<Netlink> {
-        let file =
-            File::open(ns).map_err(io_err(format!("cannot open namespace `{}`", ns.display())))?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err(format!(
-                    "cannot enter namespace `{}`",
-                    ns.display()
-                )))?;
-                Netlink::open()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(NetError::Missing("netlink thread panicked".into())))
-        })
+        in_netns(ns, Netlink::open)
     }
 
     fn send(&mut self, mut msg: Msg) -> NetResult<u32> {
