@@ -119,7 +119,9 @@ pub trait SessionLock: Send {
 /// State store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("session `{0}` does not exist")]
+    #[error(
+        "session `{0}` does not exist: `tg apply` creates it; `tg session list` shows the others"
+    )]
     NoSuchSession(String),
     #[error("session `{0}` already exists")]
     SessionExists(String),

@@ -19,9 +19,8 @@ pub(crate) fn load_snapshot(ctx: &Ctx) -> CmdResult<Snapshot> {
     let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
     match store.get_session(&ctx.session).map_err(render::fail)? {
         Some(_) => store.load(&ctx.session).map_err(render::fail),
-        None => Err(render::fail(format!(
-            "session `{}` does not exist: run `tg apply` first, or pick one with `--session` (see `tg session list`)",
-            ctx.session
+        None => Err(render::fail(crate::state::StateError::NoSuchSession(
+            ctx.session.clone(),
         ))),
     }
 }
