@@ -371,16 +371,24 @@ pub async fn destroy(
     lock_timeout: Duration,
 ) -> OpsResult<(Plan, ApplyReport)> {
     let c = ctx.clone();
-    let _lock = tokio::task::spawn_blocking(move || c.lock("destroy", lock_timeout))
+    let lock = tokio::task::spawn_blocking(move || c.lock("destroy", lock_timeout))
         .await
         .map_err(|e| OpsError::Usage(e.to_string()))??;
     let opts = PlanOptions {
         destroy: true,
         ..opts.clone()
     };
-    let plan = plan(ctx, testbed, &opts).await?;
-    let report = apply(ctx, &plan, walk).await?;
-    Ok((plan, report))
+    let done: OpsResult<(Plan, ApplyReport)> = async {
+        let plan = plan(ctx, testbed, &opts).await?;
+        let report = apply(ctx, &plan, walk).await?;
+        Ok((plan, report))
+    }
+    .await;
+    // Released off the runtime's threads (a PostgreSQL lock's release blocks).
+    let released = crate::state::release_lock(lock).await;
+    let done = done?;
+    released?;
+    Ok(done)
 }
 
 /// Nodes recorded in state that a `tg exec` target selects: an instance

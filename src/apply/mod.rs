@@ -8,7 +8,10 @@
 //! [`Platform::max_parallelism`](crate::platform::Platform::max_parallelism).
 //!
 //! State is written after every operation (and a `tainted` placeholder
-//! before every create), so a crash loses only the work in flight. A failed
+//! before every create), so a crash loses only the work in flight. Writes
+//! go through one [`BatchWriter`] per walk: operations that finish close
+//! together share one transaction (one fsync), and each operation is
+//! reported done only when its write has committed. A failed
 //! operation skips what depends on it; independent work goes on. An
 //! [`Interrupt`] stops new work (first level) or abandons the work in
 //! flight (second level). Progress goes out through [`ApplyHook`]; this
@@ -29,7 +32,10 @@ use crate::platform::registry::Registry;
 use crate::platform::{
     CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
-use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
+use crate::state::batch::BatchWriter;
+use crate::state::{
+    InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore, StateWrite,
+};
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
 
@@ -132,7 +138,36 @@ enum OpState {
     Dropped,
 }
 
-type TaskResult = (usize, Result<serde_json::Value, PlatformError>, Duration);
+/// What one operation's task did.
+struct TaskResult {
+    id: usize,
+    /// `Err`: the state write before the platform call failed (the
+    /// message); nothing was started.
+    outcome: Result<Done, String>,
+}
+
+/// An operation whose platform call ended.
+struct Done {
+    result: Result<(), PlatformError>,
+    /// The platform call's time.
+    elapsed: Duration,
+    /// What state records for the address now: `Some(Some(r))` the record
+    /// `r`, `Some(None)` nothing; `None` when unchanged.
+    recorded: Option<Option<InstanceRecord>>,
+    /// The serial of the last write, when one committed.
+    serial: Option<u64>,
+    /// Recording the outcome failed (the message).
+    write_error: Option<String>,
+}
+
+impl Done {
+    fn wrote(&mut self, w: StateResult<u64>) {
+        match w {
+            Ok(s) => self.serial = Some(s),
+            Err(e) => self.write_error = Some(e.to_string()),
+        }
+    }
+}
 
 /// Walk `plan`'s changes against `store`. `snapshot` is the state the plan
 /// was checked against (its lineage and serial match the plan's).
@@ -150,6 +185,13 @@ pub async fn walk(
         ..ApplyReport::default()
     };
     let mut mirror: BTreeMap<InstanceAddr, InstanceRecord> = snapshot.instances;
+    let writer = match BatchWriter::new(store, &plan.session) {
+        Ok(w) => w,
+        Err(e) => {
+            report.state_error = Some(e.to_string());
+            return report;
+        }
+    };
 
     // Operations and their order.
     let mut ops: Vec<Op> = Vec::new();
@@ -267,85 +309,164 @@ pub async fn walk(
                 continue;
             };
             let address = c.address.to_string();
-            let task: std::pin::Pin<
-                Box<
-                    dyn std::future::Future<Output = Result<serde_json::Value, PlatformError>>
-                        + Send,
-                >,
-            > = match op.kind {
-                OpKind::Create => {
-                    let Some(spec) = c.after.clone() else {
-                        states[id] = OpState::Finished;
-                        continue;
-                    };
-                    // The placeholder: if we die during the create, the
-                    // next plan replaces whatever was half made.
-                    let rec = InstanceRecord {
-                        address: c.address.clone(),
-                        platform: c.platform.clone(),
-                        status: InstanceStatus::Tainted,
-                        spec: spec.clone(),
-                        private: serde_json::Value::Null,
-                        dependencies: c.depends_on.clone(),
-                        attributes: c.attributes.clone(),
-                    };
-                    if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
-                        report.state_error = Some(e);
-                        stop_starting = true;
-                        ready.push_front(id);
-                        break;
+            let kind = op.kind;
+            let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
+            let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
+                match op.kind {
+                    OpKind::Create => {
+                        let Some(spec) = c.after.clone() else {
+                            states[id] = OpState::Finished;
+                            continue;
+                        };
+                        // The placeholder: if we die during the create, the
+                        // next plan replaces whatever was half made.
+                        let placeholder = InstanceRecord {
+                            address: c.address.clone(),
+                            platform: c.platform.clone(),
+                            status: InstanceStatus::Tainted,
+                            spec: spec.clone(),
+                            private: serde_json::Value::Null,
+                            dependencies: c.depends_on.clone(),
+                            attributes: c.attributes.clone(),
+                        };
+                        let req = CreateRequest {
+                            session: session.clone(),
+                            address,
+                            spec,
+                            deps: deps_of(&mirror, &c.depends_on),
+                        };
+                        Box::pin(async move {
+                            let serial = match w.write(StateWrite::Put(placeholder.clone())).await
+                            {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    return TaskResult {
+                                        id,
+                                        outcome: Err(e.to_string()),
+                                    }
+                                }
+                            };
+                            h.pre_apply(&addr, kind);
+                            let started = Instant::now();
+                            let result = platform.create(req).await;
+                            let mut done = Done {
+                                result: result.as_ref().map(drop).map_err(Clone::clone),
+                                elapsed: started.elapsed(),
+                                // A failed create keeps its tainted placeholder.
+                                recorded: Some(Some(placeholder.clone())),
+                                serial: Some(serial),
+                                write_error: None,
+                            };
+                            if let Ok(r) = result {
+                                let rec = InstanceRecord {
+                                    status: InstanceStatus::Ready,
+                                    private: r.private,
+                                    ..placeholder
+                                };
+                                done.wrote(w.write(StateWrite::Put(rec.clone())).await);
+                                done.recorded = Some(Some(rec));
+                            }
+                            TaskResult {
+                                id,
+                                outcome: Ok(done),
+                            }
+                        })
                     }
-                    mirror.insert(c.address.clone(), rec);
-                    let req = CreateRequest {
-                        session: session.clone(),
-                        address,
-                        spec,
-                        deps: deps_of(&mirror, &c.depends_on),
-                    };
-                    Box::pin(async move { platform.create(req).await.map(|r| r.private) })
-                }
-                OpKind::Update => {
-                    let (Some(after), Some(rec)) = (c.after.clone(), mirror.get(&c.address)) else {
-                        states[id] = OpState::Finished;
-                        continue;
-                    };
-                    let req = UpdateRequest {
-                        session: session.clone(),
-                        address,
-                        before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
-                        after,
-                        private: rec.private.clone(),
-                        deps: deps_of(&mirror, &c.depends_on),
-                    };
-                    Box::pin(async move { platform.update(req).await.map(|r| r.private) })
-                }
-                OpKind::Delete => {
-                    let Some(rec) = mirror.get(&c.address) else {
-                        // Already gone from state: nothing to delete.
-                        states[id] = OpState::Finished;
-                        release(id, &ops, &mut waiting, &states, &mut ready);
-                        continue;
-                    };
-                    let req = DeleteRequest {
-                        session: session.clone(),
-                        address,
-                        spec: rec.spec.clone(),
-                        private: rec.private.clone(),
-                        deps: deps_of(&mirror, &rec.dependencies),
-                    };
-                    Box::pin(
-                        async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
-                    )
-                }
-            };
-            hook.pre_apply(&c.address, op.kind);
+                    OpKind::Update => {
+                        let (Some(after), Some(rec)) = (c.after.clone(), mirror.get(&c.address))
+                        else {
+                            states[id] = OpState::Finished;
+                            continue;
+                        };
+                        let req = UpdateRequest {
+                            session: session.clone(),
+                            address,
+                            before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
+                            after: after.clone(),
+                            private: rec.private.clone(),
+                            deps: deps_of(&mirror, &c.depends_on),
+                        };
+                        let tainted = InstanceRecord {
+                            status: InstanceStatus::Tainted,
+                            ..rec.clone()
+                        };
+                        let ready = InstanceRecord {
+                            address: c.address.clone(),
+                            platform: c.platform.clone(),
+                            status: InstanceStatus::Ready,
+                            spec: after,
+                            private: serde_json::Value::Null,
+                            dependencies: c.depends_on.clone(),
+                            attributes: c.attributes.clone(),
+                        };
+                        Box::pin(async move {
+                            h.pre_apply(&addr, kind);
+                            let started = Instant::now();
+                            let result = platform.update(req).await;
+                            let mut done = Done {
+                                result: result.as_ref().map(drop).map_err(Clone::clone),
+                                elapsed: started.elapsed(),
+                                recorded: None,
+                                serial: None,
+                                write_error: None,
+                            };
+                            // A failed update leaves the instance in doubt.
+                            let rec = match result {
+                                Ok(r) => InstanceRecord {
+                                    private: r.private,
+                                    ..ready
+                                },
+                                Err(_) => tainted,
+                            };
+                            done.wrote(w.write(StateWrite::Put(rec.clone())).await);
+                            done.recorded = Some(Some(rec));
+                            TaskResult {
+                                id,
+                                outcome: Ok(done),
+                            }
+                        })
+                    }
+                    OpKind::Delete => {
+                        let Some(rec) = mirror.get(&c.address) else {
+                            // Already gone from state: nothing to delete.
+                            states[id] = OpState::Finished;
+                            release(id, &ops, &mut waiting, &states, &mut ready);
+                            continue;
+                        };
+                        let req = DeleteRequest {
+                            session: session.clone(),
+                            address,
+                            spec: rec.spec.clone(),
+                            private: rec.private.clone(),
+                            deps: deps_of(&mirror, &rec.dependencies),
+                        };
+                        Box::pin(async move {
+                            h.pre_apply(&addr, kind);
+                            let started = Instant::now();
+                            let result = platform.delete(req).await;
+                            let mut done = Done {
+                                result: result.map(drop),
+                                elapsed: started.elapsed(),
+                                recorded: None,
+                                serial: None,
+                                write_error: None,
+                            };
+                            if done.result.is_ok() {
+                                done.wrote(w.write(StateWrite::Remove(addr)).await);
+                                done.recorded = Some(None);
+                            }
+                            TaskResult {
+                                id,
+                                outcome: Ok(done),
+                            }
+                        })
+                    }
+                };
             states[id] = OpState::Running;
             let handle = set.spawn(async move {
                 let _g = global_permit;
                 let _l = local_permit;
-                let started = Instant::now();
-                let r = task.await;
-                (id, r, started.elapsed())
+                task.await
             });
             running.insert(handle.id(), id);
         }
@@ -368,7 +489,9 @@ pub async fn walk(
                             if let Some(rec) = mirror.get_mut(&op.change.address) {
                                 rec.status = InstanceStatus::Tainted;
                                 let rec = rec.clone();
-                                let _ = write_put(&store, &plan.session, &rec, &mut report).await;
+                                if let Ok(s) = writer.write(StateWrite::Put(rec)).await {
+                                    report.serial = report.serial.max(s);
+                                }
                             }
                         }
                         report.failed.push(OpFailure {
@@ -386,23 +509,27 @@ pub async fn walk(
             }
         };
         let Some(joined) = joined else { break };
-        let (id, result, elapsed) = match joined {
-            Ok((_, r)) => r,
+        let (id, outcome) = match joined {
+            Ok((_, r)) => (r.id, r.outcome),
             Err(e) => {
                 let Some(id) = running.remove(&e.id()) else {
                     continue;
                 };
                 (
                     id,
-                    Err(PlatformError::new(format!(
-                        "the operation stopped unexpectedly: {e}"
-                    ))),
-                    Duration::ZERO,
+                    Ok(Done {
+                        result: Err(PlatformError::new(format!(
+                            "the operation stopped unexpectedly: {e}"
+                        ))),
+                        elapsed: Duration::ZERO,
+                        recorded: None,
+                        serial: None,
+                        write_error: None,
+                    }),
                 )
             }
         };
         running.retain(|_, v| *v != id);
-        states[id] = OpState::Finished;
         let op = &ops[id];
         if let Some(b) = blocked
             .get_mut(&op.change.platform)
@@ -411,64 +538,45 @@ pub async fn walk(
             ready.push_front(b);
         }
         let c = op.change;
-        hook.post_apply(&c.address, op.kind, result.as_ref().err(), elapsed);
-        match result {
-            Ok(private) => {
-                let write = match op.kind {
-                    // Creates and updates only start with a spec (see above).
-                    OpKind::Create | OpKind::Update => match c.after.clone() {
-                        None => Ok(()),
-                        Some(spec) => {
-                            let rec = InstanceRecord {
-                                address: c.address.clone(),
-                                platform: c.platform.clone(),
-                                status: InstanceStatus::Ready,
-                                spec,
-                                private,
-                                dependencies: c.depends_on.clone(),
-                                attributes: c.attributes.clone(),
-                            };
-                            let w = write_put(&store, &plan.session, &rec, &mut report).await;
-                            mirror.insert(c.address.clone(), rec);
-                            w
-                        }
-                    },
-                    OpKind::Delete => {
-                        mirror.remove(&c.address);
-                        let (session, addr) = (plan.session.clone(), c.address.clone());
-                        match on_store(&store, move |s| s.remove_instance(&session, &addr)).await {
-                            Ok(s) => {
-                                report.serial = s;
-                                Ok(())
-                            }
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                };
+        let done = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                // Not started: it is reported with what never started.
+                states[id] = OpState::Pending;
+                report.state_error = Some(e);
+                stop_starting = true;
+                continue;
+            }
+        };
+        states[id] = OpState::Finished;
+        if let Some(s) = done.serial {
+            report.serial = report.serial.max(s);
+        }
+        match done.recorded {
+            Some(Some(rec)) => {
+                mirror.insert(c.address.clone(), rec);
+            }
+            Some(None) => {
+                mirror.remove(&c.address);
+            }
+            None => {}
+        }
+        if let Some(e) = done.write_error {
+            report.state_error = Some(e);
+            stop_starting = true;
+        }
+        hook.post_apply(&c.address, op.kind, done.result.as_ref().err(), done.elapsed);
+        match done.result {
+            Ok(()) => {
                 match op.kind {
                     OpKind::Create => report.added += 1,
                     OpKind::Update => report.changed += 1,
                     OpKind::Delete => report.destroyed += 1,
                 }
                 report.done.push((c.address.clone(), op.kind));
-                if let Err(e) = write {
-                    report.state_error = Some(e);
-                    stop_starting = true;
-                }
                 release(id, &ops, &mut waiting, &states, &mut ready);
             }
             Err(e) => {
-                if op.kind == OpKind::Update {
-                    if let Some(rec) = mirror.get_mut(&c.address) {
-                        rec.status = InstanceStatus::Tainted;
-                        let rec = rec.clone();
-                        if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
-                            report.state_error = Some(e);
-                            stop_starting = true;
-                        }
-                    }
-                }
-                // A failed create keeps its tainted placeholder.
                 report.failed.push(OpFailure {
                     address: c.address.clone(),
                     op: op.kind,
@@ -479,6 +587,11 @@ pub async fn walk(
             }
         }
     }
+
+    // Every write sent is committed before the walk returns.
+    drop(set);
+    let summary = writer.finish().await;
+    report.serial = report.serial.max(summary.serial);
 
     // Whatever never started.
     for (id, st) in states.iter().enumerate() {
@@ -527,22 +640,6 @@ pub async fn on_store<T: Send + 'static>(
             location: store.location(),
             message: format!("the state call stopped unexpectedly: {e}"),
         }),
-    }
-}
-
-async fn write_put(
-    store: &Arc<dyn StateStore>,
-    session: &str,
-    rec: &InstanceRecord,
-    report: &mut ApplyReport,
-) -> Result<(), String> {
-    let (session, rec) = (session.to_string(), rec.clone());
-    match on_store(store, move |s| s.put_instance(&session, &rec)).await {
-        Ok(s) => {
-            report.serial = s;
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
-    now_rfc3339, InstanceRecord, LockInfo, OutputRecord, SessionInfo, SessionLock, Snapshot,
-    StateError, StateResult, StateStore,
+    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult,
+    StateStore, StateWrite,
 };
-use crate::addrs::InstanceAddr;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -63,18 +62,29 @@ struct MemoryLock {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl MemoryLock {
+    fn let_go(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.locks.get(&self.info.session).map(|l| &l.id) == Some(&self.info.id) {
+            g.locks.remove(&self.info.session);
+        }
+    }
+}
+
 impl SessionLock for MemoryLock {
     fn info(&self) -> &LockInfo {
         &self.info
+    }
+
+    fn release(self: Box<Self>) -> StateResult<()> {
+        // Drop lets go: a short critical section, fine on any thread.
+        Ok(())
     }
 }
 
 impl Drop for MemoryLock {
     fn drop(&mut self) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.locks.get(&self.info.session).map(|l| &l.id) == Some(&self.info.id) {
-            g.locks.remove(&self.info.session);
-        }
+        self.let_go();
     }
 }
 
@@ -134,24 +144,20 @@ impl StateStore for MemoryStore {
             .ok_or_else(|| StateError::NoSuchSession(session.to_string()))
     }
 
-    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
+    fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
         self.with_session(session, |_, s| {
-            s.instances.insert(record.address.clone(), record.clone());
+            for w in writes {
+                match w {
+                    StateWrite::Put(r) => {
+                        s.instances.insert(r.address.clone(), r.clone());
+                    }
+                    StateWrite::Remove(a) => {
+                        s.instances.remove(a);
+                    }
+                    StateWrite::Outputs(o) => s.outputs = o.clone(),
+                }
+            }
         })
-    }
-
-    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64> {
-        self.with_session(session, |_, s| {
-            s.instances.remove(address);
-        })
-    }
-
-    fn put_outputs(
-        &self,
-        session: &str,
-        outputs: &BTreeMap<String, OutputRecord>,
-    ) -> StateResult<u64> {
-        self.with_session(session, |_, s| s.outputs = outputs.clone())
     }
 
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
