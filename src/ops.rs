@@ -646,13 +646,9 @@ enum StoreTarget {
     Postgres(String),
 }
 
+/// The store makes a missing folder itself, mode 0700 (state may hold
+/// secrets), and only a missing file becomes a new state.
 fn open_sqlite(path: &Path) -> OpsResult<Arc<dyn StateStore>> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| StateError::Backend {
-            location: parent.display().to_string(),
-            message: format!("cannot create the directory: {e}"),
-        })?;
-    }
     Ok(Arc::new(crate::state::sqlite::SqliteStore::open(path)?))
 }
 

@@ -278,197 +278,199 @@ pub async fn walk(
             report.interrupted = true;
             hook.interrupted(running.len());
         }
-        // Start everything ready.
-        while !stop_starting {
-            let Some(id) = ready.pop_front() else { break };
-            let op = &ops[id];
-            let c = op.change;
-            let Some(platform) = registry.get(&c.platform).cloned() else {
-                report.failed.push(OpFailure {
-                    address: c.address.clone(),
-                    op: op.kind,
-                    message: format!("platform `{}` is not available", c.platform),
-                    detail: None,
-                });
-                states[id] = OpState::Finished;
-                skip_dependents(id, &ops, &mut states, &mut report);
-                continue;
-            };
-            let local = per_platform
-                .entry(c.platform.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(10)))
-                .clone();
-            // Permits are taken here, not in the task, so an interrupt
-            // stops everything that has not really started.
-            let Ok(global_permit) = global.clone().try_acquire_owned() else {
-                ready.push_front(id);
-                break;
-            };
-            let Ok(local_permit) = local.try_acquire_owned() else {
-                blocked.entry(c.platform.clone()).or_default().push_back(id);
-                continue;
-            };
-            let address = c.address.to_string();
-            let kind = op.kind;
-            let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
-            let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
-                match op.kind {
-                    OpKind::Create => {
-                        let Some(spec) = c.after.clone() else {
-                            states[id] = OpState::Finished;
-                            continue;
-                        };
-                        // The placeholder: if we die during the create, the
-                        // next plan replaces whatever was half made.
-                        let placeholder = InstanceRecord {
-                            address: c.address.clone(),
-                            platform: c.platform.clone(),
-                            status: InstanceStatus::Tainted,
-                            spec: spec.clone(),
-                            private: serde_json::Value::Null,
-                            dependencies: c.depends_on.clone(),
-                            attributes: c.attributes.clone(),
-                        };
-                        let req = CreateRequest {
-                            session: session.clone(),
-                            address,
-                            spec,
-                            deps: deps_of(&mirror, &c.depends_on),
-                        };
-                        Box::pin(async move {
-                            let serial = match w.write(StateWrite::Put(placeholder.clone())).await
-                            {
-                                Ok(s) => s,
-                                Err(e) => {
-                                    return TaskResult {
-                                        id,
-                                        outcome: Err(e.to_string()),
-                                    }
+        // Start everything ready (nothing, once told to stop).
+        if !stop_starting {
+            while let Some(id) = ready.pop_front() {
+                let op = &ops[id];
+                let c = op.change;
+                let Some(platform) = registry.get(&c.platform).cloned() else {
+                    report.failed.push(OpFailure {
+                        address: c.address.clone(),
+                        op: op.kind,
+                        message: format!("platform `{}` is not available", c.platform),
+                        detail: None,
+                    });
+                    states[id] = OpState::Finished;
+                    skip_dependents(id, &ops, &mut states, &mut report);
+                    continue;
+                };
+                let local = per_platform
+                    .entry(c.platform.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(10)))
+                    .clone();
+                // Permits are taken here, not in the task, so an interrupt
+                // stops everything that has not really started.
+                let Ok(global_permit) = global.clone().try_acquire_owned() else {
+                    ready.push_front(id);
+                    break;
+                };
+                let Ok(local_permit) = local.try_acquire_owned() else {
+                    blocked.entry(c.platform.clone()).or_default().push_back(id);
+                    continue;
+                };
+                let address = c.address.to_string();
+                let kind = op.kind;
+                let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
+                let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
+                    match op.kind {
+                        OpKind::Create => {
+                            let Some(spec) = c.after.clone() else {
+                                states[id] = OpState::Finished;
+                                continue;
+                            };
+                            // The placeholder: if we die during the create, the
+                            // next plan replaces whatever was half made.
+                            let placeholder = InstanceRecord {
+                                address: c.address.clone(),
+                                platform: c.platform.clone(),
+                                status: InstanceStatus::Tainted,
+                                spec: spec.clone(),
+                                private: serde_json::Value::Null,
+                                dependencies: c.depends_on.clone(),
+                                attributes: c.attributes.clone(),
+                            };
+                            let req = CreateRequest {
+                                session: session.clone(),
+                                address,
+                                spec,
+                                deps: deps_of(&mirror, &c.depends_on),
+                            };
+                            Box::pin(async move {
+                                let serial =
+                                    match w.write(StateWrite::Put(placeholder.clone())).await {
+                                        Ok(s) => s,
+                                        Err(e) => {
+                                            return TaskResult {
+                                                id,
+                                                outcome: Err(e.to_string()),
+                                            }
+                                        }
+                                    };
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.create(req).await;
+                                let mut done = Done {
+                                    result: result.as_ref().map(drop).map_err(Clone::clone),
+                                    elapsed: started.elapsed(),
+                                    // A failed create keeps its tainted placeholder.
+                                    recorded: Some(Some(placeholder.clone())),
+                                    serial: Some(serial),
+                                    write_error: None,
+                                };
+                                if let Ok(r) = result {
+                                    let rec = InstanceRecord {
+                                        status: InstanceStatus::Ready,
+                                        private: r.private,
+                                        ..placeholder
+                                    };
+                                    done.wrote(w.write(StateWrite::Put(rec.clone())).await);
+                                    done.recorded = Some(Some(rec));
                                 }
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
+                        OpKind::Update => {
+                            let (Some(after), Some(rec)) =
+                                (c.after.clone(), mirror.get(&c.address))
+                            else {
+                                states[id] = OpState::Finished;
+                                continue;
                             };
-                            h.pre_apply(&addr, kind);
-                            let started = Instant::now();
-                            let result = platform.create(req).await;
-                            let mut done = Done {
-                                result: result.as_ref().map(drop).map_err(Clone::clone),
-                                elapsed: started.elapsed(),
-                                // A failed create keeps its tainted placeholder.
-                                recorded: Some(Some(placeholder.clone())),
-                                serial: Some(serial),
-                                write_error: None,
+                            let req = UpdateRequest {
+                                session: session.clone(),
+                                address,
+                                before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
+                                after: after.clone(),
+                                private: rec.private.clone(),
+                                deps: deps_of(&mirror, &c.depends_on),
                             };
-                            if let Ok(r) = result {
-                                let rec = InstanceRecord {
-                                    status: InstanceStatus::Ready,
-                                    private: r.private,
-                                    ..placeholder
+                            let tainted = InstanceRecord {
+                                status: InstanceStatus::Tainted,
+                                ..rec.clone()
+                            };
+                            let ready = InstanceRecord {
+                                address: c.address.clone(),
+                                platform: c.platform.clone(),
+                                status: InstanceStatus::Ready,
+                                spec: after,
+                                private: serde_json::Value::Null,
+                                dependencies: c.depends_on.clone(),
+                                attributes: c.attributes.clone(),
+                            };
+                            Box::pin(async move {
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.update(req).await;
+                                let mut done = Done {
+                                    result: result.as_ref().map(drop).map_err(Clone::clone),
+                                    elapsed: started.elapsed(),
+                                    recorded: None,
+                                    serial: None,
+                                    write_error: None,
+                                };
+                                // A failed update leaves the instance in doubt.
+                                let rec = match result {
+                                    Ok(r) => InstanceRecord {
+                                        private: r.private,
+                                        ..ready
+                                    },
+                                    Err(_) => tainted,
                                 };
                                 done.wrote(w.write(StateWrite::Put(rec.clone())).await);
                                 done.recorded = Some(Some(rec));
-                            }
-                            TaskResult {
-                                id,
-                                outcome: Ok(done),
-                            }
-                        })
-                    }
-                    OpKind::Update => {
-                        let (Some(after), Some(rec)) = (c.after.clone(), mirror.get(&c.address))
-                        else {
-                            states[id] = OpState::Finished;
-                            continue;
-                        };
-                        let req = UpdateRequest {
-                            session: session.clone(),
-                            address,
-                            before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
-                            after: after.clone(),
-                            private: rec.private.clone(),
-                            deps: deps_of(&mirror, &c.depends_on),
-                        };
-                        let tainted = InstanceRecord {
-                            status: InstanceStatus::Tainted,
-                            ..rec.clone()
-                        };
-                        let ready = InstanceRecord {
-                            address: c.address.clone(),
-                            platform: c.platform.clone(),
-                            status: InstanceStatus::Ready,
-                            spec: after,
-                            private: serde_json::Value::Null,
-                            dependencies: c.depends_on.clone(),
-                            attributes: c.attributes.clone(),
-                        };
-                        Box::pin(async move {
-                            h.pre_apply(&addr, kind);
-                            let started = Instant::now();
-                            let result = platform.update(req).await;
-                            let mut done = Done {
-                                result: result.as_ref().map(drop).map_err(Clone::clone),
-                                elapsed: started.elapsed(),
-                                recorded: None,
-                                serial: None,
-                                write_error: None,
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
+                        OpKind::Delete => {
+                            let Some(rec) = mirror.get(&c.address) else {
+                                // Already gone from state: nothing to delete.
+                                states[id] = OpState::Finished;
+                                release(id, &ops, &mut waiting, &states, &mut ready);
+                                continue;
                             };
-                            // A failed update leaves the instance in doubt.
-                            let rec = match result {
-                                Ok(r) => InstanceRecord {
-                                    private: r.private,
-                                    ..ready
-                                },
-                                Err(_) => tainted,
+                            let req = DeleteRequest {
+                                session: session.clone(),
+                                address,
+                                spec: rec.spec.clone(),
+                                private: rec.private.clone(),
+                                deps: deps_of(&mirror, &rec.dependencies),
                             };
-                            done.wrote(w.write(StateWrite::Put(rec.clone())).await);
-                            done.recorded = Some(Some(rec));
-                            TaskResult {
-                                id,
-                                outcome: Ok(done),
-                            }
-                        })
-                    }
-                    OpKind::Delete => {
-                        let Some(rec) = mirror.get(&c.address) else {
-                            // Already gone from state: nothing to delete.
-                            states[id] = OpState::Finished;
-                            release(id, &ops, &mut waiting, &states, &mut ready);
-                            continue;
-                        };
-                        let req = DeleteRequest {
-                            session: session.clone(),
-                            address,
-                            spec: rec.spec.clone(),
-                            private: rec.private.clone(),
-                            deps: deps_of(&mirror, &rec.dependencies),
-                        };
-                        Box::pin(async move {
-                            h.pre_apply(&addr, kind);
-                            let started = Instant::now();
-                            let result = platform.delete(req).await;
-                            let mut done = Done {
-                                result: result.map(drop),
-                                elapsed: started.elapsed(),
-                                recorded: None,
-                                serial: None,
-                                write_error: None,
-                            };
-                            if done.result.is_ok() {
-                                done.wrote(w.write(StateWrite::Remove(addr)).await);
-                                done.recorded = Some(None);
-                            }
-                            TaskResult {
-                                id,
-                                outcome: Ok(done),
-                            }
-                        })
-                    }
-                };
-            states[id] = OpState::Running;
-            let handle = set.spawn(async move {
-                let _g = global_permit;
-                let _l = local_permit;
-                task.await
-            });
-            running.insert(handle.id(), id);
+                            Box::pin(async move {
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.delete(req).await;
+                                let mut done = Done {
+                                    result: result.map(drop),
+                                    elapsed: started.elapsed(),
+                                    recorded: None,
+                                    serial: None,
+                                    write_error: None,
+                                };
+                                if done.result.is_ok() {
+                                    done.wrote(w.write(StateWrite::Remove(addr)).await);
+                                    done.recorded = Some(None);
+                                }
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
+                    };
+                states[id] = OpState::Running;
+                let handle = set.spawn(async move {
+                    let _g = global_permit;
+                    let _l = local_permit;
+                    task.await
+                });
+                running.insert(handle.id(), id);
+            }
         }
 
         if set.is_empty() {
@@ -565,7 +567,12 @@ pub async fn walk(
             report.state_error = Some(e);
             stop_starting = true;
         }
-        hook.post_apply(&c.address, op.kind, done.result.as_ref().err(), done.elapsed);
+        hook.post_apply(
+            &c.address,
+            op.kind,
+            done.result.as_ref().err(),
+            done.elapsed,
+        );
         match done.result {
             Ok(()) => {
                 match op.kind {

@@ -83,11 +83,7 @@ impl BatchWriter {
     /// sent to it by any handle (the others must be gone too, or this waits
     /// for them).
     pub async fn finish(self) -> Summary {
-        let ended = self
-            .ended
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(self);
         match ended {
             Some(rx) => rx.await.unwrap_or_default(),

@@ -45,15 +45,8 @@ pub fn status_name(status: InstanceStatus) -> &'static str {
 /// address would not read back as itself: such a record could be written
 /// but never loaded again.
 pub fn encode_instance(location: &str, record: &InstanceRecord) -> StateResult<InstanceRow> {
+    check_address(location, &record.address)?;
     let address = record.address.to_string();
-    if address.parse::<InstanceAddr>().as_ref() != Ok(&record.address) {
-        return Err(StateError::Backend {
-            location: location.to_string(),
-            message: format!(
-                "cannot record `{address}`: its address does not read back as itself (a key with `\"` or `\\` in it); nothing was written"
-            ),
-        });
-    }
     let json = serde_json::to_string(record).map_err(|e| StateError::Backend {
         location: location.to_string(),
         message: format!("cannot encode instance `{address}` as JSON: {e}"),
@@ -63,6 +56,21 @@ pub fn encode_instance(location: &str, record: &InstanceRecord) -> StateResult<I
         platform: record.platform.clone(),
         status: status_name(record.status),
         record: json,
+    })
+}
+
+/// Refuse an address that would not read back as itself (every store
+/// checks this, so none records what it could not load again).
+pub fn check_address(location: &str, address: &InstanceAddr) -> StateResult<()> {
+    let text = address.to_string();
+    if text.parse::<InstanceAddr>().as_ref() == Ok(address) {
+        return Ok(());
+    }
+    Err(StateError::Backend {
+        location: location.to_string(),
+        message: format!(
+            "cannot record `{text}`: its address does not read back as itself (a key with `\"` or `\\` in it); nothing was written"
+        ),
     })
 }
 
@@ -158,7 +166,12 @@ pub fn pid_from_db(stored: i64) -> u32 {
 
 /// A column that could not be read as the type tg wrote: a hand-edited
 /// schema or row. `column` is `table.column`, `row` says which row.
-pub fn bad_column(location: &str, column: &str, row: &str, reason: impl std::fmt::Display) -> StateError {
+pub fn bad_column(
+    location: &str,
+    column: &str,
+    row: &str,
+    reason: impl std::fmt::Display,
+) -> StateError {
     damaged(
         location,
         format!("column `{column}` of {row} cannot be read ({reason})"),

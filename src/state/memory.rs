@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::codec::check_address;
 use super::{
-    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult,
-    StateStore, StateWrite,
+    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult, StateStore,
+    StateWrite,
 };
 
 #[derive(Debug, Default)]
@@ -145,6 +146,12 @@ impl StateStore for MemoryStore {
     }
 
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
+        // All or nothing: check every write before applying any.
+        for w in writes {
+            if let StateWrite::Put(r) = w {
+                check_address(&self.location(), &r.address)?;
+            }
+        }
         self.with_session(session, |_, s| {
             for w in writes {
                 match w {
@@ -160,11 +167,21 @@ impl StateStore for MemoryStore {
         })
     }
 
+    /// Like the durable stores: the session is created when missing, an
+    /// empty lineage keeps the session's (or makes a fresh one), and the
+    /// serial moves past both the session's and the snapshot's.
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
+        for a in snapshot.instances.keys() {
+            check_address(&self.location(), a)?;
+        }
         self.ensure_session(session)?;
         self.with_session(session, |info, s| {
-            info.lineage = snapshot.lineage.clone();
-            s.lineage = snapshot.lineage.clone();
+            if !snapshot.lineage.is_empty() {
+                info.lineage = snapshot.lineage.clone();
+            }
+            s.lineage = info.lineage.clone();
+            // `with_session` adds the one.
+            info.serial = info.serial.max(snapshot.serial);
             s.instances = snapshot.instances.clone();
             s.outputs = snapshot.outputs.clone();
         })

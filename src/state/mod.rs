@@ -86,6 +86,8 @@ pub struct OutputRecord {
 }
 
 /// One change to a session's state, for [`StateStore::write_batch`].
+// Nearly every write is a `Put`: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateWrite {
     /// Insert or replace one instance.

@@ -10,6 +10,7 @@ mod examples;
 mod fmt;
 mod netns;
 mod netns_node;
+mod state_contract;
 mod state_postgres;
 mod state_sqlite;
 mod support;

@@ -19,9 +19,7 @@ use serde_json::json;
 use tg::addrs::{InstanceAddr, InstanceKey, ResourceKind};
 use tg::platform::{NetworkSpec, Spec};
 use tg::state::postgres::PostgresStore;
-use tg::state::{
-    InstanceRecord, InstanceStatus, LockInfo, StateError, StateStore,
-};
+use tg::state::{InstanceRecord, InstanceStatus, LockInfo, StateError, StateStore};
 
 /// Held for reading by every test, for writing by the one that restarts
 /// the server.
@@ -61,9 +59,7 @@ fn find_url() -> Result<String, String> {
 
 fn try_url() -> Result<&'static str, &'static str> {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    URL.get_or_init(find_url)
-        .as_deref()
-        .map_err(|e| e.as_str())
+    URL.get_or_init(find_url).as_deref().map_err(|e| e.as_str())
 }
 
 /// The server URL, starting the server on first use.
@@ -688,6 +684,8 @@ node "n" {
     /// on runtime threads. Dropping a PostgreSQL lock there used to abort
     /// with "Cannot start a runtime from within a runtime".
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The guard only keeps the restart tests out while this runs.
+    #[allow(clippy::await_holding_lock)]
     async fn library_plan_apply_destroy_inside_a_runtime() {
         use tg::apply::{NoHook, WalkOptions};
         use tg::ops::{self, Context, PlanOptions};
@@ -765,7 +763,10 @@ node "n" {
         assert!(started.elapsed() < Duration::from_millis(50));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while holder(store.clone(), name.clone()).await.is_some() {
-            assert!(std::time::Instant::now() < deadline, "the dropped lock stays held");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped lock stays held"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let s = store.clone();

@@ -124,6 +124,14 @@ pub(super) fn is_connection_error(e: &postgres::Error) -> bool {
     false
 }
 
+/// Did a prepared statement go stale because a table it reads changed
+/// ("cached plan must not change result type")?
+pub(super) fn is_stale_statement(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code() == "0A000")
+        && e.as_db_error()
+            .is_some_and(|d| d.message().contains("cached plan"))
+}
+
 /// A one-line description of a PostgreSQL error.
 pub(super) fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {

@@ -131,12 +131,11 @@ impl PostgresStore {
             .and_then(|row| row.try_get::<_, i32>(0));
         // On failure, dropping the connection releases the advisory lock.
         let backend_pid = written.map_err(|e| self.fail(Fail::Pg(e), false))?;
-        let keeper = Keeper::start(conn.client, key, request.clone()).map_err(|e| {
-            StateError::Backend {
+        let keeper =
+            Keeper::start(conn.client, key, request.clone()).map_err(|e| StateError::Backend {
                 location: self.location.clone(),
                 message: format!("cannot start the thread that holds the lock: {e}"),
-            }
-        })?;
+            })?;
         relock(&self.held).insert(request.session.clone(), backend_pid);
         Ok(Box::new(PgSessionLock {
             keeper: Some(keeper),
@@ -249,10 +248,12 @@ impl PostgresStore {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let still = self.run(false, |c| {
-                Ok(match c.client.query_opt(SQL_LOCK_PID, &[&classid, &objid])? {
-                    Some(r) => r.try_get::<_, i32>(0)? == pid,
-                    None => false,
-                })
+                Ok(
+                    match c.client.query_opt(SQL_LOCK_PID, &[&classid, &objid])? {
+                        Some(r) => r.try_get::<_, i32>(0)? == pid,
+                        None => false,
+                    },
+                )
             })?;
             if !still {
                 break;
@@ -322,10 +323,7 @@ fn let_go(mut client: Client, key: i64, info: &LockInfo) -> StateResult<()> {
         Err(e) if is_connection_error(&e) => Ok(()),
         Err(e) => Err(StateError::Backend {
             location: format!("the lock of session `{}`", info.session),
-            message: format!(
-                "{}; the lock ended with its connection",
-                describe(&e)
-            ),
+            message: format!("{}; the lock ended with its connection", describe(&e)),
         }),
     }
 }

@@ -39,10 +39,11 @@ use postgres::{Config, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use self::conn::{
-    column, describe, is_connection_error, off_runtime, prepared, relock, Conn, Fail,
+    column, describe, is_connection_error, is_stale_statement, off_runtime, prepared, relock, Conn,
+    Fail,
 };
-use self::locks::{key_parts, Held};
 pub use self::locks::session_lock_key;
+use self::locks::{key_parts, Held};
 pub use self::target::{parse_target, Target, TlsMode};
 use super::codec::{self, InstanceRow, OutputRow};
 use super::{
@@ -222,6 +223,14 @@ impl PostgresStore {
                     Err(Fail::Pg(e)) if is_connection_error(&e) && attempt < 2 => {
                         *guard = None;
                     }
+                    // The schema changed under a prepared statement (someone
+                    // altered a table): prepare again, once. Nothing was
+                    // committed.
+                    Err(Fail::Pg(e)) if is_stale_statement(&e) && attempt < 2 => {
+                        if let Some(c) = guard.as_mut() {
+                            c.statements.clear();
+                        }
+                    }
                     Err(f) => {
                         let lost = match &f {
                             Fail::Pg(e) | Fail::Commit(e) => is_connection_error(e),
@@ -393,8 +402,13 @@ impl StateStore for PostgresStore {
                 "SELECT name, value::text, sensitive FROM outputs WHERE session = $1",
                 &[&session],
             )? {
-                let name: String =
-                    column(loc, &row, 0, "outputs.name", &format!("an output of {which}"))?;
+                let name: String = column(
+                    loc,
+                    &row,
+                    0,
+                    "outputs.name",
+                    &format!("an output of {which}"),
+                )?;
                 let what = format!("output `{name}` of {which}");
                 let text: String = column(loc, &row, 1, "outputs.value", &what)?;
                 let sensitive: bool = column(loc, &row, 2, "outputs.sensitive", &what)?;
@@ -414,9 +428,7 @@ impl StateStore for PostgresStore {
                 Ok(match w {
                     StateWrite::Put(r) => Encoded::Put(codec::encode_instance(&self.location, r)?),
                     StateWrite::Remove(a) => Encoded::Remove(a.to_string()),
-                    StateWrite::Outputs(o) => {
-                        Encoded::Outputs(encode_outputs(&self.location, o)?)
-                    }
+                    StateWrite::Outputs(o) => Encoded::Outputs(encode_outputs(&self.location, o)?),
                 })
             })
             .collect::<StateResult<Vec<_>>>()?;
@@ -429,7 +441,13 @@ impl StateStore for PostgresStore {
                         let st = prepared(&mut c.statements, &mut tx, SQL_PUT_INSTANCE)?;
                         tx.execute(
                             &st,
-                            &[&session, &row.address, &row.platform, &row.status, &row.record],
+                            &[
+                                &session,
+                                &row.address,
+                                &row.platform,
+                                &row.status,
+                                &row.record,
+                            ],
                         )?;
                     }
                     Encoded::Remove(address) => {
@@ -481,7 +499,13 @@ impl StateStore for PostgresStore {
             for row in &instances {
                 tx.execute(
                     &st,
-                    &[&session, &row.address, &row.platform, &row.status, &row.record],
+                    &[
+                        &session,
+                        &row.address,
+                        &row.platform,
+                        &row.status,
+                        &row.record,
+                    ],
                 )?;
             }
             let st = prepared(&mut c.statements, &mut tx, SQL_PUT_OUTPUT)?;

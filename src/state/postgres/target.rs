@@ -17,7 +17,6 @@ use crate::state::{StateError, StateResult};
 /// `PGCONNECT_TIMEOUT` says.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 /// The TLS modes tg supports (`sslmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -228,7 +227,6 @@ pub(super) fn location_of(config: &Config) -> String {
     format!("postgres {user}@{host}:{port}/{db}")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +296,4 @@ mod tests {
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
-
 }

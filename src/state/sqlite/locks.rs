@@ -119,12 +119,10 @@ struct SqliteLock {
 
 impl SqliteLock {
     fn delete_row(conn: &Mutex<Connection>, info: &LockInfo) -> rusqlite::Result<usize> {
-        conn.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .execute(
-                "DELETE FROM locks WHERE session = ?1 AND id = ?2",
-                params![info.session, info.id],
-            )
+        conn.lock().unwrap_or_else(PoisonError::into_inner).execute(
+            "DELETE FROM locks WHERE session = ?1 AND id = ?2",
+            params![info.session, info.id],
+        )
     }
 }
 

@@ -33,8 +33,8 @@ use rusqlite::{params, Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use super::codec::{self, damaged, InstanceRow, OutputRow};
 use super::{
-    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult,
-    StateStore, StateWrite,
+    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult, StateStore,
+    StateWrite,
 };
 
 /// How long one statement waits for another process's write transaction.
@@ -255,8 +255,13 @@ impl StateStore for SqliteStore {
                 .map_err(|e| self.err(e))?;
             let mut rows = stmt.query([session]).map_err(|e| self.err(e))?;
             while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                let address: String =
-                    checked(&location, row, 0, "instances.address", &format!("an instance of {which}"))?;
+                let address: String = checked(
+                    &location,
+                    row,
+                    0,
+                    "instances.address",
+                    &format!("an instance of {which}"),
+                )?;
                 let text: String = checked(
                     &location,
                     row,
@@ -276,8 +281,13 @@ impl StateStore for SqliteStore {
                 .map_err(|e| self.err(e))?;
             let mut rows = stmt.query([session]).map_err(|e| self.err(e))?;
             while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                let name: String =
-                    checked(&location, row, 0, "outputs.name", &format!("an output of {which}"))?;
+                let name: String = checked(
+                    &location,
+                    row,
+                    0,
+                    "outputs.name",
+                    &format!("an output of {which}"),
+                )?;
                 let what = format!("output `{name}` of {which}");
                 let text: String = checked(&location, row, 1, "outputs.value", &what)?;
                 let sensitive: bool = checked(&location, row, 2, "outputs.sensitive", &what)?;
@@ -409,7 +419,11 @@ fn session_from_row(location: &str, r: &rusqlite::Row<'_>) -> StateResult<Sessio
         serial: codec::serial_from_db(location, &name, serial)?,
         created_at: checked(location, r, 3, "sessions.created_at", &which)?,
         updated_at: checked(location, r, 4, "sessions.updated_at", &which)?,
-        instances: codec::count_from_db(location, &format!("the instance count of {which}"), count)?,
+        instances: codec::count_from_db(
+            location,
+            &format!("the instance count of {which}"),
+            count,
+        )?,
         name,
     })
 }
@@ -450,7 +464,11 @@ fn insert_instance(tx: &Transaction<'_>, session: &str, row: &InstanceRow) -> ru
     .map(drop)
 }
 
-fn replace_outputs(tx: &Transaction<'_>, session: &str, outputs: &[OutputRow]) -> rusqlite::Result<()> {
+fn replace_outputs(
+    tx: &Transaction<'_>,
+    session: &str,
+    outputs: &[OutputRow],
+) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM outputs WHERE session = ?1")?
         .execute([session])?;
     let mut stmt = tx.prepare_cached(
@@ -578,7 +596,11 @@ pub(super) mod tests {
         // A batch that fails half way (the second write's session row is
         // gone by then: a bad address) changes nothing.
         let mut bad = record(99);
-        bad.address = InstanceAddr::new(ResourceKind::Network, "lab", InstanceKey::Str("a\"b".into()));
+        bad.address = InstanceAddr::new(
+            ResourceKind::Network,
+            "lab",
+            InstanceKey::Str("a\"b".into()),
+        );
         let err = store
             .write_batch(
                 "s",

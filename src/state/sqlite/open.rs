@@ -99,23 +99,24 @@ fn exists(path: &Path, location: &str) -> StateResult<bool> {
 /// it: not a regular file, not writable, empty, not a SQLite database, or
 /// shorter than its own header says.
 fn check_file(path: &Path, location: &str) -> StateResult<()> {
-    let meta = fs::metadata(path).map_err(|e| {
-        io_err(
-            location,
-            &format!("cannot look at `{}`", path.display()),
-            e,
-        )
-    })?;
+    let meta = fs::metadata(path)
+        .map_err(|e| io_err(location, &format!("cannot look at `{}`", path.display()), e))?;
     if meta.is_dir() {
         return Err(damaged(
             location,
-            format!("`{}` is a directory, expected the state file; {MOVE_IT}: move it away", path.display()),
+            format!(
+                "`{}` is a directory, expected the state file; {MOVE_IT}: move it away",
+                path.display()
+            ),
         ));
     }
     if !meta.is_file() {
         return Err(damaged(
             location,
-            format!("`{}` is not a regular file; {MOVE_IT}: move it away", path.display()),
+            format!(
+                "`{}` is not a regular file; {MOVE_IT}: move it away",
+                path.display()
+            ),
         ));
     }
     if nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_err() {
@@ -128,7 +129,10 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
             ),
         });
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
         return Err(StateError::Backend {
             location: location.to_string(),
@@ -146,7 +150,9 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     if header.is_empty() {
         return Err(damaged(
             location,
-            format!("the file is empty (0 bytes); {MOVE_IT}: move it away or restore it from a backup"),
+            format!(
+                "the file is empty (0 bytes); {MOVE_IT}: move it away or restore it from a backup"
+            ),
         ));
     }
     if !header.starts_with(SQLITE_MAGIC) {
@@ -160,7 +166,9 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     }
     // The header's own page count is valid when its "valid-for" number
     // equals the change counter (SQLite's file format, section 1.3).
-    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     let page_size = match u16::from_be_bytes([header[16], header[17]]) {
         1 => 65_536,
         n => u64::from(n),
@@ -209,10 +217,8 @@ fn create_new(path: &Path, location: &str) -> StateResult<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state.db".into());
-    let tmp: PathBuf = path.with_file_name(format!(
-        ".{name}.new-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let tmp: PathBuf =
+        path.with_file_name(format!(".{name}.new-{}", uuid::Uuid::new_v4().simple()));
     let cleanup = TempFile(&tmp);
     fs::OpenOptions::new()
         .write(true)
@@ -291,7 +297,10 @@ pub(super) fn schema_version(conn: &Connection, location: &str) -> StateResult<i
     )
     .map_err(|e| match e {
         rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
-            damaged(location, format!("`schema_migrations.version` cannot be read ({e})"))
+            damaged(
+                location,
+                format!("`schema_migrations.version` cannot be read ({e})"),
+            )
         }
         e => err(e),
     })
@@ -432,9 +441,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.db");
         fs::write(&empty, b"").unwrap();
-        assert_refused_untouched(&empty, |e| {
-            matches!(e, StateError::Damaged { reason, .. } if reason.contains("empty (0 bytes)"))
-        });
+        assert_refused_untouched(
+            &empty,
+            |e| matches!(e, StateError::Damaged { reason, .. } if reason.contains("empty (0 bytes)")),
+        );
 
         let garbage = dir.path().join("garbage.db");
         fs::write(&garbage, b"this is not a database at all\n".repeat(300)).unwrap();
