@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::addrs::InstanceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
@@ -136,6 +136,27 @@ enum OpState {
     Running,
     Finished,
     Dropped,
+}
+
+/// An operation's share of the run's and its platform's parallelism:
+/// held for the platform call only (not while its state is written), so
+/// the next operations start and their writes join the same commit.
+struct Permits {
+    held: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+    freed: Arc<Notify>,
+}
+
+impl Permits {
+    /// Let go now (the platform call ended).
+    fn free(self) {}
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        if self.held.take().is_some() {
+            self.freed.notify_one();
+        }
+    }
 }
 
 /// What one operation's task did.
@@ -271,12 +292,19 @@ pub async fn walk(
     let mut stop_starting = false;
     // Ready operations waiting for their platform's bound, by platform.
     let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
+    let freed = Arc::new(Notify::new());
 
     loop {
         if opts.interrupt.level() >= 1 && !stop_starting {
             stop_starting = true;
             report.interrupted = true;
             hook.interrupted(running.len());
+        }
+        // Ready operations that waited for their platform try again.
+        for q in blocked.values_mut() {
+            while let Some(b) = q.pop_back() {
+                ready.push_front(b);
+            }
         }
         // Start everything ready (nothing, once told to stop).
         if !stop_starting {
@@ -311,6 +339,10 @@ pub async fn walk(
                 let address = c.address.to_string();
                 let kind = op.kind;
                 let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
+                let permits = Permits {
+                    held: Some((global_permit, local_permit)),
+                    freed: freed.clone(),
+                };
                 let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
                     match op.kind {
                         OpKind::Create => {
@@ -349,9 +381,11 @@ pub async fn walk(
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.create(req).await;
+                                let elapsed = started.elapsed();
+                                permits.free();
                                 let mut done = Done {
                                     result: result.as_ref().map(drop).map_err(Clone::clone),
-                                    elapsed: started.elapsed(),
+                                    elapsed,
                                     // A failed create keeps its tainted placeholder.
                                     recorded: Some(Some(placeholder.clone())),
                                     serial: Some(serial),
@@ -404,9 +438,11 @@ pub async fn walk(
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.update(req).await;
+                                let elapsed = started.elapsed();
+                                permits.free();
                                 let mut done = Done {
                                     result: result.as_ref().map(drop).map_err(Clone::clone),
-                                    elapsed: started.elapsed(),
+                                    elapsed,
                                     recorded: None,
                                     serial: None,
                                     write_error: None,
@@ -445,9 +481,11 @@ pub async fn walk(
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.delete(req).await;
+                                let elapsed = started.elapsed();
+                                permits.free();
                                 let mut done = Done {
                                     result: result.map(drop),
-                                    elapsed: started.elapsed(),
+                                    elapsed,
                                     recorded: None,
                                     serial: None,
                                     write_error: None,
@@ -464,11 +502,7 @@ pub async fn walk(
                         }
                     };
                 states[id] = OpState::Running;
-                let handle = set.spawn(async move {
-                    let _g = global_permit;
-                    let _l = local_permit;
-                    task.await
-                });
+                let handle = set.spawn(task);
                 running.insert(handle.id(), id);
             }
         }
@@ -479,6 +513,9 @@ pub async fn walk(
 
         let joined = tokio::select! {
             j = set.join_next_with_id() => j,
+            // A platform call ended and its permits are free while its
+            // state is written: start more.
+            _ = freed.notified(), if !stop_starting => continue,
             _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
                 if opts.interrupt.level() >= 2 {
                     // Abandon the work in flight: what was being made stays
@@ -533,12 +570,6 @@ pub async fn walk(
         };
         running.retain(|_, v| *v != id);
         let op = &ops[id];
-        if let Some(b) = blocked
-            .get_mut(&op.change.platform)
-            .and_then(|q| q.pop_front())
-        {
-            ready.push_front(b);
-        }
         let c = op.change;
         let done = match outcome {
             Ok(done) => done,

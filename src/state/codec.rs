@@ -9,7 +9,9 @@
 //! location and the row, never a panic. It does not know SQL or any driver:
 //! the stores read the columns and hand the values here.
 
-use super::{InstanceRecord, InstanceStatus, OutputRecord, StateError, StateResult};
+use std::collections::BTreeMap;
+
+use super::{InstanceRecord, InstanceStatus, OutputRecord, StateError, StateResult, StateWrite};
 use crate::addrs::InstanceAddr;
 
 /// An instance record as the columns of an `instances` row.
@@ -31,6 +33,60 @@ pub struct OutputRow {
     /// The value as JSON.
     pub value: String,
     pub sensitive: bool,
+}
+
+/// A batch of writes as the rows it leaves behind. A batch is one
+/// transaction, so only the last write to each address (and the last
+/// `Outputs`) matters: an address is in `puts` or in `removes`, not both,
+/// and at most once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncodedBatch {
+    pub puts: Vec<InstanceRow>,
+    /// Addresses to forget.
+    pub removes: Vec<String>,
+    /// The outputs that replace all others, when the batch sets them.
+    pub outputs: Option<Vec<OutputRow>>,
+}
+
+/// Encode `writes` (see [`EncodedBatch`]). Refused as a whole when one of
+/// them cannot be encoded: nothing is written.
+pub fn encode_batch(location: &str, writes: &[StateWrite]) -> StateResult<EncodedBatch> {
+    let mut last: BTreeMap<String, Option<InstanceRow>> = BTreeMap::new();
+    let mut outputs = None;
+    for w in writes {
+        match w {
+            StateWrite::Put(r) => {
+                let row = encode_instance(location, r)?;
+                last.insert(row.address.clone(), Some(row));
+            }
+            StateWrite::Remove(a) => {
+                last.insert(a.to_string(), None);
+            }
+            StateWrite::Outputs(o) => outputs = Some(encode_outputs(location, o)?),
+        }
+    }
+    let mut batch = EncodedBatch {
+        outputs,
+        ..EncodedBatch::default()
+    };
+    for (address, row) in last {
+        match row {
+            Some(row) => batch.puts.push(row),
+            None => batch.removes.push(address),
+        }
+    }
+    Ok(batch)
+}
+
+/// Encode every output.
+pub fn encode_outputs(
+    location: &str,
+    outputs: &BTreeMap<String, OutputRecord>,
+) -> StateResult<Vec<OutputRow>> {
+    outputs
+        .iter()
+        .map(|(name, o)| encode_output(location, name, o))
+        .collect()
 }
 
 /// The `status` column of a record.
@@ -220,6 +276,39 @@ mod tests {
             decode_instance("loc", "s", &row.address, &row.record).unwrap(),
             r
         );
+    }
+
+    #[test]
+    fn a_batch_keeps_the_last_write_of_each_address() {
+        let a = record(InstanceKey::Int(1));
+        let b = record(InstanceKey::Int(2));
+        let mut a2 = a.clone();
+        a2.status = InstanceStatus::Ready;
+        let out = |v: i64| {
+            BTreeMap::from([(
+                "o".to_string(),
+                OutputRecord {
+                    value: v.into(),
+                    sensitive: false,
+                },
+            )])
+        };
+        let batch = encode_batch(
+            "l",
+            &[
+                StateWrite::Put(a.clone()),
+                StateWrite::Outputs(out(1)),
+                StateWrite::Put(b.clone()),
+                StateWrite::Remove(b.address.clone()),
+                StateWrite::Put(a2.clone()),
+                StateWrite::Outputs(out(2)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(batch.puts, vec![encode_instance("l", &a2).unwrap()]);
+        assert_eq!(batch.removes, vec![b.address.to_string()]);
+        assert_eq!(batch.outputs.unwrap()[0].value, "2");
+        assert_eq!(encode_batch("l", &[]).unwrap(), EncodedBatch::default());
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod schema;
 pub mod target;
 mod tls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ use self::locks::{key_parts, Held};
 pub use self::target::{parse_target, Target, TlsMode};
 use super::codec::{self, InstanceRow, OutputRow};
 use super::{
-    in_async_context, now_rfc3339, LockInfo, OutputRecord, SessionInfo, SessionLock, Snapshot,
-    StateError, StateResult, StateStore, StateWrite,
+    in_async_context, now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError,
+    StateResult, StateStore, StateWrite,
 };
 
 /// State in a PostgreSQL database.
@@ -65,15 +65,17 @@ const SQL_BUMP: &str = "UPDATE sessions SET serial = serial + 1, updated_at = $2
        WHERE locktype = 'advisory' \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = $4 AND objid = $5 AND objsubid = 1 AND granted AND pid = $3))";
-const SQL_PUT_INSTANCE: &str =
-    "INSERT INTO instances (session, address, platform, status, record) \
-     VALUES ($1, $2, $3, $4, $5::text::json) \
+/// Every instance of a batch in one statement (one round trip): the
+/// addresses, platforms, statuses and records as parallel arrays.
+const SQL_PUT_INSTANCES: &str = "INSERT INTO instances (session, address, platform, status, record) \
+     SELECT $1, a, p, s, r::json FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(a, p, s, r) \
      ON CONFLICT (session, address) DO UPDATE SET platform = excluded.platform, \
        status = excluded.status, record = excluded.record";
-const SQL_REMOVE_INSTANCE: &str = "DELETE FROM instances WHERE session = $1 AND address = $2";
+const SQL_REMOVE_INSTANCES: &str =
+    "DELETE FROM instances WHERE session = $1 AND address = ANY($2::text[])";
 const SQL_DELETE_OUTPUTS: &str = "DELETE FROM outputs WHERE session = $1";
-const SQL_PUT_OUTPUT: &str = "INSERT INTO outputs (session, name, value, sensitive) \
-     VALUES ($1, $2, $3::text::json, $4)";
+const SQL_PUT_OUTPUTS: &str = "INSERT INTO outputs (session, name, value, sensitive) \
+     SELECT $1, n, v::json, s FROM unnest($2::text[], $3::text[], $4::bool[]) AS t(n, v, s)";
 const SQL_SESSION: &str = "SELECT name, lineage, serial, created_at, updated_at, \
      (SELECT count(*) FROM instances i WHERE i.session = s.name) \
      FROM sessions s WHERE name = $1";
@@ -100,21 +102,49 @@ fn session_info(location: &str, row: &postgres::Row) -> StateResult<SessionInfo>
     })
 }
 
-/// The encoded form of one [`StateWrite`].
-enum Encoded {
-    Put(InstanceRow),
-    Remove(String),
-    Outputs(Vec<OutputRow>),
+/// Write `rows` in `tx`, one statement for all of them.
+fn put_instances(
+    statements: &mut HashMap<&'static str, Statement>,
+    tx: &mut postgres::Transaction<'_>,
+    session: &str,
+    rows: &[InstanceRow],
+) -> Result<(), postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&InstanceRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let st = prepared(statements, tx, SQL_PUT_INSTANCES)?;
+    tx.execute(
+        &st,
+        &[
+            &session,
+            &column(|r| &r.address),
+            &column(|r| &r.platform),
+            &column(|r| r.status),
+            &column(|r| &r.record),
+        ],
+    )
+    .map(drop)
 }
 
-fn encode_outputs(
-    location: &str,
-    outputs: &BTreeMap<String, OutputRecord>,
-) -> StateResult<Vec<OutputRow>> {
-    outputs
-        .iter()
-        .map(|(name, o)| codec::encode_output(location, name, o))
-        .collect()
+/// Replace every output of `session` with `rows` in `tx`.
+fn replace_outputs(
+    statements: &mut HashMap<&'static str, Statement>,
+    tx: &mut postgres::Transaction<'_>,
+    session: &str,
+    rows: &[OutputRow],
+) -> Result<(), postgres::Error> {
+    let st = prepared(statements, tx, SQL_DELETE_OUTPUTS)?;
+    tx.execute(&st, &[&session])?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = rows.iter().map(|o| o.name.as_str()).collect();
+    let values: Vec<&str> = rows.iter().map(|o| o.value.as_str()).collect();
+    let sensitive: Vec<bool> = rows.iter().map(|o| o.sensitive).collect();
+    let st = prepared(statements, tx, SQL_PUT_OUTPUTS)?;
+    tx.execute(&st, &[&session, &names, &values, &sensitive])
+        .map(drop)
 }
 
 impl PostgresStore {
@@ -421,48 +451,20 @@ impl StateStore for PostgresStore {
         })
     }
 
+    /// A fixed number of round trips whatever the batch's size: the
+    /// serial, the removals, the puts and the outputs, one statement each.
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
-        let encoded = writes
-            .iter()
-            .map(|w| {
-                Ok(match w {
-                    StateWrite::Put(r) => Encoded::Put(codec::encode_instance(&self.location, r)?),
-                    StateWrite::Remove(a) => Encoded::Remove(a.to_string()),
-                    StateWrite::Outputs(o) => Encoded::Outputs(encode_outputs(&self.location, o)?),
-                })
-            })
-            .collect::<StateResult<Vec<_>>>()?;
+        let batch = codec::encode_batch(&self.location, writes)?;
         self.run(true, |c| {
             let mut tx = c.client.transaction()?;
             let serial = self.bump(&mut c.statements, &mut tx, session)?;
-            for w in &encoded {
-                match w {
-                    Encoded::Put(row) => {
-                        let st = prepared(&mut c.statements, &mut tx, SQL_PUT_INSTANCE)?;
-                        tx.execute(
-                            &st,
-                            &[
-                                &session,
-                                &row.address,
-                                &row.platform,
-                                &row.status,
-                                &row.record,
-                            ],
-                        )?;
-                    }
-                    Encoded::Remove(address) => {
-                        let st = prepared(&mut c.statements, &mut tx, SQL_REMOVE_INSTANCE)?;
-                        tx.execute(&st, &[&session, address])?;
-                    }
-                    Encoded::Outputs(rows) => {
-                        let st = prepared(&mut c.statements, &mut tx, SQL_DELETE_OUTPUTS)?;
-                        tx.execute(&st, &[&session])?;
-                        let st = prepared(&mut c.statements, &mut tx, SQL_PUT_OUTPUT)?;
-                        for o in rows {
-                            tx.execute(&st, &[&session, &o.name, &o.value, &o.sensitive])?;
-                        }
-                    }
-                }
+            if !batch.removes.is_empty() {
+                let st = prepared(&mut c.statements, &mut tx, SQL_REMOVE_INSTANCES)?;
+                tx.execute(&st, &[&session, &batch.removes])?;
+            }
+            put_instances(&mut c.statements, &mut tx, session, &batch.puts)?;
+            if let Some(outputs) = &batch.outputs {
+                replace_outputs(&mut c.statements, &mut tx, session, outputs)?;
             }
             tx.commit().map_err(Fail::Commit)?;
             Ok(serial)
@@ -470,7 +472,7 @@ impl StateStore for PostgresStore {
     }
 
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
-        let outputs = encode_outputs(&self.location, &snapshot.outputs)?;
+        let outputs = codec::encode_outputs(&self.location, &snapshot.outputs)?;
         let instances = snapshot
             .instances
             .values()
@@ -494,24 +496,8 @@ impl StateStore for PostgresStore {
             )?;
             let serial = self.bump(&mut c.statements, &mut tx, session)?;
             tx.execute("DELETE FROM instances WHERE session = $1", &[&session])?;
-            tx.execute(SQL_DELETE_OUTPUTS, &[&session])?;
-            let st = prepared(&mut c.statements, &mut tx, SQL_PUT_INSTANCE)?;
-            for row in &instances {
-                tx.execute(
-                    &st,
-                    &[
-                        &session,
-                        &row.address,
-                        &row.platform,
-                        &row.status,
-                        &row.record,
-                    ],
-                )?;
-            }
-            let st = prepared(&mut c.statements, &mut tx, SQL_PUT_OUTPUT)?;
-            for o in &outputs {
-                tx.execute(&st, &[&session, &o.name, &o.value, &o.sensitive])?;
-            }
+            put_instances(&mut c.statements, &mut tx, session, &instances)?;
+            replace_outputs(&mut c.statements, &mut tx, session, &outputs)?;
             tx.commit().map_err(Fail::Commit)?;
             Ok(serial)
         })

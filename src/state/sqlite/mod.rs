@@ -122,36 +122,6 @@ impl SqliteStore {
     }
 }
 
-/// The encoded form of one [`StateWrite`].
-enum Encoded {
-    Put(InstanceRow),
-    Remove(String),
-    Outputs(Vec<OutputRow>),
-}
-
-fn encode_writes(location: &str, writes: &[StateWrite]) -> StateResult<Vec<Encoded>> {
-    writes
-        .iter()
-        .map(|w| {
-            Ok(match w {
-                StateWrite::Put(r) => Encoded::Put(codec::encode_instance(location, r)?),
-                StateWrite::Remove(a) => Encoded::Remove(a.to_string()),
-                StateWrite::Outputs(o) => Encoded::Outputs(encode_outputs(location, o)?),
-            })
-        })
-        .collect()
-}
-
-fn encode_outputs(
-    location: &str,
-    outputs: &BTreeMap<String, super::OutputRecord>,
-) -> StateResult<Vec<OutputRow>> {
-    outputs
-        .iter()
-        .map(|(name, o)| codec::encode_output(location, name, o))
-        .collect()
-}
-
 impl StateStore for SqliteStore {
     fn location(&self) -> String {
         location_of(&self.path)
@@ -306,23 +276,27 @@ impl StateStore for SqliteStore {
     }
 
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
-        let encoded = encode_writes(&self.location(), writes)?;
+        let batch = codec::encode_batch(&self.location(), writes)?;
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
         let serial = self.bump(&tx, session)?;
-        for w in &encoded {
-            match w {
-                Encoded::Put(row) => insert_instance(&tx, session, row),
-                Encoded::Remove(address) => tx
-                    .prepare_cached("DELETE FROM instances WHERE session = ?1 AND address = ?2")
-                    .and_then(|mut s| s.execute(params![session, address]))
-                    .map(drop),
-                Encoded::Outputs(rows) => replace_outputs(&tx, session, rows),
+        let apply = || -> rusqlite::Result<()> {
+            let mut remove =
+                tx.prepare_cached("DELETE FROM instances WHERE session = ?1 AND address = ?2")?;
+            for address in &batch.removes {
+                remove.execute(params![session, address])?;
             }
-            .map_err(|e| self.err(e))?;
-        }
+            for row in &batch.puts {
+                insert_instance(&tx, session, row)?;
+            }
+            if let Some(outputs) = &batch.outputs {
+                replace_outputs(&tx, session, outputs)?;
+            }
+            Ok(())
+        };
+        apply().map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(serial)
     }
@@ -338,7 +312,7 @@ impl StateStore for SqliteStore {
             .values()
             .map(|r| codec::encode_instance(&location, r))
             .collect::<StateResult<Vec<_>>>()?;
-        let outputs = encode_outputs(&location, &snapshot.outputs)?;
+        let outputs = codec::encode_outputs(&location, &snapshot.outputs)?;
         let incoming = codec::serial_to_db(&location, snapshot.serial)?;
 
         let mut conn = self.conn();
