@@ -630,6 +630,11 @@ pub async fn walk(
     drop(set);
     let summary = writer.finish().await;
     report.serial = report.serial.max(summary.serial);
+    if let (Some(e), None) = (summary.sync_error, &report.state_error) {
+        report.state_error = Some(format!(
+            "every write was recorded, but syncing them to disk failed ({e}): a power loss now could lose the last of them"
+        ));
+    }
 
     // Whatever never started.
     for (id, st) in states.iter().enumerate() {

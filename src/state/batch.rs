@@ -6,8 +6,10 @@
 //! and goes into the next one, in arrival order. Each caller's future
 //! resolves only when the transaction holding its write has committed (is
 //! durable), so an operation is reported done only once its state is
-//! recorded, and a killed process loses only the writes in flight. It does
-//! not decide what to write or when: the apply walk does.
+//! recorded, and a killed process loses only the writes in flight. When
+//! the writer ends it syncs the store, so what a walk wrote survives a power
+//! loss once the walk is over. It does not decide what to write or when:
+//! the apply walk does.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ pub struct BatchWriter {
 }
 
 /// What a writer did, reported when it ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Transactions committed.
     pub commits: u64,
@@ -43,6 +45,9 @@ pub struct Summary {
     pub writes: u64,
     /// The serial after the last commit (0 when nothing was committed).
     pub serial: u64,
+    /// The final sync failed: the last writes survive a killed process but
+    /// maybe not a power loss (the message).
+    pub sync_error: Option<String>,
 }
 
 impl BatchWriter {
@@ -81,7 +86,7 @@ impl BatchWriter {
 
     /// Drop this handle and wait until the writer has committed everything
     /// sent to it by any handle (the others must be gone too, or this waits
-    /// for them).
+    /// for them) and synced it ([`StateStore::sync`]).
     pub async fn finish(self) -> Summary {
         let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(self);
@@ -122,6 +127,9 @@ fn run(store: &dyn StateStore, session: &str, rx: &mpsc::Receiver<Pending>) -> S
             // A caller that went away (an aborted task) needs no answer.
             let _ = done.send(result.clone());
         }
+    }
+    if summary.commits > 0 {
+        summary.sync_error = store.sync().err().map(|e| e.to_string());
     }
     summary
 }

@@ -32,6 +32,51 @@ pub mod sqlite;
 /// The state schema version this tg writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// How long a batched write may stay safe from a killed process only: the
+/// SQL stores sync (fsync, or a synchronous PostgreSQL commit) the first
+/// batch after this much time since the last sync, so a power loss loses at
+/// most the writes of this last stretch. See `docs/state.md`.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// When a store last made its writes survive a power loss, and whether it
+/// wrote anything since (shared by the SQL stores).
+#[derive(Debug)]
+pub(crate) struct SyncClock {
+    synced_at: std::time::Instant,
+    unsynced: bool,
+}
+
+impl SyncClock {
+    /// A clock whose first batch is synced.
+    pub(crate) fn new() -> SyncClock {
+        let now = std::time::Instant::now();
+        SyncClock {
+            synced_at: now.checked_sub(SYNC_INTERVAL).unwrap_or(now),
+            unsynced: false,
+        }
+    }
+
+    /// Must the next batch be synced?
+    pub(crate) fn due(&self) -> bool {
+        self.synced_at.elapsed() >= SYNC_INTERVAL
+    }
+
+    /// A commit was made, synced or not.
+    pub(crate) fn committed(&mut self, synced: bool) {
+        if synced {
+            self.synced_at = std::time::Instant::now();
+            self.unsynced = false;
+        } else {
+            self.unsynced = true;
+        }
+    }
+
+    /// Is there a commit that a power loss could still take?
+    pub(crate) fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+}
+
 /// One session's identity and counters.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -204,9 +249,12 @@ pub type StateResult<T> = Result<T, StateError>;
 /// A place where sessions' state lives.
 ///
 /// Implementations are blocking and `Send + Sync`; the engine calls them from
-/// a blocking thread. Every write call bumps the session's serial by one and
-/// is durable when it returns (SQLite: see `docs/state.md` for which crash
-/// each setting survives).
+/// a blocking thread. Every write call bumps the session's serial by one.
+/// When it returns the write survives the tg process being killed; it
+/// survives a power loss (or a crash of the PostgreSQL server) too, except a
+/// [`StateStore::write_batch`] made less than [`SYNC_INTERVAL`] after the
+/// store's last sync, which is synced by a later batch or by
+/// [`StateStore::sync`]. See `docs/state.md`.
 pub trait StateStore: Send + Sync {
     /// A short human description (`sqlite .tg/state.db`).
     fn location(&self) -> String;
@@ -232,10 +280,16 @@ pub trait StateStore: Send + Sync {
     fn delete_session(&self, name: &str) -> StateResult<()>;
 
     fn load(&self, session: &str) -> StateResult<Snapshot>;
-    /// Apply `writes` in order, in one transaction (one fsync): all of them
-    /// or none. Bumps the serial once, also for an empty batch; returns the
-    /// new serial. A missing session is [`StateError::NoSuchSession`].
+    /// Apply `writes` in order, in one transaction: all of them or none.
+    /// Bumps the serial once, also for an empty batch; returns the new
+    /// serial. A missing session is [`StateError::NoSuchSession`]. Synced
+    /// (an fsync) when [`SYNC_INTERVAL`] has passed since the last sync.
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64>;
+    /// Make every write so far survive a power loss (a no-op when they do
+    /// already). The batching writer calls it when it ends.
+    fn sync(&self) -> StateResult<()> {
+        Ok(())
+    }
     /// Insert or replace one instance; returns the new serial.
     fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
         self.write_batch(session, &[StateWrite::Put(record.clone())])

@@ -48,7 +48,7 @@ pub use self::target::{parse_target, Target, TlsMode};
 use super::codec::{self, InstanceRow, OutputRow};
 use super::{
     in_async_context, now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError,
-    StateResult, StateStore, StateWrite,
+    StateResult, StateStore, StateWrite, SyncClock,
 };
 
 /// State in a PostgreSQL database.
@@ -58,6 +58,7 @@ pub struct PostgresStore {
     location: String,
     conn: Mutex<Option<Conn>>,
     held: Held,
+    clock: Mutex<SyncClock>,
 }
 
 const SQL_BUMP: &str = "UPDATE sessions SET serial = serial + 1, updated_at = $2 WHERE name = $1 \
@@ -166,6 +167,7 @@ impl PostgresStore {
             location: target.location,
             conn: Mutex::new(None),
             held: Arc::new(Mutex::new(HashMap::new())),
+            clock: Mutex::new(SyncClock::new()),
         };
         off_runtime(|| {
             let mut conn = store.open().map_err(|e| match e {
@@ -453,10 +455,17 @@ impl StateStore for PostgresStore {
 
     /// A fixed number of round trips whatever the batch's size: the
     /// serial, the removals, the puts and the outputs, one statement each.
+    ///
+    /// Committed asynchronously (`synchronous_commit = off`: the server
+    /// has it, a server crash may lose it) unless a sync is due.
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
         let batch = codec::encode_batch(&self.location, writes)?;
-        self.run(true, |c| {
+        let synced = relock(&self.clock).due();
+        let serial = self.run(true, |c| {
             let mut tx = c.client.transaction()?;
+            if !synced {
+                tx.batch_execute("SET LOCAL synchronous_commit TO off")?;
+            }
             let serial = self.bump(&mut c.statements, &mut tx, session)?;
             if !batch.removes.is_empty() {
                 let st = prepared(&mut c.statements, &mut tx, SQL_REMOVE_INSTANCES)?;
@@ -468,7 +477,25 @@ impl StateStore for PostgresStore {
             }
             tx.commit().map_err(Fail::Commit)?;
             Ok(serial)
-        })
+        })?;
+        relock(&self.clock).committed(synced);
+        Ok(serial)
+    }
+
+    /// A synchronous commit waits until the server's WAL is flushed up to
+    /// it, which covers every asynchronous commit before it.
+    fn sync(&self) -> StateResult<()> {
+        if !relock(&self.clock).unsynced() {
+            return Ok(());
+        }
+        self.run(true, |c| {
+            let mut tx = c.client.transaction()?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO on; SELECT txid_current()")?;
+            tx.commit().map_err(Fail::Commit)?;
+            Ok(())
+        })?;
+        relock(&self.clock).committed(true);
+        Ok(())
     }
 
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {

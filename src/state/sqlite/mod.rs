@@ -9,11 +9,14 @@
 //! when to lock or what to record: the engine does. The schema and
 //! migration rules are described in `state/README.md`.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a write is on disk
-//! when its call returns: a killed process or a power loss leaves exactly
-//! the writes that returned (plus possibly the one in flight, whole or not
-//! at all). Writes that arrive together share one transaction and one fsync
-//! ([`StateStore::write_batch`]); see `docs/state.md`.
+//! Durability: WAL journal. Every commit survives a killed process when it
+//! returns (`synchronous=NORMAL`: the commit is in the WAL). Session
+//! changes, `import`, and the first batch after
+//! [`SYNC_INTERVAL`](super::SYNC_INTERVAL) since the last sync are
+//! committed with `synchronous=FULL` (an fsync of the WAL, which makes every
+//! earlier commit survive a power loss too); [`StateStore::sync`] syncs on
+//! demand. A power loss therefore loses at most the batches of the last
+//! interval, and the file stays whole. See `docs/state.md`.
 
 // `StateError` is large (a lock error carries the holder's details); its
 // shape is shared by every store and fixed in `state/mod.rs`.
@@ -34,7 +37,7 @@ use rusqlite::{params, Connection, ErrorCode, Transaction, TransactionBehavior};
 use super::codec::{self, damaged, InstanceRow, OutputRow};
 use super::{
     now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult, StateStore,
-    StateWrite,
+    StateWrite, SyncClock,
 };
 
 /// How long one statement waits for another process's write transaction.
@@ -50,6 +53,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// In WAL mode; otherwise every commit is synced.
+    wal: bool,
+    clock: Mutex<SyncClock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -75,9 +81,15 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StateResult<SqliteStore> {
         let location = location_of(path);
         let conn = open::open(path, &location)?;
+        let wal = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .map_err(|e| db_err(&location, e))?
+            .eq_ignore_ascii_case("wal");
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            wal,
+            clock: Mutex::new(SyncClock::new()),
         })
     }
 
@@ -94,6 +106,40 @@ impl SqliteStore {
 
     fn err(&self, e: rusqlite::Error) -> StateError {
         db_err(&self.location(), e)
+    }
+
+    fn clock(&self) -> MutexGuard<'_, SyncClock> {
+        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `commit` (which commits one transaction on `conn`) synced
+    /// (`synchronous=FULL`: an fsync, after which every earlier commit
+    /// survives a power loss too) or not, and note which.
+    fn committing<T>(
+        &self,
+        conn: &mut Connection,
+        synced: bool,
+        commit: impl FnOnce(&mut Connection) -> StateResult<T>,
+    ) -> StateResult<T> {
+        let switch = synced && self.wal;
+        if switch {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| self.err(e))?;
+        }
+        let result = commit(conn);
+        if switch {
+            // Back to the default, also when the commit failed.
+            let reset = conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| self.err(e));
+            if result.is_ok() {
+                reset?;
+            }
+        }
+        if result.is_ok() {
+            self.clock().committed(synced || !self.wal);
+        }
+        result
     }
 
     /// Bump `session`'s serial and `updated_at` in `tx`; the new serial.
@@ -119,6 +165,16 @@ impl SqliteStore {
             &format!("session `{session}`"),
         )?;
         codec::serial_from_db(&location, session, serial)
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Sync what the last batches left unsynced (closing the connection
+    /// would too, unless another process has the file open).
+    fn drop(&mut self) {
+        if !super::in_async_context() {
+            let _ = StateStore::sync(self);
+        }
     }
 }
 
@@ -164,39 +220,43 @@ impl StateStore for SqliteStore {
             updated_at: now,
             instances: 0,
         };
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO sessions (name, lineage, serial, created_at, updated_at)
-             VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-            params![info.name, info.lineage, info.created_at, info.updated_at],
-        );
-        match inserted {
-            Ok(0) => Err(StateError::SessionExists(name.to_string())),
-            Ok(_) => Ok(info),
-            Err(e) => Err(self.err(e)),
-        }
+        let mut conn = self.conn();
+        self.committing(&mut conn, true, |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO sessions (name, lineage, serial, created_at, updated_at)
+                 VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+                params![info.name, info.lineage, info.created_at, info.updated_at],
+            );
+            match inserted {
+                Ok(0) => Err(StateError::SessionExists(name.to_string())),
+                Ok(_) => Ok(info),
+                Err(e) => Err(self.err(e)),
+            }
+        })
     }
 
     fn delete_session(&self, name: &str) -> StateResult<()> {
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        // The foreign keys cascade too; deleting explicitly keeps the file
-        // consistent even for a connection that has them off.
-        for sql in [
-            "DELETE FROM instances WHERE session = ?1",
-            "DELETE FROM outputs WHERE session = ?1",
-        ] {
-            tx.execute(sql, [name]).map_err(|e| self.err(e))?;
-        }
-        let deleted = tx
-            .execute("DELETE FROM sessions WHERE name = ?1", [name])
-            .map_err(|e| self.err(e))?;
-        if deleted == 0 {
-            return Err(StateError::NoSuchSession(name.to_string()));
-        }
-        tx.commit().map_err(|e| self.err(e))
+        self.committing(&mut conn, true, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            // The foreign keys cascade too; deleting explicitly keeps the file
+            // consistent even for a connection that has them off.
+            for sql in [
+                "DELETE FROM instances WHERE session = ?1",
+                "DELETE FROM outputs WHERE session = ?1",
+            ] {
+                tx.execute(sql, [name]).map_err(|e| self.err(e))?;
+            }
+            let deleted = tx
+                .execute("DELETE FROM sessions WHERE name = ?1", [name])
+                .map_err(|e| self.err(e))?;
+            if deleted == 0 {
+                return Err(StateError::NoSuchSession(name.to_string()));
+            }
+            tx.commit().map_err(|e| self.err(e))
+        })
     }
 
     fn load(&self, session: &str) -> StateResult<Snapshot> {
@@ -277,28 +337,43 @@ impl StateStore for SqliteStore {
 
     fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
         let batch = codec::encode_batch(&self.location(), writes)?;
+        let synced = self.clock().due();
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        self.committing(&mut conn, synced, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            let serial = self.bump(&tx, session)?;
+            let apply = || -> rusqlite::Result<()> {
+                let mut remove =
+                    tx.prepare_cached("DELETE FROM instances WHERE session = ?1 AND address = ?2")?;
+                for address in &batch.removes {
+                    remove.execute(params![session, address])?;
+                }
+                for row in &batch.puts {
+                    insert_instance(&tx, session, row)?;
+                }
+                if let Some(outputs) = &batch.outputs {
+                    replace_outputs(&tx, session, outputs)?;
+                }
+                Ok(())
+            };
+            apply().map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(serial)
+        })
+    }
+
+    fn sync(&self) -> StateResult<()> {
+        if !self.clock().unsynced() {
+            return Ok(());
+        }
+        // A checkpoint syncs the WAL first (then copies it into the file).
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(|e| self.err(e))?;
-        let serial = self.bump(&tx, session)?;
-        let apply = || -> rusqlite::Result<()> {
-            let mut remove =
-                tx.prepare_cached("DELETE FROM instances WHERE session = ?1 AND address = ?2")?;
-            for address in &batch.removes {
-                remove.execute(params![session, address])?;
-            }
-            for row in &batch.puts {
-                insert_instance(&tx, session, row)?;
-            }
-            if let Some(outputs) = &batch.outputs {
-                replace_outputs(&tx, session, outputs)?;
-            }
-            Ok(())
-        };
-        apply().map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(serial)
+        self.clock().committed(true);
+        Ok(())
     }
 
     /// The session is created when missing. An empty `snapshot.lineage`
@@ -316,51 +391,53 @@ impl StateStore for SqliteStore {
         let incoming = codec::serial_to_db(&location, snapshot.serial)?;
 
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let which = format!("session `{session}`");
-        let current: Option<(String, i64)> = {
-            let mut stmt = tx
-                .prepare_cached("SELECT lineage, serial FROM sessions WHERE name = ?1")
+        self.committing(&mut conn, true, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
-            let mut rows = stmt.query([session]).map_err(|e| self.err(e))?;
-            match rows.next().map_err(|e| self.err(e))? {
-                Some(row) => Some((
-                    checked(&location, row, 0, "sessions.lineage", &which)?,
-                    checked(&location, row, 1, "sessions.serial", &which)?,
-                )),
-                None => None,
-            }
-        };
-        let lineage = match (&current, snapshot.lineage.is_empty()) {
-            (_, false) => snapshot.lineage.clone(),
-            (Some((kept, _)), true) => kept.clone(),
-            (None, true) => uuid::Uuid::new_v4().to_string(),
-        };
-        let serial = current
-            .as_ref()
-            .map_or(0, |(_, s)| *s)
-            .max(incoming)
-            .saturating_add(1);
-        let now = now_rfc3339();
-        tx.execute(
-            "INSERT INTO sessions (name, lineage, serial, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (name) DO UPDATE SET
-               lineage = excluded.lineage, serial = excluded.serial,
-               updated_at = excluded.updated_at",
-            params![session, lineage, serial, now],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM instances WHERE session = ?1", [session])
+            let which = format!("session `{session}`");
+            let current: Option<(String, i64)> = {
+                let mut stmt = tx
+                    .prepare_cached("SELECT lineage, serial FROM sessions WHERE name = ?1")
+                    .map_err(|e| self.err(e))?;
+                let mut rows = stmt.query([session]).map_err(|e| self.err(e))?;
+                match rows.next().map_err(|e| self.err(e))? {
+                    Some(row) => Some((
+                        checked(&location, row, 0, "sessions.lineage", &which)?,
+                        checked(&location, row, 1, "sessions.serial", &which)?,
+                    )),
+                    None => None,
+                }
+            };
+            let lineage = match (&current, snapshot.lineage.is_empty()) {
+                (_, false) => snapshot.lineage.clone(),
+                (Some((kept, _)), true) => kept.clone(),
+                (None, true) => uuid::Uuid::new_v4().to_string(),
+            };
+            let serial = current
+                .as_ref()
+                .map_or(0, |(_, s)| *s)
+                .max(incoming)
+                .saturating_add(1);
+            let now = now_rfc3339();
+            tx.execute(
+                "INSERT INTO sessions (name, lineage, serial, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (name) DO UPDATE SET
+                   lineage = excluded.lineage, serial = excluded.serial,
+                   updated_at = excluded.updated_at",
+                params![session, lineage, serial, now],
+            )
             .map_err(|e| self.err(e))?;
-        for row in &instances {
-            insert_instance(&tx, session, row).map_err(|e| self.err(e))?;
-        }
-        replace_outputs(&tx, session, &outputs).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        codec::serial_from_db(&location, session, serial)
+            tx.execute("DELETE FROM instances WHERE session = ?1", [session])
+                .map_err(|e| self.err(e))?;
+            for row in &instances {
+                insert_instance(&tx, session, row).map_err(|e| self.err(e))?;
+            }
+            replace_outputs(&tx, session, &outputs).map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+            codec::serial_from_db(&location, session, serial)
+        })
     }
 
     /// A holder on this host whose process is gone is stale and taken over.
@@ -584,6 +661,31 @@ pub(super) mod tests {
         assert!(err.to_string().contains("nothing was written"), "{err}");
         let snap = store.load("s").unwrap();
         assert_eq!((snap.serial, snap.instances.len()), (1, 50));
+    }
+
+    #[test]
+    fn batches_close_together_are_synced_once_per_interval() {
+        let (_dir, store) = store();
+        store.create_session("s").unwrap();
+        assert!(!store.clock().unsynced(), "session changes are synced");
+        // The first batch after a quiet interval is synced, the next one
+        // right after it is not, until a sync.
+        std::thread::sleep(crate::state::SYNC_INTERVAL);
+        store.put_instance("s", &record(0)).unwrap();
+        assert!(!store.clock().unsynced());
+        store.put_instance("s", &record(1)).unwrap();
+        assert!(store.clock().unsynced());
+        let synchronous: i64 = store
+            .conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL between synced commits");
+        store.sync().unwrap();
+        assert!(!store.clock().unsynced());
+        std::thread::sleep(crate::state::SYNC_INTERVAL);
+        store.put_instance("s", &record(2)).unwrap();
+        assert!(!store.clock().unsynced());
+        assert_eq!(store.load("s").unwrap().instances.len(), 3);
     }
 
     #[test]

@@ -263,11 +263,14 @@ impl Drop for TempFile<'_> {
     }
 }
 
-/// The settings of every connection: WAL journal, `synchronous=FULL`
-/// (see `docs/state.md`), foreign keys on.
+/// The settings of every connection: WAL journal, `synchronous=NORMAL`
+/// (a commit survives a killed process; the store switches to `FULL` for
+/// the commits that must survive a power loss too, see `docs/state.md`),
+/// foreign keys on.
 fn configure(conn: &Connection, location: &str) -> StateResult<()> {
-    enable_wal(conn, location)?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    let wal = enable_wal(conn, location)?;
+    // Without WAL, only FULL keeps a power loss from damaging the file.
+    conn.pragma_update(None, "synchronous", if wal { "NORMAL" } else { "FULL" })
         .map_err(|e| db_err(location, e))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| db_err(location, e))
@@ -306,15 +309,16 @@ pub(super) fn schema_version(conn: &Connection, location: &str) -> StateResult<i
     })
 }
 
-/// Switch to the WAL journal. Changing the journal mode needs the database
-/// to itself for a moment, so retry while another process is opening it too.
-fn enable_wal(conn: &Connection, location: &str) -> StateResult<()> {
+/// Switch to the WAL journal; whether that worked. Changing the journal
+/// mode needs the database to itself for a moment, so retry while another
+/// process is opening it too.
+fn enable_wal(conn: &Connection, location: &str) -> StateResult<bool> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
             // A file system without shared memory support keeps the rollback
-            // journal, which is just as durable with `synchronous=FULL`.
-            Ok(_) => return Ok(()),
+            // journal.
+            Ok(mode) => return Ok(mode.eq_ignore_ascii_case("wal")),
             Err(e)
                 if matches!(
                     e.sqlite_error_code(),
