@@ -32,6 +32,9 @@ pub struct Ctx {
     /// The command prints one JSON document (`-json`): problems with the
     /// testbed are printed as `tg validate -json`'s document too.
     pub json: bool,
+    /// The process's environment and working directory, read once here:
+    /// the library never reads them itself.
+    pub env: crate::environment::Environment,
 }
 
 /// Run tg with the process's arguments; returns the exit code.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
             Command::Validate(a) => a.json,
             _ => false,
         },
+        env: crate::environment::Environment::from_process(),
     };
     let code = run(&ctx, &cli.command);
     ExitCode::from(code.clamp(0, 255) as u8)

@@ -75,6 +75,8 @@ fn load_testbed_with(
         vars: vars.vars.clone(),
         var_files: vars.var_files.clone(),
         prior,
+        env: ctx.env.clone(),
+        drivers: Registry::driver_kinds(),
     };
     match crate::config::load(&opts) {
         Ok((tb, warnings)) => {
@@ -99,6 +101,8 @@ fn load_testbed_with(
 pub fn backend_config_quietly(ctx: &Ctx) -> StateBackendConfig {
     let opts = LoadOptions {
         dir: abs_dir(ctx),
+        env: ctx.env.clone(),
+        drivers: Registry::driver_kinds(),
         ..LoadOptions::default()
     };
     crate::config::load(&opts)

@@ -25,12 +25,12 @@ use super::ipam::{self, NetAlloc, Refused};
 use super::model::{
     DesiredInstance, OutputValue, PlatformConfig, PoolHost, StateBackendConfig, Testbed,
 };
-use super::names;
 use super::refs::{self, Reference};
 use super::types::{self, VarType};
 use super::{LoadOptions, Prior};
 use crate::addrs::{InstanceAddr, InstanceKey, ResourceKind};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
+use crate::names;
 use crate::platform::{Interface, NetworkSpec, NodeSpec, PackageSource, PackageSpec, Spec};
 
 /// Node attributes usable in expressions.

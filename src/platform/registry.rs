@@ -53,6 +53,17 @@ impl Registry {
         self.preference.iter().filter_map(|n| self.platforms.get(n))
     }
 
+    /// The driver kinds tg's platforms come from (what `platform "KIND"`
+    /// blocks and `platform = "KIND"` may name), `double` included when the
+    /// test double is on.
+    pub fn driver_kinds() -> Vec<String> {
+        let mut kinds = vec!["netns".to_string(), "ssh".to_string()];
+        if std::env::var_os(super::testdouble::ENV_DIR).is_some_and(|v| !v.is_empty()) {
+            kinds.push("double".to_string());
+        }
+        kinds
+    }
+
     /// The platforms `tg` offers on this machine: `netns`. The test double
     /// ([`super::testdouble`]) is added only when `TG_TESTDOUBLE_DIR` is set:
     /// it is a test aid, never offered to users.

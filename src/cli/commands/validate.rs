@@ -22,6 +22,8 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> i32 {
         dir: ctx.dir.clone(),
         vars: args.vars.vars.clone(),
         var_files: args.vars.var_files.clone(),
+        env: ctx.env.clone(),
+        drivers: crate::platform::registry::Registry::driver_kinds(),
         ..LoadOptions::default()
     };
     let (diags, sources, instances) = match config::load(&opts) {
