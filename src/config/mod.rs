@@ -75,6 +75,29 @@ impl LoadOptions {
     }
 }
 
+/// What must be known before state is read: where state lives and which
+/// platforms the testbed declares.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub state: model::StateBackendConfig,
+    pub platforms: Vec<model::PlatformConfig>,
+}
+
+/// Evaluate only the settings of the testbed in `opts.dir` (`state` and
+/// `platform` blocks, and what they refer to).
+pub fn load_settings(opts: &LoadOptions) -> Result<Settings, LoadError> {
+    // Until evaluation is split in stages, the settings come from a whole
+    // evaluation without prior addresses.
+    let no_prior = LoadOptions {
+        prior: Prior::default(),
+        ..opts.clone()
+    };
+    load(&no_prior).map(|(tb, _)| Settings {
+        state: tb.state,
+        platforms: tb.platforms,
+    })
+}
+
 /// Read, check and evaluate the testbed in `opts.dir`. On success the
 /// testbed comes with its warnings.
 pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadError> {

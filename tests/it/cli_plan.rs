@@ -287,8 +287,8 @@ fn exec_runs_on_every_matching_node() {
     let r = bed.tg(&["exec", "node.edge[*]", "--", "echo", "hi"]);
     r.expect_code(0);
     assert_eq!(
-        r.stdout(),
-        "[edge-0] edge-0: echo hi\n[edge-1] edge-1: echo hi\n"
+        crate::support::sorted_lines(&r.stdout()),
+        ["[edge-0] edge-0: echo hi", "[edge-1] edge-1: echo hi"]
     );
     let r = bed.tg(&["exec", "node.origin", "--", "echo", "hi"]);
     r.expect_code(0);

@@ -164,7 +164,10 @@ fn a_two_network_testbed_works_end_to_end() {
     // Host names.
     let r = s.tg(&["exec", "node.web[*]", "--", "hostname"]);
     r.expect_code(0);
-    assert_eq!(r.stdout(), "[web-0] web-0\n[web-1] web-1\n");
+    assert_eq!(
+        crate::support::sorted_lines(&r.stdout()),
+        ["[web-0] web-0", "[web-1] web-1"]
+    );
     assert_eq!(
         s.tg(&["exec", "node.db", "--", "hostname"]).stdout(),
         "db\n"

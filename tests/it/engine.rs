@@ -121,8 +121,12 @@ impl Bed {
         }
     }
 
+    /// What state records (nothing when the session was never made).
     pub fn state_list(&self) -> Vec<String> {
         let r = self.tg(&["state", "list"]);
+        if r.code() == 1 && r.stderr().contains("does not exist") {
+            return Vec::new();
+        }
         r.expect_code(0);
         r.stdout().lines().map(String::from).collect()
     }
@@ -736,45 +740,62 @@ fn second_sigint_abandons_work_in_flight_and_taints_it() {
     bed.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
 }
 
-/// The library API with the in-memory store: what Rust users call.
+/// The library API with the in-memory store: what Rust users call. Nothing
+/// comes from the process: the environment, the caller and the platform
+/// drivers are values.
 #[test]
 fn library_plan_and_apply_with_the_memory_store() {
     use std::sync::Arc;
     use tg::apply::{NoHook, WalkOptions};
-    use tg::ops::{self, Context, PlanOptions};
-    use tg::platform::registry::Registry;
-    use tg::platform::testdouble::TestDouble;
+    use tg::environment::{Caller, Environment};
+    use tg::names::SessionName;
+    use tg::ops::{self, Context, PlanOptions, Workspace};
+    use tg::platform::factory::Factory;
+    use tg::platform::testdouble::TestDoubleDriver;
     use tg::state::memory::MemoryStore;
     use tg::state::StateStore;
 
     let bed = Bed::new(BED);
-    std::env::set_var("TG_TESTDOUBLE_DIR", &bed.double);
-    let (testbed, _) = tg::config::load(&tg::config::LoadOptions {
+    let env = Environment::new([], bed.tb.path());
+    let ws = Workspace {
         dir: bed.tb.path().to_path_buf(),
-        ..Default::default()
-    })
-    .map_err(|e| tg::diagnostics::render_all(&e.diagnostics, &e.sources))
-    .unwrap();
-    let mut registry = Registry::new();
-    registry.register(Arc::new(TestDouble::new(&bed.double)));
-    let store = MemoryStore::new();
-    let ctx = Context {
-        store: Arc::new(store.clone()),
-        registry,
-        session: "lib".into(),
-        testbed_dir: bed.tb.path().to_path_buf(),
+        vars: vec![],
+        var_files: vec![],
+        caller: Caller::this_process(&env),
+        env,
+        factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
         hook: Arc::new(NoHook),
     };
+    let store = MemoryStore::new();
+    let session = SessionName::parse("lib").unwrap();
+    let ctx = Context {
+        store: Arc::new(store.clone()),
+        registry: ws.factory.registry(&[], &ws.env).unwrap(),
+        session: session.clone(),
+        testbed_dir: ws.dir.clone(),
+        hook: Arc::new(NoHook),
+        caller: ws.caller.clone(),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let plan = rt
-        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+    let planned = rt
+        .block_on(ops::plan_context(
+            &ws,
+            ctx.clone(),
+            &PlanOptions::default(),
+            "apply",
+            std::time::Duration::ZERO,
+        ))
         .unwrap();
+    // Planning neither creates the session nor lets another run in.
+    assert!(store.get_session("lib").unwrap().is_none());
+    assert!(store.lock_holder("lib").unwrap().is_some());
+    let plan = planned.plan.clone();
     assert_eq!(plan.summary().add, 6);
     let report = rt
-        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap();
     assert!(report.success(), "{report:?}");
-    assert_eq!(report.added, 6);
+    assert_eq!((report.added, report.recorded), (6, 6));
     let snap = store.load("lib").unwrap();
     assert_eq!(snap.instances.len(), 6);
     assert_eq!(
@@ -783,14 +804,16 @@ fn library_plan_and_apply_with_the_memory_store() {
     );
     // Applying the same plan again is refused: the state moved on.
     let err = rt
-        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap_err();
     assert!(err.to_string().contains("run tg plan again"), "{err}");
+    rt.block_on(planned.locked.release()).unwrap();
+    assert!(store.lock_holder("lib").unwrap().is_none());
     // And the library's one-call destroy takes the lock, plans and applies.
     let (plan, report) = rt
         .block_on(ops::destroy(
-            &ctx,
-            &testbed,
+            &ws,
+            ctx,
             &PlanOptions::default(),
             &WalkOptions::default(),
             std::time::Duration::ZERO,
@@ -799,6 +822,7 @@ fn library_plan_and_apply_with_the_memory_store() {
     assert_eq!(plan.summary().destroy, 6);
     assert!(report.success(), "{report:?}");
     assert!(store.load("lib").unwrap().instances.is_empty());
+    assert!(store.lock_holder("lib").unwrap().is_none());
 }
 
 /// A real netns testbed end to end (root only): apply, exec across nodes,
@@ -850,7 +874,10 @@ node "edge" {
     r.expect_code(0);
     let r = tb.tg(&["--session", s, "exec", "node.edge", "--", "hostname"]);
     r.expect_code(0);
-    assert_eq!(r.stdout(), "[edge-0] edge-0\n[edge-1] edge-1\n");
+    assert_eq!(
+        crate::support::sorted_lines(&r.stdout()),
+        ["[edge-0] edge-0", "[edge-1] edge-1"]
+    );
     tb.tg(&["--session", s, "plan", "-detailed-exitcode"])
         .expect_code(0);
     let r = tb.tg(&["--session", s, "destroy", "-auto-approve"]);

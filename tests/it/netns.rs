@@ -13,7 +13,7 @@ use std::process::Command;
 
 use tg::platform::netns::{names, net, NetnsOptions, NetnsPlatform};
 use tg::platform::{
-    CreateRequest, DeleteRequest, ExecRequest, Interface, NetworkSpec, NodeSpec, Platform,
+    CollectRequest, CreateRequest, DeleteRequest, Interface, NetworkSpec, NodeSpec, Platform,
     ReadRequest, ReadResponse, SessionRef, SessionSync, Spec,
 };
 
@@ -83,6 +83,7 @@ impl Session {
                 address: address.clone(),
                 spec,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
             .private
@@ -102,6 +103,7 @@ impl Session {
                         address: address.clone(),
                         spec,
                         deps: BTreeMap::new(),
+                        cancel: Default::default(),
                     })
                     .await
                     .map_err(|e| format!("create `{address}`: {e}"))
@@ -133,6 +135,7 @@ impl Session {
                 spec,
                 private: serde_json::Value::Null,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("delete `{address}`: {e}"));
     }
@@ -140,13 +143,17 @@ impl Session {
     fn exec(&self, node: &NodeSpec, argv: &[&str]) -> (i32, String) {
         let r = self
             .rt
-            .block_on(self.platform.exec(ExecRequest {
-                session: self.session.clone(),
-                address: format!("node.{}", node.hostname),
-                spec: node.clone(),
-                private: serde_json::Value::Null,
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-            }))
+            .block_on(tg::platform::exec_collected(
+                &self.platform,
+                CollectRequest {
+                    session: self.session.clone(),
+                    address: format!("node.{}", node.hostname),
+                    spec: node.clone(),
+                    private: serde_json::Value::Null,
+                    argv: argv.iter().map(|s| s.to_string()).collect(),
+                    timeout: None,
+                },
+            ))
             .expect("exec");
         let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
         out.push_str(&String::from_utf8_lossy(&r.stderr));
@@ -204,6 +211,7 @@ fn host_at(cidr: &ipnet::Ipv4Net, n: u32) -> Ipv4Addr {
 
 fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
     NodeSpec {
+        host: None,
         hostname: hostname.into(),
         image: "host".into(),
         cpus: None,
@@ -531,13 +539,17 @@ fn exec_on_a_missing_node_says_so() {
     let s = Session::new("missing");
     let n = node("ghost", &[]);
     let err =
-        s.rt.block_on(s.platform.exec(ExecRequest {
-            session: s.session.clone(),
-            address: "node.ghost".into(),
-            spec: n,
-            private: serde_json::Value::Null,
-            argv: vec!["true".into()],
-        }))
+        s.rt.block_on(tg::platform::exec_collected(
+            &s.platform,
+            CollectRequest {
+                session: s.session.clone(),
+                address: "node.ghost".into(),
+                spec: n,
+                private: serde_json::Value::Null,
+                argv: vec!["true".into()],
+                timeout: None,
+            },
+        ))
         .unwrap_err();
     assert!(err.message.contains("node `ghost` does not exist"), "{err}");
 }
@@ -690,6 +702,7 @@ fn nat_networks_get_out_and_others_do_not() {
         after: Spec::Network(inner_nat.clone()),
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     }))
     .expect("turn nat on");
     let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
@@ -742,6 +755,7 @@ fn node_limits_change_in_place() {
         after: Spec::Node(after.clone()),
         private: private.clone(),
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     }))
     .expect("update");
     assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
@@ -759,6 +773,7 @@ fn node_limits_change_in_place() {
             after: Spec::Node(moved),
             private,
             deps: BTreeMap::new(),
+            cancel: Default::default(),
         }))
         .unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");

@@ -56,6 +56,14 @@ impl Testbed {
     }
 }
 
+/// The lines of `text`, sorted: output streamed from several nodes at
+/// once comes in no fixed order.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
 /// The result of one `tg` run.
 pub struct Run(pub Output);
 

@@ -23,6 +23,7 @@
 //! forwarding on the host.
 
 pub mod cgroup;
+pub mod driver;
 pub mod exec;
 pub mod image;
 pub mod names;
@@ -41,9 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::ResourceKind;
 use crate::platform::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecResponse,
-    NetworkSpec, NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest,
-    ReadResponse, SessionRef, SessionSync, Spec, UpdateRequest,
+    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NetworkSpec,
+    NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse,
+    SessionRef, SessionSync, Spec, UpdateRequest,
 };
 
 /// Options of the netns platform.
@@ -68,11 +69,22 @@ impl Default for NetnsOptions {
 #[derive(Debug, Clone)]
 pub struct NetnsPlatform {
     pub options: NetnsOptions,
+    /// `netns`, or the name of a `platform "netns" "NAME"` block.
+    name: String,
 }
 
 impl NetnsPlatform {
     pub fn new(options: NetnsOptions) -> NetnsPlatform {
-        NetnsPlatform { options }
+        NetnsPlatform {
+            options,
+            name: "netns".to_string(),
+        }
+    }
+
+    /// The same platform under another name.
+    pub fn named(mut self, name: &str) -> NetnsPlatform {
+        self.name = name.to_string();
+        self
     }
 }
 
@@ -564,7 +576,17 @@ fn remove_tree_same_fs(root: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Platform for NetnsPlatform {
     fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
         "netns"
+    }
+
+    fn can_share_network_with(&self, other: &str) -> bool {
+        // Every netns platform of this process makes its objects on this
+        // host, in the session's router namespace.
+        other == self.name || other == "netns"
     }
 
     fn max_parallelism(&self) -> usize {
@@ -677,14 +699,31 @@ impl Platform for NetnsPlatform {
         .await
     }
 
-    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse> {
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
+        // Collected, then sent whole: streaming, stdin, signals and
+        // timeouts come with the node sandbox.
         let this = self.clone();
-        blocking(move || {
-            let sid = Self::sid(&req.session);
-            let paths = this.node_paths_checked(&sid, &req.spec.hostname)?;
-            exec::exec(&paths, &sid, &req.spec.hostname, &req.argv)
+        let (session, hostname, argv) = (
+            req.session.clone(),
+            req.spec.hostname.clone(),
+            req.argv.clone(),
+        );
+        let out = blocking(move || {
+            let sid = Self::sid(&session);
+            let paths = this.node_paths_checked(&sid, &hostname)?;
+            exec::exec(&paths, &sid, &hostname, &argv)
         })
-        .await
+        .await?;
+        if !out.stdout.is_empty() {
+            let _ = req.io.stdout.send(out.stdout).await;
+        }
+        if !out.stderr.is_empty() {
+            let _ = req.io.stderr.send(out.stderr).await;
+        }
+        Ok(ExecStatus {
+            exit_code: out.exit_code,
+            timed_out: false,
+        })
     }
 
     async fn sync_session(&self, req: SessionSync) -> PlatformResult<()> {
@@ -757,6 +796,7 @@ mod tests {
     #[test]
     fn veth_names_follow_interface_order() {
         let spec = NodeSpec {
+            host: None,
             hostname: "edge-0".into(),
             image: "host".into(),
             cpus: None,
