@@ -97,8 +97,9 @@ pub struct ApplyReport {
     /// held before (a made instance stays recorded tainted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unrecorded: Vec<(InstanceAddr, OpKind)>,
-    /// Instances recorded in state after the apply.
-    pub recorded: usize,
+    /// Instances recorded in state after the apply (`None` when state could
+    /// not be read back).
+    pub recorded: Option<usize>,
 }
 
 impl ApplyReport {

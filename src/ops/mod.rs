@@ -432,6 +432,11 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     )
     .await;
     if report.state_error.is_some() {
+        let name = ctx.session.clone();
+        report.recorded = on_store(&ctx.store, move |s| s.load(name.as_str()))
+            .await
+            .ok()
+            .map(|s| s.instances.len());
         return Ok(report);
     }
 
@@ -493,7 +498,7 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             }
         }
     }
-    report.recorded = after.instances.len();
+    report.recorded = Some(after.instances.len());
     Ok(report)
 }
 

@@ -366,3 +366,263 @@ fn refused(d: &DesiredInstance, wanted: Option<&str>, refusals: &[String]) -> Di
             None => "fix what the platforms say above, or change the node's spec so a platform accepts it",
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::platform::{
+        Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus,
+        Interface, NetworkSpec, NodeSpec, Platform, PlatformResult, ReadRequest, ReadResponse,
+        UpdateRequest,
+    };
+    use crate::state::{InstanceRecord, InstanceStatus};
+
+    /// A platform of `kind` with `hosts` (none: no hosts to choose).
+    struct Fake {
+        name: &'static str,
+        kind: &'static str,
+        hosts: Option<Vec<&'static str>>,
+    }
+
+    #[async_trait]
+    impl Platform for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn kind(&self) -> &str {
+            self.kind
+        }
+        fn check_node(&self, _: &NodeSpec) -> Capability {
+            Capability::default()
+        }
+        fn can_share_network_with(&self, other: &str) -> bool {
+            // Pools share segments with each other (VXLAN), not with `local`.
+            other == self.name || (self.kind == "ssh" && other.starts_with("pool-"))
+        }
+        async fn place(&self, req: PlaceRequest) -> PlatformResult<Vec<Placement>> {
+            let Some(hosts) = &self.hosts else {
+                return Ok(req
+                    .nodes
+                    .iter()
+                    .map(|_| Placement::Placed { host: None })
+                    .collect());
+            };
+            let mut free: Vec<&str> = hosts.clone();
+            let mut out = Vec::new();
+            // Recorded hosts first, then the rest in order.
+            for n in &req.nodes {
+                if let Some(h) = &n.recorded_host {
+                    free.retain(|f| f != h);
+                }
+            }
+            for n in &req.nodes {
+                out.push(match &n.recorded_host {
+                    Some(h) => Placement::Placed {
+                        host: Some(h.clone()),
+                    },
+                    None if !free.is_empty() => Placement::Placed {
+                        host: Some(free.remove(0).to_string()),
+                    },
+                    None => Placement::Refused {
+                        reasons: hosts.iter().map(|h| format!("{h}: leased")).collect(),
+                    },
+                });
+            }
+            Ok(out)
+        }
+        async fn create(&self, _: CreateRequest) -> PlatformResult<CreateResponse> {
+            unreachable!()
+        }
+        async fn read(&self, _: ReadRequest) -> PlatformResult<ReadResponse> {
+            unreachable!()
+        }
+        async fn update(&self, _: UpdateRequest) -> PlatformResult<CreateResponse> {
+            unreachable!()
+        }
+        async fn delete(&self, _: DeleteRequest) -> PlatformResult<()> {
+            unreachable!()
+        }
+        async fn exec(&self, _: ExecRequest) -> PlatformResult<ExecStatus> {
+            unreachable!()
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.register(Arc::new(Fake {
+            name: "local",
+            kind: "local",
+            hosts: None,
+        }));
+        r.register(Arc::new(Fake {
+            name: "pool-a",
+            kind: "ssh",
+            hosts: Some(vec!["a1"]),
+        }));
+        r.register(Arc::new(Fake {
+            name: "pool-b",
+            kind: "ssh",
+            hosts: Some(vec!["b1", "b2"]),
+        }));
+        r
+    }
+
+    fn node(name: &str, platform: Option<&str>) -> DesiredInstance {
+        DesiredInstance {
+            address: format!("node.{name}").parse().unwrap(),
+            platform: platform.map(str::to_string),
+            spec: Spec::Node(NodeSpec {
+                hostname: name.into(),
+                image: "host".into(),
+                cpus: None,
+                memory_mib: None,
+                labels: Default::default(),
+                interfaces: vec![Interface {
+                    network: "lab".into(),
+                    address: "10.0.0.2".parse().unwrap(),
+                    prefix_len: 24,
+                    gateway: "10.0.0.1".parse().unwrap(),
+                }],
+                host: None,
+            }),
+            depends_on: vec!["network.lab".parse().unwrap()],
+            attributes: serde_json::json!({}),
+            prevent_destroy: false,
+            span: None,
+        }
+    }
+
+    fn network() -> DesiredInstance {
+        DesiredInstance {
+            address: "network.lab".parse().unwrap(),
+            platform: None,
+            spec: Spec::Network(NetworkSpec {
+                name: "lab".into(),
+                cidr: "10.0.0.0/24".parse().unwrap(),
+                gateway: "10.0.0.1".parse().unwrap(),
+                nat: false,
+            }),
+            depends_on: vec![],
+            attributes: serde_json::json!({}),
+            prevent_destroy: false,
+            span: None,
+        }
+    }
+
+    fn testbed(items: Vec<DesiredInstance>) -> Testbed {
+        Testbed {
+            instances: items.into_iter().map(|d| (d.address.clone(), d)).collect(),
+            ..Testbed::default()
+        }
+    }
+
+    fn session() -> SessionRef {
+        SessionRef {
+            name: "s".into(),
+            lineage: "L".into(),
+            testbed_dir: "/".into(),
+        }
+    }
+
+    fn run(tb: &Testbed, snap: &Snapshot) -> Result<Placements, Vec<String>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(place(tb, snap, &registry(), &session()))
+            .map_err(|d| {
+                d.0.iter()
+                    .map(|d| format!("{} | {}", d.summary, d.detail.clone().unwrap_or_default()))
+                    .collect()
+            })
+    }
+
+    #[test]
+    fn a_kind_means_any_pool_of_it_and_a_full_pool_passes_nodes_on() {
+        let tb = testbed(vec![
+            network(),
+            node("a", Some("ssh")),
+            node("b", Some("ssh")),
+            node("c", Some("ssh")),
+        ]);
+        let p = run(&tb, &Snapshot::default()).unwrap();
+        let at = |n: &str| {
+            let a: InstanceAddr = format!("node.{n}").parse().unwrap();
+            (
+                p.platform_of(&a).unwrap().to_string(),
+                p.host_of(&a).unwrap().to_string(),
+            )
+        };
+        assert_eq!(at("a"), ("pool-a".into(), "a1".into()));
+        assert_eq!(at("b"), ("pool-b".into(), "b1".into()));
+        assert_eq!(at("c"), ("pool-b".into(), "b2".into()));
+        // The network follows its nodes.
+        assert_eq!(
+            p.platform_of(&"network.lab".parse().unwrap()),
+            Some("pool-a")
+        );
+    }
+
+    #[test]
+    fn no_free_host_names_the_node_and_every_host() {
+        let tb = testbed(vec![
+            network(),
+            node("a", Some("pool-a")),
+            node("b", Some("pool-a")),
+        ]);
+        let e = run(&tb, &Snapshot::default()).unwrap_err();
+        assert_eq!(e, ["no host can take `node.b` | pool-a: a1: leased"]);
+    }
+
+    #[test]
+    fn a_recorded_host_is_kept() {
+        let tb = testbed(vec![
+            network(),
+            node("a", Some("pool-b")),
+            node("b", Some("pool-b")),
+        ]);
+        let Spec::Node(mut spec) = node("b", None).spec else {
+            unreachable!()
+        };
+        spec.host = Some("b1".into());
+        let mut snap = Snapshot::default();
+        snap.instances.insert(
+            "node.b".parse().unwrap(),
+            InstanceRecord {
+                address: "node.b".parse().unwrap(),
+                platform: "pool-b".into(),
+                status: InstanceStatus::Ready,
+                spec: Spec::Node(spec),
+                private: serde_json::Value::Null,
+                dependencies: vec![],
+                attributes: serde_json::Value::Null,
+            },
+        );
+        let p = run(&tb, &snap).unwrap();
+        assert_eq!(p.host_of(&"node.b".parse().unwrap()), Some("b1"));
+        assert_eq!(p.host_of(&"node.a".parse().unwrap()), Some("b2"));
+        let d = &tb.instances[&"node.b".parse::<InstanceAddr>().unwrap()];
+        let Spec::Node(placed) = p.placed_spec(d) else {
+            unreachable!()
+        };
+        assert_eq!(placed.host.as_deref(), Some("b1"));
+    }
+
+    #[test]
+    fn one_network_cannot_span_platforms_that_cannot_share_it() {
+        let tb = testbed(vec![
+            network(),
+            node("a", Some("local")),
+            node("b", Some("pool-b")),
+        ]);
+        let e = run(&tb, &Snapshot::default()).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("network `network.lab` has nodes on platforms that cannot share it: `node.a` is on `local` and `node.b` on `pool-b`"),
+            "{e:?}"
+        );
+    }
+}

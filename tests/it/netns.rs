@@ -18,7 +18,7 @@ use tg::platform::{
 };
 
 fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    crate::support::have_root()
 }
 
 macro_rules! require_root {

@@ -79,7 +79,7 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
                 ctx,
                 &ApplyReport {
                     serial: locked.snapshot.serial,
-                    recorded: locked.snapshot.instances.len(),
+                    recorded: Some(locked.snapshot.instances.len()),
                     ..ApplyReport::default()
                 },
                 false,
@@ -249,7 +249,9 @@ fn print_summary(r: &ApplyReport, destroy: bool) {
             );
         }
     }
-    eprintln!("State now records {} instance(s).", r.recorded);
+    if let Some(n) = r.recorded {
+        eprintln!("State now records {n} instance(s).");
+    }
     eprintln!();
     eprintln!("What finished is recorded in state; run `tg plan` to see what is left, and `tg apply` to go on.");
 }

@@ -16,8 +16,18 @@ fn run_inner(ctx: &Ctx, _args: &InitArgs) -> CmdResult<i32> {
     let dir = engine::abs_dir(ctx);
     let tg_dir = dir.join(".tg");
     let created_dir = !tg_dir.exists();
-    std::fs::create_dir_all(&tg_dir)
-        .map_err(|e| report::fail(format!("cannot create `{}`: {e}", tg_dir.display())))?;
+    if created_dir {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // 0700 whatever the umask: state is nobody else's business.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&tg_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&tg_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| report::fail(format!("cannot create `{}`: {e}", tg_dir.display())))?;
+    }
     let ignore = tg_dir.join(".gitignore");
     if !ignore.exists() {
         std::fs::write(&ignore, "# tg's local state: never commit it\n*\n")

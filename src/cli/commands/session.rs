@@ -36,6 +36,18 @@ fn check_name(name: &str) -> CmdResult<SessionName> {
 }
 
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
+    // A refused name touches nothing, not even the state store.
+    match args {
+        SessionCommand::New { name } | SessionCommand::Delete { name, .. } => {
+            check_name(name)?;
+        }
+        SessionCommand::Show {
+            name: Some(name), ..
+        } => {
+            check_name(name)?;
+        }
+        _ => {}
+    }
     let store = engine::store(ctx)?;
     match args {
         SessionCommand::List { json } => {
