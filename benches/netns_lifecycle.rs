@@ -118,6 +118,7 @@ async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         spec,
         deps: BTreeMap::new(),
         cancel: Default::default(),
+        trace: Default::default(),
     })
     .await
     .map(|_| ())
@@ -132,6 +133,7 @@ async fn delete(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
         cancel: Default::default(),
+        trace: Default::default(),
     })
     .await
     .map_err(|e| e.to_string())

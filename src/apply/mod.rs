@@ -18,6 +18,7 @@
 //! this module never prints.
 
 pub mod hooks;
+pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::platform::{
 use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
+pub use timeline::Timeline;
 
 /// One primitive operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -100,6 +102,9 @@ pub struct ApplyReport {
     /// Instances recorded in state after the apply (`None` when state could
     /// not be read back).
     pub recorded: Option<usize>,
+    /// When every operation ran (`tg apply -trace`, the summary).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 impl ApplyReport {
@@ -225,6 +230,18 @@ pub async fn walk(
         }
     }
 
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    for (a, op) in ops.iter().enumerate() {
+        for &b in &op.next {
+            after[b].push(a);
+        }
+    }
+    let mut timeline = Timeline::start(
+        ops.iter()
+            .zip(after)
+            .map(|(op, after)| (op.change.address.clone(), op.kind, after))
+            .collect(),
+    );
     let mut states: Vec<OpState> = ops.iter().map(|_| OpState::Pending).collect();
     let mut ready: VecDeque<usize> = (0..ops.len()).filter(|i| waiting[*i] == 0).collect();
     let global = Arc::new(Semaphore::new(opts.parallelism.max(1)));
@@ -280,6 +297,7 @@ pub async fn walk(
                 continue;
             };
             let address = c.address.to_string();
+            let trace = timeline.started(id);
             let task: std::pin::Pin<
                 Box<
                     dyn std::future::Future<Output = Result<serde_json::Value, PlatformError>>
@@ -315,6 +333,7 @@ pub async fn walk(
                         spec,
                         deps: deps_of(&mirror, &c.depends_on),
                         cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(async move { platform.create(req).await.map(|r| r.private) })
                 }
@@ -331,6 +350,7 @@ pub async fn walk(
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &c.depends_on),
                         cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(async move { platform.update(req).await.map(|r| r.private) })
                 }
@@ -338,7 +358,7 @@ pub async fn walk(
                     let Some(rec) = mirror.get(&c.address) else {
                         // Already gone from state: nothing to delete.
                         states[id] = OpState::Finished;
-                        release(id, &ops, &mut waiting, &states, &mut ready);
+                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
                         continue;
                     };
                     let req = DeleteRequest {
@@ -348,6 +368,7 @@ pub async fn walk(
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &rec.dependencies),
                         cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(
                         async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
@@ -436,6 +457,7 @@ pub async fn walk(
         };
         running.retain(|_, v| *v != id);
         states[id] = OpState::Finished;
+        timeline.finished(id, result.is_ok());
         let op = &ops[id];
         if let Some(b) = blocked
             .get_mut(&op.change.platform)
@@ -486,7 +508,7 @@ pub async fn walk(
                             OpKind::Delete => report.destroyed += 1,
                         }
                         report.done.push((c.address.clone(), op.kind));
-                        release(id, &ops, &mut waiting, &states, &mut ready);
+                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
                     }
                     Err(e) => {
                         // Made (or removed) but not recorded: state still
@@ -521,6 +543,8 @@ pub async fn walk(
         }
     }
 
+    timeline.end();
+    report.timeline = timeline;
     // Whatever never started.
     for (id, st) in states.iter().enumerate() {
         if matches!(st, OpState::Pending) {
@@ -595,10 +619,12 @@ fn release(
     waiting: &mut [usize],
     states: &[OpState],
     ready: &mut VecDeque<usize>,
+    timeline: &mut Timeline,
 ) {
     for &n in &ops[id].next {
         waiting[n] = waiting[n].saturating_sub(1);
         if waiting[n] == 0 && matches!(states[n], OpState::Pending) {
+            timeline.ready(n);
             ready.push_back(n);
         }
     }

@@ -211,6 +211,9 @@ pub struct ApplyArgs {
     /// Print one JSON document of the result (needs `-auto-approve` or a plan file).
     #[arg(long)]
     pub json: bool,
+    /// Write the timeline of every operation to FILE (Chrome trace events: open it in Perfetto).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +229,9 @@ pub struct DestroyArgs {
     /// Print one JSON document of the result (needs `-auto-approve`).
     #[arg(long)]
     pub json: bool,
+    /// Write the timeline of every operation to FILE (Chrome trace events: open it in Perfetto).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -295,10 +301,14 @@ pub enum GraphFormat {
     #[default]
     Dot,
     Mermaid,
+    /// A picture, drawn by Graphviz `dot` (which must be installed).
+    Svg,
 }
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// A plan saved with `tg plan -out FILE`: its instances, coloured by planned action.
+    pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]

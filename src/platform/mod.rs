@@ -28,6 +28,7 @@ pub mod netns;
 pub mod registry;
 pub mod ssh;
 pub mod testdouble;
+pub mod trace;
 
 /// The session a request is made for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -163,6 +164,8 @@ pub struct CreateRequest {
     /// stop as soon as it is safe and return an error; what was half made
     /// stays tainted in state and is replaced next time.
     pub cancel: Cancel,
+    /// Where to report the phases of the work (`tg apply -trace`).
+    pub trace: trace::OpTrace,
 }
 
 /// A dependency's resolved spec and its recorded private value.
@@ -207,6 +210,8 @@ pub struct UpdateRequest {
     pub deps: BTreeMap<String, Dependency>,
     /// See [`CreateRequest::cancel`].
     pub cancel: Cancel,
+    /// See [`CreateRequest::trace`].
+    pub trace: trace::OpTrace,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +223,8 @@ pub struct DeleteRequest {
     pub deps: BTreeMap<String, Dependency>,
     /// See [`CreateRequest::cancel`].
     pub cancel: Cancel,
+    /// See [`CreateRequest::trace`].
+    pub trace: trace::OpTrace,
 }
 
 /// Run a command on a node. Output is streamed, byte for byte, as it comes.

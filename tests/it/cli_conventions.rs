@@ -69,9 +69,20 @@ fn apply_prints_the_outputs_and_show_tells_a_destroyed_session() {
     let r = bed.tg(&["apply", "-auto-approve"]);
     r.expect_code(0);
     let out = r.stdout();
-    let tail = &out[out.find("Apply complete!").unwrap()..];
+    let tail: String = out[out.find("Apply complete!").unwrap()..]
+        .lines()
+        .map(|l| {
+            if l.starts_with("Took ") {
+                "Took [timing]"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     insta::assert_snapshot!(tail, @r#"
     Apply complete! 4 added, 0 changed, 0 destroyed.
+    Took [timing]
 
     Outputs:
 
@@ -349,4 +360,69 @@ fn version_platforms_completion_and_man() {
         r.stdout()
     );
     assert!(r.stdout().contains("Global options:"), "{}", r.stdout());
+}
+
+/// `-trace FILE` writes Chrome trace events named by instance address;
+/// the summary says where the time went.
+#[test]
+fn apply_writes_a_trace_and_says_where_the_time_went() {
+    let bed = Bed::new(BED);
+    bed.config(serde_json::json!({ "delay_ms": { "node.edge": 200, "node.origin": 100 } }));
+    let r = bed.tg(&["apply", "-auto-approve", "-trace", "apply.trace.json"]);
+    r.expect_code(0);
+    let summary = r.stdout();
+    assert!(summary.contains("of work at parallelism"), "{summary}");
+    assert!(
+        summary.contains("critical path")
+            && summary.contains("network.lab → node.edge[")
+            && summary.contains("→ node.origin"),
+        "{summary}"
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(bed.tb.path().join("apply.trace.json")).unwrap())
+            .unwrap();
+    let spans: Vec<&Value> = doc["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "create")
+        .collect();
+    let mut names: Vec<&str> = spans.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["network.lab", "node.edge[0]", "node.edge[1]", "node.origin"]
+    );
+    // The two edges ran side by side, on two lanes, each about 200 ms.
+    let edge: Vec<&&Value> = spans
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("node.edge"))
+        .collect();
+    assert_ne!(edge[0]["tid"], edge[1]["tid"]);
+    assert!(edge[0]["dur"].as_u64().unwrap() >= 150_000, "{doc:#}");
+    let r = bed.tg(&["destroy", "-auto-approve", "-trace", "destroy.trace.json"]);
+    r.expect_code(0);
+    assert!(bed.tb.path().join("destroy.trace.json").exists());
+}
+
+#[test]
+fn graph_of_a_saved_plan_is_coloured_and_drawn_as_svg() {
+    let bed = Bed::new(BED);
+    bed.tg(&["plan", "-out", "p.tgplan"]).expect_code(0);
+    let r = bed.tg(&["graph", "p.tgplan"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains(
+            "\"node.origin\" [style=filled, fillcolor=\"#c8f0c8\", tooltip=\"+ node.origin\"];"
+        ),
+        "{}",
+        r.stdout()
+    );
+    if !crate::support::have_tools(&["dot"]) {
+        return;
+    }
+    let r = bed.tg(&["graph", "-format", "svg", "p.tgplan"]);
+    r.expect_code(0);
+    assert!(r.stdout().contains("<svg"), "{}", r.stdout());
+    assert!(r.stdout().contains("node.origin"), "{}", r.stdout());
 }

@@ -84,6 +84,7 @@ impl Session {
                 spec,
                 deps: BTreeMap::new(),
                 cancel: Default::default(),
+                trace: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
             .private
@@ -104,6 +105,7 @@ impl Session {
                         spec,
                         deps: BTreeMap::new(),
                         cancel: Default::default(),
+                        trace: Default::default(),
                     })
                     .await
                     .map_err(|e| format!("create `{address}`: {e}"))
@@ -136,6 +138,7 @@ impl Session {
                 private: serde_json::Value::Null,
                 deps: BTreeMap::new(),
                 cancel: Default::default(),
+                trace: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("delete `{address}`: {e}"));
     }
@@ -703,6 +706,7 @@ fn nat_networks_get_out_and_others_do_not() {
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
         cancel: Default::default(),
+        trace: Default::default(),
     }))
     .expect("turn nat on");
     let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
@@ -756,6 +760,7 @@ fn node_limits_change_in_place() {
         private: private.clone(),
         deps: BTreeMap::new(),
         cancel: Default::default(),
+        trace: Default::default(),
     }))
     .expect("update");
     assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
@@ -774,6 +779,7 @@ fn node_limits_change_in_place() {
             private,
             deps: BTreeMap::new(),
             cancel: Default::default(),
+            trace: Default::default(),
         }))
         .unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");

@@ -60,10 +60,13 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
             &rt,
             locked,
             &pf.plan,
-            args.parallelism,
-            args.json,
+            &crate::cli::commands::apply::walk_opts(
+                args.parallelism,
+                args.json,
+                args.trace.as_deref(),
+                false,
+            ),
             &progress,
-            false,
         );
     }
 
@@ -96,10 +99,13 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
         &rt,
         locked,
         &plan,
-        args.parallelism,
-        args.json,
+        &crate::cli::commands::apply::walk_opts(
+            args.parallelism,
+            args.json,
+            args.trace.as_deref(),
+            false,
+        ),
         &progress,
-        false,
     )
 }
 
@@ -115,15 +121,36 @@ fn render_approve(auto_approve: bool) -> CmdResult<()> {
 
 /// Walk a plan with progress and Ctrl-C handling, release the lock, then
 /// print the summary.
+/// How a command walks and reports.
+pub(crate) struct WalkReport<'a> {
+    pub parallelism: usize,
+    pub json: bool,
+    pub trace: Option<&'a std::path::Path>,
+    pub destroy: bool,
+}
+
+pub(crate) fn walk_opts(
+    parallelism: usize,
+    json: bool,
+    trace: Option<&std::path::Path>,
+    destroy: bool,
+) -> WalkReport<'_> {
+    WalkReport {
+        parallelism,
+        json,
+        trace,
+        destroy,
+    }
+}
+
 pub(crate) fn walk_and_report(
     rt: &tokio::runtime::Runtime,
     locked: Locked,
     plan: &Plan,
-    parallelism: usize,
-    json: bool,
+    how: &WalkReport<'_>,
     progress: &Progress,
-    destroy: bool,
 ) -> CmdResult<i32> {
+    let (parallelism, json, destroy) = (how.parallelism, how.json, how.destroy);
     let interrupt = Interrupt::new();
     engine::watch_interrupts(rt, interrupt.clone());
     progress.start();
@@ -138,16 +165,51 @@ pub(crate) fn walk_and_report(
     if let Err(e) = released {
         eprintln!("warning: {e}");
     }
+    if let Some(path) = how.trace {
+        let doc = report
+            .timeline
+            .chrome_trace(if destroy { "tg destroy" } else { "tg apply" });
+        std::fs::write(path, serde_json::to_vec(&doc).unwrap_or_default()).map_err(|e| {
+            report::fail(format!("cannot write the trace `{}`: {e}", path.display()))
+        })?;
+    }
     let ctx_session = plan.session.clone();
     if json {
         print_json_for(&ctx_session, &report, destroy);
     } else {
         print_summary(&report, destroy);
+        print_timing(&report);
         if report.success() && !destroy {
             print_outputs(plan);
         }
     }
     Ok(if report.success() { 0 } else { 1 })
+}
+
+/// Where the time went: wall, work, parallelism, the critical path.
+fn print_timing(r: &ApplyReport) {
+    if r.timeline.ops.is_empty() {
+        return;
+    }
+    let s = r.timeline.summary();
+    let path: Vec<String> = s.critical_path.iter().map(|(a, _)| a.to_string()).collect();
+    let shown = if path.len() > 6 {
+        format!(
+            "{} → … → {}",
+            path[..3].join(" → "),
+            path[path.len() - 2..].join(" → ")
+        )
+    } else {
+        path.join(" → ")
+    };
+    println!(
+        "Took {:.2}s: {:.2}s of work at parallelism {:.1}; critical path {:.2}s ({} step(s)): {shown}",
+        s.wall.as_secs_f64(),
+        s.busy.as_secs_f64(),
+        s.parallelism,
+        s.critical_time.as_secs_f64(),
+        path.len()
+    );
 }
 
 /// The outputs at the end of an apply, as Terraform prints them.

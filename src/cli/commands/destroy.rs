@@ -114,9 +114,12 @@ fn run_inner(ctx: &Ctx, args: &DestroyArgs) -> CmdResult<i32> {
         &rt,
         locked,
         &plan,
-        args.parallelism,
-        args.json,
+        &crate::cli::commands::apply::walk_opts(
+            args.parallelism,
+            args.json,
+            args.trace.as_deref(),
+            true,
+        ),
         &progress,
-        true,
     )
 }

@@ -77,10 +77,8 @@ fn destroy_session(ctx: &Ctx, name: &SessionName, auto_approve: bool) -> CmdResu
         &rt,
         planned.locked,
         &planned.plan,
-        10,
-        false,
+        &crate::cli::commands::apply::walk_opts(10, false, None, true),
         &progress,
-        true,
     )?;
     if code != 0 {
         return Err(report::fail(format!(
