@@ -50,6 +50,7 @@ impl Session {
         let options = NetnsOptions {
             run_dir: run_dir.map_or_else(|| tmp.path().join("run"), Path::to_path_buf),
             image_dir: tmp.path().join("images"),
+            ..NetnsOptions::default()
         };
         Session {
             rt: tokio::runtime::Builder::new_multi_thread()

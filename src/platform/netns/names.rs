@@ -31,6 +31,48 @@ pub fn bridge_name(sid: &str, network: &str) -> String {
     )
 }
 
+/// Bridge `k` (1, 2, ...) of network `network`, made when the bridges
+/// before it are full: `tgb` + 12 hex digits. Bridge 0 is [`bridge_name`].
+pub fn extra_bridge_name(sid: &str, network: &str, k: u32) -> String {
+    if k == 0 {
+        return bridge_name(sid, network);
+    }
+    format!(
+        "tgb{}",
+        hex_of(
+            &[
+                b"bridge",
+                sid.as_bytes(),
+                network.as_bytes(),
+                &k.to_le_bytes()
+            ],
+            12
+        )
+    )
+}
+
+/// The two ends of the veth pair that links extra bridge `k` of network
+/// `network` to its first bridge: (the end on the first bridge, the end on
+/// bridge `k`), `tgl` + 12 hex digits each.
+pub fn bridge_link_names(sid: &str, network: &str, k: u32) -> (String, String) {
+    let end = |side: &[u8]| {
+        format!(
+            "tgl{}",
+            hex_of(
+                &[
+                    b"link",
+                    side,
+                    sid.as_bytes(),
+                    network.as_bytes(),
+                    &k.to_le_bytes()
+                ],
+                12
+            )
+        )
+    };
+    (end(b"first"), end(b"extra"))
+}
+
 /// The router-side end of the veth that links node `hostname`'s
 /// `ifname_in_node` to network `network`: `tgv` + 12 hex digits.
 pub fn veth_name(sid: &str, network: &str, hostname: &str, ifname_in_node: &str) -> String {
@@ -152,6 +194,9 @@ mod tests {
             bridge_name("deadbeef", long),
             veth_name("deadbeef", long, long, "eth12"),
             uplink_name("deadbeef"),
+            extra_bridge_name("deadbeef", long, 70),
+            bridge_link_names("deadbeef", long, 70).0,
+            bridge_link_names("deadbeef", long, 70).1,
             node_ifname(99),
         ] {
             assert!(is_valid_ifname(&n), "{n}");
@@ -174,6 +219,12 @@ mod tests {
                 }
             }
         }
+        for k in 1..100 {
+            assert!(seen.insert(extra_bridge_name("00000001", "lab", k)));
+            let (a, b) = bridge_link_names("00000001", "lab", k);
+            assert!(seen.insert(a) && seen.insert(b));
+        }
+        assert_eq!(extra_bridge_name("s", "lab", 0), bridge_name("s", "lab"));
         // Concatenation ambiguity is ruled out by length prefixes.
         assert_ne!(
             veth_name("s", "ab", "c", "eth0"),
