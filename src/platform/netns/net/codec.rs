@@ -19,8 +19,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
-    State,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -393,6 +393,8 @@ pub struct LinkSeen {
     pub master: Option<u32>,
     /// Operational state `up` (carrier seen by linkwatch).
     pub oper_up: bool,
+    /// Its port number on its bridge (the kernel gives the lowest free one).
+    pub port_no: Option<u16>,
 }
 
 /// The links among `replies`.
@@ -412,12 +414,23 @@ fn link_seen(m: &LinkMessage) -> LinkSeen {
         name: String::new(),
         master: None,
         oper_up: false,
+        port_no: None,
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => seen.name = n.clone(),
             LinkAttribute::Controller(i) => seen.master = Some(*i),
             LinkAttribute::OperState(s) => seen.oper_up = *s == State::Up,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::PortData(InfoPortData::BridgePort(port)) = i {
+                        seen.port_no = port.iter().find_map(|p| match p {
+                            InfoBridgePort::PortNumber(n) => Some(*n),
+                            _ => None,
+                        });
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -649,6 +662,12 @@ mod tests {
         m.attributes.push(LinkAttribute::IfName("tgv9".into()));
         m.attributes.push(LinkAttribute::Controller(4));
         m.attributes.push(LinkAttribute::OperState(State::Up));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(netlink_packet_route::link::InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::PortNumber(
+                7,
+            )])),
+        ]));
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_MULTIPART;
         header.sequence_number = 5;
@@ -670,7 +689,8 @@ mod tests {
                 index: 12,
                 name: "tgv9".into(),
                 master: Some(4),
-                oper_up: true
+                oper_up: true,
+                port_no: Some(7),
             }]
         );
     }

@@ -245,11 +245,25 @@ pub struct Plug<'a> {
     pub gateway: Option<Ipv4Addr>,
 }
 
+/// Ports of bridge 0 kept for the links to extra bridges of a network of
+/// `cidr` (one per extra bridge it may need, at most 256, and room for the
+/// nodes plugged in at once before they are moved on).
+fn first_bridge_node_ports(cidr: &Ipv4Net) -> u16 {
+    let reserve = max_extra_bridges(cidr).min(256) + 32;
+    (BRIDGE_PORTS - reserve) as u16
+}
+
 /// Link a node's namespace to a network: a veth pair whose router end is a
 /// port of one of the network's bridges and whose other end is
 /// `ifname_in_node` in the node, with its address, up, and the default
 /// route when asked. Also brings the node's `lo` up. A leftover veth of
 /// the same name is replaced.
+///
+/// The veth goes to the bridge that took the last one (see
+/// [`BridgeHints`]). Bridge 0 keeps some ports for links to extra bridges:
+/// a veth that got a port number past [`first_bridge_node_ports`] there is
+/// moved to an extra bridge; a full extra bridge (`EXFULL`) sends it to
+/// the next one, made when missing.
 pub fn attach(
     lock: &SessionLock,
     hints: &BridgeHints,
@@ -270,64 +284,91 @@ pub fn attach(
         "cannot open node namespace `{}`",
         plug.node_netns.display()
     )))?;
+    let op = || {
+        format!(
+            "cannot link `{}` to network `{network}`",
+            plug.ifname_in_node
+        )
+    };
     rnl.delete_link(plug.veth)?;
-    let mut k = hints.get(sid, network);
-    loop {
-        let name = names::extra_bridge_name(sid, network, k);
-        let Some(index) = rnl.link_index(&name)? else {
-            if k == 0 {
-                return Err(NetError::Missing(format!(
-                    "network `{network}` does not exist (no bridge `{bridge}`): run `tg apply` to make it"
-                )));
-            }
+    let hint = hints.get(sid, network);
+    let first = rnl.link_index(&bridge)?.ok_or_else(|| {
+        NetError::Missing(format!(
+            "network `{network}` does not exist (no bridge `{bridge}`): run `tg apply` to make it"
+        ))
+    })?;
+    let start = match hint {
+        0 => first,
+        k => match rnl.link_index(&names::extra_bridge_name(sid, network, k))? {
+            Some(i) => i,
             // The hint names a bridge that is gone: start again.
-            hints.set(sid, network, 0);
-            k = 0;
-            continue;
-        };
-        match rnl.create_veth(plug.veth, Some(index), plug.ifname_in_node, Some(&node_ns)) {
-            Ok(()) => {
-                if k != hints.get(sid, network) {
-                    hints.set(sid, network, k);
-                }
-                break;
+            None => {
+                hints.set(sid, network, 0);
+                first
             }
-            Err(e) if e.errno() == Some(libc::EXFULL) => {
-                k += 1;
-                if k > BRIDGE_PORTS {
-                    return Err(prefix(
-                        format!(
-                            "cannot link `{}` to network `{network}`: all its bridges are full",
-                            plug.ifname_in_node
-                        ),
-                        e,
-                    ));
-                }
-                let _held = lock.lock();
-                ensure_extra_bridge(&mut rnl, sid, network, k)?;
-            }
-            Err(e) => {
-                return Err(prefix(
-                    format!(
-                        "cannot link `{}` to network `{network}`",
-                        plug.ifname_in_node
-                    ),
-                    e,
-                ))
+        },
+    };
+    let mut k = if start == first { 0 } else { hint };
+    let veth = match rnl.create_veth(plug.veth, Some(start), plug.ifname_in_node, Some(&node_ns)) {
+        Ok(()) if k > 0 => None,
+        Ok(()) => {
+            let cidr = Ipv4Net::new(plug.address, plug.prefix_len)
+                .map_err(|_| NetError::Missing(format!("{}: bad prefix", op())))?
+                .trunc();
+            // Up to a /23 a network never fills a bridge.
+            if cidr.prefix_len() >= 23 {
+                None
+            } else {
+                let seen = rnl.link(plug.veth)?.ok_or_else(|| {
+                    NetError::Missing(format!("{}: `{}` vanished", op(), plug.veth))
+                })?;
+                seen.port_no
+                    .is_some_and(|n| n > first_bridge_node_ports(&cidr))
+                    .then_some(seen.index)
             }
         }
+        // The hinted bridge is full (bridge 0 only when more nodes came at
+        // once than it keeps ports for): plug in nowhere, then move.
+        Err(e) if e.errno() == Some(libc::EXFULL) => {
+            rnl.create_veth(plug.veth, None, plug.ifname_in_node, Some(&node_ns))
+                .map_err(|e| prefix(op(), e))?;
+            rnl.link_index(plug.veth)?
+        }
+        Err(e) => return Err(prefix(op(), e)),
+    };
+    if let Some(index) = veth {
+        // Onto the first extra bridge with room, made when needed.
+        loop {
+            k += 1;
+            if k > BRIDGE_PORTS {
+                return Err(NetError::Missing(format!(
+                    "{}: all its bridges are full",
+                    op()
+                )));
+            }
+            let extra = {
+                let _held = lock.lock();
+                ensure_extra_bridge(&mut rnl, sid, network, k)?
+            };
+            match rnl.enslave(index, extra) {
+                Ok(()) => break,
+                Err(e) if e.errno() == Some(libc::EXFULL) => continue,
+                Err(e) => return Err(prefix(op(), e)),
+            }
+        }
+        hints.set(sid, network, k);
     }
     configure_node_side(&mut rnl, plug)
 }
 
 /// Make extra bridge `k` of `network` and link it to bridge 0, unless
-/// done. The caller holds the session's lock.
-fn ensure_extra_bridge(nl: &mut Netlink, sid: &str, network: &str, k: u32) -> NetResult<()> {
+/// done; its index. The caller holds the session's lock.
+fn ensure_extra_bridge(nl: &mut Netlink, sid: &str, network: &str, k: u32) -> NetResult<u32> {
     let name = names::extra_bridge_name(sid, network, k);
     let (first_end, extra_end) = names::bridge_link_names(sid, network, k);
-    if let (Some(_), Some(l)) = (nl.link_index(&name)?, nl.link(&extra_end)?) {
-        if l.master.is_some() {
-            return Ok(());
+    if let (Some(index), Some(l)) = (nl.link_index(&name)?, nl.link(&extra_end)?) {
+        if l.master == Some(index) {
+            return Ok(index);
         }
     }
     let first = nl
@@ -341,7 +382,8 @@ fn ensure_extra_bridge(nl: &mut Netlink, sid: &str, network: &str, k: u32) -> Ne
     let peer = nl
         .link_index(&extra_end)?
         .ok_or_else(|| NetError::Missing(format!("{op}: `{extra_end}` vanished")))?;
-    nl.enslave(peer, index).map_err(|e| prefix(op, e))
+    nl.enslave(peer, index).map_err(|e| prefix(op, e))?;
+    Ok(index)
 }
 
 /// The node's side of a new veth: `lo` and the interface up, the address,

@@ -373,6 +373,7 @@ mod tests {
                 .unwrap();
             let v = nl.link("tgvtest").unwrap().unwrap();
             assert_eq!(v.master, Some(idx));
+            assert_eq!(v.port_no, Some(1), "the first port of the bridge");
             // The kernel's extended message reaches the error.
             let e = nl
                 .create_veth("tgvtest", Some(idx), "eth0", Some(&other))
