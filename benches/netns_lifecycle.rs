@@ -53,6 +53,7 @@ fn main() {
     };
     let specs: Vec<NodeSpec> = (0..nodes)
         .map(|i| NodeSpec {
+            host: None,
             hostname: format!("n-{i}"),
             image: "host".into(),
             cpus: None,
@@ -117,6 +118,7 @@ async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         address: String::new(),
         spec,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     })
     .await
     .map(|_| ())
@@ -130,6 +132,7 @@ async fn delete(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         spec,
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     })
     .await
     .map_err(|e| e.to_string())

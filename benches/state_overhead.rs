@@ -25,6 +25,7 @@ fn record(i: u64) -> InstanceRecord {
         platform: "netns".into(),
         status: InstanceStatus::Ready,
         spec: Spec::Node(NodeSpec {
+            host: None,
             hostname: hostname.clone(),
             image: "debian:bookworm".into(),
             cpus: Some(0.5),

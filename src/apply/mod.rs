@@ -11,8 +11,11 @@
 //! before every create), so a crash loses only the work in flight. A failed
 //! operation skips what depends on it; independent work goes on. An
 //! [`Interrupt`] stops new work (first level) or abandons the work in
-//! flight (second level). Progress goes out through [`ApplyHook`]; this
-//! module never prints.
+//! flight (second level): what was in flight is recorded tainted, its
+//! platform calls are cancelled, and the walk waits for them to stop
+//! before it returns, so no platform work outlives the session lock (a
+//! third level stops waiting). Progress goes out through [`ApplyHook`];
+//! this module never prints.
 
 pub mod hooks;
 
@@ -27,7 +30,7 @@ use crate::addrs::InstanceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::platform::registry::Registry;
 use crate::platform::{
-    CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
+    Cancel, CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
 use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
 
@@ -89,6 +92,14 @@ pub struct ApplyReport {
     pub state_error: Option<String>,
     /// The state's serial after the last write.
     pub serial: u64,
+    /// Operations the platform finished whose result could not be written
+    /// to state (a full disk, a lost database): state still holds what it
+    /// held before (a made instance stays recorded tainted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<(InstanceAddr, OpKind)>,
+    /// Instances recorded in state after the apply (`None` when state could
+    /// not be read back).
+    pub recorded: Option<usize>,
 }
 
 impl ApplyReport {
@@ -229,6 +240,8 @@ pub async fn walk(
     let mut stop_starting = false;
     // Ready operations waiting for their platform's bound, by platform.
     let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
+    // Cancelled on the second interrupt: platforms stop what they can.
+    let cancel = Cancel::new();
 
     loop {
         if opts.interrupt.level() >= 1 && !stop_starting {
@@ -301,6 +314,7 @@ pub async fn walk(
                         address,
                         spec,
                         deps: deps_of(&mirror, &c.depends_on),
+                        cancel: cancel.clone(),
                     };
                     Box::pin(async move { platform.create(req).await.map(|r| r.private) })
                 }
@@ -316,6 +330,7 @@ pub async fn walk(
                         after,
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &c.depends_on),
+                        cancel: cancel.clone(),
                     };
                     Box::pin(async move { platform.update(req).await.map(|r| r.private) })
                 }
@@ -332,6 +347,7 @@ pub async fn walk(
                         spec: rec.spec.clone(),
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &rec.dependencies),
+                        cancel: cancel.clone(),
                     };
                     Box::pin(
                         async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
@@ -359,9 +375,11 @@ pub async fn walk(
             _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
                 if opts.interrupt.level() >= 2 {
                     // Abandon the work in flight: what was being made stays
-                    // tainted, what was being updated becomes tainted.
-                    set.abort_all();
+                    // tainted, what was being updated becomes tainted. The
+                    // platform calls are cancelled, then awaited, so none
+                    // outlives the walk (and the session lock).
                     report.interrupted = true;
+                    cancel.cancel();
                     for (_, id) in running.drain() {
                         let op = &ops[id];
                         if op.kind == OpKind::Update {
@@ -379,7 +397,22 @@ pub async fn walk(
                         });
                         states[id] = OpState::Finished;
                     }
-                    while set.join_next().await.is_some() {}
+                    if !set.is_empty() {
+                        hook.note(&format!(
+                            "waiting for {} operation(s) in flight to stop (press Ctrl-C again to stop waiting)",
+                            set.len()
+                        ));
+                    }
+                    loop {
+                        tokio::select! {
+                            j = set.join_next() => if j.is_none() { break },
+                            _ = opts.interrupt.wait_for(3) => {
+                                set.abort_all();
+                                while set.join_next().await.is_some() {}
+                                break;
+                            }
+                        }
+                    }
                     break;
                 }
                 continue;
@@ -445,17 +478,25 @@ pub async fn walk(
                         }
                     }
                 };
-                match op.kind {
-                    OpKind::Create => report.added += 1,
-                    OpKind::Update => report.changed += 1,
-                    OpKind::Delete => report.destroyed += 1,
+                match write {
+                    Ok(()) => {
+                        match op.kind {
+                            OpKind::Create => report.added += 1,
+                            OpKind::Update => report.changed += 1,
+                            OpKind::Delete => report.destroyed += 1,
+                        }
+                        report.done.push((c.address.clone(), op.kind));
+                        release(id, &ops, &mut waiting, &states, &mut ready);
+                    }
+                    Err(e) => {
+                        // Made (or removed) but not recorded: state still
+                        // says what it said before, and what needs this
+                        // does not start.
+                        report.unrecorded.push((c.address.clone(), op.kind));
+                        report.state_error = Some(e);
+                        stop_starting = true;
+                    }
                 }
-                report.done.push((c.address.clone(), op.kind));
-                if let Err(e) = write {
-                    report.state_error = Some(e);
-                    stop_starting = true;
-                }
-                release(id, &ops, &mut waiting, &states, &mut ready);
             }
             Err(e) => {
                 if op.kind == OpKind::Update {

@@ -255,9 +255,18 @@ pub struct GraphArgs {
 pub struct ExecArgs {
     /// `node.edge[0]`, `node.edge[*]`, `node.edge` or a label selector `role=edge`.
     pub target: String,
-    /// Print one JSON document of the results.
+    /// Print one JSON document of the results (output that is not UTF-8 as base64).
     #[arg(long)]
     pub json: bool,
+    /// Run the command on a terminal (interactive shells; one node only).
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// End the command after this long and exit 124, like `timeout(1)` (`30s`, `5m`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Send stdin to every matching node (with several nodes stdin is refused otherwise).
+    #[arg(long = "stdin-all")]
+    pub stdin_all: bool,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

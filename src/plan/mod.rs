@@ -16,7 +16,9 @@
 //! which only reads.
 
 pub mod diff;
+pub mod placement;
 pub mod planfile;
+pub mod refresh;
 pub mod render_json;
 pub mod render_markdown;
 pub mod render_text;

@@ -419,6 +419,7 @@ mod tests {
 
     fn node(image: &str, labels: &[(&str, &str)]) -> Spec {
         Spec::Node(NodeSpec {
+            host: None,
             hostname: "edge-0".into(),
             image: image.into(),
             cpus: None,

@@ -13,12 +13,12 @@ use std::process::Command;
 
 use tg::platform::netns::{names, net, NetnsOptions, NetnsPlatform};
 use tg::platform::{
-    CreateRequest, DeleteRequest, ExecRequest, Interface, NetworkSpec, NodeSpec, Platform,
+    CollectRequest, CreateRequest, DeleteRequest, Interface, NetworkSpec, NodeSpec, Platform,
     ReadRequest, ReadResponse, SessionRef, SessionSync, Spec,
 };
 
 fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    crate::support::have_root()
 }
 
 macro_rules! require_root {
@@ -88,6 +88,7 @@ impl Session {
                 address: address.clone(),
                 spec,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
             .private
@@ -107,6 +108,7 @@ impl Session {
                         address: address.clone(),
                         spec,
                         deps: BTreeMap::new(),
+                        cancel: Default::default(),
                     })
                     .await
                     .map_err(|e| format!("create `{address}`: {e}"))
@@ -138,6 +140,7 @@ impl Session {
                 spec,
                 private: serde_json::Value::Null,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("delete `{address}`: {e}"));
     }
@@ -145,13 +148,17 @@ impl Session {
     fn exec(&self, node: &NodeSpec, argv: &[&str]) -> (i32, String) {
         let r = self
             .rt
-            .block_on(self.platform.exec(ExecRequest {
-                session: self.session.clone(),
-                address: format!("node.{}", node.hostname),
-                spec: node.clone(),
-                private: serde_json::Value::Null,
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-            }))
+            .block_on(tg::platform::exec_collected(
+                &self.platform,
+                CollectRequest {
+                    session: self.session.clone(),
+                    address: format!("node.{}", node.hostname),
+                    spec: node.clone(),
+                    private: serde_json::Value::Null,
+                    argv: argv.iter().map(|s| s.to_string()).collect(),
+                    timeout: None,
+                },
+            ))
             .expect("exec");
         let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
         out.push_str(&String::from_utf8_lossy(&r.stderr));
@@ -209,6 +216,7 @@ fn host_at(cidr: &ipnet::Ipv4Net, n: u32) -> Ipv4Addr {
 
 fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
     NodeSpec {
+        host: None,
         hostname: hostname.into(),
         image: "host".into(),
         cpus: None,
@@ -541,13 +549,17 @@ fn exec_on_a_missing_node_says_so() {
     let s = Session::new("missing");
     let n = node("ghost", &[]);
     let err =
-        s.rt.block_on(s.platform.exec(ExecRequest {
-            session: s.session.clone(),
-            address: "node.ghost".into(),
-            spec: n,
-            private: serde_json::Value::Null,
-            argv: vec!["true".into()],
-        }))
+        s.rt.block_on(tg::platform::exec_collected(
+            &s.platform,
+            CollectRequest {
+                session: s.session.clone(),
+                address: "node.ghost".into(),
+                spec: n,
+                private: serde_json::Value::Null,
+                argv: vec!["true".into()],
+                timeout: None,
+            },
+        ))
         .unwrap_err();
     assert!(err.message.contains("node `ghost` does not exist"), "{err}");
 }
@@ -630,8 +642,7 @@ fn host_rules(sid: &str) -> Vec<String> {
 #[test]
 fn nat_networks_get_out_and_others_do_not() {
     require_root!();
-    if Command::new("iptables").arg("-V").output().is_err() {
-        eprintln!("skipped: nat needs iptables");
+    if !has_iptables() {
         return;
     }
     let host = HostNat::take();
@@ -701,6 +712,7 @@ fn nat_networks_get_out_and_others_do_not() {
         after: Spec::Network(inner_nat.clone()),
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     }))
     .expect("turn nat on");
     let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
@@ -754,6 +766,7 @@ fn node_limits_change_in_place() {
         after: Spec::Node(after.clone()),
         private: private.clone(),
         deps: BTreeMap::new(),
+        cancel: Default::default(),
     }))
     .expect("update");
     assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
@@ -771,6 +784,7 @@ fn node_limits_change_in_place() {
             after: Spec::Node(moved),
             private,
             deps: BTreeMap::new(),
+            cancel: Default::default(),
         }))
         .unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");
@@ -929,7 +943,7 @@ fn ssh_reaches_a_node_through_tg_proxy() {
 }
 
 fn has_iptables() -> bool {
-    Command::new("iptables").arg("-V").output().is_ok()
+    crate::support::have_tools(&["iptables"])
 }
 
 /// Tests that use `nat` change the host (IPv4 forwarding, iptables): they
@@ -1041,7 +1055,6 @@ fn host_chain() -> Vec<String> {
 fn nat_puts_host_forwarding_and_rules_back() {
     require_root!();
     if !has_iptables() {
-        eprintln!("skipped: nat needs iptables");
         return;
     }
     let found = HostNat::take();
@@ -1109,7 +1122,6 @@ fn lineage_with_slot(slot: u32) -> String {
 fn concurrent_nat_setups_pick_different_transfer_networks() {
     require_root!();
     if !has_iptables() {
-        eprintln!("skipped: nat needs iptables");
         return;
     }
     let host = HostNat::take();
@@ -1343,26 +1355,42 @@ fn run_files_have_explicit_modes_under_umask_000() {
 }
 
 /// A network whose cidr overlaps one of the host's routes gets a plan-time
-/// warning naming the route.
+/// warning naming the route. The "host" is a private namespace with a
+/// route of its own, so the test does not depend on this machine's routes.
 #[test]
 fn networks_overlapping_host_routes_are_warned_about() {
-    let routes = net::host::host_routes();
-    let Some(r) = routes
-        .iter()
-        .find(|r| r.dest.prefix_len() > 0 && !r.dev.starts_with("tg"))
-    else {
-        eprintln!("skipped: this host has no route but the default one");
+    require_root!();
+    if !crate::support::have_tools(&["ip"]) {
         return;
-    };
-    let p = NetnsPlatform::new(NetnsOptions::default());
-    let mut lab = network("lab", "10.83.1.0/24");
-    lab.cidr = ipnet::Ipv4Net::new(r.dest.network(), r.dest.prefix_len().max(24))
-        .unwrap()
-        .trunc();
-    let msgs = p.check_spec(&Spec::Network(lab));
+    }
+    let msgs = std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        for args in [
+            "link add tgtest0 type bridge",
+            "addr add 10.84.0.1/16 dev tgtest0",
+            "link set tgtest0 up",
+        ] {
+            let st = Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .expect("ip");
+            assert!(st.success(), "ip {args}");
+        }
+        let p = NetnsPlatform::new(NetnsOptions::default());
+        let overlapping = network("lab", "10.84.3.0/24");
+        let apart = network("other", "10.85.3.0/24");
+        (
+            p.check_spec(&Spec::Network(overlapping)),
+            p.check_spec(&Spec::Network(apart)),
+        )
+    })
+    .join()
+    .expect("namespace thread");
     assert!(
-        msgs.iter()
-            .any(|m| m.contains(&format!("`{}` (dev `{}`)", r.dest, r.dev))),
+        msgs.0.iter().any(|m| m.contains(
+            "cidr `10.84.3.0/24` overlaps the host's route to `10.84.0.0/16` (dev `tgtest0`)"
+        )),
         "{msgs:?}"
     );
+    assert!(msgs.1.is_empty(), "{msgs:?}");
 }

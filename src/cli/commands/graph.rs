@@ -1,9 +1,9 @@
 //! `tg graph [-format dot|mermaid]`: the testbed's instance graph.
 
 use crate::cli::args::{GraphArgs, GraphFormat};
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{CmdResult, Failed};
 use crate::cli::Ctx;
-use crate::config::Prior;
 use crate::graph::InstanceGraph;
 
 pub fn run(ctx: &Ctx, args: &GraphArgs) -> i32 {
@@ -14,7 +14,7 @@ pub fn run(ctx: &Ctx, args: &GraphArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, args: &GraphArgs) -> CmdResult<i32> {
-    let tb = render::load_testbed(ctx, &args.vars, Prior::default())?;
+    let tb = engine::load_testbed(ctx, &args.vars)?;
     let g = InstanceGraph::from_testbed(&tb);
     if let Err(e) = g.topo_order() {
         eprintln!("warning: {e}");

@@ -6,7 +6,8 @@ use crate::addrs::InstanceAddr;
 use crate::apply::NoHook;
 use crate::cli::args::StateCommand;
 use crate::cli::commands::show::state_json;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops;
 use crate::plan::spec_attributes;
@@ -27,22 +28,23 @@ fn matching<'a>(snap: &'a Snapshot, addrs: &[InstanceAddr]) -> Vec<&'a InstanceA
 }
 
 fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
-    let context = render::context(ctx, store.clone(), Arc::new(NoHook));
+    let rt = engine::runtime()?;
+    let context = engine::open_for_reading(ctx, &rt, Arc::new(NoHook))?;
+    let store = context.store.clone();
     match args {
         StateCommand::List { addresses } => {
-            let addrs = ops::parse_addresses("state list", addresses).map_err(render::fail)?;
-            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let addrs = ops::parse_addresses("state list", addresses).map_err(report::fail)?;
+            let snap = ops::snapshot(&context).map_err(report::fail)?;
             for a in matching(&snap, &addrs) {
                 println!("{a}");
             }
             Ok(0)
         }
         StateCommand::Show { address } => {
-            let addr: InstanceAddr = address.parse().map_err(render::fail)?;
-            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let addr: InstanceAddr = address.parse().map_err(report::fail)?;
+            let snap = ops::snapshot(&context).map_err(report::fail)?;
             let Some(rec) = snap.instances.get(&addr) else {
-                return Err(render::fail(format!(
+                return Err(report::fail(format!(
                     "`{addr}` is not recorded in session `{}`: see `tg state list`",
                     ctx.session
                 )));
@@ -68,14 +70,14 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
         }
         StateCommand::Rm { addresses } => {
             if addresses.is_empty() {
-                return Err(render::fail("`tg state rm` needs at least one address"));
+                return Err(report::fail("`tg state rm` needs at least one address"));
             }
-            let addrs = ops::parse_addresses("state rm", addresses).map_err(render::fail)?;
-            let _lock = render::lock(&context, "state rm", "0s")?;
-            let snap = ops::snapshot(&context).map_err(render::fail)?;
+            let addrs = ops::parse_addresses("state rm", addresses).map_err(report::fail)?;
+            let _lock = engine::lock_now(&rt, context.clone(), "state rm")?;
+            let snap = ops::snapshot(&context).map_err(report::fail)?;
             let doomed: Vec<InstanceAddr> = matching(&snap, &addrs).into_iter().cloned().collect();
             if doomed.is_empty() {
-                return Err(render::fail(format!(
+                return Err(report::fail(format!(
                     "no recorded instance matches {}: see `tg state list`",
                     addresses
                         .iter()
@@ -86,8 +88,8 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
             }
             for a in &doomed {
                 store
-                    .remove_instance(&ctx.session, a)
-                    .map_err(render::fail)?;
+                    .remove_instance(ctx.session.as_str(), a)
+                    .map_err(report::fail)?;
                 println!("Removed {a}");
             }
             println!(
@@ -97,14 +99,16 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
             Ok(0)
         }
         StateCommand::Migrate { to } => {
-            let _lock = render::lock(&context, "state migrate", "0s")?;
-            let snap = ops::snapshot(&context).map_err(render::fail)?;
-            let target = ops::open_store(&render::abs_dir(ctx), &Default::default(), Some(to))
-                .map_err(render::fail)?;
-            target.import(&ctx.session, &snap).map_err(render::fail)?;
-            let check = target.load(&ctx.session).map_err(render::fail)?;
+            let _lock = engine::lock_now(&rt, context.clone(), "state migrate")?;
+            let snap = ops::snapshot(&context).map_err(report::fail)?;
+            let target = ops::open_store(&engine::abs_dir(ctx), &Default::default(), Some(to))
+                .map_err(report::fail)?;
+            target
+                .import(ctx.session.as_str(), &snap)
+                .map_err(report::fail)?;
+            let check = target.load(ctx.session.as_str()).map_err(report::fail)?;
             if check.instances != snap.instances {
-                return Err(render::fail(format!(
+                return Err(report::fail(format!(
                     "the copy at {} does not match the original: the original was kept",
                     target.location()
                 )));

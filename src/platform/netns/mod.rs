@@ -30,6 +30,7 @@
 //! lock, so it holds between processes too).
 
 pub mod cgroup;
+pub mod driver;
 pub mod exec;
 pub mod files;
 pub mod image;
@@ -51,9 +52,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::ResourceKind;
 use crate::platform::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecResponse,
-    NetworkSpec, NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest,
-    ReadResponse, SessionRef, SessionSync, Spec, UpdateRequest,
+    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NetworkSpec,
+    NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse,
+    SessionRef, SessionSync, Spec, UpdateRequest,
 };
 
 /// Options of the netns platform.
@@ -84,10 +85,13 @@ impl Default for NetnsOptions {
 #[derive(Debug, Clone)]
 pub struct NetnsPlatform {
     pub options: NetnsOptions,
+    /// `netns`, or the name of a `platform "netns" "NAME"` block.
+    name: String,
     shared: Arc<Shared>,
 }
 
-/// What the clones of one platform instance share.
+/// What the clones of one platform instance share (and the platforms one
+/// driver makes: they work on the same host objects).
 #[derive(Debug, Default)]
 struct Shared {
     sessions: locks::SessionLocks,
@@ -98,8 +102,15 @@ impl NetnsPlatform {
     pub fn new(options: NetnsOptions) -> NetnsPlatform {
         NetnsPlatform {
             options,
+            name: "netns".to_string(),
             shared: Arc::default(),
         }
+    }
+
+    /// The same platform under another name (sharing its locks).
+    pub fn named(mut self, name: &str) -> NetnsPlatform {
+        self.name = name.to_string();
+        self
     }
 
     fn host(&self) -> net::host::Host {
@@ -125,21 +136,6 @@ pub fn host_refusal(euid: u32, os: &str) -> Option<String> {
         );
     }
     None
-}
-
-/// Is `hostname` safe to use in paths and names (a DNS label)?
-fn hostname_problem(hostname: &str) -> Option<String> {
-    let ok = !hostname.is_empty()
-        && hostname.len() <= 63
-        && hostname
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !hostname.starts_with('-');
-    (!ok).then(|| {
-        format!(
-            "hostname `{hostname}` is not a valid host name: use letters, digits and `-`, at most 63 characters"
-        )
-    })
 }
 
 /// What a node's `private` value records.
@@ -446,7 +442,7 @@ impl NetnsPlatform {
                 hostnames.insert(name[prefix.len()..].to_string());
             }
         }
-        hostnames.retain(|h| hostname_problem(h).is_none());
+        hostnames.retain(|h| names::check_hostname(h).is_ok());
         let host = self.host();
 
         // Router-side veths first, so no link outlives its node.
@@ -658,7 +654,17 @@ fn remove_tree_same_fs(root: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Platform for NetnsPlatform {
     fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
         "netns"
+    }
+
+    fn can_share_network_with(&self, other: &str) -> bool {
+        // Every netns platform of this process makes its objects on this
+        // host, in the session's router namespace.
+        other == self.name || other == "netns"
     }
 
     fn max_parallelism(&self) -> usize {
@@ -667,7 +673,7 @@ impl Platform for NetnsPlatform {
 
     fn check_node(&self, spec: &NodeSpec) -> Capability {
         let refused = host_refusal(nix::unistd::geteuid().as_raw(), std::env::consts::OS)
-            .or_else(|| hostname_problem(&spec.hostname))
+            .or_else(|| names::check_hostname(&spec.hostname).err())
             .or_else(|| image::check(&spec.image, &self.options.image_dir).err());
         let warnings = if refused.is_none() {
             cgroup::check(spec)
@@ -772,14 +778,31 @@ impl Platform for NetnsPlatform {
         .await
     }
 
-    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse> {
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
+        // Collected, then sent whole: streaming, stdin, signals and
+        // timeouts come with the node sandbox.
         let this = self.clone();
-        blocking(move || {
-            let sid = Self::sid(&req.session);
-            let paths = this.node_paths_checked(&sid, &req.spec.hostname)?;
-            exec::exec(&paths, &sid, &req.spec.hostname, &req.argv)
+        let (session, hostname, argv) = (
+            req.session.clone(),
+            req.spec.hostname.clone(),
+            req.argv.clone(),
+        );
+        let out = blocking(move || {
+            let sid = Self::sid(&session);
+            let paths = this.node_paths_checked(&sid, &hostname)?;
+            exec::exec(&paths, &sid, &hostname, &argv)
         })
-        .await
+        .await?;
+        if !out.stdout.is_empty() {
+            let _ = req.io.stdout.send(out.stdout).await;
+        }
+        if !out.stderr.is_empty() {
+            let _ = req.io.stderr.send(out.stderr).await;
+        }
+        Ok(ExecStatus {
+            exit_code: out.exit_code,
+            timed_out: false,
+        })
     }
 
     async fn sync_session(&self, req: SessionSync) -> PlatformResult<()> {
@@ -824,16 +847,6 @@ mod tests {
     }
 
     #[test]
-    fn hostnames_must_be_labels() {
-        assert_eq!(hostname_problem("edge-0"), None);
-        for h in ["", "../x", "a/b", "-a", "a b", &"x".repeat(64)] {
-            assert!(hostname_problem(h).is_some(), "{h}");
-        }
-    }
-
-    // `/proc/net/route` prints addresses in the machine's byte order.
-    #[cfg(target_endian = "little")]
-    #[test]
     fn networks_get_plan_time_warnings() {
         let mut n = NetworkSpec {
             name: "lab".into(),
@@ -874,6 +887,7 @@ mod tests {
     #[test]
     fn veth_names_follow_interface_order() {
         let spec = NodeSpec {
+            host: None,
             hostname: "edge-0".into(),
             image: "host".into(),
             cpus: None,

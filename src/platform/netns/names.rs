@@ -23,6 +23,26 @@ pub fn sid(lineage: &str) -> String {
     hex_of(&[lineage.as_bytes()], 8)
 }
 
+/// Is `sid` a session tag (what [`sid`] makes)? `Err` says what it is not.
+pub fn check_sid(sid: &str) -> Result<(), String> {
+    if sid.len() == 8 && sid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{sid}` is not a session tag: expected 8 lowercase hex digits"
+        ))
+    }
+}
+
+/// Can `hostname` name a node's host objects (folders, namespace files,
+/// cgroups)? The rule is `crate::names`' (the one `tg validate` applies),
+/// checked again here for specs that did not come through `config`.
+pub fn check_hostname(hostname: &str) -> Result<(), String> {
+    crate::names::check_resource_name(hostname)
+        .and_then(|()| crate::names::check_hostname(hostname))
+        .map_err(|why| format!("hostname `{hostname}` cannot name a node: {why}"))
+}
+
 /// The bridge of network `network` in session `sid`: `tgb` + 12 hex digits.
 pub fn bridge_name(sid: &str, network: &str) -> String {
     format!(
@@ -248,6 +268,28 @@ mod tests {
         assert!(session_file(run, "abcd1234").starts_with("/run/tg/abcd1234"));
         assert_eq!(router_netns_name("abcd1234"), "tg-abcd1234-router");
         assert!(node_netns_name("abcd1234", "edge-0").starts_with(&session_prefix("abcd1234")));
+    }
+
+    #[test]
+    fn tags_and_hostnames_are_checked() {
+        assert!(check_sid(&sid("x")).is_ok());
+        for bad in ["", "ABCDEF01", "abc", "../../xx", "abcdef012"] {
+            assert!(check_sid(bad).is_err(), "{bad}");
+        }
+        assert!(check_hostname("edge-0").is_ok());
+        for h in [
+            "",
+            "../x",
+            "a/b",
+            "-a",
+            "a b",
+            "a,b",
+            "Edge",
+            &"x".repeat(64),
+        ] {
+            let e = check_hostname(h).unwrap_err();
+            assert!(e.starts_with(&format!("hostname `{h}`")), "{e}");
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::locks::SessionLock;
-use super::{cgroup, files, image, NetnsOptions};
+use super::{cgroup, files, image, names, NetnsOptions};
 use crate::platform::{NodeSpec, PlatformError};
 
 /// `statfs` magic of the namespace filesystem (`nsfs`).
@@ -130,8 +130,8 @@ pub fn create_node(
     sid: &str,
     spec: &NodeSpec,
 ) -> Result<NodePaths, PlatformError> {
-    validate_name("session tag", sid)?;
-    validate_name("hostname", &spec.hostname)?;
+    names::check_sid(sid).map_err(PlatformError::new)?;
+    names::check_hostname(&spec.hostname).map_err(PlatformError::new)?;
     let lower = image::resolve(&spec.image, &opts.image_dir, &|_| {})?;
     let paths = node_paths(&opts.run_dir, sid, &spec.hostname);
     for p in [&lower, &paths.dir] {
@@ -267,22 +267,6 @@ pub fn write_session_hosts(
 }
 
 const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-
-fn validate_name(what: &str, name: &str) -> Result<(), PlatformError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(PlatformError::new(format!(
-            "invalid {what} `{name}`: use 1 to 63 letters, digits, `-` or `_`"
-        )))
-    }
-}
 
 fn check_overlay_path(p: &Path) -> Result<(), PlatformError> {
     let s = p.as_os_str().as_bytes();
@@ -912,11 +896,7 @@ mod tests {
     }
 
     #[test]
-    fn names_are_validated() {
-        assert!(validate_name("hostname", "edge-0").is_ok());
-        assert!(validate_name("hostname", "../x").is_err());
-        assert!(validate_name("hostname", "").is_err());
-        assert!(validate_name("hostname", "a,b").is_err());
+    fn overlay_paths_are_checked() {
         assert!(check_overlay_path(Path::new("/a:b")).is_err());
         assert!(check_overlay_path(Path::new("/var/lib/tg")).is_ok());
     }

@@ -190,7 +190,7 @@ pub struct HostRoute {
 
 /// The routes of the calling thread's namespace (the host's at plan time).
 pub fn host_routes() -> Vec<HostRoute> {
-    parse_proc_route(&fs::read_to_string("/proc/net/route").unwrap_or_default())
+    parse_proc_route(&fs::read_to_string("/proc/thread-self/net/route").unwrap_or_default())
 }
 
 /// The routes in `/proc/net/route` text (addresses in host byte order).
