@@ -47,7 +47,12 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
+            let text = terraform_spelling(&e.render().to_string());
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
             return ExitCode::from(code);
         }
     };
@@ -100,6 +105,30 @@ pub fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// Help and errors spell long flags as Terraform users type them and as
+/// the docs write them (`-chdir`, `-auto-approve`); `--flag` works too.
+/// A bare `--` (the separator before a command) is left alone.
+pub fn terraform_spelling(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts_flag = b[i] == b'-'
+            && b.get(i + 1) == Some(&b'-')
+            && b.get(i + 2).is_some_and(u8::is_ascii_alphabetic)
+            && (i == 0 || matches!(b[i - 1], b' ' | b'[' | b'\'' | b'`' | b'\n' | b',' | b'('));
+        if starts_flag {
+            out.push('-');
+            i += 2;
+            continue;
+        }
+        let ch = text[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
 /// A closed stdout (`tg output inventory | head`) is not an error worth a
 /// backtrace: `println!` panics on it, so end quietly with the shell's
 /// SIGPIPE code (128 + 13) instead. State is written per instance, so
@@ -138,5 +167,9 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::Exec(a) => exec::run(ctx, a),
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
+        Command::Platforms(a) => platforms::run(ctx, a),
+        Command::Version(a) => version::run(ctx, a),
+        Command::Completion(a) => version::completion(ctx, a),
+        Command::Man => version::man(ctx),
     }
 }

@@ -22,7 +22,7 @@ pub fn fail(message: impl std::fmt::Display) -> Failed {
 /// holder, anything else as one line.
 pub fn ops_error(e: OpsError, sources: Option<&SourceMap>, json: bool, operation: &str) -> Failed {
     match e {
-        OpsError::Load(l) => {
+        OpsError::Load(l) | OpsError::Plan(l) => {
             if json {
                 crate::cli::commands::validate::print_json(&l.diagnostics, &l.sources);
             } else {

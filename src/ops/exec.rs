@@ -219,6 +219,7 @@ pub async fn exec_on(
             continue;
         };
         let platform = ctx.registry.get(&rec.platform).cloned();
+        let problem = platform.as_ref().and_then(|p| p.host_problem());
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(64);
         let (err_tx, err_rx) = mpsc::channel::<Vec<u8>>(64);
         let cancel = opts.cancel.child_token();
@@ -246,9 +247,10 @@ pub async fn exec_on(
         let (address, hostname) = (rec.address.clone(), spec.hostname.clone());
         set.spawn(async move {
             let run = async {
-                match platform {
-                    None => Err(format!("platform `{pname}` is not available here")),
-                    Some(p) => run_with_timeout(p.exec(req), timeout, &cancel).await,
+                match (platform, problem) {
+                    (None, _) => Err(format!("platform `{pname}` is not available here")),
+                    (Some(_), Some(problem)) => Err(problem),
+                    (Some(p), None) => run_with_timeout(p.exec(req), timeout, &cancel).await,
                 }
             };
             let (status, stdout, stderr) = tokio::join!(run, pump_out, pump_err);

@@ -59,10 +59,13 @@ pub const TG_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub enum OpsError {
     #[error(transparent)]
     State(Box<StateError>),
-    /// Problems with the testbed, found loading or planning it, with the
-    /// sources to render them.
+    /// The testbed does not load: its problems, with the sources to render
+    /// them.
     #[error("the testbed has {} error(s)", .0.diagnostics.error_count())]
     Load(Box<LoadError>),
+    /// Problems found planning a testbed that loads, with its sources.
+    #[error("the plan has {} error(s)", .0.diagnostics.error_count())]
+    Plan(Box<LoadError>),
     /// Problems with the testbed found while planning (render them with the
     /// testbed's source map).
     #[error("the plan has {} error(s)", .0.error_count())]
@@ -177,6 +180,11 @@ pub struct PlanOptions {
     pub destroy: bool,
     pub targets: Vec<InstanceAddr>,
     pub replace: Vec<InstanceAddr>,
+    /// `-exclude`: leave these (and what depends on them, or for a destroy
+    /// what they depend on) out.
+    pub excludes: Vec<InstanceAddr>,
+    /// `-refresh-only`: only accept drift into state.
+    pub refresh_only: bool,
     /// Read recorded objects through their platforms first.
     pub refresh: bool,
     /// Most refresh reads at once.
@@ -189,6 +197,8 @@ impl Default for PlanOptions {
             destroy: false,
             targets: Vec::new(),
             replace: Vec::new(),
+            excludes: Vec::new(),
+            refresh_only: false,
             refresh: true,
             parallelism: 10,
         }
@@ -268,7 +278,7 @@ pub async fn plan(locked: &Locked, testbed: &Testbed, opts: &PlanOptions) -> Ops
         .await
         .map_err(OpsError::Diagnostics)?
     } else {
-        BTreeMap::new()
+        Default::default()
     };
     let placements = if opts.destroy {
         Default::default()
@@ -281,27 +291,39 @@ pub async fn plan(locked: &Locked, testbed: &Testbed, opts: &PlanOptions) -> Ops
         session: ctx.session.to_string(),
         tg_version: TG_VERSION.to_string(),
     };
-    diff::diff(
+    let mut plan = diff::diff(
         &header,
         testbed,
         snap,
-        &refreshed,
+        &refreshed.found,
         &placements,
         &ctx.registry,
         &DiffOptions {
             destroy: opts.destroy,
             targets: opts.targets.clone(),
             replace: opts.replace.clone(),
+            excludes: opts.excludes.clone(),
+            refresh_only: opts.refresh_only,
         },
     )
-    .map_err(OpsError::Diagnostics)
+    .map_err(OpsError::Diagnostics)?;
+    plan.warnings.extend(refreshed.warnings);
+    // Say once per platform that applying will need what is missing here.
+    let needs: BTreeSet<String> = plan.actionable().map(|c| c.platform.clone()).collect();
+    for name in needs {
+        if let Some(problem) = ctx.registry.get(&name).and_then(|p| p.host_problem()) {
+            plan.warnings
+                .push(format!("applying this plan will fail here: {problem}"));
+        }
+    }
+    Ok(plan)
 }
 
 /// Planning diagnostics with the testbed's sources, so they render with
 /// their lines.
 pub fn with_sources(e: OpsError, testbed: &Testbed) -> OpsError {
     match e {
-        OpsError::Diagnostics(d) => OpsError::Load(Box::new(LoadError {
+        OpsError::Diagnostics(d) => OpsError::Plan(Box::new(LoadError {
             diagnostics: d,
             sources: testbed.sources.clone(),
         })),
@@ -364,6 +386,34 @@ pub async fn plan_context(
     })
 }
 
+/// Lock `context`'s session and plan the destruction of what its state
+/// records, without the testbed (which may be gone or broken): nothing is
+/// protected by `prevent_destroy` then, since no block is read.
+pub async fn plan_destroy_from_state(
+    context: Context,
+    opts: &PlanOptions,
+    lock_timeout: Duration,
+) -> OpsResult<Planned> {
+    let opts = PlanOptions {
+        destroy: true,
+        ..opts.clone()
+    };
+    let locked = lock(context, "destroy", lock_timeout).await?;
+    let testbed = Testbed::default();
+    match plan(&locked, &testbed, &opts).await {
+        Ok(plan) => Ok(Planned {
+            plan,
+            testbed,
+            warnings: Diagnostics::default(),
+            locked,
+        }),
+        Err(e) => {
+            session::discard(locked).await;
+            Err(e)
+        }
+    }
+}
+
 /// Apply a plan to the locked session. The state must still be where the
 /// plan left it (same lineage and serial; a plan of a session that did not
 /// exist yet fits a session that is still empty), else the plan is stale
@@ -378,6 +428,22 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             current: ctx.session.to_string(),
         }
         .into());
+    }
+    // Refuse before anything is touched when a platform cannot work here.
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for c in plan.actionable() {
+        if seen.insert(c.platform.as_str()) {
+            if let Some(p) = ctx.registry.get(&c.platform).and_then(|p| p.host_problem()) {
+                problems.push(format!("platform `{}`: {p}", c.platform));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(OpsError::Usage(format!(
+            "cannot apply here: {}",
+            problems.join("; ")
+        )));
     }
     let name = ctx.session.clone();
     let needs_session = plan.has_changes() || !plan.outputs.is_empty();
@@ -412,6 +478,9 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         // Nothing to do and nothing to record.
         return Ok(ApplyReport::default());
     };
+    if plan.refresh_only {
+        return accept_drift(ctx, plan, snap).await;
+    }
     let session = ctx.session_ref(&info.lineage);
     let mut used: BTreeSet<String> = snap
         .instances
@@ -499,6 +568,46 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         }
     }
     report.recorded = Some(after.instances.len());
+    Ok(report)
+}
+
+/// Record a refresh-only plan's drift: what is gone is forgotten, what
+/// changed is recorded as it is now. Nothing on any platform changes.
+async fn accept_drift(ctx: &Context, plan: &Plan, snap: Snapshot) -> OpsResult<ApplyReport> {
+    let mut report = ApplyReport {
+        serial: snap.serial,
+        ..ApplyReport::default()
+    };
+    for d in &plan.drift {
+        let name = ctx.session.clone();
+        let addr = d.address.clone();
+        let result = match (&d.after, snap.instances.get(&d.address)) {
+            (None, Some(_)) => {
+                on_store(&ctx.store, move |s| s.remove_instance(name.as_str(), &addr)).await
+            }
+            (Some(now), Some(rec)) => {
+                let mut rec = rec.clone();
+                rec.spec = now.clone();
+                on_store(&ctx.store, move |s| s.put_instance(name.as_str(), &rec)).await
+            }
+            (_, None) => continue,
+        };
+        match result {
+            Ok(serial) => {
+                report.serial = serial;
+                report.done.push((d.address.clone(), apply::OpKind::Update));
+            }
+            Err(e) => {
+                report.state_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let name = ctx.session.clone();
+    report.recorded = on_store(&ctx.store, move |s| s.load(name.as_str()))
+        .await
+        .ok()
+        .map(|s| s.instances.len());
     Ok(report)
 }
 

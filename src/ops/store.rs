@@ -64,6 +64,7 @@ fn open_sqlite(path: &Path) -> OpsResult<Arc<dyn StateStore>> {
                 .map_err(|e| backend(parent, e))?;
         }
     }
+    refuse_unreadable(path)?;
     let new = !path.exists();
     let store = crate::state::sqlite::SqliteStore::open(path)?;
     if new {
@@ -77,6 +78,47 @@ fn open_sqlite(path: &Path) -> OpsResult<Arc<dyn StateStore>> {
         }
     }
     Ok(Arc::new(store))
+}
+
+/// A state file this user may not open gets a message that says whose it
+/// is and what to do, not a bare "permission denied".
+fn refuse_unreadable(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    // The file itself, or (when its folder is closed to us) the folder.
+    let denied = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => path.parent(),
+        Err(_) => return Ok(()),
+        Ok(_) => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(path),
+            _ => return Ok(()),
+        },
+    };
+    let owner = denied
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.uid())
+        .map(|uid| {
+            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {uid}"));
+            (uid, name)
+        });
+    let message = match owner {
+        Some((0, _)) => "it belongs to root, who applied the session: run tg as root (for example `sudo tg ...`) to read or change this session".to_string(),
+        Some((_, name)) => format!(
+            "it belongs to `{name}`: run tg as `{name}`, or ask them to share the session through a PostgreSQL state (`TG_STATE_URL`)"
+        ),
+        None => "this user may not read it".to_string(),
+    };
+    Err(StateError::Backend {
+        location: path.display().to_string(),
+        message: format!("permission denied: {message}"),
+    })
 }
 
 fn open_postgres(url: &str) -> OpsResult<Arc<dyn StateStore>> {

@@ -29,6 +29,12 @@ pub struct DiffOptions {
     pub targets: Vec<InstanceAddr>,
     /// `-replace`: force these to be replaced.
     pub replace: Vec<InstanceAddr>,
+    /// `-exclude`: leave these out, with what depends on them (or, for a
+    /// destroy, what they depend on, which they still need).
+    pub excludes: Vec<InstanceAddr>,
+    /// `-refresh-only`: change nothing; the plan only carries the drift,
+    /// which its apply accepts into state.
+    pub refresh_only: bool,
 }
 
 /// Where the plan is made: identity fields copied into the [`Plan`].
@@ -150,25 +156,7 @@ pub fn diff(
     };
 
     // -target: keep only what the targets need (or, destroying, what needs them).
-    let selected: Option<BTreeSet<InstanceAddr>> = if opts.targets.is_empty() {
-        None
-    } else {
-        for t in &opts.targets {
-            if !graph.instances().any(|a| a.matches(t)) {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "`-target {t}` matches no instance of the testbed or the state"
-                    ))
-                    .help("use a resource address such as `node.edge` or an instance address such as `node.edge[0]`"),
-                );
-            }
-        }
-        Some(if opts.destroy {
-            graph.with_dependents(&opts.targets)
-        } else {
-            graph.with_dependencies(&opts.targets)
-        })
-    };
+    let selected = select(&graph, opts, &mut diags);
 
     // prevent_destroy.
     for (addr, c) in &changes {
@@ -213,6 +201,15 @@ pub fn diff(
     if let Some(sel) = &selected {
         drift.retain(|d| sel.contains(&d.address));
     }
+    if opts.refresh_only {
+        // Nothing is changed: every instance stays as it is, the drift is
+        // what the apply records.
+        for c in &mut ordered {
+            c.action = Action::NoOp;
+            c.replace_reasons.clear();
+        }
+        ordered.retain(|c| snapshot.instances.contains_key(&c.address));
+    }
 
     let outputs: BTreeMap<String, OutputRecord> = if opts.destroy {
         BTreeMap::new()
@@ -239,12 +236,61 @@ pub fn diff(
         testbed_hash: testbed.hash.clone(),
         tg_version: header.tg_version.clone(),
         destroy: opts.destroy,
+        refresh_only: opts.refresh_only,
         targeted: selected.is_some(),
         changes: ordered,
         drift,
         warnings,
         outputs,
     })
+}
+
+/// What `-target` and `-exclude` keep (`None`: everything). An excluded
+/// instance goes with what needs it (destroying: with what it needs, which
+/// it still uses); a target brings what it needs (destroying: what needs
+/// it), unless that was excluded.
+fn select(
+    graph: &InstanceGraph,
+    opts: &DiffOptions,
+    diags: &mut Diagnostics,
+) -> Option<BTreeSet<InstanceAddr>> {
+    if opts.targets.is_empty() && opts.excludes.is_empty() {
+        return None;
+    }
+    for (flag, list) in [("-target", &opts.targets), ("-exclude", &opts.excludes)] {
+        for t in list {
+            if !graph.instances().any(|a| a.matches(t)) {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`{flag} {t}` matches no instance of the testbed or the state"
+                    ))
+                    .help("use a resource address such as `node.edge` or an instance address such as `node.edge[0]`"),
+                );
+            }
+        }
+    }
+    let out: BTreeSet<InstanceAddr> = if opts.excludes.is_empty() {
+        BTreeSet::new()
+    } else if opts.destroy {
+        graph.with_dependencies(&opts.excludes)
+    } else {
+        graph.with_dependents(&opts.excludes)
+    };
+    let kept: BTreeSet<InstanceAddr> = if opts.targets.is_empty() {
+        graph.instances().cloned().collect()
+    } else {
+        let targets: Vec<InstanceAddr> = graph
+            .instances()
+            .filter(|a| opts.targets.iter().any(|t| a.matches(t)) && !out.contains(*a))
+            .cloned()
+            .collect();
+        if opts.destroy {
+            graph.with_dependents(&targets)
+        } else {
+            graph.with_dependencies(&targets)
+        }
+    };
+    Some(kept.difference(&out).cloned().collect())
 }
 
 fn delete_change(rec: &InstanceRecord) -> ResourceChange {

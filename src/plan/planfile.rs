@@ -178,6 +178,7 @@ mod tests {
             testbed_hash: "H".into(),
             tg_version: "0.1.0".into(),
             destroy: false,
+            refresh_only: false,
             targeted: false,
             changes: vec![],
             drift: vec![],

@@ -21,6 +21,16 @@ pub enum Refreshed {
     Gone,
 }
 
+/// What a refresh found.
+#[derive(Debug, Clone, Default)]
+pub struct Refresh {
+    /// Every instance read, with what its platform sees.
+    pub found: BTreeMap<InstanceAddr, Refreshed>,
+    /// Instances not read (their platform cannot work here), one line per
+    /// platform: shown in the plan.
+    pub warnings: Vec<String>,
+}
+
 /// Progress of a refresh, for the reporter.
 pub trait RefreshHook: Send + Sync {
     fn refreshing(&self, _addr: &InstanceAddr) {}
@@ -40,12 +50,22 @@ pub async fn refresh(
     session: &SessionRef,
     parallelism: usize,
     hook: &dyn RefreshHook,
-) -> Result<BTreeMap<InstanceAddr, Refreshed>, Diagnostics> {
+) -> Result<Refresh, Diagnostics> {
     let sem = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
     let mut set = tokio::task::JoinSet::new();
     let mut diags = Diagnostics::default();
     let mut out = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut unreadable: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for rec in snapshot.instances.values() {
+        if let Some(problem) = registry.get(&rec.platform).and_then(|p| p.host_problem()) {
+            // Taken as recorded, like `-refresh=false`, and said so once.
+            unreadable
+                .entry(rec.platform.clone())
+                .or_insert((problem, 0))
+                .1 += 1;
+            continue;
+        }
         let Some(platform) = registry.get(&rec.platform).cloned() else {
             diags.push(
                 Diagnostic::error(format!(
@@ -91,9 +111,17 @@ pub async fn refresh(
             Err(e) => diags.push(Diagnostic::error(format!("a refresh task failed: {e}"))),
         }
     }
+    for (platform, (problem, n)) in unreadable {
+        warnings.push(format!(
+            "{n} instance(s) of platform `{platform}` were not refreshed (taken as recorded): {problem}"
+        ));
+    }
     if diags.has_errors() {
         Err(diags)
     } else {
-        Ok(out)
+        Ok(Refresh {
+            found: out,
+            warnings,
+        })
     }
 }

@@ -428,6 +428,19 @@ pub trait Platform: Send + Sync {
         self.name()
     }
 
+    /// What this platform can host, in a line (for `tg platforms`).
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// Why this platform cannot change anything on this machine now (not
+    /// root, a missing kernel feature, an unreachable pool), if it cannot.
+    /// Planning still works, without refreshing its instances; apply,
+    /// destroy and exec refuse with this reason.
+    fn host_problem(&self) -> Option<String> {
+        None
+    }
+
     /// Most calls this platform takes at once.
     fn max_parallelism(&self) -> usize {
         10

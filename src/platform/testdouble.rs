@@ -318,6 +318,16 @@ impl Driver for TestDoubleDriver {
     }
 }
 
+/// The address an object was made under (its private `key`), which
+/// stays when `tg state mv` renames the instance.
+fn made_as<'a>(private: &'a serde_json::Value, address: &'a str) -> &'a str {
+    private
+        .get("key")
+        .and_then(|k| k.as_str())
+        .and_then(|k| k.split_once('/'))
+        .map_or(address, |(_, a)| a)
+}
+
 /// A file name for an address (`/` and `%` escaped).
 pub fn escape(address: &str) -> String {
     address.replace('%', "%25").replace('/', "%2F")
@@ -378,7 +388,7 @@ impl Platform for TestDouble {
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
-            ResourceKind::Node => &["labels", "cpus", "memory_mib"],
+            ResourceKind::Node => &["hostname", "labels", "cpus", "memory_mib"],
             ResourceKind::Network => &["nat"],
             ResourceKind::Package => &["version"],
         }
@@ -419,10 +429,12 @@ impl Platform for TestDouble {
         let (_, fail) = self.begin("read", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "read", &req.address)),
-            None => Ok(match self.get_object(&req.session.lineage, &req.address) {
-                Some(o) => ReadResponse::Present { spec: o.spec },
-                None => ReadResponse::Gone,
-            }),
+            None => Ok(
+                match self.get_object(&req.session.lineage, made_as(&req.private, &req.address)) {
+                    Some(o) => ReadResponse::Present { spec: o.spec },
+                    None => ReadResponse::Gone,
+                },
+            ),
         };
         self.end("read", &req.address);
         result
@@ -430,11 +442,13 @@ impl Platform for TestDouble {
 
     async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
         let (_, fail) = self.begin("update", &req.address).await;
-        let key = Self::key(&req.session, &req.address);
+        let key = Self::key(&req.session, made_as(&req.private, &req.address));
         let result = match fail {
             Some(f) => Err(failure(&f, "update", &req.address)),
             None => {
-                let made = match self.get_object(&req.session.lineage, &req.address) {
+                let made = match self
+                    .get_object(&req.session.lineage, made_as(&req.private, &req.address))
+                {
                     Some(mut obj) => {
                         obj.spec = req.after.clone();
                         self.put_object(&req.session.lineage, &obj)
@@ -457,7 +471,7 @@ impl Platform for TestDouble {
         let (_, fail) = self.begin("delete", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "delete", &req.address)),
-            None => self.remove_object(&req.session.lineage, &req.address),
+            None => self.remove_object(&req.session.lineage, made_as(&req.private, &req.address)),
         };
         self.end("delete", &req.address);
         result

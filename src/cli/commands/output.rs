@@ -101,7 +101,7 @@ fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
                     } else {
                         println!(
                             "{k} = {}",
-                            serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                            crate::plan::render_text::indent_value(&o.value, 0)
                         );
                     }
                 }

@@ -33,16 +33,8 @@ pub(crate) fn make_plan(
     hook: Arc<dyn ApplyHook>,
 ) -> CmdResult<Planned> {
     let ws = engine::workspace(ctx, &options.vars, hook);
-    let targets = ops::parse_addresses("-target", &options.targets).map_err(report::fail)?;
-    let replace = ops::parse_addresses("-replace", &options.replace).map_err(report::fail)?;
     let timeout = engine::lock_timeout(&options.lock_timeout)?;
-    let opts = ops::PlanOptions {
-        destroy: destroy || options.destroy,
-        targets,
-        replace,
-        refresh: options.refresh,
-        parallelism: 10,
-    };
+    let opts = plan_options(options, destroy)?;
     let planned = rt
         .block_on(ops::plan_session(
             &ws,
@@ -59,6 +51,32 @@ pub(crate) fn make_plan(
         );
     }
     Ok(planned)
+}
+
+/// The library's plan options from the flags (errors printed).
+pub(crate) fn plan_options(options: &PlanOptions, destroy: bool) -> CmdResult<ops::PlanOptions> {
+    let targets = ops::parse_addresses("-target", &options.targets).map_err(report::fail)?;
+    let replace = ops::parse_addresses("-replace", &options.replace).map_err(report::fail)?;
+    let excludes = ops::parse_addresses("-exclude", &options.excludes).map_err(report::fail)?;
+    if options.refresh_only && (destroy || options.destroy) {
+        return Err(report::fail(
+            "`-refresh-only` and `-destroy` do not go together: pick one",
+        ));
+    }
+    if options.refresh_only && !options.refresh {
+        return Err(report::fail(
+            "`-refresh-only` needs the refresh: drop `-refresh=false`",
+        ));
+    }
+    Ok(ops::PlanOptions {
+        destroy: destroy || options.destroy,
+        targets,
+        replace,
+        excludes,
+        refresh_only: options.refresh_only,
+        refresh: options.refresh,
+        parallelism: 10,
+    })
 }
 
 fn run_inner(ctx: &Ctx, args: &PlanArgs) -> CmdResult<i32> {

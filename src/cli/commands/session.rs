@@ -35,6 +35,61 @@ fn check_name(name: &str) -> CmdResult<SessionName> {
         .map_err(|why| report::fail(format!("invalid session name {name:?}: {why}")))
 }
 
+/// `tg session delete NAME -destroy`: destroy what the session records,
+/// from state alone (no testbed needed), before it is deleted.
+fn destroy_session(ctx: &Ctx, name: &SessionName, auto_approve: bool) -> CmdResult<()> {
+    let ctx = Ctx {
+        session: name.clone(),
+        ..ctx.clone()
+    };
+    let rt = engine::runtime()?;
+    let progress = std::sync::Arc::new(crate::cli::progress::Progress::new(ctx.interactive, false));
+    let context = engine::open_for_reading(&ctx, &rt, progress.clone())?;
+    let planned = crate::cli::commands::destroy::destroy_from_state(
+        &ctx,
+        &rt,
+        context,
+        &crate::cli::args::PlanOptions {
+            refresh: true,
+            lock_timeout: "0s".into(),
+            ..Default::default()
+        },
+    )?;
+    print!(
+        "{}",
+        crate::plan::render_text::render_plan(
+            &planned.plan,
+            crate::plan::render_text::TextOptions { color: ctx.color }
+        )
+    );
+    if planned.plan.has_changes() {
+        crate::cli::prompt::approve(
+            auto_approve,
+            &format!(
+                "\nDo you really want to destroy everything of session `{name}` and delete it?"
+            ),
+            "tg will destroy everything shown above. There is no undo.",
+            "`tg session delete -destroy`",
+            "Delete cancelled.",
+        )?;
+    }
+    let code = crate::cli::commands::apply::walk_and_report(
+        &rt,
+        planned.locked,
+        &planned.plan,
+        10,
+        false,
+        &progress,
+        true,
+    )?;
+    if code != 0 {
+        return Err(report::fail(format!(
+            "session `{name}` was not deleted: its destroy did not finish (see above)"
+        )));
+    }
+    Ok(())
+}
+
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
     // A refused name touches nothing, not even the state store.
     match args {
@@ -93,8 +148,16 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             );
             Ok(0)
         }
-        SessionCommand::Delete { name, force } => {
+        SessionCommand::Delete {
+            name,
+            force,
+            destroy,
+            auto_approve,
+        } => {
             let name = check_name(name)?;
+            if *destroy {
+                destroy_session(ctx, &name, *auto_approve)?;
+            }
             let name = name.as_str();
             let Some(s) = store.get_session(name).map_err(report::fail)? else {
                 return Err(report::fail(format!(
@@ -103,7 +166,7 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             };
             if s.instances > 0 && !force {
                 return Err(report::fail(format!(
-                    "session `{name}` still records {} instance(s): run `tg --session {name} destroy` first, or `tg session delete {name} -force` to forget them (the objects stay)",
+                    "session `{name}` still records {} instance(s): run `tg session delete {name} -destroy` to destroy them first, or `-force` to forget them (the objects stay)",
                     s.instances
                 )));
             }
@@ -113,8 +176,8 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
                     std::time::Duration::ZERO,
                 )
                 .map_err(report::fail)?;
-            drop(lock);
             store.delete_session(name).map_err(report::fail)?;
+            lock.release().map_err(report::fail)?;
             println!("Deleted session `{name}`.");
             Ok(0)
         }

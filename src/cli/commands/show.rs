@@ -38,10 +38,10 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
         return Ok(0);
     }
     let store = engine::store(ctx)?;
-    let snap = match store
+    let info = store
         .get_session(ctx.session.as_str())
-        .map_err(report::fail)?
-    {
+        .map_err(report::fail)?;
+    let snap = match &info {
         Some(_) => store.load(ctx.session.as_str()).map_err(report::fail)?,
         None => Snapshot::default(),
     };
@@ -54,10 +54,16 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
         return Ok(0);
     }
     if snap.instances.is_empty() {
-        println!(
-            "The state of session `{}` is empty: nothing has been applied.",
-            ctx.session
-        );
+        match &info {
+            Some(_) if snap.serial > 0 => println!(
+                "The state of session `{}` is empty: what it made was destroyed (state serial {}).",
+                ctx.session, snap.serial
+            ),
+            _ => println!(
+                "The state of session `{}` is empty: nothing has been applied.",
+                ctx.session
+            ),
+        }
         return Ok(0);
     }
     for rec in snap.instances.values() {
@@ -83,7 +89,7 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
             if o.sensitive {
                 println!("{k} = (sensitive value)");
             } else {
-                println!("{k} = {}", o.value);
+                println!("{k} = {}", indent_value(&o.value, 0));
             }
         }
     }

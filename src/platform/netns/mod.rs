@@ -132,7 +132,7 @@ pub fn host_refusal(euid: u32, os: &str) -> Option<String> {
     }
     if euid != 0 {
         return Some(
-            "the netns platform needs root: run tg with sudo, or choose another platform".into(),
+            "the netns platform needs root to make or change nodes: run tg as root (for example with sudo)".into(),
         );
     }
     None
@@ -671,9 +671,19 @@ impl Platform for NetnsPlatform {
         16
     }
 
+    fn describe(&self) -> String {
+        "local nodes from Linux namespaces, of the images `host`, `debian:RELEASE` and `dir:PATH`"
+            .into()
+    }
+
+    fn host_problem(&self) -> Option<String> {
+        host_refusal(nix::unistd::geteuid().as_raw(), std::env::consts::OS)
+    }
+
     fn check_node(&self, spec: &NodeSpec) -> Capability {
-        let refused = host_refusal(nix::unistd::geteuid().as_raw(), std::env::consts::OS)
-            .or_else(|| names::check_hostname(&spec.hostname).err())
+        // Root is needed to apply, not to plan: see `host_problem`.
+        let refused = names::check_hostname(&spec.hostname)
+            .err()
             .or_else(|| image::check(&spec.image, &self.options.image_dir).err());
         let warnings = if refused.is_none() {
             cgroup::check(spec)
@@ -841,7 +851,7 @@ mod tests {
     fn refuses_non_root_and_non_linux() {
         assert_eq!(host_refusal(0, "linux"), None);
         let r = host_refusal(1000, "linux").unwrap();
-        assert!(r.contains("needs root") && r.contains("sudo"), "{r}");
+        assert!(r.contains("needs root") && r.contains("as root"), "{r}");
         let r = host_refusal(0, "macos").unwrap();
         assert!(r.contains("needs Linux") && r.contains("`macos`"), "{r}");
     }
