@@ -34,6 +34,7 @@ fn main() {
     let platform = Arc::new(NetnsPlatform::new(NetnsOptions {
         run_dir: tmp.path().join("run"),
         image_dir: tmp.path().join("images"),
+        ..NetnsOptions::default()
     }));
     let session = SessionRef {
         name: "bench".into(),

@@ -9,14 +9,17 @@ use crate::environment::Environment;
 use crate::platform::factory::Driver;
 use crate::platform::Platform;
 
-/// Makes netns platforms with one set of host options.
+/// Makes netns platforms with one set of host options. They all work on
+/// this host's objects, so they share one set of session locks.
 pub struct NetnsDriver {
-    options: NetnsOptions,
+    base: NetnsPlatform,
 }
 
 impl NetnsDriver {
     pub fn new(options: NetnsOptions) -> NetnsDriver {
-        NetnsDriver { options }
+        NetnsDriver {
+            base: NetnsPlatform::new(options),
+        }
     }
 }
 
@@ -26,7 +29,7 @@ impl Driver for NetnsDriver {
     }
 
     fn implicit(&self) -> Option<Arc<dyn Platform>> {
-        Some(Arc::new(NetnsPlatform::new(self.options.clone())))
+        Some(Arc::new(self.base.clone()))
     }
 
     fn build(
@@ -37,8 +40,6 @@ impl Driver for NetnsDriver {
         if let Some(k) = block.attributes.keys().next() {
             return Err(format!("a netns platform takes no attributes, found `{k}`"));
         }
-        Ok(Arc::new(
-            NetnsPlatform::new(self.options.clone()).named(&block.name),
-        ))
+        Ok(Arc::new(self.base.clone().named(&block.name)))
     }
 }
