@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use tg::apply::{NoHook, WalkOptions};
 use tg::config::model::Testbed;
 use tg::config::{LoadOptions, Prior};
+use tg::environment::Caller;
+use tg::names::SessionName;
 use tg::ops::{self, Context, PlanOptions};
 use tg::platform::registry::Registry;
 use tg::platform::testdouble::TestDouble;
@@ -117,9 +119,10 @@ fn run_once(
     let ctx = Context {
         store: store.clone(),
         registry: registry.clone(),
-        session: session.clone(),
+        session: SessionName::parse(&session).expect("a session name"),
         testbed_dir: dir.to_path_buf(),
         hook: Arc::new(NoHook),
+        caller: Caller::user_of_this_process("bench"),
     };
     let walk = WalkOptions {
         parallelism,
@@ -131,38 +134,44 @@ fn run_once(
     };
     let err = |e: ops::OpsError| e.to_string();
 
-    let c = ctx.clone();
-    let lock = rt
-        .block_on(rt.spawn_blocking(move || c.lock("apply", Duration::from_secs(5))))
-        .map_err(|e| e.to_string())?
+    let locked = rt
+        .block_on(ops::lock(ctx.clone(), "apply", Duration::from_secs(5)))
         .map_err(err)?;
     let plan = rt
-        .block_on(ops::plan(&ctx, testbed, &no_refresh))
+        .block_on(ops::plan(&locked, testbed, &no_refresh))
         .map_err(err)?;
     store.take();
     let t = Instant::now();
-    let report = rt.block_on(ops::apply(&ctx, &plan, &walk)).map_err(err)?;
+    let report = rt
+        .block_on(ops::apply(&locked, &plan, &walk))
+        .map_err(err)?;
     let apply = t.elapsed();
     let (apply_commits, apply_writes) = store.take();
     if !report.success() || report.added != testbed.instances.len() {
         return Err(format!("apply did not add everything: {report:?}"));
     }
+    rt.block_on(locked.release()).map_err(err)?;
+
+    let locked = rt
+        .block_on(ops::lock(ctx, "destroy", Duration::from_secs(5)))
+        .map_err(err)?;
     let destroy_opts = PlanOptions {
         destroy: true,
         ..no_refresh
     };
     let plan = rt
-        .block_on(ops::plan(&ctx, testbed, &destroy_opts))
+        .block_on(ops::plan(&locked, testbed, &destroy_opts))
         .map_err(err)?;
     let t = Instant::now();
-    let report = rt.block_on(ops::apply(&ctx, &plan, &walk)).map_err(err)?;
+    let report = rt
+        .block_on(ops::apply(&locked, &plan, &walk))
+        .map_err(err)?;
     let destroy = t.elapsed();
     let (destroy_commits, _) = store.take();
     if !report.success() {
         return Err(format!("destroy failed: {report:?}"));
     }
-    rt.block_on(tg::state::release_lock(lock))
-        .map_err(|e| e.to_string())?;
+    rt.block_on(locked.release()).map_err(err)?;
     store.delete_session(&session).map_err(|e| e.to_string())?;
     Ok(Run {
         apply,
@@ -259,8 +268,6 @@ fn main() {
         format!(r#"{{ "max_parallelism": {parallelism} }}"#),
     )
     .expect("double config");
-    // The config accepts `platform = "double"` only when the double is on.
-    std::env::set_var(tg::platform::testdouble::ENV_DIR, double_dir.path());
     std::fs::write(
         dir.path().join("bench.tg.hcl"),
         format!(
@@ -284,6 +291,7 @@ node "n" {{
     let (testbed, _) = tg::config::load(&LoadOptions {
         dir: dir.path().to_path_buf(),
         prior: Prior::default(),
+        drivers: vec!["double".into()],
         ..LoadOptions::default()
     })
     .unwrap_or_else(|e| {
@@ -332,7 +340,14 @@ node "n" {{
     );
     println!(
         "{:<9} {:>9} {:>10} {:>17} {:>9} {:>10} {:>11} {:>12}",
-        "store", "apply", "overhead", "commits/writes", "destroy", "overhead", "commits", "synced write"
+        "store",
+        "apply",
+        "overhead",
+        "commits/writes",
+        "destroy",
+        "overhead",
+        "commits",
+        "synced write"
     );
     let mut baseline: Option<(Duration, Duration)> = None;
     // The baseline is measured before and after the others; the faster

@@ -10,14 +10,19 @@
 //! State is written after every operation (and a `tainted` placeholder
 //! before every create), so a crash loses only the work in flight. Writes
 //! go through one [`BatchWriter`] per walk: operations that finish close
-//! together share one transaction (one fsync), and each operation is
-//! reported done only when its write has committed. A failed
+//! together share one transaction, and each operation is reported done
+//! only when its write has committed. A platform's parallelism counts its
+//! calls only, not the wait for their records. A failed
 //! operation skips what depends on it; independent work goes on. An
 //! [`Interrupt`] stops new work (first level) or abandons the work in
-//! flight (second level). Progress goes out through [`ApplyHook`]; this
-//! module never prints.
+//! flight (second level): what was in flight is recorded tainted, its
+//! platform calls are cancelled, and the walk waits for them to stop
+//! before it returns, so no platform work outlives the session lock (a
+//! third level stops waiting). Progress goes out through [`ApplyHook`];
+//! this module never prints.
 
 pub mod hooks;
+pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,7 +35,7 @@ use crate::addrs::InstanceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::platform::registry::Registry;
 use crate::platform::{
-    CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
+    Cancel, CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
 use crate::state::batch::BatchWriter;
 use crate::state::{
@@ -38,6 +43,7 @@ use crate::state::{
 };
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
+pub use timeline::Timeline;
 
 /// One primitive operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -95,6 +101,17 @@ pub struct ApplyReport {
     pub state_error: Option<String>,
     /// The state's serial after the last write.
     pub serial: u64,
+    /// Operations the platform finished whose result could not be written
+    /// to state (a full disk, a lost database): state still holds what it
+    /// held before (a made instance stays recorded tainted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<(InstanceAddr, OpKind)>,
+    /// Instances recorded in state after the apply (`None` when state could
+    /// not be read back).
+    pub recorded: Option<usize>,
+    /// When every operation ran (`tg apply -trace`, the summary).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 impl ApplyReport {
@@ -182,9 +199,28 @@ struct Done {
 }
 
 impl Done {
-    fn wrote(&mut self, w: StateResult<u64>) {
-        match w {
-            Ok(s) => self.serial = Some(s),
+    fn new(result: Result<(), PlatformError>, elapsed: Duration) -> Done {
+        Done {
+            result,
+            elapsed,
+            recorded: None,
+            serial: None,
+            write_error: None,
+        }
+    }
+
+    /// Note the outcome of writing `write`, which records `recorded`.
+    async fn record(
+        &mut self,
+        writer: &BatchWriter,
+        write: StateWrite,
+        recorded: Option<InstanceRecord>,
+    ) {
+        match writer.write(write).await {
+            Ok(s) => {
+                self.serial = Some(s);
+                self.recorded = Some(recorded);
+            }
             Err(e) => self.write_error = Some(e.to_string()),
         }
     }
@@ -277,6 +313,18 @@ pub async fn walk(
         }
     }
 
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    for (a, op) in ops.iter().enumerate() {
+        for &b in &op.next {
+            after[b].push(a);
+        }
+    }
+    let mut timeline = Timeline::start(
+        ops.iter()
+            .zip(after)
+            .map(|(op, after)| (op.change.address.clone(), op.kind, after))
+            .collect(),
+    );
     let mut states: Vec<OpState> = ops.iter().map(|_| OpState::Pending).collect();
     let mut ready: VecDeque<usize> = (0..ops.len()).filter(|i| waiting[*i] == 0).collect();
     let global = Arc::new(Semaphore::new(opts.parallelism.max(1)));
@@ -292,6 +340,9 @@ pub async fn walk(
     let mut stop_starting = false;
     // Ready operations waiting for their platform's bound, by platform.
     let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
+    // Cancelled on the second interrupt: platforms stop what they can.
+    let cancel = Cancel::new();
+    // Told when a platform call ends and its permits are free.
     let freed = Arc::new(Notify::new());
 
     loop {
@@ -336,13 +387,13 @@ pub async fn walk(
                     blocked.entry(c.platform.clone()).or_default().push_back(id);
                     continue;
                 };
-                let address = c.address.to_string();
-                let kind = op.kind;
-                let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
                 let permits = Permits {
                     held: Some((global_permit, local_permit)),
                     freed: freed.clone(),
                 };
+                let address = c.address.to_string();
+                let kind = op.kind;
+                let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
                 let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
                     match op.kind {
                         OpKind::Create => {
@@ -350,8 +401,8 @@ pub async fn walk(
                                 states[id] = OpState::Finished;
                                 continue;
                             };
-                            // The placeholder: if we die during the create, the
-                            // next plan replaces whatever was half made.
+                            // The placeholder: if we die during the create,
+                            // the next plan replaces whatever was half made.
                             let placeholder = InstanceRecord {
                                 address: c.address.clone(),
                                 platform: c.platform.clone(),
@@ -366,6 +417,8 @@ pub async fn walk(
                                 address,
                                 spec,
                                 deps: deps_of(&mirror, &c.depends_on),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
                             };
                             Box::pin(async move {
                                 let serial =
@@ -381,24 +434,22 @@ pub async fn walk(
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.create(req).await;
-                                let elapsed = started.elapsed();
+                                let mut done = Done::new(
+                                    result.as_ref().map(drop).map_err(Clone::clone),
+                                    started.elapsed(),
+                                );
                                 permits.free();
-                                let mut done = Done {
-                                    result: result.as_ref().map(drop).map_err(Clone::clone),
-                                    elapsed,
-                                    // A failed create keeps its tainted placeholder.
-                                    recorded: Some(Some(placeholder.clone())),
-                                    serial: Some(serial),
-                                    write_error: None,
-                                };
+                                // A failed create keeps its tainted placeholder.
+                                done.serial = Some(serial);
+                                done.recorded = Some(Some(placeholder.clone()));
                                 if let Ok(r) = result {
                                     let rec = InstanceRecord {
                                         status: InstanceStatus::Ready,
                                         private: r.private,
                                         ..placeholder
                                     };
-                                    done.wrote(w.write(StateWrite::Put(rec.clone())).await);
-                                    done.recorded = Some(Some(rec));
+                                    done.record(&w, StateWrite::Put(rec.clone()), Some(rec))
+                                        .await;
                                 }
                                 TaskResult {
                                     id,
@@ -420,12 +471,14 @@ pub async fn walk(
                                 after: after.clone(),
                                 private: rec.private.clone(),
                                 deps: deps_of(&mirror, &c.depends_on),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
                             };
                             let tainted = InstanceRecord {
                                 status: InstanceStatus::Tainted,
                                 ..rec.clone()
                             };
-                            let ready = InstanceRecord {
+                            let ready_rec = InstanceRecord {
                                 address: c.address.clone(),
                                 platform: c.platform.clone(),
                                 status: InstanceStatus::Ready,
@@ -438,25 +491,21 @@ pub async fn walk(
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.update(req).await;
-                                let elapsed = started.elapsed();
+                                let mut done = Done::new(
+                                    result.as_ref().map(drop).map_err(Clone::clone),
+                                    started.elapsed(),
+                                );
                                 permits.free();
-                                let mut done = Done {
-                                    result: result.as_ref().map(drop).map_err(Clone::clone),
-                                    elapsed,
-                                    recorded: None,
-                                    serial: None,
-                                    write_error: None,
-                                };
                                 // A failed update leaves the instance in doubt.
                                 let rec = match result {
                                     Ok(r) => InstanceRecord {
                                         private: r.private,
-                                        ..ready
+                                        ..ready_rec
                                     },
                                     Err(_) => tainted,
                                 };
-                                done.wrote(w.write(StateWrite::Put(rec.clone())).await);
-                                done.recorded = Some(Some(rec));
+                                done.record(&w, StateWrite::Put(rec.clone()), Some(rec))
+                                    .await;
                                 TaskResult {
                                     id,
                                     outcome: Ok(done),
@@ -467,7 +516,7 @@ pub async fn walk(
                             let Some(rec) = mirror.get(&c.address) else {
                                 // Already gone from state: nothing to delete.
                                 states[id] = OpState::Finished;
-                                release(id, &ops, &mut waiting, &states, &mut ready);
+                                release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
                                 continue;
                             };
                             let req = DeleteRequest {
@@ -476,23 +525,17 @@ pub async fn walk(
                                 spec: rec.spec.clone(),
                                 private: rec.private.clone(),
                                 deps: deps_of(&mirror, &rec.dependencies),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
                             };
                             Box::pin(async move {
                                 h.pre_apply(&addr, kind);
                                 let started = Instant::now();
                                 let result = platform.delete(req).await;
-                                let elapsed = started.elapsed();
+                                let mut done = Done::new(result.map(drop), started.elapsed());
                                 permits.free();
-                                let mut done = Done {
-                                    result: result.map(drop),
-                                    elapsed,
-                                    recorded: None,
-                                    serial: None,
-                                    write_error: None,
-                                };
                                 if done.result.is_ok() {
-                                    done.wrote(w.write(StateWrite::Remove(addr)).await);
-                                    done.recorded = Some(None);
+                                    done.record(&w, StateWrite::Remove(addr), None).await;
                                 }
                                 TaskResult {
                                     id,
@@ -519,9 +562,11 @@ pub async fn walk(
             _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
                 if opts.interrupt.level() >= 2 {
                     // Abandon the work in flight: what was being made stays
-                    // tainted, what was being updated becomes tainted.
-                    set.abort_all();
+                    // tainted, what was being updated becomes tainted. The
+                    // platform calls are cancelled, then awaited, so none
+                    // outlives the walk (and the session lock).
                     report.interrupted = true;
+                    cancel.cancel();
                     for (_, id) in running.drain() {
                         let op = &ops[id];
                         if op.kind == OpKind::Update {
@@ -541,7 +586,22 @@ pub async fn walk(
                         });
                         states[id] = OpState::Finished;
                     }
-                    while set.join_next().await.is_some() {}
+                    if !set.is_empty() {
+                        hook.note(&format!(
+                            "waiting for {} operation(s) in flight to stop (press Ctrl-C again to stop waiting)",
+                            set.len()
+                        ));
+                    }
+                    loop {
+                        tokio::select! {
+                            j = set.join_next() => if j.is_none() { break },
+                            _ = opts.interrupt.wait_for(3) => {
+                                set.abort_all();
+                                while set.join_next().await.is_some() {}
+                                break;
+                            }
+                        }
+                    }
                     break;
                 }
                 continue;
@@ -554,18 +614,8 @@ pub async fn walk(
                 let Some(id) = running.remove(&e.id()) else {
                     continue;
                 };
-                (
-                    id,
-                    Ok(Done {
-                        result: Err(PlatformError::new(format!(
-                            "the operation stopped unexpectedly: {e}"
-                        ))),
-                        elapsed: Duration::ZERO,
-                        recorded: None,
-                        serial: None,
-                        write_error: None,
-                    }),
-                )
+                let failed = PlatformError::new(format!("the operation stopped unexpectedly: {e}"));
+                (id, Ok(Done::new(Err(failed), Duration::ZERO)))
             }
         };
         running.retain(|_, v| *v != id);
@@ -576,12 +626,15 @@ pub async fn walk(
             Err(e) => {
                 // Not started: it is reported with what never started.
                 states[id] = OpState::Pending;
+                timeline.finished(id, false);
                 report.state_error = Some(e);
                 stop_starting = true;
                 continue;
             }
         };
         states[id] = OpState::Finished;
+        let ok = done.result.is_ok() && done.write_error.is_none();
+        timeline.finished(id, ok);
         if let Some(s) = done.serial {
             report.serial = report.serial.max(s);
         }
@@ -594,27 +647,35 @@ pub async fn walk(
             }
             None => {}
         }
-        if let Some(e) = done.write_error {
-            report.state_error = Some(e);
-            stop_starting = true;
-        }
         hook.post_apply(
             &c.address,
             op.kind,
             done.result.as_ref().err(),
             done.elapsed,
         );
-        match done.result {
-            Ok(()) => {
+        match (done.result, done.write_error) {
+            (Ok(()), None) => {
                 match op.kind {
                     OpKind::Create => report.added += 1,
                     OpKind::Update => report.changed += 1,
                     OpKind::Delete => report.destroyed += 1,
                 }
                 report.done.push((c.address.clone(), op.kind));
-                release(id, &ops, &mut waiting, &states, &mut ready);
+                release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
             }
-            Err(e) => {
+            (Ok(()), Some(e)) => {
+                // Made (or removed) but not recorded: state still says what
+                // it said before (a made instance stays recorded tainted),
+                // and what needs this does not start.
+                report.unrecorded.push((c.address.clone(), op.kind));
+                report.state_error = Some(e);
+                stop_starting = true;
+            }
+            (Err(e), write_error) => {
+                if let Some(w) = write_error {
+                    report.state_error = Some(w);
+                    stop_starting = true;
+                }
                 report.failed.push(OpFailure {
                     address: c.address.clone(),
                     op: op.kind,
@@ -626,7 +687,7 @@ pub async fn walk(
         }
     }
 
-    // Every write sent is committed before the walk returns.
+    // Every write sent is committed (and synced) before the walk returns.
     drop(set);
     let summary = writer.finish().await;
     report.serial = report.serial.max(summary.serial);
@@ -636,6 +697,8 @@ pub async fn walk(
         ));
     }
 
+    timeline.end();
+    report.timeline = timeline;
     // Whatever never started.
     for (id, st) in states.iter().enumerate() {
         if matches!(st, OpState::Pending) {
@@ -694,10 +757,12 @@ fn release(
     waiting: &mut [usize],
     states: &[OpState],
     ready: &mut VecDeque<usize>,
+    timeline: &mut Timeline,
 ) {
     for &n in &ops[id].next {
         waiting[n] = waiting[n].saturating_sub(1);
         if waiting[n] == 0 && matches!(states[n], OpState::Pending) {
+            timeline.ready(n);
             ready.push_back(n);
         }
     }

@@ -25,12 +25,12 @@ use super::ipam::{self, NetAlloc, Refused};
 use super::model::{
     DesiredInstance, OutputValue, PlatformConfig, PoolHost, StateBackendConfig, Testbed,
 };
-use super::names;
 use super::refs::{self, Reference};
 use super::types::{self, VarType};
 use super::{LoadOptions, Prior};
 use crate::addrs::{InstanceAddr, InstanceKey, ResourceKind};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
+use crate::names;
 use crate::platform::{Interface, NetworkSpec, NodeSpec, PackageSource, PackageSpec, Spec};
 
 /// Node attributes usable in expressions.
@@ -2382,6 +2382,7 @@ impl<'o> Evaluator<'o> {
             })
             .collect();
         let spec = NodeSpec {
+            host: None,
             hostname: n.host.clone(),
             image: image.clone(),
             cpus,
@@ -2457,11 +2458,8 @@ impl<'o> Evaluator<'o> {
     }
 
     fn check_platform_name(&mut self, p: &str, span: Span) {
-        let mut known: Vec<String> = BUILTIN_PLATFORMS.iter().map(|s| s.to_string()).collect();
+        let mut known: Vec<String> = self.opts.drivers.clone();
         known.extend(self.names_of("platform"));
-        if std::env::var_os("TG_TESTDOUBLE_DIR").is_some() {
-            known.push("double".into());
-        }
         if !known.iter().any(|k| k == p) {
             let mut d = Diagnostic::error(format!("unknown platform `{p}`")).at(span);
             d = match did_you_mean(p, known.iter().map(String::as_str)) {

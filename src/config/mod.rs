@@ -12,7 +12,6 @@ pub mod eval;
 pub mod functions;
 pub mod ipam;
 pub mod model;
-pub mod names;
 pub mod refs;
 pub mod source;
 pub mod types;
@@ -37,6 +36,14 @@ pub struct LoadOptions {
     pub var_files: Vec<PathBuf>,
     /// What state recorded, so addresses and CIDRs stay put (IPAM stickiness).
     pub prior: Prior,
+    /// The caller's environment variables (`TG_VAR_*`, `env()`, `HOME`)
+    /// and working directory (relative `-var-file` paths). Never the
+    /// process's own: see [`crate::environment`].
+    pub env: crate::environment::Environment,
+    /// The platform driver kinds the caller's factory offers (`netns`,
+    /// `ssh`, ...): what `platform "KIND" "NAME"` blocks and a node's
+    /// `platform = "KIND"` may name, besides declared platform blocks.
+    pub drivers: Vec<String>,
 }
 
 /// Addresses recorded in state: IPAM keeps them for existing instances.
@@ -56,10 +63,39 @@ pub struct LoadError {
 }
 
 impl LoadOptions {
-    /// Where relative `-var-file` paths are resolved: the current directory.
+    /// Where relative `-var-file` paths are resolved: the caller's working
+    /// directory.
     pub fn cwd_or_dir(&self) -> PathBuf {
-        std::env::current_dir().unwrap_or_else(|_| self.dir.clone())
+        let cwd = self.env.cwd();
+        if cwd.as_os_str().is_empty() {
+            self.dir.clone()
+        } else {
+            cwd.to_path_buf()
+        }
     }
+}
+
+/// What must be known before state is read: where state lives and which
+/// platforms the testbed declares.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub state: model::StateBackendConfig,
+    pub platforms: Vec<model::PlatformConfig>,
+}
+
+/// Evaluate only the settings of the testbed in `opts.dir` (`state` and
+/// `platform` blocks, and what they refer to).
+pub fn load_settings(opts: &LoadOptions) -> Result<Settings, LoadError> {
+    // Until evaluation is split in stages, the settings come from a whole
+    // evaluation without prior addresses.
+    let no_prior = LoadOptions {
+        prior: Prior::default(),
+        ..opts.clone()
+    };
+    load(&no_prior).map(|(tb, _)| Settings {
+        state: tb.state,
+        platforms: tb.platforms,
+    })
 }
 
 /// Read, check and evaluate the testbed in `opts.dir`. On success the

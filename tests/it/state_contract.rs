@@ -230,6 +230,7 @@ fn record(address: &str) -> InstanceRecord {
                 prefix_len: 24,
                 gateway: "10.0.0.1".parse().unwrap(),
             }],
+            host: None,
         }),
         private: json!({
             "zeta": u64::MAX, "alpha": {"b": -1, "a": [1.5e300, "two", null]},

@@ -1,8 +1,17 @@
 //! Names that reach shells, kernels and DNS: which strings are safe.
 //!
 //! Node and network names become host names and parts of host object names;
-//! package names and versions reach `apt-get`. Anything outside these rules
-//! is rejected at validate time, so no later stage has to quote or escape.
+//! package names and versions reach `apt-get`; session names reach file
+//! names, lock records and (quoted) command lines. Anything outside these
+//! rules is rejected where the name enters tg (`tg validate` for testbed
+//! names, [`SessionName::parse`] for `-session`, `TG_SESSION` and library
+//! callers), so no later stage has to quote or escape. Platforms call the
+//! same checks to defend against specs that did not come through `config`.
+//!
+//! Not here: how host objects are named from these (each platform's own
+//! `names` module) - host objects use a session's id, never its name.
+
+use std::fmt;
 
 /// Longest host name label (RFC 1123).
 pub const MAX_HOSTNAME: usize = 63;
@@ -34,6 +43,135 @@ pub fn check_resource_name(name: &str) -> Result<(), String> {
         return Err("it must not end with `-`".into());
     }
     Ok(())
+}
+
+/// Longest session name (Jenkins' `BUILD_TAG`, `jenkins-Folder-job-42`, fits).
+pub const MAX_SESSION_NAME: usize = 128;
+
+/// A checked session name: letters, digits, `-`, `_` and `.`, starting with
+/// a letter or a digit, at most [`MAX_SESSION_NAME`] characters. A session
+/// of a `tg serve` user is recorded as `OWNER/NAME`, each part following
+/// the same rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct SessionName(String);
+
+impl SessionName {
+    /// The default session.
+    pub fn default_session() -> SessionName {
+        SessionName("default".into())
+    }
+
+    /// Check `name`; the error says why it is refused (as the tail of a
+    /// message such as "invalid session name `x`: ...").
+    pub fn parse(name: &str) -> Result<SessionName, String> {
+        let parts: Vec<&str> = name.split('/').collect();
+        if parts.len() > 2 {
+            return Err("it may contain at most one `/` (`OWNER/NAME`)".into());
+        }
+        for part in &parts {
+            check_session_part(part)?;
+        }
+        if name.len() > MAX_SESSION_NAME * 2 + 1 {
+            return Err(format!(
+                "it is longer than {} characters",
+                MAX_SESSION_NAME * 2 + 1
+            ));
+        }
+        Ok(SessionName(name.to_string()))
+    }
+
+    /// `OWNER/NAME` for a session of `owner` (a `tg serve` user).
+    pub fn owned(owner: &str, name: &SessionName) -> Result<SessionName, String> {
+        check_session_part(owner).map_err(|e| format!("the user name: {e}"))?;
+        if name.owner().is_some() {
+            return Err("it already names an owner".into());
+        }
+        Ok(SessionName(format!("{owner}/{}", name.0)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The owner part of `OWNER/NAME`, if any.
+    pub fn owner(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(o, _)| o)
+    }
+
+    /// The name without its owner.
+    pub fn short(&self) -> &str {
+        self.0.split_once('/').map_or(&self.0, |(_, n)| n)
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SessionName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SessionName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SessionName::parse(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SessionName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SessionName::parse(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid session name `{s}`: {e}")))
+    }
+}
+
+/// One part of a session name (see [`SessionName`]).
+fn check_session_part(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.chars().count() > MAX_SESSION_NAME {
+        return Err(format!(
+            "it is {} characters long, the limit is {MAX_SESSION_NAME}",
+            name.chars().count()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("it must start with a letter or a digit".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "it contains {}: only letters, digits, `-`, `_` and `.` are allowed",
+            shown_char(c)
+        ));
+    }
+    Ok(())
+}
+
+/// A character as a message shows it: printable ones in backticks, others
+/// by their code point (a control or bidirectional character must not
+/// reach a terminal raw).
+pub fn shown_char(c: char) -> String {
+    if c.is_control() || is_bidi_control(c) || c.is_whitespace() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("`{c}`")
+    }
+}
+
+/// Unicode bidirectional formatting characters (the "Trojan Source" set).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// A `for_each` key that becomes part of a host name (`web-a`).
@@ -215,6 +353,45 @@ mod tests {
         for bad in ["", "a1", "1.0-", "x:1", "1.0 ", "1;2", "1.0-a_b", "1:"] {
             assert!(check_debian_version(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn session_names() {
+        for ok in [
+            "default",
+            "pr-123",
+            "jenkins-Folder-job-42",
+            "a.b_c",
+            "0",
+            "alice/helloworld",
+            &"x".repeat(128),
+        ] {
+            assert!(SessionName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".hidden",
+            "s$(touch /tmp/x)",
+            "a b",
+            "a;b",
+            "a/b/c",
+            "/a",
+            "a/",
+            "a\u{202e}b",
+            "é",
+            &"x".repeat(129),
+        ] {
+            assert!(SessionName::parse(bad).is_err(), "{bad:?}");
+        }
+        let e = SessionName::parse("a\u{202e}b").unwrap_err();
+        assert!(e.contains("U+202E"), "{e}");
+        let n = SessionName::parse("helloworld").unwrap();
+        let o = SessionName::owned("alice", &n).unwrap();
+        assert_eq!(o.as_str(), "alice/helloworld");
+        assert_eq!((o.owner(), o.short()), (Some("alice"), "helloworld"));
+        assert!(SessionName::owned("alice", &o).is_err());
+        assert!(serde_json::from_str::<SessionName>("\"a b\"").is_err());
     }
 
     #[test]
