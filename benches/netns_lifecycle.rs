@@ -53,6 +53,7 @@ fn main() {
     };
     let specs: Vec<NodeSpec> = (0..nodes)
         .map(|i| NodeSpec {
+            settings: Default::default(),
             host: None,
             hostname: format!("n-{i}"),
             image: "host".into(),

@@ -277,7 +277,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["ph"] == "X")
+            .filter(|e| e["ph"] == "X" && e["cat"] == "create")
             .collect();
         assert_eq!(spans.len(), 3);
         // node.a and node.b overlap: two lanes.

@@ -2382,6 +2382,7 @@ impl<'o> Evaluator<'o> {
             })
             .collect();
         let spec = NodeSpec {
+            settings: Default::default(),
             host: None,
             hostname: n.host.clone(),
             image: image.clone(),

@@ -425,6 +425,7 @@ mod tests {
 
     fn node(image: &str, role: &str) -> Spec {
         Spec::Node(NodeSpec {
+            settings: Default::default(),
             hostname: "edge-0".into(),
             image: image.into(),
             cpus: None,

@@ -476,6 +476,7 @@ mod tests {
             address: format!("node.{name}").parse().unwrap(),
             platform: platform.map(str::to_string),
             spec: Spec::Node(NodeSpec {
+                settings: Default::default(),
                 hostname: name.into(),
                 image: "host".into(),
                 cpus: None,

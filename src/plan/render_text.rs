@@ -442,6 +442,7 @@ mod tests {
 
     fn node(image: &str, labels: &[(&str, &str)]) -> Spec {
         Spec::Node(NodeSpec {
+            settings: Default::default(),
             host: None,
             hostname: "edge-0".into(),
             image: image.into(),

@@ -81,6 +81,23 @@ pub struct NodeSpec {
     /// [`Platform::place`]); `None` on platforms without hosts to choose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Everything else a node block can ask for. Flattened: in JSON (plans,
+    /// state) these are attributes of the node like the ones above; in Rust
+    /// a literal says `settings: Default::default()` and new settings do not
+    /// break it.
+    #[serde(flatten)]
+    pub settings: NodeSettings,
+}
+
+/// The optional parts of a node's spec (see [`NodeSpec::settings`]). Each
+/// field has a default that is omitted from JSON, so records written before
+/// a field existed read back unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeSettings {
+    /// `privileged = true`: the node keeps every capability and no seccomp
+    /// filter applies (the plan warns).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
 }
 
 /// Where a package comes from.

@@ -219,6 +219,7 @@ fn host_at(cidr: &ipnet::Ipv4Net, n: u32) -> Ipv4Addr {
 
 fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
     NodeSpec {
+        settings: Default::default(),
         host: None,
         hostname: hostname.into(),
         image: "host".into(),

@@ -103,6 +103,7 @@ impl Drop for Session {
 
 fn spec(hostname: &str, image: &str) -> NodeSpec {
     NodeSpec {
+        settings: Default::default(),
         host: None,
         hostname: hostname.to_string(),
         image: image.to_string(),

@@ -231,6 +231,7 @@ fn record(address: &str) -> InstanceRecord {
                 gateway: "10.0.0.1".parse().unwrap(),
             }],
             host: None,
+            settings: Default::default(),
         }),
         private: json!({
             "zeta": u64::MAX, "alpha": {"b": -1, "a": [1.5e300, "two", null]},

@@ -897,6 +897,7 @@ mod tests {
     #[test]
     fn veth_names_follow_interface_order() {
         let spec = NodeSpec {
+            settings: Default::default(),
             host: None,
             hostname: "edge-0".into(),
             image: "host".into(),
