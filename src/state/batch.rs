@@ -1,9 +1,10 @@
 //! Group commit: writes that arrive together share one transaction.
 //!
 //! A [`BatchWriter`] owns a thread that writes one session's state through
-//! [`StateStore::write_batch`]. The first write that arrives is committed
-//! at once; every write that arrives while that commit is in flight waits
-//! and goes into the next one, in arrival order. Each caller's future
+//! [`StateStore::write_batch`]. A write is committed with every write that
+//! arrives right after it (while they keep coming, up to 2 ms), and every
+//! write that arrives while that commit is in flight waits and goes into
+//! the next one, in arrival order. Each caller's future
 //! resolves only when the transaction holding its write has committed (is
 //! durable), so an operation is reported done only once its state is
 //! recorded, and a killed process loses only the writes in flight. When
@@ -13,6 +14,7 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -20,6 +22,13 @@ use super::{StateError, StateResult, StateStore, StateWrite};
 
 /// The most writes in one transaction: bounds how long one commit takes.
 const MAX_BATCH: usize = 1024;
+
+/// After the first write of a batch arrives, more are taken while they keep
+/// coming: until none came for this long...
+const LINGER_GAP: Duration = Duration::from_micros(200);
+
+/// ...or this long after the first (so a steady stream is still committed).
+const LINGER_MAX: Duration = Duration::from_millis(2);
 
 struct Pending {
     write: StateWrite,
@@ -109,8 +118,13 @@ fn run(store: &dyn StateStore, session: &str, rx: &mpsc::Receiver<Pending>) -> S
     let mut summary = Summary::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let deadline = Instant::now() + LINGER_MAX;
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
+            // Whatever is queued, then whatever arrives while writes keep
+            // coming: a commit per write would rewrite the same pages (the
+            // session's serial, the table's last leaf) over and over.
+            let wait = LINGER_GAP.min(deadline.saturating_duration_since(Instant::now()));
+            match rx.try_recv().or_else(|_| rx.recv_timeout(wait)) {
                 Ok(p) => batch.push(p),
                 Err(_) => break,
             }
@@ -143,7 +157,6 @@ mod tests {
     use crate::state::{InstanceRecord, InstanceStatus, Snapshot};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    use std::time::Duration;
 
     fn record(i: u64) -> InstanceRecord {
         InstanceRecord {
