@@ -1,0 +1,146 @@
+//! Declarations: every block's name, checked and registered once; duplicates and
+//! clashing implicit package nodes. Owns the name → block tables the later
+//! stages look things up in; evaluates nothing.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Evaluator<'_> {
+    pub(super) fn declare(&mut self) {
+        let blocks = self.blocks.clone();
+        let mut singletons: HashMap<&str, Span> = HashMap::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let kind: &'static str = match b.kind.as_str() {
+                "variable" => "variable",
+                "profile" => "profile",
+                "network" => "network",
+                "node" => "node",
+                "package" => "package",
+                "output" => "output",
+                "platform" => "platform",
+                "locals" => {
+                    for (name, a) in &b.attrs {
+                        if let Some((bi, an)) = self.locals.get(name) {
+                            let first = blocks[*bi].attrs[an].span.clone();
+                            let d = Diagnostic::error(format!(
+                                "local value `{name}` is declared twice"
+                            ))
+                            .at(a.span.clone())
+                            .help(format!(
+                                "the first is at {}: rename or remove one",
+                                self.loc(&first)
+                            ));
+                            self.err(d);
+                            continue;
+                        }
+                        self.locals.insert(name.clone(), (i, name.clone()));
+                    }
+                    continue;
+                }
+                other @ ("testbed" | "state") => {
+                    if let Some(first) = singletons.get(other) {
+                        let d = Diagnostic::error(format!("only one `{other}` block is allowed"))
+                            .at(b.span.clone())
+                            .help(format!("merge it with the one at {}", self.loc(first)));
+                        self.err(d);
+                    } else {
+                        singletons.insert(
+                            if other == "testbed" {
+                                "testbed"
+                            } else {
+                                "state"
+                            },
+                            b.span.clone(),
+                        );
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let name = if kind == "platform" {
+                b.labels.get(1).cloned().unwrap_or_default()
+            } else {
+                b.label().to_string()
+            };
+            let check = match kind {
+                "network" | "node" => names::check_resource_name(&name),
+                "profile" => names::check_profile_name(&name),
+                "package" => names::check_debian_package(&name),
+                _ => names::check_identifier(&name),
+            };
+            if let Err(why) = check {
+                let what = match kind {
+                    "network" | "node" => format!("invalid {kind} name `{name}`: {why}"),
+                    "package" => format!("invalid package name `{name}`: {why}"),
+                    _ => format!("invalid {kind} name `{name}`: {why}"),
+                };
+                let help = match kind {
+                    "network" | "node" => "it becomes a host name and part of host object names: use lowercase letters, digits and `-`, such as `edge-eu`",
+                    "package" => "use the package's name as Debian spells it, such as `nginx` or `libssl3`",
+                    "profile" => "use lowercase letters, digits and `-`, `_`, `.`, `:`, such as `cdn:basic`",
+                    _ => "use letters, digits, `_` and `-`, starting with a letter",
+                };
+                self.err(Diagnostic::error(what).at(b.span.clone()).help(help));
+            }
+            let map = self.declared.entry(kind).or_default();
+            if let Some(&first) = map.get(&name) {
+                let first_span = blocks[first].span.clone();
+                let d = Diagnostic::error(format!("{kind} `{name}` is declared twice"))
+                    .at(b.span.clone())
+                    .help(format!(
+                        "the first is at {}: rename or remove one",
+                        self.loc(&first_span)
+                    ));
+                self.err(d);
+                continue;
+            }
+            map.insert(name, i);
+        }
+        // A node and a package's implicit node must not clash, nor two
+        // packages' implicit nodes (`python3.11` and `python3-11`).
+        let mut implicit_of: HashMap<String, String> = HashMap::new();
+        for (pkg, &bi) in self.declared("package").cloned().unwrap_or_default().iter() {
+            if blocks[bi].attr("on").is_none() {
+                let implicit = implicit_node_name(pkg);
+                if let Some(other) = implicit_of.insert(implicit.clone(), pkg.clone()) {
+                    let d = Diagnostic::error(format!(
+                        "packages `{other}` and `{pkg}` have no `on`, and would both get the node `{implicit}`"
+                    ))
+                    .at(blocks[bi].span.clone())
+                    .help("add `on = [...]` to one of them");
+                    self.err(d);
+                    continue;
+                }
+                if self.is_declared("node", &implicit) {
+                    let d = Diagnostic::error(format!(
+                        "package `{pkg}` has no `on`, and its node `{implicit}` clashes with a node of that name"
+                    ))
+                    .at(blocks[bi].span.clone())
+                    .help("add `on = [...]` to the package, or rename the node");
+                    self.err(d);
+                }
+            }
+        }
+    }
+}
+
+/// The node a package without `on` gets: `pkg-NAME` with `+` and `.` as `-`.
+pub fn implicit_node_name(package: &str) -> String {
+    let cleaned: String = package
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("pkg-{}", cleaned.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implicit_names() {
+        assert_eq!(implicit_node_name("nginx"), "pkg-nginx");
+        assert_eq!(implicit_node_name("g++"), "pkg-g");
+        assert_eq!(implicit_node_name("python3.11"), "pkg-python3-11");
+    }
+}

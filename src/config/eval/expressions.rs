@@ -1,0 +1,535 @@
+//! Expressions: evaluating one attribute with what it may see (hcl-rs with
+//! tg's functions), typed readers (`string`, `bool`, `labels`, `cpus`,
+//! `memory`) and the mapping of hcl-rs errors to diagnostics. Does not
+//! decide evaluation order (the stages do).
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Evaluator<'_> {
+    /// Evaluate one attribute with what it may see; errors become diagnostics.
+    pub(super) fn eval(&mut self, a: &RawAttr, rep: &Repetition) -> Option<Value> {
+        // Fast paths for what most attributes are: literals and `network.NAME`.
+        if let Some(v) = literal_value(&a.expr) {
+            return Some(v);
+        }
+        if let Some(v) = self.simple_network_ref(&a.expr) {
+            return Some(v);
+        }
+        let found = refs::scan(a.expr_span.file, &a.expr);
+        if found.refs.iter().any(|r| {
+            r.name
+                .as_ref()
+                .is_some_and(|n| self.is_poisoned(&r.root, n))
+        }) {
+            self.silenced = true;
+            return None;
+        }
+        let mut edit_expr = a.expr.clone();
+        if found.arith {
+            checked::rewrite(&mut edit_expr);
+        }
+        if found.is_static() && !found.arith {
+            let expr = hcl::Expression::from(edit_expr);
+            return match expr.evaluate(&hcl::eval::Context::new()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.err(eval_error(a, &e));
+                    None
+                }
+            };
+        }
+        // `node.X[i]` with a constant index, `count.index` or `each.key`
+        // becomes a variable holding just that instance: declaring all of
+        // `node.X` for every instance that refers to one of its instances
+        // would make evaluation quadratic.
+        let mut decls = Vec::new();
+        let mut needs_full_node = false;
+        if found.refs.iter().any(|r| r.root == "node") {
+            let mut narrow = NarrowNodeRefs {
+                ev: self,
+                rep,
+                decls: Vec::new(),
+                referred: Vec::new(),
+            };
+            hcl_edit::visit_mut::VisitMut::visit_expr_mut(&mut narrow, &mut edit_expr);
+            decls = narrow.decls;
+            self.referred_instances.extend(narrow.referred);
+            // Whatever could not be narrowed needs the whole resources.
+            for r in refs::scan(a.expr_span.file, &edit_expr).refs {
+                if r.root == "node" {
+                    needs_full_node = true;
+                    if let Some(name) = r.name {
+                        self.referred_resources.insert(name);
+                    }
+                }
+            }
+        }
+        let expr = hcl::Expression::from(edit_expr);
+        let mut ctx = hcl::eval::Context::new();
+        for (name, v) in decls {
+            ctx.declare_var(name, v);
+        }
+        let roots: HashSet<&str> = found.refs.iter().map(|r| r.root.as_str()).collect();
+        if roots.contains("var") {
+            ctx.declare_var("var", Value::Object(self.var_values.clone()));
+        }
+        if roots.contains("local") {
+            ctx.declare_var("local", Value::Object(self.local_values.clone()));
+        }
+        if roots.contains("network") {
+            let m = self.referenced_values(&found.refs, "network", Self::network_value);
+            ctx.declare_var("network", Value::Object(m));
+        }
+        if roots.contains("node") && needs_full_node {
+            let m = self.referenced_values(&found.refs, "node", Self::node_value);
+            ctx.declare_var("node", Value::Object(m));
+        }
+        if roots.contains("package") {
+            ctx.declare_var("package", Value::Object(self.package_values.clone()));
+        }
+        if let Some(i) = rep.count {
+            let mut m = hcl::Map::new();
+            m.insert("index".to_string(), Value::from(i));
+            ctx.declare_var("count", Value::Object(m));
+        }
+        if let Some((k, v)) = &rep.each {
+            let mut m = hcl::Map::new();
+            m.insert("key".to_string(), k.clone());
+            m.insert("value".to_string(), v.clone());
+            ctx.declare_var("each", Value::Object(m));
+        }
+        functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
+        if found.arith {
+            checked::declare(&mut ctx);
+        }
+        let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err(eval_error(a, &e));
+                None
+            }
+        }
+    }
+
+    /// The values of the resources of one kind that `refs` name, keyed by name.
+    pub(super) fn referenced_values(
+        &self,
+        refs: &[Reference],
+        root: &str,
+        value: fn(&Self, &str) -> Option<Value>,
+    ) -> hcl::Map<String, Value> {
+        let mut m = hcl::Map::new();
+        for name in refs
+            .iter()
+            .filter(|r| r.root == root)
+            .filter_map(|r| r.name.as_ref())
+        {
+            if !m.contains_key(name) {
+                if let Some(v) = value(self, name) {
+                    m.insert(name.clone(), v);
+                }
+            }
+        }
+        m
+    }
+
+    /// `network.NAME` of a network without count/for_each.
+    pub(super) fn simple_network_ref(&self, e: &hcl_edit::expr::Expression) -> Option<Value> {
+        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
+        let E::Traversal(t) = e else { return None };
+        let E::Variable(root) = &t.expr else {
+            return None;
+        };
+        if root.as_str() != "network" || t.operators.len() != 1 {
+            return None;
+        }
+        let Op::GetAttr(name) = t.operators[0].value() else {
+            return None;
+        };
+        if self.is_poisoned("network", name.as_str()) {
+            return None;
+        }
+        match self
+            .expansions
+            .get(&(ResourceKind::Network, name.as_str().to_string()))?
+        {
+            Expansion::Single => self.network_value(name.as_str()),
+            _ => None,
+        }
+    }
+
+    pub(super) fn eval_typed<T>(
+        &mut self,
+        a: &RawAttr,
+        rep: &Repetition,
+        want: &str,
+        f: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        let v = self.eval(a, rep)?;
+        match f(&v) {
+            Some(t) => Some(t),
+            None => {
+                let name = &a.name;
+                let help = match want {
+                    "true or false" => format!("write `{name} = true` or `{name} = false`"),
+                    _ => format!("write `{name} = \"...\"`"),
+                };
+                self.err(
+                    Diagnostic::error(format!(
+                        "`{name}` must be {want}, found {}",
+                        types::describe(&v)
+                    ))
+                    .at(a.expr_span.clone())
+                    .help(help),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn eval_string(
+        &mut self,
+        b: &RawBlock,
+        name: &str,
+        rep: &Repetition,
+    ) -> Option<String> {
+        let a = b.attr(name)?;
+        self.eval_typed(a, rep, "a string", |v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    }
+
+    pub(super) fn eval_bool(&mut self, b: &RawBlock, name: &str, rep: &Repetition) -> Option<bool> {
+        let a = b.attr(name)?;
+        let v = self.eval_typed(a, rep, "true or false", |v| v.as_bool());
+        if v.is_none() {
+            if let Some(d) = self.diags.0.last_mut() {
+                if d.help.is_none() && d.span.as_ref() == Some(&a.expr_span) {
+                    d.help = Some(format!(
+                        "write `{name} = true` or `{name} = false`, without quotes"
+                    ));
+                }
+            }
+        }
+        v
+    }
+
+    pub(super) fn eval_labels(
+        &mut self,
+        b: &RawBlock,
+        rep: &Repetition,
+    ) -> Option<BTreeMap<String, String>> {
+        let a = b.attr("labels")?;
+        let v = self.eval(a, rep)?;
+        let Value::Object(o) = v else {
+            self.err(
+                Diagnostic::error(format!(
+                    "`labels` must be a map of strings, found {}",
+                    types::describe(&v)
+                ))
+                .at(a.expr_span.clone())
+                .help("write `labels = { role = \"edge\" }`"),
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in o {
+            let s = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    self.err(
+                        Diagnostic::error(format!(
+                            "label `{k}` must be a string, found {}",
+                            types::describe(&other)
+                        ))
+                        .at(a.expr_span.clone()),
+                    );
+                    return None;
+                }
+            };
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            {
+                self.err(
+                    Diagnostic::error(format!("invalid label key `{k}`"))
+                        .at(a.expr_span.clone())
+                        .help("label keys become Ansible group names: use letters, digits, `_`, `-`, `.`, `/`"),
+                );
+                return None;
+            }
+            out.insert(k, s);
+        }
+        Some(out)
+    }
+
+    pub(super) fn eval_cpus(&mut self, b: &RawBlock, rep: &Repetition) -> Option<f64> {
+        let a = b.attr("cpus")?;
+        let v = self.eval(a, rep)?;
+        match v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
+            Some(c) if c > 0.0 && c <= 4096.0 => Some(c),
+            _ => {
+                self.err(
+                    Diagnostic::error(format!(
+                        "`cpus` must be a positive number, found {}",
+                        types::describe(&v)
+                    ))
+                    .at(a.expr_span.clone())
+                    .help("write `cpus = 1` or `cpus = 0.5`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn eval_memory(&mut self, b: &RawBlock, rep: &Repetition) -> Option<u64> {
+        let a = b.attr("memory")?;
+        let v = self.eval(a, rep)?;
+        let parsed = match &v {
+            Value::Number(n) => n.as_u64().filter(|m| *m > 0),
+            Value::String(s) => parse_memory(s),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.err(
+                Diagnostic::error(format!(
+                    "`memory` must be a size such as \"512MiB\" or \"2GiB\", found {}",
+                    types::describe(&v)
+                ))
+                .at(a.expr_span.clone())
+                .help("units: KiB, MiB, GiB, TiB (also K, M, G, T); a bare number means MiB"),
+            );
+        }
+        parsed
+    }
+}
+
+/// Rewrites `node.X[KEY]...` into a fresh variable bound to that one
+/// instance's object, when KEY is a literal, `count.index` or `each.key`.
+pub(super) struct NarrowNodeRefs<'e, 'o> {
+    ev: &'e Evaluator<'o>,
+    rep: &'e Repetition,
+    decls: Vec<(String, Value)>,
+    /// The instances the rewritten references point at.
+    referred: Vec<InstanceAddr>,
+}
+
+impl NarrowNodeRefs<'_, '_> {
+    fn key_of(&self, ix: &hcl_edit::expr::Expression) -> Option<InstanceKey> {
+        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
+        match ix {
+            E::Number(n) => n.value().as_u64().map(InstanceKey::Int),
+            E::String(s) => Some(InstanceKey::Str(s.value().clone())),
+            E::Traversal(t) => {
+                let E::Variable(root) = &t.expr else {
+                    return None;
+                };
+                let [op] = t.operators.as_slice() else {
+                    return None;
+                };
+                let Op::GetAttr(attr) = op.value() else {
+                    return None;
+                };
+                match (root.as_str(), attr.as_str()) {
+                    ("count", "index") => self.rep.count.map(InstanceKey::Int),
+                    ("each", "key") => match &self.rep.each {
+                        Some((Value::String(k), _)) => Some(InstanceKey::Str(k.clone())),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn instance(&mut self, name: &str, key: &InstanceKey) -> Option<Value> {
+        let idx = self.ev.node_resource.get(name)?;
+        let node = idx
+            .iter()
+            .map(|&i| &self.ev.nodes[i])
+            .find(|n| &n.addr.key == key)?;
+        self.referred.push(node.addr.clone());
+        Some(Value::Object(node.object.clone()))
+    }
+}
+
+impl hcl_edit::visit_mut::VisitMut for NarrowNodeRefs<'_, '_> {
+    fn visit_expr_mut(&mut self, expr: &mut hcl_edit::expr::Expression) {
+        use hcl_edit::expr::{Expression as E, Traversal, TraversalOperator as Op};
+        if let E::Traversal(t) = expr {
+            if matches!(&t.expr, E::Variable(v) if v.as_str() == "node") {
+                let narrowed = match t.operators.as_slice() {
+                    [first, second, ..] => match (first.value(), second.value()) {
+                        (Op::GetAttr(name), Op::Index(ix)) => self
+                            .key_of(ix)
+                            .and_then(|k| self.instance(name.as_str(), &k)),
+                        (Op::GetAttr(name), Op::LegacyIndex(n)) => {
+                            self.instance(name.as_str(), &InstanceKey::Int(*n.value()))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(v) = narrowed {
+                    let var = format!("tg_ref_{}", self.decls.len());
+                    self.decls.push((var.clone(), v));
+                    let head = E::Variable(hcl_edit::Decorated::new(hcl_edit::Ident::new(var)));
+                    let rest: Vec<_> = t.operators.drain(2..).collect();
+                    *expr = if rest.is_empty() {
+                        head
+                    } else {
+                        E::Traversal(Box::new(Traversal::new(head, rest)))
+                    };
+                    return;
+                }
+            }
+        }
+        hcl_edit::visit_mut::visit_expr_mut(self, expr);
+    }
+}
+
+/// Parse `512MiB`, `2GiB`, `1G`, `512` (MiB) into MiB, rounding up.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let bytes_per: f64 = match unit.trim() {
+        "" | "MiB" | "M" | "Mi" => 1024.0 * 1024.0,
+        "KiB" | "K" | "Ki" => 1024.0,
+        "GiB" | "G" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" | "T" | "Ti" => 1024.0_f64.powi(4),
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "B" => 1.0,
+        _ => return None,
+    };
+    let mib = (n * bytes_per / (1024.0 * 1024.0)).ceil();
+    (1.0..1e12).contains(&mib).then_some(mib as u64)
+}
+
+/// The value of a literal expression (strings, numbers, bools, null, and
+/// lists and maps of them) without going through the evaluator.
+pub(super) fn literal_value(e: &hcl_edit::expr::Expression) -> Option<Value> {
+    use hcl_edit::expr::{Expression as E, ObjectKey};
+    Some(match e {
+        E::Null(_) => Value::Null,
+        E::Bool(b) => Value::Bool(*b.value()),
+        E::Number(n) => Value::Number(*n.value()),
+        E::String(s) => Value::String(s.value().clone()),
+        E::Array(a) => Value::Array(a.iter().map(literal_value).collect::<Option<Vec<_>>>()?),
+        E::Object(o) => {
+            let mut m = hcl::Map::new();
+            for (k, v) in o.iter() {
+                let key = match k {
+                    ObjectKey::Ident(i) => i.as_str().to_string(),
+                    ObjectKey::Expression(E::String(s)) => s.value().clone(),
+                    ObjectKey::Expression(E::Variable(i)) => i.as_str().to_string(),
+                    _ => return None,
+                };
+                if m.insert(key, literal_value(v.expr())?).is_some() {
+                    return None; // duplicate keys: let the evaluator report it
+                }
+            }
+            Value::Object(m)
+        }
+        _ => return None,
+    })
+}
+
+/// hcl values to JSON.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Map an hcl-rs evaluation error to a diagnostic at the attribute.
+pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
+    use hcl::eval::ErrorKind;
+    let (summary, help): (String, Option<String>) = match e.kind() {
+        ErrorKind::UndefinedVar(v) => (format!("unknown reference `{v}`"), None),
+        ErrorKind::UndefinedFunc(f) => (format!("unknown function `{f}`"), None),
+        ErrorKind::NoSuchKey(k) => (
+            format!("no key or attribute `{k}` in `{}`", a.name),
+            Some(
+                "check the name; a resource with `count` needs an index, such as `node.edge[0]`"
+                    .into(),
+            ),
+        ),
+        ErrorKind::Index(i) => (
+            format!("index {i} is out of range"),
+            Some("check the list's length".into()),
+        ),
+        ErrorKind::Unexpected(v, expected) => (
+            format!("expected {expected}, found {}", types::describe(v)),
+            Some(
+                "a resource with `count` is a list (`node.edge[0]`), one with `for_each` a map (`node.web[\"a\"]`)"
+                    .into(),
+            ),
+        ),
+        // Checked arithmetic: its message is the whole story.
+        ErrorKind::FuncCall(name, msg) if checked::is_internal(&name.to_string()) => {
+            (msg.clone(), None)
+        }
+        ErrorKind::FuncCall(name, msg) => (
+            // Arity errors end with `; usage: ...`: that goes to the help.
+            format!(
+                "in `{name}(...)`: {}",
+                msg.split_once("; usage: ").map_or(msg.as_str(), |(m, _)| m)
+            ),
+            functions::signature(&name.to_string()).map(|s| format!("usage: `{s}`")),
+        ),
+        ErrorKind::BinaryOp(l, op, r) => (
+            format!(
+                "`{op}` cannot combine {} and {}",
+                types::describe(l),
+                types::describe(r)
+            ),
+            None,
+        ),
+        ErrorKind::UnaryOp(op, v) => (
+            format!("`{op}` cannot apply to {}", types::describe(v)),
+            None,
+        ),
+        ErrorKind::KeyExists(k) => (
+            format!("key `{k}` is produced twice"),
+            Some("use `...` grouping or unique keys".into()),
+        ),
+        other => (other.to_string(), None),
+    };
+    let mut d = Diagnostic::error(summary).at(a.expr_span.clone());
+    if let Some(h) = help {
+        d = d.help(h);
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("512MiB"), Some(512));
+        assert_eq!(parse_memory("2GiB"), Some(2048));
+        assert_eq!(parse_memory("1G"), Some(1024));
+        assert_eq!(parse_memory("256"), Some(256));
+        assert_eq!(parse_memory("1.5GiB"), Some(1536));
+        assert_eq!(parse_memory("lots"), None);
+        assert_eq!(parse_memory("0"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! Profiles: named node shapes, evaluated once, and the image rule.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Evaluator<'_> {
+    pub(super) fn eval_profiles(&mut self) {
+        let blocks = self.blocks.clone();
+        let rep = Repetition::default();
+        for (name, &bi) in self.declared("profile").cloned().unwrap_or_default().iter() {
+            self.open_value(format!("profile.{name}"));
+            let b = &blocks[bi];
+            let p = Profile {
+                image: self.eval_string(b, "image", &rep),
+                cpus: self.eval_cpus(b, &rep),
+                memory_mib: self.eval_memory(b, &rep),
+                labels: self.eval_labels(b, &rep).unwrap_or_default(),
+                platform: self.eval_string(b, "platform", &rep),
+            };
+            if let Some(img) = &p.image {
+                self.check_image(
+                    img,
+                    b.attr("image")
+                        .map(|a| a.expr_span.clone())
+                        .unwrap_or(b.span.clone()),
+                );
+            }
+            self.profiles.insert(name.clone(), p);
+        }
+    }
+
+    pub(super) fn check_image(&mut self, image: &str, span: Span) {
+        let ok = image == "host"
+            || image.strip_prefix("debian:").is_some_and(|r| {
+                !r.is_empty()
+                    && r.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+            || image.strip_prefix("dir:").is_some_and(|p| !p.is_empty());
+        if !ok {
+            self.err(
+                Diagnostic::error(format!("unknown image `{image}`"))
+                    .at(span)
+                    .help("images are `host`, `debian:RELEASE` (such as `debian:bookworm`) and `dir:/path/to/rootfs`"),
+            );
+        }
+    }
+}
