@@ -77,6 +77,7 @@ fn load_testbed_with(
         prior,
         env: ctx.env.clone(),
         drivers: Registry::driver_kinds(),
+        limits: Default::default(),
     };
     match crate::config::load(&opts) {
         Ok((tb, warnings)) => {

@@ -59,7 +59,7 @@ impl Evaluator<'_> {
             }
         }
         // 2. addresses recorded in state
-        let prior: &Prior = &self.opts.prior;
+        let prior: &Prior = self.prior;
         for n in &mut self.nodes {
             let Some(recorded) = prior.node_addresses.get(&n.addr) else {
                 continue;
@@ -116,7 +116,7 @@ impl Evaluator<'_> {
         // Base objects, so nodes can refer to each other's addresses.
         for i in 0..self.nodes.len() {
             let obj = self.base_node_object(i);
-            self.nodes[i].object = obj;
+            self.nodes[i].object = Value::Object(obj);
         }
     }
 }

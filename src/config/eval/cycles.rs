@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-impl Evaluator<'_> {
+impl Checker<'_> {
     /// The block-level reference graph: `local.x`, `network.x`, `node.x`,
     /// `package.x` and what each refers to.
     /// Also returns, for each edge, where its first reference is written.
@@ -18,14 +18,14 @@ impl Evaluator<'_> {
         HashMap<(usize, usize), Span>,
     ) {
         let mut ids: IndexMap<String, Span> = IndexMap::new();
-        for (name, (bi, an)) in &self.locals {
+        for (name, (bi, an)) in &self.decl.locals {
             ids.insert(
                 format!("local.{name}"),
                 self.blocks[*bi].attrs[an].span.clone(),
             );
         }
         for kind in ["network", "node", "package"] {
-            if let Some(m) = self.declared(kind) {
+            if let Some(m) = self.decl.of(kind) {
                 for (name, &bi) in m {
                     ids.insert(format!("{kind}.{name}"), self.blocks[bi].span.clone());
                 }
@@ -41,7 +41,8 @@ impl Evaluator<'_> {
             let to = format!("{}.{name}", r.root);
             let to = if r.root == "node" && !ids.contains_key(&to) {
                 // An implicit node is its package.
-                self.names_of("package")
+                self.decl
+                    .names_of("package")
                     .into_iter()
                     .find(|p| implicit_node_name(p) == *name)
                     .map(|p| format!("package.{p}"))
@@ -56,14 +57,14 @@ impl Evaluator<'_> {
                 }
             }
         };
-        for (name, (bi, an)) in &self.locals {
+        for (name, (bi, an)) in &self.decl.locals {
             let a = &self.blocks[*bi].attrs[an];
             for r in refs::scan(a.expr_span.file, &a.expr).refs {
                 add(&format!("local.{name}"), &r, &mut edges, &mut spans);
             }
         }
         for kind in ["network", "node", "package"] {
-            let Some(m) = self.declared(kind) else {
+            let Some(m) = self.decl.of(kind) else {
                 continue;
             };
             for (name, &bi) in m {

@@ -5,9 +5,9 @@
 #[allow(unused_imports)]
 use super::*;
 
-impl Evaluator<'_> {
+impl Checker<'_> {
     pub(super) fn declare(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         let mut singletons: HashMap<&str, Span> = HashMap::new();
         for (i, b) in blocks.iter().enumerate() {
             let kind: &'static str = match b.kind.as_str() {
@@ -20,7 +20,7 @@ impl Evaluator<'_> {
                 "platform" => "platform",
                 "locals" => {
                     for (name, a) in &b.attrs {
-                        if let Some((bi, an)) = self.locals.get(name) {
+                        if let Some((bi, an)) = self.decl.locals.get(name) {
                             let first = blocks[*bi].attrs[an].span.clone();
                             let d = Diagnostic::error(format!(
                                 "local value `{name}` is declared twice"
@@ -33,7 +33,7 @@ impl Evaluator<'_> {
                             self.err(d);
                             continue;
                         }
-                        self.locals.insert(name.clone(), (i, name.clone()));
+                        self.decl.locals.insert(name.clone(), (i, name.clone()));
                     }
                     continue;
                 }
@@ -82,7 +82,7 @@ impl Evaluator<'_> {
                 };
                 self.err(Diagnostic::error(what).at(b.span.clone()).help(help));
             }
-            let map = self.declared.entry(kind).or_default();
+            let map = self.decl.declared.entry(kind).or_default();
             if let Some(&first) = map.get(&name) {
                 let first_span = blocks[first].span.clone();
                 let d = Diagnostic::error(format!("{kind} `{name}` is declared twice"))
@@ -99,7 +99,7 @@ impl Evaluator<'_> {
         // A node and a package's implicit node must not clash, nor two
         // packages' implicit nodes (`python3.11` and `python3-11`).
         let mut implicit_of: HashMap<String, String> = HashMap::new();
-        for (pkg, &bi) in self.declared("package").cloned().unwrap_or_default().iter() {
+        for (pkg, &bi) in self.decl.of("package").cloned().unwrap_or_default().iter() {
             if blocks[bi].attr("on").is_none() {
                 let implicit = implicit_node_name(pkg);
                 if let Some(other) = implicit_of.insert(implicit.clone(), pkg.clone()) {
@@ -111,7 +111,7 @@ impl Evaluator<'_> {
                     self.err(d);
                     continue;
                 }
-                if self.is_declared("node", &implicit) {
+                if self.decl.is_declared("node", &implicit) {
                     let d = Diagnostic::error(format!(
                         "package `{pkg}` has no `on`, and its node `{implicit}` clashes with a node of that name"
                     ))

@@ -6,7 +6,51 @@
 use super::*;
 
 impl Evaluator<'_> {
+    /// How block `b` expands, counted against the instance limit.
     pub(super) fn expand(&mut self, b: &RawBlock) -> Option<Expansion> {
+        let exp = self.expansion(b)?;
+        let n = match &exp {
+            Expansion::Single => 1,
+            Expansion::Count(n) => *n,
+            Expansion::ForEach(items) => items.len() as u64,
+        };
+        let at = b
+            .attr("count")
+            .or(b.attr("for_each"))
+            .map(|a| a.expr_span.clone())
+            .unwrap_or(b.span.clone());
+        self.admit_instances(n, at).then_some(exp)
+    }
+
+    /// Count `n` more instances against the limit; `false` (with an error
+    /// at `at`, once) when the testbed would have too many.
+    pub(super) fn admit_instances(&mut self, n: u64, at: Span) -> bool {
+        let before = self.instance_count;
+        self.instance_count = before.saturating_add(n);
+        if self.instance_count <= self.max_instances {
+            return true;
+        }
+        if before <= self.max_instances {
+            let max = self.max_instances;
+            self.err(
+                Diagnostic::error(format!(
+                    "the testbed would have more than {max} instances (networks, nodes and packages)"
+                ))
+                .at(at)
+                .help(format!(
+                    "tg stops at {max} instances so that no testbed exhausts time and memory: use fewer, or raise the limit with `{}`, such as `{}={}`",
+                    crate::config::ENV_MAX_INSTANCES,
+                    crate::config::ENV_MAX_INSTANCES,
+                    max.saturating_mul(4)
+                )),
+            );
+        } else {
+            self.silenced = true;
+        }
+        false
+    }
+
+    fn expansion(&mut self, b: &RawBlock) -> Option<Expansion> {
         let rep = Repetition::default();
         match (b.attr("count").cloned(), b.attr("for_each").cloned()) {
             (Some(_), Some(fe)) => {
@@ -19,14 +63,15 @@ impl Evaluator<'_> {
             }
             (Some(c), None) => {
                 let v = self.eval(&c, &rep)?;
+                let max = self.max_instances;
                 match v.as_f64() {
-                    Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= MAX_INSTANCES as f64 => {
+                    Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= max as f64 => {
                         Some(Expansion::Count(n as u64))
                     }
                     _ => {
                         self.err(
                             Diagnostic::error(format!(
-                                "`count` must be a whole number from 0 to {MAX_INSTANCES}, found {}",
+                                "`count` must be a whole number from 0 to {max}, found {}",
                                 types::describe(&v)
                             ))
                             .at(c.expr_span.clone()),
@@ -43,11 +88,7 @@ impl Evaluator<'_> {
                         let mut items = Vec::new();
                         for x in a {
                             match x {
-                                Value::String(s) => {
-                                    if !items.iter().any(|(k, _): &(String, Value)| *k == s) {
-                                        items.push((s.clone(), Value::String(s)));
-                                    }
-                                }
+                                Value::String(s) => items.push((s.clone(), Value::String(s))),
                                 other => {
                                     self.err(
                                         Diagnostic::error(format!(
@@ -62,6 +103,7 @@ impl Evaluator<'_> {
                             }
                         }
                         items.sort_by(|a, b| a.0.cmp(&b.0));
+                        items.dedup_by(|a, b| a.0 == b.0);
                         items
                     }
                     other => {
@@ -138,12 +180,7 @@ impl Evaluator<'_> {
             .unwrap_or(&[]);
         let objs: Vec<(InstanceKey, Value)> = idx
             .iter()
-            .map(|&i| {
-                (
-                    self.nodes[i].addr.key.clone(),
-                    Value::Object(self.nodes[i].object.clone()),
-                )
-            })
+            .map(|&i| (self.nodes[i].addr.key.clone(), self.nodes[i].object.clone()))
             .collect();
         self.resource_value(ResourceKind::Node, name, &objs)
     }

@@ -29,64 +29,40 @@ impl Evaluator<'_> {
         if found.arith {
             checked::rewrite(&mut edit_expr);
         }
+        let host = found
+            .calls
+            .iter()
+            .any(|c| functions::HOST_FUNCTIONS.contains(&c.name.as_str()));
+        if host {
+            functions::bind_host(&mut edit_expr);
+        }
         if found.is_static() && !found.arith {
             let expr = hcl::Expression::from(edit_expr);
             return match expr.evaluate(&hcl::eval::Context::new()) {
-                Ok(v) => Some(v),
+                Ok(v) => self.bounded(a, v),
                 Err(e) => {
                     self.err(eval_error(a, &e));
                     None
                 }
             };
         }
-        // `node.X[i]` with a constant index, `count.index` or `each.key`
-        // becomes a variable holding just that instance: declaring all of
-        // `node.X` for every instance that refers to one of its instances
-        // would make evaluation quadratic.
-        let mut decls = Vec::new();
-        let mut needs_full_node = false;
-        if found.refs.iter().any(|r| r.root == "node") {
-            let mut narrow = NarrowNodeRefs {
-                ev: self,
-                rep,
-                decls: Vec::new(),
-                referred: Vec::new(),
-            };
-            hcl_edit::visit_mut::VisitMut::visit_expr_mut(&mut narrow, &mut edit_expr);
-            decls = narrow.decls;
-            self.referred_instances.extend(narrow.referred);
-            // Whatever could not be narrowed needs the whole resources.
-            for r in refs::scan(a.expr_span.file, &edit_expr).refs {
-                if r.root == "node" {
-                    needs_full_node = true;
-                    if let Some(name) = r.name {
-                        self.referred_resources.insert(name);
-                    }
-                }
-            }
-        }
+        let resolved = super::resolve::resolve(self, &mut edit_expr, rep);
         let expr = hcl::Expression::from(edit_expr);
         let mut ctx = hcl::eval::Context::new();
-        for (name, v) in decls {
+        for (name, v) in resolved.decls {
             ctx.declare_var(name, v);
         }
-        let roots: HashSet<&str> = found.refs.iter().map(|r| r.root.as_str()).collect();
-        if roots.contains("var") {
-            ctx.declare_var("var", Value::Object(self.var_values.clone()));
-        }
-        if roots.contains("local") {
-            ctx.declare_var("local", Value::Object(self.local_values.clone()));
-        }
-        if roots.contains("network") {
-            let m = self.referenced_values(&found.refs, "network", Self::network_value);
-            ctx.declare_var("network", Value::Object(m));
-        }
-        if roots.contains("node") && needs_full_node {
-            let m = self.referenced_values(&found.refs, "node", Self::node_value);
-            ctx.declare_var("node", Value::Object(m));
-        }
-        if roots.contains("package") {
-            ctx.declare_var("package", Value::Object(self.package_values.clone()));
+        // What could not be resolved is declared as hcl-rs would see it
+        // (and then fails there with its own message).
+        for root in &resolved.unresolved {
+            let m = match root.as_str() {
+                "var" => self.var_values.clone(),
+                "local" => self.local_values.clone(),
+                "network" => self.referenced_values(&found.refs, "network", Self::network_value),
+                "node" => self.referenced_values(&found.refs, "node", Self::node_value),
+                _ => self.package_values.clone(),
+            };
+            ctx.declare_var(root.as_str(), Value::Object(m));
         }
         if let Some(i) = rep.count {
             let mut m = hcl::Map::new();
@@ -103,11 +79,33 @@ impl Evaluator<'_> {
         if found.arith {
             checked::declare(&mut ctx);
         }
-        let result = functions::with_base_dir(&self.opts.dir, || expr.evaluate(&ctx));
-        match result {
-            Ok(v) => Some(v),
+        if host {
+            ctx.declare_var(functions::HOST_VAR, self.host.clone());
+        }
+        match expr.evaluate(&ctx) {
+            Ok(v) => self.bounded(a, v),
             Err(e) => {
                 self.err(eval_error(a, &e));
+                None
+            }
+        }
+    }
+
+    /// `v`, or an error at `a` when it is larger than the limits allow.
+    pub(super) fn bounded(&mut self, a: &RawAttr, v: Value) -> Option<Value> {
+        let limits = &self.opts.limits;
+        match oversize(&v, limits.max_value_elements, limits.max_value_bytes) {
+            None => Some(v),
+            Some(what) => {
+                self.err(
+                    Diagnostic::error(format!("the value of `{}` is too large: it holds {what}", a.name))
+                        .at(a.expr_span.clone())
+                        .help(format!(
+                            "one value may hold at most {} list elements and map entries and {} MiB of strings; look for a value that grows at each step, such as `b = [local.a, local.a]`",
+                            limits.max_value_elements,
+                            limits.max_value_bytes >> 20
+                        )),
+                );
                 None
             }
         }
@@ -314,89 +312,41 @@ impl Evaluator<'_> {
     }
 }
 
-/// Rewrites `node.X[KEY]...` into a fresh variable bound to that one
-/// instance's object, when KEY is a literal, `count.index` or `each.key`.
-pub(super) struct NarrowNodeRefs<'e, 'o> {
-    ev: &'e Evaluator<'o>,
-    rep: &'e Repetition,
-    decls: Vec<(String, Value)>,
-    /// The instances the rewritten references point at.
-    referred: Vec<InstanceAddr>,
-}
-
-impl NarrowNodeRefs<'_, '_> {
-    fn key_of(&self, ix: &hcl_edit::expr::Expression) -> Option<InstanceKey> {
-        use hcl_edit::expr::{Expression as E, TraversalOperator as Op};
-        match ix {
-            E::Number(n) => n.value().as_u64().map(InstanceKey::Int),
-            E::String(s) => Some(InstanceKey::Str(s.value().clone())),
-            E::Traversal(t) => {
-                let E::Variable(root) = &t.expr else {
-                    return None;
-                };
-                let [op] = t.operators.as_slice() else {
-                    return None;
-                };
-                let Op::GetAttr(attr) = op.value() else {
-                    return None;
-                };
-                match (root.as_str(), attr.as_str()) {
-                    ("count", "index") => self.rep.count.map(InstanceKey::Int),
-                    ("each", "key") => match &self.rep.each {
-                        Some((Value::String(k), _)) => Some(InstanceKey::Str(k.clone())),
-                        _ => None,
-                    },
-                    _ => None,
+/// What makes `v` larger than `max_elements` elements or `max_bytes` bytes
+/// of strings, or `None`. Iterative, and stops as soon as a limit is passed.
+pub(super) fn oversize(v: &Value, max_elements: usize, max_bytes: usize) -> Option<String> {
+    let (mut elements, mut bytes) = (0usize, 0usize);
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) => bytes += s.len(),
+            Value::Array(a) => {
+                elements += a.len();
+                if elements <= max_elements {
+                    stack.extend(a.iter());
                 }
             }
-            _ => None,
-        }
-    }
-
-    fn instance(&mut self, name: &str, key: &InstanceKey) -> Option<Value> {
-        let idx = self.ev.node_resource.get(name)?;
-        let node = idx
-            .iter()
-            .map(|&i| &self.ev.nodes[i])
-            .find(|n| &n.addr.key == key)?;
-        self.referred.push(node.addr.clone());
-        Some(Value::Object(node.object.clone()))
-    }
-}
-
-impl hcl_edit::visit_mut::VisitMut for NarrowNodeRefs<'_, '_> {
-    fn visit_expr_mut(&mut self, expr: &mut hcl_edit::expr::Expression) {
-        use hcl_edit::expr::{Expression as E, Traversal, TraversalOperator as Op};
-        if let E::Traversal(t) = expr {
-            if matches!(&t.expr, E::Variable(v) if v.as_str() == "node") {
-                let narrowed = match t.operators.as_slice() {
-                    [first, second, ..] => match (first.value(), second.value()) {
-                        (Op::GetAttr(name), Op::Index(ix)) => self
-                            .key_of(ix)
-                            .and_then(|k| self.instance(name.as_str(), &k)),
-                        (Op::GetAttr(name), Op::LegacyIndex(n)) => {
-                            self.instance(name.as_str(), &InstanceKey::Int(*n.value()))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                if let Some(v) = narrowed {
-                    let var = format!("tg_ref_{}", self.decls.len());
-                    self.decls.push((var.clone(), v));
-                    let head = E::Variable(hcl_edit::Decorated::new(hcl_edit::Ident::new(var)));
-                    let rest: Vec<_> = t.operators.drain(2..).collect();
-                    *expr = if rest.is_empty() {
-                        head
-                    } else {
-                        E::Traversal(Box::new(Traversal::new(head, rest)))
-                    };
-                    return;
+            Value::Object(o) => {
+                elements += o.len();
+                if elements <= max_elements {
+                    for (k, x) in o {
+                        bytes += k.len();
+                        stack.push(x);
+                    }
                 }
             }
+            _ => {}
         }
-        hcl_edit::visit_mut::visit_expr_mut(self, expr);
+        if elements > max_elements {
+            return Some(format!(
+                "more than {max_elements} list elements and map entries"
+            ));
+        }
+        if bytes > max_bytes {
+            return Some(format!("more than {} MiB of strings", max_bytes >> 20));
+        }
     }
+    None
 }
 
 /// Parse `512MiB`, `2GiB`, `1G`, `512` (MiB) into MiB, rounding up.

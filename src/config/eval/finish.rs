@@ -8,8 +8,7 @@ impl Evaluator<'_> {
         &mut self,
         name: String,
         description: Option<String>,
-        state: StateBackendConfig,
-        platforms: Vec<PlatformConfig>,
+        settings: Settings,
     ) -> Testbed {
         let mut instances = IndexMap::new();
         for n in &self.nets {
@@ -44,7 +43,7 @@ impl Evaluator<'_> {
                     platform: n.platform.clone(),
                     spec: Spec::Node(spec),
                     depends_on: n.depends_on.clone(),
-                    attributes: to_json(&Value::Object(n.object.clone())),
+                    attributes: to_json(&n.object),
                     prevent_destroy: n.prevent_destroy,
                     span: Some(self.blocks[n.block].span.clone()),
                 },
@@ -55,7 +54,7 @@ impl Evaluator<'_> {
         }
         // The testbed's hash: every file and every variable value.
         let mut h = Sha256::new();
-        for (_, f) in self.sources.files() {
+        for (_, f) in self.parsed.sources.files() {
             h.update(f.path.to_string_lossy().as_bytes());
             h.update([0]);
             h.update(f.text.as_bytes());
@@ -73,10 +72,10 @@ impl Evaluator<'_> {
             description,
             instances,
             outputs: std::mem::take(&mut self.outputs),
-            state,
-            platforms,
+            state: settings.state,
+            platforms: settings.platforms,
             hash,
-            sources: self.sources.clone(),
+            sources: self.parsed.sources.clone(),
         }
     }
 }

@@ -6,10 +6,23 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_locals(&mut self) {
-        let names: Vec<String> = self.locals.keys().cloned().collect();
+        self.eval_locals_only(None);
+    }
+
+    /// Evaluate the locals (those in `only`, when given: the settings need
+    /// a few).
+    pub(super) fn eval_locals_only(&mut self, only: Option<&HashSet<String>>) {
+        let blocks = self.blocks;
+        let names: Vec<String> = self
+            .decl
+            .locals
+            .keys()
+            .filter(|n| only.is_none_or(|o| o.contains(*n)))
+            .cloned()
+            .collect();
         // Order by references among locals (cycles were ruled out).
         let edges = edges_by_name(&names, |i| {
-            let (bi, an) = &self.locals[&names[i]];
+            let (bi, an) = &self.decl.locals[&names[i]];
             referenced_names(&self.blocks[*bi].attrs[an], "local")
         });
         // A local that fails does not stop the others, only those that
@@ -21,9 +34,9 @@ impl Evaluator<'_> {
                 failed[i] = true;
                 continue;
             }
-            let (bi, an) = self.locals[&names[i]].clone();
-            let a = self.blocks[bi].attrs[&an].clone();
-            match self.eval(&a, &Repetition::default()) {
+            let (bi, an) = &self.decl.locals[&names[i]];
+            let a = &blocks[*bi].attrs[an];
+            match self.eval(a, &Repetition::default()) {
                 Some(v) => {
                     self.local_values.insert(names[i].clone(), v);
                 }

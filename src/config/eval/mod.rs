@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use hcl::eval::Evaluate;
 use hcl::Value;
@@ -21,12 +20,11 @@ use sha2::{Digest, Sha256};
 use super::checked;
 use super::functions;
 use super::ipam::{self, NetAlloc, Refused};
-use super::model::{
-    DesiredInstance, OutputValue, PlatformConfig, PoolHost, StateBackendConfig, Testbed,
-};
+use super::model::{DesiredInstance, OutputValue, Testbed};
+use super::parse::Parsed;
 use super::refs::{self, Reference};
 use super::types::{self, VarType};
-use super::{LoadOptions, Prior};
+use super::{LoadOptions, Prior, Settings};
 use crate::addrs::{InstanceAddr, InstanceKey, ResourceKind};
 use crate::config::decode::{RawAttr, RawBlock};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
@@ -46,6 +44,7 @@ mod outputs;
 mod packages;
 mod profiles;
 mod references;
+mod resolve;
 mod settings;
 mod variables;
 
@@ -73,10 +72,6 @@ pub const NODE_ATTRS: &[&str] = &[
 pub const NETWORK_ATTRS: &[&str] = &["id", "name", "cidr", "nat", "gateway"];
 /// Package attributes usable in expressions.
 pub const PACKAGE_ATTRS: &[&str] = &["id", "name", "version", "nodes"];
-/// Builtin platforms a node may name.
-pub const BUILTIN_PLATFORMS: &[&str] = &["netns"];
-/// Most instances one resource may expand to.
-pub const MAX_INSTANCES: u64 = 100_000;
 
 /// Which roots an expression may refer to.
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,7 +168,8 @@ struct NodeInst {
     networks: Vec<usize>,
     fixed: Option<(Ipv4Addr, Span)>,
     addresses: Vec<Ipv4Addr>,
-    object: hcl::Map<String, Value>,
+    /// Its value in expressions (`node.NAME` of one instance): an object.
+    object: Value,
     spec: Option<NodeSpec>,
     platform: Option<String>,
     prevent_destroy: bool,
@@ -189,31 +185,110 @@ struct Profile {
     platform: Option<String>,
 }
 
-/// How far [`Evaluator::run`] goes.
+/// How far evaluation may go, from what parsing found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
+pub(crate) enum Mode {
     /// Every stage: a testbed, or every error found.
     Full,
     /// Declarations, references, functions and cycles only (the files had
     /// schema errors: evaluating would mostly report their consequences).
     StaticChecks,
-    /// Nothing (a file could not be read or parsed).
-    Nothing,
 }
 
-pub(super) struct Evaluator<'o> {
-    opts: &'o LoadOptions,
-    pub sources: SourceMap,
-    pub diags: Diagnostics,
-    blocks: Rc<Vec<RawBlock>>,
+/// What the static checks found: every declaration and the errors. Made
+/// once per parsed testbed ([`Checker`]) and shared by every evaluation.
+#[derive(Debug, Default)]
+pub(crate) struct Declarations {
     /// kind → name → block index, declaration order.
     declared: HashMap<&'static str, IndexMap<String, usize>>,
     /// local name → (block index, attribute name)
     locals: IndexMap<String, (usize, String)>,
+    /// How many references to each local other locals make, and the
+    /// locals referred to from anywhere else (see `resolve`).
+    local_sites: HashMap<String, usize>,
+    locals_used_outside: HashSet<String>,
+    pub(crate) diags: Diagnostics,
+}
+
+impl Declarations {
+    fn of(&self, kind: &str) -> Option<&IndexMap<String, usize>> {
+        self.declared.get(kind)
+    }
+
+    fn is_declared(&self, kind: &str, name: &str) -> bool {
+        self.of(kind).is_some_and(|m| m.contains_key(name))
+    }
+
+    fn names_of(&self, kind: &str) -> Vec<String> {
+        self.of(kind)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The static checks: declarations, references and cycles, before and
+/// without any evaluation (see `declare`, `references`, `cycles`).
+pub(crate) struct Checker<'p> {
+    parsed: &'p Parsed,
+    blocks: &'p [RawBlock],
+    decl: Declarations,
+}
+
+impl<'p> Checker<'p> {
+    pub(crate) fn new(parsed: &'p Parsed) -> Checker<'p> {
+        Checker {
+            parsed,
+            blocks: &parsed.blocks,
+            decl: Declarations::default(),
+        }
+    }
+
+    /// Run every static check; the errors are in the result's `diags`.
+    pub(crate) fn run(mut self) -> Declarations {
+        self.declare();
+        self.check_all_references();
+        if !self.decl.diags.has_errors() {
+            self.check_cycles();
+        }
+        self.decl.diags.sort();
+        self.decl
+    }
+
+    fn err(&mut self, d: Diagnostic) {
+        self.decl.diags.push(d);
+    }
+
+    fn loc(&self, span: &Span) -> String {
+        loc(&self.parsed.sources, span)
+    }
+}
+
+/// `file:line:col` of a span.
+fn loc(sources: &SourceMap, span: &Span) -> String {
+    let f = sources.get(span.file);
+    let p = f.position(span.range.start);
+    format!("{}:{}:{}", f.path.display(), p.line, p.column)
+}
+
+/// One evaluation of a parsed testbed that passed the static checks.
+pub(crate) struct Evaluator<'p> {
+    parsed: &'p Parsed,
+    opts: &'p LoadOptions,
+    blocks: &'p [RawBlock],
+    decl: &'p Declarations,
+    prior: &'p Prior,
+    /// What the host functions (`file`, `env`, ...) see of the caller.
+    host: Value,
+    max_instances: u64,
+    /// Instances made so far, against `max_instances`.
+    instance_count: u64,
+    pub diags: Diagnostics,
     var_values: hcl::Map<String, Value>,
     var_raw: BTreeMap<String, String>,
     sensitive_vars: HashSet<String>,
     local_values: hcl::Map<String, Value>,
+    /// References to each local by other locals not yet evaluated.
+    local_uses_left: HashMap<String, usize>,
     expansions: HashMap<(ResourceKind, String), Expansion>,
     nets: Vec<NetInst>,
     net_by_addr: HashMap<InstanceAddr, usize>,
@@ -240,35 +315,24 @@ pub(super) struct Evaluator<'o> {
     referred_resources: HashSet<String>,
 }
 
-impl<'o> Evaluator<'o> {
-    pub fn new(opts: &'o LoadOptions, sources: SourceMap, mut blocks: Vec<RawBlock>) -> Self {
-        // A package without `on` describes its implicit node in `requires`:
-        // give it an empty one when absent, so there is always one to read.
-        for b in blocks.iter_mut() {
-            if b.kind == "package"
-                && b.attr("on").is_none()
-                && !b.blocks.iter().any(|nb| nb.kind == "requires")
-            {
-                b.blocks.push(RawBlock {
-                    kind: "requires".into(),
-                    labels: vec![],
-                    span: b.span.clone(),
-                    attrs: IndexMap::new(),
-                    blocks: vec![],
-                });
-            }
-        }
+impl<'p> Evaluator<'p> {
+    pub(crate) fn new(parsed: &'p Parsed, decl: &'p Declarations, prior: &'p Prior) -> Self {
+        let opts = &parsed.opts;
         Evaluator {
+            parsed,
             opts,
-            sources,
+            blocks: &parsed.blocks,
+            decl,
+            prior,
+            host: functions::host_value(&opts.dir, &opts.env),
+            max_instances: opts.limits.max_instances,
+            instance_count: 0,
             diags: Diagnostics::default(),
-            blocks: Rc::new(blocks),
-            declared: HashMap::new(),
-            locals: IndexMap::new(),
             var_values: hcl::Map::new(),
             var_raw: BTreeMap::new(),
             sensitive_vars: HashSet::new(),
             local_values: hcl::Map::new(),
+            local_uses_left: decl.local_sites.clone(),
             expansions: HashMap::new(),
             nets: Vec::new(),
             net_by_addr: HashMap::new(),
@@ -312,42 +376,16 @@ impl<'o> Evaluator<'o> {
         self.diags.push(d);
     }
 
-    pub(super) fn declared(&self, kind: &str) -> Option<&IndexMap<String, usize>> {
-        self.declared.get(kind)
-    }
-
-    pub(super) fn is_declared(&self, kind: &str, name: &str) -> bool {
-        self.declared(kind).is_some_and(|m| m.contains_key(name))
-    }
-
-    pub(super) fn names_of(&self, kind: &str) -> Vec<String> {
-        self.declared(kind)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Run the stages `mode` asks for; errors accumulate in `self.diags`.
-    pub fn run(mut self, mode: Mode) -> (Option<Testbed>, Diagnostics, SourceMap) {
-        if mode == Mode::Nothing {
-            return (None, self.diags, self.sources);
+    /// Every stage, in the language's order; a failed value only stops
+    /// what depends on it (see `poisoned`), so independent problems are
+    /// all reported in one run.
+    pub(crate) fn run(mut self) -> Result<(Testbed, Diagnostics), Diagnostics> {
+        if self.parsed.mode != Mode::Full {
+            // Only static errors (checked by the caller) can get here.
+            return Err(self.diags);
         }
-        self.declare();
-        self.check_all_references();
-        if !self.diags.has_errors() {
-            self.check_cycles();
-        }
-        if mode == Mode::StaticChecks {
-            self.diags.sort();
-            return (None, self.diags, self.sources);
-        }
-        // Structure errors stop here; from now on a failed value only
-        // stops what depends on it (see `poisoned`), so independent
-        // problems are all reported in one run.
-        if self.diags.has_errors() {
-            self.diags.sort();
-            return (None, self.diags, self.sources);
-        }
-        let stages: [fn(&mut Self); 9] = [
+        let stages: [fn(&mut Self); 10] = [
+            Self::read_limits,
             Self::eval_variables,
             Self::eval_locals,
             Self::eval_networks,
@@ -363,23 +401,59 @@ impl<'o> Evaluator<'o> {
             self.close_value();
         }
         let settings = if !self.diags.has_errors() {
-            Some(self.eval_settings())
+            let (name, description) = self.eval_testbed_block();
+            Some((name, description, self.eval_state_and_platforms()))
         } else {
             None
         };
         self.diags.sort();
         if self.diags.has_errors() {
-            return (None, self.diags, self.sources);
+            return Err(self.diags);
         }
-        let (name, description, state, platforms) = settings.unwrap_or_default();
-        let tb = self.finish(name, description, state, platforms);
-        (Some(tb), self.diags, self.sources)
+        let (name, description, settings) = settings.unwrap_or_default();
+        let tb = self.finish(name, description, settings);
+        Ok((tb, self.diags))
     }
 
-    pub(super) fn loc(&self, span: &Span) -> String {
-        let f = self.sources.get(span.file);
-        let p = f.position(span.range.start);
-        format!("{}:{}:{}", f.path.display(), p.line, p.column)
+    /// Only what [`Settings`] needs: the variables and locals the `state`
+    /// and `platform` blocks use, then those blocks.
+    pub(crate) fn run_settings(&mut self) -> Result<Settings, Diagnostics> {
+        let (vars, locals) = self.settings_inputs();
+        self.eval_variables_only(Some(&vars));
+        self.close_value();
+        self.eval_locals_only(Some(&locals));
+        self.close_value();
+        let settings = if self.diags.has_errors() {
+            Settings::default()
+        } else {
+            self.eval_state_and_platforms()
+        };
+        self.diags.sort();
+        if self.diags.has_errors() {
+            return Err(std::mem::take(&mut self.diags));
+        }
+        Ok(settings)
+    }
+
+    /// `TG_MAX_INSTANCES` in the caller's environment replaces the limit.
+    fn read_limits(&mut self) {
+        let Some(raw) = self.opts.env.var(super::ENV_MAX_INSTANCES) else {
+            return;
+        };
+        match raw.trim().parse::<u64>() {
+            Ok(n) if n > 0 => self.max_instances = n,
+            _ => self.err(
+                Diagnostic::error(format!(
+                    "invalid `{}={raw}`: expected a whole number greater than 0",
+                    super::ENV_MAX_INSTANCES
+                ))
+                .help(format!(
+                    "set it to the most instances the testbed may have, such as `{}=200000`, or unset it for the default of {}",
+                    super::ENV_MAX_INSTANCES,
+                    super::Limits::default().max_instances
+                )),
+            ),
+        }
     }
 }
 

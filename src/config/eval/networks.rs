@@ -6,8 +6,8 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_networks(&mut self) {
-        let blocks = self.blocks.clone();
-        let decls = self.declared("network").cloned().unwrap_or_default();
+        let blocks = self.blocks;
+        let decls = self.decl.of("network").cloned().unwrap_or_default();
         // Order networks by their references to each other.
         let names: Vec<String> = decls.keys().cloned().collect();
         let edges = edges_by_name(&names, |i| {

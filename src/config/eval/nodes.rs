@@ -10,10 +10,10 @@ impl Evaluator<'_> {
     /// declaration order.
     pub(super) fn node_sources(&self) -> Vec<(String, usize, bool)> {
         let mut out: Vec<(String, usize, bool)> = Vec::new();
-        if let Some(m) = self.declared("node") {
+        if let Some(m) = self.decl.of("node") {
             out.extend(m.iter().map(|(n, &bi)| (n.clone(), bi, false)));
         }
-        if let Some(m) = self.declared("package") {
+        if let Some(m) = self.decl.of("package") {
             for (p, &bi) in m {
                 if self.blocks[bi].attr("on").is_none() {
                     out.push((implicit_node_name(p), bi, true));
@@ -39,10 +39,10 @@ impl Evaluator<'_> {
     }
 
     pub(super) fn place_nodes(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         for (name, bi, implicit) in self.node_sources() {
             self.open_value(format!("node.{name}"));
-            let ab = Self::node_attrs_block(&blocks, bi, implicit);
+            let ab = Self::node_attrs_block(blocks, bi, implicit);
             let exp = if implicit {
                 Some(Expansion::Single)
             } else {
@@ -107,7 +107,7 @@ impl Evaluator<'_> {
                     networks,
                     fixed,
                     addresses: Vec::new(),
-                    object: hcl::Map::new(),
+                    object: Value::Null,
                     spec: None,
                     platform: None,
                     prevent_destroy: prevent,
@@ -279,10 +279,10 @@ impl Evaluator<'_> {
         // Order node resources by their references to each other.
         let sources = self.node_sources();
         let names: Vec<String> = sources.iter().map(|(n, _, _)| n.clone()).collect();
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         let edges = edges_by_name(&names, |i| {
             let (_, bi, implicit) = &sources[i];
-            Self::node_attrs_block(&blocks, *bi, *implicit)
+            Self::node_attrs_block(blocks, *bi, *implicit)
                 .attrs
                 .values()
                 .flat_map(|a| referenced_names(a, "node"))
@@ -294,7 +294,7 @@ impl Evaluator<'_> {
                 continue;
             }
             self.open_value(format!("node.{name}"));
-            let ab = Self::node_attrs_block(&blocks, *bi, *implicit);
+            let ab = Self::node_attrs_block(blocks, *bi, *implicit);
             let Some(ids) = self.node_resource.get(name).cloned() else {
                 continue;
             };
@@ -466,29 +466,49 @@ impl Evaluator<'_> {
                 .unwrap_or(Value::Null),
         );
         let n = &mut self.nodes[i];
-        n.object = o;
+        n.object = Value::Object(o);
         n.spec = Some(spec);
         n.platform = platform;
         n.depends_on = depends_on;
     }
 
+    /// A node's `platform` names a platform kind the caller offers or a
+    /// declared `platform` block.
     pub(super) fn check_platform_name(&mut self, p: &str, span: Span) {
-        let mut known: Vec<String> = BUILTIN_PLATFORMS.iter().map(|s| s.to_string()).collect();
-        known.extend(self.names_of("platform"));
-        if std::env::var_os("TG_TESTDOUBLE_DIR").is_some() {
-            known.push("double".into());
+        let kinds = &self.opts.drivers;
+        if kinds.iter().any(|k| k == p) || self.decl.is_declared("platform", p) {
+            return;
         }
-        if !known.iter().any(|k| k == p) {
-            let mut d = Diagnostic::error(format!("unknown platform `{p}`")).at(span);
-            d = match did_you_mean(p, known.iter().map(String::as_str)) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!(
-                    "platforms: {} (or a `platform` block's name)",
-                    known.join(", ")
-                )),
-            };
-            self.err(d);
-        }
+        let blocks = self.decl.names_of("platform");
+        let mut d = Diagnostic::error(format!("unknown platform `{p}`")).at(span);
+        let candidates = kinds.iter().chain(blocks.iter()).map(String::as_str);
+        let listed = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let known = match (kinds.is_empty(), blocks.is_empty()) {
+            (true, true) => {
+                "no platform kind is available and no `platform` block is declared".to_string()
+            }
+            (false, true) => format!(
+                "platform kinds: {}; or declare a `platform \"KIND\" \"NAME\"` block and name it",
+                listed(kinds)
+            ),
+            (true, false) => format!("declared platforms: {}", listed(&blocks)),
+            (false, false) => format!(
+                "platform kinds: {}; declared platforms: {}",
+                listed(kinds),
+                listed(&blocks)
+            ),
+        };
+        d = match did_you_mean(p, candidates) {
+            Some(s) => d.help(format!("did you mean `{s}`? ({known})")),
+            None => d.help(known),
+        };
+        self.err(d);
     }
 
     /// `depends_on` targets as instances: a whole resource expands to all of

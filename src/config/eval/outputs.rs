@@ -6,10 +6,10 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_outputs(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         let rep = Repetition::default();
         let sensitive_locals = self.sensitive_locals();
-        for (name, &bi) in self.declared("output").cloned().unwrap_or_default().iter() {
+        for (name, &bi) in self.decl.of("output").cloned().unwrap_or_default().iter() {
             self.open_value(format!("output.{name}"));
             let b = &blocks[bi];
             let Some(a) = b.attr("value").cloned() else {
@@ -66,7 +66,7 @@ impl Evaluator<'_> {
         }
         loop {
             let before = out.len();
-            for (name, (bi, an)) in &self.locals {
+            for (name, (bi, an)) in &self.decl.locals {
                 if out.contains(name) {
                     continue;
                 }

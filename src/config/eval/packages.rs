@@ -6,9 +6,9 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_packages(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         let rep = Repetition::default();
-        let decls = self.declared("package").cloned().unwrap_or_default();
+        let decls = self.decl.of("package").cloned().unwrap_or_default();
         // Packages may depend on packages: order them.
         let names: Vec<String> = decls.keys().cloned().collect();
         let edges = edges_by_name(&names, |i| {

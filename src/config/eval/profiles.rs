@@ -5,9 +5,9 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_profiles(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         let rep = Repetition::default();
-        for (name, &bi) in self.declared("profile").cloned().unwrap_or_default().iter() {
+        for (name, &bi) in self.decl.of("profile").cloned().unwrap_or_default().iter() {
             self.open_value(format!("profile.{name}"));
             let b = &blocks[bi];
             let p = Profile {

@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-impl Evaluator<'_> {
+impl Checker<'_> {
     /// What each attribute of each block may refer to.
     pub(super) fn allow_for(&self, block: &RawBlock, attr: &str, nested: Option<&str>) -> Allow {
         let rep = Allow {
@@ -70,7 +70,7 @@ impl Evaluator<'_> {
     }
 
     pub(super) fn check_all_references(&mut self) {
-        let blocks = self.blocks.clone();
+        let blocks = self.blocks;
         for b in blocks.iter() {
             for (name, a) in &b.attrs {
                 if name == "depends_on" {
@@ -114,6 +114,13 @@ impl Evaluator<'_> {
         for r in &found.refs {
             if let Some(d) = self.check_ref(block, &a.name, r, allow) {
                 self.err(d);
+            }
+            if let ("local", Some(name)) = (r.root.as_str(), &r.name) {
+                if block.kind == "locals" {
+                    *self.decl.local_sites.entry(name.clone()).or_default() += 1;
+                } else {
+                    self.decl.locals_used_outside.insert(name.clone());
+                }
             }
         }
     }
@@ -202,24 +209,24 @@ impl Evaluator<'_> {
             );
         };
         let exists = match kind {
-            "local" => self.locals.contains_key(name),
-            "variable" => self.is_declared("variable", name),
+            "local" => self.decl.locals.contains_key(name),
+            "variable" => self.decl.is_declared("variable", name),
             "node" => {
-                self.is_declared("node", name)
-                    || self.names_of("package").iter().any(|p| {
+                self.decl.is_declared("node", name)
+                    || self.decl.names_of("package").iter().any(|p| {
                         implicit_node_name(p) == *name
-                            && self.declared["package"]
+                            && self.decl.declared["package"]
                                 .get(p)
                                 .is_some_and(|&bi| self.blocks[bi].attr("on").is_none())
                     })
             }
-            k => self.is_declared(k, name),
+            k => self.decl.is_declared(k, name),
         };
         if !exists {
             let candidates: Vec<String> = if kind == "local" {
-                self.locals.keys().cloned().collect()
+                self.decl.locals.keys().cloned().collect()
             } else {
-                self.names_of(kind)
+                self.decl.names_of(kind)
             };
             let mut d =
                 Diagnostic::error(format!("unknown {kind} `{}.{name}`", r.root)).at(r.span.clone());
@@ -272,7 +279,8 @@ impl Evaluator<'_> {
             return None;
         }
         let block = self
-            .declared(kind)
+            .decl
+            .of(kind)
             .and_then(|m| m.get(name))
             .map(|&bi| &self.blocks[bi])?;
         let attr = r.attr.as_deref().unwrap_or("id");
@@ -308,6 +316,7 @@ impl Evaluator<'_> {
         match refs::static_list(a.expr_span.file, &a.expr) {
             Err(span) => {
                 let quoted = self
+                    .parsed
                     .sources
                     .get(span.file)
                     .text

@@ -6,21 +6,34 @@ use super::*;
 
 impl Evaluator<'_> {
     pub(super) fn eval_variables(&mut self) {
-        let blocks = self.blocks.clone();
-        let decls = self.declared("variable").cloned().unwrap_or_default();
-        let mut values: BTreeMap<String, (String, String)> = BTreeMap::new(); // name -> (raw, source)
-                                                                              // TG_VAR_name < -var-file < -var
-        for (k, v) in std::env::vars() {
+        self.eval_variables_only(None);
+    }
+
+    /// Evaluate the variables (those in `only`, when given: the settings
+    /// need a few). Precedence: default < `TG_VAR_name` < `-var-file` < `-var`.
+    pub(super) fn eval_variables_only(&mut self, only: Option<&HashSet<String>>) {
+        let blocks = self.blocks;
+        let empty = IndexMap::new();
+        let all = self.decl.of("variable").unwrap_or(&empty);
+        let decls: IndexMap<String, usize> = all
+            .iter()
+            .filter(|(n, _)| only.is_none_or(|o| o.contains(*n)))
+            .map(|(n, &bi)| (n.clone(), bi))
+            .collect();
+        // name -> (raw value, where it came from)
+        let mut values: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (k, v) in self.opts.env.vars() {
             if let Some(name) = k.strip_prefix("TG_VAR_") {
                 if decls.contains_key(name) {
-                    values.insert(name.to_string(), (v, format!("environment variable `{k}`")));
+                    values.insert(
+                        name.to_string(),
+                        (v.to_string(), format!("environment variable `{k}`")),
+                    );
                 }
             }
         }
         let mut file_values: BTreeMap<String, (Value, Span)> = BTreeMap::new();
-        for path in self.opts.var_files.clone() {
-            self.read_var_file(&path, &decls, &mut file_values);
-        }
+        self.var_file_values(all, only, &mut file_values);
         let mut cli_values: BTreeMap<String, String> = BTreeMap::new();
         for raw in &self.opts.vars {
             let Some((name, value)) = raw.split_once('=') else {
@@ -31,11 +44,14 @@ impl Evaluator<'_> {
                 continue;
             };
             let name = name.trim();
+            if only.is_some_and(|o| !o.contains(name)) && all.contains_key(name) {
+                continue;
+            }
             if !decls.contains_key(name) {
                 let mut d = Diagnostic::error(format!(
                     "`-var {name}=...`: no variable `{name}` is declared"
                 ));
-                d = match did_you_mean(name, decls.keys().map(String::as_str)) {
+                d = match did_you_mean(name, all.keys().map(String::as_str)) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("declare it with a `variable` block"),
                 };
@@ -159,73 +175,44 @@ impl Evaluator<'_> {
         self.close_value();
     }
 
-    pub(super) fn read_var_file(
+    /// The values of the variable files, in command-line order (a later
+    /// file wins): each entry checked (declared, constant) and evaluated.
+    fn var_file_values(
         &mut self,
-        path: &PathBuf,
         decls: &IndexMap<String, usize>,
+        only: Option<&HashSet<String>>,
         out: &mut BTreeMap<String, (Value, Span)>,
     ) {
-        let full = if path.is_absolute() {
-            path.clone()
-        } else {
-            self.opts.cwd_or_dir().join(path)
-        };
-        let shown = path.clone();
-        let mut diags = Diagnostics::default();
-        let Some(id) =
-            crate::config::source::read_source(&full, shown, &mut self.sources, &mut diags)
-        else {
-            self.diags.extend(diags);
-            return;
-        };
-        let text = self.sources.get(id).text.clone();
-        let body = match hcl_edit::parser::parse_body(&text) {
-            Ok(b) => b,
-            Err(e) => {
-                self.err(crate::config::syntax_error(id, &text, &e));
-                return;
-            }
-        };
-        for st in body.iter() {
-            match st {
-                hcl_edit::structure::Structure::Attribute(a) => {
-                    let name = a.key.as_str().to_string();
-                    let span = crate::config::decode::span_of(id, &a.key);
-                    if !decls.contains_key(&name) {
-                        let mut d = Diagnostic::warning(format!(
-                            "`{name}` is set but no variable `{name}` is declared"
-                        ))
-                        .at(span);
-                        if let Some(s) = did_you_mean(&name, decls.keys().map(String::as_str)) {
-                            d = d.help(format!("did you mean `{s}`?"));
-                        }
-                        self.err(d);
-                        continue;
+        let parsed = self.parsed;
+        for file in &parsed.var_files {
+            self.diags.extend(file.problems.clone());
+            for a in &file.attrs {
+                let name = &a.name;
+                if !decls.contains_key(name) {
+                    let mut d = Diagnostic::warning(format!(
+                        "`{name}` is set but no variable `{name}` is declared"
+                    ))
+                    .at(a.span.clone());
+                    if let Some(s) = did_you_mean(name, decls.keys().map(String::as_str)) {
+                        d = d.help(format!("did you mean `{s}`?"));
                     }
-                    let raw = RawAttr {
-                        name: name.clone(),
-                        expr: a.value.clone(),
-                        span: span.clone(),
-                        expr_span: crate::config::decode::span_of(id, &a.value),
-                    };
-                    let found = refs::scan(id, &a.value);
-                    if let Some(r) = found.refs.first() {
-                        self.err(
-                            Diagnostic::error("variable files hold constant values")
-                                .at(r.span.clone())
-                                .help("write the value itself, such as `edge_count = 3`"),
-                        );
-                        continue;
-                    }
-                    if let Some(v) = self.eval(&raw, &Repetition::default()) {
-                        out.insert(name, (v, raw.expr_span.clone()));
-                    }
+                    self.err(d);
+                    continue;
                 }
-                hcl_edit::structure::Structure::Block(b) => {
+                if only.is_some_and(|o| !o.contains(name)) {
+                    continue;
+                }
+                let found = refs::scan(a.expr_span.file, &a.expr);
+                if let Some(r) = found.refs.first() {
                     self.err(
-                        Diagnostic::error("variable files hold `name = value` lines, not blocks")
-                            .at(crate::config::decode::span_of(id, &b.ident)),
+                        Diagnostic::error("variable files hold constant values")
+                            .at(r.span.clone())
+                            .help("write the value itself, such as `edge_count = 3`"),
                     );
+                    continue;
+                }
+                if let Some(v) = self.eval(a, &Repetition::default()) {
+                    out.insert(name.clone(), (v, a.expr_span.clone()));
                 }
             }
         }
