@@ -323,9 +323,12 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
 }
 
 /// A source line as it can be printed: control characters (a NUL, an
-/// escape) become their visible Unicode pictures (`␀`), one character each.
+/// escape) become their visible Unicode pictures (`␀`), one character each,
+/// and bidirectional controls (which would reorder the line on a terminal)
+/// the replacement character.
 fn visible(line: &str) -> std::borrow::Cow<'_, str> {
-    if !line.chars().any(|c| c.is_control() && c != '\t') {
+    let special = |c: char| (c.is_control() && c != '\t') || crate::names::is_bidi_control(c);
+    if !line.chars().any(special) {
         return line.into();
     }
     line.chars()
@@ -333,7 +336,7 @@ fn visible(line: &str) -> std::borrow::Cow<'_, str> {
             '\t' => c,
             c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
             '\u{7f}' => '\u{2421}',
-            c if c.is_control() => '\u{fffd}',
+            c if c.is_control() || crate::names::is_bidi_control(c) => '\u{fffd}',
             c => c,
         })
         .collect::<String>()

@@ -82,13 +82,46 @@ pub fn parse(opts: &LoadOptions) -> Result<Parsed, LoadError> {
     for d in listing.refused {
         diags.push(d);
     }
-    let mut blocks = Vec::new();
+    let mut ids = Vec::new();
     for path in listing.files {
         let shown = source::display_path(&opts.dir, &path);
-        let Some(id) = source::read_source(&path, shown, &mut sources, &mut diags) else {
-            unreadable = true;
-            continue;
-        };
+        match source::read_source(&path, shown, &mut sources, &mut diags) {
+            Some(id) => ids.push(id),
+            None => unreadable = true,
+        }
+    }
+    parse_sources(opts, sources, &ids, diags, unreadable)
+}
+
+/// Parse testbed files given as text (tests).
+#[cfg(test)]
+pub(crate) fn parse_texts(opts: &LoadOptions, files: &[(&str, &str)]) -> Result<Parsed, LoadError> {
+    let mut sources = SourceMap::default();
+    let mut diags = Diagnostics::default();
+    let mut ids = Vec::new();
+    for (name, text) in files {
+        let id = sources.add(crate::diagnostics::SourceFile::new(*name, text.to_string()));
+        source::check_bidi(id, &sources, &mut diags);
+        ids.push(id);
+    }
+    parse_sources(opts, sources, &ids, diags, false)
+}
+
+/// Parse the files read into `sources` (`ids`, in order); `unreadable`
+/// says some could not be read.
+fn parse_sources(
+    opts: &LoadOptions,
+    mut sources: SourceMap,
+    ids: &[crate::diagnostics::FileId],
+    mut diags: Diagnostics,
+    mut unreadable: bool,
+) -> Result<Parsed, LoadError> {
+    let fail = |diags: Diagnostics, sources: SourceMap| LoadError {
+        diagnostics: diags,
+        sources,
+    };
+    let mut blocks = Vec::new();
+    for &id in ids {
         let text = &sources.get(id).text;
         match hcl_edit::parser::parse_body(text) {
             Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),

@@ -83,7 +83,7 @@ pub fn kind_of(m: &std::fs::Metadata) -> &'static str {
     } else if t.is_block_device() {
         "a block device"
     } else {
-        "not a regular file"
+        "a special file"
     }
 }
 
@@ -173,7 +173,7 @@ pub fn read_source(
 /// the marks, see [`crate::names::is_bidi_control`]) makes a file display
 /// differently from what it means ("Trojan Source"): each is an error at
 /// its place.
-fn check_bidi(id: FileId, sources: &SourceMap, diags: &mut Diagnostics) {
+pub(crate) fn check_bidi(id: FileId, sources: &SourceMap, diags: &mut Diagnostics) {
     let text = &sources.get(id).text;
     if text.is_ascii() {
         return;

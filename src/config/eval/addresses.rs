@@ -120,3 +120,32 @@ impl Evaluator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn addresses() {
+        let bed = |fixed: &str| {
+            format!("network \"lab\" {{\n  cidr = \"10.9.0.0/29\"\n}}\nnode \"f\" {{\n  image   = \"host\"\n  address = \"{fixed}\"\n}}\nnode \"n\" {{\n  count = 2\n  image = \"host\"\n}}\noutput \"a\" {{\n  value = [node.f.address, node.n[0].address, node.n[1].address]\n}}\n")
+        };
+        check(
+            &bed("10.9.0.3"),
+            r#"a = ["10.9.0.3","10.9.0.2","10.9.0.4"]"#,
+        );
+        check(&bed("10.9.0.1"), "6:13: error: address 10.9.0.1 is the host side's address (.1) of `network.lab` (10.9.0.0/29)");
+        check(
+            &bed("10.9.0.7"),
+            "6:13: error: address 10.9.0.7 is the broadcast address of `network.lab` (10.9.0.0/29)",
+        );
+        check(
+            &bed("10.8.0.3"),
+            "6:13: error: address 10.8.0.3 is outside `network.lab` (10.9.0.0/29)",
+        );
+        check(
+            "network \"lab\" {\n  cidr = \"10.9.0.0/30\"\n}\nnode \"n\" {\n  count = 2\n  image = \"host\"\n}\n",
+            "2:10: error: network `network.lab` (10.9.0.0/30) has no address left for `node.n[1]`: it holds 1 nodes",
+        );
+    }
+}

@@ -243,3 +243,26 @@ mod tests {
         assert_eq!(c.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod stage_tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn cycles() {
+        check(
+            "locals {\n  a = local.a\n}\n",
+            "2:7: error: `local.a` refers to itself",
+        );
+        check(
+            "locals {\n  a = local.b\n  b = local.a\n}\n",
+            "2:7: error: dependency cycle: local.a -> local.b -> local.a",
+        );
+        check(
+            "network \"lab\" {}\nnode \"a\" {\n  image      = \"host\"\n  depends_on = [node.b]\n}\nnode \"b\" {\n  image  = \"host\"\n  labels = { x = node.a.hostname }\n}\n",
+            "4:17: error: dependency cycle: node.a -> node.b -> node.a",
+        );
+        // Not a cycle: a chain.
+        check("locals {\n  a = 1\n  b = local.a + 1\n  c = local.b * 2\n}\noutput \"c\" {\n  value = local.c\n}\n", "c = 4");
+    }
+}

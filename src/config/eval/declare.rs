@@ -144,3 +144,49 @@ mod tests {
         assert_eq!(implicit_node_name("python3.11"), "pkg-python3-11");
     }
 }
+
+#[cfg(test)]
+mod stage_tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn names_and_duplicates() {
+        check(
+            "network \"Lab\" {}\n",
+            "1:1: error: invalid network name `Lab`: it must start with a lowercase letter",
+        );
+        check("node \"a_b\" {\n  image = \"host\"\n}\n", "1:1: error: invalid node name `a_b`: it contains `_`: only lowercase letters, digits and `-` are allowed");
+        check(
+            "network \"a\" {}\nnetwork \"a\" {}\n",
+            "2:1: error: network `a` is declared twice",
+        );
+        check(
+            "locals {\n  a = 1\n}\nlocals {\n  a = 2\n}\n",
+            "5:3: error: local value `a` is declared twice",
+        );
+        check(
+            "testbed {}\ntestbed {}\n",
+            "2:1: error: only one `testbed` block is allowed",
+        );
+        check(
+            "state {}\nstate {}\n",
+            "2:1: error: only one `state` block is allowed",
+        );
+        check(
+            "variable \"1x\" {\n  default = 1\n}\n",
+            "1:1: error: invalid variable name `1x`: it must start with a letter or `_`",
+        );
+    }
+
+    #[test]
+    fn implicit_nodes() {
+        check(
+            "network \"lab\" {}\nnode \"pkg-nginx\" {\n  image = \"host\"\n}\npackage \"nginx\" {}\n",
+            "5:1: error: package `nginx` has no `on`, and its node `pkg-nginx` clashes with a node of that name",
+        );
+        check(
+            "network \"lab\" {}\npackage \"python3.11\" {}\npackage \"python3-11\" {}\n",
+            "3:1: error: packages `python3.11` and `python3-11` have no `on`, and would both get the node `pkg-python3-11`",
+        );
+    }
+}

@@ -37,12 +37,7 @@ impl Evaluator<'_> {
                     "the testbed would have more than {max} instances (networks, nodes and packages)"
                 ))
                 .at(at)
-                .help(format!(
-                    "tg stops at {max} instances so that no testbed exhausts time and memory: use fewer, or raise the limit with `{}`, such as `{}={}`",
-                    crate::config::ENV_MAX_INSTANCES,
-                    crate::config::ENV_MAX_INSTANCES,
-                    max.saturating_mul(4)
-                )),
+                .help(limit_help(max)),
             );
         } else {
             self.silenced = true;
@@ -68,14 +63,16 @@ impl Evaluator<'_> {
                     Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= max as f64 => {
                         Some(Expansion::Count(n as u64))
                     }
-                    _ => {
-                        self.err(
-                            Diagnostic::error(format!(
-                                "`count` must be a whole number from 0 to {max}, found {}",
-                                types::describe(&v)
-                            ))
-                            .at(c.expr_span.clone()),
-                        );
+                    n => {
+                        let mut d = Diagnostic::error(format!(
+                            "`count` must be a whole number from 0 to {max}, found {}",
+                            types::describe(&v)
+                        ))
+                        .at(c.expr_span.clone());
+                        if n.is_some_and(|n| n > max as f64 && n.fract() == 0.0) {
+                            d = d.help(limit_help(max));
+                        }
+                        self.err(d);
                         None
                     }
                 }
@@ -209,5 +206,92 @@ impl Evaluator<'_> {
             out.push(InstanceAddr::new(kind, name, key));
         }
         out
+    }
+}
+
+/// How to get past the instance limit.
+fn limit_help(max: u64) -> String {
+    format!(
+        "tg stops at {max} instances so that no testbed exhausts time and memory: use fewer, or raise the limit with `{}`, such as `{}={}`",
+        crate::config::ENV_MAX_INSTANCES,
+        crate::config::ENV_MAX_INSTANCES,
+        max.saturating_mul(4)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::{check, check_with, options};
+
+    fn nodes(rep: &str) -> String {
+        format!("network \"lab\" {{\n  cidr = \"10.0.0.0/16\"\n}}\nnode \"n\" {{\n  {rep}\n  image = \"host\"\n}}\noutput \"h\" {{\n  value = [for x in node.n : x.hostname]\n}}\n")
+    }
+
+    #[test]
+    fn count_and_for_each() {
+        check(&nodes("count = 2"), r#"h = ["n-0","n-1"]"#);
+        check(&nodes("count = 0"), "h = []");
+        check(
+            &nodes("for_each = toset([\"b\", \"a\", \"b\"])"),
+            r#"h = ["n-a","n-b"]"#,
+        );
+        check(
+            &nodes("for_each = { y = 1, x = 2 }"),
+            r#"h = ["n-y","n-x"]"#,
+        );
+        check(
+            &nodes("count = -1"),
+            "5:11: error: `count` must be a whole number from 0 to 50000, found number -1",
+        );
+        check(
+            &nodes("count = 1.5"),
+            "5:11: error: `count` must be a whole number from 0 to 50000, found number 1.5",
+        );
+        check(
+            &nodes("for_each = [1]"),
+            "5:14: error: `for_each` over a list needs strings, found number 1",
+        );
+        check(&nodes("for_each = toset([\"A\"])"), "5:14: error: invalid `for_each` key `A`: it contains `A`: only lowercase letters, digits and `-` are allowed");
+        check(
+            &nodes("for_each = 3"),
+            "5:14: error: `for_each` must be a map or a set of strings, found number 3",
+        );
+    }
+
+    #[test]
+    fn the_testbed_holds_a_bounded_number_of_instances() {
+        let mut opts = options();
+        opts.limits.max_instances = 10;
+        check_with(
+            &opts,
+            &nodes("count = 9"),
+            r#"h = ["n-0","n-1","n-2","n-3","n-4","n-5","n-6","n-7","n-8"]"#,
+        );
+        check_with(
+            &opts,
+            &nodes("count = 11"),
+            "5:11: error: `count` must be a whole number from 0 to 10, found number 11",
+        );
+        // One network and ten nodes: eleven.
+        check_with(&opts, &nodes("count = 10"), "5:11: error: the testbed would have more than 10 instances (networks, nodes and packages)");
+        // Reported once, at the block that passes the limit.
+        let two = "network \"lab\" {}\nnode \"a\" {\n  count = 6\n  image = \"host\"\n}\nnode \"b\" {\n  count = 6\n  image = \"host\"\n}\nnode \"c\" {\n  count = 6\n  image = \"host\"\n}\n";
+        check_with(&opts, two, "7:11: error: the testbed would have more than 10 instances (networks, nodes and packages)");
+        // The caller's `TG_MAX_INSTANCES` raises it.
+        opts.env = opts.env.with_var("TG_MAX_INSTANCES", "100");
+        check_with(&opts, two, "ok");
+        opts.env = opts.env.with_var("TG_MAX_INSTANCES", "lots");
+        check_with(&opts, two, "error: invalid `TG_MAX_INSTANCES=lots`: expected a whole number greater than 0\n7:11: error: the testbed would have more than 10 instances (networks, nodes and packages)");
+    }
+
+    #[test]
+    fn packages_count_too() {
+        let mut opts = options();
+        opts.limits.max_instances = 10;
+        check_with(
+            &opts,
+            "network \"lab\" {}\nnode \"a\" {\n  count = 4\n  image = \"host\"\n}\npackage \"curl\" {\n  on = node.a\n}\npackage \"jq\" {\n  on = node.a\n}\n",
+            "10:8: error: the testbed would have more than 10 instances (networks, nodes and packages)",
+        );
     }
 }

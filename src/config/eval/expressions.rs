@@ -3,18 +3,24 @@
 //! `memory`) and the mapping of hcl-rs errors to diagnostics. Does not
 //! decide evaluation order (the stages do).
 
+use super::size::{measure, Size};
 #[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {
     /// Evaluate one attribute with what it may see; errors become diagnostics.
     pub(super) fn eval(&mut self, a: &RawAttr, rep: &Repetition) -> Option<Value> {
+        self.eval_sized(a, rep).map(|(v, _)| v)
+    }
+
+    /// [`Self::eval`], with the value's size (checked against the limits).
+    pub(super) fn eval_sized(&mut self, a: &RawAttr, rep: &Repetition) -> Option<(Value, Size)> {
         // Fast paths for what most attributes are: literals and `network.NAME`.
         if let Some(v) = literal_value(&a.expr) {
-            return Some(v);
+            return self.bounded(a, v);
         }
         if let Some(v) = self.simple_network_ref(&a.expr) {
-            return Some(v);
+            return self.bounded(a, v);
         }
         let found = refs::scan(a.expr_span.file, &a.expr);
         if found.refs.iter().any(|r| {
@@ -24,6 +30,17 @@ impl Evaluator<'_> {
         }) {
             self.silenced = true;
             return None;
+        }
+        if !found.arith && found.calls.is_empty() {
+            if let Some((v, size)) = self.eval_structural(&a.expr, rep) {
+                return match size.over(&self.opts.limits) {
+                    None => Some((v, size)),
+                    Some(what) => {
+                        self.too_large(a, &what);
+                        None
+                    }
+                };
+            }
         }
         let mut edit_expr = a.expr.clone();
         if found.arith {
@@ -91,24 +108,33 @@ impl Evaluator<'_> {
         }
     }
 
-    /// `v`, or an error at `a` when it is larger than the limits allow.
-    pub(super) fn bounded(&mut self, a: &RawAttr, v: Value) -> Option<Value> {
-        let limits = &self.opts.limits;
-        match oversize(&v, limits.max_value_elements, limits.max_value_bytes) {
-            None => Some(v),
-            Some(what) => {
-                self.err(
-                    Diagnostic::error(format!("the value of `{}` is too large: it holds {what}", a.name))
-                        .at(a.expr_span.clone())
-                        .help(format!(
-                            "one value may hold at most {} list elements and map entries and {} MiB of strings; look for a value that grows at each step, such as `b = [local.a, local.a]`",
-                            limits.max_value_elements,
-                            limits.max_value_bytes >> 20
-                        )),
-                );
+    /// `v` with its size, or an error at `a` when it is larger than the
+    /// limits allow.
+    pub(super) fn bounded(&mut self, a: &RawAttr, v: Value) -> Option<(Value, Size)> {
+        match measure(&v, &self.opts.limits) {
+            Ok(size) => Some((v, size)),
+            Err(what) => {
+                self.too_large(a, &what);
                 None
             }
         }
+    }
+
+    fn too_large(&mut self, a: &RawAttr, what: &str) {
+        let limits = &self.opts.limits;
+        self.err(
+            Diagnostic::error(format!(
+                "the value of `{}` is too large: it holds {what}",
+                a.name
+            ))
+            .at(a.expr_span.clone())
+            .help(format!(
+                "one value may hold at most {} list elements and map entries, {} MiB of strings and {} levels of nesting; look for a value that grows at each step, such as `b = [local.a, local.a]`",
+                limits.max_value_elements,
+                limits.max_value_bytes >> 20,
+                super::size::MAX_DEPTH
+            )),
+        );
     }
 
     /// The values of the resources of one kind that `refs` name, keyed by name.
@@ -312,43 +338,6 @@ impl Evaluator<'_> {
     }
 }
 
-/// What makes `v` larger than `max_elements` elements or `max_bytes` bytes
-/// of strings, or `None`. Iterative, and stops as soon as a limit is passed.
-pub(super) fn oversize(v: &Value, max_elements: usize, max_bytes: usize) -> Option<String> {
-    let (mut elements, mut bytes) = (0usize, 0usize);
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::String(s) => bytes += s.len(),
-            Value::Array(a) => {
-                elements += a.len();
-                if elements <= max_elements {
-                    stack.extend(a.iter());
-                }
-            }
-            Value::Object(o) => {
-                elements += o.len();
-                if elements <= max_elements {
-                    for (k, x) in o {
-                        bytes += k.len();
-                        stack.push(x);
-                    }
-                }
-            }
-            _ => {}
-        }
-        if elements > max_elements {
-            return Some(format!(
-                "more than {max_elements} list elements and map entries"
-            ));
-        }
-        if bytes > max_bytes {
-            return Some(format!("more than {} MiB of strings", max_bytes >> 20));
-        }
-    }
-    None
-}
-
 /// Parse `512MiB`, `2GiB`, `1G`, `512` (MiB) into MiB, rounding up.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -481,5 +470,95 @@ mod tests {
         assert_eq!(parse_memory("1.5GiB"), Some(1536));
         assert_eq!(parse_memory("lots"), None);
         assert_eq!(parse_memory("0"), None);
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use crate::config::eval::testing::{check, check_with, options};
+
+    fn out(expr: &str) -> String {
+        format!("output \"o\" {{\n  value = {expr}\n}}\n")
+    }
+
+    #[test]
+    fn values() {
+        check(&out("1 + 2 * 3"), "o = 7");
+        check(&out("\"n-${1 + 1}\""), r#"o = "n-2""#);
+        check(&out("[for i in range(3) : i * 2 if i != 1]"), "o = [0,4]");
+        check(
+            &out("{ for k, v in { a = 1 } : upper(k) => v }"),
+            r#"o = {"A":1}"#,
+        );
+        check(&out("true ? \"y\" : \"n\""), r#"o = "y""#);
+        check(&out("env(\"TG_TEST\")"), r#"o = "from-env""#);
+        check(&out("env(\"PATH\", \"unset\")"), r#"o = "unset""#);
+    }
+
+    #[test]
+    fn errors_point_at_the_expression() {
+        check(
+            &out("5 % 0"),
+            "2:11: error: remainder (`%`) of a division by zero",
+        );
+        check(
+            &out("\"a\" + 1"),
+            "2:11: error: `+` cannot combine string \"a\" and number 1",
+        );
+        check(&out("[1][3]"), "2:11: error: index 3 is out of range");
+        check(
+            &out("{ a = 1 }.b"),
+            "2:11: error: no key or attribute `b` in `value`",
+        );
+        check(&out("cidrhost(\"10.0.0.0/30\", 9)"), "2:11: error: in `cidrhost(...)`: host number 9 does not fit in 10.0.0.0/30 (4 addresses)");
+        check(&out("env(\"TG_NOT_SET\")"), "2:11: error: in `env(...)`: environment variable `TG_NOT_SET` is not set; set it, or pass a default as the second argument");
+        check(
+            &out("file(\"/dev/null\")"),
+            "2:11: error: in `file(...)`: cannot read `/dev/null`: it is not a regular file",
+        );
+    }
+
+    #[test]
+    fn values_are_bounded() {
+        let mut opts = options();
+        opts.limits.max_value_elements = 10;
+        opts.limits.max_value_bytes = 64;
+        check_with(&opts, &out("range(11)"), "2:11: error: the value of `value` is too large: it holds more than 10 list elements and map entries");
+        check_with(&opts, &out("range(10)"), "o = [0,1,2,3,4,5,6,7,8,9]");
+        check_with(
+            &opts,
+            &out("format(\"%065d\", 1)"),
+            "2:11: error: the value of `value` is too large: it holds more than 0 MiB of strings",
+        );
+        // Built from locals: measured from the parts.
+        check_with(
+            &opts,
+            "locals {\n  a = [1, 2, 3]\n  b = [local.a, local.a]\n  c = [local.b, local.b]\n}\noutput \"o\" {\n  value = length(local.c)\n}\n",
+            "4:7: error: the value of `c` is too large: it holds more than 10 list elements and map entries",
+        );
+    }
+
+    #[test]
+    fn typed_attributes() {
+        let node = |attr: &str| {
+            format!("network \"lab\" {{}}\nnode \"a\" {{\n  image = \"host\"\n  {attr}\n}}\n")
+        };
+        check(
+            &node("cpus = 0"),
+            "4:10: error: `cpus` must be a positive number, found number 0",
+        );
+        check(&node("memory = \"lots\""), "4:12: error: `memory` must be a size such as \"512MiB\" or \"2GiB\", found string \"lots\"");
+        check(
+            &node("labels = [1]"),
+            "4:12: error: `labels` must be a map of strings, found a list of 1 element",
+        );
+        check(
+            &node("labels = { \"a b\" = \"x\" }"),
+            "4:12: error: invalid label key `a b`",
+        );
+        check(
+            "network \"lab\" {\n  nat = \"yes\"\n}\n",
+            "2:9: error: `nat` must be true or false, found string \"yes\"",
+        );
     }
 }

@@ -79,3 +79,57 @@ impl Evaluator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::options;
+    use crate::config::parse::parse_texts;
+    use crate::config::Prior;
+
+    fn load(src: &str, vars: &[&str]) -> crate::config::model::Testbed {
+        let mut opts = options();
+        opts.vars = vars.iter().map(|v| v.to_string()).collect();
+        let parsed = parse_texts(&opts, &[("main.tg.hcl", src)]).unwrap();
+        parsed.evaluate(&Prior::default()).unwrap().0
+    }
+
+    const BED: &str = "variable \"n\" {\n  default = 1\n}\nnetwork \"lab\" {}\nnode \"a\" {\n  count      = var.n\n  image      = \"host\"\n  depends_on = [network.lab]\n}\npackage \"curl\" {\n  on = node.a\n}\n";
+
+    #[test]
+    fn instances_in_declaration_order_with_dependencies() {
+        let tb = load(BED, &["n=2"]);
+        let got: Vec<String> = tb
+            .instances
+            .values()
+            .map(|i| {
+                let deps: Vec<String> = i.depends_on.iter().map(|d| d.to_string()).collect();
+                format!("{} <- [{}]", i.address, deps.join(", "))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "network.lab <- []",
+                "node.a[0] <- [network.lab]",
+                "node.a[1] <- [network.lab]",
+                "package.curl[node.a[0]] <- [node.a[0]]",
+                "package.curl[node.a[1]] <- [node.a[1]]",
+            ]
+        );
+        assert_eq!(
+            tb.name,
+            std::env::temp_dir().file_name().unwrap().to_string_lossy()
+        );
+    }
+
+    #[test]
+    fn the_hash_covers_files_and_variable_values() {
+        let (a, b, c) = (
+            load(BED, &[]).hash,
+            load(BED, &["n=2"]).hash,
+            load(BED, &[]).hash,
+        );
+        assert_ne!(a, b);
+        assert_eq!(a, c);
+    }
+}

@@ -46,6 +46,10 @@ mod profiles;
 mod references;
 mod resolve;
 mod settings;
+mod size;
+mod structural;
+#[cfg(test)]
+pub(crate) mod testing;
 mod variables;
 
 use cycles::{edges_by_name, referenced_names};
@@ -287,6 +291,8 @@ pub(crate) struct Evaluator<'p> {
     var_raw: BTreeMap<String, String>,
     sensitive_vars: HashSet<String>,
     local_values: hcl::Map<String, Value>,
+    /// The sizes of the locals' values (see `size`).
+    local_sizes: HashMap<String, size::Size>,
     /// References to each local by other locals not yet evaluated.
     local_uses_left: HashMap<String, usize>,
     expansions: HashMap<(ResourceKind, String), Expansion>,
@@ -332,6 +338,7 @@ impl<'p> Evaluator<'p> {
             var_raw: BTreeMap::new(),
             sensitive_vars: HashSet::new(),
             local_values: hcl::Map::new(),
+            local_sizes: HashMap::new(),
             local_uses_left: decl.local_sites.clone(),
             expansions: HashMap::new(),
             nets: Vec::new(),

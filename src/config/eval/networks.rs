@@ -216,5 +216,79 @@ pub(super) fn parse_cidr(s: &str) -> Result<Ipv4Net, (String, String)> {
             "use a prefix of /8 or longer, such as `10.42.0.0/24`".to_string(),
         ));
     }
+    if let Some((range, what)) = ipam::unusable(&net) {
+        let how = if range == net {
+            format!("it is {what}")
+        } else if range.contains(&net) {
+            format!("it lies in {what} {range}")
+        } else {
+            format!("it overlaps {what} {range}")
+        };
+        return Err((
+            format!("{how}, where packets never reach a node"),
+            "use a private range: 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, such as `10.42.0.0/24`".to_string(),
+        ));
+    }
     Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    fn net(cidr: &str) -> String {
+        format!("network \"lab\" {{\n  cidr = \"{cidr}\"\n}}\noutput \"c\" {{\n  value = network.lab.cidr\n}}\n")
+    }
+
+    #[test]
+    fn cidrs() {
+        check(&net("10.42.0.0/24"), r#"c = "10.42.0.0/24""#);
+        check(&net("10.0.0.0/8"), r#"c = "10.0.0.0/8""#);
+        check(&net("192.168.7.0/30"), r#"c = "192.168.7.0/30""#);
+        check(
+            &net("10.42.0.1/24"),
+            "2:10: error: invalid CIDR `10.42.0.1/24`: it has host bits set",
+        );
+        check(&net("10.42.0.0/31"), "2:10: error: invalid CIDR `10.42.0.0/31`: it is too small: a network needs at least a /30 (the host side and one node)");
+        check(
+            &net("10.0.0.0/7"),
+            "2:10: error: invalid CIDR `10.0.0.0/7`: it is too large",
+        );
+        check(
+            &net("lab"),
+            "2:10: error: invalid CIDR `lab`: expected an IPv4 network such as 10.42.0.0/24",
+        );
+    }
+
+    #[test]
+    fn cidrs_that_cannot_carry_traffic() {
+        check(&net("127.0.0.0/8"), "2:10: error: invalid CIDR `127.0.0.0/8`: it is the loopback range, where packets never reach a node");
+        check(&net("127.5.0.0/16"), "2:10: error: invalid CIDR `127.5.0.0/16`: it lies in the loopback range 127.0.0.0/8, where packets never reach a node");
+        check(&net("0.0.0.0/8"), "2:10: error: invalid CIDR `0.0.0.0/8`: it is the \"this network\" range, where packets never reach a node");
+        check(&net("169.254.1.0/24"), "2:10: error: invalid CIDR `169.254.1.0/24`: it lies in the link-local range 169.254.0.0/16, where packets never reach a node");
+        check(&net("169.0.0.0/8"), "2:10: error: invalid CIDR `169.0.0.0/8`: it overlaps the link-local range 169.254.0.0/16, where packets never reach a node");
+        check(&net("224.0.0.0/24"), "2:10: error: invalid CIDR `224.0.0.0/24`: it lies in the multicast range 224.0.0.0/4, where packets never reach a node");
+        check(&net("255.255.255.0/24"), "2:10: error: invalid CIDR `255.255.255.0/24`: it lies in the reserved range (with the broadcast address 255.255.255.255) 240.0.0.0/4, where packets never reach a node");
+        check(&net("240.0.0.0/8"), "2:10: error: invalid CIDR `240.0.0.0/8`: it lies in the reserved range (with the broadcast address 255.255.255.255) 240.0.0.0/4, where packets never reach a node");
+    }
+
+    #[test]
+    fn overlaps_and_the_pool() {
+        check(
+            "network \"a\" {\n  cidr = \"10.1.0.0/16\"\n}\nnetwork \"b\" {\n  cidr = \"10.1.2.0/24\"\n}\n",
+            "5:10: error: network `network.b` (10.1.2.0/24) overlaps network `network.a` (10.1.0.0/16)",
+        );
+        check(
+            "network \"fixed\" {\n  cidr = \"10.200.0.0/24\"\n}\nnetwork \"p\" {}\noutput \"c\" {\n  value = network.p.cidr\n}\n",
+            r#"c = "10.200.1.0/24""#,
+        );
+        check(
+            "network \"n\" {\n  count = 2\n}\noutput \"c\" {\n  value = network.n[*].cidr\n}\n",
+            r#"c = ["10.200.0.0/24","10.200.1.0/24"]"#,
+        );
+        check(
+            "network \"n\" {\n  for_each = toset([\"eu\", \"us\"])\n  nat = each.key == \"eu\"\n}\noutput \"c\" {\n  value = { for k, n in network.n : k => [n.name, n.gateway, n.nat] }\n}\n",
+            r#"c = {"eu":["n-eu","10.200.0.1",true],"us":["n-us","10.200.1.1",false]}"#,
+        );
+    }
 }

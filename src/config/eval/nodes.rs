@@ -44,7 +44,8 @@ impl Evaluator<'_> {
             self.open_value(format!("node.{name}"));
             let ab = Self::node_attrs_block(blocks, bi, implicit);
             let exp = if implicit {
-                Some(Expansion::Single)
+                self.admit_instances(1, ab.span.clone())
+                    .then_some(Expansion::Single)
             } else {
                 self.expand(ab)
             };
@@ -548,5 +549,58 @@ impl Evaluator<'_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::{check, check_with, options};
+
+    #[test]
+    fn platforms_are_the_callers_kinds_or_declared_blocks() {
+        let node = |p: &str| {
+            format!("network \"lab\" {{}}\nplatform \"ssh\" \"pool-a\" {{}}\nnode \"a\" {{\n  image    = \"host\"\n  platform = \"{p}\"\n}}\noutput \"p\" {{\n  value = node.a.platform\n}}\n")
+        };
+        check(&node("netns"), r#"p = "netns""#);
+        check(&node("ssh"), r#"p = "ssh""#);
+        check(&node("pool-a"), r#"p = "pool-a""#);
+        check(&node("pool-b"), "5:14: error: unknown platform `pool-b`");
+        check(&node("docker"), "5:14: error: unknown platform `docker`");
+        let mut opts = options();
+        opts.drivers = vec!["double".into()];
+        check_with(
+            &opts,
+            &node("double"),
+            "2:1: error: unknown platform kind `ssh`",
+        );
+        check_with(
+            &opts,
+            "network \"lab\" {}\nnode \"a\" {\n  image    = \"host\"\n  platform = \"double\"\n}\n",
+            "ok",
+        );
+    }
+
+    #[test]
+    fn networks_and_host_names() {
+        check(
+            "node \"a\" {\n  image = \"host\"\n}\n",
+            "1:1: error: `node.a` is on no network",
+        );
+        check(
+            "network \"a\" {}\nnetwork \"b\" {}\nnode \"n\" {\n  image = \"host\"\n}\n",
+            "3:1: error: `node.n` does not say which network it is on",
+        );
+        check(
+            "network \"a\" {}\nnode \"n\" {\n  image   = \"host\"\n  network = \"a\"\n}\n",
+            "4:13: error: `network` must name networks, such as `network.lab`, found string \"a\"",
+        );
+        check(
+            "network \"lab\" {}\nnode \"a\" {\n  count = 2\n  image = \"host\"\n}\nnode \"a-1\" {\n  image = \"host\"\n}\n",
+            "6:1: error: `node.a-1` and `node.a[1]` would both have the host name `a-1`",
+        );
+        check(
+            "network \"lab\" {}\nnode \"a\" {}\n",
+            "2:1: error: `node.a` has no image",
+        );
     }
 }

@@ -88,3 +88,31 @@ impl Evaluator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn outputs_that_show_sensitive_values_are_sensitive() {
+        let var = "variable \"pw\" {\n  default   = \"s3cr3t\"\n  sensitive = true\n}\n";
+        check(
+            &format!("{var}output \"o\" {{\n  value = \"pw=${{var.pw}}\"\n}}\n"),
+            "6:17: error: output `o` shows the sensitive variable `var.pw`",
+        );
+        check(
+            &format!(
+                "{var}locals {{\n  h = upper(var.pw)\n}}\noutput \"o\" {{\n  value = local.h\n}}\n"
+            ),
+            "9:11: error: output `o` shows a sensitive variable through `local.h`",
+        );
+        check(
+            &format!("{var}output \"o\" {{\n  value     = var.pw\n  sensitive = true\n}}\n"),
+            r#"o = "s3cr3t""#,
+        );
+        check(
+            "output \"o\" {\n  value       = 1\n  description = 2\n}\n",
+            "o = 1",
+        );
+    }
+}

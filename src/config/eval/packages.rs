@@ -44,12 +44,25 @@ impl Evaluator<'_> {
                         self.opts.dir.join(p)
                     };
                     let full = std::fs::canonicalize(&full).unwrap_or(full);
-                    if !full.is_file() {
+                    let problem = match std::fs::metadata(&full) {
+                        Ok(m) if m.is_file() => None,
+                        Ok(m) => Some(format!(
+                            "deb file `{path}` is not a regular file: it is {}",
+                            crate::config::source::kind_of(&m)
+                        )),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Some(format!("deb file `{path}` does not exist"))
+                        }
+                        Err(e) => Some(format!("cannot read deb file `{path}`: {e}")),
+                    };
+                    if let Some(problem) = problem {
                         let span = b
                             .attr("deb")
                             .map(|a| a.expr_span.clone())
                             .unwrap_or(b.span.clone());
-                        self.err(Diagnostic::error(format!("deb file `{path}` does not exist")).at(span).help("give a path to a `.deb` file, relative to the testbed directory"));
+                        self.err(Diagnostic::error(problem).at(span).help(
+                            "give a path to a `.deb` file, relative to the testbed directory",
+                        ));
                     }
                     PackageSource::Deb { path: full }
                 }
@@ -106,6 +119,13 @@ impl Evaluator<'_> {
             let mut extra = self.static_depends_on(b);
             extra = self.expand_targets(&extra);
             let prevent = self.prevent_destroy(b);
+            let at = b
+                .attr("on")
+                .map(|a| a.expr_span.clone())
+                .unwrap_or(b.span.clone());
+            if !self.admit_instances(on.len() as u64, at) {
+                continue;
+            }
             let mut hosts = Vec::new();
             for ni in on {
                 let node = &self.nodes[ni];
@@ -220,5 +240,33 @@ pub(super) fn collect_node_ids(
             _ => o.values().for_each(|x| collect_node_ids(x, found, other)),
         },
         x => other(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn packages() {
+        check(
+            "network \"lab\" {}\nnode \"e\" {\n  count = 2\n  image = \"host\"\n}\npackage \"nginx\" {\n  version = \"1.22.1-9\"\n  on      = node.e\n}\noutput \"p\" {\n  value = [package.nginx.nodes, package.nginx.version]\n}\n",
+            r#"p = [["e-0","e-1"],"1.22.1-9"]"#,
+        );
+        check(
+            "network \"lab\" {}\npackage \"nginx\" {\n  requires {\n    image = \"host\"\n  }\n}\noutput \"p\" {\n  value = package.nginx.nodes\n}\n",
+            r#"p = ["pkg-nginx"]"#,
+        );
+        check("network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\npackage \"nginx\" {\n  deb = \"/dev/null\"\n  on  = [node.e]\n}\n", "6:9: error: deb file `/dev/null` is not a regular file: it is a character device");
+        check("network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\npackage \"nginx\" {\n  deb = \"/nonexistent/x.deb\"\n  on  = [node.e]\n}\n", "6:9: error: deb file `/nonexistent/x.deb` does not exist");
+        check("network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\npackage \"nginx\" {\n  deb = \"/tmp\"\n  on  = [node.e]\n}\n", "6:9: error: deb file `/tmp` is not a regular file: it is a directory");
+        check(
+            "network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\npackage \"nginx\" {\n  version = \"x\"\n  on      = [node.e]\n}\n",
+            "6:13: error: invalid version `x` for package `nginx`: the upstream version must start with a digit",
+        );
+        check(
+            "network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\npackage \"nginx\" {\n  on = [\"e\"]\n}\n",
+            "6:8: error: `on` takes nodes, such as `[node.edge]`, found string \"e\"",
+        );
     }
 }

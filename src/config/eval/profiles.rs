@@ -46,3 +46,24 @@ impl Evaluator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn profiles_shape_nodes() {
+        check(
+            "profile \"cdn:basic\" {\n  image  = \"debian:bookworm\"\n  cpus   = 2\n  memory = \"1GiB\"\n  labels = { tier = \"cdn\", role = \"x\" }\n}\nnetwork \"lab\" {}\nnode \"a\" {\n  profile = \"cdn:basic\"\n  labels  = { role = \"edge\" }\n}\noutput \"a\" {\n  value = [node.a.image, node.a.cpus, node.a.memory, node.a.labels, node.a.profile]\n}\n",
+            r#"a = ["debian:bookworm",2,"1024MiB",{"role":"edge","tier":"cdn"},"cdn:basic"]"#,
+        );
+        check(
+            "profile \"p\" {\n  image = \"ubuntu\"\n}\n",
+            "2:11: error: unknown image `ubuntu`",
+        );
+        check(
+            "profile \"p\" {\n  image = \"host\"\n}\nnetwork \"lab\" {}\nnode \"a\" {\n  profile = \"q\"\n}\n",
+            "6:13: error: unknown profile `q`",
+        );
+    }
+}

@@ -359,3 +359,62 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn unknown_references_and_functions() {
+        check(
+            "output \"o\" {\n  value = var.nope\n}\n",
+            "2:11: error: unknown variable `var.nope`",
+        );
+        check(
+            "locals {\n  a = 1\n}\noutput \"o\" {\n  value = local.b\n}\n",
+            "5:11: error: unknown local `local.b`",
+        );
+        check(
+            "output \"o\" {\n  value = nope.x\n}\n",
+            "2:11: error: unknown reference `nope`",
+        );
+        check(
+            "output \"o\" {\n  value = lenght([])\n}\n",
+            "2:11: error: unknown function `lenght`",
+        );
+        check(
+            "output \"o\" {\n  value = tg_host\n}\n",
+            "2:11: error: unknown reference `tg_host`",
+        );
+        check(
+            "output \"o\" {\n  value = tg_checked_add(1, 2)\n}\n",
+            "2:11: error: unknown function `tg_checked_add`",
+        );
+        check(
+            "network \"lab\" {}\noutput \"o\" {\n  value = network.lab.cdir\n}\n",
+            "3:23: error: a network has no attribute `cdir`",
+        );
+    }
+
+    #[test]
+    fn what_may_refer_to_what() {
+        check(
+            "variable \"a\" {\n  default = 1\n}\nvariable \"b\" {\n  default = var.a\n}\n",
+            "5:13: error: `var.a` cannot be used in `default` of variable `b`",
+        );
+        check(
+            "network \"lab\" {}\nlocals {\n  a = network.lab.cidr\n}\n",
+            "3:7: error: `network.lab` cannot be used in `a` of a `locals` block",
+        );
+        check("network \"lab\" {}\nnode \"a\" {\n  image = \"host\"\n}\nnode \"b\" {\n  image   = \"host\"\n  address = node.a.address\n}\n", "7:13: error: `node.a` cannot be used in `address` of node `b`");
+        check("network \"lab\" {}\nnode \"a\" {\n  image = \"host\"\n  labels = { i = count.index }\n}\n", "4:18: error: `count` cannot be used in `labels` of node `a`");
+    }
+
+    #[test]
+    fn indexing_and_depends_on() {
+        check("network \"lab\" {}\nnode \"e\" {\n  count = 2\n  image = \"host\"\n}\noutput \"o\" {\n  value = node.e.address\n}\n", "7:18: error: `node.e` has `count`: it is a list of instances, not one");
+        check("network \"lab\" {}\nnode \"e\" {\n  image = \"host\"\n}\noutput \"o\" {\n  value = node.e[0].address\n}\n", "6:11: error: `node.e` has no `count` or `for_each`: it is one instance, not a list");
+        check("network \"lab\" {}\nnode \"e\" {\n  image      = \"host\"\n  depends_on = [\"network.lab\"]\n}\n", "4:17: error: `depends_on` takes a list of resources");
+        check("network \"lab\" {}\nnode \"e\" {\n  image      = \"host\"\n  depends_on = [var.x]\n}\n", "4:17: error: `depends_on` takes resources, found `var`");
+    }
+}

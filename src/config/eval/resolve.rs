@@ -58,62 +58,12 @@ struct Resolver<'e, 'p> {
 
 /// The base value of a traversal: borrowed from the evaluator, or made
 /// (a resource's value) or moved (a local's last use) for it.
-enum Base<'a> {
+pub(super) enum Base<'a> {
     Borrowed(&'a Value),
     Owned(Value),
 }
 
 impl Resolver<'_, '_> {
-    /// A constant key of an index step.
-    fn key_of(&self, ix: &E) -> Option<Step> {
-        match ix {
-            E::Number(n) => n.value().as_u64().map(Step::Index),
-            E::String(s) => Some(Step::Key(s.value().clone())),
-            E::Parenthesis(p) => self.key_of(p.inner()),
-            E::Traversal(t) => {
-                let E::Variable(root) = &t.expr else {
-                    return None;
-                };
-                if self.bound.iter().any(|b| b == root.as_str()) {
-                    return None;
-                }
-                let [op] = t.operators.as_slice() else {
-                    return None;
-                };
-                let Op::GetAttr(attr) = op.value() else {
-                    return None;
-                };
-                match (root.as_str(), attr.as_str()) {
-                    ("count", "index") => self.rep.count.map(Step::Index),
-                    ("each", "key") => match &self.rep.each {
-                        Some((Value::String(k), _)) => Some(Step::Key(k.clone())),
-                        _ => None,
-                    },
-                    _ => None,
-                }
-            }
-            _ => None,
-        }
-    }
-
-    /// The constant steps at the start of `ops`.
-    fn steps(&self, ops: &[hcl_edit::Decorated<Op>]) -> Vec<Step> {
-        let mut out = Vec::new();
-        for op in ops {
-            let step = match op.value() {
-                Op::GetAttr(id) => Some(Step::Key(id.as_str().to_string())),
-                Op::Index(ix) => self.key_of(ix),
-                Op::LegacyIndex(n) => Some(Step::Index(*n.value())),
-                _ => None,
-            };
-            match step {
-                Some(s) => out.push(s),
-                None => break,
-            }
-        }
-        out
-    }
-
     /// Resolve `root.steps...` as far as it goes: the value reached and
     /// how many steps it took (at least the name), or `None`.
     fn lookup(&mut self, root: &str, steps: &[Step]) -> Option<(Value, usize)> {
@@ -162,14 +112,69 @@ impl Resolver<'_, '_> {
 }
 
 /// One constant step of a traversal.
-enum Step {
+pub(super) enum Step {
     Key(String),
     Index(u64),
 }
 
+/// A constant key of an index step: a literal, `count.index` or `each.key`
+/// (unless a `for` binds `count` or `each`).
+fn key_of(ix: &E, rep: &Repetition, bound: &[String]) -> Option<Step> {
+    match ix {
+        E::Number(n) => n.value().as_u64().map(Step::Index),
+        E::String(s) => Some(Step::Key(s.value().clone())),
+        E::Parenthesis(p) => key_of(p.inner(), rep, bound),
+        E::Traversal(t) => {
+            let E::Variable(root) = &t.expr else {
+                return None;
+            };
+            if bound.iter().any(|b| b == root.as_str()) {
+                return None;
+            }
+            let [op] = t.operators.as_slice() else {
+                return None;
+            };
+            let Op::GetAttr(attr) = op.value() else {
+                return None;
+            };
+            match (root.as_str(), attr.as_str()) {
+                ("count", "index") => rep.count.map(Step::Index),
+                ("each", "key") => match &rep.each {
+                    Some((Value::String(k), _)) => Some(Step::Key(k.clone())),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The constant steps at the start of `ops`.
+pub(super) fn static_steps(
+    ops: &[hcl_edit::Decorated<Op>],
+    rep: &Repetition,
+    bound: &[String],
+) -> Vec<Step> {
+    let mut out = Vec::new();
+    for op in ops {
+        let step = match op.value() {
+            Op::GetAttr(id) => Some(Step::Key(id.as_str().to_string())),
+            Op::Index(ix) => key_of(ix, rep, bound),
+            Op::LegacyIndex(n) => Some(Step::Index(*n.value())),
+            _ => None,
+        };
+        match step {
+            Some(s) => out.push(s),
+            None => break,
+        }
+    }
+    out
+}
+
 /// Follow `steps` from `base` while they exist; the value reached and the
 /// number of steps taken in all (`used` so far plus these).
-fn follow(base: Base<'_>, steps: &[Step], used: usize) -> (Value, usize) {
+pub(super) fn follow(base: Base<'_>, steps: &[Step], used: usize) -> (Value, usize) {
     let mut taken = used;
     match base {
         Base::Borrowed(mut v) => {
@@ -217,7 +222,7 @@ impl VisitMut for Resolver<'_, '_> {
             if let E::Variable(root) = &t.expr {
                 let root = root.as_str().to_string();
                 if ROOTS.contains(&root.as_str()) && !self.bound.contains(&root) {
-                    let steps = self.steps(&t.operators);
+                    let steps = static_steps(&t.operators, self.rep, &self.bound);
                     match self.lookup(&root, &steps) {
                         Some((value, used)) => {
                             let var = format!("tg_ref_{}", self.out.decls.len());
@@ -314,5 +319,37 @@ impl Evaluator<'_> {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::check;
+
+    #[test]
+    fn references_resolve_to_what_they_read() {
+        let vars = "variable \"m\" {\n  default = { a = [10, 20], b = { c = \"x\" } }\n}\nvariable \"k\" {\n  default = \"b\"\n}\n";
+        let out = |e: &str| format!("{vars}output \"o\" {{\n  value = {e}\n}}\n");
+        check(&out("var.m.a[1]"), "o = 20");
+        check(&out("var.m[\"b\"].c"), r#"o = "x""#);
+        check(&out("var.m[var.k].c"), r#"o = "x""#);
+        check(&out("[for x in var.m.a : x + 1]"), "o = [11,21]");
+        check(&out("\"${var.m.b.c}-${var.k}\""), r#"o = "x-b""#);
+        // A `for` variable named like a root is that variable.
+        check(&out("[for var in [1, 2] : var * 2]"), "o = [2,4]");
+        // Steps that do not exist fail where hcl-rs fails them.
+        check(
+            &out("var.m.z"),
+            "8:11: error: no key or attribute `z` in `value`",
+        );
+        check(&out("var.m.a[5]"), "8:11: error: index 5 is out of range");
+    }
+
+    #[test]
+    fn node_instances_by_constant_keys() {
+        check(
+            "network \"lab\" {}\nnode \"a\" {\n  count = 2\n  image = \"host\"\n}\nnode \"b\" {\n  count  = 2\n  image  = \"host\"\n  labels = { peer = node.a[count.index].hostname, all = join(\",\", node.a[*].hostname) }\n}\noutput \"o\" {\n  value = [for b in node.b : b.labels]\n}\n",
+            r#"o = [{"all":"a-0,a-1","peer":"a-0"},{"all":"a-0,a-1","peer":"a-1"}]"#,
+        );
     }
 }

@@ -228,3 +228,74 @@ impl Evaluator<'_> {
         (vars, locals)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::{check, options};
+    use crate::config::parse::parse_texts;
+
+    /// `Parsed::settings` of `src`, as the state backend and the platforms.
+    fn settings(src: &str) -> String {
+        let parsed = match parse_texts(&options(), &[("main.tg.hcl", src)]) {
+            Ok(p) => p,
+            Err(e) => return e.diagnostics.0[0].summary.clone(),
+        };
+        match parsed.settings() {
+            Ok(s) => format!(
+                "{:?} {}",
+                s.state,
+                serde_json::to_string(&s.platforms).unwrap()
+            ),
+            Err(e) => e
+                .diagnostics
+                .iter()
+                .map(|d| d.summary.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    #[test]
+    fn state_and_platforms() {
+        assert_eq!(settings("network \"lab\" {}\n"), "Sqlite []");
+        assert_eq!(
+            settings("variable \"u\" {\n  default = \"postgres://x\"\n}\nlocals {\n  url = var.u\n}\nstate {\n  backend = \"postgres\"\n  url     = local.url\n}\n"),
+            "Postgres { url: \"postgres://x\" } []"
+        );
+        assert_eq!(
+            settings("state {\n  backend = \"postgres\"\n  url     = env(\"TG_TEST\")\n}\n"),
+            "Postgres { url: \"from-env\" } []"
+        );
+        assert_eq!(
+            settings("profile \"p\" {\n  image = \"host\"\n}\nplatform \"ssh\" \"pool\" {\n  user = \"root\"\n  host \"h1\" {\n    address = \"192.0.2.10\"\n    port    = 2222\n    profile = \"p\"\n    image   = \"debian:bookworm\"\n    labels  = { rack = \"a\" }\n    cpus    = 4\n    memory  = \"8GiB\"\n  }\n}\n"),
+            r#"Sqlite [{"driver":"ssh","name":"pool","attributes":{"user":"root"},"hosts":[{"name":"h1","address":"192.0.2.10","port":2222,"user":null,"profile":"p","image":"debian:bookworm","labels":{"rack":"a"},"cpus":4.0,"memory_mib":8192}]}]"#
+        );
+        assert_eq!(
+            settings("platform \"docker\" \"x\" {}\n"),
+            "unknown platform kind `docker`"
+        );
+        assert_eq!(
+            settings("platform \"ssh\" \"x\" {\n  host \"h\" {\n    address = \"a\"\n    port    = 70000\n    profile = \"nope\"\n  }\n}\n"),
+            "`port` must be a port number from 1 to 65535, found number 70000\nunknown profile `nope`"
+        );
+    }
+
+    #[test]
+    fn settings_evaluate_only_what_they_need() {
+        // The node's error is not the settings' business...
+        let src = "variable \"n\" {}\nnetwork \"lab\" {}\nnode \"a\" {\n  count = var.n\n  image = \"host\"\n}\nstate {\n  path = \"s.db\"\n}\n";
+        assert_eq!(settings(src), "SqlitePath(\"s.db\") []");
+        // ... but the whole evaluation's.
+        check(src, "1:1: error: variable `n` has no value");
+        // Structure errors anywhere are.
+        assert_eq!(
+            settings("node \"a\" {\n  imgae = \"host\"\n}\n"),
+            "unknown attribute `imgae` in a `node` block"
+        );
+    }
+
+    #[test]
+    fn the_testbed_block() {
+        check("testbed {\n  name = \"bed\"\n  description = 3\n}\n", "ok");
+    }
+}

@@ -243,3 +243,45 @@ pub(super) fn raw_value(raw: &str, ty: &VarType) -> Value {
         Err(_) => Value::from(raw),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::eval::testing::{check, check_with, options};
+
+    const BED: &str = "variable \"n\" {\n  type    = number\n  default = 1\n}\noutput \"n\" {\n  value = var.n\n}\n";
+
+    #[test]
+    fn precedence_from_the_callers_environment() {
+        check(BED, "n = 1");
+        let mut opts = options();
+        opts.env = opts.env.with_var("TG_VAR_n", "2");
+        check_with(&opts, BED, "n = 2");
+        opts.vars = vec!["n=3".into()];
+        check_with(&opts, BED, "n = 3");
+        opts.vars = vec!["n=x".into()];
+        check_with(&opts, BED, "1:1: error: invalid value for variable `n` (from `-var n=...`): expected a number, found string \"x\"");
+        opts.vars = vec!["m=1".into()];
+        check_with(
+            &opts,
+            BED,
+            "error: `-var m=...`: no variable `m` is declared",
+        );
+    }
+
+    #[test]
+    fn types_validations_and_sensitive_values() {
+        check("variable \"s\" {\n  type = list(string)\n  default = [1, true]\n}\noutput \"s\" {\n  value = var.s\n}\n", r#"s = ["1","true"]"#);
+        check(
+            "variable \"v\" {}\n",
+            "1:1: error: variable `v` has no value",
+        );
+        check(
+            "variable \"v\" {\n  default = 0\n  validation {\n    condition     = var.v > 0\n    error_message = \"v must be positive\"\n  }\n}\n",
+            "4:21: error: invalid value for variable `v`: v must be positive",
+        );
+        check(
+            "variable \"pw\" {\n  type      = number\n  default   = \"hunter2\"\n  sensitive = true\n}\n",
+            "3:15: error: invalid value for variable `pw` (from its default): it is not a number (the value is sensitive: not shown)",
+        );
+    }
+}
