@@ -75,6 +75,7 @@ node "n" {{
     let (testbed, _) = tg::config::load(&LoadOptions {
         dir: dir.path().to_path_buf(),
         prior: Prior::default(),
+        drivers: vec!["double".into()],
         ..LoadOptions::default()
     })
     .unwrap_or_else(|e| {

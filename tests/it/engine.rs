@@ -751,6 +751,7 @@ fn library_plan_and_apply_with_the_memory_store() {
     std::env::set_var("TG_TESTDOUBLE_DIR", &bed.double);
     let (testbed, _) = tg::config::load(&tg::config::LoadOptions {
         dir: bed.tb.path().to_path_buf(),
+        drivers: vec!["double".into()],
         ..Default::default()
     })
     .map_err(|e| tg::diagnostics::render_all(&e.diagnostics, &e.sources))
