@@ -185,14 +185,16 @@ impl Diagnostic {
 }
 
 /// A summary is one line even when it quotes user text (a label with a
-/// line break in it): control characters are written as escapes.
+/// line break in it): control characters are written as escapes, and so
+/// are bidirectional controls (they would reorder the line).
 fn one_line(s: String) -> String {
-    if !s.chars().any(char::is_control) {
+    let special = |c: char| c.is_control() || crate::names::is_bidi_control(c);
+    if !s.chars().any(special) {
         return s;
     }
     s.chars()
         .flat_map(|c| -> Vec<char> {
-            if c.is_control() {
+            if special(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]

@@ -31,6 +31,12 @@ pub struct DesiredInstance {
     pub prevent_destroy: bool,
     /// Where the resource block is declared.
     pub span: Option<Span>,
+    /// The attributes whose values derive from a sensitive variable, as
+    /// dotted paths (`labels.pw`, `image`) into both `attributes` and the
+    /// spec's attributes (where they differ, both names are listed:
+    /// `memory` and `memory_mib`, `address` and `interfaces`). Sorted. What
+    /// shows an instance hides these (`(sensitive value)`).
+    pub sensitive: Vec<String>,
 }
 
 /// An output block, evaluated.

@@ -47,6 +47,20 @@ impl Evaluator<'_> {
 
     fn expansion(&mut self, b: &RawBlock) -> Option<Expansion> {
         let rep = Repetition::default();
+        for name in ["count", "for_each"] {
+            if let Some(a) = b.attr(name) {
+                if self.is_sensitive(&a.expr) {
+                    self.err(
+                        Diagnostic::error(format!(
+                            "`{name}` cannot be derived from a sensitive value"
+                        ))
+                        .at(a.expr_span.clone())
+                        .help("instance keys are shown in every plan and address: use a value that is not sensitive"),
+                    );
+                    return None;
+                }
+            }
+        }
         match (b.attr("count").cloned(), b.attr("for_each").cloned()) {
             (Some(_), Some(fe)) => {
                 self.err(

@@ -58,7 +58,7 @@ impl Evaluator<'_> {
             return match expr.evaluate(&hcl::eval::Context::new()) {
                 Ok(v) => self.bounded(a, v),
                 Err(e) => {
-                    self.err(eval_error(a, &e));
+                    self.err(eval_error(a, &e, self.is_sensitive(&a.expr)));
                     None
                 }
             };
@@ -102,7 +102,7 @@ impl Evaluator<'_> {
         match expr.evaluate(&ctx) {
             Ok(v) => self.bounded(a, v),
             Err(e) => {
-                self.err(eval_error(a, &e));
+                self.err(eval_error(a, &e, self.is_sensitive(&a.expr)));
                 None
             }
         }
@@ -135,6 +135,16 @@ impl Evaluator<'_> {
                 super::size::MAX_DEPTH
             )),
         );
+    }
+
+    /// `v` described for a message about attribute `a`: not at all when
+    /// it is sensitive.
+    pub(super) fn describe_in(&self, a: &RawAttr, v: &Value) -> String {
+        if self.is_sensitive(&a.expr) {
+            "a sensitive value".to_string()
+        } else {
+            types::describe(v)
+        }
     }
 
     /// The values of the resources of one kind that `refs` name, keyed by name.
@@ -203,7 +213,7 @@ impl Evaluator<'_> {
                 self.err(
                     Diagnostic::error(format!(
                         "`{name}` must be {want}, found {}",
-                        types::describe(&v)
+                        self.describe_in(a, &v)
                     ))
                     .at(a.expr_span.clone())
                     .help(help),
@@ -253,7 +263,7 @@ impl Evaluator<'_> {
             self.err(
                 Diagnostic::error(format!(
                     "`labels` must be a map of strings, found {}",
-                    types::describe(&v)
+                    self.describe_in(a, &v)
                 ))
                 .at(a.expr_span.clone())
                 .help("write `labels = { role = \"edge\" }`"),
@@ -270,7 +280,7 @@ impl Evaluator<'_> {
                     self.err(
                         Diagnostic::error(format!(
                             "label `{k}` must be a string, found {}",
-                            types::describe(&other)
+                            self.describe_in(a, &other)
                         ))
                         .at(a.expr_span.clone()),
                     );
@@ -306,7 +316,7 @@ impl Evaluator<'_> {
                 self.err(
                     Diagnostic::error(format!(
                         "`cpus` must be a positive number, found {}",
-                        types::describe(&v)
+                        self.describe_in(a, &v)
                     ))
                     .at(a.expr_span.clone())
                     .help("write `cpus = 1` or `cpus = 0.5`"),
@@ -328,7 +338,7 @@ impl Evaluator<'_> {
             self.err(
                 Diagnostic::error(format!(
                     "`memory` must be a size such as \"512MiB\" or \"2GiB\", found {}",
-                    types::describe(&v)
+                    self.describe_in(a, &v)
                 ))
                 .at(a.expr_span.clone())
                 .help("units: KiB, MiB, GiB, TiB (also K, M, G, T); a bare number means MiB"),
@@ -397,8 +407,17 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 }
 
 /// Map an hcl-rs evaluation error to a diagnostic at the attribute.
-pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
+/// `sensitive`: the expression reads a sensitive value, so the message
+/// quotes no value (and no function's own message, which might).
+pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error, sensitive: bool) -> Diagnostic {
     use hcl::eval::ErrorKind;
+    let describe = |v: &Value| {
+        if sensitive {
+            "a sensitive value".to_string()
+        } else {
+            types::describe(v)
+        }
+    };
     let (summary, help): (String, Option<String>) = match e.kind() {
         ErrorKind::UndefinedVar(v) => (format!("unknown reference `{v}`"), None),
         ErrorKind::UndefinedFunc(f) => (format!("unknown function `{f}`"), None),
@@ -414,7 +433,7 @@ pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
             Some("check the list's length".into()),
         ),
         ErrorKind::Unexpected(v, expected) => (
-            format!("expected {expected}, found {}", types::describe(v)),
+            format!("expected {expected}, found {}", describe(v)),
             Some(
                 "a resource with `count` is a list (`node.edge[0]`), one with `for_each` a map (`node.web[\"a\"]`)"
                     .into(),
@@ -422,8 +441,18 @@ pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         ),
         // Checked arithmetic: its message is the whole story.
         ErrorKind::FuncCall(name, msg) if checked::is_internal(&name.to_string()) => {
-            (msg.clone(), None)
+            match msg.split_once(" cannot combine ") {
+                Some((op, _)) if sensitive => (
+                    format!("{op} cannot combine these values (they are sensitive: not shown)"),
+                    None,
+                ),
+                _ => (msg.clone(), None),
+            }
         }
+        ErrorKind::FuncCall(name, _) if sensitive => (
+            format!("in `{name}(...)`: the call failed (its arguments are sensitive, so the reason is not shown)"),
+            functions::signature(&name.to_string()).map(|s| format!("usage: `{s}`")),
+        ),
         ErrorKind::FuncCall(name, msg) => (
             // Arity errors end with `; usage: ...`: that goes to the help.
             format!(
@@ -435,13 +464,13 @@ pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error) -> Diagnostic {
         ErrorKind::BinaryOp(l, op, r) => (
             format!(
                 "`{op}` cannot combine {} and {}",
-                types::describe(l),
-                types::describe(r)
+                describe(l),
+                describe(r)
             ),
             None,
         ),
         ErrorKind::UnaryOp(op, v) => (
-            format!("`{op}` cannot apply to {}", types::describe(v)),
+            format!("`{op}` cannot apply to {}", describe(v)),
             None,
         ),
         ErrorKind::KeyExists(k) => (

@@ -31,6 +31,7 @@ impl Evaluator<'_> {
                     attributes: to_json(&Value::Object(network_object(n))),
                     prevent_destroy: n.prevent_destroy,
                     span: Some(self.blocks[n.block].span.clone()),
+                    sensitive: n.sensitive.clone(),
                 },
             );
         }
@@ -46,6 +47,7 @@ impl Evaluator<'_> {
                     attributes: to_json(&n.object),
                     prevent_destroy: n.prevent_destroy,
                     span: Some(self.blocks[n.block].span.clone()),
+                    sensitive: n.sensitive.clone(),
                 },
             );
         }

@@ -30,6 +30,12 @@ impl Evaluator<'_> {
         let mut failed = vec![false; names.len()];
         for i in topo_order(&edges) {
             self.open_value(format!("local.{}", names[i]));
+            {
+                let (bi, an) = &self.decl.locals[&names[i]];
+                if let Some(m) = self.mark_of(&blocks[*bi].attrs[an].expr) {
+                    self.marks.locals.insert(names[i].clone(), m);
+                }
+            }
             if edges[i].iter().any(|&j| failed[j]) {
                 failed[i] = true;
                 // Skipped, not failed: what uses it is silenced too.

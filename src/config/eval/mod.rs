@@ -45,6 +45,7 @@ mod packages;
 mod profiles;
 mod references;
 mod resolve;
+mod sensitivity;
 mod settings;
 mod size;
 mod structural;
@@ -160,6 +161,8 @@ struct NetInst {
     nat: bool,
     prevent_destroy: bool,
     depends_on: Vec<InstanceAddr>,
+    /// Its sensitive attribute paths (see `DesiredInstance::sensitive`).
+    sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +181,8 @@ struct NodeInst {
     platform: Option<String>,
     prevent_destroy: bool,
     depends_on: Vec<InstanceAddr>,
+    /// Its sensitive attribute paths (see `DesiredInstance::sensitive`).
+    sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -290,6 +295,8 @@ pub(crate) struct Evaluator<'p> {
     var_values: hcl::Map<String, Value>,
     var_raw: BTreeMap<String, String>,
     sensitive_vars: HashSet<String>,
+    /// What of each local and resource is sensitive (see `sensitivity`).
+    marks: sensitivity::Marks,
     local_values: hcl::Map<String, Value>,
     /// The sizes of the locals' values (see `size`).
     local_sizes: HashMap<String, size::Size>,
@@ -337,6 +344,7 @@ impl<'p> Evaluator<'p> {
             var_values: hcl::Map::new(),
             var_raw: BTreeMap::new(),
             sensitive_vars: HashSet::new(),
+            marks: sensitivity::Marks::default(),
             local_values: hcl::Map::new(),
             local_sizes: HashMap::new(),
             local_uses_left: decl.local_sites.clone(),
@@ -413,6 +421,7 @@ impl<'p> Evaluator<'p> {
         } else {
             None
         };
+        self.scrub_sensitive();
         self.diags.sort();
         if self.diags.has_errors() {
             return Err(self.diags);
@@ -435,6 +444,7 @@ impl<'p> Evaluator<'p> {
         } else {
             self.eval_state_and_platforms()
         };
+        self.scrub_sensitive();
         self.diags.sort();
         if self.diags.has_errors() {
             return Err(std::mem::take(&mut self.diags));

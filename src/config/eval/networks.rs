@@ -28,6 +28,14 @@ impl Evaluator<'_> {
             self.expansions
                 .insert((ResourceKind::Network, name.clone()), exp.clone());
             let prevent = self.prevent_destroy(b);
+            let mark = self.attr_marks(b, &["cidr", "nat"]);
+            let sensitive = mark
+                .as_ref()
+                .map(sensitivity::network_paths)
+                .unwrap_or_default();
+            if let Some(m) = mark {
+                self.marks.networks.insert(name.clone(), m);
+            }
             for (key, rep) in exp.instances() {
                 let addr = InstanceAddr::new(ResourceKind::Network, name.clone(), key);
                 let host = addr.host_name();
@@ -42,16 +50,19 @@ impl Evaluator<'_> {
                                 Ok(c) => Some(c),
                                 Err((why, help)) => {
                                     self.err(
-                                        Diagnostic::error(format!("invalid CIDR `{s}`: {why}"))
-                                            .at(a.expr_span.clone())
-                                            .help(help),
+                                        Diagnostic::error(format!(
+                                            "invalid CIDR `{}`: {why}",
+                                            self.shown(&a.expr, &s)
+                                        ))
+                                        .at(a.expr_span.clone())
+                                        .help(help),
                                     );
                                     continue;
                                 }
                             },
                             Some(Value::Null) => None,
                             Some(other) => {
-                                self.err(Diagnostic::error(format!("`cidr` must be a string such as \"10.42.0.0/24\", found {}", types::describe(&other))).at(a.expr_span.clone()));
+                                self.err(Diagnostic::error(format!("`cidr` must be a string such as \"10.42.0.0/24\", found {}", self.describe_in(&a, &other))).at(a.expr_span.clone()));
                                 continue;
                             }
                             None => continue,
@@ -70,6 +81,7 @@ impl Evaluator<'_> {
                     nat,
                     prevent_destroy: prevent,
                     depends_on,
+                    sensitive: sensitive.clone(),
                 };
                 if n.cidr.is_none() {
                     pending.push(self.nets.len());

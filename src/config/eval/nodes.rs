@@ -82,7 +82,7 @@ impl Evaluator<'_> {
                         Some(Value::String(s)) => match s.parse::<Ipv4Addr>() {
                             Ok(ip) => Some((ip, a.expr_span.clone())),
                             Err(_) => {
-                                self.err(Diagnostic::error(format!("invalid address `{s}`: expected an IPv4 address such as 10.42.0.10")).at(a.expr_span.clone()));
+                                self.err(Diagnostic::error(format!("invalid address `{}`: expected an IPv4 address such as 10.42.0.10", self.shown(&a.expr, &s))).at(a.expr_span.clone()));
                                 continue;
                             }
                         },
@@ -113,6 +113,7 @@ impl Evaluator<'_> {
                     platform: None,
                     prevent_destroy: prevent,
                     depends_on: depends_on.clone(),
+                    sensitive: Vec::new(),
                 };
                 self.node_resource
                     .entry(name.clone())
@@ -443,7 +444,7 @@ impl Evaluator<'_> {
         o.insert("image".into(), Value::from(image));
         o.insert(
             "profile".into(),
-            profile_name.map(Value::from).unwrap_or(Value::Null),
+            profile_name.clone().map(Value::from).unwrap_or(Value::Null),
         );
         o.insert(
             "labels".into(),
@@ -466,11 +467,24 @@ impl Evaluator<'_> {
                 .map(|m| Value::from(format!("{m}MiB")))
                 .unwrap_or(Value::Null),
         );
+        let mark = self.node_mark(ab, profile_name.as_deref());
+        let sensitive = mark
+            .as_ref()
+            .map(sensitivity::node_paths)
+            .unwrap_or_default();
+        if let Some(m) = mark {
+            let name = self.nodes[i].addr.name().to_string();
+            let merged = sensitivity::union(self.marks.nodes.remove(&name), Some(m));
+            if let Some(m) = merged {
+                self.marks.nodes.insert(name, m);
+            }
+        }
         let n = &mut self.nodes[i];
         n.object = Value::Object(o);
         n.spec = Some(spec);
         n.platform = platform;
         n.depends_on = depends_on;
+        n.sensitive = sensitive;
     }
 
     /// A node's `platform` names a platform kind the caller offers or a

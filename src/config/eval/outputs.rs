@@ -5,10 +5,27 @@
 use super::*;
 
 impl Evaluator<'_> {
+    /// The first reference in `e` to something with a sensitive part, to
+    /// name in a message.
+    fn sensitive_reference(&self, a: &RawAttr) -> Option<Reference> {
+        refs::scan(a.expr_span.file, &a.expr)
+            .refs
+            .into_iter()
+            .find(|r| {
+                r.name.as_ref().is_some_and(|n| match r.root.as_str() {
+                    "var" => self.sensitive_vars.contains(n),
+                    "local" => self.marks.locals.contains_key(n),
+                    "node" => self.marks.nodes.contains_key(n),
+                    "network" => self.marks.networks.contains_key(n),
+                    "package" => self.marks.packages.contains_key(n),
+                    _ => false,
+                })
+            })
+    }
+
     pub(super) fn eval_outputs(&mut self) {
         let blocks = self.blocks;
         let rep = Repetition::default();
-        let sensitive_locals = self.sensitive_locals();
         for (name, &bi) in self.decl.of("output").cloned().unwrap_or_default().iter() {
             self.open_value(format!("output.{name}"));
             let b = &blocks[bi];
@@ -16,20 +33,15 @@ impl Evaluator<'_> {
                 continue;
             };
             let sensitive = self.eval_bool(b, "sensitive", &rep).unwrap_or(false);
-            let uses_sensitive = refs::scan(a.expr_span.file, &a.expr)
-                .refs
-                .into_iter()
-                .find(|r| {
-                    r.name.as_ref().is_some_and(|n| match r.root.as_str() {
-                        "var" => self.sensitive_vars.contains(n),
-                        "local" => sensitive_locals.contains(n),
-                        _ => false,
-                    })
-                });
-            if let (false, Some(r)) = (sensitive, uses_sensitive) {
+            let culprit = self
+                .is_sensitive(&a.expr)
+                .then(|| self.sensitive_reference(&a))
+                .flatten();
+            if let (false, Some(r)) = (sensitive, culprit) {
                 let what = match r.root.as_str() {
                     "var" => "the sensitive variable",
-                    _ => "a sensitive variable through",
+                    "local" => "a sensitive variable through",
+                    _ => "a sensitive value through",
                 };
                 self.err(
                     Diagnostic::error(format!(
@@ -54,37 +66,6 @@ impl Evaluator<'_> {
                     description,
                 },
             );
-        }
-    }
-
-    /// Locals that use a sensitive variable, directly or through other
-    /// locals: an output showing them must be sensitive too.
-    pub(super) fn sensitive_locals(&self) -> HashSet<String> {
-        let mut out: HashSet<String> = HashSet::new();
-        if self.sensitive_vars.is_empty() {
-            return out;
-        }
-        loop {
-            let before = out.len();
-            for (name, (bi, an)) in &self.decl.locals {
-                if out.contains(name) {
-                    continue;
-                }
-                let a = &self.blocks[*bi].attrs[an];
-                let uses = refs::scan(a.expr_span.file, &a.expr).refs.iter().any(|r| {
-                    r.name.as_ref().is_some_and(|n| match r.root.as_str() {
-                        "var" => self.sensitive_vars.contains(n),
-                        "local" => out.contains(n),
-                        _ => false,
-                    })
-                });
-                if uses {
-                    out.insert(name.clone());
-                }
-            }
-            if out.len() == before {
-                return out;
-            }
         }
     }
 }

@@ -119,6 +119,14 @@ impl Evaluator<'_> {
             let mut extra = self.static_depends_on(b);
             extra = self.expand_targets(&extra);
             let prevent = self.prevent_destroy(b);
+            let mark = self.attr_marks(b, &["version", "deb"]);
+            let sensitive = mark
+                .as_ref()
+                .map(sensitivity::package_paths)
+                .unwrap_or_default();
+            if let Some(m) = mark {
+                self.marks.packages.insert(name.clone(), m);
+            }
             let at = b
                 .attr("on")
                 .map(|a| a.expr_span.clone())
@@ -171,6 +179,7 @@ impl Evaluator<'_> {
                     attributes: serde_json::Value::Object(attrs),
                     prevent_destroy: prevent,
                     span: Some(b.span.clone()),
+                    sensitive: sensitive.clone(),
                 });
             }
             let mut o = hcl::Map::new();

@@ -26,6 +26,10 @@ impl Evaluator<'_> {
                 );
             }
             self.profiles.insert(name.clone(), p);
+            let mark = self.attr_marks(b, &["image", "cpus", "memory", "labels", "platform"]);
+            if let Some(m) = mark {
+                self.marks.profiles.insert(name.clone(), m);
+            }
         }
     }
 
