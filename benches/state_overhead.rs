@@ -49,6 +49,7 @@ fn record(i: u64) -> InstanceRecord {
             InstanceKey::None,
         )],
         attributes: json!({"name": hostname, "address": format!("10.0.{}.{}", i / 250, i % 250 + 2)}),
+        sensitive: vec![],
     }
 }
 

@@ -288,6 +288,7 @@ pub async fn walk(
                         private: serde_json::Value::Null,
                         dependencies: c.depends_on.clone(),
                         attributes: c.attributes.clone(),
+                        sensitive: c.sensitive.clone(),
                     };
                     if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
                         report.state_error = Some(e);
@@ -427,6 +428,7 @@ pub async fn walk(
                                 private,
                                 dependencies: c.depends_on.clone(),
                                 attributes: c.attributes.clone(),
+                                sensitive: c.sensitive.clone(),
                             };
                             let w = write_put(&store, &plan.session, &rec, &mut report).await;
                             mirror.insert(c.address.clone(), rec);

@@ -835,6 +835,7 @@ mod tests {
             private: serde_json::json!({ "bridge": format!("tgbr{i}"), "n": i }),
             dependencies: vec![],
             attributes: serde_json::json!({ "name": address.host_name() }),
+            sensitive: vec![],
             address,
         }
     }
