@@ -10,7 +10,7 @@
 //! Does not evaluate testbed expressions (hcl-rs does, and the config
 //! evaluator attaches spans to errors; only `templatefile` evaluates its own
 //! template), and does no I/O but reading the files `file()` and friends
-//! name and the environment variables `env()` names.
+//! name; `env()` reads the caller's environment, handed in with the host value.
 //!
 //! Every error is one lowercase line naming the argument at fault (hcl-rs
 //! prefixes it with ``error calling function `name`: ``). Nothing panics on

@@ -1,7 +1,6 @@
 //! Addresses: IPAM for node interfaces - fixed addresses, then those state
 //! recorded, then the lowest free one (see `config::ipam`).
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

@@ -2,7 +2,6 @@
 //! nodes and packages, the cycles in it (reported with their path), and the
 //! deterministic topological order the evaluation stages use.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Checker<'_> {

@@ -2,7 +2,6 @@
 //! clashing implicit package nodes. Owns the name → block tables the later
 //! stages look things up in; evaluates nothing.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Checker<'_> {

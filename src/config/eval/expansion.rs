@@ -2,7 +2,6 @@
 //! repeated resource has in expressions (list, map or one object), and the
 //! static `depends_on` and `lifecycle` of a block.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

@@ -4,7 +4,6 @@
 //! decide evaluation order (the stages do).
 
 use super::size::{measure, Size};
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

@@ -1,6 +1,5 @@
 //! Finish: the evaluated parts assembled into a [`Testbed`] with its hash.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

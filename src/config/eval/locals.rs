@@ -1,7 +1,6 @@
 //! Locals: evaluated once each, in reference order; a failed local only
 //! silences those that use it.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

@@ -1,11 +1,22 @@
-//! Evaluation: raw blocks in, an evaluated [`Testbed`] out.
+//! Evaluation: a parsed testbed in, an evaluated [`Testbed`] out.
 //!
-//! The order is fixed by the language: variables, locals, networks (with
-//! pool CIDRs), profiles, node placement (count/for_each, networks, fixed
-//! addresses), IPAM, the rest of node attributes, packages, outputs. Before
-//! any of it, every reference and function call of every expression is
-//! checked and block-level dependency cycles are found, so a user sees all
-//! such problems at once. Evaluation errors point at the attribute.
+//! Two parts. The static checks ([`Checker`], once per parsed testbed:
+//! `declare`, `references`, `cycles`) find every declaration, check every
+//! reference and function call and find dependency cycles, so a user sees
+//! all such problems at once. The evaluation ([`Evaluator`], once per
+//! `settings` or `evaluate` call) runs the stages in the language's order:
+//! `variables`, `locals`, `networks` (with pool CIDRs), `profiles`, node
+//! placement and `addresses` (IPAM), the rest of `nodes`, `packages`,
+//! `outputs`, `settings`, `finish`. A failed value only silences what
+//! depends on it, so independent problems are all reported in one run;
+//! errors point at the attribute.
+//!
+//! Shared by the stages: `expressions` (one attribute evaluated),
+//! `resolve` and `structural` (references read without copying what is not
+//! read), `size` (the limits on values), `expansion` (`count`/`for_each`
+//! and the instance limit), `sensitivity` (what derives from a sensitive
+//! variable). Nothing here reads the process's environment or files other
+//! than those the testbed names (`file()`, `deb`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;

@@ -1,7 +1,6 @@
 //! Networks: instances, CIDRs (checked, overlaps, pool /24s with state's
 //! recorded ones kept) and the values `network.NAME` gives.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

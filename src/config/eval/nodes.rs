@@ -2,7 +2,6 @@
 //! attribute (profile, image, labels, platform) and their dependencies. Address
 //! assignment itself is in `addresses`.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

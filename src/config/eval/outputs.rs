@@ -1,7 +1,6 @@
 //! Outputs: values, and the rule that an output showing a sensitive value is
 //! itself sensitive.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

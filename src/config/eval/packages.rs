@@ -1,7 +1,6 @@
 //! Packages: the nodes a package goes on (`on`, or its implicit node), its
 //! source and version, and one instance per node.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

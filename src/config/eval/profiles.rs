@@ -1,6 +1,5 @@
 //! Profiles: named node shapes, evaluated once, and the image rule.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {

@@ -2,7 +2,6 @@
 //! docs/language.md), unknown references and functions, wrong indexing and
 //! `depends_on` lists. Static: runs before any evaluation.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Checker<'_> {

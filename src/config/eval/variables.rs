@@ -1,7 +1,6 @@
 //! Variables: values from defaults, `TG_VAR_*`, `-var-file` and `-var` (in that
 //! precedence), type conversion and `validation` blocks.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Evaluator<'_> {
