@@ -18,6 +18,7 @@
 mod checked;
 pub mod decode;
 pub mod eval;
+mod fuel;
 pub mod functions;
 pub mod ipam;
 pub mod model;

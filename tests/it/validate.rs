@@ -1407,3 +1407,32 @@ fn markdown_plans_keep_values_inside_the_code_block() {
     assert!(md.contains("\n````diff\n"), "{md}");
     assert!(md.contains("\n````\n\n</details>"), "{md}");
 }
+
+/// Nested `for` loops inside one expression ran for minutes and filled
+/// memory before hcl-rs returned: their work is bounded too.
+#[test]
+fn nested_for_loops_are_bounded() {
+    for value in [
+        "length([for i in range(1000) : [for j in range(1000) : range(100)]])",
+        r#"length("%{for i in range(100000)}%{for j in range(1000)}xxxxxxxxxxxxxxxx%{endfor}%{endfor}")"#,
+    ] {
+        let tb = Testbed::new(&[(
+            "main.tg.hcl",
+            &format!("output \"o\" {{\n  value = {value}\n}}\n"),
+        )]);
+        let run = tb.tg(&["validate"]);
+        run.expect_code(1);
+        assert!(
+            run.stderr()
+                .starts_with("main.tg.hcl:2:11: error: this expression does too much work"),
+            "{}",
+            run.stderr()
+        );
+    }
+    // Loops of a sensible size are fine.
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        "output \"o\" {\n  value = length([for i in range(300) : [for j in range(300) : i * j]])\n}\n",
+    )]);
+    tb.tg(&["validate"]).expect_code(0);
+}

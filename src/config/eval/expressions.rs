@@ -52,7 +52,11 @@ impl Evaluator<'_> {
         if host {
             functions::bind_host(&mut edit_expr);
         }
-        if found.is_static() && !found.arith {
+        let fueled = crate::config::fuel::rewrite(&mut edit_expr);
+        let _tank = fueled.then(|| {
+            crate::config::fuel::Tank::fill(self.opts.limits.max_value_elements as u64 * 4)
+        });
+        if found.is_static() && !found.arith && !fueled {
             let expr = hcl::Expression::from(edit_expr);
             return match expr.evaluate(&hcl::eval::Context::new()) {
                 Ok(v) => self.bounded(a, v),
@@ -94,6 +98,9 @@ impl Evaluator<'_> {
         functions::declare_some(&mut ctx, found.calls.iter().map(|c| c.name.as_str()));
         if found.arith {
             checked::declare(&mut ctx);
+        }
+        if fueled {
+            crate::config::fuel::declare(&mut ctx);
         }
         if host {
             ctx.declare_var(functions::HOST_VAR, self.host.clone());
@@ -439,6 +446,10 @@ pub(super) fn eval_error(a: &RawAttr, e: &hcl::eval::Error, sensitive: bool) -> 
             ),
         ),
         // Checked arithmetic: its message is the whole story.
+        ErrorKind::FuncCall(name, msg) if crate::config::fuel::is_internal(&name.to_string()) => (
+            msg.clone(),
+            Some("nested `for` expressions multiply: iterate over less, or split the work into locals (each is bounded on its own)".into()),
+        ),
         ErrorKind::FuncCall(name, msg) if checked::is_internal(&name.to_string()) => {
             match msg.split_once(" cannot combine ") {
                 Some((op, _)) if sensitive => (

@@ -247,9 +247,13 @@ pub(super) fn templatefile(h: &Host<'_>, a: &Args<'_>) -> FnResult {
         )
     })?;
     hcl_edit::visit_mut::visit_template_mut(&mut HostBinder, &mut parsed);
+    let fueled = crate::config::fuel::rewrite_template(&mut parsed);
     let template = hcl::Template::from(parsed);
     let mut ctx = Context::new();
     super::declare_nested(&mut ctx);
+    if fueled {
+        crate::config::fuel::declare(&mut ctx);
+    }
     for (name, value) in vars {
         let ident = hcl::Identifier::new(name.as_str()).map_err(|_| {
             format!(
