@@ -34,6 +34,7 @@ fn main() {
     let platform = Arc::new(NetnsPlatform::new(NetnsOptions {
         run_dir: tmp.path().join("run"),
         image_dir: tmp.path().join("images"),
+        ..NetnsOptions::default()
     }));
     let session = SessionRef {
         name: "bench".into(),
@@ -52,6 +53,8 @@ fn main() {
     };
     let specs: Vec<NodeSpec> = (0..nodes)
         .map(|i| NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: format!("n-{i}"),
             image: "host".into(),
             cpus: None,
@@ -116,6 +119,8 @@ async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         address: String::new(),
         spec,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
+        trace: Default::default(),
     })
     .await
     .map(|_| ())
@@ -129,6 +134,8 @@ async fn delete(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         spec,
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
+        trace: Default::default(),
     })
     .await
     .map_err(|e| e.to_string())

@@ -21,6 +21,8 @@ use std::time::Instant;
 
 use tg::apply::NoHook;
 use tg::config::{LoadOptions, Prior};
+use tg::environment::Caller;
+use tg::names::SessionName;
 use tg::ops::{self, Context, PlanOptions};
 use tg::platform::registry::Registry;
 use tg::platform::testdouble::TestDouble;
@@ -75,7 +77,7 @@ node "n" {{
     let (testbed, _) = tg::config::load(&LoadOptions {
         dir: dir.path().to_path_buf(),
         prior: Prior::default(),
-        drivers: vec!["double".into()],
+        drivers: vec!["double".into(), "null".into()],
         ..LoadOptions::default()
     })
     .unwrap_or_else(|e| {
@@ -93,9 +95,10 @@ node "n" {{
     let ctx = Context {
         store: Arc::new(store.clone()),
         registry,
-        session: "bench".into(),
+        session: SessionName::parse("bench").unwrap(),
         testbed_dir: dir.path().to_path_buf(),
         hook: Arc::new(NoHook),
+        caller: Caller::user_of_this_process("bench"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -104,7 +107,7 @@ node "n" {{
 
     let t = Instant::now();
     let plan = rt
-        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+        .block_on(plan_locked(&ctx, &testbed, &PlanOptions::default()))
         .expect("plan");
     let empty = t.elapsed();
     assert_eq!(plan.summary().add, NODES + 1);
@@ -136,7 +139,7 @@ node "n" {{
     store.import("bench", &snap).expect("import");
     let t = Instant::now();
     let noop = rt
-        .block_on(ops::plan(
+        .block_on(plan_locked(
             &ctx,
             &testbed,
             &PlanOptions {
@@ -149,7 +152,7 @@ node "n" {{
     assert!(!noop.has_changes());
     let t = Instant::now();
     let refreshed = rt
-        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+        .block_on(plan_locked(&ctx, &testbed, &PlanOptions::default()))
         .expect("plan");
     let with_refresh = t.elapsed();
     // The double's objects do not exist, so everything is drift here.
@@ -164,21 +167,25 @@ node "n" {{
     let null_ctx = Context {
         store: Arc::new(fresh.clone()),
         registry: null_registry,
-        session: "walk".into(),
+        session: SessionName::parse("walk").unwrap(),
         testbed_dir: dir.path().to_path_buf(),
         hook: Arc::new(NoHook),
+        caller: Caller::user_of_this_process("bench"),
     };
     let mut null_bed = testbed.clone();
     for d in null_bed.instances.values_mut() {
         d.platform = Some("null".into());
     }
+    let locked = rt
+        .block_on(ops::lock(null_ctx, "apply", std::time::Duration::ZERO))
+        .expect("lock");
     let walk_plan = rt
-        .block_on(ops::plan(&null_ctx, &null_bed, &PlanOptions::default()))
+        .block_on(ops::plan(&locked, &null_bed, &PlanOptions::default()))
         .expect("plan");
     let t = Instant::now();
     let report = rt
         .block_on(ops::apply(
-            &null_ctx,
+            &locked,
             &walk_plan,
             &tg::apply::WalkOptions::default(),
         ))
@@ -225,6 +232,18 @@ node "n" {{
     );
 }
 
+/// Lock the session, plan, release.
+async fn plan_locked(
+    ctx: &Context,
+    testbed: &tg::config::model::Testbed,
+    opts: &PlanOptions,
+) -> ops::OpsResult<tg::plan::Plan> {
+    let locked = ops::lock(ctx.clone(), "plan", std::time::Duration::ZERO).await?;
+    let plan = ops::plan(&locked, testbed, opts).await;
+    locked.release().await?;
+    plan
+}
+
 /// A platform that accepts everything and does nothing.
 struct Null;
 
@@ -260,7 +279,7 @@ impl tg::platform::Platform for Null {
     async fn exec(
         &self,
         _: tg::platform::ExecRequest,
-    ) -> tg::platform::PlatformResult<tg::platform::ExecResponse> {
+    ) -> tg::platform::PlatformResult<tg::platform::ExecStatus> {
         Ok(Default::default())
     }
 }

@@ -25,6 +25,8 @@ fn record(i: u64) -> InstanceRecord {
         platform: "netns".into(),
         status: InstanceStatus::Ready,
         spec: Spec::Node(NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: hostname.clone(),
             image: "debian:bookworm".into(),
             cpus: Some(0.5),

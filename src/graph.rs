@@ -231,9 +231,23 @@ impl InstanceGraph {
 
     /// Graphviz dot, nodes and edges in a stable order.
     pub fn to_dot(&self) -> String {
+        self.to_dot_styled(&|_| None)
+    }
+
+    /// DOT with extra attributes per node (`style` returns e.g.
+    /// `fillcolor="#cfc", style=filled`), for a plan's actions.
+    pub fn to_dot_styled(&self, style: &dyn Fn(&InstanceAddr) -> Option<String>) -> String {
         let mut out = String::from("digraph testbed {\n  rankdir = \"LR\";\n");
         for i in self.sorted_nodes() {
-            let _ = writeln!(out, "  {};", dot_quote(&self.graph[i].to_string()));
+            let name = dot_quote(&self.graph[i].to_string());
+            match style(&self.graph[i]) {
+                Some(attrs) => {
+                    let _ = writeln!(out, "  {name} [{attrs}];");
+                }
+                None => {
+                    let _ = writeln!(out, "  {name};");
+                }
+            }
         }
         for (a, b) in self.sorted_edges() {
             let _ = writeln!(

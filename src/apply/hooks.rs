@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::OpKind;
 use crate::addrs::InstanceAddr;
-use crate::plan::diff::{RefreshHook, Refreshed};
+use crate::plan::refresh::{RefreshHook, Refreshed};
 use crate::platform::PlatformError;
 
 /// Progress callbacks of plan (refresh) and apply.

@@ -11,10 +11,14 @@
 //! before every create), so a crash loses only the work in flight. A failed
 //! operation skips what depends on it; independent work goes on. An
 //! [`Interrupt`] stops new work (first level) or abandons the work in
-//! flight (second level). Progress goes out through [`ApplyHook`]; this
-//! module never prints.
+//! flight (second level): what was in flight is recorded tainted, its
+//! platform calls are cancelled, and the walk waits for them to stop
+//! before it returns, so no platform work outlives the session lock (a
+//! third level stops waiting). Progress goes out through [`ApplyHook`];
+//! this module never prints.
 
 pub mod hooks;
+pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,11 +31,12 @@ use crate::addrs::InstanceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::platform::registry::Registry;
 use crate::platform::{
-    CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
+    Cancel, CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
 use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
+pub use timeline::Timeline;
 
 /// One primitive operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -89,6 +94,17 @@ pub struct ApplyReport {
     pub state_error: Option<String>,
     /// The state's serial after the last write.
     pub serial: u64,
+    /// Operations the platform finished whose result could not be written
+    /// to state (a full disk, a lost database): state still holds what it
+    /// held before (a made instance stays recorded tainted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<(InstanceAddr, OpKind)>,
+    /// Instances recorded in state after the apply (`None` when state could
+    /// not be read back).
+    pub recorded: Option<usize>,
+    /// When every operation ran (`tg apply -trace`, the summary).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 impl ApplyReport {
@@ -214,6 +230,18 @@ pub async fn walk(
         }
     }
 
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    for (a, op) in ops.iter().enumerate() {
+        for &b in &op.next {
+            after[b].push(a);
+        }
+    }
+    let mut timeline = Timeline::start(
+        ops.iter()
+            .zip(after)
+            .map(|(op, after)| (op.change.address.clone(), op.kind, after))
+            .collect(),
+    );
     let mut states: Vec<OpState> = ops.iter().map(|_| OpState::Pending).collect();
     let mut ready: VecDeque<usize> = (0..ops.len()).filter(|i| waiting[*i] == 0).collect();
     let global = Arc::new(Semaphore::new(opts.parallelism.max(1)));
@@ -229,6 +257,8 @@ pub async fn walk(
     let mut stop_starting = false;
     // Ready operations waiting for their platform's bound, by platform.
     let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
+    // Cancelled on the second interrupt: platforms stop what they can.
+    let cancel = Cancel::new();
 
     loop {
         if opts.interrupt.level() >= 1 && !stop_starting {
@@ -267,6 +297,7 @@ pub async fn walk(
                 continue;
             };
             let address = c.address.to_string();
+            let trace = timeline.started(id);
             let task: std::pin::Pin<
                 Box<
                     dyn std::future::Future<Output = Result<serde_json::Value, PlatformError>>
@@ -302,6 +333,8 @@ pub async fn walk(
                         address,
                         spec,
                         deps: deps_of(&mirror, &c.depends_on),
+                        cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(async move { platform.create(req).await.map(|r| r.private) })
                 }
@@ -317,6 +350,8 @@ pub async fn walk(
                         after,
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &c.depends_on),
+                        cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(async move { platform.update(req).await.map(|r| r.private) })
                 }
@@ -324,7 +359,7 @@ pub async fn walk(
                     let Some(rec) = mirror.get(&c.address) else {
                         // Already gone from state: nothing to delete.
                         states[id] = OpState::Finished;
-                        release(id, &ops, &mut waiting, &states, &mut ready);
+                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
                         continue;
                     };
                     let req = DeleteRequest {
@@ -333,6 +368,8 @@ pub async fn walk(
                         spec: rec.spec.clone(),
                         private: rec.private.clone(),
                         deps: deps_of(&mirror, &rec.dependencies),
+                        cancel: cancel.clone(),
+                        trace: trace.clone(),
                     };
                     Box::pin(
                         async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
@@ -360,9 +397,11 @@ pub async fn walk(
             _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
                 if opts.interrupt.level() >= 2 {
                     // Abandon the work in flight: what was being made stays
-                    // tainted, what was being updated becomes tainted.
-                    set.abort_all();
+                    // tainted, what was being updated becomes tainted. The
+                    // platform calls are cancelled, then awaited, so none
+                    // outlives the walk (and the session lock).
                     report.interrupted = true;
+                    cancel.cancel();
                     for (_, id) in running.drain() {
                         let op = &ops[id];
                         if op.kind == OpKind::Update {
@@ -380,7 +419,22 @@ pub async fn walk(
                         });
                         states[id] = OpState::Finished;
                     }
-                    while set.join_next().await.is_some() {}
+                    if !set.is_empty() {
+                        hook.note(&format!(
+                            "waiting for {} operation(s) in flight to stop (press Ctrl-C again to stop waiting)",
+                            set.len()
+                        ));
+                    }
+                    loop {
+                        tokio::select! {
+                            j = set.join_next() => if j.is_none() { break },
+                            _ = opts.interrupt.wait_for(3) => {
+                                set.abort_all();
+                                while set.join_next().await.is_some() {}
+                                break;
+                            }
+                        }
+                    }
                     break;
                 }
                 continue;
@@ -404,6 +458,7 @@ pub async fn walk(
         };
         running.retain(|_, v| *v != id);
         states[id] = OpState::Finished;
+        timeline.finished(id, result.is_ok());
         let op = &ops[id];
         if let Some(b) = blocked
             .get_mut(&op.change.platform)
@@ -447,17 +502,25 @@ pub async fn walk(
                         }
                     }
                 };
-                match op.kind {
-                    OpKind::Create => report.added += 1,
-                    OpKind::Update => report.changed += 1,
-                    OpKind::Delete => report.destroyed += 1,
+                match write {
+                    Ok(()) => {
+                        match op.kind {
+                            OpKind::Create => report.added += 1,
+                            OpKind::Update => report.changed += 1,
+                            OpKind::Delete => report.destroyed += 1,
+                        }
+                        report.done.push((c.address.clone(), op.kind));
+                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
+                    }
+                    Err(e) => {
+                        // Made (or removed) but not recorded: state still
+                        // says what it said before, and what needs this
+                        // does not start.
+                        report.unrecorded.push((c.address.clone(), op.kind));
+                        report.state_error = Some(e);
+                        stop_starting = true;
+                    }
                 }
-                report.done.push((c.address.clone(), op.kind));
-                if let Err(e) = write {
-                    report.state_error = Some(e);
-                    stop_starting = true;
-                }
-                release(id, &ops, &mut waiting, &states, &mut ready);
             }
             Err(e) => {
                 if op.kind == OpKind::Update {
@@ -482,6 +545,8 @@ pub async fn walk(
         }
     }
 
+    timeline.end();
+    report.timeline = timeline;
     // Whatever never started.
     for (id, st) in states.iter().enumerate() {
         if matches!(st, OpState::Pending) {
@@ -556,10 +621,12 @@ fn release(
     waiting: &mut [usize],
     states: &[OpState],
     ready: &mut VecDeque<usize>,
+    timeline: &mut Timeline,
 ) {
     for &n in &ops[id].next {
         waiting[n] = waiting[n].saturating_sub(1);
         if waiting[n] == 0 && matches!(states[n], OpState::Pending) {
+            timeline.ready(n);
             ready.push_back(n);
         }
     }

@@ -17,15 +17,27 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Work in DIR instead of the current directory.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub chdir: Option<PathBuf>,
 
-    /// The session to work on.
-    #[arg(long, global = true, env = "TG_SESSION", default_value = "default")]
+    /// The session to work on (also: TG_SESSION).
+    #[arg(
+        long,
+        global = true,
+        env = "TG_SESSION",
+        default_value = "default",
+        hide_env = true,
+        help_heading = "Global options"
+    )]
     pub session: String,
 
     /// Never colour the output (also: NO_COLOR=1).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_color: bool,
 
     #[command(subcommand)]
@@ -64,9 +76,37 @@ pub enum Command {
     /// Manage sessions.
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Relay stdin/stdout to a node's TCP port (used as an ssh ProxyCommand).
-    #[command(hide = true)]
+    /// Relay stdin/stdout to a node's TCP port (ssh's ProxyCommand for netns nodes).
     Proxy(ProxyArgs),
+    /// List the platforms this machine offers, what each can host, and why not.
+    Platforms(PlatformsArgs),
+    /// Print tg's version.
+    Version(VersionArgs),
+    /// Print a shell completion script (`tg completion bash > /etc/bash_completion.d/tg`).
+    Completion(CompletionArgs),
+    /// Print tg's manual page in roff (`tg man > tg.1; man ./tg.1`).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct PlatformsArgs {
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args, Default)]
@@ -120,6 +160,13 @@ pub struct PlanOptions {
     /// Limit the plan to these instances and what they depend on (repeatable).
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    /// Leave these instances out, with what depends on them (destroying:
+    /// with what they depend on); combines with `-target` (repeatable).
+    #[arg(long = "exclude", value_name = "ADDR")]
+    pub excludes: Vec<String>,
+    /// Only accept changes made outside tg into state; change nothing.
+    #[arg(long = "refresh-only")]
+    pub refresh_only: bool,
     /// Force the replacement of these instances (repeatable).
     #[arg(long = "replace", value_name = "ADDR")]
     pub replace: Vec<String>,
@@ -164,6 +211,9 @@ pub struct ApplyArgs {
     /// Print one JSON document of the result (needs `-auto-approve` or a plan file).
     #[arg(long)]
     pub json: bool,
+    /// Write the timeline of every operation to FILE (Chrome trace events: open it in Perfetto).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +229,9 @@ pub struct DestroyArgs {
     /// Print one JSON document of the result (needs `-auto-approve`).
     #[arg(long)]
     pub json: bool,
+    /// Write the timeline of every operation to FILE (Chrome trace events: open it in Perfetto).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +274,13 @@ pub enum StateCommand {
     Show { address: String },
     /// Forget instances without destroying them.
     Rm { addresses: Vec<String> },
+    /// Rename a recorded instance (after renaming its block) without recreating it.
+    Mv {
+        /// The recorded address (`node.old`, `node.old[0]`).
+        from: String,
+        /// The new address (`node.new`, `node.new[0]`).
+        to: String,
+    },
     /// Copy the session's state to another backend (a postgres:// URL or a sqlite file).
     Migrate {
         #[arg(long, value_name = "URL")]
@@ -241,10 +301,14 @@ pub enum GraphFormat {
     #[default]
     Dot,
     Mermaid,
+    /// A picture, drawn by Graphviz `dot` (which must be installed).
+    Svg,
 }
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// A plan saved with `tg plan -out FILE`: its instances, coloured by planned action.
+    pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -255,9 +319,18 @@ pub struct GraphArgs {
 pub struct ExecArgs {
     /// `node.edge[0]`, `node.edge[*]`, `node.edge` or a label selector `role=edge`.
     pub target: String,
-    /// Print one JSON document of the results.
+    /// Print one JSON document of the results (output that is not UTF-8 as base64).
     #[arg(long)]
     pub json: bool,
+    /// Run the command on a terminal (interactive shells; one node only).
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// End the command after this long and exit 124, like `timeout(1)` (`30s`, `5m`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Send stdin to every matching node (with several nodes stdin is refused otherwise).
+    #[arg(long = "stdin-all")]
+    pub stdin_all: bool,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -272,11 +345,18 @@ pub enum SessionCommand {
     },
     /// Create a session.
     New { name: String },
-    /// Delete a session (it must be destroyed first, unless -force).
+    /// Delete a session (it must be destroyed first, unless -destroy or -force).
     Delete {
         name: String,
+        /// Forget what it records without destroying it (the objects stay).
         #[arg(long)]
         force: bool,
+        /// Destroy what it records first, from state alone (no testbed needed).
+        #[arg(long)]
+        destroy: bool,
+        /// With `-destroy`: do not ask for confirmation.
+        #[arg(long = "auto-approve")]
+        auto_approve: bool,
     },
     /// Show a session.
     Show {

@@ -7,8 +7,10 @@
 
 pub mod args;
 pub mod commands;
+pub mod engine;
 pub mod progress;
-pub mod render;
+pub mod prompt;
+pub mod report;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -23,8 +25,8 @@ use args::{Cli, Command};
 pub struct Ctx {
     /// The testbed directory (after `-chdir`).
     pub dir: PathBuf,
-    /// The session name.
-    pub session: String,
+    /// The session name (checked).
+    pub session: crate::names::SessionName,
     /// Colour allowed on stdout (a terminal, no `NO_COLOR`, no `-no-color`).
     pub color: bool,
     /// stderr is a terminal (live progress allowed).
@@ -45,7 +47,12 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
+            let text = terraform_spelling(&e.render().to_string());
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
             return ExitCode::from(code);
         }
     };
@@ -60,12 +67,29 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let session = match crate::names::SessionName::parse(&cli.session) {
+        Ok(s) => s,
+        Err(why) => {
+            let from = if std::env::var_os("TG_SESSION").is_some_and(|v| v == cli.session.as_str())
+            {
+                "`TG_SESSION`"
+            } else {
+                "`-session`"
+            };
+            eprintln!(
+                "error: invalid session name {:?} in {from}: {why}",
+                cli.session
+            );
+            eprintln!("  help: a session name has 1 to 128 letters, digits, `-`, `_` and `.`, and starts with a letter or a digit (`pr-123`, `jenkins-folder-job-42`)");
+            return ExitCode::from(1);
+        }
+    };
     let color = !cli.no_color
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stdout().is_terminal();
     let ctx = Ctx {
         dir,
-        session: cli.session.clone(),
+        session,
         color,
         interactive: std::io::stderr().is_terminal(),
         json: match &cli.command {
@@ -79,6 +103,30 @@ pub fn main() -> ExitCode {
     };
     let code = run(&ctx, &cli.command);
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Help and errors spell long flags as Terraform users type them and as
+/// the docs write them (`-chdir`, `-auto-approve`); `--flag` works too.
+/// A bare `--` (the separator before a command) is left alone.
+pub fn terraform_spelling(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts_flag = b[i] == b'-'
+            && b.get(i + 1) == Some(&b'-')
+            && b.get(i + 2).is_some_and(u8::is_ascii_alphabetic)
+            && (i == 0 || matches!(b[i - 1], b' ' | b'[' | b'\'' | b'`' | b'\n' | b',' | b'('));
+        if starts_flag {
+            out.push('-');
+            i += 2;
+            continue;
+        }
+        let ch = text[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 /// A closed stdout (`tg output inventory | head`) is not an error worth a
@@ -119,5 +167,9 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::Exec(a) => exec::run(ctx, a),
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
+        Command::Platforms(a) => platforms::run(ctx, a),
+        Command::Version(a) => version::run(ctx, a),
+        Command::Completion(a) => version::completion(ctx, a),
+        Command::Man => version::man(ctx),
     }
 }

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::addrs::InstanceAddr;
 use crate::apply::{ApplyHook, OpKind};
-use crate::plan::diff::Refreshed;
+use crate::plan::refresh::Refreshed;
 use crate::platform::PlatformError;
 
 /// The CLI's progress reporter.

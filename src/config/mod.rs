@@ -135,6 +135,13 @@ impl LoadOptions {
     }
 }
 
+/// Evaluate only the settings of the testbed in `opts.dir` (the `state`
+/// and `platform` blocks and what they refer to): [`parse`] then
+/// [`Parsed::settings`].
+pub fn load_settings(opts: &LoadOptions) -> Result<Settings, LoadError> {
+    parse(opts)?.settings()
+}
+
 /// Read, check and evaluate the testbed in `opts.dir` with `opts.prior`:
 /// [`parse`] then [`Parsed::evaluate`]. On success the testbed comes with
 /// its warnings.

@@ -23,6 +23,13 @@ pub struct Listing {
     pub refused: Vec<Diagnostic>,
 }
 
+impl Listing {
+    /// Nothing named like a testbed file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.refused.is_empty()
+    }
+}
+
 /// The testbed files of `dir`, in name order (names starting with `.` are
 /// not testbed files).
 pub fn testbed_files(dir: &Path) -> std::io::Result<Listing> {

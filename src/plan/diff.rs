@@ -1,107 +1,24 @@
-//! Desired versus recorded: refresh, platform choice and the diff.
+//! The diff: desired versus recorded, one [`Action`] per instance.
 //!
-//! [`refresh`] asks each platform what became of the recorded objects (read
-//! only). [`diff`] then compares the testbed with the refreshed state and
-//! decides one [`Action`] per instance, choosing a platform for every new
-//! instance and collecting capability warnings. It does not write state and
-//! does not create anything.
+//! [`diff`] compares the testbed with the refreshed state (see
+//! [`super::refresh`]) and the placement (see [`super::placement`]) and
+//! decides what apply does to every instance, in dependency order. It does
+//! not write state, does not create anything and does not choose
+//! platforms.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
-use crate::addrs::{InstanceAddr, InstanceKey, ResourceKind};
+use crate::addrs::{InstanceAddr, ResourceKind};
 use crate::config::model::{DesiredInstance, Testbed};
-use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::InstanceGraph;
 use crate::platform::registry::Registry;
-use crate::platform::{ReadRequest, ReadResponse, SessionRef, Spec};
+use crate::platform::Spec;
 use crate::state::{InstanceRecord, InstanceStatus, OutputRecord, Snapshot};
 
+use super::placement::Placements;
+use super::refresh::Refreshed;
 use super::{spec_attributes, Action, Drift, DriftKind, Plan, ReplaceReason, ResourceChange};
-
-/// What refresh found for one recorded instance.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refreshed {
-    Present(Spec),
-    Gone,
-}
-
-/// Progress of a refresh, for the reporter.
-pub trait RefreshHook: Send + Sync {
-    fn refreshing(&self, _addr: &InstanceAddr) {}
-    fn refreshed(&self, _addr: &InstanceAddr, _result: &Refreshed) {}
-}
-
-/// A refresh hook that reports nothing.
-pub struct NoRefreshHook;
-impl RefreshHook for NoRefreshHook {}
-
-/// Read every recorded instance through its platform, `parallelism` at a
-/// time. A platform that is not available, or a failing read, is an error
-/// diagnostic (the plan cannot be trusted without it).
-pub async fn refresh(
-    snapshot: &Snapshot,
-    registry: &Registry,
-    session: &SessionRef,
-    parallelism: usize,
-    hook: &dyn RefreshHook,
-) -> Result<BTreeMap<InstanceAddr, Refreshed>, Diagnostics> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    let mut diags = Diagnostics::default();
-    let mut out = BTreeMap::new();
-    for rec in snapshot.instances.values() {
-        let Some(platform) = registry.get(&rec.platform).cloned() else {
-            diags.push(
-                Diagnostic::error(format!(
-                    "`{}` was made by platform `{}`, which is not available here",
-                    rec.address, rec.platform
-                ))
-                .help("run tg where that platform is available, or forget the instance with `tg state rm`"),
-            );
-            continue;
-        };
-        hook.refreshing(&rec.address);
-        let req = ReadRequest {
-            session: session.clone(),
-            address: rec.address.to_string(),
-            spec: rec.spec.clone(),
-            private: rec.private.clone(),
-        };
-        let addr = rec.address.clone();
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (addr, platform.read(req).await)
-        });
-    }
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((addr, Ok(resp))) => {
-                let r = match resp {
-                    ReadResponse::Present { spec } => Refreshed::Present(spec),
-                    ReadResponse::Gone => Refreshed::Gone,
-                };
-                hook.refreshed(&addr, &r);
-                out.insert(addr, r);
-            }
-            Ok((addr, Err(e))) => {
-                let mut d = Diagnostic::error(format!("refreshing `{addr}` failed: {}", e.message))
-                    .help("fix the platform problem, or plan with `-refresh=false`");
-                if let Some(detail) = e.detail {
-                    d = d.detail(detail);
-                }
-                diags.push(d);
-            }
-            Err(e) => diags.push(Diagnostic::error(format!("a refresh task failed: {e}"))),
-        }
-    }
-    if diags.has_errors() {
-        Err(diags)
-    } else {
-        Ok(out)
-    }
-}
 
 /// How to plan.
 #[derive(Debug, Clone, Default)]
@@ -112,6 +29,12 @@ pub struct DiffOptions {
     pub targets: Vec<InstanceAddr>,
     /// `-replace`: force these to be replaced.
     pub replace: Vec<InstanceAddr>,
+    /// `-exclude`: leave these out, with what depends on them (or, for a
+    /// destroy, what they depend on, which they still need).
+    pub excludes: Vec<InstanceAddr>,
+    /// `-refresh-only`: change nothing; the plan only carries the drift,
+    /// which its apply accepts into state.
+    pub refresh_only: bool,
 }
 
 /// Where the plan is made: identity fields copied into the [`Plan`].
@@ -129,11 +52,12 @@ pub fn diff(
     testbed: &Testbed,
     snapshot: &Snapshot,
     refreshed: &BTreeMap<InstanceAddr, Refreshed>,
+    placements: &Placements,
     registry: &Registry,
     opts: &DiffOptions,
 ) -> Result<Plan, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let mut warnings = Vec::new();
+    let warnings = placements.warnings.clone();
     let mut changes: HashMap<InstanceAddr, ResourceChange> = HashMap::new();
     let mut drift = Vec::new();
 
@@ -169,13 +93,13 @@ pub fn diff(
             changes.insert(rec.address.clone(), delete_change(rec));
         }
     } else {
-        let platforms = choose_platforms(testbed, snapshot, registry, &mut diags, &mut warnings);
         for d in testbed.instances.values() {
-            let Some(platform) = platforms.get(&d.address) else {
+            let Some(platform) = placements.platform_of(&d.address) else {
                 continue;
             };
             let change = desired_change(
                 d,
+                placements.placed_spec(d),
                 platform,
                 snapshot.instances.get(&d.address),
                 refreshed.get(&d.address),
@@ -232,25 +156,7 @@ pub fn diff(
     };
 
     // -target: keep only what the targets need (or, destroying, what needs them).
-    let selected: Option<BTreeSet<InstanceAddr>> = if opts.targets.is_empty() {
-        None
-    } else {
-        for t in &opts.targets {
-            if !graph.instances().any(|a| a.matches(t)) {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "`-target {t}` matches no instance of the testbed or the state"
-                    ))
-                    .help("use a resource address such as `node.edge` or an instance address such as `node.edge[0]`"),
-                );
-            }
-        }
-        Some(if opts.destroy {
-            graph.with_dependents(&opts.targets)
-        } else {
-            graph.with_dependencies(&opts.targets)
-        })
-    };
+    let selected = select(&graph, opts, &mut diags);
 
     // prevent_destroy.
     for (addr, c) in &changes {
@@ -295,6 +201,15 @@ pub fn diff(
     if let Some(sel) = &selected {
         drift.retain(|d| sel.contains(&d.address));
     }
+    if opts.refresh_only {
+        // Nothing is changed: every instance stays as it is, the drift is
+        // what the apply records.
+        for c in &mut ordered {
+            c.action = Action::NoOp;
+            c.replace_reasons.clear();
+        }
+        ordered.retain(|c| snapshot.instances.contains_key(&c.address));
+    }
 
     let outputs: BTreeMap<String, OutputRecord> = if opts.destroy {
         BTreeMap::new()
@@ -321,12 +236,61 @@ pub fn diff(
         testbed_hash: testbed.hash.clone(),
         tg_version: header.tg_version.clone(),
         destroy: opts.destroy,
+        refresh_only: opts.refresh_only,
         targeted: selected.is_some(),
         changes: ordered,
         drift,
         warnings,
         outputs,
     })
+}
+
+/// What `-target` and `-exclude` keep (`None`: everything). An excluded
+/// instance goes with what needs it (destroying: with what it needs, which
+/// it still uses); a target brings what it needs (destroying: what needs
+/// it), unless that was excluded.
+fn select(
+    graph: &InstanceGraph,
+    opts: &DiffOptions,
+    diags: &mut Diagnostics,
+) -> Option<BTreeSet<InstanceAddr>> {
+    if opts.targets.is_empty() && opts.excludes.is_empty() {
+        return None;
+    }
+    for (flag, list) in [("-target", &opts.targets), ("-exclude", &opts.excludes)] {
+        for t in list {
+            if !graph.instances().any(|a| a.matches(t)) {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`{flag} {t}` matches no instance of the testbed or the state"
+                    ))
+                    .help("use a resource address such as `node.edge` or an instance address such as `node.edge[0]`"),
+                );
+            }
+        }
+    }
+    let out: BTreeSet<InstanceAddr> = if opts.excludes.is_empty() {
+        BTreeSet::new()
+    } else if opts.destroy {
+        graph.with_dependencies(&opts.excludes)
+    } else {
+        graph.with_dependents(&opts.excludes)
+    };
+    let kept: BTreeSet<InstanceAddr> = if opts.targets.is_empty() {
+        graph.instances().cloned().collect()
+    } else {
+        let targets: Vec<InstanceAddr> = graph
+            .instances()
+            .filter(|a| opts.targets.iter().any(|t| a.matches(t)) && !out.contains(*a))
+            .cloned()
+            .collect();
+        if opts.destroy {
+            graph.with_dependents(&targets)
+        } else {
+            graph.with_dependencies(&targets)
+        }
+    };
+    Some(kept.difference(&out).cloned().collect())
 }
 
 fn delete_change(rec: &InstanceRecord) -> ResourceChange {
@@ -346,6 +310,7 @@ fn delete_change(rec: &InstanceRecord) -> ResourceChange {
 
 fn desired_change(
     d: &DesiredInstance,
+    spec: Spec,
     platform: &str,
     recorded: Option<&InstanceRecord>,
     refreshed: Option<&Refreshed>,
@@ -359,13 +324,18 @@ fn desired_change(
         {
             m.insert("platform".into(), platform.into());
         }
+        if let Spec::Node(n) = &spec {
+            if let Some(h) = &n.host {
+                m.insert("host".into(), h.clone().into());
+            }
+        }
     }
     let mut change = ResourceChange {
         address: d.address.clone(),
         action: Action::Create,
         platform: platform.to_string(),
         before: None,
-        after: Some(d.spec.clone()),
+        after: Some(spec),
         replace_reasons: Vec::new(),
         depends_on: d.depends_on.clone(),
         attributes,
@@ -394,7 +364,8 @@ fn desired_change(
             to: platform.to_string(),
         });
     }
-    let changed = changed_attributes(current, &d.spec);
+    let desired = change.after.as_ref().unwrap_or(&d.spec);
+    let changed = changed_attributes(current, desired);
     let updatable = registry
         .get(platform)
         .map(|p| p.updatable(d.address.kind()))
@@ -436,169 +407,13 @@ pub fn changed_attributes(before: &Spec, after: &Spec) -> Vec<String> {
     out
 }
 
-/// Pick a platform for every desired instance: nodes by their `platform`,
-/// what state recorded, or the first platform that accepts them; packages
-/// follow their node; networks follow the first node on them.
-fn choose_platforms(
-    testbed: &Testbed,
-    snapshot: &Snapshot,
-    registry: &Registry,
-    diags: &mut Diagnostics,
-    warnings: &mut Vec<String>,
-) -> HashMap<InstanceAddr, String> {
-    let mut chosen: HashMap<InstanceAddr, String> = HashMap::new();
-    let names: Vec<&str> = registry.names().collect();
-    let unknown = |d: &DesiredInstance, name: &str, diags: &mut Diagnostics| {
-        let mut diag = Diagnostic::error(format!(
-            "`{}` asks for platform `{name}`, which is not available",
-            d.address
-        ))
-        .at_opt(d.span.clone());
-        diag = match did_you_mean(name, names.iter().copied()) {
-            Some(s) => diag.help(format!("did you mean `{s}`?")),
-            None => diag.help(format!(
-                "available platforms: {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )),
-        };
-        diags.push(diag);
-    };
-
-    // Nodes first.
-    for d in testbed.instances.values() {
-        let Spec::Node(spec) = &d.spec else { continue };
-        if let Some(name) = &d.platform {
-            let Some(p) = registry.get(name) else {
-                unknown(d, name, diags);
-                continue;
-            };
-            let cap = p.check_node(spec);
-            if let Some(r) = cap.refused {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "platform `{name}` cannot host `{}`: {r}",
-                        d.address
-                    ))
-                    .at_opt(d.span.clone())
-                    .help("change the node's spec, or remove `platform` so tg picks one that fits"),
-                );
-                continue;
-            }
-            warnings.extend(cap.warnings.iter().map(|w| format!("{}: {w}", d.address)));
-            chosen.insert(d.address.clone(), name.clone());
-            continue;
-        }
-        // Stick with the recorded platform while it still accepts the node.
-        if let Some(rec) = snapshot.instances.get(&d.address) {
-            if let Some(p) = registry.get(&rec.platform) {
-                let cap = p.check_node(spec);
-                if cap.refused.is_none() {
-                    warnings.extend(cap.warnings.iter().map(|w| format!("{}: {w}", d.address)));
-                    chosen.insert(d.address.clone(), rec.platform.clone());
-                    continue;
-                }
-            }
-        }
-        match registry.pick(spec) {
-            Ok((name, w)) => {
-                warnings.extend(w.iter().map(|w| format!("{}: {w}", d.address)));
-                chosen.insert(d.address.clone(), name);
-            }
-            Err(refusals) => {
-                diags.push(
-                    Diagnostic::error(format!("no platform can host `{}`", d.address))
-                        .at_opt(d.span.clone())
-                        .detail(if refusals.is_empty() {
-                            "no platform is available".to_string()
-                        } else {
-                            refusals.join("\n")
-                        })
-                        .help("change the node's spec so a platform accepts it"),
-                );
-            }
-        }
-    }
-
-    // Networks: the first node on them decides.
-    let mut net_platform: HashMap<InstanceAddr, String> = HashMap::new();
-    for d in testbed.instances.values() {
-        if d.address.kind() != ResourceKind::Node {
-            continue;
-        }
-        let Some(p) = chosen.get(&d.address) else {
-            continue;
-        };
-        for dep in &d.depends_on {
-            if dep.kind() == ResourceKind::Network {
-                net_platform.entry(dep.clone()).or_insert_with(|| p.clone());
-            }
-        }
-    }
-    let first = names.first().map(|s| s.to_string());
-    for d in testbed.instances.values() {
-        let pick = match d.address.kind() {
-            ResourceKind::Node => continue,
-            ResourceKind::Network => d
-                .platform
-                .clone()
-                .or_else(|| net_platform.get(&d.address).cloned())
-                .or_else(|| {
-                    snapshot
-                        .instances
-                        .get(&d.address)
-                        .map(|r| r.platform.clone())
-                })
-                .or_else(|| first.clone()),
-            ResourceKind::Package => {
-                let node = match &d.address.key {
-                    InstanceKey::Node(n) => Some((**n).clone()),
-                    _ => d
-                        .depends_on
-                        .iter()
-                        .find(|a| a.kind() == ResourceKind::Node)
-                        .cloned(),
-                };
-                d.platform
-                    .clone()
-                    .or_else(|| node.and_then(|n| chosen.get(&n).cloned()))
-                    .or_else(|| first.clone())
-            }
-        };
-        let Some(name) = pick else {
-            diags.push(
-                Diagnostic::error(format!("no platform is available for `{}`", d.address))
-                    .at_opt(d.span.clone()),
-            );
-            continue;
-        };
-        let Some(p) = registry.get(&name) else {
-            unknown(d, &name, diags);
-            continue;
-        };
-        for problem in p.check_spec(&d.spec) {
-            diags.push(
-                Diagnostic::error(format!(
-                    "platform `{name}` cannot make `{}`: {problem}",
-                    d.address
-                ))
-                .at_opt(d.span.clone()),
-            );
-        }
-        chosen.insert(d.address.clone(), name);
-    }
-    chosen
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::model::DesiredInstance;
     use crate::platform::testdouble::TestDouble;
     use crate::platform::{Interface, NetworkSpec, NodeSpec};
+    use std::sync::Arc;
 
     fn addr(s: &str) -> InstanceAddr {
         s.parse().unwrap()
@@ -615,6 +430,7 @@ mod tests {
 
     fn node(image: &str, role: &str) -> Spec {
         Spec::Node(NodeSpec {
+            settings: Default::default(),
             hostname: "edge-0".into(),
             image: image.into(),
             cpus: None,
@@ -626,6 +442,7 @@ mod tests {
                 prefix_len: 24,
                 gateway: "10.0.0.1".parse().unwrap(),
             }],
+            host: None,
         })
     }
 
@@ -672,6 +489,18 @@ mod tests {
     }
 
     /// Plan `tb` against `snap` and return `address action` lines.
+    /// Every instance of `tb` on the test double.
+    fn on_double(tb: &Testbed) -> Placements {
+        Placements {
+            platform: tb
+                .instances
+                .keys()
+                .map(|a| (a.clone(), "double".to_string()))
+                .collect(),
+            ..Placements::default()
+        }
+    }
+
     fn check(tb: &Testbed, snap: &Snapshot, opts: DiffOptions) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let mut reg = Registry::new();
@@ -681,6 +510,7 @@ mod tests {
             tb,
             snap,
             &BTreeMap::new(),
+            &on_double(tb),
             &reg,
             &opts,
         )
@@ -789,6 +619,7 @@ mod tests {
             &tb,
             &snap,
             &BTreeMap::new(),
+            &on_double(&tb),
             &reg,
             &opts,
         )
@@ -805,6 +636,7 @@ mod tests {
             &tb,
             &snap,
             &BTreeMap::new(),
+            &on_double(&tb),
             &reg,
             &opts,
         )

@@ -16,8 +16,10 @@
 //! which only reads.
 
 pub mod diff;
+pub mod placement;
 pub mod planfile;
 pub mod redact;
+pub mod refresh;
 pub mod render_json;
 pub mod render_markdown;
 pub mod render_text;
@@ -170,6 +172,9 @@ pub struct Plan {
     pub tg_version: String,
     /// A `-destroy` plan.
     pub destroy: bool,
+    /// A `-refresh-only` plan: its apply only records the drift.
+    #[serde(default)]
+    pub refresh_only: bool,
     /// Planned with `-target`: outputs are not saved by its apply.
     #[serde(default)]
     pub targeted: bool,
@@ -211,8 +216,12 @@ impl Plan {
         s
     }
 
-    /// Does applying this plan change anything?
+    /// Does applying this plan change anything (for a refresh-only plan:
+    /// does it record any drift)?
     pub fn has_changes(&self) -> bool {
+        if self.refresh_only {
+            return !self.drift.is_empty();
+        }
         self.changes.iter().any(|c| c.action.is_change())
     }
 

@@ -79,8 +79,26 @@ impl PlanFile {
         };
         let text = serde_json::to_vec_pretty(self)
             .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+        // 0600 whatever the umask: a plan holds every planned value,
+        // sensitive ones included.
         let tmp = path.with_extension("tmp-tgplan");
-        std::fs::write(&tmp, text).map_err(err)?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(&text)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
         std::fs::rename(&tmp, path).map_err(err)
     }
 
@@ -160,6 +178,7 @@ mod tests {
             testbed_hash: "H".into(),
             tg_version: "0.1.0".into(),
             destroy: false,
+            refresh_only: false,
             targeted: false,
             changes: vec![],
             drift: vec![],

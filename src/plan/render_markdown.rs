@@ -177,6 +177,7 @@ mod tests {
             testbed_hash: "h".into(),
             tg_version: "0".into(),
             destroy: false,
+            refresh_only: false,
             targeted: false,
             changes,
             drift: vec![],

@@ -118,9 +118,15 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
                 }
             }
         }
-        out.push_str(
-            "Unless you have made equivalent changes to your configuration, the plan below will undo them.\n\n",
-        );
+        if plan.refresh_only {
+            out.push_str(
+                "This is a refresh-only plan, so tg will not take any actions to undo these. Apply it to record the updated values in the session's state without changing any object.\n",
+            );
+        } else {
+            out.push_str(
+                "Unless you have made equivalent changes to your configuration, the plan below will undo them.\n\n",
+            );
+        }
     }
 
     for w in &plan.warnings {
@@ -135,6 +141,23 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
         out.push('\n');
     }
 
+    if plan.refresh_only {
+        if plan.drift.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} The recorded state matches what the platforms see.",
+                p.bold("No changes.")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\n{} {} change(s) made outside tg to record.",
+                p.bold("Refresh:"),
+                plan.drift.len()
+            );
+        }
+        return out;
+    }
     if !plan.has_changes() {
         out.push_str(&no_changes_line(&p));
         return out;
@@ -461,6 +484,8 @@ mod tests {
 
     fn node(image: &str, labels: &[(&str, &str)]) -> Spec {
         Spec::Node(NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: "edge-0".into(),
             image: image.into(),
             cpus: None,
@@ -496,6 +521,7 @@ mod tests {
             testbed_hash: "h".into(),
             tg_version: "0".into(),
             destroy: false,
+            refresh_only: false,
             targeted: false,
             changes,
             drift: vec![],

@@ -14,14 +14,21 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
+pub use tokio_util::sync::CancellationToken as Cancel;
+
+pub mod factory;
 pub mod netns;
 pub mod registry;
+pub mod ssh;
 pub mod testdouble;
+pub mod trace;
 
 /// The session a request is made for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,6 +77,27 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// In the order declared; the first one carries the default route.
     pub interfaces: Vec<Interface>,
+    /// The host of a pool the node is placed on (chosen at plan time, see
+    /// [`Platform::place`]); `None` on platforms without hosts to choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Everything else a node block can ask for. Flattened: in JSON (plans,
+    /// state) these are attributes of the node like the ones above; in Rust
+    /// a literal says `settings: Default::default()` and new settings do not
+    /// break it.
+    #[serde(flatten)]
+    pub settings: NodeSettings,
+}
+
+/// The optional parts of a node's spec (see [`NodeSpec::settings`]). Each
+/// field has a default that is omitted from JSON, so records written before
+/// a field existed read back unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeSettings {
+    /// `privileged = true`: the node keeps every capability and no seccomp
+    /// filter applies (the plan warns).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
 }
 
 /// Where a package comes from.
@@ -113,6 +141,33 @@ pub struct Capability {
     pub warnings: Vec<String>,
 }
 
+/// Plan time: the nodes a platform was chosen for, to place on its hosts.
+#[derive(Debug, Clone)]
+pub struct PlaceRequest {
+    pub session: SessionRef,
+    /// Every node of the session this platform will host, in plan order.
+    pub nodes: Vec<PlaceNode>,
+}
+
+/// One node to place.
+#[derive(Debug, Clone)]
+pub struct PlaceNode {
+    /// `node.edge[0]`.
+    pub address: String,
+    pub spec: NodeSpec,
+    /// The host state recorded for it: kept while it still fits.
+    pub recorded_host: Option<String>,
+}
+
+/// Where one node goes, in the order of [`PlaceRequest::nodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Placed; `host` is the pool host (`None` on a platform without hosts).
+    Placed { host: Option<String> },
+    /// No host fits: one line per host (or a single line) saying why not.
+    Refused { reasons: Vec<String> },
+}
+
 /// A create request. `deps` carries the recorded `private` value of every
 /// instance this one depends on (its networks for a node, its node for a
 /// package), keyed by their address.
@@ -122,6 +177,12 @@ pub struct CreateRequest {
     pub address: String,
     pub spec: Spec,
     pub deps: BTreeMap<String, Dependency>,
+    /// Cancelled when the run is abandoned (a second Ctrl-C, an API cancel):
+    /// stop as soon as it is safe and return an error; what was half made
+    /// stays tainted in state and is replaced next time.
+    pub cancel: Cancel,
+    /// Where to report the phases of the work (`tg apply -trace`).
+    pub trace: trace::OpTrace,
 }
 
 /// A dependency's resolved spec and its recorded private value.
@@ -164,6 +225,10 @@ pub struct UpdateRequest {
     pub after: Spec,
     pub private: serde_json::Value,
     pub deps: BTreeMap<String, Dependency>,
+    /// See [`CreateRequest::cancel`].
+    pub cancel: Cancel,
+    /// See [`CreateRequest::trace`].
+    pub trace: trace::OpTrace,
 }
 
 #[derive(Debug, Clone)]
@@ -173,22 +238,121 @@ pub struct DeleteRequest {
     pub spec: Spec,
     pub private: serde_json::Value,
     pub deps: BTreeMap<String, Dependency>,
+    /// See [`CreateRequest::cancel`].
+    pub cancel: Cancel,
+    /// See [`CreateRequest::trace`].
+    pub trace: trace::OpTrace,
 }
 
-#[derive(Debug, Clone)]
+/// Run a command on a node. Output is streamed, byte for byte, as it comes.
+#[derive(Debug)]
 pub struct ExecRequest {
     pub session: SessionRef,
     pub address: String,
     pub spec: NodeSpec,
     pub private: serde_json::Value,
+    /// The program and its arguments (no shell unless the caller asks for one).
     pub argv: Vec<String>,
+    /// End the command after this long ([`ExecStatus::timed_out`]).
+    pub timeout: Option<Duration>,
+    /// Run the command on a pseudo-terminal (interactive shells).
+    pub tty: bool,
+    pub io: ExecIo,
+    /// Cancelled: end the command (like a timeout) and return.
+    pub cancel: Cancel,
 }
 
+/// The streams of one command. Chunks are sent as the command writes them;
+/// the platform drops its senders when the command's output ends.
+#[derive(Debug)]
+pub struct ExecIo {
+    /// What the command reads; `None` = nothing (`/dev/null`). The end of
+    /// the channel (all senders dropped) closes the command's stdin.
+    pub stdin: Option<mpsc::Receiver<Vec<u8>>>,
+    pub stdout: mpsc::Sender<Vec<u8>>,
+    /// Unused with a pty (both streams arrive on `stdout`).
+    pub stderr: mpsc::Sender<Vec<u8>>,
+    /// Signal numbers to deliver to the command (SIGINT, SIGTERM...).
+    pub signals: Option<mpsc::Receiver<i32>>,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ExecStatus {
+    /// The command's exit code; 128 + N when killed by signal N; 127 when
+    /// the program does not exist, 126 when it cannot be executed (as a
+    /// shell says); 124 when it was ended by the timeout.
+    pub exit_code: i32,
+    pub timed_out: bool,
+}
+
+/// A command's collected output (for callers and platforms that need it
+/// whole: package managers, readiness checks).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExecResponse {
     pub exit_code: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+}
+
+/// A command to run with [`exec_collected`].
+#[derive(Debug, Clone)]
+pub struct CollectRequest {
+    pub session: SessionRef,
+    pub address: String,
+    pub spec: NodeSpec,
+    pub private: serde_json::Value,
+    pub argv: Vec<String>,
+    pub timeout: Option<Duration>,
+}
+
+/// Run a command through `platform` with no stdin and collect its output
+/// (for callers that need it whole: tests, readiness checks).
+pub async fn exec_collected(
+    platform: &dyn Platform,
+    req: CollectRequest,
+) -> PlatformResult<ExecResponse> {
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (err_tx, mut err_rx) = mpsc::channel::<Vec<u8>>(64);
+    let req = ExecRequest {
+        session: req.session,
+        address: req.address,
+        spec: req.spec,
+        private: req.private,
+        argv: req.argv,
+        timeout: req.timeout,
+        tty: false,
+        io: ExecIo {
+            stdin: None,
+            stdout: out_tx,
+            stderr: err_tx,
+            signals: None,
+        },
+        cancel: Cancel::new(),
+    };
+    let (status, stdout, stderr) = tokio::join!(
+        platform.exec(req),
+        async {
+            let mut all = Vec::new();
+            while let Some(c) = out_rx.recv().await {
+                all.extend_from_slice(&c);
+            }
+            all
+        },
+        async {
+            let mut all = Vec::new();
+            while let Some(c) = err_rx.recv().await {
+                all.extend_from_slice(&c);
+            }
+            all
+        }
+    );
+    let status = status?;
+    Ok(ExecResponse {
+        exit_code: status.exit_code,
+        stdout,
+        stderr,
+    })
 }
 
 /// The whole session as it stands after an apply: every node with its
@@ -200,26 +364,70 @@ pub struct SessionSync {
     pub nodes: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
 }
 
+/// What kind of failure a [`PlatformError`] is: what a caller may do next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Trying again will not help without a change (a bad spec, a refusal).
+    #[default]
+    Fatal,
+    /// A passing problem (a connection dropped, a host busy): the same call
+    /// may succeed later.
+    Retryable,
+    /// The object the call is about does not exist (any more).
+    NotFound,
+    /// The call was cancelled ([`Cancel`]).
+    Cancelled,
+}
+
 /// A platform error: one line of what failed, and the tool output that says why.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{message}")]
 pub struct PlatformError {
+    pub kind: ErrorKind,
     pub message: String,
     /// Output of the failing tool (apt's message, for example), if any.
     pub detail: Option<String>,
 }
 
 impl PlatformError {
+    /// A [`ErrorKind::Fatal`] error.
     pub fn new(message: impl Into<String>) -> PlatformError {
         PlatformError {
+            kind: ErrorKind::Fatal,
             message: message.into(),
             detail: None,
         }
     }
 
+    pub fn retryable(message: impl Into<String>) -> PlatformError {
+        PlatformError::new(message).kind(ErrorKind::Retryable)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> PlatformError {
+        PlatformError::new(message).kind(ErrorKind::NotFound)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> PlatformError {
+        PlatformError::new(message).kind(ErrorKind::Cancelled)
+    }
+
+    pub fn kind(mut self, kind: ErrorKind) -> PlatformError {
+        self.kind = kind;
+        self
+    }
+
     pub fn with_detail(mut self, detail: impl Into<String>) -> PlatformError {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// The message and, when there is one, the detail on the lines below.
+    pub fn full(&self) -> String {
+        match &self.detail {
+            Some(d) if !d.trim().is_empty() => format!("{}: {}", self.message, d.trim_end()),
+            _ => self.message.clone(),
+        }
     }
 }
 
@@ -233,8 +441,29 @@ pub type PlatformResult<T> = Result<T, PlatformError>;
 /// all its dependencies were created.
 #[async_trait]
 pub trait Platform: Send + Sync {
-    /// The name users write in `platform = "..."`.
+    /// The name users write in `platform = "..."`: the block name of a
+    /// `platform "KIND" "NAME"` block, or the kind for a platform that needs
+    /// no block (`netns`).
     fn name(&self) -> &str;
+
+    /// The driver kind (`netns`, `ssh`): `platform = "KIND"` on a node
+    /// accepts any platform of that kind.
+    fn kind(&self) -> &str {
+        self.name()
+    }
+
+    /// What this platform can host, in a line (for `tg platforms`).
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// Why this platform cannot change anything on this machine now (not
+    /// root, a missing kernel feature, an unreachable pool), if it cannot.
+    /// Planning still works, without refreshing its instances; apply,
+    /// destroy and exec refuse with this reason.
+    fn host_problem(&self) -> Option<String> {
+        None
+    }
 
     /// Most calls this platform takes at once.
     fn max_parallelism(&self) -> usize {
@@ -250,6 +479,24 @@ pub trait Platform: Send + Sync {
         Vec::new()
     }
 
+    /// Plan time, no side effects (a pool reads its leases, takes none):
+    /// place the nodes this platform was chosen for on its hosts. The
+    /// default places every node with no host.
+    async fn place(&self, req: PlaceRequest) -> PlatformResult<Vec<Placement>> {
+        Ok(req
+            .nodes
+            .iter()
+            .map(|_| Placement::Placed { host: None })
+            .collect())
+    }
+
+    /// Whether one network can join nodes of this platform and of `other`
+    /// (a bridge on one host cannot reach a pool host). Default: only
+    /// itself.
+    fn can_share_network_with(&self, other: &str) -> bool {
+        other == self.name()
+    }
+
     async fn create(&self, req: CreateRequest) -> PlatformResult<CreateResponse>;
     async fn read(&self, req: ReadRequest) -> PlatformResult<ReadResponse>;
     /// Change an object in place. Only called for changes the platform
@@ -257,7 +504,8 @@ pub trait Platform: Send + Sync {
     async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse>;
     /// Delete an object; deleting one that is already gone succeeds.
     async fn delete(&self, req: DeleteRequest) -> PlatformResult<()>;
-    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse>;
+    /// Run a command on a node, streaming its output through `req.io`.
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus>;
 
     /// Which top-level attributes of a spec of this kind can change in place
     /// (names as in the spec's JSON form). Anything else forces a replace.

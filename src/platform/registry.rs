@@ -1,4 +1,10 @@
-//! The platforms tg offers, by name, and the choice of one for a node.
+//! The platforms of one run, by name, and which of them can host a node.
+//!
+//! A [`Registry`] is built by a [`super::factory::Factory`] from a testbed's
+//! platform blocks. It answers "which platform is `pool-a`", "which
+//! platforms are of kind `ssh`" and "which platform, in preference order,
+//! accepts this node". Not here: the placement of whole plans
+//! (`plan::placement`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,61 +26,55 @@ impl Registry {
 
     pub fn register(&mut self, platform: Arc<dyn Platform>) {
         let name = platform.name().to_string();
-        self.preference.push(name.clone());
+        if !self.platforms.contains_key(&name) {
+            self.preference.push(name.clone());
+        }
         self.platforms.insert(name, platform);
     }
 
+    /// The platform named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Platform>> {
         self.platforms.get(name)
     }
 
+    /// Platform names in preference order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.preference.iter().map(String::as_str)
     }
 
-    /// The first platform, in preference order, that can host `spec`, or
-    /// the reasons each one refused.
-    pub fn pick(&self, spec: &NodeSpec) -> Result<(String, Vec<String>), Vec<String>> {
-        let mut refusals = Vec::new();
-        for name in &self.preference {
-            let cap = self.platforms[name].check_node(spec);
-            match cap.refused {
-                None => return Ok((name.clone(), cap.warnings)),
-                Some(r) => refusals.push(format!("{name}: {r}")),
-            }
-        }
-        Err(refusals)
-    }
-}
-
-impl Registry {
     /// Every registered platform, in preference order.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Platform>> {
         self.preference.iter().filter_map(|n| self.platforms.get(n))
     }
 
-    /// The driver kinds tg's platforms come from (what `platform "KIND"`
-    /// blocks and `platform = "KIND"` may name), `double` included when the
-    /// test double is on.
-    pub fn driver_kinds() -> Vec<String> {
-        let mut kinds = vec!["netns".to_string(), "ssh".to_string()];
-        if std::env::var_os(super::testdouble::ENV_DIR).is_some_and(|v| !v.is_empty()) {
-            kinds.push("double".to_string());
+    /// The platforms a node's `platform = "X"` can mean: the platform named
+    /// `X`, else every platform of kind `X` (`ssh`: any pool); `None`
+    /// asks for every platform. In preference order.
+    pub fn candidates(&self, wanted: Option<&str>) -> Vec<&Arc<dyn Platform>> {
+        match wanted {
+            None => self.all().collect(),
+            Some(w) => match self.platforms.get(w) {
+                Some(p) => vec![p],
+                None => self.all().filter(|p| p.kind() == w).collect(),
+            },
         }
-        kinds
     }
 
-    /// The platforms `tg` offers on this machine: `netns`. The test double
-    /// ([`super::testdouble`]) is added only when `TG_TESTDOUBLE_DIR` is set:
-    /// it is a test aid, never offered to users.
-    pub fn for_this_host() -> Registry {
-        let mut r = Registry::new();
-        r.register(Arc::new(super::netns::NetnsPlatform::new(
-            super::netns::NetnsOptions::default(),
-        )));
-        if let Some(d) = super::testdouble::TestDouble::from_env() {
-            r.register(Arc::new(d));
+    /// The first candidate (see [`Registry::candidates`]) that can host
+    /// `spec`, with its warnings, or the reasons each one refused.
+    pub fn pick(
+        &self,
+        spec: &NodeSpec,
+        wanted: Option<&str>,
+    ) -> Result<(String, Vec<String>), Vec<String>> {
+        let mut refusals = Vec::new();
+        for p in self.candidates(wanted) {
+            let cap = p.check_node(spec);
+            match cap.refused {
+                None => return Ok((p.name().to_string(), cap.warnings)),
+                Some(r) => refusals.push(format!("{}: {r}", p.name())),
+            }
         }
-        r
+        Err(refusals)
     }
 }

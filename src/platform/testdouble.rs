@@ -1,8 +1,15 @@
 //! The test-double platform: a fake driver for testing tg itself.
 //!
-//! **A testing aid only, never offered to users.** The CLI registers it (as
-//! platform `double`) only when the environment variable
-//! `TG_TESTDOUBLE_DIR` names a directory; it appears in no help text.
+//! **A testing aid only, never offered to users.** The library never
+//! registers it: a caller adds [`TestDoubleDriver`] to its factory. The
+//! `tg` binary does so (as platform `double`) only when the environment
+//! variable `TG_TESTDOUBLE_DIR` names a directory, for tg's own tests and
+//! benchmarks; it appears in no help text.
+//!
+//! `exec` understands a few commands: `cat` copies stdin to stdout, `sleep
+//! SECONDS` waits (and honours cancellation), `false` exits 1, `exit N`
+//! exits N, `bytes` writes `\xff\r\n` without a trailing newline;
+//! anything else prints `HOSTNAME: ARGV`.
 //!
 //! It makes nothing real. Its "objects" live in that directory, one JSON
 //! file per object (`objects/LINEAGE/ADDRESS.json`, written atomically), so several `tg`
@@ -32,12 +39,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::factory::Driver;
 use super::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecResponse, NodeSpec,
+    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NodeSpec,
     Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse, SessionRef, SessionSync,
     Spec, UpdateRequest,
 };
 use crate::addrs::{InstanceAddr, ResourceKind};
+use crate::config::model::PlatformConfig;
+use crate::environment::Environment;
 
 /// The environment variable that enables the test double.
 pub const ENV_DIR: &str = "TG_TESTDOUBLE_DIR";
@@ -95,13 +105,6 @@ impl TestDouble {
             io: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
         }
-    }
-
-    /// The double named by `TG_TESTDOUBLE_DIR`, if set.
-    pub fn from_env() -> Option<TestDouble> {
-        std::env::var_os(ENV_DIR)
-            .filter(|v| !v.is_empty())
-            .map(TestDouble::new)
     }
 
     pub fn dir(&self) -> &Path {
@@ -191,16 +194,31 @@ impl TestDouble {
 
     /// Log the start, wait the configured delay, check for an injected failure.
     async fn begin(&self, op: &str, address: &str) -> (DoubleConfig, Option<Failure>) {
+        self.begin_cancellable(op, address, &super::Cancel::new())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Like `begin`; `None` when `cancel` fired during the delay.
+    async fn begin_cancellable(
+        &self,
+        op: &str,
+        address: &str,
+        cancel: &super::Cancel,
+    ) -> Option<(DoubleConfig, Option<Failure>)> {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.log(op, address, "start", n);
         let cfg = self.config();
         if let Some(ms) = lookup(&cfg.delay_ms, address) {
-            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(*ms)) => {}
+                _ = cancel.cancelled() => return None,
+            }
         }
         let fail = lookup(&cfg.fail, address)
             .filter(|f| f.on == op || f.on == "any")
             .cloned();
-        (cfg, fail)
+        Some((cfg, fail))
     }
 
     fn end(&self, op: &str, address: &str) {
@@ -211,6 +229,103 @@ impl TestDouble {
     fn key(session: &SessionRef, address: &str) -> String {
         format!("{}/{address}", session.lineage)
     }
+}
+
+/// The double's few commands (see the module documentation).
+async fn fake_exec(req: &mut ExecRequest) -> PlatformResult<ExecStatus> {
+    let argv: Vec<&str> = req.argv.iter().map(String::as_str).collect();
+    let out = &req.io.stdout;
+    let done = |exit_code| {
+        Ok(ExecStatus {
+            exit_code,
+            timed_out: false,
+        })
+    };
+    match argv.as_slice() {
+        ["cat"] => {
+            if let Some(stdin) = req.io.stdin.as_mut() {
+                loop {
+                    tokio::select! {
+                        chunk = stdin.recv() => match chunk {
+                            Some(c) => { let _ = out.send(c).await; }
+                            None => break,
+                        },
+                        _ = req.cancel.cancelled() => {
+                            return Err(PlatformError::cancelled("double: `cat` was cancelled"));
+                        }
+                    }
+                }
+            }
+            done(0)
+        }
+        ["sleep", secs] => {
+            let secs: f64 = secs.parse().unwrap_or(0.0);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))) => done(0),
+                _ = req.cancel.cancelled() => Err(PlatformError::cancelled("double: `sleep` was cancelled")),
+                sig = async {
+                    match req.io.signals.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => done(128 + sig.unwrap_or(15)),
+            }
+        }
+        ["false"] => done(1),
+        ["exit", n] => done(n.parse().unwrap_or(2)),
+        ["bytes"] => {
+            let _ = out.send(vec![0xff, b'\r', b'\n']).await;
+            let _ = req.io.stderr.send(b"err".to_vec()).await;
+            done(0)
+        }
+        _ => {
+            let line = format!("{}: {}\n", req.spec.hostname, req.argv.join(" "));
+            let _ = out.send(line.into_bytes()).await;
+            done(0)
+        }
+    }
+}
+
+/// The test double as a driver: one implicit platform `double` keeping its
+/// objects in a directory.
+pub struct TestDoubleDriver {
+    double: std::sync::Arc<TestDouble>,
+}
+
+impl TestDoubleDriver {
+    pub fn new(dir: impl Into<PathBuf>) -> TestDoubleDriver {
+        TestDoubleDriver {
+            double: std::sync::Arc::new(TestDouble::new(dir)),
+        }
+    }
+}
+
+impl Driver for TestDoubleDriver {
+    fn kind(&self) -> &str {
+        "double"
+    }
+
+    fn implicit(&self) -> Option<std::sync::Arc<dyn Platform>> {
+        Some(self.double.clone())
+    }
+
+    fn build(
+        &self,
+        _block: &PlatformConfig,
+        _env: &Environment,
+    ) -> Result<std::sync::Arc<dyn Platform>, String> {
+        Err("the test double takes no `platform` block".into())
+    }
+}
+
+/// The address an object was made under (its private `key`), which
+/// stays when `tg state mv` renames the instance.
+fn made_as<'a>(private: &'a serde_json::Value, address: &'a str) -> &'a str {
+    private
+        .get("key")
+        .and_then(|k| k.as_str())
+        .and_then(|k| k.split_once('/'))
+        .map_or(address, |(_, a)| a)
 }
 
 /// A file name for an address (`/` and `%` escaped).
@@ -273,14 +388,20 @@ impl Platform for TestDouble {
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
-            ResourceKind::Node => &["labels", "cpus", "memory_mib"],
+            ResourceKind::Node => &["hostname", "labels", "cpus", "memory_mib"],
             ResourceKind::Network => &["nat"],
             ResourceKind::Package => &["version"],
         }
     }
 
     async fn create(&self, req: CreateRequest) -> PlatformResult<CreateResponse> {
-        let (_, fail) = self.begin("create", &req.address).await;
+        let Some((_, fail)) = self
+            .begin_cancellable("create", &req.address, &req.cancel)
+            .await
+        else {
+            self.end("create", &req.address);
+            return Err(PlatformError::cancelled("double: the create was cancelled"));
+        };
         let key = Self::key(&req.session, &req.address);
         let result = match fail {
             Some(f) if !f.after_create => Err(failure(&f, "create", &req.address)),
@@ -308,10 +429,12 @@ impl Platform for TestDouble {
         let (_, fail) = self.begin("read", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "read", &req.address)),
-            None => Ok(match self.get_object(&req.session.lineage, &req.address) {
-                Some(o) => ReadResponse::Present { spec: o.spec },
-                None => ReadResponse::Gone,
-            }),
+            None => Ok(
+                match self.get_object(&req.session.lineage, made_as(&req.private, &req.address)) {
+                    Some(o) => ReadResponse::Present { spec: o.spec },
+                    None => ReadResponse::Gone,
+                },
+            ),
         };
         self.end("read", &req.address);
         result
@@ -319,11 +442,13 @@ impl Platform for TestDouble {
 
     async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
         let (_, fail) = self.begin("update", &req.address).await;
-        let key = Self::key(&req.session, &req.address);
+        let key = Self::key(&req.session, made_as(&req.private, &req.address));
         let result = match fail {
             Some(f) => Err(failure(&f, "update", &req.address)),
             None => {
-                let made = match self.get_object(&req.session.lineage, &req.address) {
+                let made = match self
+                    .get_object(&req.session.lineage, made_as(&req.private, &req.address))
+                {
                     Some(mut obj) => {
                         obj.spec = req.after.clone();
                         self.put_object(&req.session.lineage, &obj)
@@ -346,28 +471,17 @@ impl Platform for TestDouble {
         let (_, fail) = self.begin("delete", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "delete", &req.address)),
-            None => self.remove_object(&req.session.lineage, &req.address),
+            None => self.remove_object(&req.session.lineage, made_as(&req.private, &req.address)),
         };
         self.end("delete", &req.address);
         result
     }
 
-    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse> {
+    async fn exec(&self, mut req: ExecRequest) -> PlatformResult<ExecStatus> {
         let (_, fail) = self.begin("exec", &req.address).await;
         let result = match fail {
             Some(f) => Err(failure(&f, "exec", &req.address)),
-            None => {
-                let exit_code = if req.argv.first().map(String::as_str) == Some("false") {
-                    1
-                } else {
-                    0
-                };
-                Ok(ExecResponse {
-                    exit_code,
-                    stdout: format!("{}: {}\n", req.spec.hostname, req.argv.join(" ")).into_bytes(),
-                    stderr: Vec::new(),
-                })
-            }
+            None => fake_exec(&mut req).await,
         };
         self.end("exec", &req.address);
         result

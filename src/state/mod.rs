@@ -100,7 +100,20 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    /// A lock request for `operation` by this process.
+    /// A lock request for `operation` by `caller`.
+    pub fn new(session: &str, operation: &str, caller: &crate::environment::Caller) -> LockInfo {
+        LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            session: session.to_string(),
+            operation: operation.to_string(),
+            user: caller.user.clone(),
+            host: caller.host.clone(),
+            pid: caller.pid,
+            created_at: now_rfc3339(),
+        }
+    }
+
+    /// A lock request for `operation` by this process (tests).
     pub fn for_this_process(session: &str, operation: &str) -> LockInfo {
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
@@ -119,6 +132,13 @@ impl LockInfo {
 /// A held session lock; released on drop.
 pub trait SessionLock: Send {
     fn info(&self) -> &LockInfo;
+
+    /// Release the lock now. Blocking: async code calls it on the blocking
+    /// pool. Dropping the lock releases it too.
+    fn release(self: Box<Self>) -> StateResult<()> {
+        drop(self);
+        Ok(())
+    }
 }
 
 /// State store errors.

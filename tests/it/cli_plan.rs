@@ -287,8 +287,8 @@ fn exec_runs_on_every_matching_node() {
     let r = bed.tg(&["exec", "node.edge[*]", "--", "echo", "hi"]);
     r.expect_code(0);
     assert_eq!(
-        r.stdout(),
-        "[edge-0] edge-0: echo hi\n[edge-1] edge-1: echo hi\n"
+        crate::support::sorted_lines(&r.stdout()),
+        ["[edge-0] edge-0: echo hi", "[edge-1] edge-1: echo hi"]
     );
     let r = bed.tg(&["exec", "node.origin", "--", "echo", "hi"]);
     r.expect_code(0);
@@ -481,6 +481,152 @@ fn read_only_commands_do_not_create_sessions() {
     let r = bed.tg(&["--session", "typo", "show"]);
     r.expect_code(0);
     assert!(r.stdout().contains("empty"), "{}", r.stdout());
+    // Planning reads state under the lock but records nothing either.
+    bed.tg(&["--session", "typo", "plan"]).expect_code(0);
     let r = bed.tg(&["session", "list"]);
     assert!(!r.stdout().contains("typo"), "{}", r.stdout());
+}
+
+/// One rule for session names, wherever they come from; a refused name
+/// reaches nothing (no state file, no shell).
+#[test]
+fn session_names_are_checked_at_every_entry_point() {
+    let bed = Bed::new(BED);
+    let long = "x".repeat(5000);
+    for bad in [
+        "",
+        "s$(touch /tmp/x)",
+        "a b",
+        "-x",
+        long.as_str(),
+        "a\u{202e}b",
+    ] {
+        let flag = format!("--session={bad}");
+        let r = bed.tg(&[flag.as_str(), "plan"]);
+        assert_eq!(r.code(), 1, "{bad:?}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("invalid session name"),
+            "{}",
+            r.stderr()
+        );
+        assert!(r.stderr().contains("in `-session`"), "{}", r.stderr());
+        assert!(
+            !r.stderr().contains('\u{202e}'),
+            "raw bidi character echoed"
+        );
+        let r = bed.tg_env(&["plan"], &[("TG_SESSION", bad)]);
+        assert_eq!(r.code(), 1, "{bad:?}");
+        assert!(r.stderr().contains("in `TG_SESSION`"), "{}", r.stderr());
+        let r = bed.tg(&["session", "new", "--", bad]);
+        assert_eq!(r.code(), 1, "{bad:?}");
+    }
+    assert!(
+        !bed.tb.path().join(".tg").exists(),
+        "a refused name made state"
+    );
+    // Jenkins' BUILD_TAG fits.
+    bed.tg_env(&["plan"], &[("TG_SESSION", "jenkins-Folder-job-42")])
+        .expect_code(0);
+    bed.tg(&["session", "new", "jenkins-Folder.job_42"])
+        .expect_code(0);
+}
+
+/// State and plans are private whatever the umask.
+#[test]
+fn state_and_plan_files_are_private_under_umask_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = Bed::new(BED);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // SAFETY: umask only changes this process's (and its children's) mask.
+    let old = unsafe { libc::umask(0) };
+    let plan = bed.tg(&["plan", "-out", "p.tgplan"]);
+    let apply = bed.tg(&["apply", "-auto-approve"]);
+    unsafe { libc::umask(old) };
+    plan.expect_code(0);
+    apply.expect_code(0);
+    assert_eq!(mode(&bed.tb.path().join("p.tgplan")), 0o600);
+    assert_eq!(mode(&bed.tb.path().join(".tg")), 0o700);
+    assert_eq!(mode(&bed.tb.path().join(".tg/state.db")), 0o600);
+}
+
+/// `tg exec` through the test double: bytes pass through untouched with
+/// one node, stdin reaches the command, `-timeout` ends it with 124, and
+/// output that is not UTF-8 travels as base64 in JSON.
+#[test]
+fn exec_passes_bytes_stdin_and_timeouts_through() {
+    use std::io::Write;
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let r = bed.tg(&["exec", "node.origin", "--", "bytes"]);
+    r.expect_code(0);
+    assert_eq!(r.0.stdout, vec![0xff, b'\r', b'\n']);
+    assert_eq!(r.0.stderr, b"err".to_vec());
+
+    let mut cmd = bed.command(&["exec", "node.origin", "--", "cat"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hi\n\x00there")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"hi\n\x00there".to_vec());
+
+    // Several nodes and a piped stdin: refused unless asked for all.
+    let mut cmd = bed.command(&["exec", "node.edge", "--", "cat"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"x").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-stdin-all"));
+    let mut cmd = bed.command(&["exec", "node.edge", "-stdin-all", "--", "cat"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        crate::support::sorted_lines(&String::from_utf8_lossy(&out.stdout)),
+        ["[edge-0] x", "[edge-1] x"]
+    );
+
+    let started = std::time::Instant::now();
+    let r = bed.tg(&[
+        "exec",
+        "node.origin",
+        "-timeout",
+        "500ms",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(r.code(), 124, "{}", r.stderr());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(r.stderr().contains("timed out"), "{}", r.stderr());
+
+    let r = bed.tg(&["exec", "node.origin", "-json", "--", "bytes"]);
+    r.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(doc["results"][0]["stdout_base64"], "/w0K");
+    assert_eq!(doc["results"][0]["stderr"], "err");
+    validate("exec.schema.json", &doc);
+
+    // The command's status is tg's status; a signal tg gets reaches it.
+    bed.tg(&["exec", "node.origin", "--", "exit", "7"])
+        .expect_code(7);
+    let mut cmd = bed.command(&["exec", "node.origin", "--", "sleep", "30"]);
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + 15));
 }

@@ -14,24 +14,7 @@ use std::time::{Duration, Instant};
 use crate::support::{tg_bin, Run, Testbed};
 
 fn prerequisites(tools: &[&str]) -> bool {
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(!in_ci, "the netns end-to-end tests need root in CI");
-        eprintln!("skipped: needs root");
-        return false;
-    }
-    for t in tools {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(!in_ci, "`{t}` is missing: run scripts/setup");
-            eprintln!("skipped: `{t}` is not installed (scripts/setup installs it)");
-            return false;
-        }
-    }
-    true
+    crate::support::have_root() && crate::support::have_tools(tools)
 }
 
 /// A session of a testbed, destroyed on drop.
@@ -164,7 +147,10 @@ fn a_two_network_testbed_works_end_to_end() {
     // Host names.
     let r = s.tg(&["exec", "node.web[*]", "--", "hostname"]);
     r.expect_code(0);
-    assert_eq!(r.stdout(), "[web-0] web-0\n[web-1] web-1\n");
+    assert_eq!(
+        crate::support::sorted_lines(&r.stdout()),
+        ["[web-0] web-0", "[web-1] web-1"]
+    );
     assert_eq!(
         s.tg(&["exec", "node.db", "--", "hostname"]).stdout(),
         "db\n"

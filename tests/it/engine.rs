@@ -67,8 +67,8 @@ impl Bed {
         self.tb.tg_env(args, &all)
     }
 
-    /// Start `tg ARGS` without waiting.
-    pub fn spawn(&self, args: &[&str]) -> Child {
+    /// `tg ARGS` as a command to spawn (stdin from `/dev/null`, output piped).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(tg_bin());
         cmd.args(args).current_dir(self.tb.path());
         for (k, _) in std::env::vars() {
@@ -81,7 +81,12 @@ impl Bed {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        cmd.spawn().expect("spawn tg")
+        cmd
+    }
+
+    /// Start `tg ARGS` without waiting.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().expect("spawn tg")
     }
 
     pub fn config(&self, v: Value) {
@@ -121,8 +126,12 @@ impl Bed {
         }
     }
 
+    /// What state records (nothing when the session was never made).
     pub fn state_list(&self) -> Vec<String> {
         let r = self.tg(&["state", "list"]);
+        if r.code() == 1 && r.stderr().contains("does not exist") {
+            return Vec::new();
+        }
         r.expect_code(0);
         r.stdout().lines().map(String::from).collect()
     }
@@ -647,10 +656,7 @@ fn first_sigint_lets_work_in_flight_finish() {
 /// is given in `TG_PG_TEST_URL` (`.ci/postgres.sh` starts one).
 #[test]
 fn apply_and_destroy_with_postgres_state() {
-    let Ok(url) = std::env::var("TG_PG_TEST_URL") else {
-        eprintln!("skipped: TG_PG_TEST_URL is not set");
-        return;
-    };
+    crate::require_pg!(url);
     let bed = Bed::new(BED);
     let session = format!(
         "engine-{}-{}",
@@ -736,46 +742,62 @@ fn second_sigint_abandons_work_in_flight_and_taints_it() {
     bed.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
 }
 
-/// The library API with the in-memory store: what Rust users call.
+/// The library API with the in-memory store: what Rust users call. Nothing
+/// comes from the process: the environment, the caller and the platform
+/// drivers are values.
 #[test]
 fn library_plan_and_apply_with_the_memory_store() {
     use std::sync::Arc;
     use tg::apply::{NoHook, WalkOptions};
-    use tg::ops::{self, Context, PlanOptions};
-    use tg::platform::registry::Registry;
-    use tg::platform::testdouble::TestDouble;
+    use tg::environment::{Caller, Environment};
+    use tg::names::SessionName;
+    use tg::ops::{self, Context, PlanOptions, Workspace};
+    use tg::platform::factory::Factory;
+    use tg::platform::testdouble::TestDoubleDriver;
     use tg::state::memory::MemoryStore;
     use tg::state::StateStore;
 
     let bed = Bed::new(BED);
-    std::env::set_var("TG_TESTDOUBLE_DIR", &bed.double);
-    let (testbed, _) = tg::config::load(&tg::config::LoadOptions {
+    let env = Environment::new([], bed.tb.path());
+    let ws = Workspace {
         dir: bed.tb.path().to_path_buf(),
-        drivers: vec!["double".into()],
-        ..Default::default()
-    })
-    .map_err(|e| tg::diagnostics::render_all(&e.diagnostics, &e.sources))
-    .unwrap();
-    let mut registry = Registry::new();
-    registry.register(Arc::new(TestDouble::new(&bed.double)));
-    let store = MemoryStore::new();
-    let ctx = Context {
-        store: Arc::new(store.clone()),
-        registry,
-        session: "lib".into(),
-        testbed_dir: bed.tb.path().to_path_buf(),
+        vars: vec![],
+        var_files: vec![],
+        caller: Caller::this_process(&env),
+        env,
+        factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
         hook: Arc::new(NoHook),
     };
+    let store = MemoryStore::new();
+    let session = SessionName::parse("lib").unwrap();
+    let ctx = Context {
+        store: Arc::new(store.clone()),
+        registry: ws.factory.registry(&[], &ws.env).unwrap(),
+        session: session.clone(),
+        testbed_dir: ws.dir.clone(),
+        hook: Arc::new(NoHook),
+        caller: ws.caller.clone(),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let plan = rt
-        .block_on(ops::plan(&ctx, &testbed, &PlanOptions::default()))
+    let planned = rt
+        .block_on(ops::plan_context(
+            &ws,
+            ctx.clone(),
+            &PlanOptions::default(),
+            "apply",
+            std::time::Duration::ZERO,
+        ))
         .unwrap();
+    // Planning neither creates the session nor lets another run in.
+    assert!(store.get_session("lib").unwrap().is_none());
+    assert!(store.lock_holder("lib").unwrap().is_some());
+    let plan = planned.plan.clone();
     assert_eq!(plan.summary().add, 6);
     let report = rt
-        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap();
     assert!(report.success(), "{report:?}");
-    assert_eq!(report.added, 6);
+    assert_eq!((report.added, report.recorded), (6, Some(6)));
     let snap = store.load("lib").unwrap();
     assert_eq!(snap.instances.len(), 6);
     assert_eq!(
@@ -784,14 +806,16 @@ fn library_plan_and_apply_with_the_memory_store() {
     );
     // Applying the same plan again is refused: the state moved on.
     let err = rt
-        .block_on(ops::apply(&ctx, &plan, &WalkOptions::default()))
+        .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap_err();
     assert!(err.to_string().contains("run tg plan again"), "{err}");
+    rt.block_on(planned.locked.release()).unwrap();
+    assert!(store.lock_holder("lib").unwrap().is_none());
     // And the library's one-call destroy takes the lock, plans and applies.
     let (plan, report) = rt
         .block_on(ops::destroy(
-            &ctx,
-            &testbed,
+            &ws,
+            ctx,
             &PlanOptions::default(),
             &WalkOptions::default(),
             std::time::Duration::ZERO,
@@ -800,6 +824,7 @@ fn library_plan_and_apply_with_the_memory_store() {
     assert_eq!(plan.summary().destroy, 6);
     assert!(report.success(), "{report:?}");
     assert!(store.load("lib").unwrap().instances.is_empty());
+    assert!(store.lock_holder("lib").unwrap().is_none());
 }
 
 /// A real netns testbed end to end (root only): apply, exec across nodes,
@@ -807,10 +832,7 @@ fn library_plan_and_apply_with_the_memory_store() {
 /// guard destroys it even when the test fails.
 #[test]
 fn netns_apply_exec_destroy() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    crate::require_root!();
     let tb = Testbed::new(&[(
         "main.tg.hcl",
         r#"
@@ -851,7 +873,10 @@ node "edge" {
     r.expect_code(0);
     let r = tb.tg(&["--session", s, "exec", "node.edge", "--", "hostname"]);
     r.expect_code(0);
-    assert_eq!(r.stdout(), "[edge-0] edge-0\n[edge-1] edge-1\n");
+    assert_eq!(
+        crate::support::sorted_lines(&r.stdout()),
+        ["[edge-0] edge-0", "[edge-1] edge-1"]
+    );
     tb.tg(&["--session", s, "plan", "-detailed-exitcode"])
         .expect_code(0);
     let r = tb.tg(&["--session", s, "destroy", "-auto-approve"]);
@@ -861,4 +886,157 @@ node "edge" {
         "{}",
         r.stdout()
     );
+}
+
+/// A store whose writes start failing after `ok` puts (a full disk).
+struct FullDisk {
+    inner: tg::state::memory::MemoryStore,
+    ok: std::sync::atomic::AtomicUsize,
+}
+
+impl tg::state::StateStore for FullDisk {
+    fn location(&self) -> String {
+        "full disk".into()
+    }
+    fn list_sessions(&self) -> tg::state::StateResult<Vec<tg::state::SessionInfo>> {
+        self.inner.list_sessions()
+    }
+    fn get_session(&self, name: &str) -> tg::state::StateResult<Option<tg::state::SessionInfo>> {
+        self.inner.get_session(name)
+    }
+    fn create_session(&self, name: &str) -> tg::state::StateResult<tg::state::SessionInfo> {
+        self.inner.create_session(name)
+    }
+    fn delete_session(&self, name: &str) -> tg::state::StateResult<()> {
+        self.inner.delete_session(name)
+    }
+    fn load(&self, session: &str) -> tg::state::StateResult<tg::state::Snapshot> {
+        self.inner.load(session)
+    }
+    fn put_instance(
+        &self,
+        session: &str,
+        record: &tg::state::InstanceRecord,
+    ) -> tg::state::StateResult<u64> {
+        use std::sync::atomic::Ordering;
+        if self
+            .ok
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(tg::state::StateError::Backend {
+                location: "full disk".into(),
+                message: "database or disk is full".into(),
+            });
+        }
+        self.inner.put_instance(session, record)
+    }
+    fn remove_instance(
+        &self,
+        session: &str,
+        address: &tg::addrs::InstanceAddr,
+    ) -> tg::state::StateResult<u64> {
+        self.inner.remove_instance(session, address)
+    }
+    fn put_outputs(
+        &self,
+        session: &str,
+        outputs: &std::collections::BTreeMap<String, tg::state::OutputRecord>,
+    ) -> tg::state::StateResult<u64> {
+        self.inner.put_outputs(session, outputs)
+    }
+    fn import(&self, session: &str, snapshot: &tg::state::Snapshot) -> tg::state::StateResult<u64> {
+        self.inner.import(session, snapshot)
+    }
+    fn lock(
+        &self,
+        request: tg::state::LockInfo,
+        timeout: Duration,
+    ) -> tg::state::StateResult<Box<dyn tg::state::SessionLock>> {
+        self.inner.lock(request, timeout)
+    }
+    fn lock_holder(&self, session: &str) -> tg::state::StateResult<Option<tg::state::LockInfo>> {
+        self.inner.lock_holder(session)
+    }
+    fn force_unlock(&self, session: &str, id: &str) -> tg::state::StateResult<()> {
+        self.inner.force_unlock(session, id)
+    }
+}
+
+/// When state writes fail mid-apply, the report counts only what state
+/// holds, and names what finished but could not be recorded.
+#[test]
+fn a_full_disk_is_reported_as_state_holds_it() {
+    use std::sync::Arc;
+    use tg::apply::{NoHook, WalkOptions};
+    use tg::environment::{Caller, Environment};
+    use tg::ops::{self, Context, PlanOptions, Workspace};
+    use tg::platform::factory::Factory;
+    use tg::platform::testdouble::TestDoubleDriver;
+    use tg::state::{InstanceStatus, StateStore};
+
+    let bed = Bed::new(BED);
+    let env = Environment::new([], bed.tb.path());
+    let ws = Workspace {
+        dir: bed.tb.path().to_path_buf(),
+        vars: vec![],
+        var_files: vec![],
+        caller: Caller::this_process(&env),
+        env,
+        factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
+        hook: Arc::new(NoHook),
+    };
+    let inner = tg::state::memory::MemoryStore::new();
+    // Five puts: the network's placeholder and record, then two node
+    // placeholders and one node record; the other node's record fails.
+    let store = Arc::new(FullDisk {
+        inner: inner.clone(),
+        ok: 5.into(),
+    });
+    let ctx = Context {
+        store,
+        registry: ws.factory.registry(&[], &ws.env).unwrap(),
+        session: tg::names::SessionName::parse("disk").unwrap(),
+        testbed_dir: ws.dir.clone(),
+        hook: Arc::new(NoHook),
+        caller: ws.caller.clone(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let planned = rt
+        .block_on(ops::plan_context(
+            &ws,
+            ctx,
+            &PlanOptions::default(),
+            "apply",
+            Duration::ZERO,
+        ))
+        .unwrap();
+    let report = rt
+        .block_on(ops::apply(
+            &planned.locked,
+            &planned.plan,
+            &WalkOptions {
+                parallelism: 2,
+                ..WalkOptions::default()
+            },
+        ))
+        .unwrap();
+    assert!(!report.success());
+    assert!(report
+        .state_error
+        .as_deref()
+        .unwrap()
+        .contains("disk is full"));
+    assert!(!report.unrecorded.is_empty(), "{report:?}");
+    let snap = inner.load("disk").unwrap();
+    let ready = snap
+        .instances
+        .values()
+        .filter(|r| r.status == InstanceStatus::Ready)
+        .count();
+    assert_eq!(report.added, ready, "{report:?}\n{snap:#?}");
+    assert_eq!(report.recorded, Some(snap.instances.len()));
+    for (a, _) in &report.unrecorded {
+        assert_eq!(snap.instances[a].status, InstanceStatus::Tainted, "{a}");
+    }
 }

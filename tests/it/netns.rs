@@ -13,12 +13,12 @@ use std::process::Command;
 
 use tg::platform::netns::{names, net, NetnsOptions, NetnsPlatform};
 use tg::platform::{
-    CreateRequest, DeleteRequest, ExecRequest, Interface, NetworkSpec, NodeSpec, Platform,
+    CollectRequest, CreateRequest, DeleteRequest, Interface, NetworkSpec, NodeSpec, Platform,
     ReadRequest, ReadResponse, SessionRef, SessionSync, Spec,
 };
 
 fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    crate::support::have_root()
 }
 
 macro_rules! require_root {
@@ -46,10 +46,15 @@ impl Session {
     /// A session whose run folder is `run_dir` (another session's), as
     /// all sessions share `/run/tg` on a real host.
     fn sharing(name: &str, run_dir: Option<&Path>) -> Session {
+        Session::with_lineage(name, run_dir, uuid::Uuid::new_v4().to_string())
+    }
+
+    fn with_lineage(name: &str, run_dir: Option<&Path>, lineage: String) -> Session {
         let tmp = tempfile::tempdir().expect("temp dir");
         let options = NetnsOptions {
             run_dir: run_dir.map_or_else(|| tmp.path().join("run"), Path::to_path_buf),
             image_dir: tmp.path().join("images"),
+            ..NetnsOptions::default()
         };
         Session {
             rt: tokio::runtime::Builder::new_multi_thread()
@@ -60,7 +65,7 @@ impl Session {
             platform: NetnsPlatform::new(options),
             session: SessionRef {
                 name: name.into(),
-                lineage: uuid::Uuid::new_v4().to_string(),
+                lineage,
                 testbed_dir: tmp.path().to_path_buf(),
             },
             _tmp: tmp,
@@ -83,6 +88,8 @@ impl Session {
                 address: address.clone(),
                 spec,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
+                trace: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
             .private
@@ -102,6 +109,8 @@ impl Session {
                         address: address.clone(),
                         spec,
                         deps: BTreeMap::new(),
+                        cancel: Default::default(),
+                        trace: Default::default(),
                     })
                     .await
                     .map_err(|e| format!("create `{address}`: {e}"))
@@ -133,6 +142,8 @@ impl Session {
                 spec,
                 private: serde_json::Value::Null,
                 deps: BTreeMap::new(),
+                cancel: Default::default(),
+                trace: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("delete `{address}`: {e}"));
     }
@@ -140,13 +151,17 @@ impl Session {
     fn exec(&self, node: &NodeSpec, argv: &[&str]) -> (i32, String) {
         let r = self
             .rt
-            .block_on(self.platform.exec(ExecRequest {
-                session: self.session.clone(),
-                address: format!("node.{}", node.hostname),
-                spec: node.clone(),
-                private: serde_json::Value::Null,
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-            }))
+            .block_on(tg::platform::exec_collected(
+                &self.platform,
+                CollectRequest {
+                    session: self.session.clone(),
+                    address: format!("node.{}", node.hostname),
+                    spec: node.clone(),
+                    private: serde_json::Value::Null,
+                    argv: argv.iter().map(|s| s.to_string()).collect(),
+                    timeout: None,
+                },
+            ))
             .expect("exec");
         let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
         out.push_str(&String::from_utf8_lossy(&r.stderr));
@@ -204,6 +219,8 @@ fn host_at(cidr: &ipnet::Ipv4Net, n: u32) -> Ipv4Addr {
 
 fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
     NodeSpec {
+        settings: Default::default(),
+        host: None,
         hostname: hostname.into(),
         image: "host".into(),
         cpus: None,
@@ -453,6 +470,7 @@ fn read_sees_what_was_removed_by_hand() {
 #[test]
 fn sweep_after_a_crash_leaves_nothing() {
     require_root!();
+    let host = has_iptables().then(HostNat::take);
     let s = Session::new("crash");
     let host_links = host_tg_links(&s.sid());
     let sid = s.sid();
@@ -462,8 +480,9 @@ fn sweep_after_a_crash_leaves_nothing() {
     let netns_before = netns_entries(&sid);
 
     let mut a = network("a", "10.74.1.0/24");
-    // With nat the crash also leaves an uplink and host iptables rules.
-    a.nat = Command::new("iptables").arg("-V").output().is_ok();
+    // With nat the crash also leaves an uplink, host iptables rules and
+    // the session's use of host forwarding.
+    a.nat = host.is_some();
     s.create(Spec::Network(a.clone()));
     s.create_all(
         (0..4)
@@ -523,6 +542,9 @@ fn sweep_after_a_crash_leaves_nothing() {
     assert_eq!(cgroups(), Vec::<String>::new());
     assert!(!names::session_dir(&run_dir, &sid).exists());
     assert!(s.sweep().is_empty(), "a second sweep finds nothing");
+    if let Some(h) = host {
+        h.assert_as_found();
+    }
 }
 
 #[test]
@@ -531,13 +553,17 @@ fn exec_on_a_missing_node_says_so() {
     let s = Session::new("missing");
     let n = node("ghost", &[]);
     let err =
-        s.rt.block_on(s.platform.exec(ExecRequest {
-            session: s.session.clone(),
-            address: "node.ghost".into(),
-            spec: n,
-            private: serde_json::Value::Null,
-            argv: vec!["true".into()],
-        }))
+        s.rt.block_on(tg::platform::exec_collected(
+            &s.platform,
+            CollectRequest {
+                session: s.session.clone(),
+                address: "node.ghost".into(),
+                spec: n,
+                private: serde_json::Value::Null,
+                argv: vec!["true".into()],
+                timeout: None,
+            },
+        ))
         .unwrap_err();
     assert!(err.message.contains("node `ghost` does not exist"), "{err}");
 }
@@ -620,10 +646,10 @@ fn host_rules(sid: &str) -> Vec<String> {
 #[test]
 fn nat_networks_get_out_and_others_do_not() {
     require_root!();
-    if Command::new("iptables").arg("-V").output().is_err() {
-        eprintln!("skipped: nat needs iptables");
+    if !has_iptables() {
         return;
     }
+    let host = HostNat::take();
     let s = Session::new("nat");
     let host_links = host_tg_links(&s.sid());
     let mut out = network("out", "10.76.1.0/24");
@@ -690,6 +716,8 @@ fn nat_networks_get_out_and_others_do_not() {
         after: Spec::Network(inner_nat.clone()),
         private: serde_json::Value::Null,
         deps: BTreeMap::new(),
+        cancel: Default::default(),
+        trace: Default::default(),
     }))
     .expect("turn nat on");
     let (code, msg) = s.exec(&i1, &["timeout", "5", "bash", "-c", &connect]);
@@ -709,6 +737,7 @@ fn nat_networks_get_out_and_others_do_not() {
     );
     assert!(!net::router_exists(s.run_dir(), &s.sid()));
     assert_eq!(host_tg_links(&s.sid()), host_links);
+    host.assert_as_found();
 }
 
 #[test]
@@ -742,6 +771,8 @@ fn node_limits_change_in_place() {
         after: Spec::Node(after.clone()),
         private: private.clone(),
         deps: BTreeMap::new(),
+        cancel: Default::default(),
+        trace: Default::default(),
     }))
     .expect("update");
     assert_eq!(read_limit().trim(), (128u64 << 20).to_string());
@@ -759,6 +790,8 @@ fn node_limits_change_in_place() {
             after: Spec::Node(moved),
             private,
             deps: BTreeMap::new(),
+            cancel: Default::default(),
+            trace: Default::default(),
         }))
         .unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");
@@ -914,4 +947,457 @@ fn ssh_reaches_a_node_through_tg_proxy() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("ssh through tg proxy failed: {last}");
+}
+
+fn has_iptables() -> bool {
+    crate::support::have_tools(&["iptables"])
+}
+
+/// Tests that use `nat` change the host (IPv4 forwarding, iptables): they
+/// run one at a time, so each can check the host is as it found it.
+static HOST_NAT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// The host's NAT-related settings as a test found them; put back on drop
+/// if the test (or a failure in it) left them changed. Declare it before
+/// the sessions, so that they are swept first.
+struct HostNat {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    ip_forward: String,
+    iptables: String,
+}
+
+/// `iptables-save` without comments and counters.
+fn iptables_save() -> String {
+    let out = Command::new("iptables-save")
+        .output()
+        .expect("iptables-save");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.find(" [") {
+            Some(i) if l.starts_with(':') => l[..i].to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ip_forward() -> String {
+    std::fs::read_to_string(IP_FORWARD)
+        .expect("read ip_forward")
+        .trim()
+        .to_string()
+}
+
+impl HostNat {
+    fn take() -> HostNat {
+        let serial = HOST_NAT.lock().unwrap_or_else(|p| p.into_inner());
+        HostNat {
+            _serial: serial,
+            ip_forward: ip_forward(),
+            iptables: iptables_save(),
+        }
+    }
+
+    #[track_caller]
+    fn assert_as_found(&self) {
+        assert_eq!(ip_forward(), self.ip_forward, "net.ipv4.ip_forward");
+        assert_eq!(iptables_save(), self.iptables, "the host's iptables rules");
+        assert!(
+            !Path::new("/run/tg/forwarding.json").exists(),
+            "no session uses nat: no record is left"
+        );
+    }
+}
+
+impl Drop for HostNat {
+    fn drop(&mut self) {
+        if iptables_save() != self.iptables {
+            // Whatever tg left: its chain and the rules that mention it.
+            let _ = Command::new("iptables")
+                .args([
+                    "-w",
+                    "-D",
+                    "FORWARD",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    "tg-host",
+                ])
+                .args(["-j", "TG-FORWARD"])
+                .status();
+            let _ = Command::new("iptables")
+                .args(["-w", "-F", "TG-FORWARD"])
+                .status();
+            let _ = Command::new("iptables")
+                .args(["-w", "-X", "TG-FORWARD"])
+                .status();
+        }
+        let _ = std::fs::remove_file("/run/tg/forwarding.json");
+        if ip_forward() != self.ip_forward {
+            let _ = std::fs::write(IP_FORWARD, &self.ip_forward);
+        }
+    }
+}
+
+/// The rules of tg's host chain.
+fn host_chain() -> Vec<String> {
+    let out = Command::new("iptables")
+        .args(["-w", "-S", "TG-FORWARD"])
+        .output()
+        .expect("iptables");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whatever IPv4 forwarding was, nat turns it on and destroy (or the sweep
+/// after a crash) puts it back, with the host's iptables rules as found;
+/// when it was off, the host forwards nothing but tg's NAT traffic.
+#[test]
+fn nat_puts_host_forwarding_and_rules_back() {
+    require_root!();
+    if !has_iptables() {
+        return;
+    }
+    let found = HostNat::take();
+    for before in ["0", "1"] {
+        std::fs::write(IP_FORWARD, before).expect("set ip_forward");
+        let iptables = iptables_save();
+        for crash in [false, true] {
+            let s = Session::new("nat-restore");
+            let mut out = network("out", "10.79.1.0/24");
+            out.nat = true;
+            let private = s.create(Spec::Network(out.clone()));
+            let via: Ipv4Addr =
+                serde_json::from_value(private["nat_via"].clone()).expect("nat_via");
+            assert_eq!(ip_forward(), "1");
+            let chain = host_chain();
+            assert_eq!(
+                chain.last().is_some_and(|r| r.ends_with("-j DROP")),
+                before == "0",
+                "tg's chain ends in DROP only when forwarding was off: {chain:?}"
+            );
+            let transfer = format!("{}/30", Ipv4Addr::from(u32::from(via) - 1));
+            assert!(
+                chain
+                    .iter()
+                    .filter(|r| r.contains("ACCEPT"))
+                    .all(|r| r.contains(&transfer)),
+                "tg's rules only pass the session's transfer network {transfer}: {chain:?}"
+            );
+            let n = node("n", &[(&out, 2)]);
+            s.create(Spec::Node(n.clone()));
+            let listener = std::net::TcpListener::bind((via, 0)).expect("listen");
+            let port = listener.local_addr().unwrap().port();
+            let connect = format!("echo hi > /dev/tcp/{via}/{port}");
+            let (code, msg) = s.exec(&n, &["timeout", "5", "bash", "-c", &connect]);
+            assert_eq!(code, 0, "the nat network gets out: {msg}");
+            if crash {
+                let fresh = NetnsPlatform::new(s.platform.options.clone());
+                s.rt.block_on(fresh.sweep(&s.session)).expect("sweep");
+            } else {
+                s.delete(Spec::Node(n));
+                s.delete(Spec::Network(out));
+            }
+            assert_eq!(ip_forward(), before, "crash: {crash}");
+            assert_eq!(iptables_save(), iptables, "crash: {crash}");
+        }
+    }
+    std::fs::write(IP_FORWARD, &found.ip_forward).expect("put ip_forward back");
+    found.assert_as_found();
+}
+
+/// A lineage whose session starts looking for a transfer network at `slot`.
+fn lineage_with_slot(slot: u32) -> String {
+    loop {
+        let l = uuid::Uuid::new_v4().to_string();
+        if net::nat::transfer_slot(&names::sid(&l)) == slot {
+            return l;
+        }
+    }
+}
+
+/// Two platforms (as two tg processes: separate run folders, one host)
+/// setting up NAT for two sessions at once never pick the same transfer
+/// network, even when both would start from the same one.
+#[test]
+fn concurrent_nat_setups_pick_different_transfer_networks() {
+    require_root!();
+    if !has_iptables() {
+        return;
+    }
+    let host = HostNat::take();
+    for round in 0..3 {
+        let slot = 1000 + round;
+        let a = Session::with_lineage("race-a", None, lineage_with_slot(slot));
+        let b = Session::with_lineage("race-b", None, lineage_with_slot(slot));
+        assert_ne!(a.run_dir(), b.run_dir());
+        let mut lab = network("lab", "10.80.1.0/24");
+        lab.nat = true;
+        let barrier = std::sync::Barrier::new(2);
+        let go = |s: &Session| {
+            barrier.wait();
+            let p = s.create(Spec::Network(lab.clone()));
+            serde_json::from_value::<Ipv4Addr>(p["nat_via"].clone()).expect("nat_via")
+        };
+        let vias: Vec<Ipv4Addr> = std::thread::scope(|scope| {
+            let ta = scope.spawn(|| go(&a));
+            let tb = scope.spawn(|| go(&b));
+            vec![ta.join().unwrap(), tb.join().unwrap()]
+        });
+        assert_ne!(
+            vias[0], vias[1],
+            "round {round}: one transfer network for two sessions"
+        );
+        for s in [&a, &b] {
+            s.delete(Spec::Network(lab.clone()));
+        }
+    }
+    host.assert_as_found();
+}
+
+/// Bare network namespaces pinned under a temporary folder (cheap
+/// stand-ins for nodes), released on drop.
+struct BareNamespaces {
+    dir: tempfile::TempDir,
+    files: Vec<PathBuf>,
+}
+
+impl BareNamespaces {
+    fn new(count: usize) -> BareNamespaces {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut me = BareNamespaces {
+            dir,
+            files: Vec::new(),
+        };
+        for i in 0..count {
+            let p = me.dir.path().join(format!("ns{i}"));
+            std::fs::write(&p, "").expect("ns file");
+            let q = p.clone();
+            std::thread::spawn(move || {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+                nix::mount::mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &q,
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .expect("pin the namespace");
+            })
+            .join()
+            .expect("namespace thread");
+            me.files.push(p);
+        }
+        me
+    }
+}
+
+impl Drop for BareNamespaces {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = nix::mount::umount2(f, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// More nodes on one network than a Linux bridge has ports (1,023): the
+/// network chains bridges, and namespaces on different bridges reach each
+/// other and the gateway. Bare namespaces stand in for nodes (the test is
+/// about the network, and stays fast).
+#[test]
+fn a_network_holds_more_nodes_than_a_bridge_has_ports() {
+    require_root!();
+    let s = Session::new("big");
+    let lab = network("lab", "10.81.0.0/21");
+    s.create(Spec::Network(lab.clone()));
+    let count = net::links::BRIDGE_PORTS as usize + 10;
+    let bare = BareNamespaces::new(count);
+    let locks = tg::platform::netns::locks::SessionLocks::default();
+    let lock = locks.session(&s.sid());
+    let hints = net::links::BridgeHints::default();
+    let sid = s.sid();
+    let veth = |i: usize| names::veth_name(&sid, "lab", &format!("b{i}"), "eth0");
+    let address = |i: usize| host_at(&lab.cidr, 2 + i as u32);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= count {
+                    return;
+                }
+                let v = veth(i);
+                let plug = net::links::Plug {
+                    network: "lab",
+                    node_netns: &bare.files[i],
+                    veth: &v,
+                    ifname_in_node: "eth0",
+                    address: address(i),
+                    prefix_len: lab.cidr.prefix_len(),
+                    gateway: Some(lab.gateway),
+                };
+                net::attach(&lock, &hints, s.run_dir(), &sid, &plug)
+                    .unwrap_or_else(|e| panic!("attach {i}: {e}"));
+            });
+        }
+    });
+    let bridges = net::links::bridge_ports(s.run_dir(), &sid, "lab").expect("bridges");
+    assert!(bridges.len() >= 2, "{bridges:?}");
+    let ports: usize = bridges.iter().map(|(_, p)| p).sum();
+    // Every namespace has a port, and each extra bridge one link to bridge
+    // 0 (one port on each side).
+    assert_eq!(ports, count + 2 * (bridges.len() - 1), "{bridges:?}");
+    assert!(bridges
+        .iter()
+        .all(|(_, p)| *p as u32 <= net::links::BRIDGE_PORTS));
+    // One namespace on the second bridge, one on the first.
+    let router = net::router_netns_path(s.run_dir(), &sid);
+    let ports_of = |bridge: &str| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", router.display()))
+            .args(["ip", "-o", "link", "show", "master", bridge])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let second = ports_of(&bridges[1].0);
+    let on_second = (0..count)
+        .find(|i| second.contains(&veth(*i)))
+        .unwrap_or_else(|| panic!("nothing on {}: {second}", bridges[1].0));
+    let on_first = (0..count).find(|i| !second.contains(&veth(*i))).unwrap();
+    let ping = |from: usize, to: Ipv4Addr| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", bare.files[from].display()))
+            .args(["ping", "-c1", "-i0.2", "-w3", &to.to_string()])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(ping(on_second, lab.gateway), "extra bridge -> gateway");
+    assert!(ping(on_second, address(on_first)), "extra bridge -> first");
+    assert!(ping(on_first, address(on_second)), "first -> extra bridge");
+    assert!(matches!(
+        s.read(Spec::Network(lab.clone())),
+        ReadResponse::Present { .. }
+    ));
+    let all: Vec<String> = (0..count).map(veth).collect();
+    net::detach(s.run_dir(), &sid, &all).expect("detach");
+    s.delete(Spec::Network(lab));
+    assert!(!net::router_exists(s.run_dir(), &sid));
+}
+
+/// Under `umask 000` the platform's run files are not world-writable: the
+/// checks run in a child process (the umask is process-wide).
+#[test]
+fn run_files_have_explicit_modes_under_umask_000() {
+    require_root!();
+    if std::env::var_os("TG_UMASK_CHILD").is_none() {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            "--exact",
+            "netns::run_files_have_explicit_modes_under_umask_000",
+            "--test-threads=1",
+        ])
+        .env("TG_UMASK_CHILD", "1");
+        // SAFETY: umask is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        let out = cmd.output().expect("run the child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // SAFETY: umask has no preconditions.
+    assert_eq!(
+        unsafe { libc::umask(0) },
+        0,
+        "the child runs under umask 000"
+    );
+    let s = Session::new("modes");
+    let lab = network("lab", "10.82.1.0/24");
+    s.create(Spec::Network(lab.clone()));
+    let n = node("m", &[(&lab, 2)]);
+    s.create(Spec::Node(n));
+    s.rt.block_on(s.platform.sync_session(SessionSync {
+        session: Some(s.session.clone()),
+        nodes: BTreeMap::from([(
+            "m".to_string(),
+            BTreeMap::from([("lab".to_string(), host_at(&lab.cidr, 2))]),
+        )]),
+    }))
+    .expect("sync");
+    use std::os::unix::fs::MetadataExt;
+    let mode = |p: &Path| std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777;
+    let sdir = names::session_dir(s.run_dir(), &s.sid());
+    assert_eq!(mode(s.run_dir()), 0o755);
+    assert_eq!(mode(&sdir), 0o755);
+    assert_eq!(mode(&sdir.join("hosts")), 0o644);
+    assert_eq!(mode(&names::session_file(s.run_dir(), &s.sid())), 0o644);
+    // Nothing the platform made is writable by others.
+    let mut stack = vec![s.run_dir().to_path_buf()];
+    let mut seen = 0;
+    while let Some(p) = stack.pop() {
+        let m = mode(&p);
+        seen += 1;
+        assert_eq!(m & 0o022, 0, "`{}` is {m:o}", p.display());
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        }
+    }
+    assert!(seen > 10, "the walk saw the run folder ({seen} entries)");
+}
+
+/// A network whose cidr overlaps one of the host's routes gets a plan-time
+/// warning naming the route. The "host" is a private namespace with a
+/// route of its own, so the test does not depend on this machine's routes.
+#[test]
+fn networks_overlapping_host_routes_are_warned_about() {
+    require_root!();
+    if !crate::support::have_tools(&["ip"]) {
+        return;
+    }
+    let msgs = std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        for args in [
+            "link add tgtest0 type bridge",
+            "addr add 10.84.0.1/16 dev tgtest0",
+            "link set tgtest0 up",
+        ] {
+            let st = Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .expect("ip");
+            assert!(st.success(), "ip {args}");
+        }
+        let p = NetnsPlatform::new(NetnsOptions::default());
+        let overlapping = network("lab", "10.84.3.0/24");
+        let apart = network("other", "10.85.3.0/24");
+        (
+            p.check_spec(&Spec::Network(overlapping)),
+            p.check_spec(&Spec::Network(apart)),
+        )
+    })
+    .join()
+    .expect("namespace thread");
+    assert!(
+        msgs.0.iter().any(|m| m.contains(
+            "cidr `10.84.3.0/24` overlaps the host's route to `10.84.0.0/16` (dev `tgtest0`)"
+        )),
+        "{msgs:?}"
+    );
+    assert!(msgs.1.is_empty(), "{msgs:?}");
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use tg::platform::netns::locks::{SessionLock, SessionLocks};
 use tg::platform::netns::node::{self, NodePaths};
 use tg::platform::netns::{cgroup, exec, image, package, NetnsOptions};
 use tg::platform::{NodeSpec, PackageSource, PackageSpec};
@@ -29,6 +30,7 @@ struct Session {
     run_dir: tempfile::TempDir,
     image_dir: PathBuf,
     sid: String,
+    lock: SessionLock,
     nodes: Mutex<Vec<NodePaths>>,
 }
 
@@ -46,6 +48,7 @@ impl Session {
                 .expect("temp run dir"),
             image_dir,
             sid,
+            lock: SessionLocks::default().session("test"),
             nodes: Mutex::new(Vec::new()),
         }
     }
@@ -54,13 +57,14 @@ impl Session {
         NetnsOptions {
             run_dir: self.run_dir.path().to_path_buf(),
             image_dir: self.image_dir.clone(),
+            ..NetnsOptions::default()
         }
     }
 
     fn create(&self, spec: &NodeSpec) -> NodePaths {
         let paths = node::node_paths(self.run_dir.path(), &self.sid, &spec.hostname);
         self.nodes.lock().unwrap().push(paths);
-        match node::create_node(&self.opts(), &self.sid, spec) {
+        match node::create_node(&self.lock, &self.opts(), &self.sid, spec) {
             Ok(p) => p,
             Err(e) => panic!("create {}: {e}: {:?}", spec.hostname, e.detail),
         }
@@ -99,6 +103,8 @@ impl Drop for Session {
 
 fn spec(hostname: &str, image: &str) -> NodeSpec {
     NodeSpec {
+        settings: Default::default(),
+        host: None,
         hostname: hostname.to_string(),
         image: image.to_string(),
         cpus: None,

@@ -4,6 +4,77 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Is this a CI run (`CI` set to anything but ``, `0` or `false`)? There a
+/// test that cannot run fails instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Skip (outside CI) or fail (in CI) a test that cannot run, saying why.
+/// Returns `false` so callers can `return` on it.
+#[track_caller]
+pub fn cannot_run(why: &str) -> bool {
+    assert!(!in_ci(), "this test cannot run in CI: {why}");
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// Root, or skip/fail (see [`cannot_run`]).
+#[track_caller]
+pub fn have_root() -> bool {
+    nix::unistd::geteuid().is_root() || cannot_run("it needs root")
+}
+
+/// Every tool on `PATH`, or skip/fail.
+#[track_caller]
+pub fn have_tools(tools: &[&str]) -> bool {
+    for t in tools {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return cannot_run(&format!(
+                "`{t}` is not installed (scripts/setup installs it)"
+            ));
+        }
+    }
+    true
+}
+
+/// The PostgreSQL test server's URL (`TG_PG_TEST_URL`, which
+/// `.ci/postgres.sh` prints), or skip/fail.
+#[track_caller]
+pub fn pg_url() -> Option<String> {
+    match std::env::var("TG_PG_TEST_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            cannot_run("TG_PG_TEST_URL is not set (`scripts/test` starts the server and sets it)");
+            None
+        }
+    }
+}
+
+/// Return from the test unless it runs as root (skip outside CI, fail in CI).
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::support::have_root() {
+            return;
+        }
+    };
+}
+
+/// Return from the test unless PostgreSQL is there; binds its URL.
+#[macro_export]
+macro_rules! require_pg {
+    ($url:ident) => {
+        let Some($url) = $crate::support::pg_url() else {
+            return;
+        };
+    };
+}
+
 /// The `tg` binary built for these tests.
 pub fn tg_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tg"))
@@ -54,6 +125,14 @@ impl Testbed {
         }
         Run(cmd.output().expect("run tg"))
     }
+}
+
+/// The lines of `text`, sorted: output streamed from several nodes at
+/// once comes in no fixed order.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
+    v.sort();
+    v
 }
 
 /// The result of one `tg` run.

@@ -7,12 +7,14 @@ use serde_json::json;
 use crate::apply::{ApplyReport, Interrupt, WalkOptions};
 use crate::cli::args::{ApplyArgs, VarArgs};
 use crate::cli::commands::plan::make_plan;
+use crate::cli::engine;
 use crate::cli::progress::Progress;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::prompt;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
-use crate::ops::{self, Context};
+use crate::ops::{self, Locked, Planned};
 use crate::plan::planfile::PlanFile;
-use crate::plan::render_text::{render_plan, TextOptions};
+use crate::plan::render_text::{indent_value, render_plan, TextOptions};
 use crate::plan::Plan;
 
 pub fn run(ctx: &Ctx, args: &ApplyArgs) -> i32 {
@@ -24,111 +26,216 @@ pub fn run(ctx: &Ctx, args: &ApplyArgs) -> i32 {
 
 fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
     if args.json && !args.auto_approve && args.plan_file.is_none() {
-        return Err(render::fail(
+        return Err(report::fail(
             "`-json` needs `-auto-approve` (or a saved plan): nobody can review a plan printed as JSON; review it with `tg plan` first",
         ));
     }
-    let rt = render::runtime()?;
+    let rt = engine::runtime()?;
     let progress = Arc::new(Progress::new(ctx.interactive && !args.json, args.json));
     if let Some(path) = &args.plan_file {
-        let pf = PlanFile::load(path).map_err(render::fail)?;
+        let pf = PlanFile::load(path).map_err(report::fail)?;
         let vars = VarArgs {
             vars: pf.vars.clone(),
             var_files: pf.var_files.clone(),
         };
-        let (testbed, store) = render::load_with_state(ctx, &vars)?;
-        let context = render::context(ctx, store, progress.clone());
-        let _lock = render::lock(&context, "apply", &args.options.lock_timeout)?;
-        let snap = ops::snapshot(&context).map_err(render::fail)?;
-        pf.check_current(&ctx.session, &snap.lineage, snap.serial, &testbed.hash)
-            .map_err(render::fail)?;
+        let ws = engine::workspace(ctx, &vars, progress.clone());
+        let timeout = engine::lock_timeout(&args.options.lock_timeout)?;
+        let locked = rt
+            .block_on(async {
+                let context = ops::open(&ws, &ctx.session).await?;
+                ops::lock(context, "apply", timeout).await
+            })
+            .map_err(|e| report::ops_error(e, None, ctx.json, "apply"))?;
+        let (testbed, _) = rt
+            .block_on(ops::evaluate(&ws, &locked))
+            .map_err(|e| report::ops_error(e, None, ctx.json, "apply"))?;
+        pf.check_current(
+            ctx.session.as_str(),
+            &locked.snapshot.lineage,
+            locked.snapshot.serial,
+            &testbed.hash,
+        )
+        .map_err(report::fail)?;
         return walk_and_report(
             &rt,
-            &context,
+            locked,
             &pf.plan,
-            args.parallelism,
-            args.json,
+            &crate::cli::commands::apply::walk_opts(
+                args.parallelism,
+                args.json,
+                args.trace.as_deref(),
+                false,
+            ),
             &progress,
-            false,
         );
     }
 
     let planned = make_plan(ctx, &rt, &args.options, false, "apply", progress.clone())?;
-    let plan = &planned.plan;
+    let Planned { plan, locked, .. } = planned;
     if !args.json {
-        print!("{}", render_plan(plan, TextOptions { color: ctx.color }));
+        print!("{}", render_plan(&plan, TextOptions { color: ctx.color }));
     }
-    if !plan.has_changes() {
-        let snap = ops::snapshot(&planned.context).map_err(render::fail)?;
-        if snap.outputs == plan.outputs || plan.targeted {
-            progress.finish();
-            if args.json {
-                print_json(
-                    &planned.context,
-                    &ApplyReport {
-                        serial: snap.serial,
-                        ..ApplyReport::default()
-                    },
-                    false,
-                );
-            }
-            return Ok(0);
+    if !plan.has_changes() && (locked.snapshot.outputs == plan.outputs || plan.targeted) {
+        progress.finish();
+        if args.json {
+            print_json(
+                ctx,
+                &ApplyReport {
+                    serial: locked.snapshot.serial,
+                    recorded: Some(locked.snapshot.instances.len()),
+                    ..ApplyReport::default()
+                },
+                false,
+            );
+        } else {
+            print_outputs(&plan);
         }
-    } else {
-        render::approve(
-            args.auto_approve,
-            "\nDo you want to perform these actions?",
-            "tg will perform the actions described above.",
-            "`tg apply`",
-            "Apply cancelled.",
-        )?;
+        return Ok(0);
+    }
+    if plan.has_changes() {
+        render_approve(args.auto_approve)?;
     }
     walk_and_report(
         &rt,
-        &planned.context,
-        plan,
-        args.parallelism,
-        args.json,
+        locked,
+        &plan,
+        &crate::cli::commands::apply::walk_opts(
+            args.parallelism,
+            args.json,
+            args.trace.as_deref(),
+            false,
+        ),
         &progress,
-        false,
     )
 }
 
-/// Walk a plan with progress and Ctrl-C handling, then print the summary.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn walk_and_report(
-    rt: &tokio::runtime::Runtime,
-    context: &Context,
-    plan: &Plan,
+fn render_approve(auto_approve: bool) -> CmdResult<()> {
+    prompt::approve(
+        auto_approve,
+        "\nDo you want to perform these actions?",
+        "tg will perform the actions described above.",
+        "`tg apply`",
+        "Apply cancelled.",
+    )
+}
+
+/// Walk a plan with progress and Ctrl-C handling, release the lock, then
+/// print the summary.
+/// How a command walks and reports.
+pub(crate) struct WalkReport<'a> {
+    pub parallelism: usize,
+    pub json: bool,
+    pub trace: Option<&'a std::path::Path>,
+    pub destroy: bool,
+}
+
+pub(crate) fn walk_opts(
     parallelism: usize,
     json: bool,
-    progress: &Progress,
+    trace: Option<&std::path::Path>,
     destroy: bool,
+) -> WalkReport<'_> {
+    WalkReport {
+        parallelism,
+        json,
+        trace,
+        destroy,
+    }
+}
+
+pub(crate) fn walk_and_report(
+    rt: &tokio::runtime::Runtime,
+    locked: Locked,
+    plan: &Plan,
+    how: &WalkReport<'_>,
+    progress: &Progress,
 ) -> CmdResult<i32> {
+    let (parallelism, json, destroy) = (how.parallelism, how.json, how.destroy);
     let interrupt = Interrupt::new();
-    render::watch_interrupts(rt, interrupt.clone());
+    engine::watch_interrupts(rt, interrupt.clone());
     progress.start();
     let walk = WalkOptions {
         parallelism,
         interrupt,
     };
-    let report = rt
-        .block_on(ops::apply(context, plan, &walk))
-        .map_err(render::fail)?;
+    let result = rt.block_on(ops::apply(&locked, plan, &walk));
     progress.finish();
+    let released = rt.block_on(locked.release());
+    let report = result.map_err(|e| report::ops_error(e, None, json, "apply"))?;
+    if let Err(e) = released {
+        eprintln!("warning: {e}");
+    }
+    if let Some(path) = how.trace {
+        let doc = report
+            .timeline
+            .chrome_trace(if destroy { "tg destroy" } else { "tg apply" });
+        std::fs::write(path, serde_json::to_vec(&doc).unwrap_or_default()).map_err(|e| {
+            report::fail(format!("cannot write the trace `{}`: {e}", path.display()))
+        })?;
+    }
+    let ctx_session = plan.session.clone();
     if json {
-        print_json(context, &report, destroy);
+        print_json_for(&ctx_session, &report, destroy);
     } else {
         print_summary(&report, destroy);
+        print_timing(&report);
+        if report.success() && !destroy {
+            print_outputs(plan);
+        }
     }
     Ok(if report.success() { 0 } else { 1 })
 }
 
-fn print_json(context: &Context, r: &ApplyReport, destroy: bool) {
+/// Where the time went: wall, work, parallelism, the critical path.
+fn print_timing(r: &ApplyReport) {
+    if r.timeline.ops.is_empty() {
+        return;
+    }
+    let s = r.timeline.summary();
+    let path: Vec<String> = s.critical_path.iter().map(|(a, _)| a.to_string()).collect();
+    let shown = if path.len() > 6 {
+        format!(
+            "{} → … → {}",
+            path[..3].join(" → "),
+            path[path.len() - 2..].join(" → ")
+        )
+    } else {
+        path.join(" → ")
+    };
+    println!(
+        "Took {:.2}s: {:.2}s of work at parallelism {:.1}; critical path {:.2}s ({} step(s)): {shown}",
+        s.wall.as_secs_f64(),
+        s.busy.as_secs_f64(),
+        s.parallelism,
+        s.critical_time.as_secs_f64(),
+        path.len()
+    );
+}
+
+/// The outputs at the end of an apply, as Terraform prints them.
+fn print_outputs(plan: &Plan) {
+    if plan.outputs.is_empty() || plan.destroy {
+        return;
+    }
+    println!("\nOutputs:\n");
+    for (k, o) in &plan.outputs {
+        if o.sensitive {
+            println!("{k} = (sensitive value)");
+        } else {
+            println!("{k} = {}", indent_value(&o.value, 0));
+        }
+    }
+}
+
+fn print_json(ctx: &Ctx, r: &ApplyReport, destroy: bool) {
+    print_json_for(ctx.session.as_str(), r, destroy)
+}
+
+fn print_json_for(session: &str, r: &ApplyReport, destroy: bool) {
     let doc = json!({
         "format_version": "1.0",
         "tg_version": ops::TG_VERSION,
-        "session": context.session,
+        "session": session,
         "operation": if destroy { "destroy" } else { "apply" },
         "success": r.success(),
         "interrupted": r.interrupted,
@@ -140,6 +247,8 @@ fn print_json(context: &Context, r: &ApplyReport, destroy: bool) {
         "failed": r.failed,
         "skipped": r.skipped,
         "state_error": r.state_error,
+        "unrecorded": r.unrecorded.iter().map(|(a, op)| json!({"address": a.to_string(), "op": op})).collect::<Vec<_>>(),
+        "recorded": r.recorded,
     });
     println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
@@ -191,6 +300,19 @@ fn print_summary(r: &ApplyReport, destroy: bool) {
     if let Some(e) = &r.state_error {
         eprintln!();
         eprintln!("error: writing state failed, so tg stopped: {e}");
+        for (a, op) in &r.unrecorded {
+            eprintln!(
+                "  `{a}`: the {op} finished but could not be recorded{}",
+                if *op == crate::apply::OpKind::Create {
+                    " (state holds it as tainted: the next apply replaces it)"
+                } else {
+                    " (the next plan sees what is really there)"
+                }
+            );
+        }
+    }
+    if let Some(n) = r.recorded {
+        eprintln!("State now records {n} instance(s).");
     }
     eprintln!();
     eprintln!("What finished is recorded in state; run `tg plan` to see what is left, and `tg apply` to go on.");

@@ -1,7 +1,8 @@
 //! `tg force-unlock ID`: remove a session's lock left by a dead process.
 
 use crate::cli::args::ForceUnlockArgs;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 
 pub fn run(ctx: &Ctx, args: &ForceUnlockArgs) -> i32 {
@@ -12,8 +13,10 @@ pub fn run(ctx: &Ctx, args: &ForceUnlockArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, args: &ForceUnlockArgs) -> CmdResult<i32> {
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
-    let holder = store.lock_holder(&ctx.session).map_err(render::fail)?;
+    let store = engine::store(ctx)?;
+    let holder = store
+        .lock_holder(ctx.session.as_str())
+        .map_err(report::fail)?;
     match &holder {
         Some(h) if h.id == args.id => {
             println!(
@@ -22,20 +25,20 @@ fn run_inner(ctx: &Ctx, args: &ForceUnlockArgs) -> CmdResult<i32> {
             );
         }
         Some(h) => {
-            return Err(render::fail(format!(
+            return Err(report::fail(format!(
                 "session `{}` is locked with id `{}`, not `{}`: check the id",
                 ctx.session, h.id, args.id
             )))
         }
         None => {
-            return Err(render::fail(format!(
+            return Err(report::fail(format!(
                 "session `{}` is not locked",
                 ctx.session
             )))
         }
     }
     if !args.force {
-        let ok = render::confirm(
+        let ok = crate::cli::prompt::confirm(
             "\nDo you really want to force-unlock?",
             "Removing the lock of a running process can corrupt the session's state.",
             "`tg force-unlock`",
@@ -46,8 +49,8 @@ fn run_inner(ctx: &Ctx, args: &ForceUnlockArgs) -> CmdResult<i32> {
         }
     }
     store
-        .force_unlock(&ctx.session, &args.id)
-        .map_err(render::fail)?;
+        .force_unlock(ctx.session.as_str(), &args.id)
+        .map_err(report::fail)?;
     println!("Session `{}` has been unlocked.", ctx.session);
     Ok(0)
 }

@@ -1,7 +1,8 @@
 //! `tg init`: create the state store and the session.
 
 use crate::cli::args::InitArgs;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 
 pub fn run(ctx: &Ctx, args: &InitArgs) -> i32 {
@@ -12,23 +13,37 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, _args: &InitArgs) -> CmdResult<i32> {
-    let dir = render::abs_dir(ctx);
+    let dir = engine::abs_dir(ctx);
     let tg_dir = dir.join(".tg");
     let created_dir = !tg_dir.exists();
-    std::fs::create_dir_all(&tg_dir)
-        .map_err(|e| render::fail(format!("cannot create `{}`: {e}", tg_dir.display())))?;
+    if created_dir {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // 0700 whatever the umask: state is nobody else's business.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&tg_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&tg_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| report::fail(format!("cannot create `{}`: {e}", tg_dir.display())))?;
+    }
     let ignore = tg_dir.join(".gitignore");
     if !ignore.exists() {
         std::fs::write(&ignore, "# tg's local state: never commit it\n*\n")
-            .map_err(|e| render::fail(format!("cannot write `{}`: {e}", ignore.display())))?;
+            .map_err(|e| report::fail(format!("cannot write `{}`: {e}", ignore.display())))?;
     }
     if created_dir {
-        println!("Created {}", render::display_path(&dir, &tg_dir));
+        println!("Created {}", engine::display_path(&dir, &tg_dir));
     }
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    let store = engine::store(ctx)?;
     println!("State store: {}", store.location());
-    let existed = store.get_session(&ctx.session).map_err(render::fail)?;
-    let s = store.ensure_session(&ctx.session).map_err(render::fail)?;
+    let existed = store
+        .get_session(ctx.session.as_str())
+        .map_err(report::fail)?;
+    let s = store
+        .ensure_session(ctx.session.as_str())
+        .map_err(report::fail)?;
     match existed {
         Some(_) => println!(
             "Session `{}` exists (lineage {}, serial {}, {} instance(s)).",
@@ -36,10 +51,7 @@ fn run_inner(ctx: &Ctx, _args: &InitArgs) -> CmdResult<i32> {
         ),
         None => println!("Created session `{}` (lineage {}).", s.name, s.lineage),
     }
-    let platforms: Vec<String> = crate::platform::registry::Registry::for_this_host()
-        .names()
-        .map(String::from)
-        .collect();
+    let platforms: Vec<String> = engine::factory(ctx).kinds();
     println!(
         "Platforms: {}",
         if platforms.is_empty() {

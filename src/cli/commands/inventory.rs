@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::cli::args::InventoryArgs;
 use crate::cli::commands::output::load_snapshot;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops::{self, InventoryOptions};
 use crate::state::Snapshot;
@@ -27,16 +28,16 @@ pub(crate) fn inventory_doc(ctx: &Ctx, snap: &Snapshot) -> Value {
     ops::inventory(
         snap,
         &InventoryOptions {
-            session: ctx.session.clone(),
+            session: ctx.session.to_string(),
             tg_exe: exe,
-            testbed_dir: render::abs_dir(ctx),
+            testbed_dir: engine::abs_dir(ctx),
         },
     )
 }
 
 fn run_inner(ctx: &Ctx, args: &InventoryArgs) -> CmdResult<i32> {
     if args.list == args.host.is_some() {
-        return Err(render::fail(
+        return Err(report::fail(
             "give exactly one of `--list` or `--host HOST`",
         ));
     }

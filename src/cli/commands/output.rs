@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use crate::cli::args::OutputArgs;
 use crate::cli::commands::inventory::inventory_doc;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::state::Snapshot;
 
@@ -16,11 +17,14 @@ pub fn run(ctx: &Ctx, args: &OutputArgs) -> i32 {
 }
 
 pub(crate) fn load_snapshot(ctx: &Ctx) -> CmdResult<Snapshot> {
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
-    match store.get_session(&ctx.session).map_err(render::fail)? {
-        Some(_) => store.load(&ctx.session).map_err(render::fail),
-        None => Err(render::fail(crate::state::StateError::NoSuchSession(
-            ctx.session.clone(),
+    let store = engine::store(ctx)?;
+    match store
+        .get_session(ctx.session.as_str())
+        .map_err(report::fail)?
+    {
+        Some(_) => store.load(ctx.session.as_str()).map_err(report::fail),
+        None => Err(report::fail(crate::state::StateError::NoSuchSession(
+            ctx.session.to_string(),
         ))),
     }
 }
@@ -50,7 +54,7 @@ fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
                             .join(", ")
                     ),
                 };
-                return Err(render::fail(format!("no output named `{name}`{hint}")));
+                return Err(report::fail(format!("no output named `{name}`{hint}")));
             };
             if args.json {
                 println!(
@@ -62,7 +66,7 @@ fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
                     Value::String(s) => println!("{s}"),
                     Value::Number(_) | Value::Bool(_) => println!("{}", o.value),
                     _ => {
-                        return Err(render::fail(format!(
+                        return Err(report::fail(format!(
                             "`-raw` prints only strings, numbers and bools; output `{name}` is a list or map: use `-json`"
                         )))
                     }
@@ -97,7 +101,7 @@ fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
                     } else {
                         println!(
                             "{k} = {}",
-                            serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                            crate::plan::render_text::indent_value(&o.value, 0)
                         );
                     }
                 }

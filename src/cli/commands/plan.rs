@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use crate::apply::ApplyHook;
 use crate::cli::args::{PlanArgs, PlanFormat, PlanOptions};
+use crate::cli::engine;
 use crate::cli::progress::Progress;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
-use crate::ops::{self, Context};
+use crate::diagnostics;
+use crate::ops::{self, Planned};
 use crate::plan::planfile::PlanFile;
 use crate::plan::render_json::plan_json;
 use crate::plan::render_markdown::render_markdown;
 use crate::plan::render_text::{render_plan, TextOptions};
-use crate::plan::Plan;
-use crate::state::SessionLock;
 
 pub fn run(ctx: &Ctx, args: &PlanArgs) -> i32 {
     match run_inner(ctx, args) {
@@ -22,15 +22,8 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> i32 {
     }
 }
 
-/// A plan made by a command, with what it was made from; the lock is held
-/// until this is dropped.
-pub(crate) struct Planned {
-    pub plan: Plan,
-    pub context: Context,
-    pub lock: Box<dyn SessionLock>,
-}
-
-/// Load, lock, refresh and diff. Errors are printed.
+/// Lock, evaluate, refresh, place and diff; warnings and errors are
+/// printed. The session stays locked until the result is dropped.
 pub(crate) fn make_plan(
     ctx: &Ctx,
     rt: &tokio::runtime::Runtime,
@@ -39,34 +32,60 @@ pub(crate) fn make_plan(
     operation: &str,
     hook: Arc<dyn ApplyHook>,
 ) -> CmdResult<Planned> {
-    let (testbed, store) = render::load_with_state(ctx, &options.vars)?;
-    let context = render::context(ctx, store, hook);
-    let lock = render::lock(&context, operation, &options.lock_timeout)?;
-    let targets = ops::parse_addresses("-target", &options.targets).map_err(render::fail)?;
-    let replace = ops::parse_addresses("-replace", &options.replace).map_err(render::fail)?;
-    let opts = ops::PlanOptions {
+    let ws = engine::workspace(ctx, &options.vars, hook);
+    let timeout = engine::lock_timeout(&options.lock_timeout)?;
+    let opts = plan_options(options, destroy)?;
+    let planned = rt
+        .block_on(ops::plan_session(
+            &ws,
+            &ctx.session,
+            &opts,
+            operation,
+            timeout,
+        ))
+        .map_err(|e| report::ops_error(e, None, ctx.json, operation))?;
+    if !planned.warnings.is_empty() {
+        eprint!(
+            "{}",
+            diagnostics::render_all(&planned.warnings, &planned.testbed.sources)
+        );
+    }
+    Ok(planned)
+}
+
+/// The library's plan options from the flags (errors printed).
+pub(crate) fn plan_options(options: &PlanOptions, destroy: bool) -> CmdResult<ops::PlanOptions> {
+    let targets = ops::parse_addresses("-target", &options.targets).map_err(report::fail)?;
+    let replace = ops::parse_addresses("-replace", &options.replace).map_err(report::fail)?;
+    let excludes = ops::parse_addresses("-exclude", &options.excludes).map_err(report::fail)?;
+    if options.refresh_only && (destroy || options.destroy) {
+        return Err(report::fail(
+            "`-refresh-only` and `-destroy` do not go together: pick one",
+        ));
+    }
+    if options.refresh_only && !options.refresh {
+        return Err(report::fail(
+            "`-refresh-only` needs the refresh: drop `-refresh=false`",
+        ));
+    }
+    Ok(ops::PlanOptions {
         destroy: destroy || options.destroy,
         targets,
         replace,
+        excludes,
+        refresh_only: options.refresh_only,
         refresh: options.refresh,
         parallelism: 10,
-    };
-    let plan = rt
-        .block_on(ops::plan(&context, &testbed, &opts))
-        .map_err(|e| render::report_ops_error(&e, &testbed.sources))?;
-    Ok(Planned {
-        plan,
-        context,
-        lock,
     })
 }
 
 fn run_inner(ctx: &Ctx, args: &PlanArgs) -> CmdResult<i32> {
-    let rt = render::runtime()?;
+    let rt = engine::runtime()?;
     let progress = Arc::new(Progress::new(false, true).quiet_refresh());
     let planned = make_plan(ctx, &rt, &args.options, false, "plan", progress)?;
-    drop(planned.lock);
-    let plan = planned.plan;
+    let Planned { plan, locked, .. } = planned;
+    rt.block_on(locked.release())
+        .map_err(|e| report::ops_error(e, None, false, "plan"))?;
 
     if args.json {
         println!(
@@ -86,7 +105,7 @@ fn run_inner(ctx: &Ctx, args: &PlanArgs) -> CmdResult<i32> {
             args.options.vars.var_files.clone(),
         )
         .save(out)
-        .map_err(render::fail)?;
+        .map_err(report::fail)?;
         if !args.json {
             println!();
             println!("Saved the plan to: {}", out.display());

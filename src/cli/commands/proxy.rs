@@ -46,7 +46,7 @@ pub fn run_dir() -> PathBuf {
 
 fn proxy(ctx: &Ctx, args: &ProxyArgs) -> Result<(), String> {
     let run_dir = run_dir();
-    let rec = pick_session(&run_dir, &ctx.session, &ctx.dir)?;
+    let rec = pick_session(&run_dir, ctx.session.as_str(), &ctx.dir)?;
     let addr = resolve(&run_dir, &rec, &args.host)?;
     let router = net::router_netns_path(&run_dir, &rec.sid);
     let ns = File::open(&router).map_err(|e| {

@@ -3,8 +3,11 @@
 use serde_json::json;
 
 use crate::cli::args::SessionCommand;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::environment::Caller;
+use crate::names::SessionName;
 use crate::state::{LockInfo, SessionInfo};
 
 pub fn run(ctx: &Ctx, args: &SessionCommand) -> i32 {
@@ -26,27 +29,82 @@ fn info_json(s: &SessionInfo, lock: Option<&LockInfo>) -> serde_json::Value {
     })
 }
 
-fn check_name(name: &str) -> CmdResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(render::fail(format!(
-            "invalid session name `{name}`: use up to 40 letters, digits, `-` and `_`, starting with a letter or digit"
-        )))
+/// The one session name rule ([`SessionName`]), as a command error.
+fn check_name(name: &str) -> CmdResult<SessionName> {
+    SessionName::parse(name)
+        .map_err(|why| report::fail(format!("invalid session name {name:?}: {why}")))
+}
+
+/// `tg session delete NAME -destroy`: destroy what the session records,
+/// from state alone (no testbed needed), before it is deleted.
+fn destroy_session(ctx: &Ctx, name: &SessionName, auto_approve: bool) -> CmdResult<()> {
+    let ctx = Ctx {
+        session: name.clone(),
+        ..ctx.clone()
+    };
+    let rt = engine::runtime()?;
+    let progress = std::sync::Arc::new(crate::cli::progress::Progress::new(ctx.interactive, false));
+    let context = engine::open_for_reading(&ctx, &rt, progress.clone())?;
+    let planned = crate::cli::commands::destroy::destroy_from_state(
+        &ctx,
+        &rt,
+        context,
+        &crate::cli::args::PlanOptions {
+            refresh: true,
+            lock_timeout: "0s".into(),
+            ..Default::default()
+        },
+    )?;
+    print!(
+        "{}",
+        crate::plan::render_text::render_plan(
+            &planned.plan,
+            crate::plan::render_text::TextOptions { color: ctx.color }
+        )
+    );
+    if planned.plan.has_changes() {
+        crate::cli::prompt::approve(
+            auto_approve,
+            &format!(
+                "\nDo you really want to destroy everything of session `{name}` and delete it?"
+            ),
+            "tg will destroy everything shown above. There is no undo.",
+            "`tg session delete -destroy`",
+            "Delete cancelled.",
+        )?;
     }
+    let code = crate::cli::commands::apply::walk_and_report(
+        &rt,
+        planned.locked,
+        &planned.plan,
+        &crate::cli::commands::apply::walk_opts(10, false, None, true),
+        &progress,
+    )?;
+    if code != 0 {
+        return Err(report::fail(format!(
+            "session `{name}` was not deleted: its destroy did not finish (see above)"
+        )));
+    }
+    Ok(())
 }
 
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
+    // A refused name touches nothing, not even the state store.
+    match args {
+        SessionCommand::New { name } | SessionCommand::Delete { name, .. } => {
+            check_name(name)?;
+        }
+        SessionCommand::Show {
+            name: Some(name), ..
+        } => {
+            check_name(name)?;
+        }
+        _ => {}
+    }
+    let store = engine::store(ctx)?;
     match args {
         SessionCommand::List { json } => {
-            let list = store.list_sessions().map_err(render::fail)?;
+            let list = store.list_sessions().map_err(report::fail)?;
             if *json {
                 let v: Vec<_> = list
                     .iter()
@@ -60,7 +118,11 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
                 println!("No sessions yet: `tg init` or `tg apply` creates one.");
             } else {
                 for s in &list {
-                    let mark = if s.name == ctx.session { "*" } else { " " };
+                    let mark = if s.name == ctx.session.as_str() {
+                        "*"
+                    } else {
+                        " "
+                    };
                     println!(
                         "{mark} {:20} {:>5} instance(s)  serial {:<5} updated {}",
                         s.name, s.instances, s.serial, s.updated_at
@@ -70,8 +132,8 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             Ok(0)
         }
         SessionCommand::New { name } => {
-            check_name(name)?;
-            let s = store.create_session(name).map_err(render::fail)?;
+            let name = check_name(name)?;
+            let s = store.create_session(name.as_str()).map_err(report::fail)?;
             println!(
                 "Created session `{}` (lineage {}) in {}.",
                 s.name,
@@ -84,37 +146,47 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             );
             Ok(0)
         }
-        SessionCommand::Delete { name, force } => {
-            let Some(s) = store.get_session(name).map_err(render::fail)? else {
-                return Err(render::fail(format!(
+        SessionCommand::Delete {
+            name,
+            force,
+            destroy,
+            auto_approve,
+        } => {
+            let name = check_name(name)?;
+            if *destroy {
+                destroy_session(ctx, &name, *auto_approve)?;
+            }
+            let name = name.as_str();
+            let Some(s) = store.get_session(name).map_err(report::fail)? else {
+                return Err(report::fail(format!(
                     "session `{name}` does not exist: see `tg session list`"
                 )));
             };
             if s.instances > 0 && !force {
-                return Err(render::fail(format!(
-                    "session `{name}` still records {} instance(s): run `tg --session {name} destroy` first, or `tg session delete {name} -force` to forget them (the objects stay)",
+                return Err(report::fail(format!(
+                    "session `{name}` still records {} instance(s): run `tg session delete {name} -destroy` to destroy them first, or `-force` to forget them (the objects stay)",
                     s.instances
                 )));
             }
             let lock = store
                 .lock(
-                    LockInfo::for_this_process(name, "session delete"),
+                    LockInfo::new(name, "session delete", &Caller::this_process(&ctx.env)),
                     std::time::Duration::ZERO,
                 )
-                .map_err(render::fail)?;
-            drop(lock);
-            store.delete_session(name).map_err(render::fail)?;
+                .map_err(report::fail)?;
+            store.delete_session(name).map_err(report::fail)?;
+            lock.release().map_err(report::fail)?;
             println!("Deleted session `{name}`.");
             Ok(0)
         }
         SessionCommand::Show { name, json } => {
-            let name = name.as_deref().unwrap_or(&ctx.session);
-            let Some(s) = store.get_session(name).map_err(render::fail)? else {
-                return Err(render::fail(format!(
+            let name = name.as_deref().unwrap_or(ctx.session.as_str());
+            let Some(s) = store.get_session(name).map_err(report::fail)? else {
+                return Err(report::fail(format!(
                     "session `{name}` does not exist: see `tg session list`"
                 )));
             };
-            let lock = store.lock_holder(name).map_err(render::fail)?;
+            let lock = store.lock_holder(name).map_err(report::fail)?;
             if *json {
                 println!(
                     "{}",

@@ -4,7 +4,8 @@ use crate::plan::render_text::indent_value;
 use serde_json::{json, Value};
 
 use crate::cli::args::ShowArgs;
-use crate::cli::render::{self, CmdResult, Failed};
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops;
 use crate::plan::planfile::PlanFile;
@@ -22,7 +23,7 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> i32 {
 
 fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
     if let Some(path) = &args.plan_file {
-        let pf = PlanFile::load(path).map_err(render::fail)?;
+        let pf = PlanFile::load(path).map_err(report::fail)?;
         if args.json {
             println!(
                 "{}",
@@ -36,23 +37,33 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
         }
         return Ok(0);
     }
-    let store = render::open_store(ctx, &render::backend_config_quietly(ctx))?;
-    let snap = match store.get_session(&ctx.session).map_err(render::fail)? {
-        Some(_) => store.load(&ctx.session).map_err(render::fail)?,
+    let store = engine::store(ctx)?;
+    let info = store
+        .get_session(ctx.session.as_str())
+        .map_err(report::fail)?;
+    let snap = match &info {
+        Some(_) => store.load(ctx.session.as_str()).map_err(report::fail)?,
         None => Snapshot::default(),
     };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&state_json(&ctx.session, &snap)).unwrap_or_default()
+            serde_json::to_string_pretty(&state_json(ctx.session.as_str(), &snap))
+                .unwrap_or_default()
         );
         return Ok(0);
     }
     if snap.instances.is_empty() {
-        println!(
-            "The state of session `{}` is empty: nothing has been applied.",
-            ctx.session
-        );
+        match &info {
+            Some(_) if snap.serial > 0 => println!(
+                "The state of session `{}` is empty: what it made was destroyed (state serial {}).",
+                ctx.session, snap.serial
+            ),
+            _ => println!(
+                "The state of session `{}` is empty: nothing has been applied.",
+                ctx.session
+            ),
+        }
         return Ok(0);
     }
     for rec in snap.instances.values() {
@@ -78,7 +89,7 @@ fn run_inner(ctx: &Ctx, args: &ShowArgs) -> CmdResult<i32> {
             if o.sensitive {
                 println!("{k} = (sensitive value)");
             } else {
-                println!("{k} = {}", o.value);
+                println!("{k} = {}", indent_value(&o.value, 0));
             }
         }
     }

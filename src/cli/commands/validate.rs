@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::cli::args::ValidateArgs;
 use crate::cli::Ctx;
-use crate::config::{self, LoadOptions};
+use crate::config;
 use crate::diagnostics::{self, Diagnostics, JsonDiagnostic, SourceMap};
 
 /// The `-json` document (schemas/validate.schema.json).
@@ -18,14 +18,10 @@ struct ValidateJson {
 }
 
 pub fn run(ctx: &Ctx, args: &ValidateArgs) -> i32 {
-    let opts = LoadOptions {
-        dir: ctx.dir.clone(),
-        vars: args.vars.vars.clone(),
-        var_files: args.vars.var_files.clone(),
-        env: ctx.env.clone(),
-        drivers: crate::platform::registry::Registry::driver_kinds(),
-        ..LoadOptions::default()
-    };
+    let mut opts =
+        crate::cli::engine::workspace(ctx, &args.vars, std::sync::Arc::new(crate::apply::NoHook))
+            .load_options(Default::default());
+    opts.dir = ctx.dir.clone();
     let (diags, sources, instances) = match config::load(&opts) {
         Ok((tb, warnings)) => (warnings, tb.sources.clone(), tb.instances.len()),
         Err(e) => (e.diagnostics, e.sources, 0),

@@ -399,6 +399,8 @@ impl Evaluator<'_> {
             })
             .collect();
         let spec = NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: n.host.clone(),
             image: image.clone(),
             cpus,

@@ -318,6 +318,8 @@ mod tests {
 
     fn spec(cpus: Option<f64>, memory_mib: Option<u64>) -> NodeSpec {
         NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: "web".into(),
             image: "host".into(),
             cpus,

@@ -11,7 +11,10 @@
 //! turns requests into calls of the modules below, on blocking threads.
 //! Layout (each file owns one concern):
 //! - `names`: host object names derived from the session and instance.
-//! - `net`: per-session router namespace, bridges, veths, isolation.
+//! - `net`: per-session router namespace, bridges, veths, isolation, NAT,
+//!   and the host-wide lock and record of host settings.
+//! - `locks`: per-session locks of one platform instance.
+//! - `files`: files and folders made with explicit modes.
 //! - `node`: a node's persistent namespaces and overlay root filesystem.
 //! - `image`: image resolution and building (`host`, `debian:RELEASE`, `dir:PATH`).
 //! - `cgroup`: cpu and memory limits.
@@ -19,12 +22,19 @@
 //! - `package`: installing packages inside a node's root filesystem.
 //!
 //! `nat = true` gives a network egress through an uplink from the router
-//! to the host (see `net`); it needs `iptables` and turns on IPv4
-//! forwarding on the host.
+//! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
+//! forwarding on the host while any session uses it.
+//!
+//! The platform holds no process-wide state: per-session locks and bridge
+//! hints live in the instance, host-wide work takes the host lock (a file
+//! lock, so it holds between processes too).
 
 pub mod cgroup;
+pub mod driver;
 pub mod exec;
+pub mod files;
 pub mod image;
+pub mod locks;
 pub mod names;
 pub mod net;
 pub mod node;
@@ -34,6 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use nix::mount::{umount2, MntFlags};
@@ -41,9 +52,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::ResourceKind;
 use crate::platform::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecResponse,
-    NetworkSpec, NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest,
-    ReadResponse, SessionRef, SessionSync, Spec, UpdateRequest,
+    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NetworkSpec,
+    NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse,
+    SessionRef, SessionSync, Spec, UpdateRequest,
 };
 
 /// Options of the netns platform.
@@ -53,6 +64,11 @@ pub struct NetnsOptions {
     pub run_dir: PathBuf,
     /// Where built images are cached (default `/var/lib/tg/images`).
     pub image_dir: PathBuf,
+    /// Where the state every tg on the host shares lives: the host lock
+    /// and the record of host settings tg changed (default `/run/tg`).
+    /// Keep it the same for every tg on a host, even when `run_dir` is
+    /// elsewhere (as in tests).
+    pub host_dir: PathBuf,
 }
 
 impl Default for NetnsOptions {
@@ -60,19 +76,49 @@ impl Default for NetnsOptions {
         NetnsOptions {
             run_dir: PathBuf::from("/run/tg"),
             image_dir: PathBuf::from("/var/lib/tg/images"),
+            host_dir: PathBuf::from("/run/tg"),
         }
     }
 }
 
-/// The netns platform driver.
+/// The netns platform driver. Clones share their locks.
 #[derive(Debug, Clone)]
 pub struct NetnsPlatform {
     pub options: NetnsOptions,
+    /// `netns`, or the name of a `platform "netns" "NAME"` block.
+    name: String,
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one platform instance share (and the platforms one
+/// driver makes: they work on the same host objects).
+#[derive(Debug, Default)]
+struct Shared {
+    sessions: locks::SessionLocks,
+    bridges: net::links::BridgeHints,
 }
 
 impl NetnsPlatform {
     pub fn new(options: NetnsOptions) -> NetnsPlatform {
-        NetnsPlatform { options }
+        NetnsPlatform {
+            options,
+            name: "netns".to_string(),
+            shared: Arc::default(),
+        }
+    }
+
+    /// The same platform under another name (sharing its locks).
+    pub fn named(mut self, name: &str) -> NetnsPlatform {
+        self.name = name.to_string();
+        self
+    }
+
+    fn host(&self) -> net::host::Host {
+        net::host::Host::new(&self.options.host_dir)
+    }
+
+    fn session_lock(&self, sid: &str) -> locks::SessionLock {
+        self.shared.sessions.session(sid)
     }
 }
 
@@ -86,25 +132,10 @@ pub fn host_refusal(euid: u32, os: &str) -> Option<String> {
     }
     if euid != 0 {
         return Some(
-            "the netns platform needs root: run tg with sudo, or choose another platform".into(),
+            "the netns platform needs root to make or change nodes: run tg as root (for example with sudo)".into(),
         );
     }
     None
-}
-
-/// Is `hostname` safe to use in paths and names (a DNS label)?
-fn hostname_problem(hostname: &str) -> Option<String> {
-    let ok = !hostname.is_empty()
-        && hostname.len() <= 63
-        && hostname
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !hostname.starts_with('-');
-    (!ok).then(|| {
-        format!(
-            "hostname `{hostname}` is not a valid host name: use letters, digits and `-`, at most 63 characters"
-        )
-    })
 }
 
 /// What a node's `private` value records.
@@ -154,10 +185,19 @@ impl NetnsPlatform {
         session: &SessionRef,
         spec: &NetworkSpec,
     ) -> PlatformResult<CreateResponse> {
-        let mut private = net::create_network(&self.options.run_dir, session, spec)?;
+        let sid = Self::sid(session);
+        let lock = self.session_lock(&sid);
+        let held = lock.lock();
+        let run_dir = &self.options.run_dir;
+        let mut private = net::create_network(&held, run_dir, session, spec)?;
         if spec.nat {
-            let sid = Self::sid(session);
-            private.nat_via = Some(net::enable_nat(&self.options.run_dir, &sid, &spec.name)?);
+            private.nat_via = Some(net::enable_nat(
+                &held,
+                &self.host(),
+                run_dir,
+                &sid,
+                &spec.name,
+            )?);
         }
         Ok(CreateResponse {
             private: to_private(&private),
@@ -168,6 +208,8 @@ impl NetnsPlatform {
     fn set_nat(&self, session: &SessionRef, spec: &NetworkSpec) -> PlatformResult<CreateResponse> {
         let run_dir = &self.options.run_dir;
         let sid = Self::sid(session);
+        let lock = self.session_lock(&sid);
+        let held = lock.lock();
         if net::network_addresses(run_dir, &sid, &spec.name)?.is_none() {
             return Err(PlatformError::new(format!(
                 "network `{}` does not exist on this host: run `tg apply` to make it",
@@ -175,9 +217,15 @@ impl NetnsPlatform {
             )));
         }
         let nat_via = if spec.nat {
-            Some(net::enable_nat(run_dir, &sid, &spec.name)?)
+            Some(net::enable_nat(
+                &held,
+                &self.host(),
+                run_dir,
+                &sid,
+                &spec.name,
+            )?)
         } else {
-            net::disable_nat(run_dir, &sid, &spec.name)?;
+            net::disable_nat(&held, &self.host(), run_dir, &sid, &spec.name)?;
             None
         };
         Ok(CreateResponse {
@@ -191,21 +239,22 @@ impl NetnsPlatform {
 
     fn create_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<CreateResponse> {
         let run_dir = &self.options.run_dir;
-        let paths = node::create_node(&self.options, sid, spec)?;
+        let lock = self.session_lock(sid);
+        let paths = node::create_node(&lock, &self.options, sid, spec)?;
         let veths = node_veths(sid, spec);
         let result = (|| -> PlatformResult<()> {
             for (i, (iface, veth)) in spec.interfaces.iter().zip(&veths).enumerate() {
-                net::attach(
-                    run_dir,
-                    sid,
-                    &iface.network,
-                    &paths.netns,
+                let ifname = names::node_ifname(i);
+                let plug = net::links::Plug {
+                    network: &iface.network,
+                    node_netns: &paths.netns,
                     veth,
-                    &names::node_ifname(i),
-                    iface.address,
-                    iface.prefix_len,
-                    (i == 0).then_some(iface.gateway),
-                )?;
+                    ifname_in_node: &ifname,
+                    address: iface.address,
+                    prefix_len: iface.prefix_len,
+                    gateway: (i == 0).then_some(iface.gateway),
+                };
+                net::attach(&lock, &self.shared.bridges, run_dir, sid, &plug)?;
             }
             // `create_node` applied the limits already; this only matters
             // if it ever stops doing so.
@@ -253,12 +302,13 @@ impl NetnsPlatform {
         if !node::node_exists(&paths) {
             return Ok(ReadResponse::Gone);
         }
-        let links = net::existing_links(run_dir, sid)?;
+        let veths = node_veths(sid, spec);
+        let links = net::links::links_present(run_dir, sid, &veths)?;
         let mut seen = spec.clone();
         seen.interfaces = spec
             .interfaces
             .iter()
-            .zip(node_veths(sid, spec))
+            .zip(veths)
             .filter(|(_, veth)| links.contains(veth))
             .map(|(iface, _)| iface.clone())
             .collect();
@@ -336,7 +386,7 @@ impl NetnsPlatform {
 
     /// Once the session has no router and no node left, remove its
     /// runtime folder (never when anything is mounted under it).
-    fn tidy_session_dir(&self, sid: &str) {
+    fn tidy_session_dir(&self, _held: &locks::SessionHeld, sid: &str) {
         let run_dir = &self.options.run_dir;
         let sdir = names::session_dir(run_dir, sid);
         if net::router_exists(run_dir, sid) || !dir_names(&sdir.join("nodes")).is_empty() {
@@ -392,7 +442,8 @@ impl NetnsPlatform {
                 hostnames.insert(name[prefix.len()..].to_string());
             }
         }
-        hostnames.retain(|h| hostname_problem(h).is_none());
+        hostnames.retain(|h| names::check_hostname(h).is_ok());
+        let host = self.host();
 
         // Router-side veths first, so no link outlives its node.
         let links = net::existing_links(run_dir, sid).unwrap_or_default();
@@ -433,7 +484,7 @@ impl NetnsPlatform {
             removed.push(format!("bridge `{l}`"));
         }
         let had_uplink = net::uplink_exists(sid);
-        match net::remove_router(run_dir, sid) {
+        match net::remove_router(&host, run_dir, sid) {
             Ok(true) => removed.push(format!(
                 "router namespace `{}`",
                 names::router_netns_name(sid)
@@ -444,7 +495,15 @@ impl NetnsPlatform {
         if had_uplink {
             removed.push(format!("uplink `{}`", names::uplink_name(sid)));
         }
-        removed.extend(net::remove_host_rules(sid));
+        // Rules left without an uplink, and the session's use of host
+        // forwarding (a crash may have left either).
+        match net::remove_host_rules(&host, sid) {
+            Ok(rules) => removed.extend(rules),
+            Err(e) => note(e.into()),
+        }
+        if let Err(e) = net::nat::remove_uplink_host_side(&host, sid) {
+            note(e.into());
+        }
         for n in &netns_files {
             let p = Path::new("/run/netns").join(n);
             if p.exists() {
@@ -485,6 +544,37 @@ impl NetnsPlatform {
         ))
         .with_detail(detail))
     }
+}
+
+/// Plan-time warnings about network `n` on this host, given whether
+/// `iptables` is installed and the host's routes.
+fn network_warnings(
+    n: &NetworkSpec,
+    have_iptables: bool,
+    routes: &[net::host::HostRoute],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if n.nat && !have_iptables {
+        out.push(format!(
+            "network `{}`: `nat = true` needs `iptables` on this host: install the `iptables` package, or set `nat = false`",
+            n.name
+        ));
+    }
+    for r in net::host::overlapping(&n.cidr, routes) {
+        out.push(format!(
+            "network `{}`: cidr `{}` overlaps the host's route to `{}` (dev `{}`): {}; choose a cidr the host does not use",
+            n.name,
+            n.cidr,
+            r.dest,
+            r.dev,
+            if n.nat {
+                "nodes cannot reach those host-side addresses through nat"
+            } else {
+                "nodes are apart from the host, but would not reach those addresses if the network got `nat = true`"
+            }
+        ));
+    }
+    out
 }
 
 /// A node spec with its cgroup limits blanked (what must not change for
@@ -564,16 +654,36 @@ fn remove_tree_same_fs(root: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Platform for NetnsPlatform {
     fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
         "netns"
+    }
+
+    fn can_share_network_with(&self, other: &str) -> bool {
+        // Every netns platform of this process makes its objects on this
+        // host, in the session's router namespace.
+        other == self.name || other == "netns"
     }
 
     fn max_parallelism(&self) -> usize {
         16
     }
 
+    fn describe(&self) -> String {
+        "local nodes from Linux namespaces, of the images `host`, `debian:RELEASE` and `dir:PATH`"
+            .into()
+    }
+
+    fn host_problem(&self) -> Option<String> {
+        host_refusal(nix::unistd::geteuid().as_raw(), std::env::consts::OS)
+    }
+
     fn check_node(&self, spec: &NodeSpec) -> Capability {
-        let refused = host_refusal(nix::unistd::geteuid().as_raw(), std::env::consts::OS)
-            .or_else(|| hostname_problem(&spec.hostname))
+        // Root is needed to apply, not to plan: see `host_problem`.
+        let refused = names::check_hostname(&spec.hostname)
+            .err()
             .or_else(|| image::check(&spec.image, &self.options.image_dir).err());
         let warnings = if refused.is_none() {
             cgroup::check(spec)
@@ -584,13 +694,10 @@ impl Platform for NetnsPlatform {
     }
 
     fn check_spec(&self, spec: &Spec) -> Vec<String> {
-        match spec {
-            Spec::Network(n) if n.nat && !tool_exists("iptables") => vec![format!(
-                "network `{}`: `nat = true` needs `iptables` on this host: install the `iptables` package, or set `nat = false`",
-                n.name
-            )],
-            _ => Vec::new(),
-        }
+        let Spec::Network(n) = spec else {
+            return Vec::new();
+        };
+        network_warnings(n, tool_exists("iptables"), &net::host::host_routes())
     }
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
@@ -663,11 +770,15 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => {
+                    let host = this.host();
+                    let lock = this.session_lock(&sid);
+                    let held = lock.lock();
+                    let run_dir = &this.options.run_dir;
                     if n.nat {
-                        net::disable_nat(&this.options.run_dir, &sid, &n.name)?;
+                        net::disable_nat(&held, &host, run_dir, &sid, &n.name)?;
                     }
-                    net::delete_network(&this.options.run_dir, &sid, &n.name)?;
-                    this.tidy_session_dir(&sid);
+                    net::delete_network(&held, &host, &this.shared.bridges, run_dir, &sid, n)?;
+                    this.tidy_session_dir(&held, &sid);
                     Ok(())
                 }
                 Spec::Node(n) => this.delete_node(&sid, n),
@@ -677,14 +788,31 @@ impl Platform for NetnsPlatform {
         .await
     }
 
-    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecResponse> {
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
+        // Collected, then sent whole: streaming, stdin, signals and
+        // timeouts come with the node sandbox.
         let this = self.clone();
-        blocking(move || {
-            let sid = Self::sid(&req.session);
-            let paths = this.node_paths_checked(&sid, &req.spec.hostname)?;
-            exec::exec(&paths, &sid, &req.spec.hostname, &req.argv)
+        let (session, hostname, argv) = (
+            req.session.clone(),
+            req.spec.hostname.clone(),
+            req.argv.clone(),
+        );
+        let out = blocking(move || {
+            let sid = Self::sid(&session);
+            let paths = this.node_paths_checked(&sid, &hostname)?;
+            exec::exec(&paths, &sid, &hostname, &argv)
         })
-        .await
+        .await?;
+        if !out.stdout.is_empty() {
+            let _ = req.io.stdout.send(out.stdout).await;
+        }
+        if !out.stderr.is_empty() {
+            let _ = req.io.stderr.send(out.stderr).await;
+        }
+        Ok(ExecStatus {
+            exit_code: out.exit_code,
+            timed_out: false,
+        })
     }
 
     async fn sync_session(&self, req: SessionSync) -> PlatformResult<()> {
@@ -723,40 +851,54 @@ mod tests {
     fn refuses_non_root_and_non_linux() {
         assert_eq!(host_refusal(0, "linux"), None);
         let r = host_refusal(1000, "linux").unwrap();
-        assert!(r.contains("needs root") && r.contains("sudo"), "{r}");
+        assert!(r.contains("needs root") && r.contains("as root"), "{r}");
         let r = host_refusal(0, "macos").unwrap();
         assert!(r.contains("needs Linux") && r.contains("`macos`"), "{r}");
     }
 
     #[test]
-    fn hostnames_must_be_labels() {
-        assert_eq!(hostname_problem("edge-0"), None);
-        for h in ["", "../x", "a/b", "-a", "a b", &"x".repeat(64)] {
-            assert!(hostname_problem(h).is_some(), "{h}");
-        }
-    }
-
-    #[test]
-    fn nat_is_checked() {
-        let p = NetnsPlatform::new(NetnsOptions::default());
+    fn networks_get_plan_time_warnings() {
         let mut n = NetworkSpec {
             name: "lab".into(),
             cidr: "10.0.0.0/24".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 0, 0, 1),
             nat: true,
         };
-        let msgs = p.check_spec(&Spec::Network(n.clone()));
-        assert_eq!(msgs.is_empty(), tool_exists("iptables"), "{msgs:?}");
-        if let Some(m) = msgs.first() {
-            assert!(m.contains("`nat = true`") && m.contains("`lab`"));
-        }
+        let msgs = network_warnings(&n, false, &[]);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("`nat = true`") && msgs[0].contains("`lab`"));
+        assert!(network_warnings(&n, true, &[]).is_empty());
+        let routes = net::host::parse_proc_route(
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n\
+             eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\n\
+             eth0\t0000000A\t00000000\t0001\t0\t0\t0\t0000FFFF\n",
+        );
+        let msgs = network_warnings(&n, true, &routes);
+        assert_eq!(
+            msgs.len(),
+            1,
+            "only the 10.0.0.0/16 route, not the default: {msgs:?}"
+        );
+        assert!(
+            msgs[0]
+                .contains("`10.0.0.0/24` overlaps the host's route to `10.0.0.0/16` (dev `eth0`)")
+                && msgs[0].contains("through nat"),
+            "{}",
+            msgs[0]
+        );
         n.nat = false;
-        assert!(p.check_spec(&Spec::Network(n)).is_empty());
+        n.cidr = "10.1.0.0/24".parse().unwrap();
+        assert!(network_warnings(&n, false, &routes).is_empty());
+        // The platform reads this host's routes itself.
+        let p = NetnsPlatform::new(NetnsOptions::default());
+        let _ = p.check_spec(&Spec::Network(n));
     }
 
     #[test]
     fn veth_names_follow_interface_order() {
         let spec = NodeSpec {
+            settings: Default::default(),
+            host: None,
             hostname: "edge-0".into(),
             image: "host".into(),
             cpus: None,

@@ -23,12 +23,74 @@ pub fn sid(lineage: &str) -> String {
     hex_of(&[lineage.as_bytes()], 8)
 }
 
+/// Is `sid` a session tag (what [`sid`] makes)? `Err` says what it is not.
+pub fn check_sid(sid: &str) -> Result<(), String> {
+    if sid.len() == 8 && sid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{sid}` is not a session tag: expected 8 lowercase hex digits"
+        ))
+    }
+}
+
+/// Can `hostname` name a node's host objects (folders, namespace files,
+/// cgroups)? The rule is `crate::names`' (the one `tg validate` applies),
+/// checked again here for specs that did not come through `config`.
+pub fn check_hostname(hostname: &str) -> Result<(), String> {
+    crate::names::check_resource_name(hostname)
+        .and_then(|()| crate::names::check_hostname(hostname))
+        .map_err(|why| format!("hostname `{hostname}` cannot name a node: {why}"))
+}
+
 /// The bridge of network `network` in session `sid`: `tgb` + 12 hex digits.
 pub fn bridge_name(sid: &str, network: &str) -> String {
     format!(
         "tgb{}",
         hex_of(&[b"bridge", sid.as_bytes(), network.as_bytes()], 12)
     )
+}
+
+/// Bridge `k` (1, 2, ...) of network `network`, made when the bridges
+/// before it are full: `tgb` + 12 hex digits. Bridge 0 is [`bridge_name`].
+pub fn extra_bridge_name(sid: &str, network: &str, k: u32) -> String {
+    if k == 0 {
+        return bridge_name(sid, network);
+    }
+    format!(
+        "tgb{}",
+        hex_of(
+            &[
+                b"bridge",
+                sid.as_bytes(),
+                network.as_bytes(),
+                &k.to_le_bytes()
+            ],
+            12
+        )
+    )
+}
+
+/// The two ends of the veth pair that links extra bridge `k` of network
+/// `network` to its first bridge: (the end on the first bridge, the end on
+/// bridge `k`), `tgl` + 12 hex digits each.
+pub fn bridge_link_names(sid: &str, network: &str, k: u32) -> (String, String) {
+    let end = |side: &[u8]| {
+        format!(
+            "tgl{}",
+            hex_of(
+                &[
+                    b"link",
+                    side,
+                    sid.as_bytes(),
+                    network.as_bytes(),
+                    &k.to_le_bytes()
+                ],
+                12
+            )
+        )
+    };
+    (end(b"first"), end(b"extra"))
 }
 
 /// The router-side end of the veth that links node `hostname`'s
@@ -152,6 +214,9 @@ mod tests {
             bridge_name("deadbeef", long),
             veth_name("deadbeef", long, long, "eth12"),
             uplink_name("deadbeef"),
+            extra_bridge_name("deadbeef", long, 70),
+            bridge_link_names("deadbeef", long, 70).0,
+            bridge_link_names("deadbeef", long, 70).1,
             node_ifname(99),
         ] {
             assert!(is_valid_ifname(&n), "{n}");
@@ -174,6 +239,12 @@ mod tests {
                 }
             }
         }
+        for k in 1..100 {
+            assert!(seen.insert(extra_bridge_name("00000001", "lab", k)));
+            let (a, b) = bridge_link_names("00000001", "lab", k);
+            assert!(seen.insert(a) && seen.insert(b));
+        }
+        assert_eq!(extra_bridge_name("s", "lab", 0), bridge_name("s", "lab"));
         // Concatenation ambiguity is ruled out by length prefixes.
         assert_ne!(
             veth_name("s", "ab", "c", "eth0"),
@@ -197,6 +268,28 @@ mod tests {
         assert!(session_file(run, "abcd1234").starts_with("/run/tg/abcd1234"));
         assert_eq!(router_netns_name("abcd1234"), "tg-abcd1234-router");
         assert!(node_netns_name("abcd1234", "edge-0").starts_with(&session_prefix("abcd1234")));
+    }
+
+    #[test]
+    fn tags_and_hostnames_are_checked() {
+        assert!(check_sid(&sid("x")).is_ok());
+        for bad in ["", "ABCDEF01", "abc", "../../xx", "abcdef012"] {
+            assert!(check_sid(bad).is_err(), "{bad}");
+        }
+        assert!(check_hostname("edge-0").is_ok());
+        for h in [
+            "",
+            "../x",
+            "a/b",
+            "-a",
+            "a b",
+            "a,b",
+            "Edge",
+            &"x".repeat(64),
+        ] {
+            let e = check_hostname(h).unwrap_err();
+            assert!(e.starts_with(&format!("hostname `{h}`")), "{e}");
+        }
     }
 
     #[test]

@@ -35,14 +35,14 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{cgroup, image, NetnsOptions};
+use super::locks::SessionLock;
+use super::{cgroup, files, image, names, NetnsOptions};
 use crate::platform::{NodeSpec, PlatformError};
 
 /// `statfs` magic of the namespace filesystem (`nsfs`).
@@ -122,14 +122,16 @@ pub fn node_exists(paths: &NodePaths) -> bool {
 
 /// Make a node: namespaces, root filesystem, hostname, `lo` up, and the cgroup
 /// limits of `spec` (see [`cgroup::apply`]). A half-made node of the same name
-/// is deleted first. No network interface but `lo` is added.
+/// is deleted first. No network interface but `lo` is added. `session` is
+/// the session's lock, taken while its folders are set up.
 pub fn create_node(
+    session: &SessionLock,
     opts: &NetnsOptions,
     sid: &str,
     spec: &NodeSpec,
 ) -> Result<NodePaths, PlatformError> {
-    validate_name("session tag", sid)?;
-    validate_name("hostname", &spec.hostname)?;
+    names::check_sid(sid).map_err(PlatformError::new)?;
+    names::check_hostname(&spec.hostname).map_err(PlatformError::new)?;
     let lower = image::resolve(&spec.image, &opts.image_dir, &|_| {})?;
     let paths = node_paths(&opts.run_dir, sid, &spec.hostname);
     for p in [&lower, &paths.dir] {
@@ -138,7 +140,7 @@ pub fn create_node(
     if paths.dir.exists() || paths.mntns.exists() || paths.netns.exists() {
         delete_node(&paths)?;
     }
-    ensure_session(&opts.run_dir, sid)?;
+    ensure_session(session, &opts.run_dir, sid)?;
     let result = prepare_dirs(&paths, &lower, &spec.hostname)
         .and_then(|()| make_namespaces(&paths, &lower))
         .and_then(|()| {
@@ -252,14 +254,10 @@ pub fn write_session_hosts(
             let _ = writeln!(text, "{a}\t{name}");
         }
     }
-    fs::create_dir_all(run_dir.join(sid)).map_err(|e| io_error("create", &run_dir.join(sid), e))?;
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-        .map_err(|e| io_error("open", &path, e))?;
+    files::create_dir_all(&run_dir.join(sid), files::DIR_MODE)
+        .map_err(|e| io_error("create", &run_dir.join(sid), e))?;
+    let f =
+        files::open_for_write(&path, files::FILE_MODE).map_err(|e| io_error("open", &path, e))?;
     let _lock = FileLock::exclusive(&f);
     // Truncate, then write in one call: readers see the old, an empty or the
     // new file, never a torn mix of two versions.
@@ -269,22 +267,6 @@ pub fn write_session_hosts(
 }
 
 const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-
-fn validate_name(what: &str, name: &str) -> Result<(), PlatformError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(PlatformError::new(format!(
-            "invalid {what} `{name}`: use 1 to 63 letters, digits, `-` or `_`"
-        )))
-    }
-}
 
 fn check_overlay_path(p: &Path) -> Result<(), PlatformError> {
     let s = p.as_os_str().as_bytes();
@@ -303,22 +285,15 @@ fn io_error(verb: &str, path: &Path, e: std::io::Error) -> PlatformError {
     PlatformError::new(format!("cannot {verb} `{}`: {e}", path.display()))
 }
 
-/// Serialises the per-session namespace folder setup inside this process.
-static SESSION_SETUP: Mutex<()> = Mutex::new(());
-
 /// Make `<run_dir>/<sid>/{nodes,ns}`, mount the private tmpfs on `ns` and
-/// create the hosts file, unless already done.
-fn ensure_session(run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
+/// create the hosts file, unless already done, holding the session's lock.
+fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
     let session = run_dir.join(sid);
     let ns = session.join("ns");
     let hosts = session.join("hosts");
-    let _guard = SESSION_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    let _held = lock.lock();
     for d in [&session, &session.join("nodes"), &ns] {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(d)
-            .map_err(|e| io_error("create", d, e))?;
+        files::create_dir_all(d, files::DIR_MODE).map_err(|e| io_error("create", d, e))?;
     }
     if !is_mounted_dir(&ns) {
         let src = cstr(b"tg-ns")?;
@@ -359,7 +334,8 @@ fn ensure_session(run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
         }
     }
     if !hosts.exists() {
-        fs::write(&hosts, HOSTS_HEADER).map_err(|e| io_error("write", &hosts, e))?;
+        files::write(&hosts, HOSTS_HEADER.as_bytes(), files::FILE_MODE)
+            .map_err(|e| io_error("write", &hosts, e))?;
     }
     Ok(())
 }
@@ -367,19 +343,18 @@ fn ensure_session(run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
 /// The node folder, the upper layer with `/etc/hostname`, mount points the
 /// image may lack, and empty namespace files.
 fn prepare_dirs(paths: &NodePaths, lower: &Path, hostname: &str) -> Result<(), PlatformError> {
-    let mkdir = |d: &Path, mode: u32| {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(d)
-            .map_err(|e| io_error("create", d, e))
-    };
+    let mkdir =
+        |d: &Path, mode: u32| files::create_dir_all(d, mode).map_err(|e| io_error("create", d, e));
     mkdir(&paths.upper.join("etc"), 0o755)?;
     mkdir(&paths.work, 0o700)?;
     mkdir(&paths.merged, 0o755)?;
     let hostname_file = paths.upper.join("etc/hostname");
-    fs::write(&hostname_file, format!("{hostname}\n"))
-        .map_err(|e| io_error("write", &hostname_file, e))?;
+    files::write(
+        &hostname_file,
+        format!("{hostname}\n").as_bytes(),
+        files::FILE_MODE,
+    )
+    .map_err(|e| io_error("write", &hostname_file, e))?;
     for (dir, mode) in [
         ("proc", 0o555),
         ("sys", 0o555),
@@ -393,16 +368,10 @@ fn prepare_dirs(paths: &NodePaths, lower: &Path, hostname: &str) -> Result<(), P
     }
     if !lower.join("etc/hosts").is_file() {
         let f = paths.upper.join("etc/hosts");
-        fs::write(&f, "").map_err(|e| io_error("write", &f, e))?;
+        files::write(&f, b"", files::FILE_MODE).map_err(|e| io_error("write", &f, e))?;
     }
     for (file, _) in paths.namespaces() {
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o444)
-            .open(file)
-            .map_err(|e| io_error("create", file, e))?;
+        files::write(file, b"", 0o444).map_err(|e| io_error("create", file, e))?;
     }
     Ok(())
 }
@@ -927,11 +896,7 @@ mod tests {
     }
 
     #[test]
-    fn names_are_validated() {
-        assert!(validate_name("hostname", "edge-0").is_ok());
-        assert!(validate_name("hostname", "../x").is_err());
-        assert!(validate_name("hostname", "").is_err());
-        assert!(validate_name("hostname", "a,b").is_err());
+    fn overlay_paths_are_checked() {
         assert!(check_overlay_path(Path::new("/a:b")).is_err());
         assert!(check_overlay_path(Path::new("/var/lib/tg")).is_ok());
     }
