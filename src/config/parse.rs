@@ -291,3 +291,47 @@ impl Parsed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server parses once and evaluates from several threads.
+    #[test]
+    fn parsed_testbeds_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Parsed>();
+    }
+
+    #[test]
+    fn parse_once_evaluate_twice() {
+        let opts = crate::config::eval::testing::options();
+        let parsed = parse_texts(
+            &opts,
+            &[(
+                "main.tg.hcl",
+                "network \"lab\" {\n  cidr = \"10.0.0.0/24\"\n}\nnode \"a\" {\n  image = \"host\"\n}\nnode \"b\" {\n  image = \"host\"\n}\n",
+            )],
+        )
+        .unwrap();
+        let (tb, _) = parsed.evaluate(&Prior::default()).unwrap();
+        let addr = |tb: &Testbed, n: &str| {
+            tb.instances[&n.parse::<crate::addrs::InstanceAddr>().unwrap()].attributes["address"]
+                .clone()
+        };
+        assert_eq!(addr(&tb, "node.a"), "10.0.0.2");
+        // State recorded `b` at .2: the same parse, evaluated again, keeps it.
+        let prior = Prior {
+            node_addresses: [(
+                "node.b".parse().unwrap(),
+                [("lab".to_string(), "10.0.0.2".parse().unwrap())].into(),
+            )]
+            .into(),
+            ..Prior::default()
+        };
+        let (tb, _) = parsed.evaluate(&prior).unwrap();
+        assert_eq!(addr(&tb, "node.b"), "10.0.0.2");
+        assert_eq!(addr(&tb, "node.a"), "10.0.0.3");
+        assert!(parsed.settings().is_ok());
+    }
+}

@@ -299,11 +299,7 @@ fn attribute_lines(
 ) {
     let b = before.map(spec_attributes).unwrap_or_default();
     let a = after.map(spec_attributes).unwrap_or_default();
-    let hidden = Value::String(HIDDEN.to_string());
-    let (mb, ma) = (
-        redact::mask(&b, paths.0, &hidden),
-        redact::mask(&a, paths.1, &hidden),
-    );
+    let (mb, ma) = (masked(&b, paths.0), masked(&a, paths.1));
     let mut keys: Vec<&String> = a.keys().collect();
     for k in b.keys() {
         if !a.contains_key(k) {
@@ -379,6 +375,18 @@ fn attribute_lines(
             "        # ({unchanged} unchanged attribute{} hidden)",
             if unchanged == 1 { "" } else { "s" }
         );
+    }
+}
+
+/// `m` with the values at `paths` replaced by [`HIDDEN`].
+fn masked<'a>(
+    m: &'a serde_json::Map<String, Value>,
+    paths: &[String],
+) -> std::borrow::Cow<'a, serde_json::Map<String, Value>> {
+    if paths.is_empty() {
+        std::borrow::Cow::Borrowed(m)
+    } else {
+        std::borrow::Cow::Owned(redact::mask(m, paths, &Value::String(HIDDEN.to_string())))
     }
 }
 
