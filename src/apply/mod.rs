@@ -404,6 +404,7 @@ pub async fn walk(
                             // The placeholder: if we die during the create,
                             // the next plan replaces whatever was half made.
                             let placeholder = InstanceRecord {
+                                sensitive: c.sensitive.clone(),
                                 address: c.address.clone(),
                                 platform: c.platform.clone(),
                                 status: InstanceStatus::Tainted,
@@ -479,6 +480,7 @@ pub async fn walk(
                                 ..rec.clone()
                             };
                             let ready_rec = InstanceRecord {
+                                sensitive: c.sensitive.clone(),
                                 address: c.address.clone(),
                                 platform: c.platform.clone(),
                                 status: InstanceStatus::Ready,

@@ -160,6 +160,7 @@ mod tests {
 
     fn record(i: u64) -> InstanceRecord {
         InstanceRecord {
+            sensitive: Vec::new(),
             address: InstanceAddr::new(ResourceKind::Network, "n", InstanceKey::Int(i)),
             platform: "x".into(),
             status: InstanceStatus::Ready,

@@ -250,6 +250,7 @@ mod tests {
 
     fn record(key: InstanceKey) -> InstanceRecord {
         InstanceRecord {
+            sensitive: Vec::new(),
             address: InstanceAddr::new(ResourceKind::Network, "lab", key),
             platform: "netns".into(),
             status: InstanceStatus::Tainted,

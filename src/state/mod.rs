@@ -121,6 +121,11 @@ pub struct InstanceRecord {
     /// Attributes shown to users and expressions (`name`, `address`, ...).
     #[serde(default)]
     pub attributes: serde_json::Value,
+    /// Dotted paths into `spec` and `attributes` whose values are sensitive
+    /// (from the plan's `ResourceChange::sensitive`): what shows the
+    /// instance hides them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 /// A recorded output value.

@@ -216,6 +216,7 @@ fn record(address: &str) -> InstanceRecord {
     let address = addr(address);
     let hostname = address.host_name();
     InstanceRecord {
+        sensitive: Vec::new(),
         platform: "netns".into(),
         status: InstanceStatus::Ready,
         spec: Spec::Node(NodeSpec {

@@ -155,6 +155,7 @@ fn record(i: u64) -> InstanceRecord {
         private: json!({"zeta": i, "alpha": {"b": 2, "a": [1, "two", null]}}),
         dependencies: vec![],
         attributes: json!({"name": format!("lab-{i}"), "address": "10.9.0.1"}),
+        sensitive: vec![],
     }
 }
 

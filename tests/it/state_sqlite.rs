@@ -40,6 +40,7 @@ fn record(i: u64) -> InstanceRecord {
         private: serde_json::json!({ "bridge": format!("tgbr{i}"), "pad": "x".repeat(200) }),
         dependencies: vec![],
         attributes: serde_json::json!({ "name": address.host_name() }),
+        sensitive: vec![],
         address,
     }
 }

@@ -580,6 +580,7 @@ pub(super) mod tests {
     pub(crate) fn record(i: u64) -> InstanceRecord {
         let address = InstanceAddr::new(ResourceKind::Network, "lab", InstanceKey::Int(i));
         InstanceRecord {
+            sensitive: Vec::new(),
             platform: "netns".into(),
             status: if i % 7 == 3 {
                 InstanceStatus::Tainted
