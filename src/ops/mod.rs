@@ -490,6 +490,35 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         .collect();
     used.extend(plan.changes.iter().map(|c| c.platform.clone()));
 
+    // Every platform takes what its changes need before anything changes.
+    let mut by_platform: BTreeMap<&str, Vec<crate::platform::PreparedChange>> = BTreeMap::new();
+    for c in plan.actionable() {
+        by_platform
+            .entry(c.platform.as_str())
+            .or_default()
+            .push(crate::platform::PreparedChange {
+                address: c.address.to_string(),
+                action: c.action.json_actions().join("-"),
+                before: c.before.clone(),
+                after: c.after.clone(),
+            });
+    }
+    for (name, changes) in by_platform {
+        let Some(p) = ctx.registry.get(name) else {
+            continue;
+        };
+        let req = crate::platform::PrepareRequest {
+            session: session.clone(),
+            changes,
+        };
+        if let Err(e) = p.prepare(req).await {
+            return Err(OpsError::Usage(format!(
+                "platform `{name}` refused the apply before anything changed: {}",
+                e.full()
+            )));
+        }
+    }
+
     let recorded_outputs = snap.outputs.clone();
     let mut report = apply::walk(
         plan,

@@ -168,6 +168,26 @@ pub enum Placement {
     Refused { reasons: Vec<String> },
 }
 
+/// Apply time, before anything of the session changes: every change the
+/// plan gives this platform, so it can take what it needs at once (a pool
+/// leases all its hosts in one transaction) or refuse the whole apply.
+#[derive(Debug, Clone)]
+pub struct PrepareRequest {
+    pub session: SessionRef,
+    /// `(address, action, before, after)` of each change on this platform.
+    pub changes: Vec<PreparedChange>,
+}
+
+/// One change of a [`PrepareRequest`].
+#[derive(Debug, Clone)]
+pub struct PreparedChange {
+    pub address: String,
+    /// `create`, `update`, `replace` or `delete`.
+    pub action: String,
+    pub before: Option<Spec>,
+    pub after: Option<Spec>,
+}
+
 /// A create request. `deps` carries the recorded `private` value of every
 /// instance this one depends on (its networks for a node, its node for a
 /// package), keyed by their address.
@@ -495,6 +515,14 @@ pub trait Platform: Send + Sync {
     /// itself.
     fn can_share_network_with(&self, other: &str) -> bool {
         other == self.name()
+    }
+
+    /// Apply time, before the walk starts: take what the session's changes
+    /// need, all at once, or refuse (a planned pool host was taken since
+    /// the plan: nothing changes and the user plans again). The default
+    /// needs nothing.
+    async fn prepare(&self, _req: PrepareRequest) -> PlatformResult<()> {
+        Ok(())
     }
 
     async fn create(&self, req: CreateRequest) -> PlatformResult<CreateResponse>;
