@@ -498,7 +498,10 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             .or_default()
             .push(crate::platform::PreparedChange {
                 address: c.address.to_string(),
-                action: c.action.json_actions().join("-"),
+                action: serde_json::to_value(c.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 before: c.before.clone(),
                 after: c.after.clone(),
             });
