@@ -99,6 +99,7 @@ node "n" {{
         testbed_dir: dir.path().to_path_buf(),
         hook: Arc::new(NoHook),
         caller: Caller::user_of_this_process("bench"),
+        parsed: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -171,6 +172,7 @@ node "n" {{
         testbed_dir: dir.path().to_path_buf(),
         hook: Arc::new(NoHook),
         caller: Caller::user_of_this_process("bench"),
+        parsed: None,
     };
     let mut null_bed = testbed.clone();
     for d in null_bed.instances.values_mut() {

@@ -123,6 +123,7 @@ fn run_once(
         testbed_dir: dir.to_path_buf(),
         hook: Arc::new(NoHook),
         caller: Caller::user_of_this_process("bench"),
+        parsed: None,
     };
     let walk = WalkOptions {
         parallelism,

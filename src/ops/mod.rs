@@ -147,6 +147,10 @@ pub struct Context {
     pub testbed_dir: PathBuf,
     pub hook: Arc<dyn ApplyHook>,
     pub caller: Caller,
+    /// The testbed as parsed when the context was opened ([`open`]), so
+    /// [`evaluate`] does not read and parse the files again; `None` for a
+    /// context made by hand.
+    pub parsed: Option<Arc<crate::config::Parsed>>,
 }
 
 impl Context {
@@ -256,9 +260,13 @@ pub fn snapshot(ctx: &Context) -> OpsResult<Snapshot> {
 /// so IPAM keeps them. Returns the testbed and its warnings.
 pub async fn evaluate(ws: &Workspace, locked: &Locked) -> OpsResult<(Testbed, Diagnostics)> {
     let opts = ws.load_options(prior(&locked.snapshot));
-    let loaded = tokio::task::spawn_blocking(move || crate::config::load(&opts))
-        .await
-        .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
+    let parsed = locked.context.parsed.clone();
+    let loaded = tokio::task::spawn_blocking(move || match parsed {
+        Some(p) => p.evaluate(&opts.prior),
+        None => crate::config::load(&opts),
+    })
+    .await
+    .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
     Ok(loaded?)
 }
 

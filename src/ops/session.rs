@@ -23,8 +23,11 @@ pub async fn open(ws: &Workspace, session: &SessionName) -> OpsResult<Context> {
     // Loading is CPU work and store clients may block (the PostgreSQL
     // client runs its own runtime): neither belongs on an async thread.
     tokio::task::spawn_blocking(move || {
-        let settings = crate::config::load_settings(&opts)?;
-        open_with(&ws, &session, &settings)
+        let parsed = crate::config::parse(&opts)?;
+        let settings = parsed.settings()?;
+        let mut context = open_with(&ws, &session, &settings)?;
+        context.parsed = Some(std::sync::Arc::new(parsed));
+        Ok(context)
     })
     .await
     .map_err(|e| OpsError::Usage(format!("opening the session stopped unexpectedly: {e}")))?
@@ -46,6 +49,7 @@ pub fn open_with(ws: &Workspace, session: &SessionName, settings: &Settings) -> 
         testbed_dir: ws.dir.clone(),
         hook: ws.hook.clone(),
         caller: ws.caller.clone(),
+        parsed: None,
     })
 }
 

@@ -98,6 +98,7 @@ impl Bed {
             testbed_dir: ws.dir.clone(),
             hook: ws.hook.clone(),
             caller: ws.caller.clone(),
+            parsed: None,
         }
     }
 

@@ -716,6 +716,7 @@ node "n" {
             testbed_dir: ws.dir.clone(),
             hook: Arc::new(NoHook),
             caller: ws.caller.clone(),
+            parsed: None,
         };
         let holder = |store: Arc<dyn StateStore>, name: String| async move {
             tokio::task::spawn_blocking(move || store.lock_holder(&name))
