@@ -355,7 +355,7 @@ node "edge" {
     assert!(out.status.success());
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let setup = format!(
-        "mkdir -p /run/sshd /root/.ssh && printf '%s\\n' '{}' > /root/.ssh/authorized_keys \
+        "ssh-keygen -A >/dev/null && mkdir -p /run/sshd /root/.ssh && printf '%s\\n' '{}' > /root/.ssh/authorized_keys \
          && chmod 600 /root/.ssh/authorized_keys && /usr/sbin/sshd",
         public.trim()
     );

@@ -598,10 +598,10 @@ impl NetnsPlatform {
         let from_private = private
             .and_then(|p| serde_json::from_value::<PackagePrivate>(p.clone()).ok())
             .and_then(|p| p.node_id);
-        let id = from_deps
-            .or(from_private)
-            .unwrap_or_else(|| spec.node.clone());
-        node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id))
+        match from_deps.or(from_private) {
+            Some(id) => node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id)),
+            None => node::find_by_hostname(&self.options.run_dir, sid, &spec.node),
+        }
     }
 
     fn install_package(
@@ -737,7 +737,7 @@ impl NetnsPlatform {
         // Nodes: known by their runtime folders (and what an older tg
         // left: pinned namespaces, cgroups).
         match node::sweep_session_nodes(run_dir, sid) {
-            Ok(ids) => removed.extend(ids.iter().map(|id| format!("node `{id}`"))),
+            Ok(nodes) => removed.extend(nodes.iter().map(|n| format!("node `{n}`"))),
             Err(e) => note(e),
         }
         for cg in cgroup_dirs(&prefix) {

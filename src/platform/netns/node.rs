@@ -233,6 +233,22 @@ impl Node {
     }
 }
 
+/// The running node of session `sid` whose hostname is `hostname` (for
+/// callers that do not know its identity).
+pub fn find_by_hostname(run_dir: &Path, sid: &str, hostname: &str) -> Option<Node> {
+    let nodes = run_dir.join(sid).join("nodes");
+    // A node recorded before identities existed is named by its hostname.
+    if let Some(n) = Node::open(&node_paths(run_dir, sid, hostname)) {
+        return Some(n);
+    }
+    fs::read_dir(nodes).ok()?.flatten().find_map(|e| {
+        let id = e.file_name().to_string_lossy().into_owned();
+        check_id(&id).ok()?;
+        let n = Node::open(&node_paths(run_dir, sid, &id))?;
+        (n.record.hostname == hostname).then_some(n)
+    })
+}
+
 /// Whether the node's init runs.
 pub fn node_exists(paths: &NodePaths) -> bool {
     Node::open(paths).is_some()
@@ -392,7 +408,7 @@ fn kill_init(node: &Node) {
 
 /// Delete every node of a session found on the host (whether state knows of
 /// it or not), and what an older tg left (pinned namespaces). Returns the
-/// ids it deleted.
+/// nodes it deleted (their hostnames, else their ids).
 pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, PlatformError> {
     let session = run_dir.join(sid);
     let mut ids = std::collections::BTreeSet::new();
@@ -408,8 +424,12 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
             continue;
         }
         let paths = node_paths(run_dir, sid, &id);
+        let name = fs::read_to_string(&paths.record)
+            .ok()
+            .and_then(|t| serde_json::from_str::<NodeRecord>(&t).ok())
+            .map_or(id, |r| r.hostname);
         match delete_node(&paths) {
-            Ok(()) => deleted.push(id),
+            Ok(()) => deleted.push(name),
             Err(e) => problems.push(format!("{e}: {}", e.detail.clone().unwrap_or_default())),
         }
     }

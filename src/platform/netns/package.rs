@@ -136,7 +136,12 @@ pub fn install(t: &Target, spec: &PackageSpec, testbed_dir: &Path) -> Result<(),
         r = downloading(t, &argv("--download-only"))?;
     }
     if r.exit_code == 0 {
-        r = in_node(t, &argv("--no-download"))?;
+        // A local `.deb` is no archive apt would have downloaded: apt
+        // refuses `--no-download` for it (its dependencies are cached now).
+        r = match spec.source {
+            PackageSource::Apt => in_node(t, &argv("--no-download"))?,
+            PackageSource::Deb { .. } => in_node(t, &argv("--quiet"))?,
+        };
     }
     if let PackageSource::Deb { .. } = spec.source {
         let _ = in_node(t, &["rm", "-f", &target]);
