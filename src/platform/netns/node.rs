@@ -15,11 +15,15 @@
 //! opening a pidfd for that PID and checking the start time, so a reused
 //! PID is never taken for the node.
 //!
-//! Before the init starts, the upper layer gets `/etc/hostname`, mount
-//! points the image lacks, and the masks of host secrets the image holds
-//! (`sandbox::masks_under`): an opaque empty folder, a whiteout, or a
-//! copy of the shadow files with every password locked. No mount is needed
-//! for them.
+//! Before the init starts, the upper layer gets `/etc/hostname` and mount
+//! points the image lacks. The masks of host secrets the image holds
+//! (`sandbox::masks_under`: an opaque empty folder, a whiteout, or a copy
+//! of the shadow files with every password locked) are a read-only layer
+//! of their own between the image and the upper layer, made once per
+//! session and image in `<run_dir>/<sid>/masks/<hash>/`: no file per
+//! node. `masks` is a small tmpfs (one host mount per session): overlayfs
+//! refuses a layer inside another layer's file system tree, and the `host`
+//! image's layer is `/`.
 //!
 //! This module does not add network interfaces (see `net`), does not build
 //! images (see `image`) and does not run commands inside nodes (see `exec`).
@@ -211,7 +215,9 @@ impl Node {
             let dir = OwnedFd::from_raw_fd(dir);
             let mut how: libc::open_how = std::mem::zeroed();
             how.flags = (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-            how.mode = 0o644;
+            if flags & libc::O_CREAT != 0 {
+                how.mode = 0o644;
+            }
             how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
             let fd = libc::syscall(
                 libc::SYS_openat2,
@@ -288,16 +294,25 @@ pub fn create_node(
     }
     ensure_session(session, &opts.run_dir, sid)?;
     let privileged = spec.settings.privileged;
+    let mut secrets: Vec<PathBuf> = sandbox::HOST_SECRETS.iter().map(PathBuf::from).collect();
+    secrets.extend(node.secrets.iter().cloned());
+    let masks = mask_layer(session, &opts.run_dir, sid, &lower, &secrets)?;
     let result = (|| {
-        let mut secrets: Vec<PathBuf> = sandbox::HOST_SECRETS.iter().map(PathBuf::from).collect();
-        secrets.extend(node.secrets.iter().cloned());
-        prepare_dirs(&paths, &lower, &spec.hostname, &secrets)?;
-        let devices = !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
+        prepare_dirs(&paths, &lower, &spec.hostname)?;
+        // Moving a process into a cgroup v1 costs ~10 ms, serialized host
+        // wide: a node gets cgroups (and so a devices cgroup, and `MKNOD`)
+        // only when it has limits.
+        let limited = spec.cpus.is_some() || spec.memory_mib.is_some() || spec.settings.pids.is_some();
+        let devices =
+            limited && !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
         cgroup::apply(sid, node.id, spec)?;
         let caps = (!privileged && opts.sandbox).then(|| sandbox::node_caps(devices));
         let plan = InitPlan {
             hostname: spec.hostname.clone(),
-            lower: lower.clone(),
+            lower: match &masks {
+                Some(m) => PathBuf::from(format!("{}:{}", m.display(), lower.display())),
+                None => lower.clone(),
+            },
             upper: paths.upper.clone(),
             work: paths.work.clone(),
             merged: paths.merged.clone(),
@@ -314,7 +329,9 @@ pub fn create_node(
             privileged,
             devices,
         };
-        write_record(&paths, &record)?;
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        files::write(&paths.record, text.as_bytes(), files::FILE_MODE)
+            .map_err(|e| io_error("write", &paths.record, e))?;
         Node::open(&paths).ok_or_else(|| {
             PlatformError::new(format!(
                 "cannot create node `{}`: its init ended right after it started",
@@ -439,6 +456,9 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
     }
     sweep_legacy_pins(&session.join("ns"));
     let _ = fs::remove_dir(session.join("nodes"));
+    let masks = session.join("masks");
+    let _ = detach(&masks);
+    let _ = fs::remove_dir(&masks);
     if problems.is_empty() {
         Ok(deleted)
     } else {
@@ -554,14 +574,9 @@ fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), P
     Ok(())
 }
 
-/// The node folder, the upper layer with `/etc/hostname`, mount points the
-/// image may lack, and the masks of the secrets under `lower`.
-fn prepare_dirs(
-    paths: &NodePaths,
-    lower: &Path,
-    hostname: &str,
-    secrets: &[PathBuf],
-) -> Result<(), PlatformError> {
+/// The node folder, the upper layer with `/etc/hostname`, and mount points
+/// the image may lack.
+fn prepare_dirs(paths: &NodePaths, lower: &Path, hostname: &str) -> Result<(), PlatformError> {
     let mkdir =
         |d: &Path, mode: u32| files::create_dir_all(d, mode).map_err(|e| io_error("create", d, e));
     mkdir(&paths.upper.join("etc"), 0o755)?;
@@ -589,20 +604,72 @@ fn prepare_dirs(
         let f = paths.upper.join("etc/hosts");
         files::write(&f, b"", files::FILE_MODE).map_err(|e| io_error("write", &f, e))?;
     }
-    let is_dir = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.is_dir());
-    for mask in sandbox::masks_under(lower, secrets, &is_dir) {
-        apply_mask(paths, lower, &mask)?;
-    }
     Ok(())
 }
 
-/// Hide one secret in the node's upper layer.
-fn apply_mask(paths: &NodePaths, lower: &Path, mask: &Mask) -> Result<(), PlatformError> {
+/// The session's layer of masks for image `lower` (made once, under the
+/// session's lock), or `None` when the image holds none of `secrets`.
+fn mask_layer(
+    lock: &SessionLock,
+    run_dir: &Path,
+    sid: &str,
+    lower: &Path,
+    secrets: &[PathBuf],
+) -> Result<Option<PathBuf>, PlatformError> {
+    use sha2::Digest;
+    let is_dir = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.is_dir());
+    let masks = sandbox::masks_under(lower, secrets, &is_dir);
+    if masks.is_empty() {
+        return Ok(None);
+    }
+    let digest = sha2::Sha256::digest(lower.as_os_str().as_bytes());
+    let name: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let layer = run_dir.join(sid).join("masks").join(name);
+    let ready = layer.with_extension("ready");
+    if ready.exists() {
+        return Ok(Some(layer));
+    }
+    let _held = lock.lock();
+    if ready.exists() {
+        return Ok(Some(layer));
+    }
+    let dir = run_dir.join(sid).join("masks");
+    files::create_dir_all(&dir, files::DIR_MODE).map_err(|e| io_error("create", &dir, e))?;
+    if !crate::platform::netns::net::is_mount_point(&dir) {
+        nix::mount::mount(
+            Some("tg-masks"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some("mode=0755,size=4m"),
+        )
+        .and_then(|()| {
+            nix::mount::mount(
+                None::<&str>,
+                &dir,
+                None::<&str>,
+                nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+        })
+        .map_err(|e| io_error("mount a tmpfs on", &dir, std::io::Error::from(e)))?;
+    }
+    let _ = fs::remove_dir_all(&layer);
+    files::create_dir_all(&layer, files::DIR_MODE).map_err(|e| io_error("create", &layer, e))?;
+    for mask in &masks {
+        apply_mask(&layer, lower, mask)?;
+    }
+    files::write(&ready, b"", files::FILE_MODE).map_err(|e| io_error("write", &ready, e))?;
+    Ok(Some(layer))
+}
+
+/// Hide one secret in a mask layer.
+fn apply_mask(layer: &Path, lower: &Path, mask: &Mask) -> Result<(), PlatformError> {
     let (inside, _) = match mask {
         Mask::EmptyDir(p) | Mask::Locked(p) | Mask::Gone(p) => (p, ()),
     };
     let rel = inside.strip_prefix("/").unwrap_or(inside);
-    let target = paths.upper.join(rel);
+    let target = layer.join(rel);
     if let Some(parent) = target.parent() {
         // Parents the image has keep their look (the overlay merges them).
         files::create_dir_all(parent, files::DIR_MODE).map_err(|e| io_error("create", parent, e))?;
