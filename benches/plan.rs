@@ -132,6 +132,7 @@ node "n" {{
                 private: serde_json::Value::Null,
                 dependencies: c.depends_on.clone(),
                 attributes: c.attributes.clone(),
+                sensitive: c.sensitive.clone(),
             },
         );
     }

@@ -185,14 +185,16 @@ impl Diagnostic {
 }
 
 /// A summary is one line even when it quotes user text (a label with a
-/// line break in it): control characters are written as escapes.
+/// line break in it): control characters are written as escapes, and so
+/// are bidirectional controls (they would reorder the line).
 fn one_line(s: String) -> String {
-    if !s.chars().any(char::is_control) {
+    let special = |c: char| c.is_control() || crate::names::is_bidi_control(c);
+    if !s.chars().any(special) {
         return s;
     }
     s.chars()
         .flat_map(|c| -> Vec<char> {
-            if c.is_control() {
+            if special(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]
@@ -323,9 +325,12 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
 }
 
 /// A source line as it can be printed: control characters (a NUL, an
-/// escape) become their visible Unicode pictures (`␀`), one character each.
+/// escape) become their visible Unicode pictures (`␀`), one character each,
+/// and bidirectional controls (which would reorder the line on a terminal)
+/// the replacement character.
 fn visible(line: &str) -> std::borrow::Cow<'_, str> {
-    if !line.chars().any(|c| c.is_control() && c != '\t') {
+    let special = |c: char| (c.is_control() && c != '\t') || crate::names::is_bidi_control(c);
+    if !line.chars().any(special) {
         return line.into();
     }
     line.chars()
@@ -333,7 +338,7 @@ fn visible(line: &str) -> std::borrow::Cow<'_, str> {
             '\t' => c,
             c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
             '\u{7f}' => '\u{2421}',
-            c if c.is_control() => '\u{fffd}',
+            c if c.is_control() || crate::names::is_bidi_control(c) => '\u{fffd}',
             c => c,
         })
         .collect::<String>()

@@ -8,7 +8,11 @@
 //! [`Platform::max_parallelism`](crate::platform::Platform::max_parallelism).
 //!
 //! State is written after every operation (and a `tainted` placeholder
-//! before every create), so a crash loses only the work in flight. A failed
+//! before every create), so a crash loses only the work in flight. Writes
+//! go through one [`BatchWriter`] per walk: operations that finish close
+//! together share one transaction, and each operation is reported done
+//! only when its write has committed. A platform's parallelism counts its
+//! calls only, not the wait for their records. A failed
 //! operation skips what depends on it; independent work goes on. An
 //! [`Interrupt`] stops new work (first level) or abandons the work in
 //! flight (second level): what was in flight is recorded tainted, its
@@ -25,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::addrs::InstanceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
@@ -33,7 +37,10 @@ use crate::platform::registry::Registry;
 use crate::platform::{
     Cancel, CreateRequest, DeleteRequest, Dependency, PlatformError, SessionRef, UpdateRequest,
 };
-use crate::state::{InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore};
+use crate::state::batch::BatchWriter;
+use crate::state::{
+    InstanceRecord, InstanceStatus, Snapshot, StateError, StateResult, StateStore, StateWrite,
+};
 
 pub use hooks::{ApplyHook, Interrupt, NoHook};
 pub use timeline::Timeline;
@@ -148,7 +155,76 @@ enum OpState {
     Dropped,
 }
 
-type TaskResult = (usize, Result<serde_json::Value, PlatformError>, Duration);
+/// An operation's share of the run's and its platform's parallelism:
+/// held for the platform call only (not while its state is written), so
+/// the next operations start and their writes join the same commit.
+struct Permits {
+    held: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+    freed: Arc<Notify>,
+}
+
+impl Permits {
+    /// Let go now (the platform call ended).
+    fn free(self) {}
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        if self.held.take().is_some() {
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// What one operation's task did.
+struct TaskResult {
+    id: usize,
+    /// `Err`: the state write before the platform call failed (the
+    /// message); nothing was started.
+    outcome: Result<Done, String>,
+}
+
+/// An operation whose platform call ended.
+struct Done {
+    result: Result<(), PlatformError>,
+    /// The platform call's time.
+    elapsed: Duration,
+    /// What state records for the address now: `Some(Some(r))` the record
+    /// `r`, `Some(None)` nothing; `None` when unchanged.
+    recorded: Option<Option<InstanceRecord>>,
+    /// The serial of the last write, when one committed.
+    serial: Option<u64>,
+    /// Recording the outcome failed (the message).
+    write_error: Option<String>,
+}
+
+impl Done {
+    fn new(result: Result<(), PlatformError>, elapsed: Duration) -> Done {
+        Done {
+            result,
+            elapsed,
+            recorded: None,
+            serial: None,
+            write_error: None,
+        }
+    }
+
+    /// Note the outcome of writing `write`, which records `recorded`.
+    async fn record(
+        &mut self,
+        writer: &BatchWriter,
+        write: StateWrite,
+        recorded: Option<InstanceRecord>,
+    ) {
+        match writer.write(write).await {
+            Ok(s) => {
+                self.serial = Some(s);
+                self.recorded = Some(recorded);
+            }
+            Err(e) => self.write_error = Some(e.to_string()),
+        }
+    }
+}
 
 /// Walk `plan`'s changes against `store`. `snapshot` is the state the plan
 /// was checked against (its lineage and serial match the plan's).
@@ -166,6 +242,13 @@ pub async fn walk(
         ..ApplyReport::default()
     };
     let mut mirror: BTreeMap<InstanceAddr, InstanceRecord> = snapshot.instances;
+    let writer = match BatchWriter::new(store, &plan.session) {
+        Ok(w) => w,
+        Err(e) => {
+            report.state_error = Some(e.to_string());
+            return report;
+        }
+    };
 
     // Operations and their order.
     let mut ops: Vec<Op> = Vec::new();
@@ -259,6 +342,8 @@ pub async fn walk(
     let mut blocked: HashMap<String, VecDeque<usize>> = HashMap::new();
     // Cancelled on the second interrupt: platforms stop what they can.
     let cancel = Cancel::new();
+    // Told when a platform call ends and its permits are free.
+    let freed = Arc::new(Notify::new());
 
     loop {
         if opts.interrupt.level() >= 1 && !stop_starting {
@@ -266,125 +351,205 @@ pub async fn walk(
             report.interrupted = true;
             hook.interrupted(running.len());
         }
-        // Start everything ready.
-        while !stop_starting {
-            let Some(id) = ready.pop_front() else { break };
-            let op = &ops[id];
-            let c = op.change;
-            let Some(platform) = registry.get(&c.platform).cloned() else {
-                report.failed.push(OpFailure {
-                    address: c.address.clone(),
-                    op: op.kind,
-                    message: format!("platform `{}` is not available", c.platform),
-                    detail: None,
-                });
-                states[id] = OpState::Finished;
-                skip_dependents(id, &ops, &mut states, &mut report);
-                continue;
-            };
-            let local = per_platform
-                .entry(c.platform.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(10)))
-                .clone();
-            // Permits are taken here, not in the task, so an interrupt
-            // stops everything that has not really started.
-            let Ok(global_permit) = global.clone().try_acquire_owned() else {
-                ready.push_front(id);
-                break;
-            };
-            let Ok(local_permit) = local.try_acquire_owned() else {
-                blocked.entry(c.platform.clone()).or_default().push_back(id);
-                continue;
-            };
-            let address = c.address.to_string();
-            let trace = timeline.started(id);
-            let task: std::pin::Pin<
-                Box<
-                    dyn std::future::Future<Output = Result<serde_json::Value, PlatformError>>
-                        + Send,
-                >,
-            > = match op.kind {
-                OpKind::Create => {
-                    let Some(spec) = c.after.clone() else {
-                        states[id] = OpState::Finished;
-                        continue;
-                    };
-                    // The placeholder: if we die during the create, the
-                    // next plan replaces whatever was half made.
-                    let rec = InstanceRecord {
+        // Ready operations that waited for their platform try again.
+        for q in blocked.values_mut() {
+            while let Some(b) = q.pop_back() {
+                ready.push_front(b);
+            }
+        }
+        // Start everything ready (nothing, once told to stop).
+        if !stop_starting {
+            while let Some(id) = ready.pop_front() {
+                let op = &ops[id];
+                let c = op.change;
+                let Some(platform) = registry.get(&c.platform).cloned() else {
+                    report.failed.push(OpFailure {
                         address: c.address.clone(),
-                        platform: c.platform.clone(),
-                        status: InstanceStatus::Tainted,
-                        spec: spec.clone(),
-                        private: serde_json::Value::Null,
-                        dependencies: c.depends_on.clone(),
-                        attributes: c.attributes.clone(),
+                        op: op.kind,
+                        message: format!("platform `{}` is not available", c.platform),
+                        detail: None,
+                    });
+                    states[id] = OpState::Finished;
+                    skip_dependents(id, &ops, &mut states, &mut report);
+                    continue;
+                };
+                let local = per_platform
+                    .entry(c.platform.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(10)))
+                    .clone();
+                // Permits are taken here, not in the task, so an interrupt
+                // stops everything that has not really started.
+                let Ok(global_permit) = global.clone().try_acquire_owned() else {
+                    ready.push_front(id);
+                    break;
+                };
+                let Ok(local_permit) = local.try_acquire_owned() else {
+                    blocked.entry(c.platform.clone()).or_default().push_back(id);
+                    continue;
+                };
+                let permits = Permits {
+                    held: Some((global_permit, local_permit)),
+                    freed: freed.clone(),
+                };
+                let address = c.address.to_string();
+                let kind = op.kind;
+                let (w, h, addr) = (writer.clone(), hook.clone(), c.address.clone());
+                let task: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>> =
+                    match op.kind {
+                        OpKind::Create => {
+                            let Some(spec) = c.after.clone() else {
+                                states[id] = OpState::Finished;
+                                continue;
+                            };
+                            // The placeholder: if we die during the create,
+                            // the next plan replaces whatever was half made.
+                            let placeholder = InstanceRecord {
+                                sensitive: c.sensitive.clone(),
+                                address: c.address.clone(),
+                                platform: c.platform.clone(),
+                                status: InstanceStatus::Tainted,
+                                spec: spec.clone(),
+                                private: serde_json::Value::Null,
+                                dependencies: c.depends_on.clone(),
+                                attributes: c.attributes.clone(),
+                            };
+                            let req = CreateRequest {
+                                session: session.clone(),
+                                address,
+                                spec,
+                                deps: deps_of(&mirror, &c.depends_on),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
+                            };
+                            Box::pin(async move {
+                                let serial =
+                                    match w.write(StateWrite::Put(placeholder.clone())).await {
+                                        Ok(s) => s,
+                                        Err(e) => {
+                                            return TaskResult {
+                                                id,
+                                                outcome: Err(e.to_string()),
+                                            }
+                                        }
+                                    };
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.create(req).await;
+                                let mut done = Done::new(
+                                    result.as_ref().map(drop).map_err(Clone::clone),
+                                    started.elapsed(),
+                                );
+                                permits.free();
+                                // A failed create keeps its tainted placeholder.
+                                done.serial = Some(serial);
+                                done.recorded = Some(Some(placeholder.clone()));
+                                if let Ok(r) = result {
+                                    let rec = InstanceRecord {
+                                        status: InstanceStatus::Ready,
+                                        private: r.private,
+                                        ..placeholder
+                                    };
+                                    done.record(&w, StateWrite::Put(rec.clone()), Some(rec))
+                                        .await;
+                                }
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
+                        OpKind::Update => {
+                            let (Some(after), Some(rec)) =
+                                (c.after.clone(), mirror.get(&c.address))
+                            else {
+                                states[id] = OpState::Finished;
+                                continue;
+                            };
+                            let req = UpdateRequest {
+                                session: session.clone(),
+                                address,
+                                before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
+                                after: after.clone(),
+                                private: rec.private.clone(),
+                                deps: deps_of(&mirror, &c.depends_on),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
+                            };
+                            let tainted = InstanceRecord {
+                                status: InstanceStatus::Tainted,
+                                ..rec.clone()
+                            };
+                            let ready_rec = InstanceRecord {
+                                sensitive: c.sensitive.clone(),
+                                address: c.address.clone(),
+                                platform: c.platform.clone(),
+                                status: InstanceStatus::Ready,
+                                spec: after,
+                                private: serde_json::Value::Null,
+                                dependencies: c.depends_on.clone(),
+                                attributes: c.attributes.clone(),
+                            };
+                            Box::pin(async move {
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.update(req).await;
+                                let mut done = Done::new(
+                                    result.as_ref().map(drop).map_err(Clone::clone),
+                                    started.elapsed(),
+                                );
+                                permits.free();
+                                // A failed update leaves the instance in doubt.
+                                let rec = match result {
+                                    Ok(r) => InstanceRecord {
+                                        private: r.private,
+                                        ..ready_rec
+                                    },
+                                    Err(_) => tainted,
+                                };
+                                done.record(&w, StateWrite::Put(rec.clone()), Some(rec))
+                                    .await;
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
+                        OpKind::Delete => {
+                            let Some(rec) = mirror.get(&c.address) else {
+                                // Already gone from state: nothing to delete.
+                                states[id] = OpState::Finished;
+                                release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
+                                continue;
+                            };
+                            let req = DeleteRequest {
+                                session: session.clone(),
+                                address,
+                                spec: rec.spec.clone(),
+                                private: rec.private.clone(),
+                                deps: deps_of(&mirror, &rec.dependencies),
+                                cancel: cancel.clone(),
+                                trace: timeline.started(id),
+                            };
+                            Box::pin(async move {
+                                h.pre_apply(&addr, kind);
+                                let started = Instant::now();
+                                let result = platform.delete(req).await;
+                                let mut done = Done::new(result.map(drop), started.elapsed());
+                                permits.free();
+                                if done.result.is_ok() {
+                                    done.record(&w, StateWrite::Remove(addr), None).await;
+                                }
+                                TaskResult {
+                                    id,
+                                    outcome: Ok(done),
+                                }
+                            })
+                        }
                     };
-                    if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
-                        report.state_error = Some(e);
-                        stop_starting = true;
-                        ready.push_front(id);
-                        break;
-                    }
-                    mirror.insert(c.address.clone(), rec);
-                    let req = CreateRequest {
-                        session: session.clone(),
-                        address,
-                        spec,
-                        deps: deps_of(&mirror, &c.depends_on),
-                        cancel: cancel.clone(),
-                        trace: trace.clone(),
-                    };
-                    Box::pin(async move { platform.create(req).await.map(|r| r.private) })
-                }
-                OpKind::Update => {
-                    let (Some(after), Some(rec)) = (c.after.clone(), mirror.get(&c.address)) else {
-                        states[id] = OpState::Finished;
-                        continue;
-                    };
-                    let req = UpdateRequest {
-                        session: session.clone(),
-                        address,
-                        before: c.before.clone().unwrap_or_else(|| rec.spec.clone()),
-                        after,
-                        private: rec.private.clone(),
-                        deps: deps_of(&mirror, &c.depends_on),
-                        cancel: cancel.clone(),
-                        trace: trace.clone(),
-                    };
-                    Box::pin(async move { platform.update(req).await.map(|r| r.private) })
-                }
-                OpKind::Delete => {
-                    let Some(rec) = mirror.get(&c.address) else {
-                        // Already gone from state: nothing to delete.
-                        states[id] = OpState::Finished;
-                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
-                        continue;
-                    };
-                    let req = DeleteRequest {
-                        session: session.clone(),
-                        address,
-                        spec: rec.spec.clone(),
-                        private: rec.private.clone(),
-                        deps: deps_of(&mirror, &rec.dependencies),
-                        cancel: cancel.clone(),
-                        trace: trace.clone(),
-                    };
-                    Box::pin(
-                        async move { platform.delete(req).await.map(|_| serde_json::Value::Null) },
-                    )
-                }
-            };
-            hook.pre_apply(&c.address, op.kind);
-            states[id] = OpState::Running;
-            let handle = set.spawn(async move {
-                let _g = global_permit;
-                let _l = local_permit;
-                let started = Instant::now();
-                let r = task.await;
-                (id, r, started.elapsed())
-            });
-            running.insert(handle.id(), id);
+                states[id] = OpState::Running;
+                let handle = set.spawn(task);
+                running.insert(handle.id(), id);
+            }
         }
 
         if set.is_empty() {
@@ -393,6 +558,9 @@ pub async fn walk(
 
         let joined = tokio::select! {
             j = set.join_next_with_id() => j,
+            // A platform call ended and its permits are free while its
+            // state is written: start more.
+            _ = freed.notified(), if !stop_starting => continue,
             _ = opts.interrupt.wait_for(if stop_starting { 2 } else { 1 }) => {
                 if opts.interrupt.level() >= 2 {
                     // Abandon the work in flight: what was being made stays
@@ -407,7 +575,9 @@ pub async fn walk(
                             if let Some(rec) = mirror.get_mut(&op.change.address) {
                                 rec.status = InstanceStatus::Tainted;
                                 let rec = rec.clone();
-                                let _ = write_put(&store, &plan.session, &rec, &mut report).await;
+                                if let Ok(s) = writer.write(StateWrite::Put(rec)).await {
+                                    report.serial = report.serial.max(s);
+                                }
                             }
                         }
                         report.failed.push(OpFailure {
@@ -440,98 +610,74 @@ pub async fn walk(
             }
         };
         let Some(joined) = joined else { break };
-        let (id, result, elapsed) = match joined {
-            Ok((_, r)) => r,
+        let (id, outcome) = match joined {
+            Ok((_, r)) => (r.id, r.outcome),
             Err(e) => {
                 let Some(id) = running.remove(&e.id()) else {
                     continue;
                 };
-                (
-                    id,
-                    Err(PlatformError::new(format!(
-                        "the operation stopped unexpectedly: {e}"
-                    ))),
-                    Duration::ZERO,
-                )
+                let failed = PlatformError::new(format!("the operation stopped unexpectedly: {e}"));
+                (id, Ok(Done::new(Err(failed), Duration::ZERO)))
             }
         };
         running.retain(|_, v| *v != id);
-        states[id] = OpState::Finished;
-        timeline.finished(id, result.is_ok());
         let op = &ops[id];
-        if let Some(b) = blocked
-            .get_mut(&op.change.platform)
-            .and_then(|q| q.pop_front())
-        {
-            ready.push_front(b);
-        }
         let c = op.change;
-        hook.post_apply(&c.address, op.kind, result.as_ref().err(), elapsed);
-        match result {
-            Ok(private) => {
-                let write = match op.kind {
-                    // Creates and updates only start with a spec (see above).
-                    OpKind::Create | OpKind::Update => match c.after.clone() {
-                        None => Ok(()),
-                        Some(spec) => {
-                            let rec = InstanceRecord {
-                                address: c.address.clone(),
-                                platform: c.platform.clone(),
-                                status: InstanceStatus::Ready,
-                                spec,
-                                private,
-                                dependencies: c.depends_on.clone(),
-                                attributes: c.attributes.clone(),
-                            };
-                            let w = write_put(&store, &plan.session, &rec, &mut report).await;
-                            mirror.insert(c.address.clone(), rec);
-                            w
-                        }
-                    },
-                    OpKind::Delete => {
-                        mirror.remove(&c.address);
-                        let (session, addr) = (plan.session.clone(), c.address.clone());
-                        match on_store(&store, move |s| s.remove_instance(&session, &addr)).await {
-                            Ok(s) => {
-                                report.serial = s;
-                                Ok(())
-                            }
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                };
-                match write {
-                    Ok(()) => {
-                        match op.kind {
-                            OpKind::Create => report.added += 1,
-                            OpKind::Update => report.changed += 1,
-                            OpKind::Delete => report.destroyed += 1,
-                        }
-                        report.done.push((c.address.clone(), op.kind));
-                        release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
-                    }
-                    Err(e) => {
-                        // Made (or removed) but not recorded: state still
-                        // says what it said before, and what needs this
-                        // does not start.
-                        report.unrecorded.push((c.address.clone(), op.kind));
-                        report.state_error = Some(e);
-                        stop_starting = true;
-                    }
-                }
-            }
+        let done = match outcome {
+            Ok(done) => done,
             Err(e) => {
-                if op.kind == OpKind::Update {
-                    if let Some(rec) = mirror.get_mut(&c.address) {
-                        rec.status = InstanceStatus::Tainted;
-                        let rec = rec.clone();
-                        if let Err(e) = write_put(&store, &plan.session, &rec, &mut report).await {
-                            report.state_error = Some(e);
-                            stop_starting = true;
-                        }
-                    }
+                // Not started: it is reported with what never started.
+                states[id] = OpState::Pending;
+                timeline.finished(id, false);
+                report.state_error = Some(e);
+                stop_starting = true;
+                continue;
+            }
+        };
+        states[id] = OpState::Finished;
+        let ok = done.result.is_ok() && done.write_error.is_none();
+        timeline.finished(id, ok);
+        if let Some(s) = done.serial {
+            report.serial = report.serial.max(s);
+        }
+        match done.recorded {
+            Some(Some(rec)) => {
+                mirror.insert(c.address.clone(), rec);
+            }
+            Some(None) => {
+                mirror.remove(&c.address);
+            }
+            None => {}
+        }
+        hook.post_apply(
+            &c.address,
+            op.kind,
+            done.result.as_ref().err(),
+            done.elapsed,
+        );
+        match (done.result, done.write_error) {
+            (Ok(()), None) => {
+                match op.kind {
+                    OpKind::Create => report.added += 1,
+                    OpKind::Update => report.changed += 1,
+                    OpKind::Delete => report.destroyed += 1,
                 }
-                // A failed create keeps its tainted placeholder.
+                report.done.push((c.address.clone(), op.kind));
+                release(id, &ops, &mut waiting, &states, &mut ready, &mut timeline);
+            }
+            (Ok(()), Some(e)) => {
+                // Made (or removed) but not recorded: state still says what
+                // it said before (a made instance stays recorded tainted),
+                // and what needs this does not start.
+                report.unrecorded.push((c.address.clone(), op.kind));
+                report.state_error = Some(e);
+                stop_starting = true;
+            }
+            (Err(e), write_error) => {
+                if let Some(w) = write_error {
+                    report.state_error = Some(w);
+                    stop_starting = true;
+                }
                 report.failed.push(OpFailure {
                     address: c.address.clone(),
                     op: op.kind,
@@ -541,6 +687,16 @@ pub async fn walk(
                 skip_dependents(id, &ops, &mut states, &mut report);
             }
         }
+    }
+
+    // Every write sent is committed (and synced) before the walk returns.
+    drop(set);
+    let summary = writer.finish().await;
+    report.serial = report.serial.max(summary.serial);
+    if let (Some(e), None) = (summary.sync_error, &report.state_error) {
+        report.state_error = Some(format!(
+            "every write was recorded, but syncing them to disk failed ({e}): a power loss now could lose the last of them"
+        ));
     }
 
     timeline.end();
@@ -592,22 +748,6 @@ pub async fn on_store<T: Send + 'static>(
             location: store.location(),
             message: format!("the state call stopped unexpectedly: {e}"),
         }),
-    }
-}
-
-async fn write_put(
-    store: &Arc<dyn StateStore>,
-    session: &str,
-    rec: &InstanceRecord,
-    report: &mut ApplyReport,
-) -> Result<(), String> {
-    let (session, rec) = (session.to_string(), rec.clone());
-    match on_store(store, move |s| s.put_instance(&session, &rec)).await {
-        Ok(s) => {
-            report.serial = s;
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
     }
 }
 

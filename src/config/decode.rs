@@ -85,7 +85,9 @@ const REQUIRES: BlockSchema = BlockSchema {
 const POOL_HOST: BlockSchema = BlockSchema {
     kind: "host",
     labels: &["name"],
-    attrs: Some(&["address", "profile", "labels", "port", "user"]),
+    attrs: Some(&[
+        "address", "port", "user", "profile", "image", "labels", "cpus", "memory",
+    ]),
     required: &["address"],
     blocks: &[],
 };

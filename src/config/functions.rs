@@ -10,17 +10,19 @@
 //! Does not evaluate testbed expressions (hcl-rs does, and the config
 //! evaluator attaches spans to errors; only `templatefile` evaluates its own
 //! template), and does no I/O but reading the files `file()` and friends
-//! name and the environment variables `env()` names.
+//! name; `env()` reads the caller's environment, handed in with the host value.
 //!
 //! Every error is one lowercase line naming the argument at fault (hcl-rs
 //! prefixes it with ``error calling function `name`: ``). Nothing panics on
 //! any input: integers are range-checked, `range` and built strings are
 //! bounded, files are read only if regular and at most 16 MiB.
 //!
-//! Functions are plain `fn` pointers (hcl-rs [`hcl::eval::Func`]), so the
-//! one piece of state, the directory `file()`, `templatefile()` and the other
-//! file functions resolve relative paths against, is a thread-local set with
-//! [`with_base_dir`].
+//! Functions are plain `fn` pointers (hcl-rs [`hcl::eval::Func`]), so what
+//! the functions that read the host need of their caller (the directory
+//! relative paths start from, `HOME`, the environment) travels as a value:
+//! [`bind_host`] makes every call of them take [`HOST_VAR`] as a first
+//! argument, which the evaluator binds to [`host_value`]. There is no
+//! process-wide or thread-wide state.
 
 mod args;
 mod cidr;
@@ -37,7 +39,8 @@ use hcl::Value;
 
 use self::args::{Args, FnResult};
 
-pub use self::system::with_base_dir;
+use self::system::Host;
+pub use self::system::{bind_host, host_value, HOST_FUNCTIONS, HOST_VAR};
 
 /// Marks a variadic maximum arity.
 const MANY: usize = usize::MAX;
@@ -59,32 +62,55 @@ fn call(
 ) -> FnResult {
     let got = args.len();
     if got < min || got > max {
-        let expected = match (min, max) {
-            (0, MANY) => "any number of arguments".to_string(),
-            (1, MANY) => "at least 1 argument".to_string(),
-            (n, MANY) => format!("at least {n} arguments"),
-            (1, 1) => "1 argument".to_string(),
-            (n, m) if n == m => format!("{n} arguments"),
-            (n, m) if m == n + 1 => format!("{n} or {m} arguments"),
-            (n, m) => format!("{n} to {m} arguments"),
-        };
-        return Err(format!(
-            "expected {expected}, found {got}; usage: `{signature}`"
-        ));
+        return Err(arity_error(signature, min, max, got));
     }
     imp(&Args::new(args.as_slice(), signature))
 }
 
-/// Declares the library: `name: "signature", min, max => implementation;`.
+/// `expected 1 argument, found 2; usage: ...`.
+fn arity_error(signature: &'static str, min: usize, max: usize, got: usize) -> String {
+    let expected = match (min, max) {
+        (0, MANY) => "any number of arguments".to_string(),
+        (1, MANY) => "at least 1 argument".to_string(),
+        (n, MANY) => format!("at least {n} arguments"),
+        (1, 1) => "1 argument".to_string(),
+        (n, m) if n == m => format!("{n} arguments"),
+        (n, m) if m == n + 1 => format!("{n} or {m} arguments"),
+        (n, m) => format!("{n} to {m} arguments"),
+    };
+    format!("expected {expected}, found {got}; usage: `{signature}`")
+}
+
+/// [`call`] for a function that reads the host: the first argument is the
+/// host value ([`bind_host`] put it there), the rest are the call's own.
+fn call_host(
+    signature: &'static str,
+    min: usize,
+    max: usize,
+    imp: fn(&Host<'_>, &Args<'_>) -> FnResult,
+    args: &FuncArgs,
+) -> FnResult {
+    let all = args.as_slice();
+    let host = Host::from_value(all.first())?;
+    let own = &all[1..];
+    let got = own.len();
+    if got < min || got > max {
+        return Err(arity_error(signature, min, max, got));
+    }
+    imp(&host, &Args::new(own, signature))
+}
+
+/// Declares the library: `name: "signature", min, max => CALLER implementation;`
+/// where CALLER is [`call`], or [`call_host`] for a function that reads the host.
 macro_rules! library {
-    ($( $name:ident : $sig:literal, $min:expr, $max:expr => $imp:path; )*) => {
+    ($( $name:ident : $sig:literal, $min:expr, $max:expr => $caller:ident $imp:path; )*) => {
         const SPECS: &[Spec] = &[$(
             Spec {
                 name: stringify!($name),
                 signature: $sig,
                 entry: {
                     fn entry(args: FuncArgs) -> Result<Value, String> {
-                        call($sig, $min, $max, $imp, &args)
+                        $caller($sig, $min, $max, $imp, &args)
                     }
                     entry
                 },
@@ -94,74 +120,74 @@ macro_rules! library {
 }
 
 library! {
-    abs: "abs(number)", 1, 1 => numeric::abs;
-    alltrue: "alltrue(list)", 1, 1 => collections::alltrue;
-    anytrue: "anytrue(list)", 1, 1 => collections::anytrue;
-    base64decode: "base64decode(string)", 1, 1 => encoding::base64decode;
-    base64encode: "base64encode(string)", 1, 1 => encoding::base64encode;
-    ceil: "ceil(number)", 1, 1 => numeric::ceil;
-    chomp: "chomp(string)", 1, 1 => strings::chomp;
-    chunklist: "chunklist(list, size)", 2, 2 => collections::chunklist;
-    cidrhost: "cidrhost(prefix, hostnum)", 2, 2 => cidr::cidrhost;
-    cidrnetmask: "cidrnetmask(prefix)", 1, 1 => cidr::cidrnetmask;
-    cidrsubnet: "cidrsubnet(prefix, newbits, netnum)", 3, 3 => cidr::cidrsubnet;
-    cidrsubnets: "cidrsubnets(prefix, newbits...)", 1, MANY => cidr::cidrsubnets;
-    coalesce: "coalesce(values...)", 1, MANY => collections::coalesce;
-    compact: "compact(list)", 1, 1 => collections::compact;
-    concat: "concat(lists...)", 1, MANY => collections::concat;
-    contains: "contains(list, value)", 2, 2 => collections::contains;
-    distinct: "distinct(list)", 1, 1 => collections::distinct;
-    element: "element(list, index)", 2, 2 => collections::element;
-    endswith: "endswith(string, suffix)", 2, 2 => strings::endswith;
-    env: "env(name, [default])", 1, 2 => system::env;
-    file: "file(path)", 1, 1 => system::file;
-    filebase64: "filebase64(path)", 1, 1 => system::filebase64;
-    fileexists: "fileexists(path)", 1, 1 => system::fileexists;
-    filesha256: "filesha256(path)", 1, 1 => system::filesha256;
-    flatten: "flatten(list)", 1, 1 => collections::flatten;
-    floor: "floor(number)", 1, 1 => numeric::floor;
-    format: "format(spec, values...)", 1, MANY => strings::format;
-    formatlist: "formatlist(spec, values...)", 1, MANY => strings::formatlist;
-    indent: "indent(spaces, string)", 2, 2 => strings::indent;
-    index: "index(list, value)", 2, 2 => collections::index;
-    join: "join(separator, lists...)", 2, MANY => strings::join;
-    jsondecode: "jsondecode(string)", 1, 1 => encoding::jsondecode;
-    jsonencode: "jsonencode(value)", 1, 1 => encoding::jsonencode;
-    keys: "keys(map)", 1, 1 => collections::keys;
-    length: "length(value)", 1, 1 => collections::length;
-    lookup: "lookup(map, key, [default])", 2, 3 => collections::lookup;
-    lower: "lower(string)", 1, 1 => strings::lower;
-    max: "max(numbers...)", 1, MANY => numeric::max;
-    merge: "merge(maps...)", 0, MANY => collections::merge;
-    min: "min(numbers...)", 1, MANY => numeric::min;
-    one: "one(list)", 1, 1 => collections::one;
-    range: "range([start], limit, [step])", 1, 3 => numeric::range;
-    replace: "replace(string, substring, replacement)", 3, 3 => strings::replace;
-    reverse: "reverse(list)", 1, 1 => collections::reverse;
-    setintersection: "setintersection(sets...)", 1, MANY => collections::setintersection;
-    setsubtract: "setsubtract(a, b)", 2, 2 => collections::setsubtract;
-    setunion: "setunion(sets...)", 1, MANY => collections::setunion;
-    sha256: "sha256(string)", 1, 1 => encoding::sha256;
-    slice: "slice(list, start, end)", 3, 3 => collections::slice;
-    sort: "sort(list)", 1, 1 => collections::sort;
-    split: "split(separator, string)", 2, 2 => strings::split;
-    startswith: "startswith(string, prefix)", 2, 2 => strings::startswith;
-    strrev: "strrev(string)", 1, 1 => strings::strrev;
-    substr: "substr(string, offset, length)", 3, 3 => strings::substr;
-    sum: "sum(list)", 1, 1 => numeric::sum;
-    templatefile: "templatefile(path, vars)", 2, 2 => system::templatefile;
-    title: "title(string)", 1, 1 => strings::title;
-    tolist: "tolist(value)", 1, 1 => collections::tolist;
-    tomap: "tomap(value)", 1, 1 => collections::tomap;
-    tonumber: "tonumber(value)", 1, 1 => numeric::tonumber;
-    toset: "toset(value)", 1, 1 => collections::toset;
-    tostring: "tostring(value)", 1, 1 => encoding::tostring;
-    trimprefix: "trimprefix(string, prefix)", 2, 2 => strings::trimprefix;
-    trimspace: "trimspace(string)", 1, 1 => strings::trimspace;
-    trimsuffix: "trimsuffix(string, suffix)", 2, 2 => strings::trimsuffix;
-    upper: "upper(string)", 1, 1 => strings::upper;
-    values: "values(map)", 1, 1 => collections::values;
-    zipmap: "zipmap(keys, values)", 2, 2 => collections::zipmap;
+    abs: "abs(number)", 1, 1 => call numeric::abs;
+    alltrue: "alltrue(list)", 1, 1 => call collections::alltrue;
+    anytrue: "anytrue(list)", 1, 1 => call collections::anytrue;
+    base64decode: "base64decode(string)", 1, 1 => call encoding::base64decode;
+    base64encode: "base64encode(string)", 1, 1 => call encoding::base64encode;
+    ceil: "ceil(number)", 1, 1 => call numeric::ceil;
+    chomp: "chomp(string)", 1, 1 => call strings::chomp;
+    chunklist: "chunklist(list, size)", 2, 2 => call collections::chunklist;
+    cidrhost: "cidrhost(prefix, hostnum)", 2, 2 => call cidr::cidrhost;
+    cidrnetmask: "cidrnetmask(prefix)", 1, 1 => call cidr::cidrnetmask;
+    cidrsubnet: "cidrsubnet(prefix, newbits, netnum)", 3, 3 => call cidr::cidrsubnet;
+    cidrsubnets: "cidrsubnets(prefix, newbits...)", 1, MANY => call cidr::cidrsubnets;
+    coalesce: "coalesce(values...)", 1, MANY => call collections::coalesce;
+    compact: "compact(list)", 1, 1 => call collections::compact;
+    concat: "concat(lists...)", 1, MANY => call collections::concat;
+    contains: "contains(list, value)", 2, 2 => call collections::contains;
+    distinct: "distinct(list)", 1, 1 => call collections::distinct;
+    element: "element(list, index)", 2, 2 => call collections::element;
+    endswith: "endswith(string, suffix)", 2, 2 => call strings::endswith;
+    env: "env(name, [default])", 1, 2 => call_host system::env;
+    file: "file(path)", 1, 1 => call_host system::file;
+    filebase64: "filebase64(path)", 1, 1 => call_host system::filebase64;
+    fileexists: "fileexists(path)", 1, 1 => call_host system::fileexists;
+    filesha256: "filesha256(path)", 1, 1 => call_host system::filesha256;
+    flatten: "flatten(list)", 1, 1 => call collections::flatten;
+    floor: "floor(number)", 1, 1 => call numeric::floor;
+    format: "format(spec, values...)", 1, MANY => call strings::format;
+    formatlist: "formatlist(spec, values...)", 1, MANY => call strings::formatlist;
+    indent: "indent(spaces, string)", 2, 2 => call strings::indent;
+    index: "index(list, value)", 2, 2 => call collections::index;
+    join: "join(separator, lists...)", 2, MANY => call strings::join;
+    jsondecode: "jsondecode(string)", 1, 1 => call encoding::jsondecode;
+    jsonencode: "jsonencode(value)", 1, 1 => call encoding::jsonencode;
+    keys: "keys(map)", 1, 1 => call collections::keys;
+    length: "length(value)", 1, 1 => call collections::length;
+    lookup: "lookup(map, key, [default])", 2, 3 => call collections::lookup;
+    lower: "lower(string)", 1, 1 => call strings::lower;
+    max: "max(numbers...)", 1, MANY => call numeric::max;
+    merge: "merge(maps...)", 0, MANY => call collections::merge;
+    min: "min(numbers...)", 1, MANY => call numeric::min;
+    one: "one(list)", 1, 1 => call collections::one;
+    range: "range([start], limit, [step])", 1, 3 => call numeric::range;
+    replace: "replace(string, substring, replacement)", 3, 3 => call strings::replace;
+    reverse: "reverse(list)", 1, 1 => call collections::reverse;
+    setintersection: "setintersection(sets...)", 1, MANY => call collections::setintersection;
+    setsubtract: "setsubtract(a, b)", 2, 2 => call collections::setsubtract;
+    setunion: "setunion(sets...)", 1, MANY => call collections::setunion;
+    sha256: "sha256(string)", 1, 1 => call encoding::sha256;
+    slice: "slice(list, start, end)", 3, 3 => call collections::slice;
+    sort: "sort(list)", 1, 1 => call collections::sort;
+    split: "split(separator, string)", 2, 2 => call strings::split;
+    startswith: "startswith(string, prefix)", 2, 2 => call strings::startswith;
+    strrev: "strrev(string)", 1, 1 => call strings::strrev;
+    substr: "substr(string, offset, length)", 3, 3 => call strings::substr;
+    sum: "sum(list)", 1, 1 => call numeric::sum;
+    templatefile: "templatefile(path, vars)", 2, 2 => call_host system::templatefile;
+    title: "title(string)", 1, 1 => call strings::title;
+    tolist: "tolist(value)", 1, 1 => call collections::tolist;
+    tomap: "tomap(value)", 1, 1 => call collections::tomap;
+    tonumber: "tonumber(value)", 1, 1 => call numeric::tonumber;
+    toset: "toset(value)", 1, 1 => call collections::toset;
+    tostring: "tostring(value)", 1, 1 => call encoding::tostring;
+    trimprefix: "trimprefix(string, prefix)", 2, 2 => call strings::trimprefix;
+    trimspace: "trimspace(string)", 1, 1 => call strings::trimspace;
+    trimsuffix: "trimsuffix(string, suffix)", 2, 2 => call strings::trimsuffix;
+    upper: "upper(string)", 1, 1 => call strings::upper;
+    values: "values(map)", 1, 1 => call collections::values;
+    zipmap: "zipmap(keys, values)", 2, 2 => call collections::zipmap;
 }
 
 /// Every function name, sorted (for "did you mean" on unknown functions).
@@ -251,7 +277,7 @@ pub fn declare_all(ctx: &mut Context<'_>) {
 /// except that `templatefile` itself refuses (no recursion).
 fn declare_nested(ctx: &mut Context<'_>) {
     fn refuse(args: FuncArgs) -> Result<Value, String> {
-        call(
+        call_host(
             "templatefile(path, vars)",
             0,
             MANY,

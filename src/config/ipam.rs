@@ -9,6 +9,9 @@
 //!   order.
 //! - A network without `cidr` gets the first free /24 of [`POOL`] that
 //!   overlaps no other network, or the one recorded in state.
+//! - A network may not overlap a range that cannot carry node traffic
+//!   ([`UNUSABLE`]: loopback, link-local, multicast, reserved, `0.0.0.0/8`).
+//!   (Overlap with the host's own routes is the platform's plan-time check.)
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -17,6 +20,29 @@ use ipnet::Ipv4Net;
 
 /// The pool of /24s for networks declared without `cidr`: 10.200.0.0/16.
 pub const POOL: &str = "10.200.0.0/16";
+
+/// Ranges a network may not overlap, and what they are: packets there
+/// never reach a node (the kernel keeps loopback and `0.0.0.0/8` to
+/// itself, link-local and multicast are not routed, 240.0.0.0/4 is
+/// reserved and holds the broadcast address 255.255.255.255).
+pub const UNUSABLE: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "the \"this network\" range"),
+    ("127.0.0.0/8", "the loopback range"),
+    ("169.254.0.0/16", "the link-local range"),
+    ("224.0.0.0/4", "the multicast range"),
+    (
+        "240.0.0.0/4",
+        "the reserved range (with the broadcast address 255.255.255.255)",
+    ),
+];
+
+/// The unusable range `net` overlaps, with what it is.
+pub fn unusable(net: &Ipv4Net) -> Option<(Ipv4Net, &'static str)> {
+    UNUSABLE.iter().find_map(|(r, what)| {
+        let r: Ipv4Net = r.parse().ok()?;
+        overlaps(&r, net).then_some((r, *what))
+    })
+}
 
 /// Why an address cannot be reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +160,33 @@ mod tests {
             a.reserve("10.0.1.3".parse().unwrap()),
             Err(Refused::OutOfRange)
         );
+    }
+
+    #[test]
+    fn unusable_ranges() {
+        let check = |cidr: &str, expect: Option<&str>| {
+            let net: Ipv4Net = cidr.parse().unwrap();
+            assert_eq!(
+                unusable(&net).map(|(r, _)| r.to_string()).as_deref(),
+                expect,
+                "{cidr}"
+            );
+        };
+        check("127.0.0.0/8", Some("127.0.0.0/8"));
+        check("127.1.0.0/16", Some("127.0.0.0/8"));
+        check("0.0.0.0/8", Some("0.0.0.0/8"));
+        check("169.254.3.0/24", Some("169.254.0.0/16"));
+        check("169.0.0.0/8", Some("169.254.0.0/16"));
+        check("224.0.0.0/24", Some("224.0.0.0/4"));
+        check("239.255.0.0/16", Some("224.0.0.0/4"));
+        check("255.255.255.0/24", Some("240.0.0.0/4"));
+        check("240.0.0.0/8", Some("240.0.0.0/4"));
+        check("10.42.0.0/24", None);
+        check("172.16.0.0/12", None);
+        check("192.168.1.0/24", None);
+        check("126.0.0.0/8", None);
+        check("169.253.0.0/16", None);
+        check("223.255.255.0/24", None);
     }
 
     #[test]

@@ -3,15 +3,26 @@
 //! Owns reading and parsing the files (hcl-edit, keeping spans), the
 //! language's static checks, evaluation of expressions (hcl-rs with tg's own
 //! function library), expansion of `count`/`for_each`, and address
-//! assignment (IPAM). Does no I/O but reading files and environment
-//! variables; never talks to state or platforms.
+//! assignment (IPAM). Does no I/O but reading files; never talks to state
+//! or platforms, and reads nothing of the process: environment variables,
+//! the working directory and the platform kinds on offer come in through
+//! [`LoadOptions`].
+//!
+//! Parse once, evaluate in two steps: [`parse`] reads every file,
+//! [`Parsed::settings`] evaluates just the `state` and `platform` blocks
+//! (and the variables and locals they use) so a caller can find the state
+//! store first, and [`Parsed::evaluate`] evaluates the whole testbed with the
+//! addresses state recorded ([`Prior`]). [`load`] does both for callers
+//! without state.
 
 mod checked;
 pub mod decode;
 pub mod eval;
+mod fuel;
 pub mod functions;
 pub mod ipam;
 pub mod model;
+mod parse;
 pub mod refs;
 pub mod source;
 pub mod types;
@@ -25,7 +36,9 @@ use ipnet::Ipv4Net;
 use crate::addrs::InstanceAddr;
 use crate::diagnostics::{Diagnostic, Diagnostics, FileId, SourceMap, Span};
 
-/// What `load` needs besides the files.
+pub use parse::{parse, Parsed};
+
+/// What `parse` and `load` need besides the files.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// The testbed directory.
@@ -34,7 +47,8 @@ pub struct LoadOptions {
     pub vars: Vec<String>,
     /// `-var-file FILE`, in command-line order.
     pub var_files: Vec<PathBuf>,
-    /// What state recorded, so addresses and CIDRs stay put (IPAM stickiness).
+    /// What state recorded, so addresses and CIDRs stay put (IPAM
+    /// stickiness). Used by [`load`]; [`Parsed::evaluate`] takes its own.
     pub prior: Prior,
     /// The caller's environment variables (`TG_VAR_*`, `env()`, `HOME`)
     /// and working directory (relative `-var-file` paths). Never the
@@ -44,6 +58,36 @@ pub struct LoadOptions {
     /// `ssh`, ...): what `platform "KIND" "NAME"` blocks and a node's
     /// `platform = "KIND"` may name, besides declared platform blocks.
     pub drivers: Vec<String>,
+    /// Bounds on what one testbed may make evaluation do.
+    pub limits: Limits,
+}
+
+/// Bounds on evaluation, so no testbed can exhaust time or memory. A
+/// testbed that reaches one gets an error naming the limit and where it
+/// was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most instances (networks, nodes and packages) one testbed may have.
+    /// `TG_MAX_INSTANCES` in the caller's environment replaces it.
+    pub max_instances: u64,
+    /// Most list elements and map entries one evaluated value may hold,
+    /// counted through every level of nesting.
+    pub max_value_elements: usize,
+    /// Most bytes of strings (map keys included) one evaluated value may hold.
+    pub max_value_bytes: usize,
+}
+
+/// The environment variable that replaces [`Limits::max_instances`].
+pub const ENV_MAX_INSTANCES: &str = "TG_MAX_INSTANCES";
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_instances: 50_000,
+            max_value_elements: 1 << 20,
+            max_value_bytes: 32 << 20,
+        }
+    }
 }
 
 /// Addresses recorded in state: IPAM keeps them for existing instances.
@@ -55,6 +99,14 @@ pub struct Prior {
     pub network_cidrs: BTreeMap<InstanceAddr, Ipv4Net>,
 }
 
+/// What a caller needs before it reads state: where state is kept and the
+/// platforms the testbed declares.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub state: model::StateBackendConfig,
+    pub platforms: Vec<model::PlatformConfig>,
+}
+
 /// A failed load: every problem found, with the sources to render them.
 #[derive(Debug, Clone)]
 pub struct LoadError {
@@ -62,9 +114,17 @@ pub struct LoadError {
     pub sources: SourceMap,
 }
 
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::diagnostics::render_all(&self.diagnostics, &self.sources).trim_end())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 impl LoadOptions {
     /// Where relative `-var-file` paths are resolved: the caller's working
-    /// directory.
+    /// directory (the testbed directory when the caller gave none).
     pub fn cwd_or_dir(&self) -> PathBuf {
         let cwd = self.env.cwd();
         if cwd.as_os_str().is_empty() {
@@ -75,103 +135,18 @@ impl LoadOptions {
     }
 }
 
-/// What must be known before state is read: where state lives and which
-/// platforms the testbed declares.
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    pub state: model::StateBackendConfig,
-    pub platforms: Vec<model::PlatformConfig>,
-}
-
-/// Evaluate only the settings of the testbed in `opts.dir` (`state` and
-/// `platform` blocks, and what they refer to).
+/// Evaluate only the settings of the testbed in `opts.dir` (the `state`
+/// and `platform` blocks and what they refer to): [`parse`] then
+/// [`Parsed::settings`].
 pub fn load_settings(opts: &LoadOptions) -> Result<Settings, LoadError> {
-    // Until evaluation is split in stages, the settings come from a whole
-    // evaluation without prior addresses.
-    let no_prior = LoadOptions {
-        prior: Prior::default(),
-        ..opts.clone()
-    };
-    load(&no_prior).map(|(tb, _)| Settings {
-        state: tb.state,
-        platforms: tb.platforms,
-    })
+    parse(opts)?.settings()
 }
 
-/// Read, check and evaluate the testbed in `opts.dir`. On success the
-/// testbed comes with its warnings.
+/// Read, check and evaluate the testbed in `opts.dir` with `opts.prior`:
+/// [`parse`] then [`Parsed::evaluate`]. On success the testbed comes with
+/// its warnings.
 pub fn load(opts: &LoadOptions) -> Result<(model::Testbed, Diagnostics), LoadError> {
-    let mut sources = SourceMap::default();
-    let mut diags = Diagnostics::default();
-    let files = match source::testbed_files(&opts.dir) {
-        Ok(f) => f,
-        Err(e) => {
-            diags.push(
-                Diagnostic::error(format!(
-                    "cannot read the directory `{}`: {e}",
-                    opts.dir.display()
-                ))
-                .help("run tg in a testbed directory, or pass `-chdir DIR`"),
-            );
-            return Err(LoadError {
-                diagnostics: diags,
-                sources,
-            });
-        }
-    };
-    if files.is_empty() {
-        diags.push(
-            Diagnostic::error(format!(
-                "no testbed files (`*{}`) in `{}`",
-                source::TESTBED_SUFFIX,
-                opts.dir.display()
-            ))
-            .help("run tg in a testbed directory, or pass `-chdir DIR`"),
-        );
-        return Err(LoadError {
-            diagnostics: diags,
-            sources,
-        });
-    }
-    let mut blocks = Vec::new();
-    let mut unreadable = false;
-    for path in files {
-        let shown = source::display_path(&opts.dir, &path);
-        let Some(id) = source::read_source(&path, shown, &mut sources, &mut diags) else {
-            unreadable = true;
-            continue;
-        };
-        let text = &sources.get(id).text;
-        match hcl_edit::parser::parse_body(text) {
-            Ok(body) => blocks.extend(decode::decode_body(id, body, &mut diags)),
-            Err(e) => {
-                unreadable = true;
-                diags.push(syntax_error(id, text, &e));
-            }
-        }
-    }
-    let parse_failed = diags.has_errors();
-    // A file that could not be read or parsed hides its declarations: any
-    // further check would only report their absence. Schema errors (an
-    // unknown or missing attribute, a block dropped for its labels) still
-    // let the static checks run, but not evaluation, whose errors would
-    // mostly be consequences ("has no image" after "unknown attribute
-    // `imgae`").
-    let mode = match (unreadable, parse_failed) {
-        (true, _) => eval::Mode::Nothing,
-        (false, true) => eval::Mode::StaticChecks,
-        (false, false) => eval::Mode::Full,
-    };
-    let (testbed, more, sources) = eval::Evaluator::new(opts, sources, blocks).run(mode);
-    diags.extend(more);
-    diags.sort();
-    match testbed {
-        Some(tb) if !parse_failed => Ok((tb, diags)),
-        _ => Err(LoadError {
-            diagnostics: diags,
-            sources,
-        }),
-    }
+    parse(opts)?.evaluate(&opts.prior)
 }
 
 /// Is `offset` after an attribute inside a block opened on the same line

@@ -31,6 +31,12 @@ pub struct DesiredInstance {
     pub prevent_destroy: bool,
     /// Where the resource block is declared.
     pub span: Option<Span>,
+    /// The attributes whose values derive from a sensitive variable, as
+    /// dotted paths (`labels.pw`, `image`) into both `attributes` and the
+    /// spec's attributes (where they differ, both names are listed:
+    /// `memory` and `memory_mib`, `address` and `interfaces`). Sorted. What
+    /// shows an instance hides these (`(sensitive value)`).
+    pub sensitive: Vec<String>,
 }
 
 /// An output block, evaluated.
@@ -53,18 +59,25 @@ pub enum StateBackendConfig {
     },
 }
 
-/// An ssh pool host (`platform "ssh" "pool" { host "h" {...} }`).
+/// A host of a pool (`platform "ssh" "pool" { host "h" {...} }`): every
+/// attribute the `host` block can carry.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolHost {
     pub name: String,
     pub address: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
     pub profile: Option<String>,
+    pub image: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub cpus: Option<f64>,
+    pub memory_mib: Option<u64>,
 }
 
 /// A `platform` block, evaluated.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlatformConfig {
-    /// The driver: `ssh`, `netns`.
+    /// The driver kind (`ssh`, `netns`): one the caller's factory offers.
     pub driver: String,
     /// The block's name (`pool-a`).
     pub name: String,

@@ -132,6 +132,7 @@ impl Workspace {
             prior,
             env: self.env.clone(),
             drivers: self.factory.kinds(),
+            limits: Default::default(),
         }
     }
 }

@@ -108,7 +108,13 @@ fn refuse_unreadable(path: &Path) -> Result<(), StateError> {
                 .unwrap_or_else(|| format!("uid {uid}"));
             (uid, name)
         });
+    let me = nix::unistd::geteuid().as_raw();
     let message = match owner {
+        // Ours (or we are root) and still refused: the file's mode or
+        // attributes forbid writing (`chattr +i`, a read-only mount).
+        Some((uid, _)) if uid == me || me == 0 => {
+            "it cannot be opened for writing (its mode or attributes, such as `chattr +i`, forbid it): make it writable".to_string()
+        }
         Some((0, _)) => "it belongs to root, who applied the session: run tg as root (for example `sudo tg ...`) to read or change this session".to_string(),
         Some((_, name)) => format!(
             "it belongs to `{name}`: run tg as `{name}`, or ask them to share the session through a PostgreSQL state (`TG_STATE_URL`)"
@@ -117,7 +123,7 @@ fn refuse_unreadable(path: &Path) -> Result<(), StateError> {
     };
     Err(StateError::Backend {
         location: path.display().to_string(),
-        message: format!("permission denied: {message}"),
+        message: format!("permission denied: {message}; it was not touched"),
     })
 }
 

@@ -303,6 +303,8 @@ fn delete_change(rec: &InstanceRecord) -> ResourceChange {
         replace_reasons: Vec::new(),
         depends_on: rec.dependencies.clone(),
         attributes: rec.attributes.clone(),
+        sensitive: Vec::new(),
+        before_sensitive: rec.sensitive.clone(),
     }
 }
 
@@ -337,10 +339,13 @@ fn desired_change(
         replace_reasons: Vec::new(),
         depends_on: d.depends_on.clone(),
         attributes,
+        sensitive: d.sensitive.clone(),
+        before_sensitive: Vec::new(),
     };
     let Some(rec) = recorded else {
         return change;
     };
+    change.before_sensitive = rec.sensitive.clone();
     let current = match refreshed {
         Some(Refreshed::Gone) => return change,
         Some(Refreshed::Present(s)) => s,
@@ -450,6 +455,7 @@ mod tests {
             attributes: serde_json::json!({}),
             prevent_destroy: false,
             span: None,
+            sensitive: vec![],
         }
     }
 
@@ -469,6 +475,7 @@ mod tests {
             private: serde_json::Value::Null,
             dependencies: vec![],
             attributes: serde_json::Value::Null,
+            sensitive: vec![],
         }
     }
 

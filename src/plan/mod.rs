@@ -18,6 +18,7 @@
 pub mod diff;
 pub mod placement;
 pub mod planfile;
+pub mod redact;
 pub mod refresh;
 pub mod render_json;
 pub mod render_markdown;
@@ -120,6 +121,16 @@ pub struct ResourceChange {
     /// The attributes to record after create/update.
     #[serde(default)]
     pub attributes: serde_json::Value,
+    /// Dotted paths into `after` and `attributes` whose values are
+    /// sensitive ([`crate::config::model::DesiredInstance::sensitive`]);
+    /// recorded with the instance by apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
+    /// Dotted paths into `before` that were sensitive when it was recorded
+    /// ([`crate::state::InstanceRecord::sensitive`]). Renderers hide
+    /// `before` at these paths and at `sensitive`, `after` at `sensitive`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_sensitive: Vec<String>,
 }
 
 impl ResourceChange {

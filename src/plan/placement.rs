@@ -494,6 +494,7 @@ mod tests {
             attributes: serde_json::json!({}),
             prevent_destroy: false,
             span: None,
+            sensitive: vec![],
         }
     }
 
@@ -511,6 +512,7 @@ mod tests {
             attributes: serde_json::json!({}),
             prevent_destroy: false,
             span: None,
+            sensitive: vec![],
         }
     }
 
@@ -600,6 +602,7 @@ mod tests {
                 private: serde_json::Value::Null,
                 dependencies: vec![],
                 attributes: serde_json::Value::Null,
+                sensitive: vec![],
             },
         );
         let p = run(&tb, &snap).unwrap();

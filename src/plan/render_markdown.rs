@@ -4,6 +4,9 @@
 //! plan inside a collapsed `<details>` block as a ```diff code block. The
 //! whole comment stays under [`MAX_CHARS`] (GitHub refuses comments over
 //! 65,536 characters); when the diff does not fit it is cut, with a note.
+//! The code fence is longer than any run of backticks in the plan, so no
+//! value can close it and write markdown of its own into the comment;
+//! sensitive values are hidden as in the text plan.
 
 use std::fmt::Write as _;
 
@@ -77,8 +80,10 @@ pub fn render_markdown_limited(plan: &Plan, limit: usize) -> String {
     }
 
     let text = render_plan(plan, TextOptions { color: false });
-    let open = "<details><summary>Show plan</summary>\n\n```diff\n";
-    let close = "```\n\n</details>\n";
+    let fence = "`".repeat(longest_backtick_run(&text).max(2) + 1);
+    let open = format!("<details><summary>Show plan</summary>\n\n{fence}diff\n");
+    let close = format!("{fence}\n\n</details>\n");
+    let (open, close) = (open.as_str(), close.as_str());
     let note =
         "\n> **Note:** the plan was cut to fit in a comment; run `tg plan` to see all of it.\n";
     let body = diff_marked(&text);
@@ -101,6 +106,20 @@ pub fn render_markdown_limited(plan: &Plan, limit: usize) -> String {
     }
     cut.push_str("...\n");
     format!("{head}{open}{cut}{close}{note}")
+}
+
+/// The longest run of backticks in `s`.
+fn longest_backtick_run(s: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for c in s.chars() {
+        if c == '`' {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
 }
 
 /// Move each line's action marker to column 0 so GitHub's `diff`
@@ -147,6 +166,8 @@ mod tests {
                 replace_reasons: vec![],
                 depends_on: vec![],
                 attributes: serde_json::Value::Null,
+                sensitive: vec![],
+                before_sensitive: vec![],
             })
             .collect();
         Plan {

@@ -2,13 +2,28 @@
 //!
 //! Pure functions from a [`Plan`] to a `String`; colour (ANSI) only when the
 //! caller says so. Multi-line values are diffed line by line with `similar`.
+//! Sensitive values show as `(sensitive value)`, and control and
+//! bidirectional characters in values as escapes ([`super::redact`]).
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::redact::{self, SENSITIVE};
 use super::{spec_attributes, Action, DriftKind, Plan, ReplaceReason, ResourceChange};
 use crate::platform::Spec;
+
+/// What a hidden value is replaced with before rendering: a string no
+/// testbed writes by accident, printed as [`SENSITIVE`] (unquoted).
+const HIDDEN: &str = "\u{0}tg:sensitive\u{0}";
+
+/// The sensitive paths of `before` and `after` of a change: `before` is
+/// hidden where it was recorded sensitive and where the new value is.
+fn change_paths(c: &ResourceChange) -> (Vec<String>, &[String]) {
+    let mut before = c.before_sensitive.clone();
+    before.extend(c.sensitive.iter().cloned());
+    (before, &c.sensitive)
+}
 
 /// Rendering options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,6 +96,14 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
                         resource_header(&d.address)
                     );
                     if let Some(after) = &d.after {
+                        // Hidden where the instance's change hides either side.
+                        let paths: Vec<String> = plan
+                            .changes
+                            .iter()
+                            .filter(|c| c.address == d.address)
+                            .flat_map(|c| c.before_sensitive.iter().chain(&c.sensitive))
+                            .cloned()
+                            .collect();
                         attribute_lines(
                             &mut out,
                             &p,
@@ -88,6 +111,7 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
                             Some(&d.before),
                             Some(after),
                             &[],
+                            (&paths, &paths),
                         );
                     }
                     out.push_str("    }\n\n");
@@ -106,7 +130,12 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
     }
 
     for w in &plan.warnings {
-        let _ = writeln!(out, "{} {w}", p.wrap("33", "warning:"));
+        let _ = writeln!(
+            out,
+            "{} {}",
+            p.wrap("33", "warning:"),
+            redact::escape(w, &[])
+        );
     }
     if !plan.warnings.is_empty() {
         out.push('\n');
@@ -244,6 +273,7 @@ fn render_change(out: &mut String, p: &Paint, c: &ResourceChange, was_gone: bool
             _ => None,
         })
         .collect();
+    let (before_paths, after_paths) = change_paths(c);
     attribute_lines(
         out,
         p,
@@ -251,10 +281,13 @@ fn render_change(out: &mut String, p: &Paint, c: &ResourceChange, was_gone: bool
         c.before.as_ref(),
         c.after.as_ref(),
         &forced,
+        (&before_paths, after_paths),
     );
     out.push_str("    }\n\n");
 }
 
+/// The attribute lines of a change; `paths` are the sensitive paths of
+/// `before` and `after`. Changes are found on the values, shown masked.
 fn attribute_lines(
     out: &mut String,
     p: &Paint,
@@ -262,9 +295,11 @@ fn attribute_lines(
     before: Option<&Spec>,
     after: Option<&Spec>,
     forced: &[&str],
+    paths: (&[String], &[String]),
 ) {
     let b = before.map(spec_attributes).unwrap_or_default();
     let a = after.map(spec_attributes).unwrap_or_default();
+    let (mb, ma) = (masked(&b, paths.0), masked(&a, paths.1));
     let mut keys: Vec<&String> = a.keys().collect();
     for k in b.keys() {
         if !a.contains_key(k) {
@@ -277,7 +312,7 @@ fn attribute_lines(
         let (bv, av) = (b.get(k), a.get(k));
         match action {
             Action::Create => {
-                if let Some(v) = av {
+                if let Some(v) = ma.get(k) {
                     if v.is_null() {
                         continue;
                     }
@@ -290,7 +325,7 @@ fn attribute_lines(
                 }
             }
             Action::Delete => {
-                if let Some(v) = bv {
+                if let Some(v) = mb.get(k) {
                     if v.is_null() {
                         continue;
                     }
@@ -313,8 +348,8 @@ fn attribute_lines(
                     String::new()
                 };
                 let null = Value::Null;
-                let bv = bv.unwrap_or(&null);
-                let av = av.unwrap_or(&null);
+                let bv = mb.get(k).unwrap_or(&null);
+                let av = ma.get(k).unwrap_or(&null);
                 if is_multiline(bv) || is_multiline(av) {
                     let _ = writeln!(
                         out,
@@ -343,6 +378,18 @@ fn attribute_lines(
     }
 }
 
+/// `m` with the values at `paths` replaced by [`HIDDEN`].
+fn masked<'a>(
+    m: &'a serde_json::Map<String, Value>,
+    paths: &[String],
+) -> std::borrow::Cow<'a, serde_json::Map<String, Value>> {
+    if paths.is_empty() {
+        std::borrow::Cow::Borrowed(m)
+    } else {
+        std::borrow::Cow::Owned(redact::mask(m, paths, &Value::String(HIDDEN.to_string())))
+    }
+}
+
 fn is_multiline(v: &Value) -> bool {
     match v {
         Value::Array(a) => !a.is_empty() && scalar(v).len() > 60,
@@ -365,14 +412,17 @@ fn scalar(v: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        Value::String(s) if s == HIDDEN => SENSITIVE.to_string(),
+        other => {
+            redact::escape(&serde_json::to_string(other).unwrap_or_default(), &[]).into_owned()
+        }
     }
 }
 
 /// A value over several lines, written as HCL with aligned `=`.
 fn pretty(v: &Value) -> String {
     match v {
-        Value::String(s) if s.contains('\n') => s.clone(),
+        Value::String(s) if s.contains('\n') => redact::escape(s, &['\n', '\t']).into_owned(),
         _ => hcl_block(v, 0),
     }
 }
@@ -384,7 +434,7 @@ fn hcl_key(k: &str) -> String {
     if ident {
         k.to_string()
     } else {
-        serde_json::to_string(k).unwrap_or_default()
+        redact::escape(&serde_json::to_string(k).unwrap_or_default(), &[]).into_owned()
     }
 }
 
@@ -466,6 +516,8 @@ mod tests {
             replace_reasons: vec![],
             depends_on: vec![],
             attributes: Value::Null,
+            sensitive: vec![],
+            before_sensitive: vec![],
         }
     }
 

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::codec::check_address;
 use super::{
-    now_rfc3339, InstanceRecord, LockInfo, OutputRecord, SessionInfo, SessionLock, Snapshot,
-    StateError, StateResult, StateStore,
+    now_rfc3339, LockInfo, SessionInfo, SessionLock, Snapshot, StateError, StateResult, StateStore,
+    StateWrite,
 };
-use crate::addrs::InstanceAddr;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -63,18 +63,29 @@ struct MemoryLock {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl MemoryLock {
+    fn let_go(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.locks.get(&self.info.session).map(|l| &l.id) == Some(&self.info.id) {
+            g.locks.remove(&self.info.session);
+        }
+    }
+}
+
 impl SessionLock for MemoryLock {
     fn info(&self) -> &LockInfo {
         &self.info
+    }
+
+    fn release(self: Box<Self>) -> StateResult<()> {
+        // Drop lets go: a short critical section, fine on any thread.
+        Ok(())
     }
 }
 
 impl Drop for MemoryLock {
     fn drop(&mut self) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.locks.get(&self.info.session).map(|l| &l.id) == Some(&self.info.id) {
-            g.locks.remove(&self.info.session);
-        }
+        self.let_go();
     }
 }
 
@@ -134,31 +145,43 @@ impl StateStore for MemoryStore {
             .ok_or_else(|| StateError::NoSuchSession(session.to_string()))
     }
 
-    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
+    fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64> {
+        // All or nothing: check every write before applying any.
+        for w in writes {
+            if let StateWrite::Put(r) = w {
+                check_address(&self.location(), &r.address)?;
+            }
+        }
         self.with_session(session, |_, s| {
-            s.instances.insert(record.address.clone(), record.clone());
+            for w in writes {
+                match w {
+                    StateWrite::Put(r) => {
+                        s.instances.insert(r.address.clone(), r.clone());
+                    }
+                    StateWrite::Remove(a) => {
+                        s.instances.remove(a);
+                    }
+                    StateWrite::Outputs(o) => s.outputs = o.clone(),
+                }
+            }
         })
     }
 
-    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64> {
-        self.with_session(session, |_, s| {
-            s.instances.remove(address);
-        })
-    }
-
-    fn put_outputs(
-        &self,
-        session: &str,
-        outputs: &BTreeMap<String, OutputRecord>,
-    ) -> StateResult<u64> {
-        self.with_session(session, |_, s| s.outputs = outputs.clone())
-    }
-
+    /// Like the durable stores: the session is created when missing, an
+    /// empty lineage keeps the session's (or makes a fresh one), and the
+    /// serial moves past both the session's and the snapshot's.
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
+        for a in snapshot.instances.keys() {
+            check_address(&self.location(), a)?;
+        }
         self.ensure_session(session)?;
         self.with_session(session, |info, s| {
-            info.lineage = snapshot.lineage.clone();
-            s.lineage = snapshot.lineage.clone();
+            if !snapshot.lineage.is_empty() {
+                info.lineage = snapshot.lineage.clone();
+            }
+            s.lineage = info.lineage.clone();
+            // `with_session` adds the one.
+            info.serial = info.serial.max(snapshot.serial);
             s.instances = snapshot.instances.clone();
             s.outputs = snapshot.outputs.clone();
         })

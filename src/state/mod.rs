@@ -2,12 +2,18 @@
 //!
 //! A [`StateStore`] keeps sessions, each with a `lineage` (UUID, set once)
 //! and a `serial` (bumped on every write), the instances recorded in it and
-//! its outputs, plus one lock per session. Writes are per instance, so an
-//! apply that dies loses at most the work in flight.
+//! its outputs, plus one lock per session. Writes are per instance, grouped
+//! into one transaction when they arrive together ([`StateStore::write_batch`],
+//! [`batch::BatchWriter`]), so an apply that dies loses at most the work in
+//! flight.
 //!
-//! Backends: [`sqlite`] (the embedded default, `.tg/state.db`) and
-//! [`postgres`] (shared by teams and CI agents). Only this module knows SQL;
-//! the schema and migrations are in the top-level `state/` folder.
+//! This module owns the store contract (the trait, its types and errors);
+//! [`codec`] owns how records look in a database row, shared by the SQL
+//! stores. Backends: [`memory`] (library users and tests), [`sqlite`] (the
+//! embedded default, `.tg/state.db`) and [`postgres`] (shared by teams and CI
+//! agents). Only `sqlite` and `postgres` know SQL; the schema and migrations
+//! are in the top-level `state/` folder. One contract test suite
+//! (`tests/it/state_contract.rs`) runs against all three.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,12 +23,59 @@ use serde::{Deserialize, Serialize};
 use crate::addrs::InstanceAddr;
 use crate::platform::Spec;
 
+pub mod batch;
+pub mod codec;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
 /// The state schema version this tg writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a batched write may stay safe from a killed process only: the
+/// SQL stores sync (fsync, or a synchronous PostgreSQL commit) the first
+/// batch after this much time since the last sync, so a power loss loses at
+/// most the writes of this last stretch. See `docs/state.md`.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// When a store last made its writes survive a power loss, and whether it
+/// wrote anything since (shared by the SQL stores).
+#[derive(Debug)]
+pub(crate) struct SyncClock {
+    synced_at: std::time::Instant,
+    unsynced: bool,
+}
+
+impl SyncClock {
+    /// A clock whose first batch is synced.
+    pub(crate) fn new() -> SyncClock {
+        let now = std::time::Instant::now();
+        SyncClock {
+            synced_at: now.checked_sub(SYNC_INTERVAL).unwrap_or(now),
+            unsynced: false,
+        }
+    }
+
+    /// Must the next batch be synced?
+    pub(crate) fn due(&self) -> bool {
+        self.synced_at.elapsed() >= SYNC_INTERVAL
+    }
+
+    /// A commit was made, synced or not.
+    pub(crate) fn committed(&mut self, synced: bool) {
+        if synced {
+            self.synced_at = std::time::Instant::now();
+            self.unsynced = false;
+        } else {
+            self.unsynced = true;
+        }
+    }
+
+    /// Is there a commit that a power loss could still take?
+    pub(crate) fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+}
 
 /// One session's identity and counters.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +101,9 @@ pub enum InstanceStatus {
 }
 
 /// One instance as recorded in state.
+///
+/// Stored as JSON (see [`codec`]). Fields added later carry
+/// `#[serde(default)]`, so records written by an older tg still load.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InstanceRecord {
     pub address: InstanceAddr,
@@ -57,11 +113,19 @@ pub struct InstanceRecord {
     /// The spec it was made from.
     pub spec: Spec,
     /// The platform's private data.
+    #[serde(default)]
     pub private: serde_json::Value,
     /// Addresses of what it depends on (for destroy order when the config is gone).
+    #[serde(default)]
     pub dependencies: Vec<InstanceAddr>,
     /// Attributes shown to users and expressions (`name`, `address`, ...).
+    #[serde(default)]
     pub attributes: serde_json::Value,
+    /// Dotted paths into `spec` and `attributes` whose values are sensitive
+    /// (from the plan's `ResourceChange::sensitive`): what shows the
+    /// instance hides them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 /// A recorded output value.
@@ -69,6 +133,19 @@ pub struct InstanceRecord {
 pub struct OutputRecord {
     pub value: serde_json::Value,
     pub sensitive: bool,
+}
+
+/// One change to a session's state, for [`StateStore::write_batch`].
+// Nearly every write is a `Put`: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateWrite {
+    /// Insert or replace one instance.
+    Put(InstanceRecord),
+    /// Forget one instance (forgetting one that is not recorded is no error).
+    Remove(InstanceAddr),
+    /// Replace all outputs.
+    Outputs(BTreeMap<String, OutputRecord>),
 }
 
 /// A whole session's state as read at one moment.
@@ -124,20 +201,42 @@ impl LockInfo {
     }
 }
 
-/// A held session lock; released on drop.
+/// A held session lock.
+///
+/// [`SessionLock::release`] lets go and says whether that worked; it blocks,
+/// so async code calls it through `spawn_blocking` (or
+/// [`release_lock`]). Dropping a lock without releasing it is safe anywhere,
+/// also on a runtime thread: it never panics and never blocks async code
+/// (outside async code it waits briefly for the release, so the next locker
+/// finds the lock free; inside, the release finishes in the background and a
+/// holder that dies loses its lock anyway, see the stores).
 pub trait SessionLock: Send {
     fn info(&self) -> &LockInfo;
+    /// Let go of the lock. Blocking.
+    fn release(self: Box<Self>) -> StateResult<()>;
+}
 
-    /// Release the lock now. Blocking: async code calls it on the blocking
-    /// pool. Dropping the lock releases it too.
-    fn release(self: Box<Self>) -> StateResult<()> {
-        drop(self);
-        Ok(())
-    }
+/// [`SessionLock::release`] from async code: on the blocking pool.
+pub async fn release_lock(lock: Box<dyn SessionLock>) -> StateResult<()> {
+    let session = lock.info().session.clone();
+    tokio::task::spawn_blocking(move || lock.release())
+        .await
+        .unwrap_or_else(|e| {
+            Err(StateError::Backend {
+                location: format!("the lock of session `{session}`"),
+                message: format!("releasing it stopped unexpectedly: {e}"),
+            })
+        })
+}
+
+/// Is this thread inside a tokio runtime, where blocking (and the
+/// `postgres` client's own runtime) must not happen?
+pub(crate) fn in_async_context() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// State store errors.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     #[error(
         "session `{0}` does not exist: `tg apply` creates it; `tg session list` shows the others"
@@ -168,8 +267,12 @@ pub type StateResult<T> = Result<T, StateError>;
 /// A place where sessions' state lives.
 ///
 /// Implementations are blocking and `Send + Sync`; the engine calls them from
-/// a blocking thread. Every write bumps the session's serial and is durable
-/// when the call returns.
+/// a blocking thread. Every write call bumps the session's serial by one.
+/// When it returns the write survives the tg process being killed; it
+/// survives a power loss (or a crash of the PostgreSQL server) too, except a
+/// [`StateStore::write_batch`] made less than [`SYNC_INTERVAL`] after the
+/// store's last sync, which is synced by a later batch or by
+/// [`StateStore::sync`]. See `docs/state.md`.
 pub trait StateStore: Send + Sync {
     /// A short human description (`sqlite .tg/state.db`).
     fn location(&self) -> String;
@@ -195,16 +298,32 @@ pub trait StateStore: Send + Sync {
     fn delete_session(&self, name: &str) -> StateResult<()>;
 
     fn load(&self, session: &str) -> StateResult<Snapshot>;
+    /// Apply `writes` in order, in one transaction: all of them or none.
+    /// Bumps the serial once, also for an empty batch; returns the new
+    /// serial. A missing session is [`StateError::NoSuchSession`]. Synced
+    /// (an fsync) when [`SYNC_INTERVAL`] has passed since the last sync.
+    fn write_batch(&self, session: &str, writes: &[StateWrite]) -> StateResult<u64>;
+    /// Make every write so far survive a power loss (a no-op when they do
+    /// already). The batching writer calls it when it ends.
+    fn sync(&self) -> StateResult<()> {
+        Ok(())
+    }
     /// Insert or replace one instance; returns the new serial.
-    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64>;
+    fn put_instance(&self, session: &str, record: &InstanceRecord) -> StateResult<u64> {
+        self.write_batch(session, &[StateWrite::Put(record.clone())])
+    }
     /// Forget one instance; returns the new serial.
-    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64>;
+    fn remove_instance(&self, session: &str, address: &InstanceAddr) -> StateResult<u64> {
+        self.write_batch(session, &[StateWrite::Remove(address.clone())])
+    }
     /// Replace all outputs; returns the new serial.
     fn put_outputs(
         &self,
         session: &str,
         outputs: &BTreeMap<String, OutputRecord>,
-    ) -> StateResult<u64>;
+    ) -> StateResult<u64> {
+        self.write_batch(session, &[StateWrite::Outputs(outputs.clone())])
+    }
     /// Replace the whole session content (used by `tg state migrate`),
     /// keeping `snapshot.lineage`; returns the new serial.
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64>;

@@ -67,6 +67,40 @@ impl Bed {
         self.tb.tg_env(args, &all)
     }
 
+    /// A library workspace on this bed: nothing from the process, the
+    /// test double as the only driver.
+    pub fn workspace(&self) -> tg::ops::Workspace {
+        use std::sync::Arc;
+        let env = tg::environment::Environment::new([], self.tb.path());
+        tg::ops::Workspace {
+            dir: self.tb.path().to_path_buf(),
+            vars: vec![],
+            var_files: vec![],
+            caller: tg::environment::Caller::this_process(&env),
+            env,
+            factory: tg::platform::factory::Factory::new().with(Arc::new(
+                tg::platform::testdouble::TestDoubleDriver::new(&self.double),
+            )),
+            hook: Arc::new(tg::apply::NoHook),
+        }
+    }
+
+    /// A library context for `session` on `store`, with `ws`'s platforms.
+    pub fn context(
+        ws: &tg::ops::Workspace,
+        store: std::sync::Arc<dyn tg::state::StateStore>,
+        session: &str,
+    ) -> tg::ops::Context {
+        tg::ops::Context {
+            store,
+            registry: ws.factory.registry(&[], &ws.env).unwrap(),
+            session: tg::names::SessionName::parse(session).unwrap(),
+            testbed_dir: ws.dir.clone(),
+            hook: ws.hook.clone(),
+            caller: ws.caller.clone(),
+        }
+    }
+
     /// `tg ARGS` as a command to spawn (stdin from `/dev/null`, output piped).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(tg_bin());
@@ -748,36 +782,15 @@ fn second_sigint_abandons_work_in_flight_and_taints_it() {
 #[test]
 fn library_plan_and_apply_with_the_memory_store() {
     use std::sync::Arc;
-    use tg::apply::{NoHook, WalkOptions};
-    use tg::environment::{Caller, Environment};
-    use tg::names::SessionName;
-    use tg::ops::{self, Context, PlanOptions, Workspace};
-    use tg::platform::factory::Factory;
-    use tg::platform::testdouble::TestDoubleDriver;
+    use tg::apply::WalkOptions;
+    use tg::ops::{self, PlanOptions};
     use tg::state::memory::MemoryStore;
     use tg::state::StateStore;
 
     let bed = Bed::new(BED);
-    let env = Environment::new([], bed.tb.path());
-    let ws = Workspace {
-        dir: bed.tb.path().to_path_buf(),
-        vars: vec![],
-        var_files: vec![],
-        caller: Caller::this_process(&env),
-        env,
-        factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
-        hook: Arc::new(NoHook),
-    };
+    let ws = bed.workspace();
     let store = MemoryStore::new();
-    let session = SessionName::parse("lib").unwrap();
-    let ctx = Context {
-        store: Arc::new(store.clone()),
-        registry: ws.factory.registry(&[], &ws.env).unwrap(),
-        session: session.clone(),
-        testbed_dir: ws.dir.clone(),
-        hook: Arc::new(NoHook),
-        caller: ws.caller.clone(),
-    };
+    let ctx = Bed::context(&ws, Arc::new(store.clone()), "lib");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let planned = rt
         .block_on(ops::plan_context(
@@ -913,37 +926,31 @@ impl tg::state::StateStore for FullDisk {
     fn load(&self, session: &str) -> tg::state::StateResult<tg::state::Snapshot> {
         self.inner.load(session)
     }
-    fn put_instance(
+    /// A batch is all or nothing: one with more puts than are left fails
+    /// whole, and so does every later one.
+    fn write_batch(
         &self,
         session: &str,
-        record: &tg::state::InstanceRecord,
+        writes: &[tg::state::StateWrite],
     ) -> tg::state::StateResult<u64> {
         use std::sync::atomic::Ordering;
+        let puts = writes
+            .iter()
+            .filter(|w| matches!(w, tg::state::StateWrite::Put(_)))
+            .count();
         if self
             .ok
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_err()
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(puts))
+            })
+            .is_ok_and(|before| before < puts)
         {
             return Err(tg::state::StateError::Backend {
                 location: "full disk".into(),
                 message: "database or disk is full".into(),
             });
         }
-        self.inner.put_instance(session, record)
-    }
-    fn remove_instance(
-        &self,
-        session: &str,
-        address: &tg::addrs::InstanceAddr,
-    ) -> tg::state::StateResult<u64> {
-        self.inner.remove_instance(session, address)
-    }
-    fn put_outputs(
-        &self,
-        session: &str,
-        outputs: &std::collections::BTreeMap<String, tg::state::OutputRecord>,
-    ) -> tg::state::StateResult<u64> {
-        self.inner.put_outputs(session, outputs)
+        self.inner.write_batch(session, writes)
     }
     fn import(&self, session: &str, snapshot: &tg::state::Snapshot) -> tg::state::StateResult<u64> {
         self.inner.import(session, snapshot)
@@ -968,24 +975,12 @@ impl tg::state::StateStore for FullDisk {
 #[test]
 fn a_full_disk_is_reported_as_state_holds_it() {
     use std::sync::Arc;
-    use tg::apply::{NoHook, WalkOptions};
-    use tg::environment::{Caller, Environment};
-    use tg::ops::{self, Context, PlanOptions, Workspace};
-    use tg::platform::factory::Factory;
-    use tg::platform::testdouble::TestDoubleDriver;
+    use tg::apply::WalkOptions;
+    use tg::ops::{self, PlanOptions};
     use tg::state::{InstanceStatus, StateStore};
 
     let bed = Bed::new(BED);
-    let env = Environment::new([], bed.tb.path());
-    let ws = Workspace {
-        dir: bed.tb.path().to_path_buf(),
-        vars: vec![],
-        var_files: vec![],
-        caller: Caller::this_process(&env),
-        env,
-        factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
-        hook: Arc::new(NoHook),
-    };
+    let ws = bed.workspace();
     let inner = tg::state::memory::MemoryStore::new();
     // Five puts: the network's placeholder and record, then two node
     // placeholders and one node record; the other node's record fails.
@@ -993,14 +988,7 @@ fn a_full_disk_is_reported_as_state_holds_it() {
         inner: inner.clone(),
         ok: 5.into(),
     });
-    let ctx = Context {
-        store,
-        registry: ws.factory.registry(&[], &ws.env).unwrap(),
-        session: tg::names::SessionName::parse("disk").unwrap(),
-        testbed_dir: ws.dir.clone(),
-        hook: Arc::new(NoHook),
-        caller: ws.caller.clone(),
-    };
+    let ctx = Bed::context(&ws, store, "disk");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let planned = rt
         .block_on(ops::plan_context(

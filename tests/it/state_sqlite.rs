@@ -40,6 +40,7 @@ fn record(i: u64) -> InstanceRecord {
         private: serde_json::json!({ "bridge": format!("tgbr{i}"), "pad": "x".repeat(200) }),
         dependencies: vec![],
         attributes: serde_json::json!({ "name": address.host_name() }),
+        sensitive: vec![],
         address,
     }
 }
@@ -281,16 +282,8 @@ fn a_writer_killed_mid_write_loses_nothing_it_committed() {
 }
 
 #[test]
-fn damaged_and_too_new_files_are_refused_and_untouched() {
+fn a_too_new_file_is_refused_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let garbage = dir.path().join("garbage.db");
-    std::fs::write(&garbage, [0xde_u8, 0xad, 0xbe, 0xef].repeat(1024)).unwrap();
-    let before = std::fs::read(&garbage).unwrap();
-    let err = SqliteStore::open(&garbage).unwrap_err();
-    assert!(matches!(err, StateError::Damaged { .. }), "{err}");
-    assert!(err.to_string().contains("garbage.db"), "{err}");
-    assert_eq!(std::fs::read(&garbage).unwrap(), before);
-
     let newer = dir.path().join("newer.db");
     drop(SqliteStore::open(&newer).unwrap());
     rusqlite::Connection::open(&newer)
@@ -308,6 +301,175 @@ fn damaged_and_too_new_files_are_refused_and_untouched() {
     );
     assert!(err.to_string().contains("upgrade tg"), "{err}");
     assert_eq!(std::fs::read(&newer).unwrap(), before);
+}
+
+/// A damaged state file in place of `.tg/state.db`.
+#[derive(Debug, Clone, Copy)]
+enum Bad {
+    ZeroBytes,
+    RandomBytes,
+    /// A real state, cut in half.
+    Truncated,
+    Directory,
+    /// Immutable (`chattr +i`): not writable even for root.
+    ReadOnly,
+}
+
+/// Clears the immutable flag again, so the temporary folder can go.
+struct Mutable(PathBuf);
+
+impl Drop for Mutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// Put `bad` in place of `path` (which may hold a real state already).
+fn spoil(path: &Path, bad: Bad) -> Option<Mutable> {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    match bad {
+        Bad::ZeroBytes => std::fs::write(path, b"").unwrap(),
+        Bad::RandomBytes => {
+            let bytes: Vec<u8> = (0..20_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+                .collect();
+            std::fs::write(path, bytes).unwrap();
+        }
+        Bad::Truncated => {
+            if !path.exists() {
+                let store = SqliteStore::open(path).unwrap();
+                store.create_session("s").unwrap();
+                let writes: Vec<_> = (0..300)
+                    .map(|i| tg::state::StateWrite::Put(record(i)))
+                    .collect();
+                store.write_batch("s", &writes).unwrap();
+            }
+            let len = std::fs::metadata(path).unwrap().len();
+            assert!(len > 8192, "a state of several pages ({len} bytes)");
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.set_len(len / 2).unwrap();
+        }
+        Bad::Directory => std::fs::create_dir(path).unwrap(),
+        Bad::ReadOnly => {
+            if !path.exists() {
+                drop(SqliteStore::open(path).unwrap());
+            }
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return None;
+            }
+            return Some(Mutable(path.to_path_buf()));
+        }
+    }
+    None
+}
+
+/// What is at `path`: its bytes, or `None` for a directory.
+fn contents(path: &Path) -> Option<Vec<u8>> {
+    if path.is_dir() {
+        None
+    } else {
+        Some(std::fs::read(path).unwrap())
+    }
+}
+
+fn journal_of(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+#[test]
+fn damaged_files_are_refused_untouched_and_only_a_missing_file_is_new() {
+    for bad in [
+        Bad::ZeroBytes,
+        Bad::RandomBytes,
+        Bad::Truncated,
+        Bad::Directory,
+        Bad::ReadOnly,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".tg/state.db");
+        let _guard = spoil(&path, bad);
+        if matches!(bad, Bad::ReadOnly) && _guard.is_none() {
+            eprintln!("skipped {bad:?}: `chattr +i` is not available here");
+            continue;
+        }
+        let before = contents(&path);
+        let err = SqliteStore::open(&path).unwrap_err();
+        let text = err.to_string();
+        match bad {
+            Bad::ReadOnly => assert!(text.contains("not writable"), "{bad:?}: {text}"),
+            _ => assert!(matches!(err, StateError::Damaged { .. }), "{bad:?}: {text}"),
+        }
+        assert!(
+            text.contains(&path.display().to_string()),
+            "{bad:?}: {text}"
+        );
+        assert!(text.contains("not touched"), "{bad:?}: {text}");
+        assert_eq!(contents(&path), before, "{bad:?}: the file was changed");
+        assert!(!journal_of(&path).exists(), "{bad:?}: a journal was made");
+    }
+    // Only a missing file is a new state.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(".tg/state.db")).unwrap();
+    assert!(store.list_sessions().unwrap().is_empty());
+}
+
+const BED: &str = r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "n" {
+  count    = 2
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+}
+"#;
+
+/// Through the CLI: an apply over a damaged state makes nothing (no new
+/// lineage, no orphaned objects) and says which file and what to do.
+#[test]
+fn apply_over_a_damaged_state_file_makes_nothing_and_names_the_file() {
+    for bad in [
+        Bad::ZeroBytes,
+        Bad::RandomBytes,
+        Bad::Truncated,
+        Bad::Directory,
+        Bad::ReadOnly,
+    ] {
+        let bed = crate::engine::Bed::new(BED);
+        let path = bed.tb.path().join(".tg/state.db");
+        if matches!(bad, Bad::Truncated | Bad::ReadOnly) {
+            // A real session first, with objects the double made.
+            bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+        }
+        let objects = bed.objects();
+        let _guard = spoil(&path, bad);
+        if matches!(bad, Bad::ReadOnly) && _guard.is_none() {
+            continue;
+        }
+        let before = contents(&path);
+        for args in [
+            &["apply", "-auto-approve"][..],
+            &["plan"],
+            &["state", "list"],
+        ] {
+            let r = bed.tg(args);
+            r.expect_code(1);
+            let err = r.stderr();
+            assert!(err.contains(".tg/state.db"), "{bad:?} {args:?}: {err}");
+            assert!(err.contains("not touched"), "{bad:?} {args:?}: {err}");
+        }
+        assert_eq!(contents(&path), before, "{bad:?}: the state was changed");
+        assert_eq!(bed.objects(), objects, "{bad:?}: objects were made");
+    }
 }
 
 #[test]

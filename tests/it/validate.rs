@@ -94,9 +94,19 @@ fn file_cases() -> Vec<Case> {
 fn inline_cases() -> Vec<Case> {
     let case = |name: &str, files: Vec<(&str, Vec<u8>)>| Case {
         name: name.to_string(),
+        // Bidirectional controls are shown as escapes in the snapshot.
         text: files
             .iter()
             .map(|(n, b)| format!("--- {n}\n{}", String::from_utf8_lossy(b)))
+            .collect::<String>()
+            .chars()
+            .map(|c| {
+                if tg::names::is_bidi_control(c) {
+                    format!("\\u{{{:04X}}}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
             .collect(),
         files: files.into_iter().map(|(n, b)| (n.to_string(), b)).collect(),
         args: Vec::new(),
@@ -156,6 +166,17 @@ fn inline_cases() -> Vec<Case> {
             vec![(
                 "main.tg.hcl",
                 b"network \"lab\" {\r\n \r\nnode \"a\" {\r\n  image = \"host\"\r\n}\r\n".to_vec(),
+            )],
+        ),
+        // Trojan Source: a right-to-left override makes the line display
+        // differently from what it is.
+        case(
+            "inline_bidi_override",
+            vec![(
+                "main.tg.hcl",
+                "network \"lab\" {}\nnode \"a\" {\n  image  = \"host\"\n  labels = { role = \"admin\u{202E} \u{2066}// not\u{2069}\u{2066}\" }\n}\n"
+                    .as_bytes()
+                    .to_vec(),
             )],
         ),
         case(
@@ -1048,4 +1069,370 @@ output "c" {
             "y": {"all": "a-0,a-1,a-2", "me": "b-2-y"}
         })
     );
+}
+
+// ----- hostile inputs ------------------------------------------------------
+
+/// `locals { NAME = ... }` with one local per line of `body(i)`, i = 1..=n.
+fn locals_chain(first: &str, n: usize, body: impl Fn(usize) -> String, output: &str) -> String {
+    let mut s = format!("locals {{\n  l0 = {first}\n");
+    for i in 1..=n {
+        s.push_str(&format!("  l{i} = {}\n", body(i)));
+    }
+    s.push_str(&format!("}}\noutput \"o\" {{\n  value = {output}\n}}\n"));
+    s
+}
+
+/// Locals that double at each step reached gigabytes at 24 levels: now the
+/// value that passes the size limit is refused where it is written.
+#[test]
+fn doubling_locals_are_refused_at_the_size_limit() {
+    let text = locals_chain(
+        "[\"x\"]",
+        30,
+        |i| format!("[local.l{}, local.l{}]", i - 1, i - 1),
+        "length(local.l30)",
+    );
+    let tb = Testbed::new(&[("main.tg.hcl", &text)]);
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.starts_with("main.tg.hcl:21:9: error: the value of `l19` is too large: it holds more than 1048576 list elements and map entries"),
+        "{err}"
+    );
+    assert!(err.contains("1 error, 0 warnings"), "{err}");
+}
+
+/// A chain of 1,000 nested locals (each holding the one before) took more
+/// than 20 s: it evaluates now, and a deeper one is refused by the depth
+/// limit instead of overflowing the stack.
+#[test]
+fn chains_of_nested_locals_evaluate_or_hit_the_depth_limit() {
+    let chain = |n| {
+        locals_chain(
+            "\"x\"",
+            n,
+            |i| format!("{{ prev = local.l{}, n = {i} }}", i - 1),
+            &format!("local.l{n}.prev.n"),
+        )
+    };
+    let tb = Testbed::new(&[("main.tg.hcl", &chain(1000))]);
+    let run = tb.tg(&["validate"]);
+    run.expect_code(0);
+    let tb = Testbed::new(&[("main.tg.hcl", &chain(5000))]);
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("error: the value of `l1025` is too large: it holds lists and maps nested more than 1024 levels deep"),
+        "{}",
+        run.stderr()
+    );
+    // A long chain of plain values is fine.
+    let flat = locals_chain(
+        "0",
+        5000,
+        |i| format!("local.l{} + 1", i - 1),
+        "local.l5000",
+    );
+    let tb = Testbed::new(&[("main.tg.hcl", &flat)]);
+    tb.tg(&["validate"]).expect_code(0);
+}
+
+/// Ten `count = 100000` blocks took 26 s and 5.7 GB: the first is refused.
+#[test]
+fn instances_past_the_limit_are_refused() {
+    let mut text = String::from("network \"lab\" {\n  cidr = \"10.0.0.0/8\"\n}\n");
+    for i in 0..10 {
+        text.push_str(&format!(
+            "node \"n{i}\" {{\n  count = 100000\n  image = \"host\"\n}}\n"
+        ));
+    }
+    let tb = Testbed::new(&[("main.tg.hcl", &text)]);
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.starts_with("main.tg.hcl:5:11: error: `count` must be a whole number from 0 to 50000, found number 100000"),
+        "{err}"
+    );
+    assert!(
+        err.contains("raise the limit with `TG_MAX_INSTANCES`"),
+        "{err}"
+    );
+    // Through the library: the caller's limit, and `TG_MAX_INSTANCES` in
+    // the caller's environment.
+    let small = "network \"lab\" {}\nnode \"a\" {\n  count = 30\n  image = \"host\"\n}\n";
+    let (_d, mut opts) = inline(small);
+    opts.limits.max_instances = 20;
+    let e = config::load(&opts).expect_err("over the limit");
+    assert_eq!(
+        e.diagnostics.0[0].summary,
+        "`count` must be a whole number from 0 to 20, found number 30"
+    );
+    opts.env = opts.env.with_var("TG_MAX_INSTANCES", "40");
+    assert_eq!(load_with(opts).instances.len(), 31);
+}
+
+/// A testbed file whose symlink target is gone was skipped (and plan then
+/// proposed to destroy what it described): it is refused with its path.
+#[test]
+fn broken_symlinks_and_special_files_are_refused() {
+    let tb = Testbed::new(&[("main.tg.hcl", "network \"lab\" {}\n")]);
+    std::os::unix::fs::symlink("gone/nodes.tg.hcl", tb.path().join("nodes.tg.hcl")).unwrap();
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr().lines().next().unwrap_or(""),
+        "error: `nodes.tg.hcl` is a symbolic link to `gone/nodes.tg.hcl`, which does not exist"
+    );
+    std::fs::remove_file(tb.path().join("nodes.tg.hcl")).unwrap();
+    std::fs::create_dir(tb.path().join("dir.tg.hcl")).unwrap();
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr().lines().next().unwrap_or(""),
+        "error: `dir.tg.hcl` is a directory, not a testbed file"
+    );
+    std::fs::remove_dir(tb.path().join("dir.tg.hcl")).unwrap();
+    // A FIFO would block a read forever.
+    let fifo = tb.path().join("pipe.tg.hcl");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let run = tb.tg(&["validate"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr().lines().next().unwrap_or(""),
+        "error: `pipe.tg.hcl` is a FIFO, not a testbed file"
+    );
+    // So would a FIFO given as a variable file.
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::rename(&fifo, tb.path().join("vars.fifo")).unwrap();
+    let run = tb.tg(&["validate", "-var-file", "vars.fifo"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("error: cannot read `vars.fifo`: it is a FIFO, not a regular file"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// Relative `-var-file` paths and `~/` in `file()` follow the caller's
+/// working directory and `HOME`, not the process's.
+#[test]
+fn paths_come_from_the_callers_environment() {
+    let (dir, mut opts) = inline(
+        "variable \"n\" {\n  default = 0\n}\noutput \"n\" {\n  value = var.n\n}\noutput \"f\" {\n  value = file(\"~/greeting.txt\")\n}\n",
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("v.tgvars.hcl"), "n = 7\n").unwrap();
+    std::fs::write(elsewhere.path().join("greeting.txt"), "hi").unwrap();
+    opts.var_files = vec!["v.tgvars.hcl".into()];
+    opts.env = tg::environment::Environment::new(
+        [("HOME".to_string(), elsewhere.path().display().to_string())],
+        elsewhere.path(),
+    );
+    let tb = load_with(opts);
+    assert_eq!(output(&tb, "n"), json!(7));
+    assert_eq!(output(&tb, "f"), json!("hi"));
+    drop(dir);
+}
+
+// ----- sensitivity and escaping reach every rendering -----------------------
+
+const SECRET: &str = "hunter2-very-secret";
+
+fn secret_bed(secret: &str, extra_label: &str) -> String {
+    format!(
+        r#"
+variable "pw" {{
+  default   = "{secret}"
+  sensitive = true
+}}
+
+locals {{
+  header = "Bearer ${{var.pw}}"
+}}
+
+network "lab" {{
+  cidr = "10.42.0.0/24"
+}}
+
+node "a" {{
+  image    = "host"
+  platform = "double"
+  labels   = {{ pw = var.pw, auth = local.header, role = "edge"{extra_label} }}
+}}
+
+node "b" {{
+  image    = "host"
+  platform = "double"
+  labels   = {{ copied = node.a.labels.pw, role = node.a.labels.role }}
+}}
+"#
+    )
+}
+
+fn plan_schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Every way a plan is shown: text, markdown, JSON.
+fn renderings(bed: &crate::engine::Bed, args: &[&str]) -> [String; 3] {
+    let run = |more: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(more);
+        let r = bed.tg(&all);
+        assert!(matches!(r.code(), 0 | 2), "{all:?}: {}", r.stderr());
+        format!("{}{}", r.stdout(), r.stderr())
+    };
+    [run(&[]), run(&["-format", "markdown"]), run(&["-json"])]
+}
+
+/// With `variable "pw" { sensitive = true }` a node's `labels = { pw =
+/// var.pw }` printed the secret in all three plan renderings; values
+/// derived from it (a local's template, another node's label) too.
+#[test]
+fn sensitive_values_never_appear_in_plans() {
+    let bed = crate::engine::Bed::new(&secret_bed(SECRET, ""));
+    let validator = plan_schema();
+    let check = |args: &[&str], what: &str| {
+        let [text, md, json] = renderings(&bed, args);
+        for (name, out) in [("text", &text), ("markdown", &md), ("json", &json)] {
+            assert!(
+                !out.contains(SECRET),
+                "{what}: the secret is in the {name} plan:\n{out}"
+            );
+            assert!(
+                !out.contains("hunter2"),
+                "{what}: part of the secret is in the {name} plan"
+            );
+        }
+        assert!(text.contains("(sensitive value)"), "{what}:\n{text}");
+        assert!(md.contains("(sensitive value)"), "{what}:\n{md}");
+        assert!(
+            text.contains("role   = \"edge\"") || text.contains("role = \"edge\""),
+            "{what}: non-sensitive labels stay visible:\n{text}"
+        );
+        let doc: Value = serde_json::from_str(&json).expect("one JSON document");
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}\n{doc:#}");
+        doc
+    };
+    let doc = check(&["plan"], "create");
+    let change = |doc: &Value, addr: &str| -> Value {
+        doc["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["address"] == addr)
+            .unwrap_or_else(|| panic!("no change for {addr}"))["change"]
+            .clone()
+    };
+    let a = change(&doc, "node.a");
+    assert_eq!(
+        a["after_sensitive"],
+        json!({"labels": {"pw": true, "auth": true}})
+    );
+    assert_eq!(a["before_sensitive"], json!(false));
+    assert_eq!(a["after"]["labels"]["pw"], Value::Null);
+    assert_eq!(a["after"]["labels"]["role"], json!("edge"));
+    assert_eq!(
+        change(&doc, "node.b")["after_sensitive"],
+        json!({"labels": {"copied": true}})
+    );
+    // Recorded, then changed: `before` is hidden too (it was recorded
+    // sensitive), and so is a destroy's.
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    std::fs::write(
+        bed.tb.path().join("main.tg.hcl"),
+        secret_bed(&format!("{SECRET}-2"), ""),
+    )
+    .unwrap();
+    let doc = check(&["plan"], "update");
+    let a = change(&doc, "node.a");
+    assert_eq!(
+        a["before_sensitive"],
+        json!({"labels": {"pw": true, "auth": true}})
+    );
+    let [_, _, _] = renderings(&bed, &["plan", "-destroy"]);
+    let doc = check(&["plan", "-destroy"], "destroy");
+    assert_eq!(
+        change(&doc, "node.a")["before_sensitive"],
+        json!({"labels": {"pw": true, "auth": true}})
+    );
+    assert_eq!(change(&doc, "node.a")["after_sensitive"], json!(false));
+}
+
+/// Control and bidirectional characters in values (written as escapes in
+/// the file) are escaped in plans, not printed raw.
+#[test]
+fn control_and_bidi_characters_in_values_are_escaped_in_plans() {
+    let bed = crate::engine::Bed::new(&secret_bed(
+        "x",
+        r#", evil = "admin\u202e\u2066txt\u001b[31m""#,
+    ));
+    let [text, md, _] = renderings(&bed, &["plan"]);
+    for (name, out) in [("text", &text), ("markdown", &md)] {
+        assert!(
+            !out.chars()
+                .any(|c| tg::names::is_bidi_control(c) || c == '\u{1b}'),
+            "{name} plan holds a raw control character:\n{out:?}"
+        );
+    }
+    assert!(
+        text.contains(r#""admin\u{202E}\u{2066}txt\u001b[31m""#),
+        "{text}"
+    );
+    // Label keys cannot hold them at all; the message escapes it too.
+    let bed = crate::engine::Bed::new(&secret_bed("x", r#", "k\u202e" = "v""#));
+    let r = bed.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains(r"error: invalid label key `k\u{202e}`"),
+        "{}",
+        r.stderr()
+    );
+}
+
+/// A value holding backticks cannot close the markdown plan's code fence.
+#[test]
+fn markdown_plans_keep_values_inside_the_code_block() {
+    let bed = crate::engine::Bed::new(&secret_bed("x", r#", md = "```\n# injected heading""#));
+    let [_, md, _] = renderings(&bed, &["plan"]);
+    assert!(md.contains("\n````diff\n"), "{md}");
+    assert!(md.contains("\n````\n\n</details>"), "{md}");
+}
+
+/// Nested `for` loops inside one expression ran for minutes and filled
+/// memory before hcl-rs returned: their work is bounded too.
+#[test]
+fn nested_for_loops_are_bounded() {
+    for value in [
+        "length([for i in range(1000) : [for j in range(1000) : range(100)]])",
+        r#"length("%{for i in range(100000)}%{for j in range(1000)}xxxxxxxxxxxxxxxx%{endfor}%{endfor}")"#,
+    ] {
+        let tb = Testbed::new(&[(
+            "main.tg.hcl",
+            &format!("output \"o\" {{\n  value = {value}\n}}\n"),
+        )]);
+        let run = tb.tg(&["validate"]);
+        run.expect_code(1);
+        assert!(
+            run.stderr()
+                .starts_with("main.tg.hcl:2:11: error: this expression does too much work"),
+            "{}",
+            run.stderr()
+        );
+    }
+    // Loops of a sensible size are fine.
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        "output \"o\" {\n  value = length([for i in range(300) : [for j in range(300) : i * j]])\n}\n",
+    )]);
+    tb.tg(&["validate"]).expect_code(0);
 }

@@ -1,66 +1,133 @@
 //! Functions that read the host: `file`, `filebase64`, `filesha256`,
 //! `fileexists`, `templatefile` and `env`.
 //!
-//! `file` resolves relative paths against the directory set with
-//! [`with_base_dir`] (the testbed directory while a testbed is evaluated),
-//! expands a leading `~/`, reads regular files only, at most
-//! [`FILE_MAX_BYTES`], and requires UTF-8. `env` reads one variable. Neither
-//! writes anything or caches what it read.
+//! They read the caller's world, never the process's: the directory
+//! relative paths start from, `HOME` (for a leading `~/`) and the
+//! environment variables come in as the host value ([`host_value`]), the
+//! first argument of every call (hcl-rs functions are plain `fn` pointers,
+//! so there is no other way in). [`bind_host`] adds that argument to every
+//! call of these functions before an expression is evaluated; a call
+//! without it fails. `file` reads regular files only, at most
+//! [`FILE_MAX_BYTES`], and requires UTF-8. Nothing here writes anything or
+//! caches what it read.
 
-use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hcl::eval::{Context, Evaluate};
 use hcl::Value;
+use hcl_edit::expr::Expression;
+use hcl_edit::visit_mut::{visit_expr_mut, VisitMut};
 
 use super::args::{quote_truncated, Args, FnResult};
+use crate::environment::Environment;
 
 /// The largest file `file()` reads.
 pub(super) const FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
-thread_local! {
-    static BASE_DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
-}
+/// The variable holding the host value in an evaluation context. Not a
+/// name a testbed can refer to (reference checks allow only `var.`,
+/// `local.`, ... roots).
+pub const HOST_VAR: &str = "tg_host";
 
-/// Puts the previous base directory back, even if `f` panics.
-struct Restore(Option<PathBuf>);
+/// The functions that read the host and take the host value first.
+pub const HOST_FUNCTIONS: &[&str] = &[
+    "env",
+    "file",
+    "filebase64",
+    "fileexists",
+    "filesha256",
+    "templatefile",
+];
 
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        BASE_DIR.with(|b| *b.borrow_mut() = previous);
+/// What the host functions see of their caller, the value bound to
+/// [`HOST_VAR`]: `{ dir = "...", home = "..." or null, env = { ... } }`.
+/// `dir` is where relative paths start (the testbed directory).
+pub fn host_value(dir: &Path, env: &Environment) -> Value {
+    let mut vars = hcl::Map::new();
+    for (k, v) in env.vars() {
+        vars.insert(k.to_string(), Value::from(v));
     }
+    let mut o = hcl::Map::new();
+    o.insert(
+        "dir".into(),
+        Value::from(dir.to_string_lossy().into_owned()),
+    );
+    o.insert(
+        "home".into(),
+        env.home()
+            .map(|h| Value::from(h.to_string_lossy().into_owned()))
+            .unwrap_or(Value::Null),
+    );
+    o.insert("env".into(), Value::Object(vars));
+    Value::Object(o)
 }
 
-/// Run `f` with `file()` resolving relative paths against `dir` on this
-/// thread; the previous directory is restored afterwards. Without a base
-/// directory, relative paths resolve against the current directory.
-pub fn with_base_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
-    let previous = BASE_DIR.with(|b| b.borrow_mut().replace(dir.to_path_buf()));
-    let _restore = Restore(previous);
-    f()
+/// The host value of one call, read back.
+pub(super) struct Host<'a> {
+    dir: &'a str,
+    home: Option<&'a str>,
+    env: &'a hcl::Map<String, Value>,
+    value: &'a Value,
 }
 
-/// Where `path` (as written) points.
-fn resolve(path: &str) -> PathBuf {
-    let expanded = match path
-        .strip_prefix("~/")
-        .or(if path == "~" { Some("") } else { None })
-    {
-        Some(rest) => match std::env::var_os("HOME") {
-            Some(home) => PathBuf::from(home).join(rest),
+impl<'a> Host<'a> {
+    /// The host value a call was given as its first argument.
+    pub(super) fn from_value(v: Option<&'a Value>) -> Result<Host<'a>, String> {
+        let missing = || {
+            "this function reads files or the environment and was called without the caller's context"
+                .to_string()
+        };
+        let o = v.and_then(Value::as_object).ok_or_else(missing)?;
+        Ok(Host {
+            dir: o.get("dir").and_then(Value::as_str).ok_or_else(missing)?,
+            home: o.get("home").and_then(Value::as_str),
+            env: o
+                .get("env")
+                .and_then(Value::as_object)
+                .ok_or_else(missing)?,
+            value: v.ok_or_else(missing)?,
+        })
+    }
+
+    /// Where `path` (as written) points.
+    fn resolve(&self, path: &str) -> PathBuf {
+        let expanded = match path
+            .strip_prefix("~/")
+            .or(if path == "~" { Some("") } else { None })
+        {
+            Some(rest) => match self.home {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => PathBuf::from(path),
+            },
             None => PathBuf::from(path),
-        },
-        None => PathBuf::from(path),
-    };
-    if expanded.is_absolute() {
-        return expanded;
+        };
+        if expanded.is_absolute() || self.dir.is_empty() {
+            return expanded;
+        }
+        Path::new(self.dir).join(expanded)
     }
-    BASE_DIR.with(|b| match b.borrow().as_ref() {
-        Some(base) => base.join(&expanded),
-        None => expanded,
-    })
+}
+
+/// Rewrite every call of a [`HOST_FUNCTIONS`] function in `expr` to take
+/// [`HOST_VAR`] first: `file(p)` becomes `file(tg_host, p)`.
+pub fn bind_host(expr: &mut Expression) {
+    HostBinder.visit_expr_mut(expr);
+}
+
+struct HostBinder;
+
+impl VisitMut for HostBinder {
+    fn visit_expr_mut(&mut self, expr: &mut Expression) {
+        visit_expr_mut(self, expr);
+        if let Expression::FuncCall(call) = expr {
+            if call.name.namespace.is_empty() && HOST_FUNCTIONS.contains(&call.name.name.as_str()) {
+                let host =
+                    Expression::Variable(hcl_edit::Decorated::new(hcl_edit::Ident::new(HOST_VAR)));
+                call.args.insert(0, host);
+            }
+        }
+    }
 }
 
 /// An I/O error as a lowercase reason.
@@ -85,7 +152,7 @@ fn reason(err: &std::io::Error) -> String {
 }
 
 /// A path argument, checked and resolved: (how to show it, where it points).
-fn path_arg(a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
+fn path_arg(h: &Host<'_>, a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
     let path = a.string(i)?;
     if path.is_empty() {
         return Err(format!("{} is empty; expected a file path", a.at(i)));
@@ -93,7 +160,7 @@ fn path_arg(a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
     if path.contains('\0') {
         return Err(format!("{} contains a NUL character", a.at(i)));
     }
-    let resolved = resolve(&path);
+    let resolved = h.resolve(&path);
     let shown = if resolved.as_os_str() == std::ffi::OsStr::new(path.as_ref()) {
         format!("`{path}`")
     } else {
@@ -104,8 +171,8 @@ fn path_arg(a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
 
 /// The bytes of the regular file named by argument `i`, at most
 /// [`FILE_MAX_BYTES`]; returns how to show the path too.
-fn read_bytes(a: &Args<'_>, i: usize) -> Result<(String, Vec<u8>), String> {
-    let (shown, resolved) = path_arg(a, i)?;
+fn read_bytes(h: &Host<'_>, a: &Args<'_>, i: usize) -> Result<(String, Vec<u8>), String> {
+    let (shown, resolved) = path_arg(h, a, i)?;
     let meta =
         std::fs::metadata(&resolved).map_err(|e| format!("cannot read {shown}: {}", reason(&e)))?;
     if meta.is_dir() {
@@ -133,8 +200,8 @@ fn read_bytes(a: &Args<'_>, i: usize) -> Result<(String, Vec<u8>), String> {
 }
 
 /// The UTF-8 text of the file named by argument `i`.
-fn read_text(a: &Args<'_>, i: usize) -> Result<(String, String), String> {
-    let (shown, bytes) = read_bytes(a, i)?;
+fn read_text(h: &Host<'_>, a: &Args<'_>, i: usize) -> Result<(String, String), String> {
+    let (shown, bytes) = read_bytes(h, a, i)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
             "cannot read {shown}: it is not utf-8 text (invalid byte at offset {}); use `filebase64` for binary files",
@@ -144,20 +211,20 @@ fn read_text(a: &Args<'_>, i: usize) -> Result<(String, String), String> {
     Ok((shown, text))
 }
 
-pub(super) fn file(a: &Args<'_>) -> FnResult {
-    read_text(a, 0).map(|(_, text)| Value::String(text))
+pub(super) fn file(h: &Host<'_>, a: &Args<'_>) -> FnResult {
+    read_text(h, a, 0).map(|(_, text)| Value::String(text))
 }
 
-pub(super) fn filebase64(a: &Args<'_>) -> FnResult {
-    read_bytes(a, 0).map(|(_, bytes)| Value::String(super::encoding::base64_encode(&bytes)))
+pub(super) fn filebase64(h: &Host<'_>, a: &Args<'_>) -> FnResult {
+    read_bytes(h, a, 0).map(|(_, bytes)| Value::String(super::encoding::base64_encode(&bytes)))
 }
 
-pub(super) fn filesha256(a: &Args<'_>) -> FnResult {
-    read_bytes(a, 0).map(|(_, bytes)| Value::String(super::encoding::sha256_hex(&bytes)))
+pub(super) fn filesha256(h: &Host<'_>, a: &Args<'_>) -> FnResult {
+    read_bytes(h, a, 0).map(|(_, bytes)| Value::String(super::encoding::sha256_hex(&bytes)))
 }
 
-pub(super) fn fileexists(a: &Args<'_>) -> FnResult {
-    let (shown, resolved) = path_arg(a, 0)?;
+pub(super) fn fileexists(h: &Host<'_>, a: &Args<'_>) -> FnResult {
+    let (shown, resolved) = path_arg(h, a, 0)?;
     match std::fs::metadata(&resolved) {
         Ok(meta) if meta.is_dir() => Err(format!(
             "{shown} is a directory; `fileexists` checks for files"
@@ -168,10 +235,10 @@ pub(super) fn fileexists(a: &Args<'_>) -> FnResult {
     }
 }
 
-pub(super) fn templatefile(a: &Args<'_>) -> FnResult {
-    let (shown, text) = read_text(a, 0)?;
+pub(super) fn templatefile(h: &Host<'_>, a: &Args<'_>) -> FnResult {
+    let (shown, text) = read_text(h, a, 0)?;
     let vars = a.object(1)?;
-    let parsed = hcl_edit::parser::parse_template(&text).map_err(|e| {
+    let mut parsed = hcl_edit::parser::parse_template(&text).map_err(|e| {
         format!(
             "cannot parse template {shown} at line {}, column {}: {}",
             e.location().line(),
@@ -179,9 +246,14 @@ pub(super) fn templatefile(a: &Args<'_>) -> FnResult {
             one_line(e.message())
         )
     })?;
+    hcl_edit::visit_mut::visit_template_mut(&mut HostBinder, &mut parsed);
+    let fueled = crate::config::fuel::rewrite_template(&mut parsed);
     let template = hcl::Template::from(parsed);
     let mut ctx = Context::new();
     super::declare_nested(&mut ctx);
+    if fueled {
+        crate::config::fuel::declare(&mut ctx);
+    }
     for (name, value) in vars {
         let ident = hcl::Identifier::new(name.as_str()).map_err(|_| {
             format!(
@@ -192,6 +264,8 @@ pub(super) fn templatefile(a: &Args<'_>) -> FnResult {
         })?;
         ctx.declare_var(ident, value.clone());
     }
+    // Declared last: a template variable cannot stand in for it.
+    ctx.declare_var(HOST_VAR, h.value.clone());
     template.evaluate(&ctx).map(Value::String).map_err(|e| {
         let hint = match e.kind() {
             hcl::eval::ErrorKind::UndefinedVar(_) => "; pass it in `vars`",
@@ -205,7 +279,7 @@ pub(super) fn templatefile(a: &Args<'_>) -> FnResult {
 }
 
 /// Called instead of `templatefile` inside a template: no recursion.
-pub(super) fn templatefile_nested(_: &Args<'_>) -> FnResult {
+pub(super) fn templatefile_nested(_: &Host<'_>, _: &Args<'_>) -> FnResult {
     Err("`templatefile` cannot be called from inside a template".to_string())
 }
 
@@ -221,7 +295,7 @@ fn too_big(shown: &str) -> String {
     )
 }
 
-pub(super) fn env(a: &Args<'_>) -> FnResult {
+pub(super) fn env(h: &Host<'_>, a: &Args<'_>) -> FnResult {
     let name = a.string(0)?;
     if name.is_empty() || name.contains(['=', '\0']) {
         return Err(format!(
@@ -230,10 +304,8 @@ pub(super) fn env(a: &Args<'_>) -> FnResult {
             quote_truncated(&name, 40)
         ));
     }
-    match std::env::var_os(name.as_ref()) {
-        Some(value) => value.into_string().map(Value::String).map_err(|_| {
-            format!("environment variable `{name}` is not valid utf-8")
-        }),
+    match h.env.get(name.as_ref()) {
+        Some(value) => Ok(value.clone()),
         None => match a.opt(1) {
             Some(default) => Ok(default.clone()),
             None => Err(format!(

@@ -10,29 +10,62 @@ use hcl::expr::{Expression, FuncCall};
 use hcl::Value;
 use serde_json::{json, Value as Json};
 
-use super::{declare_all, signature, with_base_dir, NAMES, SPECS};
+use super::{
+    bind_host, declare_all, host_value, signature, HOST_FUNCTIONS, HOST_VAR, NAMES, SPECS,
+};
+use crate::environment::Environment;
 
-/// Evaluate `src`; a function's own error comes back without hcl-rs's
-/// `error calling function` wrapper so cases can match it exactly.
-fn eval(src: &str) -> Result<Value, String> {
-    let expr = Expression::from_str(src).map_err(|e| format!("parse error: {e}"))?;
+/// The host the tests evaluate in: this process's environment, relative
+/// paths from `dir`.
+fn host(dir: &std::path::Path) -> Value {
+    host_value(dir, &Environment::from_process())
+}
+
+/// Evaluate `src` with relative paths starting from `dir`; a function's
+/// own error comes back without hcl-rs's `error calling function` wrapper
+/// so cases can match it exactly.
+fn eval_in(dir: &std::path::Path, src: &str) -> Result<Value, String> {
+    let mut edit = hcl_edit::parser::parse_expr(src).map_err(|e| format!("parse error: {e}"))?;
+    bind_host(&mut edit);
+    let expr = Expression::from(edit);
     let mut ctx = Context::new();
     declare_all(&mut ctx);
+    ctx.declare_var(HOST_VAR, host(dir));
     expr.evaluate(&ctx).map_err(|e| match e.kind() {
         ErrorKind::FuncCall(_, msg) => msg.clone(),
         _ => format!("eval error: {e}"),
     })
 }
 
+fn eval(src: &str) -> Result<Value, String> {
+    eval_in(&std::env::current_dir().unwrap_or_default(), src)
+}
+
 /// Collects every failing case so one run reports all of them.
 #[derive(Default)]
 struct Table {
     failures: Vec<String>,
+    /// Where relative paths start; the current directory when `None`.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Table {
+    fn in_dir(dir: &std::path::Path) -> Table {
+        Table {
+            failures: Vec::new(),
+            dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    fn eval(&self, src: &str) -> Result<Value, String> {
+        match &self.dir {
+            Some(d) => eval_in(d, src),
+            None => eval(src),
+        }
+    }
+
     fn ok(&mut self, src: &str, want: Json) {
-        match eval(src) {
+        match self.eval(src) {
             Ok(v) => {
                 let got = serde_json::to_value(&v).unwrap_or(Json::Null);
                 if got != want {
@@ -47,7 +80,7 @@ impl Table {
     }
 
     fn err(&mut self, src: &str, fragment: &str) {
-        match eval(src) {
+        match self.eval(src) {
             Ok(v) => {
                 let got = serde_json::to_value(&v).unwrap_or(Json::Null);
                 self.failures.push(format!(
@@ -899,8 +932,8 @@ fn file_function_resolves_against_base_dir() {
     std::fs::write(dir.path().join("bin.dat"), [b'o', b'k', 0xff, 0xfe]).expect("write");
     let absolute = dir.path().join("certs/ca.pem").display().to_string();
 
-    with_base_dir(dir.path(), || {
-        let mut t = Table::default();
+    {
+        let mut t = Table::in_dir(dir.path());
         t.ok(r#"file("certs/ca.pem")"#, json!("-----BEGIN-----\nü\n"));
         t.ok(
             r#"file("./certs/../certs/ca.pem")"#,
@@ -943,18 +976,29 @@ fn file_function_resolves_against_base_dir() {
             r#"file(1, 2)"#,
             "expected 1 argument, found 2; usage: `file(path)`",
         );
+        t.err(r#"file("/dev/null")"#, "it is not a regular file");
         t.finish();
-    });
+    }
 
-    // Nested base directories restore the outer one.
+    // Each evaluation has its own directory.
     let inner = dir.path().join("certs");
-    with_base_dir(dir.path(), || {
-        with_base_dir(&inner, || {
-            assert!(eval(r#"file("ca.pem")"#).is_ok());
-        });
-        assert!(eval(r#"file("certs/ca.pem")"#).is_ok());
-        assert!(eval(r#"file("ca.pem")"#).is_err());
-    });
+    assert!(eval_in(&inner, r#"file("ca.pem")"#).is_ok());
+    assert!(eval_in(dir.path(), r#"file("certs/ca.pem")"#).is_ok());
+    assert!(eval_in(dir.path(), r#"file("ca.pem")"#).is_err());
+    // `~/` is the caller's HOME, not the process's.
+    let mut edit = hcl_edit::parser::parse_expr(r#"file("~/certs/ca.pem")"#).unwrap();
+    bind_host(&mut edit);
+    let mut ctx = Context::new();
+    declare_all(&mut ctx);
+    let env = Environment::new(
+        [("HOME".to_string(), dir.path().display().to_string())],
+        "/",
+    );
+    ctx.declare_var(HOST_VAR, host_value(std::path::Path::new("/"), &env));
+    assert!(Expression::from(edit).evaluate(&ctx).is_ok());
+    // A call that did not go through `bind_host` fails instead of reading.
+    let raw = Expression::from_str(r#"file("certs/ca.pem")"#).unwrap();
+    assert!(raw.evaluate(&ctx).is_err());
 }
 
 #[test]
@@ -971,8 +1015,8 @@ fn templatefile_renders_with_vars_and_functions() {
     write("undef.tpl", "${nope}");
     write("failing.tpl", "x ${cidrhost(\"10.0.0.0/30\", 9)}");
 
-    with_base_dir(dir.path(), || {
-        let mut t = Table::default();
+    {
+        let mut t = Table::in_dir(dir.path());
         t.ok(
             r#"templatefile("hosts.tpl", {hosts = ["a", "b"], cidr = "10.0.0.0/24", name = "lab"})"#,
             json!("a 10.0.0.10\nb 10.0.0.11\nname=LAB"),
@@ -1007,7 +1051,7 @@ fn templatefile_renders_with_vars_and_functions() {
             "no such file or directory",
         );
         t.finish();
-    });
+    }
 }
 
 #[test]
@@ -1137,13 +1181,16 @@ fn edge_value_grid_never_panics() {
             .collect();
         combos.extend(layer.iter().cloned());
     }
-    let dir = std::env::temp_dir();
-    with_base_dir(&dir, || {
+    ctx.declare_var(HOST_VAR, host(&std::env::temp_dir()));
+    {
         for spec in SPECS {
             for args in &combos {
                 let call = FuncCall {
                     name: spec.name.into(),
-                    args: args.iter().cloned().map(Expression::from).collect(),
+                    args: host_arg(spec.name)
+                        .into_iter()
+                        .chain(args.iter().cloned().map(Expression::from))
+                        .collect(),
                     expand_final: false,
                 };
                 let result = Expression::from(call).evaluate(&ctx);
@@ -1158,7 +1205,14 @@ fn edge_value_grid_never_panics() {
                 }
             }
         }
-    });
+    }
+}
+
+/// The host argument `bind_host` gives a call of `name`, if it takes one.
+fn host_arg(name: &str) -> Option<Expression> {
+    HOST_FUNCTIONS
+        .contains(&name)
+        .then(|| Expression::Variable(hcl::Identifier::unchecked(HOST_VAR).into()))
 }
 
 mod no_panics {
@@ -1245,14 +1299,17 @@ mod no_panics {
         fn no_function_panics(args in prop::collection::vec(value(), 0..5)) {
             let mut ctx = Context::new();
             declare_all(&mut ctx);
-            let dir = std::env::temp_dir();
+            ctx.declare_var(HOST_VAR, host(&std::env::temp_dir()));
             for spec in SPECS {
                 let mut call = FuncCall::builder(spec.name);
+                if let Some(h) = host_arg(spec.name) {
+                    call = call.arg(h);
+                }
                 for arg in &args {
                     call = call.arg(Expression::from(arg.clone()));
                 }
                 let expr = Expression::from(call.build());
-                let result = with_base_dir(&dir, || expr.evaluate(&ctx));
+                let result = expr.evaluate(&ctx);
                 if let Err(e) = result {
                     if let ErrorKind::FuncCall(_, msg) = e.kind() {
                         prop_assert!(style_problem(msg).is_none(), "{}: {msg:?}", spec.name);
