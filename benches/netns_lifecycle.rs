@@ -105,7 +105,13 @@ fn main() {
         })
         .await?;
         let nodes_gone = start.elapsed();
-        delete(&platform, &session, Spec::Network(net.clone()), Default::default()).await?;
+        delete(
+            &platform,
+            &session,
+            Spec::Network(net.clone()),
+            Default::default(),
+        )
+        .await?;
         let destroyed = start.elapsed();
         Ok::<(Duration, Duration, Duration), String>((created, nodes_gone, destroyed))
     });
@@ -134,7 +140,11 @@ fn main() {
     }
 }
 
-async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<serde_json::Value, String> {
+async fn create(
+    p: &NetnsPlatform,
+    s: &SessionRef,
+    spec: Spec,
+) -> Result<serde_json::Value, String> {
     p.create(CreateRequest {
         session: s.clone(),
         address: String::new(),

@@ -512,9 +512,8 @@ fn read_sees_what_was_removed_by_hand() {
         .platform
         .updatable(tg::addrs::ResourceKind::Node)
         .contains(&"interfaces"));
-    let private = s
-        .rt
-        .block_on(s.platform.update(tg::platform::UpdateRequest {
+    let private =
+        s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
             session: s.session.clone(),
             address: "node.n".into(),
             before: Spec::Node(n.clone()),
@@ -894,7 +893,10 @@ fn node_limits_change_in_place() {
         "the node was not recreated"
     );
     let (_, addrs) = s.exec(&moved, &["ip", "-4", "-o", "addr", "show", "eth0"]);
-    assert!(addrs.contains(&format!("{}/", host_at(&a.cidr, 3))), "{addrs}");
+    assert!(
+        addrs.contains(&format!("{}/", host_at(&a.cidr, 3))),
+        "{addrs}"
+    );
     assert!(s.ping(&moved, a.gateway), "linked again after the move");
     assert!(
         s.read(Spec::Node(moved.clone()))

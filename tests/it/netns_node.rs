@@ -177,11 +177,7 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     assert_eq!(s.exec(&b, &["test", "-e", &marker]).0, 1);
     assert!(!Path::new(&marker).exists());
     // ... and it landed in A's upper layer.
-    assert!(a
-        .paths
-        .upper
-        .join(marker.trim_start_matches('/'))
-        .is_file());
+    assert!(a.paths.upper.join(marker.trim_start_matches('/')).is_file());
 
     // Fresh /proc, /sys of the node's own network namespace: only `lo`, up.
     let (code, out, _) = s.exec(&a, &["ls", "/sys/class/net"]);

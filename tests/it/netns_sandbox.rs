@@ -101,7 +101,11 @@ fn a_node_cannot_reach_host_processes_files_or_namespaces() {
     let hp = host.pid().to_string();
 
     // Only the node's own processes: its init is PID 1.
-    let r = sh(&s, "node.n[0]", "ls /proc | grep -c '^[0-9]'; cat /proc/1/comm");
+    let r = sh(
+        &s,
+        "node.n[0]",
+        "ls /proc | grep -c '^[0-9]'; cat /proc/1/comm",
+    );
     r.expect_code(0);
     let mut lines = r.stdout().lines().map(str::to_string).collect::<Vec<_>>();
     let count: usize = lines.remove(0).trim().parse().unwrap();
@@ -149,8 +153,12 @@ fn a_node_cannot_reach_host_processes_files_or_namespaces() {
     assert_eq!(bnd & (1 << 16), 0, "CAP_SYS_MODULE is kept");
     assert_ne!(bnd & (1 << 12), 0, "CAP_NET_ADMIN is dropped");
     // ... which is enough to change its own network.
-    sh(&s, "node.n[0]", "ip addr add 10.94.0.200/24 dev eth0 && ip route show")
-        .expect_code(0);
+    sh(
+        &s,
+        "node.n[0]",
+        "ip addr add 10.94.0.200/24 dev eth0 && ip route show",
+    )
+    .expect_code(0);
     // The seccomp filter is on (mode 2).
     let r = sh(&s, "node.n[0]", "grep Seccomp: /proc/self/status");
     assert!(r.stdout().contains('2'), "{}", r.stdout());
@@ -233,12 +241,20 @@ node "other" {
         assert_ne!(sh(&s, "node.small", script).code(), 0, "`{script}` worked");
     }
     // A process of the node, seen from the host, is in the node's cgroup.
-    let r = sh(&s, "node.small", "sleep 0.1 & echo $!; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; wait");
+    let r = sh(
+        &s,
+        "node.small",
+        "sleep 0.1 & echo $!; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; wait",
+    );
     r.expect_code(0);
     let mine = std::fs::read_dir("/sys/fs/cgroup/memory")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("tg-{}-", s.sid())))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("tg-{}-", s.sid()))
+        })
         .map(|e| e.path())
         .collect::<Vec<_>>();
     assert_eq!(mine.len(), 1, "{mine:?}");
@@ -285,7 +301,10 @@ fn host_secrets_are_not_in_nodes() {
         "ls -A /root /home; ls /etc/ssh/ssh_host_*_key 2>/dev/null; ls /var/lib/tg 2>&1",
     );
     assert_eq!(
-        r.stdout().lines().filter(|l| !l.is_empty() && !l.ends_with(':') && !l.contains("No such file")).count(),
+        r.stdout()
+            .lines()
+            .filter(|l| !l.is_empty() && !l.ends_with(':') && !l.contains("No such file"))
+            .count(),
         0,
         "{}",
         r.stdout()
@@ -387,10 +406,25 @@ fn exec_passes_bytes_stdin_signals_and_exit_codes() {
     r.expect_code(0);
     assert_eq!(r.0.stdout, b"\xffa\r\nb");
     // gzip output survives.
-    let r = s.tg(&["exec", "node.n[0]", "--", "sh", "-c", "echo hello | gzip -c"]);
+    let r = s.tg(&[
+        "exec",
+        "node.n[0]",
+        "--",
+        "sh",
+        "-c",
+        "echo hello | gzip -c",
+    ]);
     assert_eq!(flate_decode(&r.0.stdout), b"hello\n");
     // Large output arrives whole (streamed: tg's memory is not measured here).
-    let r = s.tg(&["exec", "node.n[0]", "--", "head", "-c", "50000000", "/dev/zero"]);
+    let r = s.tg(&[
+        "exec",
+        "node.n[0]",
+        "--",
+        "head",
+        "-c",
+        "50000000",
+        "/dev/zero",
+    ]);
     assert_eq!(r.0.stdout.len(), 50_000_000);
 
     // stdin reaches the command, byte for byte, and its end closes it.
@@ -403,8 +437,11 @@ fn exec_passes_bytes_stdin_signals_and_exit_codes() {
     // Several targets: refused unless asked for all.
     let (code, _, err) = tg_with_stdin(&tb, &exec(&["node.n[*]", "--", "cat"]), b"x");
     assert_eq!(code, 1, "{err}");
-    let (code, out, _) =
-        tg_with_stdin(&tb, &exec(&["-stdin-all", "node.n[*]", "--", "cat"]), b"x\n");
+    let (code, out, _) = tg_with_stdin(
+        &tb,
+        &exec(&["-stdin-all", "node.n[*]", "--", "cat"]),
+        b"x\n",
+    );
     assert_eq!(code, 0);
     assert_eq!(
         crate::support::sorted_lines(&String::from_utf8_lossy(&out)),
@@ -412,10 +449,18 @@ fn exec_passes_bytes_stdin_signals_and_exit_codes() {
     );
 
     // Exit codes, as a shell gives them.
-    assert_eq!(s.tg(&["exec", "node.n[0]", "--", "sh", "-c", "exit 7"]).code(), 7);
-    assert_eq!(s.tg(&["exec", "node.n[0]", "--", "no-such-tg-cmd"]).code(), 127);
     assert_eq!(
-        s.tg(&["exec", "node.n[0]", "--", "sh", "-c", "kill -9 $$"]).code(),
+        s.tg(&["exec", "node.n[0]", "--", "sh", "-c", "exit 7"])
+            .code(),
+        7
+    );
+    assert_eq!(
+        s.tg(&["exec", "node.n[0]", "--", "no-such-tg-cmd"]).code(),
+        127
+    );
+    assert_eq!(
+        s.tg(&["exec", "node.n[0]", "--", "sh", "-c", "kill -9 $$"])
+            .code(),
         137
     );
 
@@ -436,7 +481,11 @@ fn exec_passes_bytes_stdin_signals_and_exit_codes() {
         "sleep 31; echo survived",
     ]);
     assert_eq!(r.code(), 124);
-    let r = sh(&s, "node.n[0]", "ps -eo args | grep -c '^sleep 3[01]' || true");
+    let r = sh(
+        &s,
+        "node.n[0]",
+        "ps -eo args | grep -c '^sleep 3[01]' || true",
+    );
     assert_eq!(r.stdout().trim(), "0", "the timed-out command lives on");
 
     // Signals reach the command; tg exits with its status.
@@ -539,7 +588,10 @@ package "sl" {
         r.expect_code(0);
         assert!(r.stdout().contains(expect), "{cmd}: {}", r.stdout());
     }
-    assert!(!Path::new("/usr/games/cowsay").exists(), "leaked onto the host");
+    assert!(
+        !Path::new("/usr/games/cowsay").exists(),
+        "leaked onto the host"
+    );
     s.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
     // Maintainer scripts ran inside the node: its own PID namespace.
     let r = sh(&s, "node.p", "dpkg -s hello | grep -c installed");

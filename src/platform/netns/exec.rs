@@ -68,7 +68,8 @@ pub(crate) fn node_command(
     }
     let cgroups = cgroup::procs_files(&node.paths.sid, &node.paths.id);
     let cg_fds: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
-    let mut flags = libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP | libc::CLONE_NEWNS;
+    let mut flags =
+        libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP | libc::CLONE_NEWNS;
     if enter == Enter::All {
         flags |= libc::CLONE_NEWNET;
     }
@@ -153,7 +154,11 @@ pub(crate) fn spawn_in_node<T: Send>(
 
 /// What a failed spawn means, as a shell says it: 127 not found, 126
 /// cannot execute; anything else is an error.
-fn spawn_failure(e: io::Error, program: &str, hostname: &str) -> Result<(i32, String), PlatformError> {
+fn spawn_failure(
+    e: io::Error,
+    program: &str,
+    hostname: &str,
+) -> Result<(i32, String), PlatformError> {
     match e.kind() {
         io::ErrorKind::NotFound => Ok((
             127,
@@ -201,8 +206,18 @@ pub(crate) fn collect(
             buf
         })
     };
-    let out = read_all(child.stdout.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>));
-    let err = read_all(child.stderr.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>));
+    let out = read_all(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+    );
+    let err = read_all(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+    );
     let pgid = child.id() as i32;
     let mut cancelled = false;
     let status = loop {
@@ -447,7 +462,13 @@ async fn pump_pty_out(master: Arc<tokio::io::unix::AsyncFd<OwnedFd>>, to: mpsc::
             return;
         };
         // SAFETY: reading into our buffer from a non-blocking fd.
-        let n = unsafe { libc::read(master.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::read(
+                master.get_ref().as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::WouldBlock {
@@ -463,7 +484,10 @@ async fn pump_pty_out(master: Arc<tokio::io::unix::AsyncFd<OwnedFd>>, to: mpsc::
     }
 }
 
-async fn pump_pty_in(master: Arc<tokio::io::unix::AsyncFd<OwnedFd>>, mut from: mpsc::Receiver<Vec<u8>>) {
+async fn pump_pty_in(
+    master: Arc<tokio::io::unix::AsyncFd<OwnedFd>>,
+    mut from: mpsc::Receiver<Vec<u8>>,
+) {
     let write_all = |data: &[u8]| {
         let master = master.clone();
         let data = data.to_vec();
@@ -528,7 +552,11 @@ fn open_pty(node: &Node) -> Result<(OwnedFd, OwnedFd), PlatformError> {
             ws_ypixel: 0,
         };
         libc::ioctl(fd, libc::TIOCSWINSZ, &size);
-        let slave = libc::ioctl(fd, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let slave = libc::ioctl(
+            fd,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if slave < 0 {
             return Err(e("open the slave end", io::Error::last_os_error()));
         }
@@ -553,12 +581,10 @@ pub fn spawn_detached(
     // inherits the close-on-exec error pipe of the spawn, so a failing
     // exec is still reported to `spawn`.
     unsafe {
-        cmd.pre_exec(|| {
-            match libc::fork() {
-                -1 => Err(io::Error::last_os_error()),
-                0 => Ok(()),
-                _ => libc::_exit(0),
-            }
+        cmd.pre_exec(|| match libc::fork() {
+            -1 => Err(io::Error::last_os_error()),
+            0 => Ok(()),
+            _ => libc::_exit(0),
         });
     }
     let mut child = spawn_in_node(node, || cmd.spawn()).map_err(|e| {

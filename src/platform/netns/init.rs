@@ -285,8 +285,20 @@ fn set_up(p: &InitPlan) -> Result<(), String> {
         // /proc/sys read-only, but the network namespace's own settings.
         let sys = proc_.join("sys");
         let net = sys.join("net");
-        mount(Some(&sys.to_string_lossy()), &sys, None, libc::MS_BIND, None)?;
-        mount(Some(&net.to_string_lossy()), &net, None, libc::MS_BIND, None)?;
+        mount(
+            Some(&sys.to_string_lossy()),
+            &sys,
+            None,
+            libc::MS_BIND,
+            None,
+        )?;
+        mount(
+            Some(&net.to_string_lossy()),
+            &net,
+            None,
+            libc::MS_BIND,
+            None,
+        )?;
         mount(
             None,
             &sys,

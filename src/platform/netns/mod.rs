@@ -147,7 +147,9 @@ impl NetnsPlatform {
             return Ok(p.clone());
         }
         let exe = std::env::current_exe().map_err(|e| {
-            PlatformError::new(format!("cannot find the running program (for `tg-init`): {e}"))
+            PlatformError::new(format!(
+                "cannot find the running program (for `tg-init`): {e}"
+            ))
         })?;
         let init = exe.with_file_name("tg-init");
         if init.is_file() {
@@ -406,7 +408,13 @@ impl NetnsPlatform {
                 prefix_len: iface.prefix_len,
                 gateway: (i == 0).then_some(iface.gateway),
             };
-            net::attach(lock, &self.shared.bridges, &self.options.run_dir, sid, &plug)?;
+            net::attach(
+                lock,
+                &self.shared.bridges,
+                &self.options.run_dir,
+                sid,
+                &plug,
+            )?;
         }
         if !node.alive() {
             return Err(PlatformError::new(format!(
@@ -1023,7 +1031,8 @@ impl Platform for NetnsPlatform {
                 let sid = Self::sid(&req.session);
                 let was = this.package_node(&sid, before, Some(&req.private), &BTreeMap::new());
                 let node = this.package_node(&sid, after, Some(&req.private), &req.deps);
-                let same_node = matches!((&was, &node), (Some(a), Some(b)) if a.paths.id == b.paths.id);
+                let same_node =
+                    matches!((&was, &node), (Some(a), Some(b)) if a.paths.id == b.paths.id);
                 if !same_node {
                     // Moved to another node: off the old one first.
                     this.delete_package(was, before, &req.cancel, &req.trace)?;

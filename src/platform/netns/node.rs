@@ -187,7 +187,10 @@ impl Node {
             ))
         })?;
         let f = self
-            .open_inside("etc/hostname", libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
+            .open_inside(
+                "etc/hostname",
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            )
             .map_err(|e| {
                 PlatformError::new(format!(
                     "cannot write `/etc/hostname` of node `{hostname}`: {e}"
@@ -208,7 +211,10 @@ impl Node {
         let rel = CString::new(rel).map_err(std::io::Error::other)?;
         // SAFETY: open and openat2 with valid strings; the fds are owned below.
         unsafe {
-            let dir = libc::open(root.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            let dir = libc::open(
+                root.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
             if dir < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -302,7 +308,8 @@ pub fn create_node(
         // Moving a process into a cgroup v1 costs ~10 ms, serialized host
         // wide: a node gets cgroups (and so a devices cgroup, and `MKNOD`)
         // only when it has limits.
-        let limited = spec.cpus.is_some() || spec.memory_mib.is_some() || spec.settings.pids.is_some();
+        let limited =
+            spec.cpus.is_some() || spec.memory_mib.is_some() || spec.settings.pids.is_some();
         let devices =
             limited && !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
         cgroup::apply(sid, node.id, spec)?;
@@ -672,7 +679,8 @@ fn apply_mask(layer: &Path, lower: &Path, mask: &Mask) -> Result<(), PlatformErr
     let target = layer.join(rel);
     if let Some(parent) = target.parent() {
         // Parents the image has keep their look (the overlay merges them).
-        files::create_dir_all(parent, files::DIR_MODE).map_err(|e| io_error("create", parent, e))?;
+        files::create_dir_all(parent, files::DIR_MODE)
+            .map_err(|e| io_error("create", parent, e))?;
     }
     match mask {
         Mask::EmptyDir(_) => {
@@ -703,8 +711,15 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let p = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let n = CString::new(name).map_err(std::io::Error::other)?;
     // SAFETY: setxattr with valid strings and buffer.
-    if unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) }
-        != 0
+    if unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    } != 0
     {
         return Err(std::io::Error::last_os_error());
     }
@@ -872,7 +887,9 @@ fn pidfd_exited(pidfd: &OwnedFd, ms: i32) -> bool {
     };
     let deadline = Instant::now() + Duration::from_millis(ms.max(0) as u64);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i32;
         // SAFETY: poll on one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, left) };
         if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {

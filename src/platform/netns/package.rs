@@ -50,7 +50,8 @@ fn apt_lock_file(t: &Target) -> Result<File, PlatformError> {
 fn run(t: &Target, enter: Enter, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     let mut cmd = node_command(t.node, t.sandbox, &argv, enter, false)?;
-    cmd.env("DEBIAN_FRONTEND", "noninteractive").env("LC_ALL", "C");
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .env("LC_ALL", "C");
     collect(t.node, cmd, &argv, t.cancel)
 }
 

@@ -764,7 +764,9 @@ mod tests {
             ]
         );
         // An image elsewhere holds none of the host's files.
-        assert!(masks_under(Path::new("/var/lib/tg/images/debian-x"), &secrets, &is_dir).is_empty());
+        assert!(
+            masks_under(Path::new("/var/lib/tg/images/debian-x"), &secrets, &is_dir).is_empty()
+        );
         // A folder image under the root holds those below it.
         let m = masks_under(Path::new("/root"), &secrets, &is_dir);
         assert_eq!(m, [Mask::EmptyDir("/.ssh".into())]);

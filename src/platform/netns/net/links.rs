@@ -469,7 +469,11 @@ pub fn links_present(run_dir: &Path, sid: &str, names: &[String]) -> NetResult<B
 /// Which of `plugs` (router-side veth, network) exist and are ports of one
 /// of their network's bridges: a veth whose bridge was deleted is left
 /// without a master, and its node cannot reach the network any more.
-pub fn plugged(run_dir: &Path, sid: &str, plugs: &[(String, String)]) -> NetResult<BTreeSet<String>> {
+pub fn plugged(
+    run_dir: &Path,
+    sid: &str,
+    plugs: &[(String, String)],
+) -> NetResult<BTreeSet<String>> {
     let router = router_netns_path(run_dir, sid);
     if !is_ns_file(&router) || plugs.is_empty() {
         return Ok(BTreeSet::new());
@@ -484,7 +488,10 @@ pub fn plugged(run_dir: &Path, sid: &str, plugs: &[(String, String)]) -> NetResu
         let name = match bridges.get(&master) {
             Some(n) => n.clone(),
             None => {
-                let n = nl.link_by_index(master)?.map(|l| l.name).unwrap_or_default();
+                let n = nl
+                    .link_by_index(master)?
+                    .map(|l| l.name)
+                    .unwrap_or_default();
                 bridges.insert(master, n.clone());
                 n
             }
