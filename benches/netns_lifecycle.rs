@@ -1,7 +1,10 @@
 //! Build N nodes on one network with the netns platform, then destroy them,
 //! driving the `Platform` trait with the engine's concurrency (10 at once).
 //!
-//! `cargo bench --bench netns_lifecycle [-- NODES [PARALLELISM]]` (root).
+//! `cargo bench --bench netns_lifecycle [-- NODES [PARALLELISM]] [-- --no-sandbox]`
+//! (root). `--no-sandbox` makes nodes without the sandbox (capabilities,
+//! seccomp, masked `/proc`, device rules), to measure what it costs; the
+//! init, namespaces and overlay are the same.
 //! Prints one line per phase and a final `total_seconds=S` line that
 //! `benches/netns_vs_mininet.sh` reads.
 
@@ -21,6 +24,7 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let nodes: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let sandbox = !std::env::args().any(|a| a == "--no-sandbox");
     let parallelism: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("error: the netns benchmark needs root: run it with sudo");
@@ -34,8 +38,11 @@ fn main() {
     let platform = Arc::new(NetnsPlatform::new(NetnsOptions {
         run_dir: tmp.path().join("run"),
         image_dir: tmp.path().join("images"),
+        init: Some(env!("CARGO_BIN_EXE_tg-init").into()),
+        sandbox,
         ..NetnsOptions::default()
     }));
+    let privates: Arc<std::sync::Mutex<BTreeMap<String, serde_json::Value>>> = Arc::default();
     let session = SessionRef {
         name: "bench".into(),
         lineage: uuid::Uuid::new_v4().to_string(),
@@ -73,19 +80,38 @@ fn main() {
         let start = Instant::now();
         create(&platform, &session, Spec::Network(net.clone())).await?;
         run_all(parallelism, specs.iter().cloned().map(Spec::Node), |spec| {
-            let (p, s) = (platform.clone(), session.clone());
-            async move { create(&p, &s, spec).await }
+            let (p, s, privates) = (platform.clone(), session.clone(), privates.clone());
+            async move {
+                let key = match &spec {
+                    Spec::Node(n) => n.hostname.clone(),
+                    _ => String::new(),
+                };
+                let private = create(&p, &s, spec).await?;
+                privates.lock().unwrap().insert(key, private);
+                Ok(())
+            }
         })
         .await?;
         let created = start.elapsed();
         let start = Instant::now();
         run_all(parallelism, specs.iter().cloned().map(Spec::Node), |spec| {
             let (p, s) = (platform.clone(), session.clone());
-            async move { delete(&p, &s, spec).await }
+            let private = match &spec {
+                Spec::Node(n) => privates.lock().unwrap().remove(&n.hostname),
+                _ => None,
+            }
+            .unwrap_or_default();
+            async move { delete(&p, &s, spec, private).await }
         })
         .await?;
         let nodes_gone = start.elapsed();
-        delete(&platform, &session, Spec::Network(net.clone())).await?;
+        delete(
+            &platform,
+            &session,
+            Spec::Network(net.clone()),
+            Default::default(),
+        )
+        .await?;
         let destroyed = start.elapsed();
         Ok::<(Duration, Duration, Duration), String>((created, nodes_gone, destroyed))
     });
@@ -93,8 +119,9 @@ fn main() {
     match result {
         Ok((c, n, d)) => {
             println!(
-                "netns: created {nodes} nodes on one network in {:.3} s ({parallelism} at once)",
-                c.as_secs_f64()
+                "netns: created {nodes} nodes on one network in {:.3} s ({parallelism} at once{})",
+                c.as_secs_f64(),
+                if sandbox { "" } else { ", no sandbox" }
             );
             println!(
                 "netns: destroyed them in {:.3} s (nodes {:.3} s, then the network)",
@@ -113,7 +140,11 @@ fn main() {
     }
 }
 
-async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), String> {
+async fn create(
+    p: &NetnsPlatform,
+    s: &SessionRef,
+    spec: Spec,
+) -> Result<serde_json::Value, String> {
     p.create(CreateRequest {
         session: s.clone(),
         address: String::new(),
@@ -123,16 +154,21 @@ async fn create(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), Str
         trace: Default::default(),
     })
     .await
-    .map(|_| ())
+    .map(|r| r.private)
     .map_err(|e| format!("{e} {}", e.detail.clone().unwrap_or_default()))
 }
 
-async fn delete(p: &NetnsPlatform, s: &SessionRef, spec: Spec) -> Result<(), String> {
+async fn delete(
+    p: &NetnsPlatform,
+    s: &SessionRef,
+    spec: Spec,
+    private: serde_json::Value,
+) -> Result<(), String> {
     p.delete(DeleteRequest {
         session: s.clone(),
         address: String::new(),
         spec,
-        private: serde_json::Value::Null,
+        private,
         deps: BTreeMap::new(),
         cancel: Default::default(),
         trace: Default::default(),

@@ -5,6 +5,9 @@
 #
 #   sudo benches/netns_vs_mininet.sh [N]        (default N=100, RUNS=3)
 #
+# TG_BIN=PATH times another tg build (say, one from before a change) instead
+# of building this tree; MININET=0 skips Mininet.
+#
 # tg side: a generated testbed (one network, `node "h" { count = N }` on
 # image `host`), timed from the start of `tg apply -auto-approve` to the end
 # of `tg destroy -auto-approve` (release build, SQLite state, a fresh session
@@ -31,9 +34,13 @@ done
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "== building tg (release)"
-cargo build --quiet --release
-tg="$PWD/target/release/tg"
+if [[ -n "${TG_BIN:-}" ]]; then
+    tg="$TG_BIN"
+else
+    echo "== building tg (release)"
+    cargo build --quiet --release
+    tg="$PWD/target/release/tg"
+fi
 bed="$(mktemp -d)"
 trap 'rm -rf "$bed"' EXIT
 cat >"$bed/main.tg.hcl" <<EOF
@@ -67,6 +74,7 @@ done
 
 mn_times=()
 for ((i = 1; i <= runs; i++)); do
+    [[ "${MININET:-1}" == 0 ]] && break
     mn -c >/dev/null 2>&1 || true
     start="$(now)"
     mn --topo "single,$n" --switch lxbr --controller none --test none >/tmp/tg-bench-mn.log 2>&1 \
@@ -79,6 +87,10 @@ done
 mn -c >/dev/null 2>&1 || true
 
 tg_s="$(printf '%s\n' "${tg_times[@]}" | median)"
+if [[ "${MININET:-1}" == 0 ]]; then
+    printf 'tg apply+destroy (%d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$tg_s"
+    exit 0
+fi
 mn_s="$(printf '%s\n' "${mn_times[@]}" | median)"
 printf 'tg apply+destroy (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
 printf 'mininet   (create+destroy %d hosts, median of %d): %8.3f s\n' "$n" "$runs" "$mn_s"

@@ -160,6 +160,8 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "address",
             "depends_on",
             "description",
+            "privileged",
+            "pids",
         ]),
         required: &[],
         blocks: &[&LIFECYCLE],

@@ -69,6 +69,13 @@ pub async fn place(
     let mut left: HashMap<InstanceAddr, Vec<String>> = HashMap::new();
     for d in testbed.instances.values() {
         let Spec::Node(spec) = &d.spec else { continue };
+        if spec.settings.privileged {
+            out.warnings.push(format!(
+                "{}: privileged = true: the node keeps every capability and no seccomp filter \
+                 applies, so what runs in it can reach the host",
+                d.address
+            ));
+        }
         let wanted = d.platform.as_deref();
         let candidates = registry.candidates(wanted);
         if candidates.is_empty() {

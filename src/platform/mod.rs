@@ -98,6 +98,9 @@ pub struct NodeSettings {
     /// filter applies (the plan warns).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
+    /// `pids = N`: at most N processes and threads in the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
 }
 
 /// Where a package comes from.

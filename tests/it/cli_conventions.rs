@@ -426,3 +426,54 @@ fn graph_of_a_saved_plan_is_coloured_and_drawn_as_svg() {
     assert!(r.stdout().contains("<svg"), "{}", r.stdout());
     assert!(r.stdout().contains("node.origin"), "{}", r.stdout());
 }
+
+/// `privileged = true` is an escape hatch the plan flags; `pids` must be a
+/// positive whole number, and the error names where it was written.
+#[test]
+fn privileged_nodes_are_flagged_and_pids_checked() {
+    let bed = Bed::new(
+        r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "debug" {
+  image      = "host"
+  network    = network.lab
+  platform   = "double"
+  privileged = true
+  pids       = 512
+}
+"#,
+    );
+    let r = bed.tg(&["plan"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("node.debug: privileged = true"),
+        "{}",
+        r.stdout()
+    );
+
+    let bad = Bed::new(
+        r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+node "n" {
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+  pids     = 0
+}
+"#,
+    );
+    let r = bad.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr()
+            .contains("`pids` must be a positive whole number"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.stderr().contains(":9:"), "{}", r.stderr());
+}

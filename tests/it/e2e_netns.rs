@@ -13,25 +13,25 @@ use std::time::{Duration, Instant};
 
 use crate::support::{tg_bin, Run, Testbed};
 
-fn prerequisites(tools: &[&str]) -> bool {
+pub(crate) fn prerequisites(tools: &[&str]) -> bool {
     crate::support::have_root() && crate::support::have_tools(tools)
 }
 
 /// A session of a testbed, destroyed on drop.
-struct Session<'a> {
-    tb: &'a Testbed,
-    name: String,
+pub(crate) struct Session<'a> {
+    pub tb: &'a Testbed,
+    pub name: String,
 }
 
 impl Session<'_> {
-    fn tg(&self, args: &[&str]) -> Run {
+    pub fn tg(&self, args: &[&str]) -> Run {
         let mut all = vec!["--session", self.name.as_str()];
         all.extend_from_slice(args);
         self.tb.tg(&all)
     }
 
     /// The session tag the netns platform names host objects with.
-    fn sid(&self) -> String {
+    pub fn sid(&self) -> String {
         let r = self.tg(&["session", "show", "-json"]);
         r.expect_code(0);
         let v: serde_json::Value = serde_json::from_str(&r.stdout()).expect("session json");
@@ -46,7 +46,7 @@ impl Drop for Session<'_> {
     }
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -56,7 +56,7 @@ fn unique(prefix: &str) -> String {
 
 /// What a session may leave on the host: mounts, runtime folder, cgroups
 /// (interfaces live in the session's namespaces and go with them).
-fn leftovers(sid: &str) -> Vec<String> {
+pub(crate) fn leftovers(sid: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     found.extend(
@@ -355,7 +355,7 @@ node "edge" {
     assert!(out.status.success());
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let setup = format!(
-        "mkdir -p /run/sshd /root/.ssh && printf '%s\\n' '{}' > /root/.ssh/authorized_keys \
+        "ssh-keygen -A >/dev/null && mkdir -p /run/sshd /root/.ssh && printf '%s\\n' '{}' > /root/.ssh/authorized_keys \
          && chmod 600 /root/.ssh/authorized_keys && /usr/sbin/sshd",
         public.trim()
     );

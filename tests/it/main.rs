@@ -11,6 +11,7 @@ mod examples;
 mod fmt;
 mod netns;
 mod netns_node;
+mod netns_sandbox;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;

@@ -35,6 +35,8 @@ struct Session {
     rt: tokio::runtime::Runtime,
     platform: NetnsPlatform,
     session: SessionRef,
+    /// The private value each created instance returned, by address.
+    privates: std::sync::Mutex<BTreeMap<String, serde_json::Value>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -54,9 +56,11 @@ impl Session {
         let options = NetnsOptions {
             run_dir: run_dir.map_or_else(|| tmp.path().join("run"), Path::to_path_buf),
             image_dir: tmp.path().join("images"),
+            init: Some(crate::netns_node::init_program()),
             ..NetnsOptions::default()
         };
         Session {
+            privates: Default::default(),
             rt: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(4)
                 .enable_all()
@@ -82,7 +86,8 @@ impl Session {
 
     fn create(&self, spec: Spec) -> serde_json::Value {
         let address = address_of(&spec);
-        self.rt
+        let private = self
+            .rt
             .block_on(self.platform.create(CreateRequest {
                 session: self.session.clone(),
                 address: address.clone(),
@@ -92,7 +97,26 @@ impl Session {
                 trace: Default::default(),
             }))
             .unwrap_or_else(|e| panic!("create `{address}`: {e} {:?}", e.detail))
-            .private
+            .private;
+        self.remember(&address, &private);
+        private
+    }
+
+    fn remember(&self, address: &str, private: &serde_json::Value) {
+        self.privates
+            .lock()
+            .unwrap()
+            .insert(address.to_string(), private.clone());
+    }
+
+    /// What `create` returned for `address` (null if nothing).
+    fn private(&self, address: &str) -> serde_json::Value {
+        self.privates
+            .lock()
+            .unwrap()
+            .get(address)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Create many specs at once, like the engine does.
@@ -113,11 +137,13 @@ impl Session {
                         trace: Default::default(),
                     })
                     .await
+                    .map(|r| (address.clone(), r.private))
                     .map_err(|e| format!("create `{address}`: {e}"))
                 }));
             }
             for t in tasks {
-                t.await.expect("task").expect("create");
+                let (address, private) = t.await.expect("task").expect("create");
+                self.remember(&address, &private);
             }
         });
     }
@@ -127,8 +153,8 @@ impl Session {
             .block_on(self.platform.read(ReadRequest {
                 session: self.session.clone(),
                 address: address_of(&spec),
+                private: self.private(&address_of(&spec)),
                 spec,
-                private: serde_json::Value::Null,
             }))
             .expect("read")
     }
@@ -140,7 +166,7 @@ impl Session {
                 session: self.session.clone(),
                 address: address.clone(),
                 spec,
-                private: serde_json::Value::Null,
+                private: self.private(&address),
                 deps: BTreeMap::new(),
                 cancel: Default::default(),
                 trace: Default::default(),
@@ -157,7 +183,7 @@ impl Session {
                     session: self.session.clone(),
                     address: format!("node.{}", node.hostname),
                     spec: node.clone(),
-                    private: serde_json::Value::Null,
+                    private: self.private(&format!("node.{}", node.hostname)),
                     argv: argv.iter().map(|s| s.to_string()).collect(),
                     timeout: None,
                 },
@@ -443,7 +469,8 @@ fn read_sees_what_was_removed_by_hand() {
         assert!(st.success(), "ip {args:?}");
     };
     // The node's eth1 veth, deleted by hand: the node is there, without it.
-    in_router(&["link", "del", &names::veth_name(&s.sid(), "b", "n", "eth1")]);
+    let id = s.private("node.n")["id"].as_str().unwrap().to_string();
+    in_router(&["link", "del", &names::veth_name(&s.sid(), "b", &id, "eth1")]);
     let mut seen = n.clone();
     seen.interfaces.truncate(1);
     assert_eq!(
@@ -459,12 +486,54 @@ fn read_sees_what_was_removed_by_hand() {
         s.read(Spec::Network(b.clone())),
         ReadResponse::Present { .. }
     ));
-    // Create again makes it whole.
+    // Its node is left unplugged from it: drift on the node too.
+    let ReadResponse::Present {
+        spec: Spec::Node(unplugged),
+    } = s.read(Spec::Node(n.clone()))
+    else {
+        panic!("node gone");
+    };
+    assert!(unplugged.interfaces.is_empty(), "{unplugged:?}");
+    // Create again makes the network whole...
     s.create(Spec::Network(a.clone()));
     assert!(matches!(
         s.read(Spec::Network(a.clone())),
         ReadResponse::Present { .. }
     ));
+    // ... but a bridge with no ports does not plug the node back in: the
+    // node still shows the drift, and an in-place update repairs it.
+    assert_eq!(
+        s.read(Spec::Node(n.clone())),
+        ReadResponse::Present {
+            spec: Spec::Node(unplugged.clone())
+        }
+    );
+    assert!(s
+        .platform
+        .updatable(tg::addrs::ResourceKind::Node)
+        .contains(&"interfaces"));
+    let private =
+        s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
+            session: s.session.clone(),
+            address: "node.n".into(),
+            before: Spec::Node(n.clone()),
+            after: Spec::Node(n.clone()),
+            private: s.private("node.n"),
+            deps: BTreeMap::new(),
+            cancel: Default::default(),
+            trace: Default::default(),
+        }))
+        .expect("repair")
+        .private;
+    s.remember("node.n", &private);
+    assert_eq!(
+        s.read(Spec::Node(n.clone())),
+        ReadResponse::Present {
+            spec: Spec::Node(n.clone())
+        }
+    );
+    assert!(s.ping(&n, a.gateway));
+    assert!(s.ping(&n, b.gateway));
 }
 
 #[test]
@@ -521,10 +590,19 @@ fn sweep_after_a_crash_leaves_nothing() {
         }),
     )
     .expect("sync");
-    assert!(
-        !mounts_with(&needle).is_empty(),
-        "namespaces are bind mounts"
-    );
+    let inits: Vec<i32> = (0..4)
+        .map(|i| {
+            let p = s.private(&format!("node.n{i}"));
+            let dir = PathBuf::from(p["dir"].as_str().expect("dir"));
+            let rec: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("node.json")).unwrap())
+                    .unwrap();
+            rec["pid"].as_i64().unwrap() as i32
+        })
+        .collect();
+    assert!(inits
+        .iter()
+        .all(|p| Path::new(&format!("/proc/{p}/ns")).exists()));
 
     // The process dies: all private data is lost. A new platform sweeps.
     let fresh = NetnsPlatform::new(s.platform.options.clone());
@@ -534,6 +612,12 @@ fn sweep_after_a_crash_leaves_nothing() {
         "{removed:?}"
     );
     assert!(removed.iter().any(|r| r.contains("router")), "{removed:?}");
+    for p in &inits {
+        assert!(
+            !Path::new(&format!("/proc/{p}/ns")).exists(),
+            "init {p} of a node is still running"
+        );
+    }
 
     assert_eq!(mounts_with(&needle), mounts_before);
     assert_eq!(netns_entries(&sid), netns_before);
@@ -754,8 +838,9 @@ fn node_limits_change_in_place() {
     let mut before = node("lim", &[(&a, 2)]);
     before.memory_mib = Some(64);
     let private = s.create(Spec::Node(before.clone()));
+    let id = private["id"].as_str().expect("a node identity").to_string();
     let limit = mem_root
-        .join(tg::platform::netns::cgroup::cgroup_name(&s.sid(), "lim"))
+        .join(tg::platform::netns::cgroup::cgroup_name(&s.sid(), &id))
         .join("memory.limit_in_bytes");
     let read_limit = || std::fs::read_to_string(&limit).unwrap_or_default();
     assert_eq!(read_limit().trim(), (64u64 << 20).to_string());
@@ -779,21 +864,51 @@ fn node_limits_change_in_place() {
     // The node kept its network through the update.
     assert!(s.ping(&after, a.gateway));
 
-    // Anything else cannot change in place.
-    let mut moved = after.clone();
-    moved.interfaces[0].address = host_at(&a.cidr, 3);
-    let err =
+    // The hostname and the addresses change in place too: same init.
+    let update = |before: &NodeSpec, after: &NodeSpec, private: &serde_json::Value| {
         s.rt.block_on(s.platform.update(tg::platform::UpdateRequest {
             session: s.session.clone(),
             address: "node.lim".into(),
-            before: Spec::Node(after),
-            after: Spec::Node(moved),
-            private,
+            before: Spec::Node(before.clone()),
+            after: Spec::Node(after.clone()),
+            private: private.clone(),
             deps: BTreeMap::new(),
             cancel: Default::default(),
             trace: Default::default(),
         }))
-        .unwrap_err();
+    };
+    let (_, pid_before) = s.exec(&after, &["sh", "-c", "echo $PPID; readlink /proc/1/ns/pid"]);
+    let mut moved = after.clone();
+    moved.hostname = "lim2".into();
+    moved.interfaces[0].address = host_at(&a.cidr, 3);
+    let private = update(&after, &moved, &private).expect("in place").private;
+    s.remember("node.lim2", &private);
+    assert_eq!(private["id"].as_str(), Some(id.as_str()), "same identity");
+    let (_, name) = s.exec(&moved, &["sh", "-c", "hostname; cat /etc/hostname"]);
+    assert_eq!(name, "lim2\nlim2\n");
+    let (_, pid_after) = s.exec(&moved, &["sh", "-c", "echo $PPID; readlink /proc/1/ns/pid"]);
+    assert_eq!(
+        pid_before.lines().nth(1),
+        pid_after.lines().nth(1),
+        "the node was not recreated"
+    );
+    let (_, addrs) = s.exec(&moved, &["ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(
+        addrs.contains(&format!("{}/", host_at(&a.cidr, 3))),
+        "{addrs}"
+    );
+    assert!(s.ping(&moved, a.gateway), "linked again after the move");
+    assert!(
+        s.read(Spec::Node(moved.clone()))
+            == ReadResponse::Present {
+                spec: Spec::Node(moved.clone())
+            }
+    );
+
+    // The image cannot change in place.
+    let mut other = moved.clone();
+    other.image = "dir:/".into();
+    let err = update(&moved, &other, &private).unwrap_err();
     assert!(err.message.contains("must be replaced"), "{err}");
 }
 
@@ -901,7 +1016,7 @@ fn ssh_reaches_a_node_through_tg_proxy() {
     // The node's root is a copy-on-write of the host's: these writes and
     // the daemon stay inside the node.
     let setup = format!(
-        "mkdir -p /root/.ssh /run/sshd && printf '%s\\n' '{}' > /root/.ssh/authorized_keys && \
+        "ssh-keygen -A >/dev/null && mkdir -p /root/.ssh /run/sshd && printf '%s\\n' '{}' > /root/.ssh/authorized_keys && \
          /usr/sbin/sshd -p 2222 -o PidFile=/run/sshd-test.pid -o UsePAM=no -o StrictModes=no \
          -o PermitRootLogin=prohibit-password </dev/null >/dev/null 2>&1",
         public.trim()

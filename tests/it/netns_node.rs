@@ -8,21 +8,22 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tg::platform::netns::locks::{SessionLock, SessionLocks};
-use tg::platform::netns::node::{self, NodePaths};
+use tg::platform::netns::node::{self, Node, NodeOptions, NodePaths};
+use tg::platform::netns::sandbox::{self, Filters, Sandbox};
 use tg::platform::netns::{cgroup, exec, image, package, NetnsOptions};
 use tg::platform::{NodeSpec, PackageSource, PackageSpec};
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: netns node tests need root");
-    }
-    root
+    crate::support::have_root()
+}
+
+/// The node init built with these tests.
+pub fn init_program() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tg-init"))
 }
 
 /// A session with a private run folder; deletes its nodes when dropped.
@@ -32,6 +33,7 @@ struct Session {
     sid: String,
     lock: SessionLock,
     nodes: Mutex<Vec<NodePaths>>,
+    filters: Filters,
 }
 
 impl Session {
@@ -50,6 +52,7 @@ impl Session {
             sid,
             lock: SessionLocks::default().session("test"),
             nodes: Mutex::new(Vec::new()),
+            filters: Filters::compile().expect("seccomp filters"),
         }
     }
 
@@ -57,27 +60,54 @@ impl Session {
         NetnsOptions {
             run_dir: self.run_dir.path().to_path_buf(),
             image_dir: self.image_dir.clone(),
+            init: Some(init_program()),
             ..NetnsOptions::default()
         }
     }
 
-    fn create(&self, spec: &NodeSpec) -> NodePaths {
+    /// A node whose identity is its hostname.
+    fn create(&self, spec: &NodeSpec) -> Node {
         let paths = node::node_paths(self.run_dir.path(), &self.sid, &spec.hostname);
         self.nodes.lock().unwrap().push(paths);
-        match node::create_node(&self.lock, &self.opts(), &self.sid, spec) {
-            Ok(p) => p,
+        let init = init_program();
+        let opts = NodeOptions {
+            id: &spec.hostname,
+            secrets: &[],
+            init: &init,
+        };
+        match node::create_node(&self.lock, &self.opts(), &self.sid, spec, &opts) {
+            Ok(n) => n,
             Err(e) => panic!("create {}: {e}: {:?}", spec.hostname, e.detail),
         }
     }
 
-    fn exec(&self, paths: &NodePaths, argv: &[&str]) -> (i32, String, String) {
+    fn sandbox(&self, n: &Node) -> Arc<Sandbox> {
+        Arc::new(if n.record.privileged {
+            Sandbox::new(None, None)
+        } else {
+            Sandbox::new(
+                Some(sandbox::node_caps(n.record.devices)),
+                Some(&self.filters),
+            )
+        })
+    }
+
+    fn exec(&self, n: &Node, argv: &[&str]) -> (i32, String, String) {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let r = exec::exec(paths, &self.sid, &paths.hostname, &argv).expect("exec");
+        let r = exec::exec(n, &self.sandbox(n), &argv).expect("exec");
         (
             r.exit_code,
             String::from_utf8_lossy(&r.stdout).into_owned(),
             String::from_utf8_lossy(&r.stderr).into_owned(),
         )
+    }
+
+    fn target<'a>(&self, n: &'a Node, sb: &'a Arc<Sandbox>) -> package::Target<'a> {
+        package::Target {
+            node: n,
+            sandbox: sb,
+            cancel: None,
+        }
     }
 
     /// Lines of the host mount table that mention this session's run folder.
@@ -130,7 +160,9 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     let s = Session::new();
     let a = s.create(&spec("alpha", "host"));
     let b = s.create(&spec("beta", "host"));
-    assert!(node::node_exists(&a) && node::node_exists(&b));
+    assert!(node::node_exists(&a.paths) && node::node_exists(&b.paths));
+    // Nothing of a node is mounted on the host.
+    assert!(s.our_mounts().is_empty(), "{:#?}", s.our_mounts());
 
     // Hostname in UTS and in /etc/hostname.
     assert_eq!(s.exec(&a, &["hostname"]).1.trim(), "alpha");
@@ -145,7 +177,7 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     assert_eq!(s.exec(&b, &["test", "-e", &marker]).0, 1);
     assert!(!Path::new(&marker).exists());
     // ... and it landed in A's upper layer.
-    assert!(a.upper.join(marker.trim_start_matches('/')).is_file());
+    assert!(a.paths.upper.join(marker.trim_start_matches('/')).is_file());
 
     // Fresh /proc, /sys of the node's own network namespace: only `lo`, up.
     let (code, out, _) = s.exec(&a, &["ls", "/sys/class/net"]);
@@ -214,6 +246,8 @@ fn parallel_creates_do_not_block_each_other() {
         .expect("30 parallel creates finish within a minute");
     assert_eq!(s.nodes.lock().unwrap().len(), 30);
     assert!(s.nodes.lock().unwrap().iter().all(node::node_exists));
+    // Thirty nodes, thirty inits, no host mount.
+    assert!(s.our_mounts().is_empty());
 }
 
 #[test]
@@ -258,12 +292,12 @@ fn session_hosts_file_is_rewritten_in_place() {
     }
     let s = Session::new();
     let a = s.create(&spec("hosty", "host"));
-    let ino = std::fs::metadata(&a.hosts).unwrap().ino();
+    let ino = std::fs::metadata(&a.paths.hosts).unwrap().ino();
     let mut hosts = BTreeMap::new();
     hosts.insert("hosty".to_string(), vec![Ipv4Addr::new(10, 0, 0, 2)]);
     hosts.insert("other".to_string(), vec![Ipv4Addr::new(10, 0, 0, 3)]);
     node::write_session_hosts(s.run_dir.path(), &s.sid, &hosts).unwrap();
-    assert_eq!(std::fs::metadata(&a.hosts).unwrap().ino(), ino);
+    assert_eq!(std::fs::metadata(&a.paths.hosts).unwrap().ino(), ino);
     let (_, text, _) = s.exec(&a, &["cat", "/etc/hosts"]);
     assert!(text.contains("127.0.0.1\tlocalhost"), "{text}");
     assert!(text.contains("10.0.0.3\tother"), "{text}");
@@ -291,23 +325,54 @@ fn cgroup_limits_are_written_and_exec_joins_them() {
         return;
     }
     assert!(warnings.is_empty(), "{warnings:?}");
+    sp.settings.pids = Some(64);
     let a = s.create(&sp);
     let name = cgroup::cgroup_name(&s.sid, "limited");
+    let pids = Path::new("/sys/fs/cgroup/pids").join(&name);
+    if pids.is_dir() {
+        let max = std::fs::read_to_string(pids.join("pids.max")).unwrap();
+        assert_eq!(max.trim(), "64");
+    }
     let mem = Path::new("/sys/fs/cgroup/memory").join(&name);
     let limit = std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap();
     assert_eq!(limit.trim(), (64u64 * 1024 * 1024).to_string());
     let cpu = Path::new("/sys/fs/cgroup/cpu").join(&name);
     let quota = std::fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap();
     assert_eq!(quota.trim(), "50000");
+    // The node's cgroup is the root of its cgroup namespace...
     let (_, cg, _) = s.exec(&a, &["cat", "/proc/self/cgroup"]);
-    assert!(cg.contains(&format!("memory:/{name}")), "{cg}");
+    assert!(cg.contains("memory:/\n"), "{cg}");
+    // ... and on the host, exec'd processes and the init are in it.
+    let procs = std::fs::read_to_string(mem.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == a.pid().to_string()),
+        "{procs}"
+    );
     // Lifting the limit in place.
     sp.memory_mib = None;
-    cgroup::apply(&s.sid, &sp).unwrap();
+    cgroup::apply(&s.sid, "limited", &sp).unwrap();
     let limit = std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap();
     assert_ne!(limit.trim(), (64u64 * 1024 * 1024).to_string());
-    node::delete_node(&a).unwrap();
+    node::delete_node(&a.paths).unwrap();
     assert!(!mem.exists() && !cpu.exists());
+}
+
+/// Processes in the PID namespace of node `n` (seen from the host).
+fn in_pid_ns(n: &Node) -> usize {
+    let target = std::fs::metadata(format!("/proc/{}/ns/pid", n.pid()))
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::metadata(e.path().join("ns/pid"))
+                .map(|m| m.ino())
+                .ok()
+                == Some(target)
+        })
+        .count()
 }
 
 #[test]
@@ -316,62 +381,37 @@ fn delete_leaves_no_mounts_files_or_processes() {
         return;
     }
     let s = Session::new();
-    assert!(s.our_mounts().is_empty());
     let a = s.create(&spec("gone", "host"));
-    // ns tmpfs + 4 namespace files; nothing of the overlay on the host.
-    assert_eq!(s.our_mounts().len(), 5, "{:#?}", s.our_mounts());
     let args: Vec<String> = ["sleep", "1000"].iter().map(|x| x.to_string()).collect();
-    exec::spawn_detached(&a, &s.sid, "gone", &args).unwrap();
-    let mnt_ino = std::fs::metadata(&a.mntns).unwrap().ino();
-    let in_node = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-            .filter(|e| {
-                std::fs::metadata(e.path().join("ns/mnt"))
-                    .map(|m| m.ino())
-                    .ok()
-                    == Some(mnt_ino)
-            })
-            .count()
-    };
+    exec::spawn_detached(&a, &s.sandbox(&a), &args).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(in_node(), 1, "the detached daemon runs in the node");
-
-    node::delete_node(&a).unwrap();
-    assert_eq!(in_node(), 0, "delete kills what runs in the node");
-    assert!(!node::node_exists(&a));
-    for f in [&a.netns, &a.mntns, &a.utsns, &a.ipcns] {
-        assert!(!f.exists(), "{}", f.display());
-    }
-    assert!(!a.dir.exists());
-    assert_eq!(
-        s.our_mounts().len(),
-        1,
-        "only the session's ns folder is left"
+    assert_eq!(in_pid_ns(&a), 2, "the init and the detached daemon");
+    let init = a.pid();
+    let paths = a.paths.clone();
+    node::delete_node(&paths).unwrap();
+    assert!(!node::node_exists(&paths));
+    assert!(
+        !Path::new(&format!("/proc/{init}/ns")).exists(),
+        "the node's init is gone"
     );
+    assert!(!paths.dir.exists());
+    assert!(s.our_mounts().is_empty(), "{:#?}", s.our_mounts());
     // Idempotent.
-    node::delete_node(&a).unwrap();
+    node::delete_node(&paths).unwrap();
     // Creating it again works, and a half-made node is replaced.
     let a = s.create(&spec("gone", "host"));
-    // Half-made (or half-torn-down): the mount namespace is gone, the rest is there.
-    let st = std::process::Command::new("umount")
-        .arg("-l")
-        .arg(&a.mntns)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(!node::node_exists(&a));
-    let e = exec::exec(&a, &s.sid, "gone", &["true".to_string()]).unwrap_err();
+    // SAFETY: killing the node's init by hand, as a crash would.
+    unsafe { libc::kill(a.pid(), libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!node::node_exists(&a.paths));
+    let e = exec::exec(&a, &s.sandbox(&a), &["true".to_string()]).unwrap_err();
     assert!(e.message.contains("does not exist"), "{e}");
     let a = s.create(&spec("gone", "host"));
-    assert!(node::node_exists(&a));
+    assert!(node::node_exists(&a.paths));
     assert_eq!(s.exec(&a, &["hostname"]).1.trim(), "gone");
-    assert_eq!(s.our_mounts().len(), 5, "{:#?}", s.our_mounts());
     let swept = node::sweep_session_nodes(s.run_dir.path(), &s.sid).unwrap();
     assert_eq!(swept, ["gone"]);
-    assert!(s.our_mounts().is_empty(), "{:#?}", s.our_mounts());
+    assert!(!node::node_exists(&a.paths));
 }
 
 fn ensure_apt_lists() {
@@ -410,15 +450,17 @@ fn packages_install_into_one_node_only() {
         "the host must not have GNU hello installed"
     );
     let s = Session::new();
-    let a = s.create(&spec("pkg-a", "host"));
-    let b = s.create(&spec("pkg-b", "host"));
+    let a_node = s.create(&spec("pkg-a", "host"));
+    let b_node = s.create(&spec("pkg-b", "host"));
+    let (sa, sb) = (s.sandbox(&a_node), s.sandbox(&b_node));
+    let (a, b) = (s.target(&a_node, &sa), s.target(&b_node, &sb));
     let hello = pkg("hello", "pkg-a");
     if let Err(e) = package::install(&a, &hello, Path::new("/")) {
         panic!("{e}: {}", e.detail.clone().unwrap_or_default());
     }
-    let (code, out, _) = s.exec(&a, &["hello"]);
+    let (code, out, _) = s.exec(&a_node, &["hello"]);
     assert_eq!((code, out.trim()), (0, "Hello, world!"));
-    assert_ne!(s.exec(&b, &["which", "hello"]).0, 0);
+    assert_ne!(s.exec(&b_node, &["which", "hello"]).0, 0);
     assert!(!host_has("hello"));
     let v = package::installed_version(&a, "hello").unwrap();
     assert!(v.as_deref().is_some_and(|v| !v.is_empty()), "{v:?}");
@@ -431,7 +473,7 @@ fn packages_install_into_one_node_only() {
 
     package::remove(&a, "hello").unwrap();
     assert_eq!(package::installed_version(&a, "hello").unwrap(), None);
-    assert_ne!(s.exec(&a, &["which", "hello"]).0, 0);
+    assert_ne!(s.exec(&a_node, &["which", "hello"]).0, 0);
     package::remove(&a, "hello").unwrap();
     assert!(!host_has("hello"));
 
@@ -449,7 +491,9 @@ fn deb_files_install_from_the_testbed_dir() {
     }
     ensure_apt_lists();
     let s = Session::new();
-    let a = s.create(&spec("deb-a", "host"));
+    let a_node = s.create(&spec("deb-a", "host"));
+    let sa = s.sandbox(&a_node);
+    let a = s.target(&a_node, &sa);
     // Build a tiny package with dpkg-deb.
     let testbed = tempfile::tempdir().unwrap();
     let root = testbed.path().join("pkg");
@@ -482,7 +526,7 @@ fn deb_files_install_from_the_testbed_dir() {
     if let Err(e) = package::install(&a, &spec, testbed.path()) {
         panic!("{e}: {}", e.detail.clone().unwrap_or_default());
     }
-    assert_eq!(s.exec(&a, &["tg-tiny"]).1.trim(), "tiny");
+    assert_eq!(s.exec(&a_node, &["tg-tiny"]).1.trim(), "tiny");
     assert_eq!(
         package::installed_version(&a, "tg-test-tiny")
             .unwrap()
@@ -557,12 +601,13 @@ fn debian_image_is_built_once_and_runs() {
     assert_ne!(s.exec(&n, &["test", "-e", "/work"]).0, 0);
     // A fresh image has no apt lists: installing runs `apt-get update` first.
     let t = Instant::now();
-    if let Err(e) = package::install(&n, &pkg("hello", "deb12"), Path::new("/")) {
+    let sn = s.sandbox(&n);
+    if let Err(e) = package::install(&s.target(&n, &sn), &pkg("hello", "deb12"), Path::new("/")) {
         panic!("{e}: {}", e.detail.clone().unwrap_or_default());
     }
     eprintln!("apt-get update + install took {:?}", t.elapsed());
     assert_eq!(s.exec(&n, &["hello"]).1.trim(), "Hello, world!");
-    node::delete_node(&n).unwrap();
+    node::delete_node(&n.paths).unwrap();
     drop(s);
 }
 
@@ -577,12 +622,12 @@ fn timing() {
     let s = Session::new();
     // Warm up (session folder, page cache).
     let w = s.create(&spec("warm", "host"));
-    node::delete_node(&w).unwrap();
+    node::delete_node(&w.paths).unwrap();
 
     let t = Instant::now();
     let one = s.create(&spec("one", "host"));
     let created = t.elapsed();
-    node::delete_node(&one).unwrap();
+    node::delete_node(&one.paths).unwrap();
     eprintln!(
         "one node: create {created:?}, create+delete {:?}",
         t.elapsed()
@@ -594,7 +639,7 @@ fn timing() {
             let s = &s;
             scope.spawn(move || {
                 let mine: Vec<NodePaths> = (0..10)
-                    .map(|i| s.create(&spec(&format!("n{worker}-{i}"), "host")))
+                    .map(|i| s.create(&spec(&format!("n{worker}-{i}"), "host")).paths)
                     .collect();
                 mine
             });
@@ -604,7 +649,7 @@ fn timing() {
     let t1 = Instant::now();
     let extra = s.create(&spec("extra", "host"));
     let extra_created = t1.elapsed();
-    node::delete_node(&extra).unwrap();
+    node::delete_node(&extra.paths).unwrap();
     eprintln!(
         "one node next to 100 others: create {extra_created:?}, create+delete {:?}",
         t1.elapsed()
@@ -615,7 +660,7 @@ fn timing() {
         .unwrap()
         .iter()
         .skip(2)
-        .filter(|p| p.hostname != "extra")
+        .filter(|p| p.id != "extra")
         .cloned()
         .collect();
     assert_eq!(all.len(), 100);

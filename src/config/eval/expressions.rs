@@ -332,6 +332,26 @@ impl Evaluator<'_> {
         }
     }
 
+    /// `pids = N`: a positive whole number of processes.
+    pub(super) fn eval_pids(&mut self, b: &RawBlock, rep: &Repetition) -> Option<u64> {
+        let a = b.attr("pids")?;
+        let v = self.eval(a, rep)?;
+        match v.as_u64() {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.err(
+                    Diagnostic::error(format!(
+                        "`pids` must be a positive whole number, found {}",
+                        self.describe_in(a, &v)
+                    ))
+                    .at(a.expr_span.clone())
+                    .help("write `pids = 256` (the most processes and threads of the node)"),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn eval_memory(&mut self, b: &RawBlock, rep: &Repetition) -> Option<u64> {
         let a = b.attr("memory")?;
         let v = self.eval(a, rep)?;

@@ -371,6 +371,10 @@ impl Evaluator<'_> {
         };
         let cpus = self.eval_cpus(ab, &rep).or(profile.cpus);
         let memory_mib = self.eval_memory(ab, &rep).or(profile.memory_mib);
+        let node_settings = crate::platform::NodeSettings {
+            privileged: self.eval_bool(ab, "privileged", &rep).unwrap_or(false),
+            pids: self.eval_pids(ab, &rep),
+        };
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());
         let platform = self
@@ -399,7 +403,7 @@ impl Evaluator<'_> {
             })
             .collect();
         let spec = NodeSpec {
-            settings: Default::default(),
+            settings: node_settings,
             host: None,
             hostname: n.host.clone(),
             image: image.clone(),

@@ -1,12 +1,20 @@
-//! CPU and memory limits of netns nodes, with cgroups.
+//! Limits and device rules of netns nodes, with cgroups.
 //!
-//! A node with limits gets the cgroup `tg-<sid>-<hostname>`: under the cgroup
-//! v2 unified tree (`/sys/fs/cgroup` or, on hybrid hosts,
-//! `/sys/fs/cgroup/unified`) when that tree offers the controller, else under
-//! the v1 hierarchies `/sys/fs/cgroup/cpu` and `/sys/fs/cgroup/memory`.
+//! A node's cgroup is `tg-<sid>-<id>` (`id` is the node's identity, see
+//! `node`): under the cgroup v2 unified tree (`/sys/fs/cgroup` or, on
+//! hybrid hosts, `/sys/fs/cgroup/unified`) when that tree offers the
+//! controller, else under the v1 hierarchies `/sys/fs/cgroup/{cpu,memory,pids}`.
 //! `cpus` becomes a CFS quota (`cpus` × 100 ms per 100 ms period), `memory`
-//! a hard memory limit. Processes that `exec` and package installs start in
-//! the node are moved into these cgroups; a node has no process of its own.
+//! a hard memory limit, `pids` a limit on processes and threads. A node
+//! with limits also gets a v1 `devices` cgroup where the host has one:
+//! only the usual devices (null, zero, full, random, urandom, tty, ptmx,
+//! pts, tun) may be opened, so the node may keep `MKNOD` (see `sandbox`).
+//! Nodes without limits get no cgroup at all: moving a process into a v1
+//! cgroup costs about 10 ms, serialized across the host.
+//!
+//! The node's init joins these cgroups before it makes the node's cgroup
+//! namespace, so the node sees its own cgroup as the root and cannot move
+//! out of it; every process started in the node joins them too.
 //!
 //! This module does not start processes (see `exec`) and does nothing at
 //! plan time but read which controllers exist ([`check`]).
@@ -25,6 +33,7 @@ const CFS_PERIOD_US: u64 = 100_000;
 enum Controller {
     Cpu,
     Memory,
+    Pids,
 }
 
 impl Controller {
@@ -32,8 +41,38 @@ impl Controller {
         match self {
             Controller::Cpu => "cpu",
             Controller::Memory => "memory",
+            Controller::Pids => "pids",
         }
     }
+}
+
+/// The devices a node may open (cgroup v1 `devices.allow` rules), after
+/// `a` is denied: Docker's defaults. Creating any device file (`m`) is
+/// allowed; opening one that is not listed is not.
+const DEVICE_RULES: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+/// The v1 `devices` hierarchy, if this host has one.
+fn devices_root(base: &Path) -> Option<PathBuf> {
+    let d = base.join("devices");
+    d.join("devices.allow").is_file().then_some(d)
+}
+
+/// Whether nodes get a devices cgroup here (and so may keep `MKNOD`).
+pub fn has_devices() -> bool {
+    devices_root(Path::new(CGROUP_ROOT)).is_some()
 }
 
 /// Where a controller lives on this host.
@@ -67,13 +106,14 @@ fn tree_for(base: &Path, c: Controller) -> Option<Tree> {
     let probe = match c {
         Controller::Cpu => "cpu.cfs_quota_us",
         Controller::Memory => "memory.limit_in_bytes",
+        Controller::Pids => "pids.max",
     };
     v1.join(probe).is_file().then_some(Tree::V1(v1))
 }
 
-/// The cgroup name of a node.
-pub fn cgroup_name(sid: &str, hostname: &str) -> String {
-    format!("tg-{sid}-{hostname}")
+/// The cgroup name of a node (`id`: its identity).
+pub fn cgroup_name(sid: &str, id: &str) -> String {
+    format!("tg-{sid}-{id}")
 }
 
 /// Plan time: warnings for limits that cannot be enforced on this host.
@@ -101,21 +141,31 @@ fn check_in(base: &Path, spec: &NodeSpec) -> Vec<String> {
             ));
         }
     }
+    if let Some(n) = spec.settings.pids {
+        if tree_for(base, Controller::Pids).is_none() {
+            warnings.push(format!(
+                "`pids = {n}` of node `{}` cannot be enforced: this host has no cgroup \
+                 `pids` controller (v1 or v2); the node runs without a process limit",
+                spec.hostname
+            ));
+        }
+    }
     warnings
 }
 
-/// Every existing cgroup folder of a node (v1 cpu, v1 memory, v2), deduplicated.
-fn node_dirs(sid: &str, hostname: &str) -> Vec<PathBuf> {
-    node_dirs_in(Path::new(CGROUP_ROOT), sid, hostname)
+/// Every existing cgroup folder of a node (v1 cpu, memory, pids,
+/// devices, v2), deduplicated.
+fn node_dirs(sid: &str, id: &str) -> Vec<PathBuf> {
+    node_dirs_in(Path::new(CGROUP_ROOT), sid, id)
 }
 
-fn node_dirs_in(base: &Path, sid: &str, hostname: &str) -> Vec<PathBuf> {
-    let name = cgroup_name(sid, hostname);
+fn node_dirs_in(base: &Path, sid: &str, id: &str) -> Vec<PathBuf> {
+    let name = cgroup_name(sid, id);
     let mut dirs = Vec::new();
-    let mut candidates = vec![
-        base.join("cpu").join(&name),
-        base.join("memory").join(&name),
-    ];
+    let mut candidates: Vec<PathBuf> = V1_HIERARCHIES
+        .iter()
+        .map(|h| base.join(h).join(&name))
+        .collect();
     if let Some(root) = v2_root(base) {
         candidates.push(root.join(&name));
     }
@@ -127,13 +177,16 @@ fn node_dirs_in(base: &Path, sid: &str, hostname: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// Names of the nodes (hostnames) of a session that have a cgroup.
+/// The v1 hierarchies node cgroups may be in.
+const V1_HIERARCHIES: [&str; 4] = ["cpu", "memory", "pids", "devices"];
+
+/// Names of the nodes (their ids) of a session that have a cgroup.
 pub fn session_cgroups(sid: &str) -> Vec<String> {
     let prefix = format!("tg-{sid}-");
-    let mut roots = vec![
-        Path::new(CGROUP_ROOT).join("cpu"),
-        Path::new(CGROUP_ROOT).join("memory"),
-    ];
+    let mut roots: Vec<PathBuf> = V1_HIERARCHIES
+        .iter()
+        .map(|h| Path::new(CGROUP_ROOT).join(h))
+        .collect();
     roots.extend(v2_root(Path::new(CGROUP_ROOT)));
     let mut names = Vec::new();
     for root in roots {
@@ -183,15 +236,35 @@ fn enable_v2(root: &Path, c: Controller) -> Result<(), PlatformError> {
     write(&control, &format!("+{}", c.v1_name()))
 }
 
-/// Create or update the node's cgroups to match `spec` (limits that are
-/// no longer asked for are lifted). Limits whose controller is missing are
-/// skipped ([`check`] warned about them at plan time).
-pub fn apply(sid: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
-    apply_in(Path::new(CGROUP_ROOT), sid, spec)
+/// Make the node's devices cgroup (v1, where the host has it): deny
+/// every device but [`DEVICE_RULES`]. Returns whether it exists.
+pub fn apply_devices(sid: &str, id: &str) -> Result<bool, PlatformError> {
+    apply_devices_in(Path::new(CGROUP_ROOT), sid, id)
 }
 
-fn apply_in(base: &Path, sid: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
-    let name = cgroup_name(sid, &spec.hostname);
+fn apply_devices_in(base: &Path, sid: &str, id: &str) -> Result<bool, PlatformError> {
+    let Some(root) = devices_root(base) else {
+        return Ok(false);
+    };
+    let dir = root.join(cgroup_name(sid, id));
+    mkdir(&dir)?;
+    write(&dir.join("devices.deny"), "a")?;
+    for rule in DEVICE_RULES {
+        write(&dir.join("devices.allow"), rule)?;
+    }
+    Ok(true)
+}
+
+/// Create or update the node's cgroups to match `spec` (limits that are
+/// no longer asked for are lifted). Limits whose controller is missing are
+/// skipped ([`check`] warned about them at plan time). `id` is the node's
+/// identity.
+pub fn apply(sid: &str, id: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
+    apply_in(Path::new(CGROUP_ROOT), sid, id, spec)
+}
+
+fn apply_in(base: &Path, sid: &str, id: &str, spec: &NodeSpec) -> Result<(), PlatformError> {
+    let name = cgroup_name(sid, id);
     if let Some(tree) = tree_for(base, Controller::Cpu) {
         let quota = spec
             .cpus
@@ -249,13 +322,35 @@ fn apply_in(base: &Path, sid: &str, spec: &NodeSpec) -> Result<(), PlatformError
             }
         }
     }
+    if let Some(tree) = tree_for(base, Controller::Pids) {
+        let (root, pids) = match &tree {
+            Tree::V1(r) | Tree::V2(r) => (r, spec.settings.pids),
+        };
+        let dir = root.join(&name);
+        if pids.is_some() || dir.is_dir() {
+            if let Tree::V2(r) = &tree {
+                enable_v2(r, Controller::Pids)?;
+            }
+            mkdir(&dir)?;
+            let value = pids.map_or_else(|| "max".to_string(), |n| n.max(1).to_string());
+            write(&dir.join("pids.max"), &value)?;
+        }
+    }
     Ok(())
+}
+
+/// The `cgroup.procs` files of the node's cgroups (for its init to join).
+pub fn procs_paths(sid: &str, id: &str) -> Vec<PathBuf> {
+    node_dirs(sid, id)
+        .into_iter()
+        .map(|d| d.join("cgroup.procs"))
+        .collect()
 }
 
 /// Open the `cgroup.procs` files of the node's cgroups for writing, so a
 /// child can move itself in by writing `0` (what `exec` does).
-pub(crate) fn procs_files(sid: &str, hostname: &str) -> Vec<fs::File> {
-    node_dirs(sid, hostname)
+pub(crate) fn procs_files(sid: &str, id: &str) -> Vec<fs::File> {
+    node_dirs(sid, id)
         .into_iter()
         .filter_map(|d| {
             fs::OpenOptions::new()
@@ -267,8 +362,8 @@ pub(crate) fn procs_files(sid: &str, hostname: &str) -> Vec<fs::File> {
 }
 
 /// Move process `pid` into the node's cgroups (none when the node has no limits).
-pub fn join(sid: &str, hostname: &str, pid: u32) -> Result<(), PlatformError> {
-    for d in node_dirs(sid, hostname) {
+pub fn join(sid: &str, id: &str, pid: u32) -> Result<(), PlatformError> {
+    for d in node_dirs(sid, id) {
         let procs = d.join("cgroup.procs");
         fs::OpenOptions::new()
             .write(true)
@@ -285,9 +380,9 @@ pub fn join(sid: &str, hostname: &str, pid: u32) -> Result<(), PlatformError> {
 }
 
 /// SIGKILL every process in the node's cgroups; true when there was one.
-pub(crate) fn kill_all(sid: &str, hostname: &str) -> bool {
+pub(crate) fn kill_all(sid: &str, id: &str) -> bool {
     let mut found = false;
-    for d in node_dirs(sid, hostname) {
+    for d in node_dirs(sid, id) {
         let text = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
         for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             // SAFETY: sending a signal.
@@ -300,10 +395,19 @@ pub(crate) fn kill_all(sid: &str, hostname: &str) -> bool {
     found
 }
 
-/// Remove the node's cgroups; fine when they are gone.
-pub fn remove(sid: &str, hostname: &str) {
-    for d in node_dirs(sid, hostname) {
-        let _ = fs::remove_dir(&d);
+/// Remove the node's cgroups; fine when they are gone. A cgroup whose
+/// last process is still exiting is busy for a moment: tried again for a
+/// short while.
+pub fn remove(sid: &str, id: &str) {
+    for d in node_dirs(sid, id) {
+        for _ in 0..200 {
+            match fs::remove_dir(&d) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                _ => break,
+            }
+        }
     }
 }
 
@@ -345,7 +449,7 @@ mod tests {
         assert!(w[1].contains("`memory = 256 MiB`"), "{w:?}");
         assert!(check_in(base.path(), &spec(None, None)).is_empty());
         // Asked for nothing missing: no warning, and apply does nothing.
-        apply_in(base.path(), "s", &spec(Some(1.0), Some(1))).unwrap();
+        apply_in(base.path(), "s", "web", &spec(Some(1.0), Some(1))).unwrap();
         assert!(node_dirs_in(base.path(), "s", "web").is_empty());
     }
 
@@ -357,7 +461,7 @@ mod tests {
         fs::write(base.path().join("cpu/cpu.cfs_quota_us"), "-1").unwrap();
         fs::write(base.path().join("memory/memory.limit_in_bytes"), "0").unwrap();
         assert!(check_in(base.path(), &spec(Some(2.0), Some(64))).is_empty());
-        apply_in(base.path(), "s1", &spec(Some(0.25), Some(64))).unwrap();
+        apply_in(base.path(), "s1", "web", &spec(Some(0.25), Some(64))).unwrap();
         let cpu = base.path().join("cpu/tg-s1-web");
         let mem = base.path().join("memory/tg-s1-web");
         assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "25000");
@@ -368,7 +472,7 @@ mod tests {
             vec![cpu.clone(), mem.clone()]
         );
         // Lifting limits.
-        apply_in(base.path(), "s1", &spec(None, None)).unwrap();
+        apply_in(base.path(), "s1", "web", &spec(None, None)).unwrap();
         assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "-1");
         assert_eq!(read(&mem.join("memory.limit_in_bytes")), "-1");
     }
@@ -387,15 +491,28 @@ mod tests {
         // v1 memory exists too; v2 wins.
         fs::create_dir_all(base.path().join("memory")).unwrap();
         fs::write(base.path().join("memory/memory.limit_in_bytes"), "0").unwrap();
-        apply_in(base.path(), "s2", &spec(Some(1.5), Some(1))).unwrap();
+        apply_in(base.path(), "s2", "web", &spec(Some(1.5), Some(1))).unwrap();
         let dir = unified.join("tg-s2-web");
         assert_eq!(read(&dir.join("cpu.max")), "150000 100000");
         assert_eq!(read(&dir.join("memory.max")), "1048576");
         assert!(!base.path().join("memory/tg-s2-web").exists());
         // The fake subtree_control is a plain file: the last write wins.
         assert_eq!(read(&unified.join("cgroup.subtree_control")), "+memory");
-        apply_in(base.path(), "s2", &spec(None, None)).unwrap();
+        apply_in(base.path(), "s2", "web", &spec(None, None)).unwrap();
         assert_eq!(read(&dir.join("cpu.max")), "max 100000");
         assert_eq!(read(&dir.join("memory.max")), "max");
+    }
+
+    #[test]
+    fn devices_deny_all_but_the_usual() {
+        let base = tempfile::tempdir().unwrap();
+        assert!(!apply_devices_in(base.path(), "s3", "n").unwrap());
+        fs::create_dir_all(base.path().join("devices")).unwrap();
+        fs::write(base.path().join("devices/devices.allow"), "").unwrap();
+        assert!(apply_devices_in(base.path(), "s3", "n").unwrap());
+        let dir = base.path().join("devices/tg-s3-n");
+        assert_eq!(read(&dir.join("devices.deny")), "a");
+        // The fake file keeps the last rule written.
+        assert_eq!(read(&dir.join("devices.allow")), "c 10:200 rwm");
     }
 }

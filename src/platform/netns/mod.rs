@@ -1,8 +1,9 @@
 //! The `netns` platform: local nodes made of Linux namespaces.
 //!
 //! A session gets a router network namespace holding one bridge per
-//! network; a node is a set of persistent namespaces (no process of its
-//! own) linked to its networks by veth pairs. Everything a session makes
+//! network; a node is a sandbox (its own init as PID 1 of its own PID,
+//! mount, network, UTS, IPC and cgroup namespaces, Docker's capabilities
+//! and seccomp profile) linked to its networks by veth pairs. Everything a session makes
 //! carries its tag `sid` (from the lineage), so two sessions of the same
 //! testbed, with the same CIDRs, run side by side, and `sweep` finds every
 //! leftover after a crash. Root is required.
@@ -15,11 +16,13 @@
 //!   and the host-wide lock and record of host settings.
 //! - `locks`: per-session locks of one platform instance.
 //! - `files`: files and folders made with explicit modes.
-//! - `node`: a node's persistent namespaces and overlay root filesystem.
+//! - `node`: a node's init, namespaces and overlay root filesystem.
+//! - `init`: the node's init program (`tg-init`), which builds its root.
+//! - `sandbox`: capabilities, seccomp filters and masked host secrets.
 //! - `image`: image resolution and building (`host`, `debian:RELEASE`, `dir:PATH`).
-//! - `cgroup`: cpu and memory limits.
-//! - `exec`: running a command inside a node.
-//! - `package`: installing packages inside a node's root filesystem.
+//! - `cgroup`: cpu, memory and pids limits, device rules.
+//! - `exec`: running a command inside a node (streamed, pty, signals).
+//! - `package`: installing packages inside a node's sandbox.
 //!
 //! `nat = true` gives a network egress through an uplink from the router
 //! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
@@ -34,17 +37,19 @@ pub mod driver;
 pub mod exec;
 pub mod files;
 pub mod image;
+pub mod init;
 pub mod locks;
 pub mod names;
 pub mod net;
 pub mod node;
 pub mod package;
+pub mod sandbox;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use nix::mount::{umount2, MntFlags};
@@ -52,9 +57,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::ResourceKind;
 use crate::platform::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NetworkSpec,
-    NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse,
-    SessionRef, SessionSync, Spec, UpdateRequest,
+    Cancel, Capability, CreateRequest, CreateResponse, DeleteRequest, Dependency, ExecRequest,
+    ExecStatus, NetworkSpec, NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult,
+    ReadRequest, ReadResponse, SessionRef, SessionSync, Spec, UpdateRequest,
 };
 
 /// Options of the netns platform.
@@ -69,6 +74,16 @@ pub struct NetnsOptions {
     /// Keep it the same for every tg on a host, even when `run_dir` is
     /// elsewhere (as in tests).
     pub host_dir: PathBuf,
+    /// The node init program; `None`: `tg-init` next to the running
+    /// program (where `cargo build` and `cargo install` put it).
+    pub init: Option<PathBuf>,
+    /// More host paths no node may see (pool identity files, a state file
+    /// kept elsewhere), besides the host's credentials, the run and host
+    /// folders and the testbed's `.tg`.
+    pub secrets: Vec<PathBuf>,
+    /// Confine nodes (capabilities, seccomp, masked `/proc`, device
+    /// rules). Only benchmarks turn it off, to measure what it costs.
+    pub sandbox: bool,
 }
 
 impl Default for NetnsOptions {
@@ -77,6 +92,9 @@ impl Default for NetnsOptions {
             run_dir: PathBuf::from("/run/tg"),
             image_dir: PathBuf::from("/var/lib/tg/images"),
             host_dir: PathBuf::from("/run/tg"),
+            init: None,
+            secrets: Vec::new(),
+            sandbox: true,
         }
     }
 }
@@ -96,6 +114,8 @@ pub struct NetnsPlatform {
 struct Shared {
     sessions: locks::SessionLocks,
     bridges: net::links::BridgeHints,
+    /// The seccomp filters, compiled on first use.
+    filters: OnceLock<Result<sandbox::Filters, String>>,
 }
 
 impl NetnsPlatform {
@@ -120,6 +140,57 @@ impl NetnsPlatform {
     fn session_lock(&self, sid: &str) -> locks::SessionLock {
         self.shared.sessions.session(sid)
     }
+
+    /// The node init program to run.
+    fn init_program(&self) -> PlatformResult<PathBuf> {
+        if let Some(p) = &self.options.init {
+            return Ok(p.clone());
+        }
+        let exe = std::env::current_exe().map_err(|e| {
+            PlatformError::new(format!(
+                "cannot find the running program (for `tg-init`): {e}"
+            ))
+        })?;
+        let init = exe.with_file_name("tg-init");
+        if init.is_file() {
+            Ok(init)
+        } else {
+            Err(PlatformError::new(format!(
+                "the node init `tg-init` is missing: expected it at `{}`, next to `{}`; \
+                 `cargo build` and `cargo install` make both",
+                init.display(),
+                exe.display()
+            )))
+        }
+    }
+
+    /// What processes entering node `node` get.
+    fn sandbox_of(&self, node: &node::Node) -> PlatformResult<Arc<sandbox::Sandbox>> {
+        if node.record.privileged || !self.options.sandbox {
+            return Ok(Arc::new(sandbox::Sandbox::new(None, None)));
+        }
+        let filters = self
+            .shared
+            .filters
+            .get_or_init(sandbox::Filters::compile)
+            .as_ref()
+            .map_err(|e| PlatformError::new(format!("cannot make the seccomp filter: {e}")))?;
+        Ok(Arc::new(sandbox::Sandbox::new(
+            Some(sandbox::node_caps(node.record.devices)),
+            Some(filters),
+        )))
+    }
+
+    /// tg's own files no node may see for this session.
+    fn secrets(&self, session: &SessionRef) -> Vec<PathBuf> {
+        let mut v = vec![
+            self.options.run_dir.clone(),
+            self.options.host_dir.clone(),
+            session.testbed_dir.join(".tg"),
+        ];
+        v.extend(self.options.secrets.iter().cloned());
+        v
+    }
 }
 
 /// Why this host cannot run the netns platform at all, given the effective
@@ -142,23 +213,49 @@ pub fn host_refusal(euid: u32, os: &str) -> Option<String> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NodePrivate {
     pub sid: String,
-    /// The node's persisted network namespace.
-    pub netns: PathBuf,
+    /// The node's identity: its folder, cgroups and veths are named from
+    /// it, never from the hostname (which can change in place). Records
+    /// made before identities existed have none: their hostname was it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The node's runtime folder.
     pub dir: PathBuf,
     /// Router-side veth names, in interface order (`eth0` first).
     pub veths: Vec<String>,
 }
 
-/// The router-side veth names of a node's interfaces, in order.
-fn node_veths(sid: &str, spec: &NodeSpec) -> Vec<String> {
+impl NodePrivate {
+    /// The recorded private value of a node, if it is one.
+    fn of(v: &serde_json::Value) -> Option<NodePrivate> {
+        serde_json::from_value(v.clone()).ok()
+    }
+}
+
+/// The node identity recorded in `private`, else (older records, tests
+/// that record nothing) the hostname.
+fn node_id(private: &serde_json::Value, spec: &NodeSpec) -> String {
+    NodePrivate::of(private)
+        .and_then(|p| p.id)
+        .unwrap_or_else(|| spec.hostname.clone())
+}
+
+/// The router-side veth names of node `id`'s interfaces, in order.
+fn node_veths(sid: &str, id: &str, spec: &NodeSpec) -> Vec<String> {
     spec.interfaces
         .iter()
         .enumerate()
-        .map(|(i, iface)| {
-            names::veth_name(sid, &iface.network, &spec.hostname, &names::node_ifname(i))
-        })
+        .map(|(i, iface)| names::veth_name(sid, &iface.network, id, &names::node_ifname(i)))
         .collect()
+}
+
+/// What a package's `private` value records: the node it is on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PackagePrivate {
+    /// The node's hostname when the package was installed.
+    pub node: String,
+    /// The node's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 async fn blocking<T, F>(f: F) -> PlatformResult<T>
@@ -237,43 +334,47 @@ impl NetnsPlatform {
         })
     }
 
-    fn create_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<CreateResponse> {
+    fn create_node(
+        &self,
+        session: &SessionRef,
+        spec: &NodeSpec,
+        trace: &crate::platform::trace::OpTrace,
+    ) -> PlatformResult<CreateResponse> {
+        let sid = Self::sid(session);
         let run_dir = &self.options.run_dir;
-        let lock = self.session_lock(sid);
-        let paths = node::create_node(&lock, &self.options, sid, spec)?;
-        let veths = node_veths(sid, spec);
-        let result = (|| -> PlatformResult<()> {
-            for (i, (iface, veth)) in spec.interfaces.iter().zip(&veths).enumerate() {
-                let ifname = names::node_ifname(i);
-                let plug = net::links::Plug {
-                    network: &iface.network,
-                    node_netns: &paths.netns,
-                    veth,
-                    ifname_in_node: &ifname,
-                    address: iface.address,
-                    prefix_len: iface.prefix_len,
-                    gateway: (i == 0).then_some(iface.gateway),
-                };
-                net::attach(&lock, &self.shared.bridges, run_dir, sid, &plug)?;
-            }
-            // `create_node` applied the limits already; this only matters
-            // if it ever stops doing so.
-            if spec.cpus.is_some() || spec.memory_mib.is_some() {
-                cgroup::apply(sid, spec)?;
-            }
-            Ok(())
-        })();
+        let lock = self.session_lock(&sid);
+        let id = node::new_id();
+        let init = self.init_program()?;
+        let secrets = self.secrets(session);
+        let created = {
+            let _p = trace.phase("namespaces");
+            node::create_node(
+                &lock,
+                &self.options,
+                &sid,
+                spec,
+                &node::NodeOptions {
+                    id: &id,
+                    secrets: &secrets,
+                    init: &init,
+                },
+            )?
+        };
+        let veths = node_veths(&sid, &id, spec);
+        let result = {
+            let _p = trace.phase("links");
+            self.plug(&lock, &sid, &created, spec, &veths, &[])
+        };
         if let Err(e) = result {
             // Leave nothing half made behind.
-            let _ = net::detach(run_dir, sid, &veths);
-            cgroup::remove(sid, &spec.hostname);
-            let _ = node::delete_node(&paths);
+            let _ = net::detach(run_dir, &sid, &veths);
+            let _ = node::delete_node(&created.paths);
             return Err(e);
         }
         let private = NodePrivate {
-            sid: sid.to_string(),
-            netns: paths.netns.clone(),
-            dir: paths.dir.clone(),
+            sid,
+            id: Some(id),
+            dir: created.paths.dir.clone(),
             veths,
         };
         Ok(CreateResponse {
@@ -281,35 +382,118 @@ impl NetnsPlatform {
         })
     }
 
-    fn delete_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<()> {
+    /// Link the node's interfaces to their networks, but those in `keep`
+    /// (indexes whose veth is in place already).
+    fn plug(
+        &self,
+        lock: &locks::SessionLock,
+        sid: &str,
+        node: &node::Node,
+        spec: &NodeSpec,
+        veths: &[String],
+        keep: &[usize],
+    ) -> PlatformResult<()> {
+        let netns = PathBuf::from(format!("/proc/{}/ns/net", node.pid()));
+        for (i, (iface, veth)) in spec.interfaces.iter().zip(veths).enumerate() {
+            if keep.contains(&i) {
+                continue;
+            }
+            let ifname = names::node_ifname(i);
+            let plug = net::links::Plug {
+                network: &iface.network,
+                node_netns: &netns,
+                veth,
+                ifname_in_node: &ifname,
+                address: iface.address,
+                prefix_len: iface.prefix_len,
+                gateway: (i == 0).then_some(iface.gateway),
+            };
+            net::attach(
+                lock,
+                &self.shared.bridges,
+                &self.options.run_dir,
+                sid,
+                &plug,
+            )?;
+        }
+        if !node.alive() {
+            return Err(PlatformError::new(format!(
+                "node `{}` ended while it was being linked to its networks",
+                spec.hostname
+            )));
+        }
+        Ok(())
+    }
+
+    fn delete_node(
+        &self,
+        sid: &str,
+        spec: &NodeSpec,
+        private: &serde_json::Value,
+        trace: &crate::platform::trace::OpTrace,
+    ) -> PlatformResult<()> {
         let run_dir = &self.options.run_dir;
-        let paths = node::node_paths(run_dir, sid, &spec.hostname);
-        let deleted = node::delete_node(&paths);
-        cgroup::remove(sid, &spec.hostname);
-        // Once the node's namespace is released the kernel destroys its veth
-        // pairs itself, in batches (deleting them one by one here costs
-        // a third of a 100-node destroy). Only when the node could not be
-        // fully deleted are its veths taken off the bridges explicitly.
-        if deleted.is_err() || paths.netns.exists() {
-            net::detach(run_dir, sid, &node_veths(sid, spec))?;
+        let id = node_id(private, spec);
+        let paths = node::node_paths(run_dir, sid, &id);
+        let veths = NodePrivate::of(private)
+            .map(|p| p.veths)
+            .unwrap_or_else(|| node_veths(sid, &id, spec));
+        let alive = node::node_exists(&paths);
+        let deleted = {
+            let _p = trace.phase("namespaces");
+            node::delete_node(&paths)
+        };
+        // Once the node's init is gone the kernel destroys its network
+        // namespace and its veth pairs itself, in batches (deleting them
+        // one by one here costs a third of a 100-node destroy). Only when
+        // the node was not running are its veths taken off the bridges
+        // explicitly.
+        if deleted.is_err() || !alive {
+            let _p = trace.phase("links");
+            net::detach(run_dir, sid, &veths)?;
         }
         deleted
     }
 
-    fn read_node(&self, sid: &str, spec: &NodeSpec) -> PlatformResult<ReadResponse> {
-        let run_dir = &self.options.run_dir;
-        let paths = node::node_paths(run_dir, sid, &spec.hostname);
-        if !node::node_exists(&paths) {
+    /// The running node of a node spec and its private value.
+    fn open_node(
+        &self,
+        sid: &str,
+        spec: &NodeSpec,
+        private: &serde_json::Value,
+    ) -> Option<node::Node> {
+        let id = node_id(private, spec);
+        node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id))
+    }
+
+    fn read_node(
+        &self,
+        sid: &str,
+        spec: &NodeSpec,
+        private: &serde_json::Value,
+    ) -> PlatformResult<ReadResponse> {
+        let Some(node) = self.open_node(sid, spec, private) else {
             return Ok(ReadResponse::Gone);
-        }
-        let veths = node_veths(sid, spec);
-        let links = net::links::links_present(run_dir, sid, &veths)?;
+        };
+        let veths = NodePrivate::of(private)
+            .map(|p| p.veths)
+            .filter(|v| v.len() == spec.interfaces.len())
+            .unwrap_or_else(|| node_veths(sid, &node.paths.id, spec));
+        let plugs: Vec<(String, String)> = veths
+            .iter()
+            .cloned()
+            .zip(spec.interfaces.iter().map(|i| i.network.clone()))
+            .collect();
+        let plugged = net::links::plugged(&self.options.run_dir, sid, &plugs)?;
         let mut seen = spec.clone();
+        seen.hostname = node.record.hostname.clone();
+        // A veth gone, or left without its bridge (deleted behind tg's
+        // back), no longer links the node to that network.
         seen.interfaces = spec
             .interfaces
             .iter()
-            .zip(veths)
-            .filter(|(_, veth)| links.contains(veth))
+            .zip(&veths)
+            .filter(|(_, veth)| plugged.contains(*veth))
             .map(|(iface, _)| iface.clone())
             .collect();
         Ok(ReadResponse::Present {
@@ -332,35 +516,153 @@ impl NetnsPlatform {
         }
     }
 
-    fn node_paths_checked(&self, sid: &str, hostname: &str) -> PlatformResult<node::NodePaths> {
-        let paths = node::node_paths(&self.options.run_dir, sid, hostname);
-        if !node::node_exists(&paths) {
-            return Err(PlatformError::new(format!(
-                "node `{hostname}` does not exist on this host: run `tg apply` to make it"
-            )));
+    /// Change a node in place: hostname, limits, interfaces.
+    fn update_node(
+        &self,
+        session: &SessionRef,
+        before: &NodeSpec,
+        after: &NodeSpec,
+        private: &serde_json::Value,
+        trace: &crate::platform::trace::OpTrace,
+    ) -> PlatformResult<CreateResponse> {
+        let sid = Self::sid(session);
+        let node = self.open_node(&sid, before, private).ok_or_else(|| {
+            PlatformError::not_found(format!(
+                "node `{}` does not exist on this host: run `tg apply` to make it",
+                before.hostname
+            ))
+        })?;
+        let id = node.paths.id.clone();
+        if node.record.hostname != after.hostname {
+            names::check_hostname(&after.hostname).map_err(PlatformError::new)?;
+            node.set_hostname(&after.hostname)?;
         }
-        Ok(paths)
+        {
+            let _p = trace.phase("cgroups");
+            cgroup::apply(&sid, &id, after)?;
+        }
+        let old_veths = NodePrivate::of(private)
+            .map(|p| p.veths)
+            .unwrap_or_else(|| node_veths(&sid, &id, before));
+        let veths = node_veths(&sid, &id, after);
+        let plugs: Vec<(String, String)> = veths
+            .iter()
+            .cloned()
+            .zip(after.interfaces.iter().map(|i| i.network.clone()))
+            .collect();
+        let plugged = net::links::plugged(&self.options.run_dir, &sid, &plugs)?;
+        // An interface stays when it is the same as before, in place, and
+        // still on its bridge; anything else is linked anew.
+        let keep: Vec<usize> = (0..after.interfaces.len())
+            .filter(|&i| {
+                before.interfaces.get(i) == after.interfaces.get(i)
+                    && old_veths.get(i) == veths.get(i)
+                    && plugged.contains(&veths[i])
+            })
+            .collect();
+        let doomed: Vec<String> = old_veths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !keep.contains(i))
+            .map(|(_, v)| v.clone())
+            .chain(
+                veths
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !keep.contains(i))
+                    .map(|(_, v)| v.clone()),
+            )
+            .collect();
+        {
+            let _p = trace.phase("links");
+            net::detach(&self.options.run_dir, &sid, &doomed)?;
+            let lock = self.session_lock(&sid);
+            self.plug(&lock, &sid, &node, after, &veths, &keep)?;
+        }
+        Ok(CreateResponse {
+            private: to_private(&NodePrivate {
+                sid,
+                id: Some(id),
+                dir: node.paths.dir.clone(),
+                veths,
+            }),
+        })
+    }
+
+    /// The running node a package goes on: from its node's recorded
+    /// private value (`deps`), else from the package's own record, else
+    /// by hostname (older records).
+    fn package_node(
+        &self,
+        sid: &str,
+        spec: &PackageSpec,
+        private: Option<&serde_json::Value>,
+        deps: &BTreeMap<String, Dependency>,
+    ) -> Option<node::Node> {
+        let from_deps = deps.values().find_map(|d| match &d.spec {
+            Spec::Node(n) if n.hostname == spec.node => Some(node_id(&d.private, n)),
+            _ => None,
+        });
+        let from_private = private
+            .and_then(|p| serde_json::from_value::<PackagePrivate>(p.clone()).ok())
+            .and_then(|p| p.node_id);
+        match from_deps.or(from_private) {
+            Some(id) => node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id)),
+            None => node::find_by_hostname(&self.options.run_dir, sid, &spec.node),
+        }
     }
 
     fn install_package(
         &self,
         session: &SessionRef,
         spec: &PackageSpec,
+        node: Option<node::Node>,
+        cancel: &Cancel,
+        trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<CreateResponse> {
-        let sid = Self::sid(session);
-        let paths = self.node_paths_checked(&sid, &spec.node)?;
-        package::install(&paths, spec, &session.testbed_dir)?;
+        let node = node.ok_or_else(|| {
+            PlatformError::new(format!(
+                "node `{}` does not exist on this host: run `tg apply` to make it",
+                spec.node
+            ))
+        })?;
+        let sandbox = self.sandbox_of(&node)?;
+        {
+            let _p = trace.phase("packages");
+            package::install(
+                &package::Target {
+                    node: &node,
+                    sandbox: &sandbox,
+                    cancel: Some(cancel),
+                },
+                spec,
+                &session.testbed_dir,
+            )?;
+        }
         Ok(CreateResponse {
-            private: serde_json::json!({ "node": spec.node }),
+            private: to_private(&PackagePrivate {
+                node: spec.node.clone(),
+                node_id: Some(node.paths.id.clone()),
+            }),
         })
     }
 
-    fn read_package(&self, sid: &str, spec: &PackageSpec) -> PlatformResult<ReadResponse> {
-        let paths = node::node_paths(&self.options.run_dir, sid, &spec.node);
-        if !node::node_exists(&paths) {
+    fn read_package(
+        &self,
+        sid: &str,
+        spec: &PackageSpec,
+        private: &serde_json::Value,
+    ) -> PlatformResult<ReadResponse> {
+        let Some(node) = self.package_node(sid, spec, Some(private), &BTreeMap::new()) else {
             return Ok(ReadResponse::Gone);
-        }
-        let Some(installed) = package::installed_version(&paths, &spec.name)? else {
+        };
+        let sandbox = self.sandbox_of(&node)?;
+        let t = package::Target {
+            node: &node,
+            sandbox: &sandbox,
+            cancel: None,
+        };
+        let Some(installed) = package::installed_version(&t, &spec.name)? else {
             return Ok(ReadResponse::Gone);
         };
         let mut seen = spec.clone();
@@ -376,12 +678,26 @@ impl NetnsPlatform {
         })
     }
 
-    fn delete_package(&self, sid: &str, spec: &PackageSpec) -> PlatformResult<()> {
-        let paths = node::node_paths(&self.options.run_dir, sid, &spec.node);
-        if !node::node_exists(&paths) {
+    fn delete_package(
+        &self,
+        node: Option<node::Node>,
+        spec: &PackageSpec,
+        cancel: &Cancel,
+        trace: &crate::platform::trace::OpTrace,
+    ) -> PlatformResult<()> {
+        let Some(node) = node else {
             return Ok(());
-        }
-        package::remove(&paths, &spec.name)
+        };
+        let sandbox = self.sandbox_of(&node)?;
+        let _p = trace.phase("packages");
+        package::remove(
+            &package::Target {
+                node: &node,
+                sandbox: &sandbox,
+                cancel: Some(cancel),
+            },
+            &spec.name,
+        )
     }
 
     /// Once the session has no router and no node left, remove its
@@ -392,7 +708,7 @@ impl NetnsPlatform {
         if net::router_exists(run_dir, sid) || !dir_names(&sdir.join("nodes")).is_empty() {
             return;
         }
-        // No node is left: this only unmounts the session's namespace folder.
+        // No node is left: this only removes what an older tg left.
         let _ = node::sweep_session_nodes(run_dir, sid);
         if net::mount_points_under(&sdir).is_empty() {
             let _ = remove_tree_same_fs(&sdir);
@@ -415,36 +731,7 @@ impl NetnsPlatform {
             })
         };
 
-        // Nodes: known by their runtime folders, namespace files, netns
-        // names and cgroups.
-        let mut hostnames = BTreeSet::new();
-        for (dir, strip_ext) in [(sdir.join("nodes"), false), (sdir.join("ns"), true)] {
-            for name in dir_names(&dir) {
-                let host = if strip_ext {
-                    name.rsplit_once('.')
-                        .map(|(h, _)| h.to_string())
-                        .unwrap_or(name)
-                } else {
-                    name
-                };
-                hostnames.insert(host);
-            }
-        }
-        let netns_files: Vec<String> = dir_names(Path::new("/run/netns"))
-            .into_iter()
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        for n in &netns_files {
-            hostnames.insert(n[prefix.len()..].to_string());
-        }
-        for cg in cgroup_dirs(&prefix) {
-            if let Some(name) = cg.file_name().and_then(|n| n.to_str()) {
-                hostnames.insert(name[prefix.len()..].to_string());
-            }
-        }
-        hostnames.retain(|h| names::check_hostname(h).is_ok());
         let host = self.host();
-
         // Router-side veths first, so no link outlives its node.
         let links = net::existing_links(run_dir, sid).unwrap_or_default();
         let veths: Vec<String> = links
@@ -455,31 +742,19 @@ impl NetnsPlatform {
         if let Err(e) = net::detach(run_dir, sid, &veths) {
             note(e.into());
         }
-        for host in &hostnames {
-            let paths = node::node_paths(run_dir, sid, host);
-            let existed = node::node_exists(&paths) || paths.dir.exists();
-            if let Err(e) = node::delete_node(&paths) {
-                note(e);
-                continue;
-            }
-            cgroup::remove(sid, host);
-            if existed {
-                removed.push(format!(
-                    "node `{host}` ({})",
-                    names::node_netns_name(sid, host)
-                ));
-            }
-        }
-        // Whatever the loop above did not know of, and the session's
-        // namespace folder.
+        // Nodes: known by their runtime folders (and what an older tg
+        // left: pinned namespaces, cgroups).
         match node::sweep_session_nodes(run_dir, sid) {
-            Ok(hosts) => removed.extend(
-                hosts
-                    .iter()
-                    .map(|h| format!("node `{h}` ({})", names::node_netns_name(sid, h))),
-            ),
+            Ok(nodes) => removed.extend(nodes.iter().map(|n| format!("node `{n}`"))),
             Err(e) => note(e),
         }
+        for cg in cgroup_dirs(&prefix) {
+            let _ = fs::remove_dir(&cg);
+        }
+        let netns_files: Vec<String> = dir_names(Path::new("/run/netns"))
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
         for l in links.iter().filter(|l| l.starts_with("tgb")) {
             removed.push(format!("bridge `{l}`"));
         }
@@ -577,14 +852,18 @@ fn network_warnings(
     out
 }
 
-/// A node spec with its cgroup limits blanked (what must not change for
-/// an in-place update).
-fn without_limits(spec: &NodeSpec) -> NodeSpec {
-    NodeSpec {
+/// A node spec with what can change in place blanked (what must be equal
+/// for an in-place update): limits, hostname, interfaces.
+fn updatable_only(spec: &NodeSpec) -> NodeSpec {
+    let mut s = NodeSpec {
         cpus: None,
         memory_mib: None,
+        hostname: String::new(),
+        interfaces: Vec::new(),
         ..spec.clone()
-    }
+    };
+    s.settings.pids = None;
+    s
 }
 
 /// Is `tool` an executable in `PATH`?
@@ -685,11 +964,19 @@ impl Platform for NetnsPlatform {
         let refused = names::check_hostname(&spec.hostname)
             .err()
             .or_else(|| image::check(&spec.image, &self.options.image_dir).err());
-        let warnings = if refused.is_none() {
+        let mut warnings = if refused.is_none() {
             cgroup::check(spec)
         } else {
             Vec::new()
         };
+        if refused.is_none() && spec.settings.privileged {
+            warnings.push(format!(
+                "node `{}` is privileged: it keeps every capability and runs without a seccomp \
+                 filter, so root in it can reach the host (mount its disks, load kernel modules); \
+                 remove `privileged = true` unless the test needs it",
+                spec.hostname
+            ));
+        }
         Capability { refused, warnings }
     }
 
@@ -702,8 +989,8 @@ impl Platform for NetnsPlatform {
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
-            ResourceKind::Package => &["version"],
-            ResourceKind::Node => &["cpus", "memory_mib"],
+            ResourceKind::Package => &["version", "node"],
+            ResourceKind::Node => &["cpus", "memory_mib", "pids", "hostname", "interfaces"],
             ResourceKind::Network => &["nat"],
         }
     }
@@ -714,8 +1001,11 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => this.create_network(&req.session, n),
-                Spec::Node(n) => this.create_node(&sid, n),
-                Spec::Package(p) => this.install_package(&req.session, p),
+                Spec::Node(n) => this.create_node(&req.session, n, &req.trace),
+                Spec::Package(p) => {
+                    let node = this.package_node(&sid, p, None, &req.deps);
+                    this.install_package(&req.session, p, node, &req.cancel, &req.trace)
+                }
             }
         })
         .await
@@ -727,8 +1017,8 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => this.read_network(&sid, n),
-                Spec::Node(n) => this.read_node(&sid, n),
-                Spec::Package(p) => this.read_package(&sid, p),
+                Spec::Node(n) => this.read_node(&sid, n, &req.private),
+                Spec::Package(p) => this.read_package(&sid, p, &req.private),
             }
         })
         .await
@@ -737,7 +1027,26 @@ impl Platform for NetnsPlatform {
     async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
         let this = self.clone();
         blocking(move || match (&req.before, &req.after) {
-            (Spec::Package(_), Spec::Package(after)) => this.install_package(&req.session, after),
+            (Spec::Package(before), Spec::Package(after)) => {
+                let sid = Self::sid(&req.session);
+                let was = this.package_node(&sid, before, Some(&req.private), &BTreeMap::new());
+                let node = this.package_node(&sid, after, Some(&req.private), &req.deps);
+                let same_node =
+                    matches!((&was, &node), (Some(a), Some(b)) if a.paths.id == b.paths.id);
+                if !same_node {
+                    // Moved to another node: off the old one first.
+                    this.delete_package(was, before, &req.cancel, &req.trace)?;
+                } else if before.version == after.version && before.source == after.source {
+                    // Only the node's hostname changed.
+                    return Ok(CreateResponse {
+                        private: to_private(&PackagePrivate {
+                            node: after.node.clone(),
+                            node_id: node.map(|n| n.paths.id.clone()),
+                        }),
+                    });
+                }
+                this.install_package(&req.session, after, node, &req.cancel, &req.trace)
+            }
             (Spec::Network(before), Spec::Network(after))
                 if NetworkSpec {
                     nat: after.nat,
@@ -747,14 +1056,9 @@ impl Platform for NetnsPlatform {
                 this.set_nat(&req.session, after)
             }
             (Spec::Node(before), Spec::Node(after))
-                if without_limits(before) == without_limits(after) =>
+                if updatable_only(before) == updatable_only(after) =>
             {
-                let sid = Self::sid(&req.session);
-                this.node_paths_checked(&sid, &after.hostname)?;
-                cgroup::apply(&sid, after)?;
-                Ok(CreateResponse {
-                    private: req.private.clone(),
-                })
+                this.update_node(&req.session, before, after, &req.private, &req.trace)
             }
             _ => Err(PlatformError::new(format!(
                 "`{}` cannot be changed in place on the netns platform: it must be replaced",
@@ -774,6 +1078,7 @@ impl Platform for NetnsPlatform {
                     let lock = this.session_lock(&sid);
                     let held = lock.lock();
                     let run_dir = &this.options.run_dir;
+                    let _p = req.trace.phase("links");
                     if n.nat {
                         net::disable_nat(&held, &host, run_dir, &sid, &n.name)?;
                     }
@@ -781,38 +1086,42 @@ impl Platform for NetnsPlatform {
                     this.tidy_session_dir(&held, &sid);
                     Ok(())
                 }
-                Spec::Node(n) => this.delete_node(&sid, n),
-                Spec::Package(p) => this.delete_package(&sid, p),
+                Spec::Node(n) => this.delete_node(&sid, n, &req.private, &req.trace),
+                Spec::Package(p) => {
+                    let node = this.package_node(&sid, p, Some(&req.private), &req.deps);
+                    this.delete_package(node, p, &req.cancel, &req.trace)
+                }
             }
         })
         .await
     }
 
     async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
-        // Collected, then sent whole: streaming, stdin, signals and
-        // timeouts come with the node sandbox.
-        let this = self.clone();
-        let (session, hostname, argv) = (
-            req.session.clone(),
-            req.spec.hostname.clone(),
-            req.argv.clone(),
-        );
-        let out = blocking(move || {
-            let sid = Self::sid(&session);
-            let paths = this.node_paths_checked(&sid, &hostname)?;
-            exec::exec(&paths, &sid, &hostname, &argv)
-        })
-        .await?;
-        if !out.stdout.is_empty() {
-            let _ = req.io.stdout.send(out.stdout).await;
-        }
-        if !out.stderr.is_empty() {
-            let _ = req.io.stderr.send(out.stderr).await;
-        }
-        Ok(ExecStatus {
-            exit_code: out.exit_code,
-            timed_out: false,
-        })
+        let sid = Self::sid(&req.session);
+        let node = self
+            .open_node(&sid, &req.spec, &req.private)
+            .ok_or_else(|| {
+                PlatformError::not_found(format!(
+                    "node `{}` does not exist on this host: run `tg apply` to make it",
+                    req.spec.hostname
+                ))
+            })?;
+        let sandbox = self.sandbox_of(&node)?;
+        exec::stream(
+            node,
+            sandbox,
+            req.argv,
+            exec::Streams {
+                stdin: req.io.stdin,
+                stdout: req.io.stdout,
+                stderr: req.io.stderr,
+                signals: req.io.signals,
+                timeout: req.timeout,
+                tty: req.tty,
+                cancel: req.cancel,
+            },
+        )
+        .await
     }
 
     async fn sync_session(&self, req: SessionSync) -> PlatformResult<()> {
@@ -919,9 +1228,24 @@ mod tests {
                 },
             ],
         };
-        let v = node_veths("abcd0123", &spec);
+        let v = node_veths("abcd0123", "5f3a09c1d2e4", &spec);
         assert_eq!(v.len(), 2);
-        assert_eq!(v[0], names::veth_name("abcd0123", "a", "edge-0", "eth0"));
-        assert_eq!(v[1], names::veth_name("abcd0123", "b", "edge-0", "eth1"));
+        assert_eq!(
+            v[0],
+            names::veth_name("abcd0123", "a", "5f3a09c1d2e4", "eth0")
+        );
+        assert_eq!(
+            v[1],
+            names::veth_name("abcd0123", "b", "5f3a09c1d2e4", "eth1")
+        );
+        // Without a recorded identity the hostname is the node's id.
+        assert_eq!(node_id(&serde_json::Value::Null, &spec), "edge-0");
+        let p = to_private(&NodePrivate {
+            sid: "abcd0123".into(),
+            id: Some("5f3a09c1d2e4".into()),
+            dir: PathBuf::from("/x"),
+            veths: v,
+        });
+        assert_eq!(node_id(&p, &spec), "5f3a09c1d2e4");
     }
 }

@@ -1,28 +1,29 @@
-//! A node's persistent namespaces and its overlay root filesystem.
+//! A node's lifetime: its init process, its namespaces and its overlay root
+//! filesystem.
 //!
-//! A node is four namespaces kept alive by bind mounts of their namespace
-//! files, with no long-running process: net, mount, UTS and IPC. PID
-//! namespaces are not used: a PID namespace dies with its init process, and a
-//! node has none. The files live in `<run_dir>/<sid>/ns/<hostname>.{net,mnt,uts,ipc}`;
-//! the `ns` folder is a small private tmpfs mounted once per session (a bind
-//! mount of a mount namespace file must sit on a private mount, or it would
-//! propagate into the namespace it pins). The network namespace is *not*
-//! registered in `/run/netns`, so `ip netns` does not list nodes; use
-//! `nsenter --net=FILE` (or `tg exec`) to look inside.
+//! A node is one resident process, `tg-init` (see `init`), PID 1 of the
+//! node's own PID namespace, in the node's mount, network, UTS, IPC and
+//! cgroup namespaces. Its namespaces live as long as it does: nothing is
+//! pinned on the host, and `tg destroy` kills it, which ends every process
+//! of the node whatever namespaces they made.
 //!
-//! Inside the mount namespace an overlay (lower = the image, upper and work in
-//! `<run_dir>/<sid>/nodes/<hostname>/`) becomes `/` with `pivot_root`, with a
-//! fresh `/proc`, a read-only `/sys` mounted from inside the node's network
-//! namespace, a bind of the host `/dev` (with its own `devpts` and `/dev/shm`),
-//! tmpfs `/tmp` and `/run`, and `/etc/hosts` bound read-only from the
-//! session's hosts file (`<run_dir>/<sid>/hosts`, rewritten by
-//! [`write_session_hosts`]). The
-//! overlay is mounted only inside the node's mount namespace: the host sees
-//! nothing mounted under the node folder.
+//! A node is known by its `id` (recorded in the node's `private` value,
+//! independent of its hostname, so a hostname can change in place):
+//! everything of it lives in `<run_dir>/<sid>/nodes/<id>/`: the overlay's
+//! upper and work layers (everything the node wrote), and `node.json`,
+//! which records the init's PID and start time. A node is found again by
+//! opening a pidfd for that PID and checking the start time, so a reused
+//! PID is never taken for the node.
 //!
-//! All of it is done by one forked child of the calling process using raw
-//! syscalls (no program is executed, so creating a node costs one `fork`);
-//! the parent then bind-mounts the child's namespace files and lets it exit.
+//! Before the init starts, the upper layer gets `/etc/hostname` and mount
+//! points the image lacks. The masks of host secrets the image holds
+//! (`sandbox::masks_under`: an opaque empty folder, a whiteout, or a copy
+//! of the shadow files with every password locked) are a read-only layer
+//! of their own between the image and the upper layer, made once per
+//! session and image in `<run_dir>/<sid>/masks/<hash>/`: no file per
+//! node. `masks` is a small tmpfs (one host mount per session): overlayfs
+//! refuses a layer inside another layer's file system tree, and the `host`
+//! image's layer is `/`.
 //!
 //! This module does not add network interfaces (see `net`), does not build
 //! images (see `image`) and does not run commands inside nodes (see `exec`).
@@ -31,40 +32,30 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::init::{InitPlan, ANSWER_FD, PLAN_FD};
 use super::locks::SessionLock;
+use super::sandbox::{self, Mask};
 use super::{cgroup, files, image, names, NetnsOptions};
 use crate::platform::{NodeSpec, PlatformError};
-
-/// `statfs` magic of the namespace filesystem (`nsfs`).
-const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Where everything of one node lives on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodePaths {
     /// The session tag the node belongs to.
     pub sid: String,
-    /// The node's hostname.
-    pub hostname: String,
-    /// `<run_dir>/<sid>/nodes/<hostname>`: the node's own folder.
+    /// The node's identity (see the module's description).
+    pub id: String,
+    /// `<run_dir>/<sid>/nodes/<id>`: the node's own folder.
     pub dir: PathBuf,
-    /// Network namespace file (`<run_dir>/<sid>/ns/<hostname>.net`).
-    pub netns: PathBuf,
-    /// Mount namespace file.
-    pub mntns: PathBuf,
-    /// UTS namespace file.
-    pub utsns: PathBuf,
-    /// IPC namespace file.
-    pub ipcns: PathBuf,
     /// The overlay's upper layer: everything the node wrote.
     pub upper: PathBuf,
     /// The overlay's work folder.
@@ -74,162 +65,407 @@ pub struct NodePaths {
     pub merged: PathBuf,
     /// The session's hosts file, bound to `/etc/hosts` in the node.
     pub hosts: PathBuf,
+    /// `node.json`: the init's PID and start time.
+    pub record: PathBuf,
 }
 
-impl NodePaths {
-    /// The four namespace files with their `setns` type, net first and mount last
-    /// (the order to enter them in).
-    pub(crate) fn namespaces(&self) -> [(&Path, libc::c_int); 4] {
-        [
-            (self.netns.as_path(), libc::CLONE_NEWNET),
-            (self.utsns.as_path(), libc::CLONE_NEWUTS),
-            (self.ipcns.as_path(), libc::CLONE_NEWIPC),
-            (self.mntns.as_path(), libc::CLONE_NEWNS),
-        ]
-    }
+/// What `node.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub hostname: String,
+    /// The init's PID on the host.
+    pub pid: i32,
+    /// Its start time (clock ticks after boot, `/proc/PID/stat` field 22).
+    pub start: u64,
+    pub privileged: bool,
+    /// Whether the node has a devices cgroup (and so `MKNOD`).
+    pub devices: bool,
 }
 
 /// The paths of a node (pure: touches nothing).
-pub fn node_paths(run_dir: &Path, sid: &str, hostname: &str) -> NodePaths {
+pub fn node_paths(run_dir: &Path, sid: &str, id: &str) -> NodePaths {
     let session = run_dir.join(sid);
-    let dir = session.join("nodes").join(hostname);
-    let ns = session.join("ns");
+    let dir = session.join("nodes").join(id);
     NodePaths {
         sid: sid.to_string(),
-        hostname: hostname.to_string(),
-        netns: ns.join(format!("{hostname}.net")),
-        mntns: ns.join(format!("{hostname}.mnt")),
-        utsns: ns.join(format!("{hostname}.uts")),
-        ipcns: ns.join(format!("{hostname}.ipc")),
+        id: id.to_string(),
         upper: dir.join("upper"),
         work: dir.join("work"),
         merged: dir.join("merged"),
+        record: dir.join("node.json"),
         hosts: session.join("hosts"),
         dir,
     }
 }
 
-/// The session's namespace folder (a private tmpfs once a node exists).
-pub fn session_ns_dir(run_dir: &Path, sid: &str) -> PathBuf {
-    run_dir.join(sid).join("ns")
+/// A new node identity: 12 hex digits.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-/// Whether the node's namespaces exist (its net and mount namespace files
-/// are mounted namespace files).
+/// Is `id` a node identity (what [`new_id`] makes, or a hostname of a node
+/// recorded before identities existed)?
+pub fn check_id(id: &str) -> Result<(), String> {
+    if !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(format!("`{id}` is not a node identity"))
+    }
+}
+
+/// A running node: its record and a pidfd of its init.
+#[derive(Debug)]
+pub struct Node {
+    pub paths: NodePaths,
+    pub record: NodeRecord,
+    pidfd: OwnedFd,
+}
+
+impl Node {
+    /// The running node at `paths`, or `None` when its init is gone.
+    pub fn open(paths: &NodePaths) -> Option<Node> {
+        let text = fs::read_to_string(&paths.record).ok()?;
+        let record: NodeRecord = serde_json::from_str(&text).ok()?;
+        let pidfd = pidfd_open(record.pid)?;
+        // The PID may have been reused: the start time tells.
+        match proc_start(record.pid) {
+            Some((start, state)) if start == record.start && state != 'Z' && state != 'X' => {}
+            _ => return None,
+        }
+        Some(Node {
+            paths: paths.clone(),
+            record,
+            pidfd,
+        })
+    }
+
+    /// The init's PID on the host.
+    pub fn pid(&self) -> i32 {
+        self.record.pid
+    }
+
+    /// A pidfd of the init (to `setns` into its namespaces).
+    pub fn pidfd(&self) -> RawFd {
+        self.pidfd.as_raw_fd()
+    }
+
+    /// Whether the init still runs.
+    pub fn alive(&self) -> bool {
+        !pidfd_exited(&self.pidfd, 0)
+    }
+
+    /// Set the node's hostname (UTS namespace and `/etc/hostname`).
+    pub fn set_hostname(&self, hostname: &str) -> Result<(), PlatformError> {
+        let pidfd = self.pidfd.as_raw_fd();
+        let name = hostname.to_string();
+        std::thread::scope(|s| {
+            s.spawn(move || -> std::io::Result<()> {
+                // SAFETY: setns of this short-lived thread only (the UTS
+                // namespace is per thread), then sethostname.
+                unsafe {
+                    if libc::setns(pidfd, libc::CLONE_NEWUTS) != 0
+                        || libc::sethostname(name.as_ptr().cast(), name.len()) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("thread panicked")))
+        })
+        .map_err(|e| {
+            PlatformError::new(format!(
+                "cannot set the hostname of node `{}` to `{hostname}`: {e}",
+                self.record.hostname
+            ))
+        })?;
+        let f = self
+            .open_inside(
+                "etc/hostname",
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            )
+            .map_err(|e| {
+                PlatformError::new(format!(
+                    "cannot write `/etc/hostname` of node `{hostname}`: {e}"
+                ))
+            })?;
+        (&f).write_all(format!("{hostname}\n").as_bytes())
+            .map_err(|e| PlatformError::new(format!("cannot write `/etc/hostname`: {e}")))?;
+        let mut record = self.record.clone();
+        record.hostname = hostname.to_string();
+        write_record(&self.paths, &record)
+    }
+
+    /// Open `rel` (relative to the node's `/`) from the host, resolving
+    /// every link inside the node's root, never on the host.
+    pub fn open_inside(&self, rel: &str, flags: libc::c_int) -> std::io::Result<fs::File> {
+        let root = CString::new(format!("/proc/{}/root", self.record.pid))
+            .map_err(std::io::Error::other)?;
+        let rel = CString::new(rel).map_err(std::io::Error::other)?;
+        // SAFETY: open and openat2 with valid strings; the fds are owned below.
+        unsafe {
+            let dir = libc::open(
+                root.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if dir < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let dir = OwnedFd::from_raw_fd(dir);
+            let mut how: libc::open_how = std::mem::zeroed();
+            how.flags = (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+            if flags & libc::O_CREAT != 0 {
+                how.mode = 0o644;
+            }
+            how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+            let fd = libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                rel.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            );
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The node must not have died (and its PID been reused) in between.
+            if pidfd_exited(&self.pidfd, 0) {
+                libc::close(fd as RawFd);
+                return Err(std::io::Error::other("the node's init ended"));
+            }
+            Ok(fs::File::from_raw_fd(fd as RawFd))
+        }
+    }
+}
+
+/// The running node of session `sid` whose hostname is `hostname` (for
+/// callers that do not know its identity).
+pub fn find_by_hostname(run_dir: &Path, sid: &str, hostname: &str) -> Option<Node> {
+    let nodes = run_dir.join(sid).join("nodes");
+    // A node recorded before identities existed is named by its hostname.
+    if let Some(n) = Node::open(&node_paths(run_dir, sid, hostname)) {
+        return Some(n);
+    }
+    fs::read_dir(nodes).ok()?.flatten().find_map(|e| {
+        let id = e.file_name().to_string_lossy().into_owned();
+        check_id(&id).ok()?;
+        let n = Node::open(&node_paths(run_dir, sid, &id))?;
+        (n.record.hostname == hostname).then_some(n)
+    })
+}
+
+/// Whether the node's init runs.
 pub fn node_exists(paths: &NodePaths) -> bool {
-    is_nsfs(&paths.netns) && is_nsfs(&paths.mntns)
+    Node::open(paths).is_some()
 }
 
-/// Make a node: namespaces, root filesystem, hostname, `lo` up, and the cgroup
-/// limits of `spec` (see [`cgroup::apply`]). A half-made node of the same name
-/// is deleted first. No network interface but `lo` is added. `session` is
+/// How a node is made.
+pub struct NodeOptions<'a> {
+    pub id: &'a str,
+    /// Host paths the node must not see (tg's own secrets), besides
+    /// [`sandbox::HOST_SECRETS`].
+    pub secrets: &'a [PathBuf],
+    /// The program run as the node's init.
+    pub init: &'a Path,
+}
+
+/// Make a node: init, namespaces, root filesystem, hostname, `lo` up, its
+/// cgroups (limits of `spec`, devices). A half-made node of the same id is
+/// deleted first. No network interface but `lo` is added. `session` is
 /// the session's lock, taken while its folders are set up.
 pub fn create_node(
     session: &SessionLock,
     opts: &NetnsOptions,
     sid: &str,
     spec: &NodeSpec,
-) -> Result<NodePaths, PlatformError> {
+    node: &NodeOptions,
+) -> Result<Node, PlatformError> {
     names::check_sid(sid).map_err(PlatformError::new)?;
     names::check_hostname(&spec.hostname).map_err(PlatformError::new)?;
+    check_id(node.id).map_err(PlatformError::new)?;
     let lower = image::resolve(&spec.image, &opts.image_dir, &|_| {})?;
-    let paths = node_paths(&opts.run_dir, sid, &spec.hostname);
+    let paths = node_paths(&opts.run_dir, sid, node.id);
     for p in [&lower, &paths.dir] {
         check_overlay_path(p)?;
     }
-    if paths.dir.exists() || paths.mntns.exists() || paths.netns.exists() {
+    if paths.dir.exists() {
         delete_node(&paths)?;
     }
     ensure_session(session, &opts.run_dir, sid)?;
-    let result = prepare_dirs(&paths, &lower, &spec.hostname)
-        .and_then(|()| make_namespaces(&paths, &lower))
-        .and_then(|()| {
-            if spec.cpus.is_some() || spec.memory_mib.is_some() {
-                cgroup::apply(sid, spec)
-            } else {
-                Ok(())
-            }
-        });
-    if let Err(e) = result {
+    let privileged = spec.settings.privileged;
+    let mut secrets: Vec<PathBuf> = sandbox::HOST_SECRETS.iter().map(PathBuf::from).collect();
+    secrets.extend(node.secrets.iter().cloned());
+    let masks = mask_layer(session, &opts.run_dir, sid, &lower, &secrets)?;
+    let result = (|| {
+        prepare_dirs(&paths, &lower, &spec.hostname)?;
+        // Moving a process into a cgroup v1 costs ~10 ms, serialized host
+        // wide: a node gets cgroups (and so a devices cgroup, and `MKNOD`)
+        // only when it has limits.
+        let limited =
+            spec.cpus.is_some() || spec.memory_mib.is_some() || spec.settings.pids.is_some();
+        let devices =
+            limited && !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
+        cgroup::apply(sid, node.id, spec)?;
+        let caps = (!privileged && opts.sandbox).then(|| sandbox::node_caps(devices));
+        let plan = InitPlan {
+            hostname: spec.hostname.clone(),
+            lower: match &masks {
+                Some(m) => PathBuf::from(format!("{}:{}", m.display(), lower.display())),
+                None => lower.clone(),
+            },
+            upper: paths.upper.clone(),
+            work: paths.work.clone(),
+            merged: paths.merged.clone(),
+            hosts: paths.hosts.clone(),
+            cgroups: cgroup::procs_paths(sid, node.id),
+            caps,
+        };
+        let (pid, start) = start_init(node.init, &plan, &spec.hostname)?;
+        let record = NodeRecord {
+            id: node.id.to_string(),
+            hostname: spec.hostname.clone(),
+            pid,
+            start,
+            privileged,
+            devices,
+        };
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        files::write(&paths.record, text.as_bytes(), files::FILE_MODE)
+            .map_err(|e| io_error("write", &paths.record, e))?;
+        Node::open(&paths).ok_or_else(|| {
+            PlatformError::new(format!(
+                "cannot create node `{}`: its init ended right after it started",
+                spec.hostname
+            ))
+        })
+    })();
+    if result.is_err() {
         let _ = delete_node(&paths);
-        return Err(e);
     }
-    Ok(paths)
+    result
 }
 
-/// Delete a node: kill what still runs inside it, unmount its namespace
-/// files, remove its folder and cgroups. Succeeds when the node is already gone.
+fn write_record(paths: &NodePaths, record: &NodeRecord) -> Result<(), PlatformError> {
+    let text = serde_json::to_string(record).unwrap_or_default();
+    let tmp = paths.dir.join("node.json.new");
+    files::write(&tmp, text.as_bytes(), files::FILE_MODE)
+        .and_then(|()| fs::rename(&tmp, &paths.record))
+        .map_err(|e| io_error("write", &paths.record, e))
+}
+
+/// Delete a node: kill its init (the kernel then ends every process of
+/// its PID namespace) and wait until all are gone, remove its folder and
+/// cgroups. Succeeds when the node is already gone.
 pub fn delete_node(paths: &NodePaths) -> Result<(), PlatformError> {
-    kill_node_processes(paths);
-    let mut problems = Vec::new();
-    for (file, _) in paths.namespaces() {
-        if let Err(e) = detach(file) {
-            problems.push(format!("unmount `{}`: {e}", file.display()));
-        }
-        match fs::remove_file(file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => problems.push(format!("remove `{}`: {e}", file.display())),
-        }
+    if let Some(node) = Node::open(paths) {
+        kill_init(&node);
     }
-    // Nothing should be mounted under the node folder on the host; a crash in
-    // an older version could have left something, so detach defensively.
+    // Processes a node of an older tg (no init) may have left in its cgroups.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while cgroup::kill_all(&paths.sid, &paths.id) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cgroup::remove(&paths.sid, &paths.id);
+    let mut problems = Vec::new();
+    // Nothing is mounted under the node folder on the host; an older tg
+    // may have left something, so detach defensively.
     let _ = detach(&paths.merged);
-    match fs::remove_dir_all(&paths.dir) {
+    match remove_dir_all_retry(&paths.dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => problems.push(format!("remove `{}`: {e}", paths.dir.display())),
     }
-    cgroup::remove(&paths.sid, &paths.hostname);
     if problems.is_empty() {
         Ok(())
     } else {
         Err(
-            PlatformError::new(format!("cannot fully delete node `{}`", paths.hostname))
+            PlatformError::new(format!("cannot fully delete node `{}`", paths.id))
                 .with_detail(problems.join("\n")),
         )
     }
 }
 
-/// Delete every node of a session found on the host (whether state knows of
-/// it or not), then unmount the session's namespace folder. Returns the
-/// hostnames it deleted.
-pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, PlatformError> {
-    let session = run_dir.join(sid);
-    let mut names = std::collections::BTreeSet::new();
-    if let Ok(entries) = fs::read_dir(session.join("nodes")) {
-        for e in entries.flatten() {
-            names.insert(e.file_name().to_string_lossy().into_owned());
+/// `remove_dir_all`, tried again briefly: the node's overlay may still be
+/// being unmounted by the kernel after its last process ended.
+fn remove_dir_all_retry(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
-    if let Ok(entries) = fs::read_dir(session.join("ns")) {
+}
+
+/// SIGKILL the node's init and wait (up to 10 s) until it and every other
+/// process of its PID namespace have ended; reap it if it is our child.
+fn kill_init(node: &Node) {
+    // SAFETY: pidfd_send_signal on our pidfd.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            node.pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+    // The pidfd becomes readable when the init has exited, which the
+    // kernel lets it do only once every process of its namespace is gone.
+    pidfd_exited(&node.pidfd, 10_000);
+    let mut status = 0;
+    // SAFETY: reaping our own child, if it is one (ECHILD otherwise).
+    unsafe {
+        libc::waitpid(node.record.pid, &mut status, libc::WNOHANG);
+    }
+}
+
+/// Delete every node of a session found on the host (whether state knows of
+/// it or not), and what an older tg left (pinned namespaces). Returns the
+/// nodes it deleted (their hostnames, else their ids).
+pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, PlatformError> {
+    let session = run_dir.join(sid);
+    let mut ids = std::collections::BTreeSet::new();
+    if let Ok(entries) = fs::read_dir(session.join("nodes")) {
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some((host, _)) = name.rsplit_once('.') {
-                names.insert(host.to_string());
-            }
+            ids.insert(e.file_name().to_string_lossy().into_owned());
         }
     }
     let mut deleted = Vec::new();
     let mut problems = Vec::new();
-    for name in names {
-        let paths = node_paths(run_dir, sid, &name);
+    for id in ids {
+        if check_id(&id).is_err() {
+            continue;
+        }
+        let paths = node_paths(run_dir, sid, &id);
+        let name = fs::read_to_string(&paths.record)
+            .ok()
+            .and_then(|t| serde_json::from_str::<NodeRecord>(&t).ok())
+            .map_or(id, |r| r.hostname);
         match delete_node(&paths) {
             Ok(()) => deleted.push(name),
             Err(e) => problems.push(format!("{e}: {}", e.detail.clone().unwrap_or_default())),
         }
     }
     for name in cgroup::session_cgroups(sid) {
+        cgroup::kill_all(sid, &name);
         cgroup::remove(sid, &name);
     }
-    let ns = session.join("ns");
-    if is_mounted_dir(&ns) {
-        if let Err(e) = detach(&ns) {
-            problems.push(format!("unmount `{}`: {e}", ns.display()));
-        }
-    }
-    let _ = fs::remove_dir(&ns);
+    sweep_legacy_pins(&session.join("ns"));
     let _ = fs::remove_dir(session.join("nodes"));
+    let masks = session.join("masks");
+    let _ = detach(&masks);
+    let _ = fs::remove_dir(&masks);
     if problems.is_empty() {
         Ok(deleted)
     } else {
@@ -238,6 +474,50 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
                 .with_detail(problems.join("\n")),
         )
     }
+}
+
+/// Nodes of a tg before node inits were pinned namespaces under
+/// `<session>/ns` with no process of their own: kill what runs in their
+/// mount namespaces, unmount the pins and the folder.
+fn sweep_legacy_pins(ns: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(ns) else {
+        return;
+    };
+    let mut mnt = Vec::new();
+    let mut pins = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "mnt") {
+            if let Ok(m) = fs::metadata(&p) {
+                mnt.push((m.dev(), m.ino()));
+            }
+        }
+        pins.push(p);
+    }
+    if !mnt.is_empty() {
+        if let Ok(procs) = fs::read_dir("/proc") {
+            for e in procs.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if let Ok(m) = fs::metadata(format!("/proc/{pid}/ns/mnt")) {
+                    if mnt.contains(&(m.dev(), m.ino())) {
+                        // SAFETY: sending a signal.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for p in pins {
+        let _ = detach(&p);
+        let _ = fs::remove_file(&p);
+    }
+    let _ = detach(ns);
+    let _ = fs::remove_dir(ns);
 }
 
 /// Rewrite the session's hosts file in place (same inode: nodes bind-mount
@@ -285,53 +565,14 @@ fn io_error(verb: &str, path: &Path, e: std::io::Error) -> PlatformError {
     PlatformError::new(format!("cannot {verb} `{}`: {e}", path.display()))
 }
 
-/// Make `<run_dir>/<sid>/{nodes,ns}`, mount the private tmpfs on `ns` and
-/// create the hosts file, unless already done, holding the session's lock.
+/// Make `<run_dir>/<sid>/nodes` and the session's hosts file, unless done,
+/// holding the session's lock.
 fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
     let session = run_dir.join(sid);
-    let ns = session.join("ns");
     let hosts = session.join("hosts");
     let _held = lock.lock();
-    for d in [&session, &session.join("nodes"), &ns] {
+    for d in [&session, &session.join("nodes")] {
         files::create_dir_all(d, files::DIR_MODE).map_err(|e| io_error("create", d, e))?;
-    }
-    if !is_mounted_dir(&ns) {
-        let src = cstr(b"tg-ns")?;
-        let target = path_cstr(&ns)?;
-        let fstype = cstr(b"tmpfs")?;
-        let data = cstr(b"mode=0755,size=1m")?;
-        // SAFETY: plain mount(2) calls with valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                fstype.as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                data.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(io_error(
-                "mount a tmpfs on",
-                &ns,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: as above; a NULL source and type only change propagation.
-        let rc = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_PRIVATE,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            let _ = detach(&ns);
-            return Err(io_error("make private", &ns, e));
-        }
     }
     if !hosts.exists() {
         files::write(&hosts, HOSTS_HEADER.as_bytes(), files::FILE_MODE)
@@ -340,8 +581,8 @@ fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), P
     Ok(())
 }
 
-/// The node folder, the upper layer with `/etc/hostname`, mount points the
-/// image may lack, and empty namespace files.
+/// The node folder, the upper layer with `/etc/hostname`, and mount points
+/// the image may lack.
 fn prepare_dirs(paths: &NodePaths, lower: &Path, hostname: &str) -> Result<(), PlatformError> {
     let mkdir =
         |d: &Path, mode: u32| files::create_dir_all(d, mode).map_err(|e| io_error("create", d, e));
@@ -370,397 +611,292 @@ fn prepare_dirs(paths: &NodePaths, lower: &Path, hostname: &str) -> Result<(), P
         let f = paths.upper.join("etc/hosts");
         files::write(&f, b"", files::FILE_MODE).map_err(|e| io_error("write", &f, e))?;
     }
-    for (file, _) in paths.namespaces() {
-        files::write(file, b"", 0o444).map_err(|e| io_error("create", file, e))?;
+    Ok(())
+}
+
+/// The session's layer of masks for image `lower` (made once, under the
+/// session's lock), or `None` when the image holds none of `secrets`.
+fn mask_layer(
+    lock: &SessionLock,
+    run_dir: &Path,
+    sid: &str,
+    lower: &Path,
+    secrets: &[PathBuf],
+) -> Result<Option<PathBuf>, PlatformError> {
+    use sha2::Digest;
+    let is_dir = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.is_dir());
+    let masks = sandbox::masks_under(lower, secrets, &is_dir);
+    if masks.is_empty() {
+        return Ok(None);
+    }
+    let digest = sha2::Sha256::digest(lower.as_os_str().as_bytes());
+    let name: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let layer = run_dir.join(sid).join("masks").join(name);
+    let ready = layer.with_extension("ready");
+    if ready.exists() {
+        return Ok(Some(layer));
+    }
+    let _held = lock.lock();
+    if ready.exists() {
+        return Ok(Some(layer));
+    }
+    let dir = run_dir.join(sid).join("masks");
+    files::create_dir_all(&dir, files::DIR_MODE).map_err(|e| io_error("create", &dir, e))?;
+    if !crate::platform::netns::net::is_mount_point(&dir) {
+        nix::mount::mount(
+            Some("tg-masks"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some("mode=0755,size=4m"),
+        )
+        .and_then(|()| {
+            nix::mount::mount(
+                None::<&str>,
+                &dir,
+                None::<&str>,
+                nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+        })
+        .map_err(|e| io_error("mount a tmpfs on", &dir, std::io::Error::from(e)))?;
+    }
+    let _ = fs::remove_dir_all(&layer);
+    files::create_dir_all(&layer, files::DIR_MODE).map_err(|e| io_error("create", &layer, e))?;
+    for mask in &masks {
+        apply_mask(&layer, lower, mask)?;
+    }
+    files::write(&ready, b"", files::FILE_MODE).map_err(|e| io_error("write", &ready, e))?;
+    Ok(Some(layer))
+}
+
+/// Hide one secret in a mask layer.
+fn apply_mask(layer: &Path, lower: &Path, mask: &Mask) -> Result<(), PlatformError> {
+    let (inside, _) = match mask {
+        Mask::EmptyDir(p) | Mask::Locked(p) | Mask::Gone(p) => (p, ()),
+    };
+    let rel = inside.strip_prefix("/").unwrap_or(inside);
+    let target = layer.join(rel);
+    if let Some(parent) = target.parent() {
+        // Parents the image has keep their look (the overlay merges them).
+        files::create_dir_all(parent, files::DIR_MODE)
+            .map_err(|e| io_error("create", parent, e))?;
+    }
+    match mask {
+        Mask::EmptyDir(_) => {
+            let mode = fs::metadata(lower.join(rel))
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .unwrap_or(0o755);
+            files::create_dir_all(&target, mode).map_err(|e| io_error("create", &target, e))?;
+            set_xattr(&target, "trusted.overlay.opaque", b"y")
+                .map_err(|e| io_error("make opaque", &target, e))
+        }
+        Mask::Locked(_) => {
+            let text = fs::read_to_string(lower.join(rel)).unwrap_or_default();
+            files::write(&target, sandbox::lock_passwords(&text).as_bytes(), 0o640)
+                .map_err(|e| io_error("write", &target, e))
+        }
+        Mask::Gone(_) => {
+            let c = cstr(target.as_os_str().as_bytes())?;
+            // SAFETY: mknod of an overlay whiteout (char device 0:0).
+            if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) } != 0 {
+                return Err(io_error("hide", &target, std::io::Error::last_os_error()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    let p = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let n = CString::new(name).map_err(std::io::Error::other)?;
+    // SAFETY: setxattr with valid strings and buffer.
+    if unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Everything the child needs, as C strings made before `fork`.
-struct ChildPlan {
-    hostname: CString,
-    overlay_opts: CString,
-    merged: CString,
-    proc_: CString,
-    sys: CString,
-    dev: CString,
-    dev_pts: CString,
-    dev_ptmx: CString,
-    dev_pts_ptmx: CString,
-    dev_shm: CString,
-    tmp: CString,
-    run: CString,
-    etc_hosts: CString,
-    hosts_src: CString,
-    host_dev: CString,
-    root: CString,
-    dot: CString,
-    lo: [libc::c_char; libc::IFNAMSIZ],
-    s_overlay: CString,
-    s_proc: CString,
-    s_sysfs: CString,
-    s_devpts: CString,
-    s_tmpfs: CString,
-    o_devpts: CString,
-    o_shm: CString,
-    o_tmp: CString,
-    o_run: CString,
-}
-
-/// The steps of the child, reported back on failure.
-const STEPS: &[&str] = &[
-    "unshare namespaces",
-    "make mounts private",
-    "set hostname",
-    "bring `lo` up",
-    "mount the overlay root",
-    "mount /proc",
-    "mount /sys",
-    "bind /dev",
-    "mount /dev/pts",
-    "bind /dev/ptmx",
-    "mount /dev/shm",
-    "mount /tmp",
-    "mount /run",
-    "bind /etc/hosts",
-    "make /etc/hosts read-only",
-    "pivot_root",
-];
-
-fn make_namespaces(paths: &NodePaths, lower: &Path) -> Result<(), PlatformError> {
-    let m = &paths.merged;
-    let c = |p: &Path| path_cstr(p);
-    let mut lo = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in lo.iter_mut().zip(b"lo") {
-        *d = *s as libc::c_char;
-    }
-    let plan = ChildPlan {
-        hostname: cstr(paths.hostname.as_bytes())?,
-        overlay_opts: cstr(
-            format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                paths.upper.display(),
-                paths.work.display()
-            )
-            .as_bytes(),
-        )?,
-        merged: c(m)?,
-        proc_: c(&m.join("proc"))?,
-        sys: c(&m.join("sys"))?,
-        dev: c(&m.join("dev"))?,
-        dev_pts: c(&m.join("dev/pts"))?,
-        dev_ptmx: c(&m.join("dev/ptmx"))?,
-        dev_pts_ptmx: c(&m.join("dev/pts/ptmx"))?,
-        dev_shm: c(&m.join("dev/shm"))?,
-        tmp: c(&m.join("tmp"))?,
-        run: c(&m.join("run"))?,
-        etc_hosts: c(&m.join("etc/hosts"))?,
-        hosts_src: c(&paths.hosts)?,
-        host_dev: cstr(b"/dev")?,
-        root: cstr(b"/")?,
-        dot: cstr(b".")?,
-        lo,
-        s_overlay: cstr(b"overlay")?,
-        s_proc: cstr(b"proc")?,
-        s_sysfs: cstr(b"sysfs")?,
-        s_devpts: cstr(b"devpts")?,
-        s_tmpfs: cstr(b"tmpfs")?,
-        o_devpts: cstr(b"newinstance,ptmxmode=0666,mode=0620")?,
-        o_shm: cstr(b"mode=1777")?,
-        o_tmp: cstr(b"mode=1777")?,
-        o_run: cstr(b"mode=0755")?,
+/// Start the node's init in new PID, mount, network, UTS and IPC
+/// namespaces; wait for its answer. Its PID and start time.
+fn start_init(init: &Path, plan: &InitPlan, hostname: &str) -> Result<(i32, u64), PlatformError> {
+    let program = cstr(init.as_os_str().as_bytes())?;
+    let argv0 = cstr(b"tg-init")?;
+    let argv = [argv0.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    let json = serde_json::to_vec(plan).unwrap_or_default();
+    let (plan_r, plan_w) = pipe()?;
+    let (answer_r, answer_w) = pipe()?;
+    let null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| io_error("open", Path::new("/dev/null"), e))?;
+    // Fds above the ones the child moves them to.
+    let high = |fd: RawFd| -> Result<OwnedFd, PlatformError> {
+        // SAFETY: duplicating our own fd; the result is owned.
+        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+        if n < 0 {
+            return Err(PlatformError::new(format!(
+                "cannot duplicate a pipe: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: `n` is a new fd of ours.
+        Ok(unsafe { OwnedFd::from_raw_fd(n) })
     };
-    let targets: Vec<CString> = paths
-        .namespaces()
-        .iter()
-        .map(|(f, _)| c(f))
-        .collect::<Result<_, _>>()?;
-
-    let (ready_r, ready_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
-    // SAFETY: the child runs only async-signal-safe raw syscalls on data
-    // prepared above (no allocation, no locks) and ends with `_exit`.
-    let pid = unsafe { libc::fork() };
+    let (plan_child, answer_child, null_child) = (
+        high(plan_r.as_raw_fd())?,
+        high(answer_w.as_raw_fd())?,
+        high(null.as_raw_fd())?,
+    );
+    drop((plan_r, answer_w, null));
+    let (pr, aw, nl) = (
+        plan_child.as_raw_fd(),
+        answer_child.as_raw_fd(),
+        null_child.as_raw_fd(),
+    );
+    let flags = libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
+    // SAFETY: clone without a new stack behaves like fork; the child only
+    // makes async-signal-safe system calls on data made above, then execs.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if pid < 0 {
         return Err(PlatformError::new(format!(
-            "cannot fork to create node `{}`: {}",
-            paths.hostname,
+            "cannot create node `{hostname}`: cannot start its init: {}",
             std::io::Error::last_os_error()
         )));
     }
     if pid == 0 {
-        // Child. Close every inherited fd but its two pipe ends: other
-        // threads may be creating nodes at the same moment, and holding their
-        // pipe ends would keep their children from seeing the pipe close.
-        let keep = [ready_w.as_raw_fd(), go_r.as_raw_fd()];
-        close_all_but(keep);
-        // SAFETY: see above.
-        unsafe { child_main(&plan, keep[0], keep[1]) }
+        // SAFETY: in the child; see above.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut all);
+            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+            if libc::dup2(pr, PLAN_FD) < 0
+                || libc::dup2(aw, ANSWER_FD) < 0
+                || libc::dup2(nl, 0) < 0
+                || libc::dup2(nl, 1) < 0
+                || libc::dup2(nl, 2) < 0
+            {
+                libc::_exit(126);
+            }
+            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+            libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
     }
-    drop(ready_w);
-    drop(go_r);
+    let pid = pid as i32;
+    drop((plan_child, answer_child, null_child));
     let outcome = (|| {
-        let mut buf = [0u8; 8];
-        let n = read_full(&ready_r, &mut buf);
-        if n == 1 && buf[0] == 0xff {
+        let mut w = fs::File::from(plan_w);
+        let _ = w.write_all(&json);
+        drop(w);
+        let mut answer = String::new();
+        let _ = fs::File::from(answer_r).read_to_string(&mut answer);
+        if answer == "ok" {
             return Ok(());
         }
-        if n == 8 {
-            let step = STEPS.get(buf[0] as usize).copied().unwrap_or("set up");
-            let errno = i32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if answer.is_empty() {
+            let mut status = 0;
+            // SAFETY: waiting for our own child, which failed.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let why = if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
+                format!(
+                    "cannot run the node init `{}` (it is built and installed with tg)",
+                    init.display()
+                )
+            } else {
+                "its init died while setting up".to_string()
+            };
             return Err(PlatformError::new(format!(
-                "cannot create node `{}`: {step} failed: {}",
-                paths.hostname,
-                std::io::Error::from_raw_os_error(errno)
+                "cannot create node `{hostname}`: {why}"
             )));
         }
         Err(PlatformError::new(format!(
-            "cannot create node `{}`: the setup process died",
-            paths.hostname
+            "cannot create node `{hostname}`: {answer}"
         )))
-    })()
-    .and_then(|()| {
-        // The child has made everything; pin its namespaces.
-        for ((_, nstype), target) in paths.namespaces().iter().zip(&targets) {
-            let name = match *nstype {
-                libc::CLONE_NEWNET => "net",
-                libc::CLONE_NEWUTS => "uts",
-                libc::CLONE_NEWIPC => "ipc",
-                _ => "mnt",
-            };
-            let src = cstr(format!("/proc/{pid}/ns/{name}").as_bytes())?;
-            // SAFETY: mount(2) with valid strings.
-            let rc = unsafe {
-                libc::mount(
-                    src.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                )
-            };
-            if rc != 0 {
-                return Err(PlatformError::new(format!(
-                    "cannot create node `{}`: cannot pin its {name} namespace: {}",
-                    paths.hostname,
-                    std::io::Error::last_os_error()
-                )));
-            }
+    })();
+    if let Err(e) = outcome {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
         }
-        Ok(())
-    });
-    // Let the child go and reap it.
-    // SAFETY: writing one byte from our buffer to our pipe.
-    unsafe {
-        libc::write(go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1);
+        return Err(e);
     }
-    drop(go_w);
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe {
-        while libc::waitpid(pid, &mut status, 0) < 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
-    }
-    outcome
+    let (start, _) = proc_start(pid).ok_or_else(|| {
+        PlatformError::new(format!(
+            "cannot create node `{hostname}`: its init ended right after it started"
+        ))
+    })?;
+    Ok((pid, start))
 }
 
-/// In the forked child: close every fd from 3 up except the two in `keep`.
-fn close_all_but(keep: [libc::c_int; 2]) {
-    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
-    let ranges = [(3, a - 1), (a + 1, b - 1), (b + 1, libc::c_int::MAX)];
-    for (lo, hi) in ranges {
-        if lo <= hi {
-            // SAFETY: close_range(2) on fd numbers of the forked child only;
-            // a raw syscall, async-signal-safe.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    lo as libc::c_uint,
-                    hi as libc::c_uint,
-                    0,
-                );
-            }
-        }
-    }
+/// The start time and state of process `pid` (`/proc/PID/stat`).
+fn proc_start(pid: i32) -> Option<(u64, char)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start
+    // after the last `)`.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 22 overall is the 20th after the name (state is field 3).
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, state))
 }
 
-/// The forked child: make the namespaces and the root, report, wait, exit.
-///
-/// # Safety
-/// Only to be called in a freshly forked child; never returns.
-unsafe fn child_main(p: &ChildPlan, ready: libc::c_int, go: libc::c_int) -> ! {
-    let fail = |step: u8| -> ! {
-        let errno = *libc::__errno_location();
-        let e = errno.to_le_bytes();
-        let msg = [step, 0, 0, 0, e[0], e[1], e[2], e[3]];
-        libc::write(ready, msg.as_ptr().cast(), msg.len());
-        libc::_exit(1)
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether the process of `pidfd` has exited, waiting up to `ms`.
+fn pidfd_exited(pidfd: &OwnedFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
     };
-    let null = std::ptr::null::<libc::c_char>();
-    let nodata = std::ptr::null::<libc::c_void>();
-    let mount = |src: *const libc::c_char,
-                 dst: &CString,
-                 fs: *const libc::c_char,
-                 flags: libc::c_ulong,
-                 data: *const libc::c_void,
-                 step: u8| {
-        if libc::mount(src, dst.as_ptr(), fs, flags, data) != 0 {
-            fail(step);
+    let deadline = Instant::now() + Duration::from_millis(ms.max(0) as u64);
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i32;
+        // SAFETY: poll on one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, left) };
+        if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
         }
-    };
-    if libc::unshare(
-        libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC,
-    ) != 0
-    {
-        fail(0);
+        return rc > 0;
     }
-    mount(
-        null,
-        &p.root,
-        null,
-        libc::MS_REC | libc::MS_PRIVATE,
-        nodata,
-        1,
-    );
-    if libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()) != 0 {
-        fail(2);
-    }
-    // lo up.
-    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-    if s < 0 {
-        fail(3);
-    }
-    let mut ifr: libc::ifreq = std::mem::zeroed();
-    ifr.ifr_name = p.lo;
-    if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) != 0 {
-        fail(3);
-    }
-    ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-    if libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) != 0 {
-        fail(3);
-    }
-    libc::close(s);
-    mount(
-        p.s_overlay.as_ptr(),
-        &p.merged,
-        p.s_overlay.as_ptr(),
-        0,
-        p.overlay_opts.as_ptr().cast(),
-        4,
-    );
-    let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    mount(
-        p.s_proc.as_ptr(),
-        &p.proc_,
-        p.s_proc.as_ptr(),
-        nosuid,
-        nodata,
-        5,
-    );
-    mount(
-        p.s_sysfs.as_ptr(),
-        &p.sys,
-        p.s_sysfs.as_ptr(),
-        nosuid | libc::MS_RDONLY,
-        nodata,
-        6,
-    );
-    mount(p.host_dev.as_ptr(), &p.dev, null, libc::MS_BIND, nodata, 7);
-    mount(
-        p.s_devpts.as_ptr(),
-        &p.dev_pts,
-        p.s_devpts.as_ptr(),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        p.o_devpts.as_ptr().cast(),
-        8,
-    );
-    mount(
-        p.dev_pts_ptmx.as_ptr(),
-        &p.dev_ptmx,
-        null,
-        libc::MS_BIND,
-        nodata,
-        9,
-    );
-    mount(
-        p.s_tmpfs.as_ptr(),
-        &p.dev_shm,
-        p.s_tmpfs.as_ptr(),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        p.o_shm.as_ptr().cast(),
-        10,
-    );
-    mount(
-        p.s_tmpfs.as_ptr(),
-        &p.tmp,
-        p.s_tmpfs.as_ptr(),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        p.o_tmp.as_ptr().cast(),
-        11,
-    );
-    mount(
-        p.s_tmpfs.as_ptr(),
-        &p.run,
-        p.s_tmpfs.as_ptr(),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        p.o_run.as_ptr().cast(),
-        12,
-    );
-    mount(
-        p.hosts_src.as_ptr(),
-        &p.etc_hosts,
-        null,
-        libc::MS_BIND,
-        nodata,
-        13,
-    );
-    // Read-only: a node writing it would change every node's view.
-    mount(
-        null,
-        &p.etc_hosts,
-        null,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-        nodata,
-        14,
-    );
-    if libc::chdir(p.merged.as_ptr()) != 0
-        || libc::syscall(libc::SYS_pivot_root, p.dot.as_ptr(), p.dot.as_ptr()) != 0
-        || libc::umount2(p.dot.as_ptr(), libc::MNT_DETACH) != 0
-        || libc::chdir(p.root.as_ptr()) != 0
-    {
-        fail(15);
-    }
-    let ok = [0xffu8];
-    libc::write(ready, ok.as_ptr().cast(), 1);
-    // Wait until the parent has pinned the namespaces (it closes the pipe).
-    let mut b = [0u8; 1];
-    while libc::read(go, b.as_mut_ptr().cast(), 1) < 0 && *libc::__errno_location() == libc::EINTR {
-    }
-    libc::_exit(0)
-}
-
-fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        // SAFETY: reading into our own buffer.
-        let r = unsafe { libc::read(fd.as_raw_fd(), buf[n..].as_mut_ptr().cast(), buf.len() - n) };
-        if r < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            break;
-        }
-        if r == 0 {
-            break;
-        }
-        n += r as usize;
-        if n == 1 && buf[0] == 0xff {
-            break;
-        }
-    }
-    n
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), PlatformError> {
@@ -770,10 +906,6 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PlatformError> {
 
 fn cstr(b: &[u8]) -> Result<CString, PlatformError> {
     CString::new(b).map_err(|_| PlatformError::new("a path or name contains a NUL byte"))
-}
-
-fn path_cstr(p: &Path) -> Result<CString, PlatformError> {
-    cstr(p.as_os_str().as_bytes())
 }
 
 /// Lazily unmount `path` if something is mounted there; fine when nothing is
@@ -793,67 +925,6 @@ pub(crate) fn detach(path: &Path) -> std::io::Result<()> {
             Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
             _ => Err(e),
         };
-    }
-}
-
-fn is_nsfs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs into a zeroed struct.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == NSFS_MAGIC
-    }
-}
-
-/// Whether `dir` is the root of a mount (its device differs from its parent's).
-fn is_mounted_dir(dir: &Path) -> bool {
-    let (Ok(me), Some(Ok(parent))) = (
-        fs::symlink_metadata(dir),
-        dir.parent().map(fs::symlink_metadata),
-    ) else {
-        return false;
-    };
-    me.dev() != parent.dev()
-}
-
-/// Kill every process in the node: those in its cgroups and those whose mount
-/// namespace is the node's. Waits briefly until they are gone.
-fn kill_node_processes(paths: &NodePaths) {
-    if !is_nsfs(&paths.mntns) {
-        cgroup::kill_all(&paths.sid, &paths.hostname);
-        return;
-    }
-    let Ok(target) = fs::metadata(&paths.mntns) else {
-        return;
-    };
-    let (dev, ino) = (target.dev(), target.ino());
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let mut found = cgroup::kill_all(&paths.sid, &paths.hostname);
-        if let Ok(entries) = fs::read_dir("/proc") {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                    continue;
-                };
-                let Ok(m) = fs::metadata(format!("/proc/{pid}/ns/mnt")) else {
-                    continue;
-                };
-                if m.dev() == dev && m.ino() == ino {
-                    // SAFETY: sending a signal.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                    found = true;
-                }
-            }
-        }
-        if !found || Instant::now() > deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -887,17 +958,34 @@ mod tests {
 
     #[test]
     fn paths_are_under_the_session() {
-        let p = node_paths(Path::new("/run/tg"), "0123abcd", "edge-0");
-        assert_eq!(p.dir, Path::new("/run/tg/0123abcd/nodes/edge-0"));
-        assert_eq!(p.netns, Path::new("/run/tg/0123abcd/ns/edge-0.net"));
-        assert_eq!(p.mntns, Path::new("/run/tg/0123abcd/ns/edge-0.mnt"));
-        assert_eq!(p.merged, Path::new("/run/tg/0123abcd/nodes/edge-0/merged"));
+        let p = node_paths(Path::new("/run/tg"), "0123abcd", "5f3a09c1d2e4");
+        assert_eq!(p.dir, Path::new("/run/tg/0123abcd/nodes/5f3a09c1d2e4"));
+        assert_eq!(
+            p.record,
+            Path::new("/run/tg/0123abcd/nodes/5f3a09c1d2e4/node.json")
+        );
         assert_eq!(p.hosts, Path::new("/run/tg/0123abcd/hosts"));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id(&new_id()).is_ok());
+        assert!(check_id("edge-0").is_ok());
+        for bad in ["", "../x", "a/b", "A", &"x".repeat(64)] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn overlay_paths_are_checked() {
         assert!(check_overlay_path(Path::new("/a:b")).is_err());
         assert!(check_overlay_path(Path::new("/var/lib/tg")).is_ok());
+    }
+
+    #[test]
+    fn own_start_time_is_read() {
+        let (start, state) = proc_start(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(matches!(state, 'R' | 'S'), "{state}");
     }
 }

@@ -1,11 +1,19 @@
 //! Debian packages inside a node.
 //!
-//! apt and dpkg run in the node's mount namespace (so they see and change
-//! only the node's root filesystem) but in the host's network namespace (the
-//! Debian mirror is reachable only from there), inside the node's cgroups.
-//! When apt does not know a package and the node has no package lists (a
-//! fresh `debian:` image), or does not know the asked version, it runs
-//! `apt-get update` in the node once and retries.
+//! Everything runs in the node's sandbox (its PID, mount, UTS, IPC and
+//! cgroup namespaces, cgroups, capabilities and seccomp filter; see
+//! `exec`), in two steps: apt downloads what the package needs
+//! (`--download-only`) in the host's network namespace, the only one that
+//! reaches the Debian mirror; then the install, dpkg and every maintainer
+//! script run fully inside the node, its network included
+//! (`--no-download`). When apt does not know a package and the node has no
+//! package lists (a fresh `debian:` image), or does not know the asked
+//! version, it runs `apt-get update` (on the host's network) once and
+//! retries.
+//!
+//! The packages of one node are installed and removed one at a time (a
+//! lock file in the node's folder; the engine may create them at once),
+//! and a cancelled apply kills apt's process group.
 //!
 //! This module does not decide what to install (the engine does) and does
 //! not make nodes (see `node`).
@@ -13,15 +21,24 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
-use super::exec::{node_command, run, Enter};
-use super::node::{FileLock, NodePaths};
-use crate::platform::{ExecResponse, PackageSource, PackageSpec, PlatformError};
+use super::exec::{collect, node_command, Enter};
+use super::node::{FileLock, Node};
+use super::sandbox::Sandbox;
+use crate::platform::{Cancel, ExecResponse, PackageSource, PackageSpec, PlatformError};
+
+/// A node and what its package work runs with.
+pub struct Target<'a> {
+    pub node: &'a Node,
+    pub sandbox: &'a Arc<Sandbox>,
+    pub cancel: Option<&'a Cancel>,
+}
 
 /// An open lock file of the node's package database: apt and dpkg of one
 /// node run one at a time (packages of a node may be created in parallel).
-fn apt_lock_file(paths: &NodePaths) -> Result<File, PlatformError> {
-    let path = paths.dir.join("apt.lock");
+fn apt_lock_file(t: &Target) -> Result<File, PlatformError> {
+    let path = t.node.paths.dir.join("apt.lock");
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -30,14 +47,22 @@ fn apt_lock_file(paths: &NodePaths) -> Result<File, PlatformError> {
         .map_err(|e| PlatformError::new(format!("cannot open `{}`: {e}", path.display())))
 }
 
-fn in_node(paths: &NodePaths, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
+fn run(t: &Target, enter: Enter, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let mut cmd = node_command(paths, &paths.sid, &paths.hostname, &argv, Enter::MountOnly)?;
+    let mut cmd = node_command(t.node, t.sandbox, &argv, enter, false)?;
     cmd.env("DEBIAN_FRONTEND", "noninteractive")
-        .env("LC_ALL", "C")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    run(cmd, &paths.hostname, &argv)
+        .env("LC_ALL", "C");
+    collect(t.node, cmd, &argv, t.cancel)
+}
+
+/// Fully inside the node, its network included.
+fn in_node(t: &Target, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
+    run(t, Enter::All, argv)
+}
+
+/// Inside the node but on the host's network (downloads).
+fn downloading(t: &Target, argv: &[&str]) -> Result<ExecResponse, PlatformError> {
+    run(t, Enter::HostNetwork, argv)
 }
 
 fn output_text(r: &ExecResponse) -> String {
@@ -61,9 +86,9 @@ fn lists_may_be_stale(r: &ExecResponse) -> bool {
 }
 
 /// Whether the node has apt package lists at all (a fresh `debian:` image has none).
-fn has_lists(paths: &NodePaths) -> Result<bool, PlatformError> {
+fn has_lists(t: &Target) -> Result<bool, PlatformError> {
     let r = in_node(
-        paths,
+        t,
         &[
             "find",
             "/var/lib/apt/lists",
@@ -81,42 +106,51 @@ fn has_lists(paths: &NodePaths) -> Result<bool, PlatformError> {
 /// Install a package in the node: from the apt archives (`NAME=VERSION`, or
 /// the newest `NAME`) or from a local `.deb` (relative paths against
 /// `testbed_dir`). Failures carry apt's output as detail.
-pub fn install(
-    paths: &NodePaths,
-    spec: &PackageSpec,
-    testbed_dir: &Path,
-) -> Result<(), PlatformError> {
-    const APT: [&str; 5] = ["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+pub fn install(t: &Target, spec: &PackageSpec, testbed_dir: &Path) -> Result<(), PlatformError> {
+    let hostname = &t.node.record.hostname;
+    let lock_file = apt_lock_file(t)?;
+    let _lock = FileLock::exclusive(&lock_file);
     let target = match &spec.source {
         PackageSource::Apt => match &spec.version {
             Some(v) => format!("{}={v}", spec.name),
             None => spec.name.clone(),
         },
-        PackageSource::Deb { path } => copy_deb(paths, spec, &resolve(path, testbed_dir))?,
+        PackageSource::Deb { path } => copy_deb(t, spec, &resolve(path, testbed_dir))?,
     };
-    let mut argv: Vec<&str> = APT.to_vec();
-    argv.push(&target);
-    let mut r = in_node(paths, &argv)?;
+    const APT: [&str; 5] = ["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    let argv = |step: &'static str| {
+        let mut v: Vec<&str> = APT.to_vec();
+        v.push(step);
+        v.push(&target);
+        v
+    };
+    let mut r = downloading(t, &argv("--download-only"))?;
     let missing_version = output_text(&r).contains("was not found");
-    if r.exit_code != 0 && lists_may_be_stale(&r) && (missing_version || !has_lists(paths)?) {
-        let update = in_node(paths, &["apt-get", "update", "-q"])?;
+    if r.exit_code != 0 && lists_may_be_stale(&r) && (missing_version || !has_lists(t)?) {
+        let update = downloading(t, &["apt-get", "update", "-q"])?;
         if update.exit_code != 0 {
             return Err(PlatformError::new(format!(
-                "cannot install package `{target}` on node `{}`: `apt-get update` failed",
-                paths.hostname
+                "cannot install package `{target}` on node `{hostname}`: `apt-get update` failed"
             ))
             .with_detail(output_text(&update)));
         }
-        r = in_node(paths, &argv)?;
+        r = downloading(t, &argv("--download-only"))?;
+    }
+    if r.exit_code == 0 {
+        // A local `.deb` is no archive apt would have downloaded: apt
+        // refuses `--no-download` for it (its dependencies are cached now).
+        r = match spec.source {
+            PackageSource::Apt => in_node(t, &argv("--no-download"))?,
+            PackageSource::Deb { .. } => in_node(t, &argv("--quiet"))?,
+        };
     }
     if let PackageSource::Deb { .. } = spec.source {
-        let _ = in_node(paths, &["rm", "-f", &target]);
+        let _ = in_node(t, &["rm", "-f", &target]);
     }
     if r.exit_code != 0 {
         return Err(PlatformError::new(format!(
-            "cannot install package `{}` on node `{}`: apt-get exited with {}",
+            "cannot install package `{}` on node `{hostname}`: apt-get exited with {}",
             display_name(spec),
-            paths.hostname,
             r.exit_code
         ))
         .with_detail(output_text(&r)));
@@ -140,7 +174,7 @@ fn resolve(path: &Path, testbed_dir: &Path) -> PathBuf {
 }
 
 /// Copy a `.deb` into the node's `/tmp`; returns its path inside the node.
-fn copy_deb(paths: &NodePaths, spec: &PackageSpec, deb: &Path) -> Result<String, PlatformError> {
+fn copy_deb(t: &Target, spec: &PackageSpec, deb: &Path) -> Result<String, PlatformError> {
     let file = File::open(deb).map_err(|e| {
         PlatformError::new(format!(
             "cannot read package file `{}` for `{}`: {e}",
@@ -153,16 +187,14 @@ fn copy_deb(paths: &NodePaths, spec: &PackageSpec, deb: &Path) -> Result<String,
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut cmd = node_command(paths, &paths.sid, &paths.hostname, &argv, Enter::MountOnly)?;
-    cmd.stdin(Stdio::from(file))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let r = run(cmd, &paths.hostname, &argv)?;
+    let mut cmd = node_command(t.node, t.sandbox, &argv, Enter::All, false)?;
+    cmd.stdin(Stdio::from(file));
+    let r = collect(t.node, cmd, &argv, t.cancel)?;
     if r.exit_code != 0 {
         return Err(PlatformError::new(format!(
             "cannot copy `{}` into node `{}`",
             deb.display(),
-            paths.hostname
+            t.node.record.hostname
         ))
         .with_detail(output_text(&r)));
     }
@@ -183,9 +215,9 @@ fn sanitize(name: &str) -> String {
 
 /// dpkg's status abbreviation (`ii `, `rc `) and version of a package, or
 /// `None` when dpkg has never heard of it.
-fn status(paths: &NodePaths, name: &str) -> Result<Option<(String, String)>, PlatformError> {
+fn status(t: &Target, name: &str) -> Result<Option<(String, String)>, PlatformError> {
     let r = in_node(
-        paths,
+        t,
         &["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", name],
     )?;
     let out = String::from_utf8_lossy(&r.stdout).into_owned();
@@ -196,7 +228,7 @@ fn status(paths: &NodePaths, name: &str) -> Result<Option<(String, String)>, Pla
         }
         return Err(PlatformError::new(format!(
             "cannot query package `{name}` on node `{}`",
-            paths.hostname
+            t.node.record.hostname
         ))
         .with_detail(output_text(&r)));
     }
@@ -205,21 +237,21 @@ fn status(paths: &NodePaths, name: &str) -> Result<Option<(String, String)>, Pla
 }
 
 /// The installed version of a package in the node, `None` when not installed.
-pub fn installed_version(paths: &NodePaths, name: &str) -> Result<Option<String>, PlatformError> {
-    Ok(status(paths, name)?
+pub fn installed_version(t: &Target, name: &str) -> Result<Option<String>, PlatformError> {
+    Ok(status(t, name)?
         .filter(|(abbrev, _)| abbrev.starts_with("ii") || abbrev.starts_with("hi"))
         .map(|(_, v)| v))
 }
 
 /// Purge a package from the node; fine when it is not there.
-pub fn remove(paths: &NodePaths, name: &str) -> Result<(), PlatformError> {
-    let lock_file = apt_lock_file(paths)?;
+pub fn remove(t: &Target, name: &str) -> Result<(), PlatformError> {
+    let lock_file = apt_lock_file(t)?;
     let _lock = FileLock::exclusive(&lock_file);
-    if status(paths, name)?.is_none() {
+    if status(t, name)?.is_none() {
         return Ok(());
     }
     let r = in_node(
-        paths,
+        t,
         &[
             "apt-get",
             "purge",
@@ -233,7 +265,7 @@ pub fn remove(paths: &NodePaths, name: &str) -> Result<(), PlatformError> {
     if r.exit_code != 0 {
         return Err(PlatformError::new(format!(
             "cannot remove package `{name}` from node `{}`: apt-get exited with {}",
-            paths.hostname, r.exit_code
+            t.node.record.hostname, r.exit_code
         ))
         .with_detail(output_text(&r)));
     }

@@ -466,6 +466,47 @@ pub fn links_present(run_dir: &Path, sid: &str, names: &[String]) -> NetResult<B
     Ok(found)
 }
 
+/// Which of `plugs` (router-side veth, network) exist and are ports of one
+/// of their network's bridges: a veth whose bridge was deleted is left
+/// without a master, and its node cannot reach the network any more.
+pub fn plugged(
+    run_dir: &Path,
+    sid: &str,
+    plugs: &[(String, String)],
+) -> NetResult<BTreeSet<String>> {
+    let router = router_netns_path(run_dir, sid);
+    if !is_ns_file(&router) || plugs.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let mut nl = Netlink::open_in(&router)?;
+    let mut found = BTreeSet::new();
+    let mut bridges: HashMap<u32, String> = HashMap::new();
+    for (veth, network) in plugs {
+        let Some(master) = nl.link(veth)?.and_then(|l| l.master) else {
+            continue;
+        };
+        let name = match bridges.get(&master) {
+            Some(n) => n.clone(),
+            None => {
+                let n = nl
+                    .link_by_index(master)?
+                    .map(|l| l.name)
+                    .unwrap_or_default();
+                bridges.insert(master, n.clone());
+                n
+            }
+        };
+        let first = names::bridge_name(sid, network);
+        let ok = name == first
+            || (name.starts_with("tgb")
+                && (1..=BRIDGE_PORTS).any(|k| names::extra_bridge_name(sid, network, k) == name));
+        if ok {
+            found.insert(veth.clone());
+        }
+    }
+    Ok(found)
+}
+
 /// The names of the links in the namespace at `ns` (the calling thread's
 /// namespace when `None`).
 pub fn links_in(ns: Option<&Path>) -> NetResult<Vec<String>> {

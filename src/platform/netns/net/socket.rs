@@ -201,6 +201,15 @@ impl Netlink {
         Ok(self.link(name)?.map(|l| l.index))
     }
 
+    /// Link `index`, or `None` when there is none.
+    pub fn link_by_index(&mut self, index: u32) -> NetResult<Option<LinkSeen>> {
+        match self.request(codec::get_link_by_index(index), "cannot look up a link") {
+            Ok(replies) => Ok(codec::links(&replies).into_iter().next()),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Is link `index`'s operational state `up`?
     pub fn is_oper_up(&mut self, index: u32) -> NetResult<bool> {
         let replies = self.request(
