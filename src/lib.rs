@@ -25,4 +25,5 @@ pub mod names;
 pub mod ops;
 pub mod plan;
 pub mod platform;
+pub mod serve;
 pub mod state;

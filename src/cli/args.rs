@@ -80,6 +80,8 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
+    /// Serve the REST API (`/v1`) that the `testgrid` Python client drives.
+    Serve(ServeArgs),
     /// Print tg's version.
     Version(VersionArgs),
     /// Print a shell completion script (`tg completion bash > /etc/bash_completion.d/tg`).
@@ -364,6 +366,25 @@ pub enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:7676", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// One `TOKEN USER [admin]` per line, `#` comments; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// A directory of `*.tg.hcl` with the profiles API sessions may use.
+    #[arg(long, value_name = "DIR")]
+    pub catalog: Option<PathBuf>,
+    /// Where session folders and the default state live.
+    #[arg(long, value_name = "DIR", default_value = ".tg/serve")]
+    pub data_dir: PathBuf,
+    /// The platform of API sessions' nodes.
+    #[arg(long, default_value = "netns")]
+    pub platform: String,
 }
 
 #[derive(Debug, Args)]

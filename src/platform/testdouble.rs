@@ -26,7 +26,7 @@
 //!
 //! Keys are instance or resource addresses (or `*`). Every call is appended
 //! to `calls.jsonl` (`{"op","address","event":"start"|"end","in_flight"}`)
-//! so tests can check order and concurrency; `sync-SESSION.json` records the
+//! so tests can check order and concurrency; `sync-SESSION.json` (`/` as `%2F`) records the
 //! last `sync_session`.
 
 use std::collections::BTreeMap;
@@ -495,7 +495,7 @@ impl Platform for TestDouble {
             .unwrap_or_default();
         let text = serde_json::to_vec_pretty(&req.nodes)
             .map_err(|e| PlatformError::new(format!("double: {e}")))?;
-        std::fs::write(self.dir.join(format!("sync-{name}.json")), text)
+        std::fs::write(self.dir.join(format!("sync-{}.json", escape(&name))), text)
             .map_err(|e| PlatformError::new(format!("double: {e}")))
     }
 

@@ -12,6 +12,7 @@ pub mod output;
 pub mod plan;
 pub mod platforms;
 pub mod proxy;
+pub mod serve;
 pub mod session;
 pub mod show;
 pub mod state;

@@ -1,0 +1,175 @@
+//! `tg serve`: the REST API over the library, for users who drive test
+//! environments from their own test code (the `testgrid` Python client).
+//!
+//! An API session is an ordinary tg session recorded as `OWNER/NAME`: its
+//! model and testbed document live in a folder under the server's data dir
+//! ([`model`]), and every change edits the document and runs plan and apply
+//! through [`crate::ops`] in a background job ([`jobs`]). The state is the
+//! same store the CLI reads (SQLite at `DATA/state.db` unless told
+//! otherwise), so `tg session list` and `tg show -session OWNER/NAME` see API
+//! sessions.
+//!
+//! What the server is given comes in [`Config`]: the platform drivers, the
+//! data dir, the catalog; nothing here reads the process environment (the
+//! CLI's `serve` command does). Not here: the routes' HTTP shapes
+//! (`handlers`), tokens (`auth`).
+
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod jobs;
+pub mod model;
+pub mod packages;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::environment::{Caller, Environment};
+use crate::names::SessionName;
+use crate::ops::Workspace;
+use crate::platform::factory::Factory;
+
+/// Largest request body accepted (413 past it).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What a server is made from.
+#[derive(Clone)]
+pub struct Config {
+    /// Where session folders (and the default SQLite state) live (absolute).
+    pub data_dir: PathBuf,
+    /// `*.tg.hcl` files with the profiles (and platform blocks) sessions may use.
+    pub catalog: Option<PathBuf>,
+    /// The platform API sessions' nodes are on (`netns`).
+    pub platform: String,
+    pub factory: Factory,
+    /// Where installable package versions come from.
+    pub versions: packages::Versions,
+    /// The state store (`TG_STATE_URL` syntax); `None`: `DATA/state.db`.
+    pub state_url: Option<String>,
+    /// Variables the testbeds' `env()` and the platforms see (the server's
+    /// `PATH`, say); nothing else of the server's environment.
+    pub env: Vec<(String, String)>,
+    /// The host name recorded in locks.
+    pub host: String,
+    /// This process's id, recorded in locks.
+    pub pid: u32,
+}
+
+/// A running server's shared state.
+pub struct App {
+    pub config: Config,
+    pub tokens: RwLock<auth::Tokens>,
+    pub jobs: jobs::Jobs,
+    /// Profiles the catalog defines, sorted.
+    pub profiles: Vec<String>,
+    /// The catalog's files: `(file name, text)`, copied into every session.
+    pub catalog_files: Vec<(String, String)>,
+}
+
+impl App {
+    /// A server from `config` and its tokens; reads the catalog.
+    pub fn new(config: Config, tokens: auth::Tokens) -> Result<App, String> {
+        let (profiles, catalog_files) = match &config.catalog {
+            Some(dir) => read_catalog(dir)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(App {
+            config,
+            tokens: RwLock::new(tokens),
+            jobs: jobs::Jobs::default(),
+            profiles,
+            catalog_files,
+        })
+    }
+
+    /// The state store's URL or path.
+    pub fn state_url(&self) -> String {
+        self.config.state_url.clone().unwrap_or_else(|| {
+            self.config
+                .data_dir
+                .join("state.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// The folder of `session` (`OWNER/NAME`).
+    pub fn session_dir(&self, session: &SessionName) -> PathBuf {
+        model::session_dir(
+            &self.config.data_dir,
+            session.owner().unwrap_or("_"),
+            session.short(),
+        )
+    }
+
+    /// The library workspace of a session folder, for `user`.
+    pub fn workspace(&self, dir: &Path, user: &str) -> Workspace {
+        let mut vars = self.config.env.clone();
+        vars.push((crate::ops::ENV_STATE_URL.to_string(), self.state_url()));
+        let env = Environment::new(vars, dir);
+        Workspace {
+            dir: dir.to_path_buf(),
+            vars: Vec::new(),
+            var_files: Vec::new(),
+            env,
+            caller: Caller {
+                user: format!("serve:{user}"),
+                host: self.config.host.clone(),
+                pid: self.config.pid,
+            },
+            factory: self.config.factory.clone(),
+            hook: Arc::new(crate::apply::NoHook),
+        }
+    }
+}
+
+/// The catalog's profiles and files.
+fn read_catalog(dir: &Path) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the catalog `{}`: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".tg.hcl") || !e.path().is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path())
+            .map_err(|err| format!("cannot read `{}`: {err}", e.path().display()))?;
+        files.push((name, text));
+    }
+    files.sort();
+    let mut profiles = Vec::new();
+    for (name, text) in &files {
+        let body: hcl::Body = hcl::parse(text)
+            .map_err(|e| format!("the catalog file `{}/{name}` does not parse: {e}", dir.display()))?;
+        for b in body.blocks() {
+            if b.identifier() == "profile" {
+                if let Some(l) = b.labels().first() {
+                    profiles.push(l.as_str().to_string());
+                }
+            }
+        }
+    }
+    profiles.sort();
+    profiles.dedup();
+    Ok((profiles, files))
+}
+
+/// Serve on `listener` until `shutdown` resolves; running jobs are waited
+/// for (up to `drain`) before returning.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: std::time::Duration,
+) -> std::io::Result<()> {
+    let router = handlers::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let deadline = tokio::time::Instant::now() + drain;
+    while app.jobs.running_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! An API session's model (its nodes and packages) and the testbed
+//! document rendered from it.
+//!
+//! Each session lives in its own folder under the server's data dir
+//! (`sessions/OWNER/NAME/`): `session.json` is the model, `main.tg.hcl`
+//! the testbed rendered from it (what plan and apply read, and what a
+//! user can review and re-apply), next to a copy of the catalog's files.
+//! Every value that reaches the document is checked here first against a
+//! strict character set, so rendering never needs to escape anything.
+//! Not here: planning or applying (`jobs`), HTTP (`handlers`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use crate::names;
+
+/// The document's file name in a session folder.
+pub const DOCUMENT: &str = "main.tg.hcl";
+/// The model's file name in a session folder.
+pub const MODEL: &str = "session.json";
+/// The session network's resource name.
+pub const NETWORK: &str = "net";
+/// Most nodes one API session may hold.
+pub const MAX_NODES: usize = 64;
+
+/// One node of a session, as the client asked for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One package of a session and the nodes it is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageModel {
+    pub version: String,
+    pub nodes: Vec<String>,
+}
+
+/// An API session's model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SessionModel {
+    /// `OWNER/NAME`.
+    pub name: String,
+    pub owner: String,
+    /// The platform its nodes are on.
+    pub platform: String,
+    pub created: String,
+    pub nodes: BTreeMap<String, NodeModel>,
+    pub packages: BTreeMap<String, PackageModel>,
+    /// The number of the next automatically named node (`n1`, `n2`, ...).
+    pub next_node: u32,
+}
+
+impl SessionModel {
+    pub fn new(name: &str, owner: &str, platform: &str) -> SessionModel {
+        SessionModel {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            platform: platform.to_string(),
+            created: crate::state::now_rfc3339(),
+            next_node: 1,
+            ..SessionModel::default()
+        }
+    }
+
+    /// A free node name (`nN`).
+    pub fn fresh_node_name(&mut self) -> String {
+        loop {
+            let n = format!("n{}", self.next_node.max(1));
+            self.next_node = self.next_node.max(1) + 1;
+            if !self.nodes.contains_key(&n) {
+                return n;
+            }
+        }
+    }
+
+    /// Add a node (checked first).
+    pub fn add_node(&mut self, name: &str, node: NodeModel) -> ApiResult<()> {
+        check_node(name, &node)?;
+        if self.nodes.contains_key(name) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "exists",
+                format!("the session already has a node `{name}`"),
+            ));
+        }
+        if self.nodes.len() >= MAX_NODES {
+            return Err(ApiError::bad_request(format!(
+                "a session holds at most {MAX_NODES} nodes: release one first"
+            )));
+        }
+        self.nodes.insert(name.to_string(), node);
+        Ok(())
+    }
+
+    /// The testbed document of this model.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# The testbed of the tg serve session `{}`, written by tg serve.\n",
+            self.name
+        );
+        let _ = writeln!(s, "network \"{NETWORK}\" {{\n}}\n");
+        for (name, n) in &self.nodes {
+            let _ = writeln!(s, "node \"{name}\" {{");
+            if let Some(p) = &n.profile {
+                let _ = writeln!(s, "  profile  = \"{p}\"");
+            }
+            if let Some(i) = &n.image {
+                let _ = writeln!(s, "  image    = \"{i}\"");
+            } else if n.profile.is_none() {
+                let _ = writeln!(s, "  image    = \"host\"");
+            }
+            if let Some(c) = n.cpus {
+                let _ = writeln!(s, "  cpus     = {c}");
+            }
+            if let Some(m) = &n.memory {
+                let _ = writeln!(s, "  memory   = \"{m}\"");
+            }
+            let _ = writeln!(s, "  network  = network.{NETWORK}");
+            let _ = writeln!(s, "  platform = \"{}\"", self.platform);
+            if !n.labels.is_empty() {
+                let labels: Vec<String> = n
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+                    .collect();
+                let _ = writeln!(s, "  labels   = {{ {} }}", labels.join(", "));
+            }
+            let _ = writeln!(s, "}}\n");
+        }
+        for (name, p) in &self.packages {
+            let on: Vec<String> = p.nodes.iter().map(|n| format!("node.{n}")).collect();
+            let _ = writeln!(s, "package \"{name}\" {{");
+            let _ = writeln!(s, "  version = \"{}\"", p.version);
+            let _ = writeln!(s, "  on      = [{}]", on.join(", "));
+            let _ = writeln!(s, "}}\n");
+        }
+        s
+    }
+}
+
+/// Characters allowed in images, memory sizes and label values.
+fn plain_value(what: &str, v: &str) -> ApiResult<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/+@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid {what} `{}`: expected 1 to 128 letters, digits and `-_.:/+@`",
+            v.escape_debug()
+        )))
+    }
+}
+
+/// Check a node name and its fields.
+pub fn check_node(name: &str, n: &NodeModel) -> ApiResult<()> {
+    names::check_resource_name(name)
+        .and_then(|_| names::check_hostname(name))
+        .map_err(|e| {
+            ApiError::bad_request(format!("invalid node name `{}`: {e}", name.escape_debug()))
+        })?;
+    if let Some(i) = &n.image {
+        plain_value("image", i)?;
+        if i.starts_with("dir:") {
+            return Err(ApiError::bad_request(format!(
+                "image `{i}`: `dir:` images are not offered through the API (they read the server's files)"
+            )));
+        }
+    }
+    if let Some(p) = &n.profile {
+        names::check_profile_name(p).map_err(|e| {
+            ApiError::bad_request(format!("invalid profile `{}`: {e}", p.escape_debug()))
+        })?;
+    }
+    if let Some(m) = &n.memory {
+        plain_value("memory", m)?;
+    }
+    if n.cpus == Some(0) || n.cpus.is_some_and(|c| c > 1024) {
+        return Err(ApiError::bad_request("invalid `cpus`: expected 1 to 1024"));
+    }
+    if n.labels.len() > 32 {
+        return Err(ApiError::bad_request("a node has at most 32 labels"));
+    }
+    for (k, v) in &n.labels {
+        names::check_identifier(k).map_err(|e| {
+            ApiError::bad_request(format!("invalid label key `{}`: {e}", k.escape_debug()))
+        })?;
+        plain_value(&format!("value of label `{k}`"), v)?;
+    }
+    Ok(())
+}
+
+/// Check a package name and version.
+pub fn check_package(name: &str, version: &str) -> ApiResult<()> {
+    names::check_debian_package(name).map_err(|e| {
+        ApiError::bad_request(format!("invalid package name `{}`: {e}", name.escape_debug()))
+    })?;
+    names::check_debian_version(version).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid version `{}` of `{name}`: {e}",
+            version.escape_debug()
+        ))
+    })?;
+    // A package is also a resource name in the document.
+    names::check_resource_name(name).map_err(|e| {
+        ApiError::bad_request(format!(
+            "package `{name}` cannot be deployed through the API yet: {e}"
+        ))
+    })
+}
+
+/// Where sessions live under a data dir.
+pub fn session_dir(data: &Path, owner: &str, name: &str) -> PathBuf {
+    data.join("sessions").join(owner).join(name)
+}
+
+/// Read a session's model (`None`: no such session).
+pub fn load(dir: &Path) -> ApiResult<Option<SessionModel>> {
+    let path = dir.join(MODEL);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            ApiError::internal(format!("cannot read `{}`: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ApiError::internal(format!(
+            "cannot read `{}`: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Write a session's model and its document (each atomically).
+pub fn save(dir: &Path, model: &SessionModel) -> ApiResult<()> {
+    let json = serde_json::to_string_pretty(model)
+        .map_err(|e| ApiError::internal(format!("cannot encode the session: {e}")))?;
+    write_atomic(&dir.join(DOCUMENT), &model.render())?;
+    write_atomic(&dir.join(MODEL), &json)
+}
+
+fn write_atomic(path: &Path, text: &str) -> ApiResult<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))
+}
+
+/// Every session folder under a data dir: `(owner, name)`.
+pub fn list(data: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(owners) = std::fs::read_dir(data.join("sessions")) else {
+        return out;
+    };
+    for o in owners.flatten() {
+        let Ok(names) = std::fs::read_dir(o.path()) else {
+            continue;
+        };
+        for n in names.flatten() {
+            if n.path().join(MODEL).is_file() {
+                out.push((
+                    o.file_name().to_string_lossy().into_owned(),
+                    n.file_name().to_string_lossy().into_owned(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nodes_and_packages() {
+        let mut m = SessionModel::new("alice/hw", "alice", "double");
+        let n = m.fresh_node_name();
+        m.add_node(
+            &n,
+            NodeModel {
+                image: None,
+                profile: Some("cdn:basic".into()),
+                cpus: None,
+                memory: None,
+                labels: [("role".to_string(), "edge".to_string())].into(),
+            },
+        )
+        .unwrap();
+        m.packages.insert(
+            "hello".into(),
+            PackageModel {
+                version: "2.10-3".into(),
+                nodes: vec![n.clone()],
+            },
+        );
+        let doc = m.render();
+        assert!(doc.contains("node \"n1\""), "{doc}");
+        assert!(doc.contains("on      = [node.n1]"), "{doc}");
+        assert!(doc.contains("\"role\" = \"edge\""), "{doc}");
+    }
+
+    #[test]
+    fn refuses_what_would_need_escaping() {
+        let bad = NodeModel {
+            image: Some("a\"b${x}".into()),
+            profile: None,
+            cpus: None,
+            memory: None,
+            labels: Default::default(),
+        };
+        assert!(check_node("n1", &bad).is_err());
+        let mut lab = bad.clone();
+        lab.image = None;
+        lab.labels.insert("k".into(), "${env(\"HOME\")}".into());
+        assert!(check_node("n1", &lab).is_err());
+        assert!(check_node("a b", &lab).is_err());
+        assert!(check_package("hello", "2.10-3").is_ok());
+        assert!(check_package("hello", "2.10 3").is_err());
+    }
+}
