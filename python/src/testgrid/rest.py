@@ -1,0 +1,314 @@
+"""The REST client of `tg serve` (`/v1`)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import httpx
+
+from .errors import ApiError, ExecError, JobError
+
+DEFAULT_URL = "http://127.0.0.1:7676"
+
+Command = Union[str, Sequence[str]]
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+@dataclass
+class Package:
+    """A Debian package version the server found installable."""
+
+    name: str
+    version: str
+    versions: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ExecResult:
+    """A command's status and output (`bytes` when it is not UTF-8)."""
+
+    returncode: int
+    stdout: Union[str, bytes]
+    stderr: Union[str, bytes]
+    timed_out: bool = False
+
+
+class Job:
+    """A change of a session running on the server."""
+
+    def __init__(self, client: "Client", data: Dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def result(self) -> Any:
+        return self.data.get("result")
+
+    def refresh(self) -> "Job":
+        self.data = self._client._request("GET", f"/v1/jobs/{_quote(self.id)}")
+        return self
+
+    def wait(self, timeout: float = 600.0, interval: float = 0.1) -> "Job":
+        """Wait until the job ends; raise `JobError` when it failed."""
+        deadline = time.monotonic() + timeout
+        while self.status == "running":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still running after {timeout}s")
+            time.sleep(interval)
+            interval = min(interval * 1.5, 1.0)
+            self.refresh()
+        if self.status == "failed":
+            err = self.data.get("error") or {}
+            raise JobError(self.id, str(err.get("code", "")), str(err.get("message", "")))
+        return self
+
+
+class Node:
+    """A node of a session."""
+
+    def __init__(self, session: "Session", data: Dict[str, Any]) -> None:
+        self.session = session
+        self.data = data
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def address(self) -> Optional[str]:
+        a = self.data.get("address")
+        return None if a is None else str(a)
+
+    @property
+    def labels(self) -> Dict[str, str]:
+        return dict(self.data.get("labels") or {})
+
+    @property
+    def state(self) -> str:
+        return str(self.data.get("state"))
+
+    def _path(self) -> str:
+        return f"{self.session._path()}/nodes/{_quote(self.name)}"
+
+    def refresh(self) -> "Node":
+        self.data = self.session.client._request("GET", self._path())
+        return self
+
+    def is_up(self) -> bool:
+        """The node is created and answers (`true` runs)."""
+        self.refresh()
+        if self.state != "ready":
+            return False
+        try:
+            return self.run(["true"]).returncode == 0
+        except ApiError:
+            return False
+
+    def run(self, cmd: Command, timeout: Optional[float] = None) -> ExecResult:
+        """Run `cmd` (a string through `sh -c`, a list as argv): the full result."""
+        body: Dict[str, Any] = {"command": cmd if isinstance(cmd, str) else list(cmd)}
+        if timeout is not None:
+            body["timeout"] = timeout
+        r = self.session.client._request("POST", self._path() + "/exec", json=body)
+        return ExecResult(
+            returncode=int(r["returncode"]),
+            stdout=_decode(r["stdout"], r.get("stdout_encoding")),
+            stderr=_decode(r["stderr"], r.get("stderr_encoding")),
+            timed_out=bool(r.get("timed_out")),
+        )
+
+    def execute(self, cmd: Command, timeout: Optional[float] = None) -> Union[str, bytes]:
+        """Run `cmd`; its stdout without the trailing newline. Raises
+        `ExecError` when the status is not 0."""
+        r = self.run(cmd, timeout=timeout)
+        if r.returncode != 0:
+            raise ExecError(cmd, r.returncode, r.stdout, r.stderr)
+        out = r.stdout
+        if isinstance(out, bytes):
+            return out[:-1] if out.endswith(b"\n") else out
+        return out[:-1] if out.endswith("\n") else out
+
+    def release(self, wait: bool = True) -> Job:
+        job = self.session._job("DELETE", self._path())
+        return job.wait() if wait else job
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, address={self.address!r}, state={self.state!r})"
+
+
+def _decode(text: str, encoding: Optional[str]) -> Union[str, bytes]:
+    if encoding == "base64":
+        return base64.b64decode(text)
+    return text
+
+
+class Session:
+    """A session of the caller on the server; iterating it yields its nodes."""
+
+    def __init__(self, client: "Client", data: Dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+
+    @property
+    def name(self) -> str:
+        """`OWNER/NAME`."""
+        return str(self.data["name"])
+
+    def _path(self) -> str:
+        return f"/v1/sessions/{_quote(self.name)}"
+
+    def _job(self, method: str, path: str, json: Optional[Dict[str, Any]] = None) -> Job:
+        r = self.client._request(method, path, json=json)
+        return Job(self.client, r["job"])
+
+    def refresh(self) -> "Session":
+        self.data = self.client._request("GET", self._path())
+        return self
+
+    @property
+    def nodes(self) -> List[Node]:
+        r = self.client._request("GET", self._path() + "/nodes")
+        return [Node(self, n) for n in r["nodes"]]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def node(self, name: str) -> Node:
+        return Node(self, {"name": name}).refresh()
+
+    def allocate_node(
+        self,
+        image: Optional[str] = None,
+        profile: Optional[str] = None,
+        is_image: Optional[str] = None,
+        cpus: Optional[int] = None,
+        memory: Optional[str] = None,
+        labels: Optional[Dict[str, str]] = None,
+        name: Optional[str] = None,
+        wait: bool = True,
+    ) -> Any:
+        """Add a node; returns the `Node` (or the `Job` with `wait=False`)."""
+        body: Dict[str, Any] = {}
+        for k, v in (
+            ("image", image if image is not None else is_image),
+            ("profile", profile),
+            ("cpus", cpus),
+            ("memory", memory),
+            ("labels", labels),
+            ("name", name),
+        ):
+            if v is not None:
+                body[k] = v
+        job = self._job("POST", self._path() + "/nodes", json=body)
+        if not wait:
+            return job
+        job.wait()
+        return self.node(str(job.result["node"]))
+
+    def deploy(self, package: Package, node: Optional[Node] = None, wait: bool = True) -> Any:
+        """Install `package` on `node` (none: on a new node); returns the
+        `Job`, finished unless `wait=False`."""
+        body: Dict[str, Any] = {"name": package.name, "version": package.version}
+        if node is not None:
+            body["node"] = node.name
+        job = self._job("POST", self._path() + "/packages", json=body)
+        return job.wait() if wait else job
+
+    def undeploy(self, package: Union[Package, str], node: Optional[Node] = None, wait: bool = True) -> Job:
+        name = package if isinstance(package, str) else package.name
+        path = f"{self._path()}/packages/{_quote(name)}"
+        if node is not None:
+            path += "?node=" + _quote(node.name)
+        job = self._job("DELETE", path)
+        return job.wait() if wait else job
+
+    def close(self, wait: bool = True) -> Job:
+        """Destroy everything of the session and end it."""
+        job = self._job("DELETE", self._path())
+        return job.wait() if wait else job
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self.name!r})"
+
+
+class Client:
+    """A client of one `tg serve`: `url` (default `TESTGRID_URL`, else
+    http://127.0.0.1:7676) and `token` (default `TESTGRID_TOKEN`)."""
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        token: Optional[str] = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.url = (url or os.environ.get("TESTGRID_URL") or DEFAULT_URL).rstrip("/")
+        token = token if token is not None else os.environ.get("TESTGRID_TOKEN", "")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, json: Optional[Dict[str, Any]] = None) -> Any:
+        r = self._http.request(method, path, json=json)
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+                raise ApiError(r.status_code, str(err["code"]), str(err["message"]))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(r.status_code, "http", r.text) from None
+        return r.json()
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def open_session(self, name: str) -> Session:
+        """Open the caller's session `name` (reopened when it exists)."""
+        return Session(self, self._request("POST", "/v1/sessions", json={"name": name}))
+
+    def session(self, name: str) -> Session:
+        return Session(self, self._request("GET", f"/v1/sessions/{_quote(name)}"))
+
+    def sessions(self) -> List[Session]:
+        r = self._request("GET", "/v1/sessions")
+        return [Session(self, s) for s in r["sessions"]]
+
+    def get_package(self, name: str, version: str) -> Package:
+        """Check that `name` `version` is installable (`ApiError` 404 lists
+        the versions that are)."""
+        r = self._request("GET", f"/v1/packages/{_quote(name)}/{_quote(version)}")
+        return Package(name=r["name"], version=r["version"], versions=list(r.get("versions", [])))
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, {"id": job_id, "status": "running"}).refresh()

@@ -1,0 +1,89 @@
+"""The `testgrid` client against a real `tg serve` (see conftest)."""
+
+from __future__ import annotations
+
+import os
+from time import sleep
+
+import pytest
+
+import testgrid
+
+DOUBLE = os.environ.get("TESTGRID_PLATFORM") != "netns"
+
+
+def test_the_issue_example(client: testgrid.rest.Client) -> None:
+    session = client.open_session("helloworld")
+    hello = client.get_package(name="hello", version="2.10-3")
+    session.deploy(hello)  # no node given: tg allocates one
+    node = session.allocate_node(image="host", profile="cdn:basic")
+    assert node.labels == {"tier": "cdn"}
+    while not all(node.is_up() for node in session):
+        sleep(1)
+    out = [node.execute("uname") for node in session]
+    assert len(out) == 2
+    for o in out:
+        assert o.endswith(": sh -c uname") if DOUBLE else o == "Linux"
+    assert all(n.address for n in session.nodes)
+    assert [s.name for s in client.sessions()] == ["alice/helloworld"]
+    session.close()
+    assert client.sessions() == []
+
+
+def test_exec_errors_and_bytes(client: testgrid.rest.Client) -> None:
+    session = client.open_session("execs")
+    try:
+        node = session.allocate_node(is_image="host")
+        with pytest.raises(testgrid.ExecError) as e:
+            node.execute(["exit", "3"] if DOUBLE else "exit 3")
+        assert e.value.returncode == 3
+        r = node.run(["bytes"] if DOUBLE else ["printf", "\\377\\r\\n"])
+        assert r.stdout == b"\xff\r\n"
+        assert node.execute(["bytes"] if DOUBLE else ["printf", "\\377\\r\\n"]) == b"\xff\r"
+    finally:
+        session.close()
+
+
+def test_refusals(client: testgrid.rest.Client, bob: testgrid.rest.Client) -> None:
+    with pytest.raises(testgrid.ApiError) as e:
+        client.get_package("hello", "9.9-9")
+    assert e.value.status == 404 and "2.10-3" in e.value.message
+    with pytest.raises(testgrid.ApiError) as e:
+        client.get_package("hello", "not a version")
+    assert e.value.status == 400
+    with pytest.raises(testgrid.ApiError) as e:
+        client.open_session("bad name")
+    assert e.value.status == 400
+    session = client.open_session("mine")
+    try:
+        with pytest.raises(testgrid.ApiError) as e:
+            bob.session("alice/mine")
+        assert e.value.status == 403
+        # bob's own session of the same name is another session
+        theirs = bob.open_session("mine")
+        assert theirs.name == "bob/mine"
+        theirs.close()
+        with pytest.raises(testgrid.ApiError) as e:
+            session.allocate_node(profile="nope")
+        assert e.value.status == 400 and "cdn:basic" in e.value.message
+        with pytest.raises(testgrid.JobError):
+            session.allocate_node(image="windows")
+        assert session.nodes == []
+        # reopening gives the same session
+        assert client.open_session("mine").name == "alice/mine"
+    finally:
+        session.close()
+
+
+def test_wait_false_returns_the_job(client: testgrid.rest.Client) -> None:
+    session = client.open_session("nowait")
+    try:
+        job = session.allocate_node(image="host", wait=False)
+        assert isinstance(job, testgrid.Job)
+        job.wait()
+        assert job.status == "succeeded"
+        assert [n.name for n in session] == [job.result["node"]]
+        session.nodes[0].release()
+        assert session.nodes == []
+    finally:
+        session.close()
