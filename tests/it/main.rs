@@ -12,6 +12,7 @@ mod fmt;
 mod netns;
 mod netns_node;
 mod netns_sandbox;
+mod serve;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;

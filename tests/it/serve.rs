@@ -1,0 +1,287 @@
+//! `tg serve` through HTTP: the real binary on an ephemeral port with the
+//! test-double platform; auth (401/403), bad input (400/413), one change
+//! at a time (409), and a session's life (open, allocate, exec, close).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::tg_bin;
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+
+/// A running `tg serve`; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+    double: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("tokens"), format!("# test\n{ALICE} alice\n{BOB} bob\n")).unwrap();
+        std::fs::create_dir_all(p.join("catalog")).unwrap();
+        std::fs::write(
+            p.join("catalog/profiles.tg.hcl"),
+            "profile \"cdn:basic\" {\n  image = \"host\"\n  labels = { tier = \"cdn\" }\n}\n",
+        )
+        .unwrap();
+        let double = p.join("double");
+        std::fs::create_dir_all(&double).unwrap();
+        std::fs::write(double.join("apt.json"), r#"{"hello": ["2.10-3"]}"#).unwrap();
+        let mut cmd = Command::new(tg_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TG_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
+            .args(["serve", "-listen", "127.0.0.1:0", "-token-file"])
+            .arg(p.join("tokens"))
+            .arg("-catalog")
+            .arg(p.join("catalog"))
+            .arg("-data-dir")
+            .arg(p.join("data"))
+            .env("TG_TESTDOUBLE_DIR", &double)
+            .current_dir(p)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tg serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("tg serve: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server {
+            child,
+            addr,
+            _dir: dir,
+            double,
+        }
+    }
+
+    /// One request (HTTP/1.1, `connection: close`): status and JSON body.
+    fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, Value) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        if let Some(b) = body {
+            let _ = s.write_all(b);
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"));
+        let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        let json = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
+        (status, json)
+    }
+
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let b = body.map(|v| v.to_string().into_bytes());
+        self.raw(method, path, Some(token), b.as_deref())
+    }
+
+    /// Wait for a job; its final document.
+    fn wait(&self, token: &str, job: &Value) -> Value {
+        let id = job["job"]["id"].as_str().unwrap_or_else(|| panic!("no job in {job}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (st, j) = self.call("GET", &format!("/v1/jobs/{id}"), token, None);
+            assert_eq!(st, 200, "{j}");
+            if j["status"] != "running" {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[test]
+fn serve_auth_and_bad_input() {
+    let s = Server::start();
+    assert_eq!(s.raw("GET", "/healthz", None, None).0, 200);
+    let (st, v) = s.raw("GET", "/v1/sessions", None, None);
+    assert_eq!((st, code(&v)), (401, "unauthorized"), "{v}");
+    let (st, _) = s.raw("GET", "/v1/sessions", Some("not-a-known-token-000"), None);
+    assert_eq!(st, 401);
+
+    let (st, v) = s.raw("POST", "/v1/sessions", Some(ALICE), Some(b"{\"name\":"));
+    assert_eq!((st, code(&v)), (400, "bad_request"), "{v}");
+    let (st, v) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "x", "extra": 1})));
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("extra"), "{v}");
+    for bad in ["", "../etc", "a b", "-x", "a/b/c"] {
+        let (st, v) = s.call("POST", "/v1/sessions", ALICE, Some(json!({ "name": bad })));
+        assert_eq!(st, 400, "{bad:?}: {v}");
+    }
+    let huge = format!("{{\"name\":\"{}\"}}", "a".repeat(200_000));
+    let (st, v) = s.raw("POST", "/v1/sessions", Some(ALICE), Some(huge.as_bytes()));
+    assert_eq!((st, code(&v)), (413, "too_large"), "{v}");
+    let (st, v) = s.call("GET", "/v1/packages/hello/2.10%203", ALICE, None);
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.call("GET", "/v1/packages/Hello!/1", ALICE, None);
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.call("GET", "/v1/packages/hello/9.9-9", ALICE, None);
+    assert_eq!((st, code(&v)), (404, "no_such_version"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("2.10-3"), "{v}");
+    let (st, v) = s.call("GET", "/v1/packages/hello/2.10-3", ALICE, None);
+    assert_eq!((st, &v["installable"]), (200, &json!(true)), "{v}");
+    assert_eq!(s.call("GET", "/v1/nothing", ALICE, None).0, 404);
+    assert_eq!(s.call("GET", "/v1/jobs/nope", ALICE, None).0, 404);
+
+    // Another user's session: 403; the same name is their own session.
+    let (st, v) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "hw"})));
+    assert_eq!((st, v["name"].as_str()), (201, Some("alice/hw")), "{v}");
+    let (st, v) = s.call("GET", "/v1/sessions/alice%2Fhw", BOB, None);
+    assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
+    let (st, v) = s.call("POST", "/v1/sessions", BOB, Some(json!({"name": "alice/hw"})));
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = s.call("POST", "/v1/sessions", BOB, Some(json!({"name": "hw"})));
+    assert_eq!((st, v["name"].as_str()), (201, Some("bob/hw")), "{v}");
+    let (_, v) = s.call("GET", "/v1/sessions", BOB, None);
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1, "{v}");
+
+    // Bad node specs: 400 before any job, with the known profiles.
+    let (st, v) = s.call("POST", "/v1/sessions/hw/nodes", ALICE, Some(json!({"profile": "nope"})));
+    assert_eq!((st, code(&v)), (400, "unknown_profile"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("cdn:basic"));
+    for body in [
+        json!({"image": "a\"b"}),
+        json!({"image": "dir:/etc"}),
+        json!({"labels": {"k": "${env(\"HOME\")}"}}),
+        json!({"name": "Bad Name"}),
+        json!({"cpus": 0}),
+        json!({"cpus": "two"}),
+        json!({"image": "host", "is_image": "host"}),
+    ] {
+        let (st, v) = s.call("POST", "/v1/sessions/hw/nodes", ALICE, Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {v}");
+    }
+    let (st, _) = s.call("POST", "/v1/sessions/nope/nodes", ALICE, Some(json!({})));
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn serve_session_life() {
+    let s = Server::start();
+    let (st, _) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "life"})));
+    assert_eq!(st, 201);
+    // Reopening is the same session.
+    let (st, _) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "life"})));
+    assert_eq!(st, 200);
+
+    let (st, job) = s.call(
+        "POST",
+        "/v1/sessions/life/packages",
+        ALICE,
+        Some(json!({"name": "hello", "version": "2.10-3"})),
+    );
+    assert_eq!(st, 202, "{job}");
+    let j = s.wait(ALICE, &job);
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let (st, job) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes",
+        ALICE,
+        Some(json!({"is_image": "host", "profile": "cdn:basic", "labels": {"role": "edge"}})),
+    );
+    assert_eq!(st, 202, "{job}");
+    let j = s.wait(ALICE, &job);
+    assert_eq!((&j["status"], &j["result"]["node"]), (&json!("succeeded"), &json!("n2")), "{j}");
+
+    let (_, v) = s.call("GET", "/v1/sessions/life/nodes", ALICE, None);
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{v}");
+    for n in nodes {
+        assert_eq!(n["state"], "ready", "{n}");
+        assert!(n["address"].as_str().is_some_and(|a| a.contains('.')), "{n}");
+    }
+    assert_eq!(nodes[1]["labels"], json!({"role": "edge", "tier": "cdn"}), "{v}");
+    assert_eq!(nodes[0]["packages"][0]["name"], "hello", "{v}");
+
+    let (st, v) = s.call("POST", "/v1/sessions/life/nodes/n1/exec", ALICE, Some(json!({"command": "uname"})));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((&v["returncode"], &v["stdout"]), (&json!(0), &json!("n1: sh -c uname\n")), "{v}");
+    let (_, v) = s.call("POST", "/v1/sessions/life/nodes/n2/exec", ALICE, Some(json!({"command": ["exit", "3"]})));
+    assert_eq!(v["returncode"], 3, "{v}");
+    let (_, v) = s.call("POST", "/v1/sessions/life/nodes/n2/exec", ALICE, Some(json!({"command": ["bytes"]})));
+    assert_eq!((&v["stdout_encoding"], &v["stdout"]), (&json!("base64"), &json!("/w0K")), "{v}");
+    let (st, _) = s.call("POST", "/v1/sessions/life/nodes/n9/exec", ALICE, Some(json!({"command": "true"})));
+    assert_eq!(st, 404);
+    let (st, _) = s.call("POST", "/v1/sessions/life/nodes/n1/exec", ALICE, Some(json!({"command": []})));
+    assert_eq!(st, 400);
+
+    // The document is an ordinary testbed, and the state the CLI's.
+    let dir = s._dir.path().join("data/sessions/alice/life");
+    let doc = std::fs::read_to_string(dir.join("main.tg.hcl")).unwrap();
+    assert!(doc.contains("package \"hello\""), "{doc}");
+    let out = Command::new(tg_bin())
+        .args(["session", "list"])
+        .env("TG_STATE_URL", s._dir.path().join("data/state.db"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alice/life"), "{out:?}");
+
+    // One change at a time: a slow job makes the second change a 409.
+    std::fs::write(s.double.join("config.json"), r#"{"delay_ms": {"*": 1500}}"#).unwrap();
+    let (st, slow) = s.call("DELETE", "/v1/sessions/life/nodes/n2", ALICE, None);
+    assert_eq!(st, 202, "{slow}");
+    let (st, v) = s.call("POST", "/v1/sessions/life/nodes", ALICE, Some(json!({})));
+    assert_eq!((st, code(&v)), (409, "busy"), "{v}");
+    assert_eq!(s.wait(ALICE, &slow)["status"], "succeeded");
+    std::fs::remove_file(s.double.join("config.json")).unwrap();
+
+    let (st, job) = s.call("DELETE", "/v1/sessions/life", ALICE, None);
+    assert_eq!(st, 202);
+    assert_eq!(s.wait(ALICE, &job)["status"], "succeeded");
+    let (_, v) = s.call("GET", "/v1/sessions", ALICE, None);
+    assert_eq!(v["sessions"], json!([]), "{v}");
+    assert!(!dir.exists());
+    let objects = s.double.join("objects");
+    let left: Vec<_> = std::fs::read_dir(&objects)
+        .map(|d| d.flatten().flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "objects left: {left:?}");
+}
