@@ -57,12 +57,7 @@ impl Tokens {
                         format!("expected `admin` or nothing after the user, found `{other}`"),
                     ))
                 }
-                _ => {
-                    return Err((
-                        i + 1,
-                        "expected `TOKEN USER [admin]`".to_string(),
-                    ))
-                }
+                _ => return Err((i + 1, "expected `TOKEN USER [admin]`".to_string())),
             };
             if token.len() < MIN_TOKEN_LEN {
                 return Err((
@@ -117,10 +112,11 @@ impl FromRequestParts<std::sync::Arc<App>> for User {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized("expected `authorization: Bearer TOKEN`")
-            })?;
-        let tokens = app.tokens.read().map_err(|_| ApiError::internal("token table unavailable"))?;
+            .ok_or_else(|| ApiError::unauthorized("expected `authorization: Bearer TOKEN`"))?;
+        let tokens = app
+            .tokens
+            .read()
+            .map_err(|_| ApiError::internal("token table unavailable"))?;
         tokens
             .user(token)
             .cloned()

@@ -44,10 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/sessions", post(open_session).get(list_sessions))
-        .route(
-            "/v1/sessions/{s}",
-            get(show_session).delete(close_session),
-        )
+        .route("/v1/sessions/{s}", get(show_session).delete(close_session))
         .route(
             "/v1/sessions/{s}/nodes",
             get(list_nodes).post(allocate_node),
@@ -240,11 +237,9 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<Value>> {
     let mut out = Vec::new();
     for (name, n) in &m.nodes {
         let addr = format!("node.{name}");
-        let rec = snap.as_ref().and_then(|s| {
-            s.instances
-                .values()
-                .find(|r| r.address.to_string() == addr)
-        });
+        let rec = snap
+            .as_ref()
+            .and_then(|s| s.instances.values().find(|r| r.address.to_string() == addr));
         let (state, address, labels) = match rec {
             Some(r) => {
                 let state = serde_json::to_value(r.status).unwrap_or(Value::Null);
@@ -282,11 +277,12 @@ async fn read_state(app: &App, m: &SessionModel) -> ApiResult<Option<crate::stat
     let url = app.state_url();
     let name = m.name.clone();
     blocking(move || {
-        let store = ops::open_store(&dir, &Default::default(), Some(&url))
-            .map_err(|e| StateError::Backend {
+        let store = ops::open_store(&dir, &Default::default(), Some(&url)).map_err(|e| {
+            StateError::Backend {
                 location: url.clone(),
                 message: e.to_string(),
-            })?;
+            }
+        })?;
         if store.get_session(&name)?.is_none() {
             return Ok(None);
         }
@@ -692,11 +688,7 @@ async fn show_job(
 }
 
 fn accepted(job: super::jobs::Job) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "job": job })),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response()
 }
 
 /// Change a session: take its job slot (409 when busy), edit its model
@@ -799,9 +791,8 @@ fn apply_failed(report: &crate::apply::ApplyReport) -> ApiError {
 fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiResult<()> {
     for (name, text) in &app.catalog_files {
         let path = dir.join(format!("catalog-{name}"));
-        std::fs::write(&path, text).map_err(|e| {
-            ApiError::internal(format!("cannot write `{}`: {e}", path.display()))
-        })?;
+        std::fs::write(&path, text)
+            .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))?;
     }
     model::save(dir, m)
 }
@@ -824,7 +815,10 @@ fn ops_error(e: OpsError) -> ApiError {
         OpsError::Diagnostics(d) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_testbed",
-            d.iter().map(|x| x.summary.clone()).collect::<Vec<_>>().join("; "),
+            d.iter()
+                .map(|x| x.summary.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         other => ApiError::new(StatusCode::CONFLICT, "failed", other.to_string()),
     }

@@ -140,7 +140,10 @@ mod tests {
     fn one_change_per_session() {
         let j = Jobs::default();
         let a = j.start("alice/s", "alice", "deploy").unwrap();
-        assert_eq!(j.start("alice/s", "alice", "deploy").unwrap_err().status, 409);
+        assert_eq!(
+            j.start("alice/s", "alice", "deploy").unwrap_err().status,
+            409
+        );
         assert!(j.start("bob/s", "bob", "deploy").is_ok());
         j.finish(&a.id, Ok(serde_json::json!({})));
         assert_eq!(j.get(&a.id).unwrap().status, JobStatus::Succeeded);

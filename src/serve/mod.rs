@@ -63,7 +63,7 @@ pub struct App {
     /// Profiles the catalog defines, sorted.
     pub profiles: Vec<String>,
     /// The catalog's files: `(file name, text)`, copied into every session.
-    pub catalog_files: Vec<(String, String)>,
+    pub catalog_files: Vec<CatalogFile>,
 }
 
 impl App {
@@ -123,8 +123,11 @@ impl App {
     }
 }
 
+/// A catalog file: its name and text.
+pub type CatalogFile = (String, String);
+
 /// The catalog's profiles and files.
-fn read_catalog(dir: &Path) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+fn read_catalog(dir: &Path) -> Result<(Vec<String>, Vec<CatalogFile>), String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read the catalog `{}`: {e}", dir.display()))?;
     let mut files = Vec::new();
@@ -140,8 +143,12 @@ fn read_catalog(dir: &Path) -> Result<(Vec<String>, Vec<(String, String)>), Stri
     files.sort();
     let mut profiles = Vec::new();
     for (name, text) in &files {
-        let body: hcl::Body = hcl::parse(text)
-            .map_err(|e| format!("the catalog file `{}/{name}` does not parse: {e}", dir.display()))?;
+        let body: hcl::Body = hcl::parse(text).map_err(|e| {
+            format!(
+                "the catalog file `{}/{name}` does not parse: {e}",
+                dir.display()
+            )
+        })?;
         for b in body.blocks() {
             if b.identifier() == "profile" {
                 if let Some(l) = b.labels().first() {

@@ -158,8 +158,7 @@ impl SessionModel {
 fn plain_value(what: &str, v: &str) -> ApiResult<()> {
     let ok = !v.is_empty()
         && v.len() <= 128
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.:/+@".contains(c));
     if ok {
         Ok(())
@@ -212,7 +211,10 @@ pub fn check_node(name: &str, n: &NodeModel) -> ApiResult<()> {
 /// Check a package name and version.
 pub fn check_package(name: &str, version: &str) -> ApiResult<()> {
     names::check_debian_package(name).map_err(|e| {
-        ApiError::bad_request(format!("invalid package name `{}`: {e}", name.escape_debug()))
+        ApiError::bad_request(format!(
+            "invalid package name `{}`: {e}",
+            name.escape_debug()
+        ))
     })?;
     names::check_debian_version(version).map_err(|e| {
         ApiError::bad_request(format!(
@@ -237,9 +239,9 @@ pub fn session_dir(data: &Path, owner: &str, name: &str) -> PathBuf {
 pub fn load(dir: &Path) -> ApiResult<Option<SessionModel>> {
     let path = dir.join(MODEL);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            ApiError::internal(format!("cannot read `{}`: {e}", path.display()))
-        }),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ApiError::internal(format!("cannot read `{}`: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ApiError::internal(format!(
             "cannot read `{}`: {e}",

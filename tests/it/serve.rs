@@ -34,7 +34,11 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        std::fs::write(p.join("tokens"), format!("# test\n{ALICE} alice\n{BOB} bob\n")).unwrap();
+        std::fs::write(
+            p.join("tokens"),
+            format!("# test\n{ALICE} alice\n{BOB} bob\n"),
+        )
+        .unwrap();
         std::fs::create_dir_all(p.join("catalog")).unwrap();
         std::fs::write(
             p.join("catalog/profiles.tg.hcl"),
@@ -82,7 +86,13 @@ impl Server {
     }
 
     /// One request (HTTP/1.1, `connection: close`): status and JSON body.
-    fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, Value) {
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
@@ -120,7 +130,9 @@ impl Server {
 
     /// Wait for a job; its final document.
     fn wait(&self, token: &str, job: &Value) -> Value {
-        let id = job["job"]["id"].as_str().unwrap_or_else(|| panic!("no job in {job}"));
+        let id = job["job"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job in {job}"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (st, j) = self.call("GET", &format!("/v1/jobs/{id}"), token, None);
@@ -149,9 +161,17 @@ fn serve_auth_and_bad_input() {
 
     let (st, v) = s.raw("POST", "/v1/sessions", Some(ALICE), Some(b"{\"name\":"));
     assert_eq!((st, code(&v)), (400, "bad_request"), "{v}");
-    let (st, v) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "x", "extra": 1})));
+    let (st, v) = s.call(
+        "POST",
+        "/v1/sessions",
+        ALICE,
+        Some(json!({"name": "x", "extra": 1})),
+    );
     assert_eq!(st, 400, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("extra"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("extra"),
+        "{v}"
+    );
     for bad in ["", "../etc", "a b", "-x", "a/b/c"] {
         let (st, v) = s.call("POST", "/v1/sessions", ALICE, Some(json!({ "name": bad })));
         assert_eq!(st, 400, "{bad:?}: {v}");
@@ -165,7 +185,10 @@ fn serve_auth_and_bad_input() {
     assert_eq!(st, 400, "{v}");
     let (st, v) = s.call("GET", "/v1/packages/hello/9.9-9", ALICE, None);
     assert_eq!((st, code(&v)), (404, "no_such_version"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("2.10-3"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("2.10-3"),
+        "{v}"
+    );
     let (st, v) = s.call("GET", "/v1/packages/hello/2.10-3", ALICE, None);
     assert_eq!((st, &v["installable"]), (200, &json!(true)), "{v}");
     assert_eq!(s.call("GET", "/v1/nothing", ALICE, None).0, 404);
@@ -176,7 +199,12 @@ fn serve_auth_and_bad_input() {
     assert_eq!((st, v["name"].as_str()), (201, Some("alice/hw")), "{v}");
     let (st, v) = s.call("GET", "/v1/sessions/alice%2Fhw", BOB, None);
     assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
-    let (st, v) = s.call("POST", "/v1/sessions", BOB, Some(json!({"name": "alice/hw"})));
+    let (st, v) = s.call(
+        "POST",
+        "/v1/sessions",
+        BOB,
+        Some(json!({"name": "alice/hw"})),
+    );
     assert_eq!(st, 403, "{v}");
     let (st, v) = s.call("POST", "/v1/sessions", BOB, Some(json!({"name": "hw"})));
     assert_eq!((st, v["name"].as_str()), (201, Some("bob/hw")), "{v}");
@@ -184,9 +212,17 @@ fn serve_auth_and_bad_input() {
     assert_eq!(v["sessions"].as_array().unwrap().len(), 1, "{v}");
 
     // Bad node specs: 400 before any job, with the known profiles.
-    let (st, v) = s.call("POST", "/v1/sessions/hw/nodes", ALICE, Some(json!({"profile": "nope"})));
+    let (st, v) = s.call(
+        "POST",
+        "/v1/sessions/hw/nodes",
+        ALICE,
+        Some(json!({"profile": "nope"})),
+    );
     assert_eq!((st, code(&v)), (400, "unknown_profile"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("cdn:basic"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cdn:basic"));
     for body in [
         json!({"image": "a\"b"}),
         json!({"image": "dir:/etc"}),
@@ -229,28 +265,72 @@ fn serve_session_life() {
     );
     assert_eq!(st, 202, "{job}");
     let j = s.wait(ALICE, &job);
-    assert_eq!((&j["status"], &j["result"]["node"]), (&json!("succeeded"), &json!("n2")), "{j}");
+    assert_eq!(
+        (&j["status"], &j["result"]["node"]),
+        (&json!("succeeded"), &json!("n2")),
+        "{j}"
+    );
 
     let (_, v) = s.call("GET", "/v1/sessions/life/nodes", ALICE, None);
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2, "{v}");
     for n in nodes {
         assert_eq!(n["state"], "ready", "{n}");
-        assert!(n["address"].as_str().is_some_and(|a| a.contains('.')), "{n}");
+        assert!(
+            n["address"].as_str().is_some_and(|a| a.contains('.')),
+            "{n}"
+        );
     }
-    assert_eq!(nodes[1]["labels"], json!({"role": "edge", "tier": "cdn"}), "{v}");
+    assert_eq!(
+        nodes[1]["labels"],
+        json!({"role": "edge", "tier": "cdn"}),
+        "{v}"
+    );
     assert_eq!(nodes[0]["packages"][0]["name"], "hello", "{v}");
 
-    let (st, v) = s.call("POST", "/v1/sessions/life/nodes/n1/exec", ALICE, Some(json!({"command": "uname"})));
+    let (st, v) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes/n1/exec",
+        ALICE,
+        Some(json!({"command": "uname"})),
+    );
     assert_eq!(st, 200, "{v}");
-    assert_eq!((&v["returncode"], &v["stdout"]), (&json!(0), &json!("n1: sh -c uname\n")), "{v}");
-    let (_, v) = s.call("POST", "/v1/sessions/life/nodes/n2/exec", ALICE, Some(json!({"command": ["exit", "3"]})));
+    assert_eq!(
+        (&v["returncode"], &v["stdout"]),
+        (&json!(0), &json!("n1: sh -c uname\n")),
+        "{v}"
+    );
+    let (_, v) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes/n2/exec",
+        ALICE,
+        Some(json!({"command": ["exit", "3"]})),
+    );
     assert_eq!(v["returncode"], 3, "{v}");
-    let (_, v) = s.call("POST", "/v1/sessions/life/nodes/n2/exec", ALICE, Some(json!({"command": ["bytes"]})));
-    assert_eq!((&v["stdout_encoding"], &v["stdout"]), (&json!("base64"), &json!("/w0K")), "{v}");
-    let (st, _) = s.call("POST", "/v1/sessions/life/nodes/n9/exec", ALICE, Some(json!({"command": "true"})));
+    let (_, v) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes/n2/exec",
+        ALICE,
+        Some(json!({"command": ["bytes"]})),
+    );
+    assert_eq!(
+        (&v["stdout_encoding"], &v["stdout"]),
+        (&json!("base64"), &json!("/w0K")),
+        "{v}"
+    );
+    let (st, _) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes/n9/exec",
+        ALICE,
+        Some(json!({"command": "true"})),
+    );
     assert_eq!(st, 404);
-    let (st, _) = s.call("POST", "/v1/sessions/life/nodes/n1/exec", ALICE, Some(json!({"command": []})));
+    let (st, _) = s.call(
+        "POST",
+        "/v1/sessions/life/nodes/n1/exec",
+        ALICE,
+        Some(json!({"command": []})),
+    );
     assert_eq!(st, 400);
 
     // The document is an ordinary testbed, and the state the CLI's.
@@ -262,7 +342,10 @@ fn serve_session_life() {
         .env("TG_STATE_URL", s._dir.path().join("data/state.db"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("alice/life"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("alice/life"),
+        "{out:?}"
+    );
 
     // One change at a time: a slow job makes the second change a 409.
     std::fs::write(s.double.join("config.json"), r#"{"delay_ms": {"*": 1500}}"#).unwrap();
@@ -281,7 +364,11 @@ fn serve_session_life() {
     assert!(!dir.exists());
     let objects = s.double.join("objects");
     let left: Vec<_> = std::fs::read_dir(&objects)
-        .map(|d| d.flatten().flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten()).collect())
+        .map(|d| {
+            d.flatten()
+                .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "objects left: {left:?}");
 }

@@ -54,14 +54,18 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
             Versions::Table(
-                serde_json::from_str(&text)
-                    .map_err(|e| format!("`{}`: {e}", path.display()))?,
+                serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?,
             )
         }
         _ => Versions::Apt,
     };
     let mut env = Vec::new();
-    for name in ["PATH", "HOME", testdouble::ENV_DIR, engine::ENV_NETNS_RUN_DIR] {
+    for name in [
+        "PATH",
+        "HOME",
+        testdouble::ENV_DIR,
+        engine::ENV_NETNS_RUN_DIR,
+    ] {
         if let Some(v) = ctx.env.non_empty(name) {
             env.push((name.to_string(), v.to_string()));
         }
@@ -72,7 +76,10 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
         platform,
         factory: engine::factory(ctx),
         versions,
-        state_url: ctx.env.non_empty(crate::ops::ENV_STATE_URL).map(str::to_string),
+        state_url: ctx
+            .env
+            .non_empty(crate::ops::ENV_STATE_URL)
+            .map(str::to_string),
         env,
         host: crate::state::hostname(),
         pid: std::process::id(),
