@@ -25,6 +25,9 @@ def test_the_issue_example(client: testgrid.rest.Client) -> None:
     for o in out:
         assert o.endswith(": sh -c uname") if DOUBLE else o == "Linux"
     assert all(n.address for n in session.nodes)
+    files = session.export()
+    assert 'package "hello"' in files["main.tg.hcl"]
+    assert any("cdn:basic" in t for k, t in files.items() if k.startswith("catalog-"))
     assert [s.name for s in client.sessions()] == ["alice/helloworld"]
     session.close()
     assert client.sessions() == []

@@ -54,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(show_node).delete(release_node),
         )
         .route("/v1/sessions/{s}/nodes/{n}/exec", post(exec))
+        .route("/v1/sessions/{s}/testbed", get(export_testbed))
         .route("/v1/sessions/{s}/packages", post(deploy))
         .route(
             "/v1/sessions/{s}/packages/{p}",
@@ -168,6 +169,24 @@ async fn show_session(
     let session = resolve(&user, &s)?;
     let m = existing(&app, &session)?;
     Ok(Json(session_view(&app, &m).await?))
+}
+
+/// The session's testbed: its document and the catalog's files it uses,
+/// to review and re-apply with the CLI.
+async fn export_testbed(
+    State(app): AppState,
+    user: User,
+    path: Params<String>,
+) -> ApiResult<Json<Value>> {
+    let Path(s) = path?;
+    let session = resolve(&user, &s)?;
+    let m = existing(&app, &session)?;
+    let mut files = serde_json::Map::new();
+    files.insert(model::DOCUMENT.into(), json!(m.render()));
+    for (name, text) in &app.catalog_files {
+        files.insert(format!("catalog-{name}"), json!(text));
+    }
+    Ok(Json(json!({ "session": m.name, "files": files })))
 }
 
 async fn close_session(

@@ -237,6 +237,37 @@ fn serve_auth_and_bad_input() {
     }
     let (st, _) = s.call("POST", "/v1/sessions/nope/nodes", ALICE, Some(json!({})));
     assert_eq!(st, 404);
+    let (st, v) = s.call("GET", "/v1/sessions/hw/testbed", ALICE, None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["files"]["main.tg.hcl"]
+            .as_str()
+            .unwrap()
+            .contains("network \"net\""),
+        "{v}"
+    );
+    assert!(v["files"]["catalog-profiles.tg.hcl"].is_string(), "{v}");
+}
+
+#[test]
+fn serve_stops_on_sigterm() {
+    let mut s = Server::start();
+    assert_eq!(s.raw("GET", "/healthz", None, None).0, 200);
+    let pid = s.child.id() as i32;
+    // SAFETY: signalling a child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tg serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -238,6 +238,12 @@ class Session:
         job = self._job("DELETE", path)
         return job.wait() if wait else job
 
+    def export(self) -> Dict[str, str]:
+        """The session's testbed files (`main.tg.hcl` and the catalog's), by
+        name: write them into a folder to review and re-apply with `tg`."""
+        r = self.client._request("GET", self._path() + "/testbed")
+        return {str(k): str(v) for k, v in r["files"].items()}
+
     def close(self, wait: bool = True) -> Job:
         """Destroy everything of the session and end it."""
         job = self._job("DELETE", self._path())
