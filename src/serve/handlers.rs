@@ -209,7 +209,7 @@ async fn close_session(
 async fn close_job(app: &App, session: &SessionName, user: &str) -> ApiResult<Value> {
     let dir = app.session_dir(session);
     let ws = app.workspace(&dir, user);
-    let context = ops::open(&ws, session).await.map_err(ops_error)?;
+    let context = app.context(&ws, session).await.map_err(ops_error)?;
     let store = context.store.clone();
     let planned = ops::plan_destroy_from_state(context, &Default::default(), LOCK_WAIT)
         .await
@@ -292,16 +292,9 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<Value>> {
 
 /// The session's state (`None`: nothing applied yet).
 async fn read_state(app: &App, m: &SessionModel) -> ApiResult<Option<crate::state::Snapshot>> {
-    let dir = app.config.data_dir.clone();
-    let url = app.state_url();
+    let store = app.store.clone();
     let name = m.name.clone();
     blocking(move || {
-        let store = ops::open_store(&dir, &Default::default(), Some(&url)).map_err(|e| {
-            StateError::Backend {
-                location: url.clone(),
-                message: e.to_string(),
-            }
-        })?;
         if store.get_session(&name)?.is_none() {
             return Ok(None);
         }
@@ -496,7 +489,7 @@ async fn exec(
     };
     let dir = app.session_dir(&session);
     let ws = app.workspace(&dir, &user.name);
-    let ctx = ops::open(&ws, &session).await.map_err(ops_error)?;
+    let ctx = app.context(&ws, &session).await.map_err(ops_error)?;
     let opts = ops::ExecOptions {
         argv,
         timeout,
@@ -774,7 +767,11 @@ async fn apply_job(
     user: &str,
 ) -> Result<Value, (ApiError, bool)> {
     let ws = app.workspace(&app.session_dir(session), user);
-    let planned = ops::plan_session(&ws, session, &Default::default(), "apply", LOCK_WAIT)
+    let context = app
+        .context(&ws, session)
+        .await
+        .map_err(|e| (ops_error(e), false))?;
+    let planned = ops::plan_context(&ws, context, &Default::default(), "apply", LOCK_WAIT)
         .await
         .map_err(|e| (ops_error(e), false))?;
     let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;

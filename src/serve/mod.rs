@@ -64,6 +64,8 @@ pub struct App {
     pub profiles: Vec<String>,
     /// The catalog's files: `(file name, text)`, copied into every session.
     pub catalog_files: Vec<CatalogFile>,
+    /// The state store, opened once: every session's context shares it.
+    pub store: Arc<dyn crate::state::StateStore>,
 }
 
 impl App {
@@ -73,7 +75,11 @@ impl App {
             Some(dir) => read_catalog(dir)?,
             None => (Vec::new(), Vec::new()),
         };
+        let url = state_url(&config);
+        let store = crate::ops::open_store(&config.data_dir, &Default::default(), Some(&url))
+            .map_err(|e| format!("cannot open the state store `{url}`: {e}"))?;
         Ok(App {
+            store,
             config,
             tokens: RwLock::new(tokens),
             jobs: jobs::Jobs::default(),
@@ -84,12 +90,38 @@ impl App {
 
     /// The state store's URL or path.
     pub fn state_url(&self) -> String {
-        self.config.state_url.clone().unwrap_or_else(|| {
-            self.config
-                .data_dir
-                .join("state.db")
-                .to_string_lossy()
-                .into_owned()
+        state_url(&self.config)
+    }
+
+    /// The context of `session` in `ws`: its parsed testbed and platforms,
+    /// on the server's one store (opening a store per request would race
+    /// its own checks against the other sessions' writes).
+    pub async fn context(
+        &self,
+        ws: &Workspace,
+        session: &SessionName,
+    ) -> crate::ops::OpsResult<crate::ops::Context> {
+        let opts = ws.load_options(Default::default());
+        let parsed = tokio::task::spawn_blocking(move || crate::config::parse(&opts))
+            .await
+            .map_err(|e| {
+                crate::ops::OpsError::Usage(format!("parsing stopped unexpectedly: {e}"))
+            })??;
+        let settings = parsed.settings()?;
+        let registry = ws
+            .factory
+            .registry(&settings.platforms, &ws.env)
+            .map_err(|errs| {
+                crate::ops::OpsError::Platforms(errs.iter().map(ToString::to_string).collect())
+            })?;
+        Ok(crate::ops::Context {
+            store: self.store.clone(),
+            registry,
+            session: session.clone(),
+            testbed_dir: ws.dir.clone(),
+            hook: ws.hook.clone(),
+            caller: ws.caller.clone(),
+            parsed: Some(Arc::new(parsed)),
         })
     }
 
@@ -121,6 +153,17 @@ impl App {
             hook: Arc::new(crate::apply::NoHook),
         }
     }
+}
+
+/// The state store's URL or path of `config`.
+fn state_url(config: &Config) -> String {
+    config.state_url.clone().unwrap_or_else(|| {
+        config
+            .data_dir
+            .join("state.db")
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// A catalog file: its name and text.
