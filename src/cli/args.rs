@@ -78,6 +78,8 @@ pub enum Command {
     Session(SessionCommand),
     /// Relay stdin/stdout to a node's TCP port (ssh's ProxyCommand for netns nodes).
     Proxy(ProxyArgs),
+    /// Print an OpenSSH config block for the session's nodes (`ssh -F FILE NODE`).
+    SshConfig,
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
     /// Print tg's version.
@@ -251,6 +253,22 @@ pub struct OutputArgs {
     /// Print a string value without quotes.
     #[arg(long)]
     pub raw: bool,
+    /// With `inventory`: `script` (the dynamic-inventory `--list` answer),
+    /// or a static inventory file for `ansible -i FILE`: `yaml` or `json`.
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Script)]
+    pub format: InventoryFormat,
+}
+
+/// The forms of `tg output inventory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum InventoryFormat {
+    /// The dynamic-inventory script protocol (`--list`).
+    #[default]
+    Script,
+    /// A static inventory in YAML (`inventory.yml`).
+    Yaml,
+    /// A static inventory in JSON (`inventory.json`).
+    Json,
 }
 
 #[derive(Debug, Args)]

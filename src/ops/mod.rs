@@ -22,6 +22,7 @@
 mod exec;
 mod inventory;
 mod session;
+mod ssh_args;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,8 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
-pub use inventory::{inventory, InventoryOptions};
+pub use inventory::{inventory, Inventory, InventoryOptions};
 pub use session::{lock, open, open_with, Locked, SessionGuard};
+pub use ssh_args::{config_file as ssh_config_file, session_ssh_dir, SshReach, Unquotable};
 pub use store::{open_store, ENV_STATE_URL};
 
 use crate::addrs::{InstanceAddr, ResourceKind};

@@ -14,6 +14,7 @@ pub mod platforms;
 pub mod proxy;
 pub mod session;
 pub mod show;
+pub mod ssh_config;
 pub mod state;
 pub mod validate;
 pub mod version;
