@@ -80,6 +80,8 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Print an OpenSSH config block for the session's nodes (`ssh -F FILE NODE`).
     SshConfig,
+    /// Open a shell on a netns node, or run a command, over real SSH (system `ssh`).
+    Ssh(SshArgs),
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
     /// Print tg's version.
@@ -382,6 +384,15 @@ pub enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The node: its hostname (`edge-0`) or its address (`node.edge[0]`).
+    pub target: String,
+    /// The command and its arguments (after `--`); none opens a shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
