@@ -80,6 +80,10 @@ pub enum Command {
     Session(SessionCommand),
     /// Relay stdin/stdout to a node's TCP port (ssh's ProxyCommand for netns nodes).
     Proxy(ProxyArgs),
+    /// Print an OpenSSH config block for the session's nodes (`ssh -F FILE NODE`).
+    SshConfig,
+    /// Open a shell on a netns node, or run a command, over real SSH (system `ssh`).
+    Ssh(SshArgs),
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
     /// Serve the REST API (`/v1`) that the `testgrid` Python client drives.
@@ -273,6 +277,22 @@ pub struct OutputArgs {
     /// Print a string value without quotes.
     #[arg(long)]
     pub raw: bool,
+    /// With `inventory`: `script` (the dynamic-inventory `--list` answer),
+    /// or a static inventory file for `ansible -i FILE`: `yaml` or `json`.
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Script)]
+    pub format: InventoryFormat,
+}
+
+/// The forms of `tg output inventory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum InventoryFormat {
+    /// The dynamic-inventory script protocol (`--list`).
+    #[default]
+    Script,
+    /// A static inventory in YAML (`inventory.yml`).
+    Yaml,
+    /// A static inventory in JSON (`inventory.json`).
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -405,6 +425,15 @@ pub struct ServeArgs {
     /// The platform of API sessions' nodes.
     #[arg(long, default_value = "netns")]
     pub platform: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The node: its hostname (`edge-0`) or its address (`node.edge[0]`).
+    pub target: String,
+    /// The command and its arguments (after `--`); none opens a shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

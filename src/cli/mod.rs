@@ -169,6 +169,8 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
         Command::Serve(a) => serve::run(ctx, a),
+        Command::SshConfig => ssh_config::run(ctx),
+        Command::Ssh(a) => ssh_config::ssh(ctx, a),
         Command::Platforms(a) => platforms::run(ctx, a),
         Command::Version(a) => version::run(ctx, a),
         Command::Completion(a) => version::completion(ctx, a),

@@ -1,24 +1,38 @@
 //! The Ansible inventory of a session's recorded nodes.
 //!
-//! Pure: a [`Snapshot`] in, the dynamic-inventory (`--list`) JSON document
-//! out. Not here: how the CLI prints it or finds the snapshot.
+//! Pure: a [`Snapshot`] in, an [`Inventory`] out, rendered two ways:
+//! [`Inventory::script_json`] answers the dynamic-inventory script protocol
+//! (`--list`: `_meta.hostvars`, groups with `hosts` lists), and
+//! [`Inventory::static_doc`] is the static form Ansible's `yaml` inventory
+//! plugin reads from a file (`inventory.yml` or `inventory.json`: groups
+//! nest under `all.children` as mappings, hosts are mappings too).
+//! Not here: how the CLI prints it or finds the snapshot; how ssh options
+//! are quoted (`ops::ssh_args`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
+use crate::ops::ssh_args::{SshReach, Unquotable};
 use crate::platform::Spec;
 use crate::state::Snapshot;
 
 /// Options of the Ansible inventory.
 #[derive(Debug, Clone)]
 pub struct InventoryOptions {
-    pub session: String,
-    /// The `tg` executable to name in ProxyCommand (absolute).
-    pub tg_exe: PathBuf,
-    /// The testbed directory, passed to the proxy with `--chdir`.
-    pub testbed_dir: PathBuf,
+    /// How ssh reaches the session's netns nodes (through `tg proxy`).
+    pub reach: SshReach,
+    /// The session's client private key, when tg made one.
+    pub private_key: Option<std::path::PathBuf>,
+}
+
+/// The hosts and groups of a session, before rendering.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    /// Host name → its variables.
+    pub hostvars: BTreeMap<String, Map<String, Value>>,
+    /// Group name → its hosts (every group is a child of `all`).
+    pub groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Turn a string into an Ansible group name (`[A-Za-z0-9_]`).
@@ -34,14 +48,23 @@ fn group_name(s: &str) -> String {
         .collect()
 }
 
-/// The Ansible dynamic inventory (`--list` form) of the recorded nodes.
-pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Value {
-    let mut hostvars = serde_json::Map::new();
-    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// The inventory of the recorded nodes.
+pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Result<Inventory, Unquotable> {
+    let common_args = opts.reach.ansible_common_args()?;
+    let mut packages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for rec in snap.instances.values() {
+        if let Spec::Package(p) = &rec.spec {
+            packages
+                .entry(p.node.clone())
+                .or_default()
+                .insert(p.name.clone());
+        }
+    }
+    let mut inv = Inventory::default();
     for rec in snap.instances.values() {
         let Spec::Node(n) = &rec.spec else { continue };
         let host = n.hostname.clone();
-        let mut vars = serde_json::Map::new();
+        let mut vars = Map::new();
         if let Some(i) = n.interfaces.first() {
             vars.insert("ansible_host".into(), json!(i.address.to_string()));
         }
@@ -52,6 +75,15 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Value {
             "ansible_python_interpreter".into(),
             json!("/usr/bin/python3"),
         );
+        if rec.platform == "netns" {
+            vars.insert("ansible_ssh_common_args".into(), json!(common_args));
+            if let Some(k) = &opts.private_key {
+                vars.insert(
+                    "ansible_ssh_private_key_file".into(),
+                    json!(k.to_string_lossy()),
+                );
+            }
+        }
         vars.insert("tg_address".into(), json!(rec.address.to_string()));
         vars.insert("tg_platform".into(), json!(rec.platform));
         vars.insert("tg_image".into(), json!(n.image));
@@ -67,47 +99,70 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Value {
         for (k, v) in &n.labels {
             vars.insert(format!("tg_label_{}", group_name(k)), json!(v));
         }
-        if rec.platform == "netns" {
-            vars.insert(
-                "ansible_ssh_common_args".into(),
-                json!(format!(
-                    "-o ProxyCommand=\"{} --chdir {} --session {} proxy %h %p\" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-                    opts.tg_exe.display(),
-                    opts.testbed_dir.display(),
-                    opts.session
-                )),
-            );
-        }
-        hostvars.insert(host.clone(), Value::Object(vars));
-        groups
-            .entry(group_name(rec.address.name()))
-            .or_default()
-            .insert(host.clone());
+        let pkgs = packages.get(&host).cloned().unwrap_or_default();
+        vars.insert("tg_packages".into(), json!(pkgs));
+        inv.hostvars.insert(host.clone(), vars);
+
+        let mut add = |g: String| {
+            inv.groups.entry(g).or_default().insert(host.clone());
+        };
+        add(group_name(rec.address.name()));
         for (k, v) in &n.labels {
-            groups
-                .entry(group_name(&format!("{k}_{v}")))
-                .or_default()
-                .insert(host.clone());
+            add(group_name(&format!("{k}_{v}")));
         }
-        groups
-            .entry(group_name(&format!("platform_{}", rec.platform)))
-            .or_default()
-            .insert(host);
+        for i in &n.interfaces {
+            add(group_name(&format!("net_{}", i.network)));
+        }
+        add(group_name(&format!("platform_{}", rec.platform)));
+        for p in &pkgs {
+            add(group_name(&format!("pkg_{p}")));
+        }
     }
     // A single-instance node's group (`origin`) would share its host's
-    // name, which Ansible warns about: the host alone is enough.
-    groups.retain(|g, _| !hostvars.contains_key(g));
-    let mut doc = serde_json::Map::new();
-    doc.insert("_meta".into(), json!({ "hostvars": hostvars }));
-    doc.insert(
-        "all".into(),
-        json!({ "children": groups.keys().cloned().collect::<Vec<_>>() }),
-    );
-    for (g, hosts) in groups {
-        if g == "all" || g == "_meta" {
-            continue;
+    // name, which Ansible warns about: the host alone is enough. `all`
+    // and `_meta` are Ansible's own.
+    let hosts = inv.hostvars.keys().cloned().collect::<BTreeSet<_>>();
+    inv.groups
+        .retain(|g, _| !hosts.contains(g) && g != "all" && g != "_meta" && g != "ungrouped");
+    Ok(inv)
+}
+
+impl Inventory {
+    /// The dynamic-inventory script answer to `--list`.
+    pub fn script_json(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("_meta".into(), json!({ "hostvars": self.hostvars }));
+        doc.insert(
+            "all".into(),
+            json!({ "children": self.groups.keys().cloned().collect::<Vec<_>>() }),
+        );
+        for (g, hosts) in &self.groups {
+            doc.insert(g.clone(), json!({ "hosts": hosts }));
         }
-        doc.insert(g, json!({ "hosts": hosts.into_iter().collect::<Vec<_>>() }));
+        Value::Object(doc)
     }
-    Value::Object(doc)
+
+    /// The answer to `--host HOST`: its variables (empty when unknown).
+    pub fn host_json(&self, host: &str) -> Value {
+        Value::Object(self.hostvars.get(host).cloned().unwrap_or_default())
+    }
+
+    /// The static inventory (Ansible's `yaml` plugin, YAML or JSON file).
+    pub fn static_doc(&self) -> Value {
+        let hosts: Map<String, Value> = self
+            .hostvars
+            .iter()
+            .map(|(h, v)| (h.clone(), Value::Object(v.clone())))
+            .collect();
+        let children: Map<String, Value> = self
+            .groups
+            .iter()
+            .map(|(g, members)| {
+                let members: Map<String, Value> =
+                    members.iter().map(|h| (h.clone(), Value::Null)).collect();
+                (g.clone(), json!({ "hosts": members }))
+            })
+            .collect();
+        json!({ "all": { "hosts": hosts, "children": children } })
+    }
 }

@@ -23,6 +23,7 @@ mod capture;
 mod exec;
 mod inventory;
 mod session;
+mod ssh_args;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,8 +34,9 @@ use std::time::Duration;
 
 pub use capture::{capture, CaptureOptions};
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
-pub use inventory::{inventory, InventoryOptions};
+pub use inventory::{inventory, Inventory, InventoryOptions};
 pub use session::{lock, open, open_with, Locked, SessionGuard};
+pub use ssh_args::{config_file as ssh_config_file, session_ssh_dir, SshReach, Unquotable};
 pub use store::{open_store, ENV_STATE_URL};
 
 use crate::addrs::{InstanceAddr, ResourceKind};

@@ -281,6 +281,95 @@ fn show_output_and_inventory() {
 }
 
 #[test]
+fn inventory_in_script_and_static_forms() {
+    let bed = Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let script = bed.tg(&["output", "inventory"]);
+    script.expect_code(0);
+    insta::assert_snapshot!("inventory_script", stable(&bed, &script.stdout()));
+    let doc = json_of(&script);
+    assert_eq!(
+        doc["pkg_fleche"]["hosts"],
+        serde_json::json!(["edge-0", "edge-1"])
+    );
+    assert_eq!(
+        doc["net_lab"]["hosts"],
+        serde_json::json!(["edge-0", "edge-1", "origin"])
+    );
+    let yaml = bed.tg(&["output", "inventory", "-format", "yaml"]);
+    yaml.expect_code(0);
+    insta::assert_snapshot!("inventory_yaml", stable(&bed, &yaml.stdout()));
+    let json = bed.tg(&["output", "inventory", "-format", "json"]);
+    json.expect_code(0);
+    let doc = json_of(&json);
+    assert!(
+        doc["all"]["children"]["role_edge"]["hosts"].is_object(),
+        "{doc}"
+    );
+
+    // Ansible reads each form the same way.
+    if !crate::support::have_tools(&["ansible-inventory"]) {
+        return;
+    }
+    bed.tb.write("inventory.yml", &yaml.stdout());
+    bed.tb.write("inventory.json", &json.stdout());
+    bed.tb.write(
+        "inventory.sh",
+        &format!(
+            "#!/bin/sh\nexec '{}' --chdir '{}' inventory \"$@\"\n",
+            crate::support::tg_bin().display(),
+            bed.tb.path().display()
+        ),
+    );
+    let sh = bed.tb.path().join("inventory.sh");
+    std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let graph = |file: &str| {
+        let out = std::process::Command::new("ansible-inventory")
+            .arg("-i")
+            .arg(bed.tb.path().join(file))
+            .args(["--list"])
+            .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .expect("run ansible-inventory");
+        assert!(
+            out.status.success(),
+            "ansible-inventory -i {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Normalise: group member order and `ungrouped`.
+        v.as_object_mut().unwrap().remove("ungrouped");
+        v
+    };
+    let from_script = graph("inventory.sh");
+    assert_eq!(graph("inventory.yml"), from_script);
+    assert_eq!(graph("inventory.json"), from_script);
+    assert_eq!(
+        from_script["_meta"]["hostvars"]["edge-0"]["tg_packages"],
+        serde_json::json!(["fleche"])
+    );
+}
+
+#[test]
+fn session_names_with_shell_metacharacters_are_refused() {
+    let bed = Bed::new(BED);
+    for name in ["s$(touch x)", "a b", "s;id", "`id`", "s'q"] {
+        let r = bed.tg(&["-session", name, "apply", "-auto-approve"]);
+        r.expect_code(1);
+        assert!(
+            r.stderr().contains("invalid session name"),
+            "{name}: {}",
+            r.stderr()
+        );
+        let r = bed.tg(&["-session", name, "inventory", "--list"]);
+        r.expect_code(1);
+    }
+    assert!(!bed.tb.path().join("x").exists());
+    assert!(!bed.tb.path().join(".tg").join("state.db").exists());
+}
+
+#[test]
 fn exec_runs_on_every_matching_node() {
     let bed = Bed::new(BED);
     bed.tg(&["apply", "-auto-approve"]).expect_code(0);

@@ -1,15 +1,15 @@
 //! `tg inventory --list | --host H`: the Ansible dynamic-inventory script
-//! interface (`ansible -i 'tg inventory' ...` via a wrapper, or `tg output
-//! inventory > inv.json`).
+//! interface (`ansible -i inventory.sh ...` with a wrapper that runs it),
+//! and the inventory `tg output inventory` prints.
 
 use serde_json::Value;
 
-use crate::cli::args::InventoryArgs;
+use crate::cli::args::{InventoryArgs, InventoryFormat};
 use crate::cli::commands::output::load_snapshot;
 use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
-use crate::ops::{self, InventoryOptions};
+use crate::ops::{self, Inventory, InventoryOptions, SshReach};
 use crate::state::Snapshot;
 
 pub fn run(ctx: &Ctx, args: &InventoryArgs) -> i32 {
@@ -19,20 +19,50 @@ pub fn run(ctx: &Ctx, args: &InventoryArgs) -> i32 {
     }
 }
 
-/// The whole inventory of the session's recorded nodes.
-pub(crate) fn inventory_doc(ctx: &Ctx, snap: &Snapshot) -> Value {
+/// How ssh reaches this session's nodes (tg's own absolute path in the
+/// `ProxyCommand`, the session's known hosts when tg made them).
+pub(crate) fn ssh_reach(ctx: &Ctx) -> SshReach {
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| std::fs::canonicalize(p).ok())
         .unwrap_or_else(|| "tg".into());
+    let dir = engine::abs_dir(ctx);
+    let kh = ops::session_ssh_dir(&dir, ctx.session.as_str()).join("known_hosts");
+    SshReach {
+        tg_exe: exe,
+        testbed_dir: dir,
+        session: ctx.session.to_string(),
+        known_hosts: kh.is_file().then_some(kh),
+    }
+}
+
+/// The whole inventory of the session's recorded nodes.
+pub(crate) fn inventory_of(ctx: &Ctx, snap: &Snapshot) -> CmdResult<Inventory> {
+    let reach = ssh_reach(ctx);
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
     ops::inventory(
         snap,
         &InventoryOptions {
-            session: ctx.session.to_string(),
-            tg_exe: exe,
-            testbed_dir: engine::abs_dir(ctx),
+            reach,
+            private_key: key.is_file().then_some(key),
         },
     )
+    .map_err(report::fail)
+}
+
+/// The inventory in `format`, as printed.
+pub(crate) fn render(inv: &Inventory, format: InventoryFormat) -> String {
+    match format {
+        InventoryFormat::Script => pretty(&inv.script_json()),
+        InventoryFormat::Json => pretty(&inv.static_doc()),
+        InventoryFormat::Yaml => serde_norway::to_string(&inv.static_doc()).unwrap_or_default(),
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 fn run_inner(ctx: &Ctx, args: &InventoryArgs) -> CmdResult<i32> {
@@ -42,17 +72,10 @@ fn run_inner(ctx: &Ctx, args: &InventoryArgs) -> CmdResult<i32> {
         ));
     }
     let snap = load_snapshot(ctx)?;
-    let doc = inventory_doc(ctx, &snap);
-    let out = match &args.host {
-        Some(h) => doc
-            .pointer(&format!(
-                "/_meta/hostvars/{}",
-                h.replace('~', "~0").replace('/', "~1")
-            ))
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Default::default())),
-        None => doc,
-    };
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    let inv = inventory_of(ctx, &snap)?;
+    match &args.host {
+        Some(h) => print!("{}", pretty(&inv.host_json(h))),
+        None => print!("{}", render(&inv, InventoryFormat::Script)),
+    }
     Ok(0)
 }

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod serve;
 pub mod session;
 pub mod show;
+pub mod ssh_config;
 pub mod state;
 pub mod validate;
 pub mod version;

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::cli::args::OutputArgs;
-use crate::cli::commands::inventory::inventory_doc;
+use crate::cli::commands::inventory::{inventory_of, render};
 use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
@@ -33,8 +33,8 @@ fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
     let snap = load_snapshot(ctx)?;
     match args.name.as_deref() {
         Some("inventory") if !snap.outputs.contains_key("inventory") => {
-            let doc = inventory_doc(ctx, &snap);
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            let inv = inventory_of(ctx, &snap)?;
+            print!("{}", render(&inv, args.format));
             Ok(0)
         }
         Some(name) => {

@@ -1,4 +1,4 @@
-//! `tg proxy HOST PORT` (hidden): relay stdin/stdout to a node's TCP port.
+//! `tg proxy HOST PORT`: relay stdin/stdout to a node's TCP port.
 //!
 //! Used as ssh's `ProxyCommand` so Ansible reaches netns nodes, which live
 //! in per-session namespaces the host's root namespace has no route to.

@@ -1,0 +1,99 @@
+//! `tg ssh-config`: an OpenSSH client config for the session's netns nodes
+//! (`tg ssh-config > ssh.cfg; ssh -F ssh.cfg edge-0`, `scp -F`, `sftp -F`),
+//! and `tg ssh TARGET [-- CMD...]`, which runs the system `ssh` with the same
+//! settings (passed as arguments, never through a shell).
+//! Not here: quoting and the blocks themselves (`ops::ssh_args`).
+
+use std::os::unix::process::CommandExt;
+
+use crate::cli::args::SshArgs;
+use crate::cli::commands::inventory::ssh_reach;
+use crate::cli::commands::output::load_snapshot;
+use crate::cli::report::{self, CmdResult, Failed};
+use crate::cli::Ctx;
+use crate::ops;
+use crate::platform::Spec;
+
+pub fn run(ctx: &Ctx) -> i32 {
+    match run_inner(ctx) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+/// The recorded netns nodes: (hostname, first address, instance address).
+fn netns_hosts(snap: &crate::state::Snapshot) -> Vec<(String, String, String)> {
+    snap.instances
+        .values()
+        .filter(|r| r.platform == "netns")
+        .filter_map(|r| match &r.spec {
+            Spec::Node(n) => n.interfaces.first().map(|i| {
+                (
+                    n.hostname.clone(),
+                    i.address.to_string(),
+                    r.address.to_string(),
+                )
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run_inner(ctx: &Ctx) -> CmdResult<i32> {
+    let snap = load_snapshot(ctx)?;
+    let reach = ssh_reach(ctx);
+    let hosts: Vec<(String, String)> = netns_hosts(&snap)
+        .into_iter()
+        .map(|(h, a, _)| (h, a))
+        .collect();
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
+    let text = ops::ssh_config_file(&reach, &hosts, key.is_file().then_some(key.as_path()))
+        .map_err(report::fail)?;
+    print!("{text}");
+    Ok(0)
+}
+
+pub fn ssh(ctx: &Ctx, args: &SshArgs) -> i32 {
+    match ssh_inner(ctx, args) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+fn ssh_inner(ctx: &Ctx, args: &SshArgs) -> CmdResult<i32> {
+    let snap = load_snapshot(ctx)?;
+    let hosts = netns_hosts(&snap);
+    let Some((_, addr, _)) = hosts
+        .iter()
+        .find(|(h, _, a)| *h == args.target || *a == args.target)
+    else {
+        let names: Vec<&str> = hosts.iter().map(|(h, _, _)| h.as_str()).collect();
+        let hint = match crate::diagnostics::did_you_mean(&args.target, names.iter().copied()) {
+            Some(s) => format!(": did you mean `{s}`?"),
+            None => ": give a node's hostname or address (`tg ssh-config` lists them)".into(),
+        };
+        return Err(report::fail(format!(
+            "no netns node `{}` in session `{}`{hint}",
+            args.target, ctx.session
+        )));
+    };
+    let reach = ssh_reach(ctx);
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args(reach.ssh_options().map_err(report::fail)?);
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
+    if key.is_file() {
+        cmd.arg("-i").arg(&key).args(["-o", "IdentitiesOnly=yes"]);
+    }
+    cmd.args(["-l", "root", addr.as_str()]);
+    if !args.command.is_empty() {
+        // ssh hands the remote shell one string: quote each argument so
+        // the node runs exactly this argv, as `tg exec` does.
+        let line = shlex::try_join(args.command.iter().map(String::as_str))
+            .map_err(|_| report::fail("the command holds a NUL byte"))?;
+        cmd.arg("--").arg(line);
+    }
+    let err = cmd.exec();
+    Err(report::fail(format!(
+        "cannot run `ssh`: {err} (install openssh-client)"
+    )))
+}
