@@ -78,6 +78,9 @@ pub enum Command {
     Session(SessionCommand),
     /// Relay stdin/stdout to a node's TCP port (ssh's ProxyCommand for netns nodes).
     Proxy(ProxyArgs),
+    /// The hosts of the testbed's ssh pools and their leases.
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
     /// Print tg's version.
@@ -285,6 +288,32 @@ pub enum StateCommand {
     Migrate {
         #[arg(long, value_name = "URL")]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Every pool host: free, leased (by which session, since when) or quarantined.
+    List {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a broken host out of placement.
+    Quarantine {
+        /// A host name or `address:port`.
+        host: String,
+        /// Why (shown by `tg pool list` and in placement errors).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Free a host whose session is gone (also ends a quarantine).
+    Release {
+        /// A host name or `address:port`.
+        host: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -168,6 +168,7 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
         Command::Platforms(a) => platforms::run(ctx, a),
+        Command::Pool(a) => pool::run(ctx, a),
         Command::Version(a) => version::run(ctx, a),
         Command::Completion(a) => version::completion(ctx, a),
         Command::Man => version::man(ctx),
