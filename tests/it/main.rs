@@ -12,6 +12,8 @@ mod fmt;
 mod netns;
 mod netns_node;
 mod netns_sandbox;
+mod pool;
+mod pool_sshd;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;

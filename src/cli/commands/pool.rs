@@ -37,8 +37,13 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<(String, PoolHost, String)>> {
         .iter()
         .filter(|p| p.driver == "ssh")
         .flat_map(|p| {
-            p.hosts.iter().map(|h| {
-                let key = format!("{}:{}", h.address, h.port.unwrap_or(22));
+            let port = p
+                .attributes
+                .get("port")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(22);
+            p.hosts.iter().map(move |h| {
+                let key = format!("{}:{}", h.address, h.port.map_or(port, u64::from));
                 (p.name.clone(), h.clone(), key)
             })
         })

@@ -43,6 +43,8 @@ const ATTRIBUTES: &[&str] = &[
     "known_hosts",
     "reset",
     "insecure_accept_host_key",
+    "port",
+    "max_parallelism",
 ];
 
 /// Makes `ssh` pool platforms.
@@ -68,6 +70,9 @@ pub struct SshPool {
     known_hosts: PathBuf,
     reset: Option<String>,
     insecure: bool,
+    /// The port of hosts that name none (`port` on the pool; 22).
+    port: u16,
+    parallelism: usize,
     leases: OnceLock<Arc<dyn StateStore>>,
     conns: Arc<Connections>,
 }
@@ -115,17 +120,28 @@ impl SshPool {
                 ))
             }
         };
+        let number = |name: &str, max: u64| -> Result<Option<u64>, String> {
+            match block.attributes.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => match v.as_u64().filter(|n| (1..=max).contains(n)) {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(format!("`{name}` must be a number from 1 to {max}, found {v}")),
+                },
+            }
+        };
+        let port = number("port", 65535)?.unwrap_or(22) as u16;
+        let parallelism = number("max_parallelism", 1024)?.unwrap_or(0) as usize;
         let mut seen = std::collections::BTreeSet::new();
         for h in &block.hosts {
             if h.address.is_empty() {
                 return Err(format!("host `{}` has no `address`", h.name));
             }
-            if !seen.insert(format!("{}:{}", h.address, h.port.unwrap_or(22))) {
+            if !seen.insert(format!("{}:{}", h.address, h.port.unwrap_or(port))) {
                 return Err(format!(
                     "host `{}`: another host of the pool has the address {}:{}",
                     h.name,
                     h.address,
-                    h.port.unwrap_or(22)
+                    h.port.unwrap_or(port)
                 ));
             }
         }
@@ -137,6 +153,8 @@ impl SshPool {
             known_hosts: path_attr(block, "known_hosts", "~/.ssh/known_hosts", env)?,
             reset: string_attr(block, "reset")?,
             insecure,
+            port,
+            parallelism,
             leases: OnceLock::new(),
             conns: Arc::new(Connections::default()),
         })
@@ -151,7 +169,7 @@ impl SshPool {
         Target {
             name: h.name.clone(),
             address: h.address.clone(),
-            port: h.port.unwrap_or(22),
+            port: h.port.unwrap_or(self.port),
             user: h.user.clone().unwrap_or_else(|| self.user.clone()),
             identity_file: self.identity_file.clone(),
             known_hosts: self.known_hosts.clone(),
@@ -308,7 +326,10 @@ impl Platform for SshPool {
     }
 
     fn max_parallelism(&self) -> usize {
-        self.hosts.len().clamp(1, 32)
+        match self.parallelism {
+            0 => self.hosts.len().clamp(1, 32),
+            n => n,
+        }
     }
 
     fn use_store(&self, store: Arc<dyn StateStore>) {
@@ -442,6 +463,11 @@ impl Platform for SshPool {
                 }
             }
             Spec::Package(p) => {
+                // A create that failed recorded no host: nothing is known
+                // to be there (the record is tainted and replaced).
+                if req.private.get("host").is_none() {
+                    return Ok(ReadResponse::Gone);
+                }
                 let t = self.package_host(p, &req.private, &Default::default())?;
                 let q = shell_line(std::slice::from_ref(&p.name));
                 let line = format!("dpkg-query -W -f='${{db:Status-Status}} ${{Version}}' {q}");

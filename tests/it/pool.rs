@@ -1,0 +1,212 @@
+//! The `ssh` platform against real OpenSSH servers (see `pool_sshd`):
+//! placement and leases across sessions, host keys, quarantine, reset on
+//! release, exec and packages.
+
+use std::path::Path;
+
+use crate::pool_sshd::{client_key, Sshd};
+use crate::support::{have_tools, Run, Testbed};
+
+fn ready() -> bool {
+    crate::support::have_root() && have_tools(&["ssh-keygen", "/usr/sbin/sshd", "ip"])
+}
+
+/// A pool over `hosts` with `nodes` pool nodes (count) and `extra` HCL.
+fn testbed(dir: &Path, hosts: &[&Sshd], known_hosts: &str, nodes: usize, extra: &str) -> String {
+    let id = client_key(dir);
+    let mut hcl = format!(
+        "platform \"ssh\" \"lab\" {{\n  user          = \"root\"\n  identity_file = \"{}\"\n  known_hosts   = \"{known_hosts}\"\n  reset         = \"touch {}/reset-$(hostname -I | tr -d ' ')\"\n",
+        id.display(),
+        dir.display()
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        hcl.push_str(&format!(
+            "  host \"h{}\" {{\n    address = \"{}\"\n  }}\n",
+            i + 1,
+            h.address
+        ));
+    }
+    hcl.push_str(&format!(
+        "}}\n\nnode \"a\" {{\n  count    = {nodes}\n  platform = \"lab\"\n  image    = \"host\"\n}}\n{extra}"
+    ));
+    hcl
+}
+
+struct Pool {
+    _keys: tempfile::TempDir,
+    hosts: Vec<Sshd>,
+    tb: Testbed,
+}
+
+/// `n` sshd hosts and a testbed whose known_hosts lists them.
+fn pool(n: usize, nodes: usize, extra: &str) -> Pool {
+    let keys = tempfile::tempdir().unwrap();
+    let id = client_key(keys.path());
+    let hosts: Vec<Sshd> = (0..n).map(|_| Sshd::start(&id.with_extension("pub"))).collect();
+    let kh = keys.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        hosts.iter().map(|h| h.known_hosts_line()).collect::<String>(),
+    )
+    .unwrap();
+    let refs: Vec<&Sshd> = hosts.iter().collect();
+    let hcl = testbed(keys.path(), &refs, &kh.display().to_string(), nodes, extra);
+    let tb = Testbed::new(&[("main.tg.hcl", &hcl)]);
+    Pool {
+        _keys: keys,
+        hosts,
+        tb,
+    }
+}
+
+fn leases(tb: &Testbed) -> serde_json::Value {
+    let r = tb.tg(&["pool", "list", "-json"]);
+    r.expect_code(0);
+    serde_json::from_str(&r.stdout()).unwrap()
+}
+
+fn holder(doc: &serde_json::Value, host: &str) -> Option<String> {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .and_then(|h| h["session"].as_str().map(str::to_string))
+}
+
+fn apply(tb: &Testbed, session: &str) -> Run {
+    tb.tg(&["apply", "-auto-approve", "-session", session])
+}
+
+#[test]
+fn pool_two_sessions_racing_for_two_hosts_get_one_each() {
+    if !ready() {
+        return;
+    }
+    let p = pool(2, 1, "");
+    let plan = p.tb.tg(&["plan", "-session", "s1"]);
+    plan.expect_code(0);
+    assert!(plan.stdout().contains("h1"), "{}", plan.stdout());
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| apply(&p.tb, "s1"));
+        let b = s.spawn(|| apply(&p.tb, "s2"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (r, session) in runs.iter().zip(["s1", "s2"]) {
+        if r.code() != 0 {
+            // It lost the race after planning: nothing changed, plan again.
+            assert!(
+                r.stderr().contains("run `tg plan` again"),
+                "{}",
+                r.stderr()
+            );
+            apply(&p.tb, session).expect_code(0);
+        }
+    }
+    let doc = leases(&p.tb);
+    let (h1, h2) = (holder(&doc, "h1"), holder(&doc, "h2"));
+    assert!(h1.is_some() && h2.is_some() && h1 != h2, "{doc}");
+    // A third session finds no host, and the error says why per host.
+    let r = p.tb.tg(&["plan", "-session", "s3"]);
+    r.expect_code(1);
+    let err = r.stderr();
+    assert!(err.contains("no host can take `node.a[0]`"), "{err}");
+    assert!(err.contains("host `h1`") && err.contains("host `h2`"), "{err}");
+    assert!(err.contains("leased by session"), "{err}");
+    // Later plans keep the placement.
+    let again = p.tb.tg(&["plan", "-session", "s1", "-detailed-exitcode"]);
+    again.expect_code(0);
+    for s in ["s1", "s2"] {
+        p.tb.tg(&["destroy", "-auto-approve", "-session", s])
+            .expect_code(0);
+    }
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+    // Destroy ran the pool's reset on each host.
+    for h in &p.hosts {
+        assert!(
+            p._keys.path().join(format!("reset-{}", h.address)).exists(),
+            "reset did not run on {}",
+            h.address
+        );
+    }
+}
+
+#[test]
+fn pool_failed_apply_keeps_its_lease_and_destroy_frees_it() {
+    if !ready() {
+        return;
+    }
+    let extra = "\npackage \"tg-no-such-package-zz\" {\n  on = [node.a[0]]\n}\n";
+    let p = pool(1, 1, extra);
+    let r = apply(&p.tb, "s1");
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    // Another session cannot have it.
+    let other = p.tb.tg(&["plan", "-session", "s2"]);
+    other.expect_code(1);
+    assert!(other.stderr().contains("leased by session `s1`"), "{}", other.stderr());
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    assert_eq!(holder(&leases(&p.tb), "h1"), None);
+}
+
+#[test]
+fn pool_exec_streams_output_and_keeps_the_exit_code() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    apply(&p.tb, "default").expect_code(0);
+    let r = p.tb.tg(&["exec", "node.a[0]", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert!(r.stdout().contains("out"), "{}", r.stdout());
+    assert!(r.stderr().contains("err"), "{}", r.stderr());
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}
+
+#[test]
+fn pool_wrong_host_key_is_refused_naming_the_host() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    // A known_hosts line for the address with another key.
+    let other = tempfile::tempdir().unwrap();
+    crate::pool_sshd::client_key(other.path());
+    let key = std::fs::read_to_string(other.path().join("id.pub")).unwrap();
+    let mut parts = key.split_whitespace();
+    let line = format!(
+        "{} {} {}\n",
+        p.hosts[0].address,
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    );
+    std::fs::write(p._keys.path().join("known_hosts"), line).unwrap();
+    let r = apply(&p.tb, "default");
+    r.expect_code(1);
+    let err = r.stderr();
+    assert!(err.contains("host key of pool host `h1`"), "{err}");
+    assert!(err.contains("changed"), "{err}");
+    // The failed create keeps the lease; destroy frees it.
+    p.tb.tg(&["destroy", "-auto-approve"]);
+}
+
+#[test]
+fn pool_quarantined_host_is_not_placed_and_release_frees_it() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    p.tb.tg(&["pool", "quarantine", "h1", "-reason", "disk broken"])
+        .expect_code(0);
+    let r = p.tb.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("quarantined: disk broken"), "{}", r.stderr());
+    let list = p.tb.tg(&["pool", "list"]);
+    assert!(list.stdout().contains("quarantined: disk broken"), "{}", list.stdout());
+    p.tb.tg(&["pool", "release", "h1", "-force"]).expect_code(0);
+    p.tb.tg(&["plan"]).expect_code(0);
+}
