@@ -210,3 +210,74 @@ fn pool_quarantined_host_is_not_placed_and_release_frees_it() {
     p.tb.tg(&["pool", "release", "h1", "-force"]).expect_code(0);
     p.tb.tg(&["plan"]).expect_code(0);
 }
+
+#[test]
+fn pool_deb_is_uploaded_installed_and_purged() {
+    if !ready() || !have_tools(&["dpkg-deb"]) {
+        return;
+    }
+    let tag = format!("tg-pool-test-{}", std::process::id());
+    let build = tempfile::tempdir().unwrap();
+    let root = build.path().join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join(format!("usr/share/{tag}"))).unwrap();
+    std::fs::write(root.join(format!("usr/share/{tag}/marker")), "tg\n").unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {tag}\nVersion: 1.0\nArchitecture: all\nMaintainer: tg tests <tg@example.invalid>\nDescription: a package the tg pool tests install\n"),
+    )
+    .unwrap();
+    let deb = build.path().join("t.deb");
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let extra = format!(
+        "\npackage \"{tag}\" {{\n  source = \"deb\"\n  deb    = \"{}\"\n  on     = [node.a[0]]\n}}\n",
+        deb.display()
+    );
+    let p = pool(1, 1, &extra);
+    // The sshd shares this machine's files: what it installs is here.
+    let marker = Path::new("/usr/share").join(&tag).join("marker");
+    struct Purge(String);
+    impl Drop for Purge {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("dpkg").args(["--purge", &self.0]).output();
+        }
+    }
+    let _purge = Purge(tag.clone());
+    apply(&p.tb, "default").expect_code(0);
+    assert!(marker.exists(), "the .deb was not installed");
+    // Refresh sees it: no changes.
+    p.tb.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    assert!(!marker.exists(), "the package was not purged");
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_sqlite() {
+    use tg::state::sqlite::SqliteStore;
+    use tg::state::StateStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let hosts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(store.take_leases("a", "L-a", &hosts(&["h:1"])).unwrap().is_empty());
+    // b wants h:1 (a's) and h:2: it gets neither.
+    let refused = store.take_leases("b", "L-b", &hosts(&["h:2", "h:1"])).unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("leased by session `a`"), "{refused:?}");
+    assert_eq!(store.leases().unwrap().len(), 1);
+    // Taking again what one holds is fine; releasing frees it.
+    assert!(store.take_leases("a", "L-a", &hosts(&["h:1"])).unwrap().is_empty());
+    store.quarantine_host("h:2", "broken").unwrap();
+    let refused = store.take_leases("b", "L-b", &hosts(&["h:2"])).unwrap();
+    assert!(refused[0].contains("quarantined: broken"), "{refused:?}");
+    store.release_leases("L-b", &hosts(&["h:1"])).unwrap();
+    assert_eq!(store.leases().unwrap().len(), 2, "b cannot release a's host");
+    store.release_leases("L-a", &hosts(&["h:1"])).unwrap();
+    store.free_host("h:2").unwrap();
+    assert!(store.leases().unwrap().is_empty());
+}
