@@ -257,27 +257,52 @@ fn pool_deb_is_uploaded_installed_and_purged() {
     assert!(!marker.exists(), "the package was not purged");
 }
 
-#[test]
-fn pool_leases_are_taken_all_or_nothing_in_sqlite() {
-    use tg::state::sqlite::SqliteStore;
-    use tg::state::StateStore;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
-    let hosts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert!(store.take_leases("a", "L-a", &hosts(&["h:1"])).unwrap().is_empty());
-    // b wants h:1 (a's) and h:2: it gets neither.
-    let refused = store.take_leases("b", "L-b", &hosts(&["h:2", "h:1"])).unwrap();
+/// What every store must do with leases; host keys carry `tag` so stores
+/// shared by parallel runs (PostgreSQL) see no other test's rows.
+fn leases_all_or_nothing(store: &dyn tg::state::StateStore, tag: &str) {
+    let hosts = |v: &[&str]| v.iter().map(|s| format!("{tag}{s}")).collect::<Vec<_>>();
+    let mine = |store: &dyn tg::state::StateStore| {
+        store
+            .leases()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.host.starts_with(tag))
+            .count()
+    };
+    let (la, lb) = (format!("{tag}-a"), format!("{tag}-b"));
+    assert!(store.take_leases("a", &la, &hosts(&[":1"])).unwrap().is_empty());
+    // b wants :1 (a's) and :2: it gets neither.
+    let refused = store.take_leases("b", &lb, &hosts(&[":2", ":1"])).unwrap();
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("leased by session `a`"), "{refused:?}");
-    assert_eq!(store.leases().unwrap().len(), 1);
+    assert_eq!(mine(store), 1);
     // Taking again what one holds is fine; releasing frees it.
-    assert!(store.take_leases("a", "L-a", &hosts(&["h:1"])).unwrap().is_empty());
-    store.quarantine_host("h:2", "broken").unwrap();
-    let refused = store.take_leases("b", "L-b", &hosts(&["h:2"])).unwrap();
+    assert!(store.take_leases("a", &la, &hosts(&[":1"])).unwrap().is_empty());
+    store.quarantine_host(&hosts(&[":2"])[0], "broken").unwrap();
+    let refused = store.take_leases("b", &lb, &hosts(&[":2"])).unwrap();
     assert!(refused[0].contains("quarantined: broken"), "{refused:?}");
-    store.release_leases("L-b", &hosts(&["h:1"])).unwrap();
-    assert_eq!(store.leases().unwrap().len(), 2, "b cannot release a's host");
-    store.release_leases("L-a", &hosts(&["h:1"])).unwrap();
-    store.free_host("h:2").unwrap();
-    assert!(store.leases().unwrap().is_empty());
+    store.release_leases(&lb, &hosts(&[":1"])).unwrap();
+    assert_eq!(mine(store), 2, "b cannot release a's host");
+    store.release_leases(&la, &hosts(&[":1"])).unwrap();
+    store.free_host(&hosts(&[":2"])[0]).unwrap();
+    assert_eq!(mine(store), 0);
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tg::state::sqlite::SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    leases_all_or_nothing(&store, "h");
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_memory() {
+    leases_all_or_nothing(&tg::state::memory::MemoryStore::new(), "h");
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_postgres() {
+    crate::require_pg!(url);
+    let store = tg::state::postgres::PostgresStore::connect(&url).expect("connect");
+    leases_all_or_nothing(&store, &format!("pool-test-{}", uuid::Uuid::new_v4()));
 }
