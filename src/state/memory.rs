@@ -129,10 +129,13 @@ impl StateStore for MemoryStore {
     }
     fn quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
         let mut g = self.guard();
-        let row = g.leases.entry(host.to_string()).or_insert_with(|| super::Lease {
-            host: host.to_string(),
-            ..Default::default()
-        });
+        let row = g
+            .leases
+            .entry(host.to_string())
+            .or_insert_with(|| super::Lease {
+                host: host.to_string(),
+                ..Default::default()
+            });
         row.quarantined = Some(reason.to_string());
         Ok(())
     }

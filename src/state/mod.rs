@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::addrs::InstanceAddr;
-pub use leases::Lease;
 use crate::platform::Spec;
+pub use leases::Lease;
 
 pub mod batch;
 pub mod codec;

@@ -42,11 +42,16 @@ struct Pool {
 fn pool(n: usize, nodes: usize, extra: &str) -> Pool {
     let keys = tempfile::tempdir().unwrap();
     let id = client_key(keys.path());
-    let hosts: Vec<Sshd> = (0..n).map(|_| Sshd::start(&id.with_extension("pub"))).collect();
+    let hosts: Vec<Sshd> = (0..n)
+        .map(|_| Sshd::start(&id.with_extension("pub")))
+        .collect();
     let kh = keys.path().join("known_hosts");
     std::fs::write(
         &kh,
-        hosts.iter().map(|h| h.known_hosts_line()).collect::<String>(),
+        hosts
+            .iter()
+            .map(|h| h.known_hosts_line())
+            .collect::<String>(),
     )
     .unwrap();
     let refs: Vec<&Sshd> = hosts.iter().collect();
@@ -95,11 +100,7 @@ fn pool_two_sessions_racing_for_two_hosts_get_one_each() {
     for (r, session) in runs.iter().zip(["s1", "s2"]) {
         if r.code() != 0 {
             // It lost the race after planning: nothing changed, plan again.
-            assert!(
-                r.stderr().contains("run `tg plan` again"),
-                "{}",
-                r.stderr()
-            );
+            assert!(r.stderr().contains("run `tg plan` again"), "{}", r.stderr());
             apply(&p.tb, session).expect_code(0);
         }
     }
@@ -111,7 +112,10 @@ fn pool_two_sessions_racing_for_two_hosts_get_one_each() {
     r.expect_code(1);
     let err = r.stderr();
     assert!(err.contains("no host can take `node.a[0]`"), "{err}");
-    assert!(err.contains("host `h1`") && err.contains("host `h2`"), "{err}");
+    assert!(
+        err.contains("host `h1`") && err.contains("host `h2`"),
+        "{err}"
+    );
     assert!(err.contains("leased by session"), "{err}");
     // Later plans keep the placement.
     let again = p.tb.tg(&["plan", "-session", "s1", "-detailed-exitcode"]);
@@ -147,7 +151,11 @@ fn pool_failed_apply_keeps_its_lease_and_destroy_frees_it() {
     // Another session cannot have it.
     let other = p.tb.tg(&["plan", "-session", "s2"]);
     other.expect_code(1);
-    assert!(other.stderr().contains("leased by session `s1`"), "{}", other.stderr());
+    assert!(
+        other.stderr().contains("leased by session `s1`"),
+        "{}",
+        other.stderr()
+    );
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
         .expect_code(0);
     assert_eq!(holder(&leases(&p.tb), "h1"), None);
@@ -160,7 +168,14 @@ fn pool_exec_streams_output_and_keeps_the_exit_code() {
     }
     let p = pool(1, 1, "");
     apply(&p.tb, "default").expect_code(0);
-    let r = p.tb.tg(&["exec", "node.a[0]", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let r = p.tb.tg(&[
+        "exec",
+        "node.a[0]",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert!(r.stdout().contains("out"), "{}", r.stdout());
     assert!(r.stderr().contains("err"), "{}", r.stderr());
     assert_eq!(r.code(), 3, "{}", r.stderr());
@@ -204,9 +219,17 @@ fn pool_quarantined_host_is_not_placed_and_release_frees_it() {
         .expect_code(0);
     let r = p.tb.tg(&["plan"]);
     r.expect_code(1);
-    assert!(r.stderr().contains("quarantined: disk broken"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("quarantined: disk broken"),
+        "{}",
+        r.stderr()
+    );
     let list = p.tb.tg(&["pool", "list"]);
-    assert!(list.stdout().contains("quarantined: disk broken"), "{}", list.stdout());
+    assert!(
+        list.stdout().contains("quarantined: disk broken"),
+        "{}",
+        list.stdout()
+    );
     p.tb.tg(&["pool", "release", "h1", "-force"]).expect_code(0);
     p.tb.tg(&["plan"]).expect_code(0);
 }
@@ -234,7 +257,11 @@ fn pool_deb_is_uploaded_installed_and_purged() {
         .arg(&deb)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let extra = format!(
         "\npackage \"{tag}\" {{\n  source = \"deb\"\n  deb    = \"{}\"\n  on     = [node.a[0]]\n}}\n",
         deb.display()
@@ -245,7 +272,9 @@ fn pool_deb_is_uploaded_installed_and_purged() {
     struct Purge(String);
     impl Drop for Purge {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("dpkg").args(["--purge", &self.0]).output();
+            let _ = std::process::Command::new("dpkg")
+                .args(["--purge", &self.0])
+                .output();
         }
     }
     let _purge = Purge(tag.clone());
@@ -270,14 +299,20 @@ fn leases_all_or_nothing(store: &dyn tg::state::StateStore, tag: &str) {
             .count()
     };
     let (la, lb) = (format!("{tag}-a"), format!("{tag}-b"));
-    assert!(store.take_leases("a", &la, &hosts(&[":1"])).unwrap().is_empty());
+    assert!(store
+        .take_leases("a", &la, &hosts(&[":1"]))
+        .unwrap()
+        .is_empty());
     // b wants :1 (a's) and :2: it gets neither.
     let refused = store.take_leases("b", &lb, &hosts(&[":2", ":1"])).unwrap();
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("leased by session `a`"), "{refused:?}");
     assert_eq!(mine(store), 1);
     // Taking again what one holds is fine; releasing frees it.
-    assert!(store.take_leases("a", &la, &hosts(&[":1"])).unwrap().is_empty());
+    assert!(store
+        .take_leases("a", &la, &hosts(&[":1"]))
+        .unwrap()
+        .is_empty());
     store.quarantine_host(&hosts(&[":2"])[0], "broken").unwrap();
     let refused = store.take_leases("b", &lb, &hosts(&[":2"])).unwrap();
     assert!(refused[0].contains("quarantined: broken"), "{refused:?}");

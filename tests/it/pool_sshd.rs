@@ -91,7 +91,15 @@ impl Sshd {
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &s.netns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .args([
+                "netns",
+                "exec",
+                &s.netns,
+                "/usr/sbin/sshd",
+                "-D",
+                "-e",
+                "-f",
+            ])
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

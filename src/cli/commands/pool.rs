@@ -25,8 +25,8 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<(String, PoolHost, String)>> {
         &Default::default(),
         std::sync::Arc::new(crate::apply::NoHook),
     );
-    let settings = crate::config::load_settings(&ws.load_options(Default::default()))
-        .map_err(|e| {
+    let settings =
+        crate::config::load_settings(&ws.load_options(Default::default())).map_err(|e| {
             report::fail(format!(
                 "the testbed does not load ({} error(s)): run `tg validate`",
                 e.diagnostics.error_count()
@@ -99,9 +99,7 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
                     "`-reason` is empty: say why the host is out of placement",
                 ));
             }
-            store
-                .quarantine_host(&key, reason)
-                .map_err(report::fail)?;
+            store.quarantine_host(&key, reason).map_err(report::fail)?;
             println!("Host {key} is quarantined: no new session is placed on it.");
             Ok(0)
         }
@@ -138,7 +136,11 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
     }
 }
 
-fn list(hosts: &[(String, PoolHost, String)], store: &dyn StateStore, as_json: bool) -> CmdResult<i32> {
+fn list(
+    hosts: &[(String, PoolHost, String)],
+    store: &dyn StateStore,
+    as_json: bool,
+) -> CmdResult<i32> {
     let rows = store.leases().map_err(report::fail)?;
     let find = |k: &str| rows.iter().find(|r| r.host == k);
     if as_json {

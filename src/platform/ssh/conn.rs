@@ -84,8 +84,7 @@ impl Connections {
             .is_some_and(|s| !self.no_reuse && s.keepalive_send().is_ok());
         if !alive {
             *guard = Some(connect(t)?);
-            self.made
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let Some(session) = guard.as_ref() else {
             return Err(PlatformError::new(format!("no connection to `{}`", t.name)));
@@ -258,7 +257,8 @@ pub fn run(
         mut stdin,
     } = io;
     if stdin.is_none() {
-        ch.send_eof().map_err(|e| channel_err(t, "closing stdin", e))?;
+        ch.send_eof()
+            .map_err(|e| channel_err(t, "closing stdin", e))?;
     }
     s.set_blocking(false);
     let started = Instant::now();
@@ -366,11 +366,7 @@ fn signal_number(name: &str) -> i32 {
 }
 
 /// Run `line` and collect its output: `(exit code, stdout, stderr)`.
-pub fn run_collected(
-    s: &Session,
-    t: &Target,
-    line: &str,
-) -> PlatformResult<(i32, String, String)> {
+pub fn run_collected(s: &Session, t: &Target, line: &str) -> PlatformResult<(i32, String, String)> {
     let (otx, mut orx) = mpsc::channel(1024);
     let (etx, mut erx) = mpsc::channel(1024);
     let (status, o, e) = std::thread::scope(|scope| {
@@ -409,12 +405,9 @@ pub fn run_collected(
 
 /// Upload `local` to `remote` over SFTP (mode 0600). Blocking.
 pub fn upload(s: &Session, t: &Target, local: &Path, remote: &str) -> PlatformResult<()> {
-    let data = std::fs::read(local).map_err(|e| {
-        PlatformError::new(format!("cannot read {}: {e}", local.display()))
-    })?;
-    let sftp = s
-        .sftp()
-        .map_err(|e| channel_err(t, "starting SFTP", e))?;
+    let data = std::fs::read(local)
+        .map_err(|e| PlatformError::new(format!("cannot read {}: {e}", local.display())))?;
+    let sftp = s.sftp().map_err(|e| channel_err(t, "starting SFTP", e))?;
     let mut f = sftp
         .open_mode(
             Path::new(remote),

@@ -79,7 +79,9 @@ pub fn place(
     // Recorded hosts first, so a kept node never loses its host to a new one.
     let mut out: Vec<Option<Placement>> = vec![None; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        let Some(rec) = &n.recorded_host else { continue };
+        let Some(rec) = &n.recorded_host else {
+            continue;
+        };
         if let Some(h) = hosts.iter().find(|h| &h.name == rec) {
             if why_not(h, n, &taken).is_none() {
                 taken.push((h.name.clone(), n.address.clone()));
@@ -118,6 +120,10 @@ pub fn place(
         });
     }
     out.into_iter()
-        .map(|p| p.unwrap_or(Placement::Refused { reasons: Vec::new() }))
+        .map(|p| {
+            p.unwrap_or(Placement::Refused {
+                reasons: Vec::new(),
+            })
+        })
         .collect()
 }

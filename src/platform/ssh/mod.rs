@@ -56,7 +56,11 @@ impl Driver for SshDriver {
         "ssh"
     }
 
-    fn build(&self, block: &PlatformConfig, env: &Environment) -> Result<Arc<dyn Platform>, String> {
+    fn build(
+        &self,
+        block: &PlatformConfig,
+        env: &Environment,
+    ) -> Result<Arc<dyn Platform>, String> {
         Ok(Arc::new(SshPool::from_block(block, env)?))
     }
 }
@@ -105,7 +109,11 @@ fn path_attr(
 impl SshPool {
     /// The pool of one block; the error says what is wrong with it.
     pub fn from_block(block: &PlatformConfig, env: &Environment) -> Result<SshPool, String> {
-        if let Some(k) = block.attributes.keys().find(|k| !ATTRIBUTES.contains(&k.as_str())) {
+        if let Some(k) = block
+            .attributes
+            .keys()
+            .find(|k| !ATTRIBUTES.contains(&k.as_str()))
+        {
             let hint = crate::diagnostics::did_you_mean(k, ATTRIBUTES.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("a pool takes {}", ATTRIBUTES.join(", ")));
@@ -125,7 +133,9 @@ impl SshPool {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(v) => match v.as_u64().filter(|n| (1..=max).contains(n)) {
                     Some(n) => Ok(Some(n)),
-                    None => Err(format!("`{name}` must be a number from 1 to {max}, found {v}")),
+                    None => Err(format!(
+                        "`{name}` must be a number from 1 to {max}, found {v}"
+                    )),
                 },
             }
         };
@@ -215,11 +225,9 @@ impl SshPool {
     /// blocking pool.
     async fn run(&self, t: Target, line: String) -> PlatformResult<(i32, String, String)> {
         let conns = self.conns.clone();
-        tokio::task::spawn_blocking(move || {
-            conns.with(&t, |s| conn::run_collected(s, &t, &line))
-        })
-        .await
-        .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
+        tokio::task::spawn_blocking(move || conns.with(&t, |s| conn::run_collected(s, &t, &line)))
+            .await
+            .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
     }
 
     /// Run `line` and fail with its output when it exits non-zero.
@@ -268,7 +276,12 @@ impl SshPool {
         }
     }
 
-    async fn install(&self, t: Target, session: &SessionRef, pkg: &PackageSpec) -> PlatformResult<()> {
+    async fn install(
+        &self,
+        t: Target,
+        session: &SessionRef,
+        pkg: &PackageSpec,
+    ) -> PlatformResult<()> {
         let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold";
         match &pkg.source {
             PackageSource::Apt => {
@@ -276,10 +289,7 @@ impl SshPool {
                     Some(v) => format!("{}={v}", pkg.name),
                     None => pkg.name.clone(),
                 };
-                let line = format!(
-                    "{apt} --allow-downgrades install {}",
-                    shell_line(&[want])
-                );
+                let line = format!("{apt} --allow-downgrades install {}", shell_line(&[want]));
                 self.must(t, &format!("installing `{}`", pkg.name), line)
                     .await?;
             }
@@ -416,9 +426,9 @@ impl Platform for SshPool {
         if refused.is_empty() {
             Ok(())
         } else {
-            Err(PlatformError::new(format!(
-                "hosts planned for this session were taken since the plan; nothing was changed, run `tg plan` again"
-            ))
+            Err(PlatformError::new(
+                "hosts planned for this session were taken since the plan; nothing was changed, run `tg plan` again",
+            )
             .with_detail(refused.join("\n")))
         }
     }
@@ -528,7 +538,10 @@ impl Platform for SshPool {
         let line = shell_line(&req.argv);
         let conns = self.conns.clone();
         let ExecRequest {
-            io, timeout, cancel, ..
+            io,
+            timeout,
+            cancel,
+            ..
         } = req;
         tokio::task::spawn_blocking(move || {
             let streams = Streams {

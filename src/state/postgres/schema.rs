@@ -13,8 +13,7 @@ use crate::state::codec::damaged;
 use crate::state::{now_rfc3339, StateError, SCHEMA_VERSION};
 
 /// Migrations by the schema version they lead to, in order.
-pub(super) const MIGRATIONS: &[(i64, &str)] =
-    &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../state/postgres/0001_init.sql")),
     (2, include_str!("../../../state/postgres/0002_leases.sql")),
 ];

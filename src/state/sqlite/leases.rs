@@ -11,9 +11,8 @@ use crate::state::leases::{conflicts, Lease};
 use crate::state::{now_rfc3339, StateResult};
 
 fn rows(conn: &Connection) -> rusqlite::Result<Vec<Lease>> {
-    let mut st = conn.prepare(
-        "SELECT host, session, lineage, since, quarantined FROM leases ORDER BY host",
-    )?;
+    let mut st = conn
+        .prepare("SELECT host, session, lineage, since, quarantined FROM leases ORDER BY host")?;
     let it = st.query_map([], |r| {
         Ok(Lease {
             host: r.get(0)?,
