@@ -341,3 +341,30 @@ fn pool_leases_are_taken_all_or_nothing_in_postgres() {
     let store = tg::state::postgres::PostgresStore::connect(&url).expect("connect");
     leases_all_or_nothing(&store, &format!("pool-test-{}", uuid::Uuid::new_v4()));
 }
+
+#[test]
+fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    std::fs::write(p._keys.path().join("known_hosts"), "").unwrap();
+    let r = apply(&p.tb, "default");
+    r.expect_code(1);
+    assert!(r.stderr().contains("is unknown"), "{}", r.stderr());
+    p.tb.tg(&["destroy", "-auto-approve"]);
+    let hcl = std::fs::read_to_string(p.tb.path().join("main.tg.hcl")).unwrap();
+    p.tb.write(
+        "main.tg.hcl",
+        &hcl.replacen(
+            "  user          = \"root\"\n",
+            "  user          = \"root\"\n  insecure_accept_host_key = true\n",
+            1,
+        ),
+    );
+    let r = apply(&p.tb, "default");
+    r.expect_code(0);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(all.contains("accepts any host key"), "{all}");
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}

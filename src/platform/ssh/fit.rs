@@ -127,3 +127,94 @@ pub fn place(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn host(name: &str, labels: &[(&str, &str)]) -> PoolHost {
+        PoolHost {
+            name: name.into(),
+            address: format!("192.0.2.{}", name.len()),
+            port: Some(22),
+            user: None,
+            profile: None,
+            image: Some("debian:bookworm".into()),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cpus: Some(4.0),
+            memory_mib: Some(4096),
+        }
+    }
+
+    fn node(addr: &str, labels: &[(&str, &str)], recorded: Option<&str>) -> PlaceNode {
+        PlaceNode {
+            address: addr.into(),
+            spec: NodeSpec {
+                hostname: addr.into(),
+                image: "host".into(),
+                cpus: None,
+                memory_mib: None,
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+                interfaces: Vec::new(),
+                host: None,
+                settings: Default::default(),
+            },
+            recorded_host: recorded.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn recorded_hosts_are_kept_and_the_rest_take_free_fitting_hosts() {
+        let hosts = [host("h1", &[("rack", "a")]), host("h22", &[("rack", "b")])];
+        let key = |h: &PoolHost| format!("{}:22", h.address);
+        let nodes = [node("n0", &[], None), node("n1", &[], Some("h1"))];
+        let got = place(&hosts, key, &[], "L", &nodes);
+        assert_eq!(
+            got,
+            vec![
+                Placement::Placed {
+                    host: Some("h22".into())
+                },
+                Placement::Placed {
+                    host: Some("h1".into())
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_per_host_why_not() {
+        let hosts = [host("h1", &[("rack", "a")]), host("h22", &[("rack", "b")])];
+        let key = |h: &PoolHost| format!("{}:22", h.address);
+        let rows = [Lease {
+            host: "192.0.2.3:22".into(),
+            session: Some("other".into()),
+            lineage: Some("L2".into()),
+            since: Some("2026-12-02T00:00:00Z".into()),
+            quarantined: None,
+        }];
+        let got = place(
+            &hosts,
+            key,
+            &rows,
+            "L",
+            &[node("n0", &[("rack", "b")], None)],
+        );
+        let Placement::Refused { reasons } = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("host `h1`") && reasons[0].contains("label `rack` is `a`"));
+        assert!(
+            reasons[1].contains("host `h22`") && reasons[1].contains("leased by session `other`")
+        );
+    }
+}
