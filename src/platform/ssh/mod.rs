@@ -533,6 +533,30 @@ impl Platform for SshPool {
         }
     }
 
+    /// Every host of this pool leased by the session: reset and released.
+    async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
+        let rows = self.on_store(|s| s.leases()).await?;
+        let mut done = Vec::new();
+        for h in &self.hosts {
+            let t = self.target(h);
+            let key = t.key();
+            if !rows
+                .iter()
+                .any(|r| r.host == key && r.held_by(&session.lineage))
+            {
+                continue;
+            }
+            if let Some(reset) = &self.reset {
+                self.must(t, "the pool's `reset`", reset.clone()).await?;
+            }
+            let (lineage, k) = (session.lineage.clone(), key.clone());
+            self.on_store(move |s| s.release_leases(&lineage, &[k]))
+                .await?;
+            done.push(format!("released pool host `{}` ({key})", h.name));
+        }
+        Ok(done)
+    }
+
     async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
         let t = self.node_host(&req.spec)?;
         let line = shell_line(&req.argv);
