@@ -73,6 +73,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Run a command on nodes.
     Exec(ExecArgs),
+    /// Capture a network's or a node's packets as pcap, from outside the nodes.
+    Capture(CaptureArgs),
     /// Manage sessions.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -89,6 +91,24 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Print tg's manual page in roff (`tg man > tg.1; man ./tg.1`).
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// `network.NAME`, or one node (`node.edge[0]`, a selector matching one node).
+    pub target: String,
+    /// Write the pcap to FILE (0600) instead of stdout.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<std::path::PathBuf>,
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// A BPF filter (`icmp`, `tcp port 80`), as tcpdump takes it.
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// For a node on several networks: the link to NAME (default: its first network).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -165,6 +165,7 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::ForceUnlock(a) => force_unlock::run(ctx, a),
         Command::Graph(a) => graph::run(ctx, a),
         Command::Exec(a) => exec::run(ctx, a),
+        Command::Capture(a) => capture::run(ctx, a),
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
         Command::Platforms(a) => platforms::run(ctx, a),

@@ -19,6 +19,7 @@
 //! prints and nothing reads the process environment: progress goes out
 //! through the [`ApplyHook`].
 
+mod capture;
 mod exec;
 mod inventory;
 mod session;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use capture::{capture, CaptureOptions};
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
 pub use inventory::{inventory, InventoryOptions};
 pub use session::{lock, open, open_with, Locked, SessionGuard};

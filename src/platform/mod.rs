@@ -285,6 +285,34 @@ pub struct ExecRequest {
     pub cancel: Cancel,
 }
 
+/// Where [`Platform::capture`] listens.
+#[derive(Debug, Clone)]
+pub enum CaptureTarget {
+    /// Every frame on the network (its bridge).
+    Network { name: String },
+    /// The node's link to `network` (the outer end of its interface there).
+    Node {
+        spec: Box<NodeSpec>,
+        private: serde_json::Value,
+        network: String,
+    },
+}
+
+/// `tg capture`: where, what and how much.
+#[derive(Debug)]
+pub struct CaptureRequest {
+    pub session: SessionRef,
+    pub target: CaptureTarget,
+    /// A BPF filter expression (`icmp`, `tcp port 80`); empty = everything.
+    pub filter: Vec<String>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// pcap on `stdout`, the capture tool's messages on `stderr`; signals
+    /// end the capture cleanly (the pcap stays whole). No stdin.
+    pub io: ExecIo,
+    pub cancel: Cancel,
+}
+
 /// The streams of one command. Chunks are sent as the command writes them;
 /// the platform drops its senders when the command's output ends.
 #[derive(Debug)]
@@ -547,6 +575,16 @@ pub trait Platform: Send + Sync {
     /// (names as in the spec's JSON form). Anything else forces a replace.
     fn updatable(&self, _kind: crate::addrs::ResourceKind) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Capture packets where `req.target` meets its network, from outside
+    /// the nodes, writing pcap to `req.io.stdout` until the count is reached,
+    /// a signal arrives or `req.cancel` fires.
+    async fn capture(&self, _req: CaptureRequest) -> PlatformResult<ExecStatus> {
+        Err(PlatformError::new(format!(
+            "the `{}` platform cannot capture packets",
+            self.name()
+        )))
     }
 
     /// Called after every apply with the whole session's nodes.

@@ -111,12 +111,23 @@ impl Session {
     }
 
     /// Lines of the host mount table that mention this session's run folder.
+    /// Host mounts under the session's run folder but the session's one
+    /// layer of masks (`<sid>/masks`, a tmpfs shared by all its nodes and
+    /// removed with the session: see [`Session::drop`]).
     fn our_mounts(&self) -> Vec<String> {
         let needle = self.run_dir.path().to_string_lossy().into_owned();
+        let masks = format!("{needle}/{}/masks ", self.sid);
+        self.mounts_under(&needle)
+            .into_iter()
+            .filter(|l| !l.contains(&masks))
+            .collect()
+    }
+
+    fn mounts_under(&self, needle: &str) -> Vec<String> {
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
-            .filter(|l| l.contains(&needle))
+            .filter(|l| l.contains(needle))
             .map(str::to_string)
             .collect()
     }
@@ -128,6 +139,12 @@ impl Drop for Session {
             let _ = node::delete_node(p);
         }
         let _ = node::sweep_session_nodes(self.run_dir.path(), &self.sid);
+        // The sweep ends the session: not even its layer of masks is left.
+        let needle = self.run_dir.path().to_string_lossy().into_owned();
+        let left = self.mounts_under(&needle);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("the session left host mounts: {left:#?}");
+        }
     }
 }
 

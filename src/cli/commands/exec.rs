@@ -202,7 +202,7 @@ fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
 }
 
 /// SIGINT and SIGTERM received by tg, for the command.
-fn forward_signals() -> mpsc::Receiver<i32> {
+pub(crate) fn forward_signals() -> mpsc::Receiver<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = mpsc::channel(8);
     for (kind, num) in [

@@ -1,6 +1,7 @@
 //! One file per command: parse options, call the library, print, return the exit code.
 
 pub mod apply;
+pub mod capture;
 pub mod destroy;
 pub mod exec;
 pub mod fmt;

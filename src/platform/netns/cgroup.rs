@@ -496,8 +496,9 @@ mod tests {
         assert_eq!(read(&dir.join("cpu.max")), "150000 100000");
         assert_eq!(read(&dir.join("memory.max")), "1048576");
         assert!(!base.path().join("memory/tg-s2-web").exists());
-        // The fake subtree_control is a plain file: the last write wins.
-        assert_eq!(read(&unified.join("cgroup.subtree_control")), "+memory");
+        // The fake subtree_control is a plain file: the last write (pids, the
+        // last controller enabled) wins.
+        assert_eq!(read(&unified.join("cgroup.subtree_control")), "+pids");
         apply_in(base.path(), "s2", "web", &spec(None, None)).unwrap();
         assert_eq!(read(&dir.join("cpu.max")), "max 100000");
         assert_eq!(read(&dir.join("memory.max")), "max");

@@ -32,6 +32,7 @@
 //! hints live in the instance, host-wide work takes the host lock (a file
 //! lock, so it holds between processes too).
 
+pub mod capture;
 pub mod cgroup;
 pub mod driver;
 pub mod exec;
@@ -57,9 +58,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::ResourceKind;
 use crate::platform::{
-    Cancel, Capability, CreateRequest, CreateResponse, DeleteRequest, Dependency, ExecRequest,
-    ExecStatus, NetworkSpec, NodeSpec, PackageSpec, Platform, PlatformError, PlatformResult,
-    ReadRequest, ReadResponse, SessionRef, SessionSync, Spec, UpdateRequest,
+    Cancel, Capability, CaptureRequest, CaptureTarget, CreateRequest, CreateResponse,
+    DeleteRequest, Dependency, ExecRequest, ExecStatus, NetworkSpec, NodeSpec, PackageSpec,
+    Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse, SessionRef, SessionSync,
+    Spec, UpdateRequest,
 };
 
 /// Options of the netns platform.
@@ -1118,6 +1120,40 @@ impl Platform for NetnsPlatform {
                 signals: req.io.signals,
                 timeout: req.timeout,
                 tty: req.tty,
+                cancel: req.cancel,
+            },
+        )
+        .await
+    }
+
+    async fn capture(&self, req: CaptureRequest) -> PlatformResult<ExecStatus> {
+        let sid = Self::sid(&req.session);
+        let ifname = match &req.target {
+            CaptureTarget::Network { name } => names::bridge_name(&sid, name),
+            CaptureTarget::Node {
+                spec,
+                private,
+                network,
+            } => {
+                let Some(i) = spec.interfaces.iter().position(|f| &f.network == network) else {
+                    return Err(PlatformError::new(format!(
+                        "node `{}` is not on network `{network}`",
+                        spec.hostname
+                    )));
+                };
+                node_veths(&sid, &node_id(private, spec), spec).swap_remove(i)
+            }
+        };
+        let router = net::router_netns_path(&self.options.run_dir, &sid);
+        capture::run(
+            &router,
+            &ifname,
+            req.count,
+            &req.filter,
+            capture::Sinks {
+                stdout: req.io.stdout,
+                stderr: req.io.stderr,
+                signals: req.io.signals,
                 cancel: req.cancel,
             },
         )
