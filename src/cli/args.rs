@@ -84,6 +84,9 @@ pub enum Command {
     SshConfig,
     /// Open a shell on a netns node, or run a command, over real SSH (system `ssh`).
     Ssh(SshArgs),
+    /// The hosts of the testbed's ssh pools and their leases.
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// List the platforms this machine offers, what each can host, and why not.
     Platforms(PlatformsArgs),
     /// Serve the REST API (`/v1`) that the `testgrid` Python client drives.
@@ -327,6 +330,32 @@ pub enum StateCommand {
     Migrate {
         #[arg(long, value_name = "URL")]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Every pool host: free, leased (by which session, since when) or quarantined.
+    List {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a broken host out of placement.
+    Quarantine {
+        /// A host name or `address:port`.
+        host: String,
+        /// Why (shown by `tg pool list` and in placement errors).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Free a host whose session is gone (also ends a quarantine).
+    Release {
+        /// A host name or `address:port`.
+        host: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -172,6 +172,7 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::SshConfig => ssh_config::run(ctx),
         Command::Ssh(a) => ssh_config::ssh(ctx, a),
         Command::Platforms(a) => platforms::run(ctx, a),
+        Command::Pool(a) => pool::run(ctx, a),
         Command::Version(a) => version::run(ctx, a),
         Command::Completion(a) => version::completion(ctx, a),
         Command::Man => version::man(ctx),

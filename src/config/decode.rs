@@ -196,6 +196,8 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "known_hosts",
             "port",
             "max_parallelism",
+            "reset",
+            "insecure_accept_host_key",
         ]),
         required: &[],
         blocks: &[&POOL_HOST],

@@ -42,6 +42,9 @@ pub fn open_with(ws: &Workspace, session: &SessionName, settings: &Settings) -> 
         .factory
         .registry(&settings.platforms, &ws.env)
         .map_err(|errs| OpsError::Platforms(errs.iter().map(ToString::to_string).collect()))?;
+    for p in registry.all() {
+        p.use_store(store.clone());
+    }
     Ok(Context {
         store,
         registry,

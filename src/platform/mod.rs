@@ -516,6 +516,11 @@ pub trait Platform: Send + Sync {
         None
     }
 
+    /// The state store of the run, for what a platform shares with other
+    /// sessions through it (a pool's host leases). Called once, when the
+    /// run's store and platforms are opened; the default keeps nothing.
+    fn use_store(&self, _store: std::sync::Arc<dyn crate::state::StateStore>) {}
+
     /// Most calls this platform takes at once.
     fn max_parallelism(&self) -> usize {
         10

@@ -19,6 +19,7 @@ use super::{
 struct Inner {
     sessions: BTreeMap<String, (SessionInfo, Snapshot)>,
     locks: BTreeMap<String, LockInfo>,
+    leases: BTreeMap<String, super::Lease>,
 }
 
 /// The in-memory store.
@@ -90,6 +91,57 @@ impl Drop for MemoryLock {
 }
 
 impl StateStore for MemoryStore {
+    fn leases(&self) -> StateResult<Vec<super::Lease>> {
+        Ok(self.guard().leases.values().cloned().collect())
+    }
+    fn take_leases(&self, name: &str, lineage: &str, hosts: &[String]) -> StateResult<Vec<String>> {
+        let mut g = self.guard();
+        let rows: Vec<super::Lease> = g.leases.values().cloned().collect();
+        let refused = super::leases::conflicts(&rows, lineage, hosts);
+        if !refused.is_empty() {
+            return Ok(refused);
+        }
+        for h in hosts {
+            let row = g.leases.entry(h.clone()).or_insert_with(|| super::Lease {
+                host: h.clone(),
+                ..Default::default()
+            });
+            if !row.held_by(lineage) {
+                row.session = Some(name.to_string());
+                row.lineage = Some(lineage.to_string());
+                row.since = Some(super::now_rfc3339());
+            }
+        }
+        Ok(Vec::new())
+    }
+    fn release_leases(&self, lineage: &str, hosts: &[String]) -> StateResult<()> {
+        let mut g = self.guard();
+        for h in hosts {
+            if let Some(row) = g.leases.get_mut(h).filter(|r| r.held_by(lineage)) {
+                row.session = None;
+                row.lineage = None;
+                row.since = None;
+            }
+        }
+        g.leases
+            .retain(|_, r| r.lineage.is_some() || r.quarantined.is_some());
+        Ok(())
+    }
+    fn quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
+        let mut g = self.guard();
+        let row = g
+            .leases
+            .entry(host.to_string())
+            .or_insert_with(|| super::Lease {
+                host: host.to_string(),
+                ..Default::default()
+            });
+        row.quarantined = Some(reason.to_string());
+        Ok(())
+    }
+    fn free_host(&self, host: &str) -> StateResult<Option<super::Lease>> {
+        Ok(self.guard().leases.remove(host))
+    }
     fn location(&self) -> String {
         "memory".to_string()
     }

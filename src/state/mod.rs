@@ -22,15 +22,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::InstanceAddr;
 use crate::platform::Spec;
+pub use leases::Lease;
 
 pub mod batch;
 pub mod codec;
+pub mod leases;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
 /// The state schema version this tg writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a batched write may stay safe from a killed process only: the
 /// SQL stores sync (fsync, or a synchronous PostgreSQL commit) the first
@@ -335,6 +337,43 @@ pub trait StateStore: Send + Sync {
     fn lock_holder(&self, session: &str) -> StateResult<Option<LockInfo>>;
     /// Remove a lock by id whoever holds it.
     fn force_unlock(&self, session: &str, id: &str) -> StateResult<()>;
+
+    /// Every pool host lease row (see [`leases`]), by host.
+    fn leases(&self) -> StateResult<Vec<Lease>> {
+        Err(self.no_leases())
+    }
+    /// In one transaction: lease every host of `hosts` (`address:port`) to
+    /// the session `name` of `lineage`, keeping the ones it holds already.
+    /// Nothing is taken when one of them is leased by another session or
+    /// quarantined: the answer is then one line per such host (empty when
+    /// all were taken).
+    fn take_leases(&self, name: &str, lineage: &str, hosts: &[String]) -> StateResult<Vec<String>> {
+        let _ = (name, lineage, hosts);
+        Err(self.no_leases())
+    }
+    /// Free the hosts of `hosts` that the session of `lineage` holds.
+    fn release_leases(&self, lineage: &str, hosts: &[String]) -> StateResult<()> {
+        let _ = (lineage, hosts);
+        Err(self.no_leases())
+    }
+    /// Take `host` out of placement with `reason` (a lease on it stays).
+    fn quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
+        let _ = (host, reason);
+        Err(self.no_leases())
+    }
+    /// Free `host` whoever holds it and end its quarantine; returns the row
+    /// as it was.
+    fn free_host(&self, host: &str) -> StateResult<Option<Lease>> {
+        let _ = host;
+        Err(self.no_leases())
+    }
+    /// The error of a store that keeps no leases.
+    fn no_leases(&self) -> StateError {
+        StateError::Backend {
+            location: self.location(),
+            message: "this store keeps no pool leases".into(),
+        }
+    }
 }
 
 /// The machine's host name, for lock records.

@@ -13,6 +13,8 @@ mod fmt;
 mod netns;
 mod netns_node;
 mod netns_sandbox;
+mod pool;
+mod pool_sshd;
 mod serve;
 mod state_contract;
 mod state_postgres;

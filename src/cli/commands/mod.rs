@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod output;
 pub mod plan;
 pub mod platforms;
+pub mod pool;
 pub mod proxy;
 pub mod serve;
 pub mod session;

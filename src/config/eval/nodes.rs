@@ -160,6 +160,11 @@ impl Evaluator<'_> {
             (Some(a), None) => (a, false),
             (None, Some(a)) => (a, true),
             (None, None) => {
+                // A node on an ssh pool is a whole host: no tg network
+                // unless it names one.
+                if self.on_ssh_pool(b, rep) {
+                    return Some(Vec::new());
+                }
                 // No network given: the first declared network, if there is exactly one.
                 return match self.nets.len() {
                     1 => Some(vec![0]),
@@ -490,6 +495,26 @@ impl Evaluator<'_> {
         n.platform = platform;
         n.depends_on = depends_on;
         n.sensitive = sensitive;
+    }
+
+    /// Does the node's `platform` name the `ssh` kind or an `ssh` block?
+    fn on_ssh_pool(&mut self, b: &RawBlock, rep: &Repetition) -> bool {
+        if b.attr("platform").is_none() {
+            return false;
+        }
+        let seen = self.diags.0.len();
+        let p = self.eval_string(b, "platform", rep);
+        // The node's own evaluation reports a bad value; not twice.
+        self.diags.0.truncate(seen);
+        match p {
+            Some(p) if p == "ssh" => true,
+            Some(p) => self.blocks.iter().any(|x| {
+                x.kind == "platform"
+                    && x.labels.first().map(String::as_str) == Some("ssh")
+                    && x.labels.get(1) == Some(&p)
+            }),
+            None => false,
+        }
     }
 
     /// A node's `platform` names a platform kind the caller offers or a

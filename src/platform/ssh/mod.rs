@@ -1,22 +1,51 @@
 //! The `ssh` platform: a shared pool of existing hosts, leased per session.
 //!
-//! Today only the driver's shape: `platform "ssh" "NAME"` blocks are
-//! accepted and become a platform that refuses every node with a clear
-//! reason, so a testbed that declares a pool validates and plans its other
-//! nodes. The pool itself (placement on hosts, leases, SSH) comes with the
-//! pool issue.
+//! A `platform "ssh" "NAME"` block lists hosts (`host "H" { address, port,
+//! profile, image, labels, cpus, memory }`) and how to reach them (`user`,
+//! `identity_file`, `known_hosts`, `insecure_accept_host_key`) and what to
+//! run on a host before it goes back to the pool (`reset`). A node placed on
+//! the pool is one whole host: planning proposes a free host that fits
+//! ([`fit`]) and leases nothing; apply leases every planned host in one
+//! transaction of the shared state store before anything changes
+//! ([`Platform::prepare`]); deleting the node runs `reset` and frees the
+//! lease. Packages are apt packages (an exact version) or `.deb` files
+//! uploaded over SFTP; removal purges. Commands run over one SSH
+//! connection per host per run ([`conn`]).
+//!
+//! Not here: cross-host networks (a network on a pool is refused for now),
+//! the lease table (`state`), choosing between platforms
+//! (`plan::placement`).
 
-use std::sync::Arc;
+mod conn;
+mod fit;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
-use crate::config::model::PlatformConfig;
+pub use self::conn::Target;
+use self::conn::{shell_line, Connections, Streams};
+use crate::config::model::{PlatformConfig, PoolHost};
 use crate::environment::Environment;
 use crate::platform::factory::Driver;
 use crate::platform::{
-    Capability, CreateRequest, CreateResponse, DeleteRequest, ExecRequest, ExecStatus, NodeSpec,
-    Platform, PlatformError, PlatformResult, ReadRequest, ReadResponse, UpdateRequest,
+    Capability, CreateRequest, CreateResponse, DeleteRequest, Dependency, ExecRequest, ExecStatus,
+    NodeSpec, PackageSource, PackageSpec, PlaceRequest, Placement, Platform, PlatformError,
+    PlatformResult, PrepareRequest, ReadRequest, ReadResponse, SessionRef, Spec, UpdateRequest,
 };
+use crate::state::StateStore;
+
+/// The attributes a pool block takes.
+const ATTRIBUTES: &[&str] = &[
+    "user",
+    "identity_file",
+    "known_hosts",
+    "reset",
+    "insecure_accept_host_key",
+    "port",
+    "max_parallelism",
+];
 
 /// Makes `ssh` pool platforms.
 #[derive(Debug, Default)]
@@ -30,23 +59,262 @@ impl Driver for SshDriver {
     fn build(
         &self,
         block: &PlatformConfig,
-        _env: &Environment,
+        env: &Environment,
     ) -> Result<Arc<dyn Platform>, String> {
-        Ok(Arc::new(SshPool {
-            name: block.name.clone(),
-        }))
+        Ok(Arc::new(SshPool::from_block(block, env)?))
     }
 }
 
-/// A pool of hosts (not yet able to host nodes).
-struct SshPool {
+/// A pool of hosts.
+pub struct SshPool {
     name: String,
+    hosts: Vec<PoolHost>,
+    user: String,
+    identity_file: PathBuf,
+    known_hosts: PathBuf,
+    reset: Option<String>,
+    insecure: bool,
+    /// The port of hosts that name none (`port` on the pool; 22).
+    port: u16,
+    parallelism: usize,
+    leases: OnceLock<Arc<dyn StateStore>>,
+    conns: Arc<Connections>,
 }
 
-fn unavailable(name: &str) -> PlatformError {
-    PlatformError::new(format!(
-        "the ssh pool `{name}` cannot make anything yet: this tg does not drive ssh pools"
-    ))
+fn string_attr(block: &PlatformConfig, name: &str) -> Result<Option<String>, String> {
+    match block.attributes.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(format!("`{name}` must be a string, found {v}")),
+    }
+}
+
+fn path_attr(
+    block: &PlatformConfig,
+    name: &str,
+    default: &str,
+    env: &Environment,
+) -> Result<PathBuf, String> {
+    let raw = string_attr(block, name)?.unwrap_or_else(|| default.to_string());
+    let path = match raw.strip_prefix("~/") {
+        Some(rest) => match env.home() {
+            Some(h) => h.join(rest),
+            None => return Err(format!("`{name}` starts with `~/` but HOME is not set")),
+        },
+        None => PathBuf::from(&raw),
+    };
+    Ok(env.resolve(&path))
+}
+
+impl SshPool {
+    /// The pool of one block; the error says what is wrong with it.
+    pub fn from_block(block: &PlatformConfig, env: &Environment) -> Result<SshPool, String> {
+        if let Some(k) = block
+            .attributes
+            .keys()
+            .find(|k| !ATTRIBUTES.contains(&k.as_str()))
+        {
+            let hint = crate::diagnostics::did_you_mean(k, ATTRIBUTES.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("a pool takes {}", ATTRIBUTES.join(", ")));
+            return Err(format!("unknown attribute `{k}`: {hint}"));
+        }
+        let insecure = match block.attributes.get("insecure_accept_host_key") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(format!(
+                    "`insecure_accept_host_key` must be true or false, found {v}"
+                ))
+            }
+        };
+        let number = |name: &str, max: u64| -> Result<Option<u64>, String> {
+            match block.attributes.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => match v.as_u64().filter(|n| (1..=max).contains(n)) {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(format!(
+                        "`{name}` must be a number from 1 to {max}, found {v}"
+                    )),
+                },
+            }
+        };
+        let port = number("port", 65535)?.unwrap_or(22) as u16;
+        let parallelism = number("max_parallelism", 1024)?.unwrap_or(0) as usize;
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &block.hosts {
+            if h.address.is_empty() {
+                return Err(format!("host `{}` has no `address`", h.name));
+            }
+            if !seen.insert(format!("{}:{}", h.address, h.port.unwrap_or(port))) {
+                return Err(format!(
+                    "host `{}`: another host of the pool has the address {}:{}",
+                    h.name,
+                    h.address,
+                    h.port.unwrap_or(port)
+                ));
+            }
+        }
+        Ok(SshPool {
+            name: block.name.clone(),
+            hosts: block.hosts.clone(),
+            user: string_attr(block, "user")?.unwrap_or_else(|| "root".into()),
+            identity_file: path_attr(block, "identity_file", "~/.ssh/id_ed25519", env)?,
+            known_hosts: path_attr(block, "known_hosts", "~/.ssh/known_hosts", env)?,
+            reset: string_attr(block, "reset")?,
+            insecure,
+            port,
+            parallelism,
+            leases: OnceLock::new(),
+            conns: Arc::new(Connections::default()),
+        })
+    }
+
+    /// The SSH connections of this pool (tests and the benchmark count them).
+    pub fn connections(&self) -> &Connections {
+        &self.conns
+    }
+
+    fn target(&self, h: &PoolHost) -> Target {
+        Target {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            port: h.port.unwrap_or(self.port),
+            user: h.user.clone().unwrap_or_else(|| self.user.clone()),
+            identity_file: self.identity_file.clone(),
+            known_hosts: self.known_hosts.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    fn host(&self, name: &str) -> PlatformResult<Target> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| self.target(h))
+            .ok_or_else(|| {
+                PlatformError::new(format!(
+                    "pool `{}` has no host `{name}` any more: put it back in the pool block, or `tg state rm` what was on it",
+                    self.name
+                ))
+            })
+    }
+
+    fn store(&self) -> PlatformResult<Arc<dyn StateStore>> {
+        self.leases.get().cloned().ok_or_else(|| {
+            PlatformError::new(format!(
+                "pool `{}` has no state store to keep its leases in",
+                self.name
+            ))
+        })
+    }
+
+    /// Run `op` with `store` off the async threads.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn StateStore) -> crate::state::StateResult<T> + Send + 'static,
+    ) -> PlatformResult<T> {
+        let store = self.store()?;
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .map_err(|e| PlatformError::new(format!("the lease store call stopped: {e}")))?
+            .map_err(|e| PlatformError::new(format!("pool leases: {e}")))
+    }
+
+    /// Run a shell command line on `t`, collected. Blocking work on the
+    /// blocking pool.
+    async fn run(&self, t: Target, line: String) -> PlatformResult<(i32, String, String)> {
+        let conns = self.conns.clone();
+        tokio::task::spawn_blocking(move || conns.with(&t, |s| conn::run_collected(s, &t, &line)))
+            .await
+            .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
+    }
+
+    /// Run `line` and fail with its output when it exits non-zero.
+    async fn must(&self, t: Target, what: &str, line: String) -> PlatformResult<String> {
+        let name = t.name.clone();
+        let (code, out, err) = self.run(t, line).await?;
+        if code != 0 {
+            return Err(PlatformError::new(format!(
+                "{what} on pool host `{name}` failed (exit code {code})"
+            ))
+            .with_detail(if err.trim().is_empty() { out } else { err }));
+        }
+        Ok(out)
+    }
+
+    /// The host of the node a package goes on.
+    fn package_host(
+        &self,
+        pkg: &PackageSpec,
+        private: &serde_json::Value,
+        deps: &std::collections::BTreeMap<String, Dependency>,
+    ) -> PlatformResult<Target> {
+        if let Some(h) = private.get("host").and_then(|v| v.as_str()) {
+            return self.host(h);
+        }
+        let host = deps.values().find_map(|d| match &d.spec {
+            Spec::Node(n) if n.hostname == pkg.node => n.host.clone(),
+            _ => None,
+        });
+        match host {
+            Some(h) => self.host(&h),
+            None => Err(PlatformError::new(format!(
+                "package `{}`: its node `{}` is on no host of pool `{}`",
+                pkg.name, pkg.node, self.name
+            ))),
+        }
+    }
+
+    fn node_host(&self, spec: &NodeSpec) -> PlatformResult<Target> {
+        match &spec.host {
+            Some(h) => self.host(h),
+            None => Err(PlatformError::new(format!(
+                "node `{}` was placed on no host of pool `{}`: plan again",
+                spec.hostname, self.name
+            ))),
+        }
+    }
+
+    async fn install(
+        &self,
+        t: Target,
+        session: &SessionRef,
+        pkg: &PackageSpec,
+    ) -> PlatformResult<()> {
+        let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold";
+        match &pkg.source {
+            PackageSource::Apt => {
+                let want = match &pkg.version {
+                    Some(v) => format!("{}={v}", pkg.name),
+                    None => pkg.name.clone(),
+                };
+                let line = format!("{apt} --allow-downgrades install {}", shell_line(&[want]));
+                self.must(t, &format!("installing `{}`", pkg.name), line)
+                    .await?;
+            }
+            PackageSource::Deb { path } => {
+                let path = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    session.testbed_dir.join(path)
+                };
+                let lineage: String = session.lineage.chars().take(8).collect();
+                let remote = format!("/tmp/tg-{lineage}-{}.deb", pkg.name);
+                let (conns, up, r) = (self.conns.clone(), t.clone(), remote.clone());
+                tokio::task::spawn_blocking(move || {
+                    conns.with(&up, |s| conn::upload(s, &up, &path, &r))
+                })
+                .await
+                .map_err(|e| PlatformError::new(format!("the upload stopped: {e}")))??;
+                let q = shell_line(std::slice::from_ref(&remote));
+                let line = format!("{apt} install {q}; rc=$?; rm -f {q}; exit $rc");
+                self.must(t, &format!("installing `{}` from its .deb", pkg.name), line)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -59,26 +327,255 @@ impl Platform for SshPool {
         "ssh"
     }
 
-    fn check_node(&self, _spec: &NodeSpec) -> Capability {
-        Capability {
-            refused: Some("this tg does not drive ssh pools yet".into()),
-            warnings: Vec::new(),
+    fn describe(&self) -> String {
+        format!(
+            "a pool of {} existing host(s) reached over SSH as `{}`",
+            self.hosts.len(),
+            self.user
+        )
+    }
+
+    fn max_parallelism(&self) -> usize {
+        match self.parallelism {
+            0 => self.hosts.len().clamp(1, 32),
+            n => n,
         }
     }
 
-    async fn create(&self, _req: CreateRequest) -> PlatformResult<CreateResponse> {
-        Err(unavailable(&self.name))
+    fn use_store(&self, store: Arc<dyn StateStore>) {
+        let _ = self.leases.set(store);
     }
-    async fn read(&self, _req: ReadRequest) -> PlatformResult<ReadResponse> {
-        Err(unavailable(&self.name))
+
+    fn check_node(&self, spec: &NodeSpec) -> Capability {
+        let mut warnings = Vec::new();
+        if self.insecure {
+            warnings.push(format!(
+                "pool `{}` accepts any host key (`insecure_accept_host_key = true`): a machine in the middle is not noticed",
+                self.name
+            ));
+        }
+        if spec.settings.privileged {
+            warnings.push("a pool host is a whole machine: `privileged` changes nothing".into());
+        }
+        if spec.settings.pids.is_some() {
+            warnings.push("`pids` is not enforced on pool hosts".into());
+        }
+        if !spec.interfaces.is_empty() {
+            return Capability {
+                refused: Some(
+                    "pool hosts join no tg networks yet (cross-host segments are not implemented): declare the node without networks".into(),
+                ),
+                warnings,
+            };
+        }
+        if self.hosts.is_empty() {
+            return Capability {
+                refused: Some("the pool has no hosts".into()),
+                warnings,
+            };
+        }
+        let reasons: Vec<String> = self
+            .hosts
+            .iter()
+            .filter_map(|h| fit::misfit(h, spec).map(|r| format!("host `{}`: {r}", h.name)))
+            .collect();
+        Capability {
+            refused: (reasons.len() == self.hosts.len()).then(|| reasons.join("; ")),
+            warnings,
+        }
     }
-    async fn update(&self, _req: UpdateRequest) -> PlatformResult<CreateResponse> {
-        Err(unavailable(&self.name))
+
+    fn check_spec(&self, spec: &Spec) -> Vec<String> {
+        match spec {
+            Spec::Network(_) => vec![
+                "pool hosts join no tg networks yet (cross-host segments are not implemented)"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
     }
-    async fn delete(&self, _req: DeleteRequest) -> PlatformResult<()> {
-        Err(unavailable(&self.name))
+
+    async fn place(&self, req: PlaceRequest) -> PlatformResult<Vec<Placement>> {
+        let rows = self.on_store(|s| s.leases()).await?;
+        Ok(fit::place(
+            &self.hosts,
+            |h| self.target(h).key(),
+            &rows,
+            &req.session.lineage,
+            &req.nodes,
+        ))
     }
-    async fn exec(&self, _req: ExecRequest) -> PlatformResult<ExecStatus> {
-        Err(unavailable(&self.name))
+
+    async fn prepare(&self, req: PrepareRequest) -> PlatformResult<()> {
+        let mut keys = Vec::new();
+        for c in &req.changes {
+            if c.action == "delete" {
+                continue;
+            }
+            if let Some(Spec::Node(n)) = &c.after {
+                keys.push(self.node_host(n)?.key());
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (name, lineage) = (req.session.name.clone(), req.session.lineage.clone());
+        let refused = self
+            .on_store(move |s| s.take_leases(&name, &lineage, &keys))
+            .await?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(PlatformError::new(
+                "hosts planned for this session were taken since the plan; nothing was changed, run `tg plan` again",
+            )
+            .with_detail(refused.join("\n")))
+        }
+    }
+
+    async fn create(&self, req: CreateRequest) -> PlatformResult<CreateResponse> {
+        match &req.spec {
+            Spec::Node(n) => {
+                let t = self.node_host(n)?;
+                let host = t.name.clone();
+                self.must(t, "checking the host", "true".into()).await?;
+                Ok(CreateResponse {
+                    private: serde_json::json!({ "host": host }),
+                })
+            }
+            Spec::Package(p) => {
+                let t = self.package_host(p, &serde_json::Value::Null, &req.deps)?;
+                let host = t.name.clone();
+                self.install(t, &req.session, p).await?;
+                Ok(CreateResponse {
+                    private: serde_json::json!({ "host": host }),
+                })
+            }
+            Spec::Network(_) => Err(PlatformError::new(
+                "pool hosts join no tg networks yet (cross-host segments are not implemented)",
+            )),
+        }
+    }
+
+    async fn read(&self, req: ReadRequest) -> PlatformResult<ReadResponse> {
+        match &req.spec {
+            Spec::Node(n) => {
+                let t = self.node_host(n)?;
+                match self.run(t, "true".into()).await {
+                    Ok((0, _, _)) => Ok(ReadResponse::Present {
+                        spec: req.spec.clone(),
+                    }),
+                    Ok(_) => Ok(ReadResponse::Gone),
+                    Err(e) if e.kind == crate::platform::ErrorKind::Retryable => {
+                        Ok(ReadResponse::Gone)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Spec::Package(p) => {
+                // A create that failed recorded no host: nothing is known
+                // to be there (the record is tainted and replaced).
+                if req.private.get("host").is_none() {
+                    return Ok(ReadResponse::Gone);
+                }
+                let t = self.package_host(p, &req.private, &Default::default())?;
+                let q = shell_line(std::slice::from_ref(&p.name));
+                let line = format!("dpkg-query -W -f='${{db:Status-Status}} ${{Version}}' {q}");
+                let (code, out, _) = self.run(t, line).await?;
+                let mut parts = out.split_whitespace();
+                match (code, parts.next(), parts.next()) {
+                    (0, Some("installed"), Some(v)) => {
+                        let mut now = p.clone();
+                        if now.version.is_some() {
+                            now.version = Some(v.to_string());
+                        }
+                        Ok(ReadResponse::Present {
+                            spec: Spec::Package(now),
+                        })
+                    }
+                    _ => Ok(ReadResponse::Gone),
+                }
+            }
+            Spec::Network(_) => Ok(ReadResponse::Gone),
+        }
+    }
+
+    async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
+        Err(PlatformError::new(format!(
+            "`{}` cannot change in place on a pool",
+            req.address
+        )))
+    }
+
+    async fn delete(&self, req: DeleteRequest) -> PlatformResult<()> {
+        match &req.spec {
+            Spec::Node(n) => {
+                let t = self.node_host(n)?;
+                let key = t.key();
+                if let Some(reset) = &self.reset {
+                    self.must(t, "the pool's `reset`", reset.clone()).await?;
+                }
+                let lineage = req.session.lineage.clone();
+                self.on_store(move |s| s.release_leases(&lineage, &[key]))
+                    .await
+            }
+            Spec::Package(p) => {
+                let t = self.package_host(p, &req.private, &req.deps)?;
+                let q = shell_line(std::slice::from_ref(&p.name));
+                let line = format!(
+                    "if dpkg-query -W {q} >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get -q -y purge {q}; fi"
+                );
+                self.must(t, &format!("purging `{}`", p.name), line)
+                    .await
+                    .map(|_| ())
+            }
+            Spec::Network(_) => Ok(()),
+        }
+    }
+
+    /// Every host of this pool leased by the session: reset and released.
+    async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
+        let rows = self.on_store(|s| s.leases()).await?;
+        let mut done = Vec::new();
+        for h in &self.hosts {
+            let t = self.target(h);
+            let key = t.key();
+            if !rows
+                .iter()
+                .any(|r| r.host == key && r.held_by(&session.lineage))
+            {
+                continue;
+            }
+            if let Some(reset) = &self.reset {
+                self.must(t, "the pool's `reset`", reset.clone()).await?;
+            }
+            let (lineage, k) = (session.lineage.clone(), key.clone());
+            self.on_store(move |s| s.release_leases(&lineage, &[k]))
+                .await?;
+            done.push(format!("released pool host `{}` ({key})", h.name));
+        }
+        Ok(done)
+    }
+
+    async fn exec(&self, req: ExecRequest) -> PlatformResult<ExecStatus> {
+        let t = self.node_host(&req.spec)?;
+        let line = shell_line(&req.argv);
+        let conns = self.conns.clone();
+        let ExecRequest {
+            io,
+            timeout,
+            cancel,
+            ..
+        } = req;
+        tokio::task::spawn_blocking(move || {
+            let streams = Streams {
+                stdout: io.stdout,
+                stderr: io.stderr,
+                stdin: io.stdin,
+            };
+            conns.with(&t, |s| conn::run(s, &t, &line, streams, timeout, &cancel))
+        })
+        .await
+        .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
     }
 }

@@ -26,6 +26,7 @@
 #![allow(clippy::result_large_err)]
 
 mod conn;
+mod leases;
 mod locks;
 mod schema;
 pub mod target;
@@ -538,6 +539,21 @@ impl StateStore for PostgresStore {
         self.run(false, |c| self.holder_on(&mut c.client, session))
     }
 
+    fn leases(&self) -> StateResult<Vec<super::Lease>> {
+        self.sql_leases()
+    }
+    fn take_leases(&self, name: &str, lineage: &str, hosts: &[String]) -> StateResult<Vec<String>> {
+        self.sql_take_leases(name, lineage, hosts)
+    }
+    fn release_leases(&self, lineage: &str, hosts: &[String]) -> StateResult<()> {
+        self.sql_release_leases(lineage, hosts)
+    }
+    fn quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
+        self.sql_quarantine_host(host, reason)
+    }
+    fn free_host(&self, host: &str) -> StateResult<Option<super::Lease>> {
+        self.sql_free_host(host)
+    }
     fn force_unlock(&self, session: &str, id: &str) -> StateResult<()> {
         self.end_lock(session, id)
     }

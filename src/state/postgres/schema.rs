@@ -13,8 +13,10 @@ use crate::state::codec::damaged;
 use crate::state::{now_rfc3339, StateError, SCHEMA_VERSION};
 
 /// Migrations by the schema version they lead to, in order.
-pub(super) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../../state/postgres/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../state/postgres/0001_init.sql")),
+    (2, include_str!("../../../state/postgres/0002_leases.sql")),
+];
 
 /// The advisory lock key that serializes migrations (`tg_migr` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0074_675f_6d69_6772;

@@ -22,6 +22,7 @@
 // shape is shared by every store and fixed in `state/mod.rs`.
 #![allow(clippy::result_large_err)]
 
+mod leases;
 mod locks;
 mod open;
 
@@ -451,6 +452,21 @@ impl StateStore for SqliteStore {
         self.holder(session)
     }
 
+    fn leases(&self) -> StateResult<Vec<super::Lease>> {
+        self.sql_leases()
+    }
+    fn take_leases(&self, name: &str, lineage: &str, hosts: &[String]) -> StateResult<Vec<String>> {
+        self.sql_take_leases(name, lineage, hosts)
+    }
+    fn release_leases(&self, lineage: &str, hosts: &[String]) -> StateResult<()> {
+        self.sql_release_leases(lineage, hosts)
+    }
+    fn quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
+        self.sql_quarantine_host(host, reason)
+    }
+    fn free_host(&self, host: &str) -> StateResult<Option<super::Lease>> {
+        self.sql_free_host(host)
+    }
     fn force_unlock(&self, session: &str, id: &str) -> StateResult<()> {
         self.remove_lock(session, id)
     }

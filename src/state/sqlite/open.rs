@@ -25,8 +25,10 @@ use crate::state::{now_rfc3339, StateError, StateResult, SCHEMA_VERSION};
 
 /// The schema migrations, in order: `(version, SQL)`. Version N is the file
 /// `state/sqlite/000N_*.sql`; the last version is [`SCHEMA_VERSION`].
-pub(super) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../../state/sqlite/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../state/sqlite/0001_init.sql")),
+    (2, include_str!("../../../state/sqlite/0002_leases.sql")),
+];
 
 /// The first 16 bytes of every SQLite database file.
 pub(super) const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

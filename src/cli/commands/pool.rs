@@ -1,0 +1,195 @@
+//! `tg pool list [-json]`, `tg pool quarantine HOST -reason TEXT`,
+//! `tg pool release HOST [-force]`: the hosts of the testbed's `ssh` pools
+//! and their leases in the state store.
+
+use serde_json::json;
+
+use crate::cli::args::PoolCommand;
+use crate::cli::engine;
+use crate::cli::report::{self, CmdResult, Failed};
+use crate::cli::Ctx;
+use crate::config::model::PoolHost;
+use crate::state::{Lease, StateStore};
+
+pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
+    match run_inner(ctx, cmd) {
+        Ok(code) => code,
+        Err(Failed(code)) => code,
+    }
+}
+
+/// Every host of every `ssh` pool of the testbed: (pool, host, key).
+fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<(String, PoolHost, String)>> {
+    let ws = engine::workspace(
+        ctx,
+        &Default::default(),
+        std::sync::Arc::new(crate::apply::NoHook),
+    );
+    let settings =
+        crate::config::load_settings(&ws.load_options(Default::default())).map_err(|e| {
+            report::fail(format!(
+                "the testbed does not load ({} error(s)): run `tg validate`",
+                e.diagnostics.error_count()
+            ))
+        })?;
+    Ok(settings
+        .platforms
+        .iter()
+        .filter(|p| p.driver == "ssh")
+        .flat_map(|p| {
+            let port = p
+                .attributes
+                .get("port")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(22);
+            p.hosts.iter().map(move |h| {
+                let key = format!("{}:{}", h.address, h.port.map_or(port, u64::from));
+                (p.name.clone(), h.clone(), key)
+            })
+        })
+        .collect())
+}
+
+/// The lease key of `host` (a host name or `address:port`).
+fn key_of(hosts: &[(String, PoolHost, String)], host: &str) -> CmdResult<String> {
+    let found: Vec<&String> = hosts
+        .iter()
+        .filter(|(_, h, k)| h.name == host || k == host || h.address == host)
+        .map(|(_, _, k)| k)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] if host.contains(':') => Ok(host.to_string()),
+        [] => Err(report::fail(format!(
+            "no pool host `{host}`: `tg pool list` shows the hosts (a name, or `address:port`)"
+        ))),
+        _ => Err(report::fail(format!(
+            "`{host}` names several pool hosts: give `address:port`"
+        ))),
+    }
+}
+
+fn status(l: Option<&Lease>) -> String {
+    match l {
+        Some(Lease {
+            quarantined: Some(r),
+            ..
+        }) => format!("quarantined: {r}"),
+        Some(Lease {
+            session: Some(s),
+            since,
+            ..
+        }) => format!(
+            "leased by session `{s}` since {}",
+            since.as_deref().unwrap_or("?")
+        ),
+        _ => "free".into(),
+    }
+}
+
+fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
+    let hosts = pool_hosts(ctx)?;
+    let store = engine::store(ctx)?;
+    match cmd {
+        PoolCommand::List { json } => list(&hosts, store.as_ref(), *json),
+        PoolCommand::Quarantine { host, reason } => {
+            let key = key_of(&hosts, host)?;
+            if reason.trim().is_empty() {
+                return Err(report::fail(
+                    "`-reason` is empty: say why the host is out of placement",
+                ));
+            }
+            store.quarantine_host(&key, reason).map_err(report::fail)?;
+            println!("Host {key} is quarantined: no new session is placed on it.");
+            Ok(0)
+        }
+        PoolCommand::Release { host, force } => {
+            let key = key_of(&hosts, host)?;
+            let rows = store.leases().map_err(report::fail)?;
+            let Some(row) = rows.iter().find(|r| r.host == key) else {
+                println!("Host {key} is free already.");
+                return Ok(0);
+            };
+            if let Some(s) = &row.session {
+                if let Some(h) = store.lock_holder(s).map_err(report::fail)? {
+                    return Err(report::fail(format!(
+                        "host {key} is leased by session `{s}`, whose lock is held ({} by {}@{} pid {}): let it finish, or `tg destroy` it",
+                        h.operation, h.user, h.host, h.pid
+                    )));
+                }
+            }
+            if !force {
+                let ok = crate::cli::prompt::confirm(
+                    &format!("\nRelease host {key} ({})?", status(Some(row))),
+                    "The session that leased it may still have work on it; its reset does not run.",
+                    "`tg pool release`",
+                )?;
+                if !ok {
+                    println!("\nRelease cancelled.");
+                    return Ok(1);
+                }
+            }
+            store.free_host(&key).map_err(report::fail)?;
+            println!("Host {key} is free.");
+            Ok(0)
+        }
+    }
+}
+
+fn list(
+    hosts: &[(String, PoolHost, String)],
+    store: &dyn StateStore,
+    as_json: bool,
+) -> CmdResult<i32> {
+    let rows = store.leases().map_err(report::fail)?;
+    let find = |k: &str| rows.iter().find(|r| r.host == k);
+    if as_json {
+        let doc = json!({
+            "format_version": "1.0",
+            "hosts": hosts.iter().map(|(pool, h, key)| {
+                let l = find(key);
+                json!({
+                    "pool": pool,
+                    "name": h.name,
+                    "host": key,
+                    "state": match l {
+                        Some(Lease { quarantined: Some(_), .. }) => "quarantined",
+                        Some(Lease { session: Some(_), .. }) => "leased",
+                        _ => "free",
+                    },
+                    "session": l.and_then(|l| l.session.clone()),
+                    "since": l.and_then(|l| l.since.clone()),
+                    "quarantined": l.and_then(|l| l.quarantined.clone()),
+                    "profile": h.profile,
+                    "image": h.image,
+                    "labels": h.labels,
+                    "cpus": h.cpus,
+                    "memory_mib": h.memory_mib,
+                })
+            }).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(0);
+    }
+    if hosts.is_empty() {
+        println!("The testbed declares no ssh pool hosts.");
+        return Ok(0);
+    }
+    for (pool, h, key) in hosts {
+        let mut attrs = Vec::new();
+        if let Some(p) = &h.profile {
+            attrs.push(format!("profile={p}"));
+        }
+        if let Some(i) = &h.image {
+            attrs.push(format!("image={i}"));
+        }
+        attrs.extend(h.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        println!(
+            "{pool}/{:<12} {key:<21} {:<50} {}",
+            h.name,
+            status(find(key)),
+            attrs.join(" ")
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,370 @@
+//! The `ssh` platform against real OpenSSH servers (see `pool_sshd`):
+//! placement and leases across sessions, host keys, quarantine, reset on
+//! release, exec and packages.
+
+use std::path::Path;
+
+use crate::pool_sshd::{client_key, Sshd};
+use crate::support::{have_tools, Run, Testbed};
+
+fn ready() -> bool {
+    crate::support::have_root() && have_tools(&["ssh-keygen", "/usr/sbin/sshd", "ip"])
+}
+
+/// A pool over `hosts` with `nodes` pool nodes (count) and `extra` HCL.
+fn testbed(dir: &Path, hosts: &[&Sshd], known_hosts: &str, nodes: usize, extra: &str) -> String {
+    let id = client_key(dir);
+    let mut hcl = format!(
+        "platform \"ssh\" \"lab\" {{\n  user          = \"root\"\n  identity_file = \"{}\"\n  known_hosts   = \"{known_hosts}\"\n  reset         = \"touch {}/reset-$(hostname -I | tr -d ' ')\"\n",
+        id.display(),
+        dir.display()
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        hcl.push_str(&format!(
+            "  host \"h{}\" {{\n    address = \"{}\"\n  }}\n",
+            i + 1,
+            h.address
+        ));
+    }
+    hcl.push_str(&format!(
+        "}}\n\nnode \"a\" {{\n  count    = {nodes}\n  platform = \"lab\"\n  image    = \"host\"\n}}\n{extra}"
+    ));
+    hcl
+}
+
+struct Pool {
+    _keys: tempfile::TempDir,
+    hosts: Vec<Sshd>,
+    tb: Testbed,
+}
+
+/// `n` sshd hosts and a testbed whose known_hosts lists them.
+fn pool(n: usize, nodes: usize, extra: &str) -> Pool {
+    let keys = tempfile::tempdir().unwrap();
+    let id = client_key(keys.path());
+    let hosts: Vec<Sshd> = (0..n)
+        .map(|_| Sshd::start(&id.with_extension("pub")))
+        .collect();
+    let kh = keys.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        hosts
+            .iter()
+            .map(|h| h.known_hosts_line())
+            .collect::<String>(),
+    )
+    .unwrap();
+    let refs: Vec<&Sshd> = hosts.iter().collect();
+    let hcl = testbed(keys.path(), &refs, &kh.display().to_string(), nodes, extra);
+    let tb = Testbed::new(&[("main.tg.hcl", &hcl)]);
+    Pool {
+        _keys: keys,
+        hosts,
+        tb,
+    }
+}
+
+fn leases(tb: &Testbed) -> serde_json::Value {
+    let r = tb.tg(&["pool", "list", "-json"]);
+    r.expect_code(0);
+    serde_json::from_str(&r.stdout()).unwrap()
+}
+
+fn holder(doc: &serde_json::Value, host: &str) -> Option<String> {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .and_then(|h| h["session"].as_str().map(str::to_string))
+}
+
+fn apply(tb: &Testbed, session: &str) -> Run {
+    tb.tg(&["apply", "-auto-approve", "-session", session])
+}
+
+#[test]
+fn pool_two_sessions_racing_for_two_hosts_get_one_each() {
+    if !ready() {
+        return;
+    }
+    let p = pool(2, 1, "");
+    let plan = p.tb.tg(&["plan", "-session", "s1"]);
+    plan.expect_code(0);
+    assert!(plan.stdout().contains("h1"), "{}", plan.stdout());
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| apply(&p.tb, "s1"));
+        let b = s.spawn(|| apply(&p.tb, "s2"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (r, session) in runs.iter().zip(["s1", "s2"]) {
+        if r.code() != 0 {
+            // It lost the race after planning: nothing changed, plan again.
+            assert!(r.stderr().contains("run `tg plan` again"), "{}", r.stderr());
+            apply(&p.tb, session).expect_code(0);
+        }
+    }
+    let doc = leases(&p.tb);
+    let (h1, h2) = (holder(&doc, "h1"), holder(&doc, "h2"));
+    assert!(h1.is_some() && h2.is_some() && h1 != h2, "{doc}");
+    // A third session finds no host, and the error says why per host.
+    let r = p.tb.tg(&["plan", "-session", "s3"]);
+    r.expect_code(1);
+    let err = r.stderr();
+    assert!(err.contains("no host can take `node.a[0]`"), "{err}");
+    assert!(
+        err.contains("host `h1`") && err.contains("host `h2`"),
+        "{err}"
+    );
+    assert!(err.contains("leased by session"), "{err}");
+    // Later plans keep the placement.
+    let again = p.tb.tg(&["plan", "-session", "s1", "-detailed-exitcode"]);
+    again.expect_code(0);
+    for s in ["s1", "s2"] {
+        p.tb.tg(&["destroy", "-auto-approve", "-session", s])
+            .expect_code(0);
+    }
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+    // Destroy ran the pool's reset on each host.
+    for h in &p.hosts {
+        assert!(
+            p._keys.path().join(format!("reset-{}", h.address)).exists(),
+            "reset did not run on {}",
+            h.address
+        );
+    }
+}
+
+#[test]
+fn pool_failed_apply_keeps_its_lease_and_destroy_frees_it() {
+    if !ready() {
+        return;
+    }
+    let extra = "\npackage \"tg-no-such-package-zz\" {\n  on = [node.a[0]]\n}\n";
+    let p = pool(1, 1, extra);
+    let r = apply(&p.tb, "s1");
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    // Another session cannot have it.
+    let other = p.tb.tg(&["plan", "-session", "s2"]);
+    other.expect_code(1);
+    assert!(
+        other.stderr().contains("leased by session `s1`"),
+        "{}",
+        other.stderr()
+    );
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    assert_eq!(holder(&leases(&p.tb), "h1"), None);
+}
+
+#[test]
+fn pool_exec_streams_output_and_keeps_the_exit_code() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    apply(&p.tb, "default").expect_code(0);
+    let r = p.tb.tg(&[
+        "exec",
+        "node.a[0]",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert!(r.stdout().contains("out"), "{}", r.stdout());
+    assert!(r.stderr().contains("err"), "{}", r.stderr());
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}
+
+#[test]
+fn pool_wrong_host_key_is_refused_naming_the_host() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    // A known_hosts line for the address with another key.
+    let other = tempfile::tempdir().unwrap();
+    crate::pool_sshd::client_key(other.path());
+    let key = std::fs::read_to_string(other.path().join("id.pub")).unwrap();
+    let mut parts = key.split_whitespace();
+    let line = format!(
+        "{} {} {}\n",
+        p.hosts[0].address,
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    );
+    std::fs::write(p._keys.path().join("known_hosts"), line).unwrap();
+    let r = apply(&p.tb, "default");
+    r.expect_code(1);
+    let err = r.stderr();
+    assert!(err.contains("host key of pool host `h1`"), "{err}");
+    assert!(err.contains("changed"), "{err}");
+    // The failed create keeps the lease; destroy frees it.
+    p.tb.tg(&["destroy", "-auto-approve"]);
+}
+
+#[test]
+fn pool_quarantined_host_is_not_placed_and_release_frees_it() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    p.tb.tg(&["pool", "quarantine", "h1", "-reason", "disk broken"])
+        .expect_code(0);
+    let r = p.tb.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("quarantined: disk broken"),
+        "{}",
+        r.stderr()
+    );
+    let list = p.tb.tg(&["pool", "list"]);
+    assert!(
+        list.stdout().contains("quarantined: disk broken"),
+        "{}",
+        list.stdout()
+    );
+    p.tb.tg(&["pool", "release", "h1", "-force"]).expect_code(0);
+    p.tb.tg(&["plan"]).expect_code(0);
+}
+
+#[test]
+fn pool_deb_is_uploaded_installed_and_purged() {
+    if !ready() || !have_tools(&["dpkg-deb"]) {
+        return;
+    }
+    let tag = format!("tg-pool-test-{}", std::process::id());
+    let build = tempfile::tempdir().unwrap();
+    let root = build.path().join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join(format!("usr/share/{tag}"))).unwrap();
+    std::fs::write(root.join(format!("usr/share/{tag}/marker")), "tg\n").unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {tag}\nVersion: 1.0\nArchitecture: all\nMaintainer: tg tests <tg@example.invalid>\nDescription: a package the tg pool tests install\n"),
+    )
+    .unwrap();
+    let deb = build.path().join("t.deb");
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let extra = format!(
+        "\npackage \"{tag}\" {{\n  source = \"deb\"\n  deb    = \"{}\"\n  on     = [node.a[0]]\n}}\n",
+        deb.display()
+    );
+    let p = pool(1, 1, &extra);
+    // The sshd shares this machine's files: what it installs is here.
+    let marker = Path::new("/usr/share").join(&tag).join("marker");
+    struct Purge(String);
+    impl Drop for Purge {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("dpkg")
+                .args(["--purge", &self.0])
+                .output();
+        }
+    }
+    let _purge = Purge(tag.clone());
+    apply(&p.tb, "default").expect_code(0);
+    assert!(marker.exists(), "the .deb was not installed");
+    // Refresh sees it: no changes.
+    p.tb.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    assert!(!marker.exists(), "the package was not purged");
+}
+
+/// What every store must do with leases; host keys carry `tag` so stores
+/// shared by parallel runs (PostgreSQL) see no other test's rows.
+fn leases_all_or_nothing(store: &dyn tg::state::StateStore, tag: &str) {
+    let hosts = |v: &[&str]| v.iter().map(|s| format!("{tag}{s}")).collect::<Vec<_>>();
+    let mine = |store: &dyn tg::state::StateStore| {
+        store
+            .leases()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.host.starts_with(tag))
+            .count()
+    };
+    let (la, lb) = (format!("{tag}-a"), format!("{tag}-b"));
+    assert!(store
+        .take_leases("a", &la, &hosts(&[":1"]))
+        .unwrap()
+        .is_empty());
+    // b wants :1 (a's) and :2: it gets neither.
+    let refused = store.take_leases("b", &lb, &hosts(&[":2", ":1"])).unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("leased by session `a`"), "{refused:?}");
+    assert_eq!(mine(store), 1);
+    // Taking again what one holds is fine; releasing frees it.
+    assert!(store
+        .take_leases("a", &la, &hosts(&[":1"]))
+        .unwrap()
+        .is_empty());
+    store.quarantine_host(&hosts(&[":2"])[0], "broken").unwrap();
+    let refused = store.take_leases("b", &lb, &hosts(&[":2"])).unwrap();
+    assert!(refused[0].contains("quarantined: broken"), "{refused:?}");
+    store.release_leases(&lb, &hosts(&[":1"])).unwrap();
+    assert_eq!(mine(store), 2, "b cannot release a's host");
+    store.release_leases(&la, &hosts(&[":1"])).unwrap();
+    store.free_host(&hosts(&[":2"])[0]).unwrap();
+    assert_eq!(mine(store), 0);
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tg::state::sqlite::SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    leases_all_or_nothing(&store, "h");
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_memory() {
+    leases_all_or_nothing(&tg::state::memory::MemoryStore::new(), "h");
+}
+
+#[test]
+fn pool_leases_are_taken_all_or_nothing_in_postgres() {
+    crate::require_pg!(url);
+    let store = tg::state::postgres::PostgresStore::connect(&url).expect("connect");
+    leases_all_or_nothing(&store, &format!("pool-test-{}", uuid::Uuid::new_v4()));
+}
+
+#[test]
+fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    std::fs::write(p._keys.path().join("known_hosts"), "").unwrap();
+    let r = apply(&p.tb, "default");
+    r.expect_code(1);
+    assert!(r.stderr().contains("is unknown"), "{}", r.stderr());
+    p.tb.tg(&["destroy", "-auto-approve"]);
+    let hcl = std::fs::read_to_string(p.tb.path().join("main.tg.hcl")).unwrap();
+    p.tb.write(
+        "main.tg.hcl",
+        &hcl.replacen(
+            "  user          = \"root\"\n",
+            "  user          = \"root\"\n  insecure_accept_host_key = true\n",
+            1,
+        ),
+    );
+    let r = apply(&p.tb, "default");
+    r.expect_code(0);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(all.contains("accepts any host key"), "{all}");
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}
