@@ -176,17 +176,30 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
         n => u64::from(n),
     };
     let pages = u64::from(be32(28));
-    if be32(92) == be32(24) && pages > 0 && meta.len() < pages * page_size {
-        return Err(damaged(
-            location,
-            format!(
-                "the file is truncated: its header says {} bytes, the file has {}",
-                pages * page_size,
-                meta.len()
-            ),
-        ));
+    // Another process may be checkpointing right now: it writes page 1 (the
+    // new size) while it extends the file. So the check is only made with
+    // no write-ahead log to checkpoint, and on the length read after the
+    // header (the file never shrinks: tg does not vacuum).
+    if be32(92) == be32(24) && pages > 0 && !has_wal(path) {
+        let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
+        if len < pages * page_size {
+            return Err(damaged(
+                location,
+                format!(
+                    "the file is truncated: its header says {} bytes, the file has {len}",
+                    pages * page_size,
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Has the database a non-empty write-ahead log next to it (`NAME-wal`)?
+fn has_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Create the state file's folder (mode 0700: state may hold secrets) when
@@ -376,6 +389,58 @@ mod tests {
     use crate::state::StateStore;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
+
+    /// A database of a few pages in rollback-journal mode (no WAL).
+    fn some_pages(path: &Path, journal: &str) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.pragma_update(None, "journal_mode", journal).unwrap();
+        c.execute_batch("CREATE TABLE t(x BLOB)").unwrap();
+        for _ in 0..20 {
+            c.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_but_not_one_being_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.db");
+        drop(some_pages(&path, "delete"));
+        let len = fs::metadata(&path).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let e = check_file(&path, "here").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+
+        // Writers and checkpoints in another connection: opening meanwhile
+        // never calls the file damaged.
+        let path = dir.path().join("busy.db");
+        let c = some_pages(&path, "wal");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                        .unwrap();
+                    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+                }
+            })
+        };
+        for _ in 0..500 {
+            if let Err(e) = check_file(&path, "here") {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("a busy store was refused: {e}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+    }
 
     #[test]
     fn migrations_are_numbered_in_order_up_to_the_schema_version() {
