@@ -36,6 +36,11 @@ use crate::platform::{
 };
 use crate::state::StateStore;
 
+/// apt-get on a pool host: no questions, the host's own config files kept,
+/// and a wait of up to 5 minutes for the dpkg lock, which another apt (an
+/// unattended upgrade, another session's package on a shared host) may hold.
+const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=300";
+
 /// The attributes a pool block takes.
 const ATTRIBUTES: &[&str] = &[
     "user",
@@ -282,7 +287,7 @@ impl SshPool {
         session: &SessionRef,
         pkg: &PackageSpec,
     ) -> PlatformResult<()> {
-        let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold";
+        let apt = APT_GET;
         match &pkg.source {
             PackageSource::Apt => {
                 let want = match &pkg.version {
@@ -522,9 +527,8 @@ impl Platform for SshPool {
             Spec::Package(p) => {
                 let t = self.package_host(p, &req.private, &req.deps)?;
                 let q = shell_line(std::slice::from_ref(&p.name));
-                let line = format!(
-                    "if dpkg-query -W {q} >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get -q -y purge {q}; fi"
-                );
+                let line =
+                    format!("if dpkg-query -W {q} >/dev/null 2>&1; then {APT_GET} purge {q}; fi");
                 self.must(t, &format!("purging `{}`", p.name), line)
                     .await
                     .map(|_| ())
