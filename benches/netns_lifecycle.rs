@@ -47,6 +47,7 @@ fn main() {
         name: "bench".into(),
         lineage: uuid::Uuid::new_v4().to_string(),
         testbed_dir: tmp.path().to_path_buf(),
+        ssh_client_key: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

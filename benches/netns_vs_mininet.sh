@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build N nodes on one network and destroy them with tg's netns platform,
 # then do the same with Mininet (Linux bridge switch, no controller), and
-# print both wall times (median of RUNS runs) and their ratio.
+# print the wall times (median of RUNS runs) and their ratios. tg runs
+# twice: nodes with their SSH server (the default: sshd ready on port 22
+# before a node counts as created) and with `ssh = false`.
 #
-#   sudo benches/netns_vs_mininet.sh [N]        (default N=100, RUNS=3)
+#   benches/netns_vs_mininet.sh [N]        (as root; default N=100, RUNS=3)
 #
 # TG_BIN=PATH times another tg build (say, one from before a change) instead
 # of building this tree; MININET=0 skips Mininet.
@@ -13,7 +15,8 @@
 # of `tg destroy -auto-approve` (release build, SQLite state, a fresh session
 # each run). Mininet side: `mn --topo single,N --switch lxbr --controller none
 # --test none`, which builds the topology and tears it down; `mn -c` runs
-# before and after. Needs root, mininet and bridge-utils (lxbr uses brctl).
+# before and after. The three take turns in each round, so a change of load
+# on the machine hits each alike. Needs root, mininet and bridge-utils.
 set -euo pipefail
 
 n="${1:-100}"
@@ -21,7 +24,7 @@ runs="${RUNS:-3}"
 cd "$(dirname "$0")/.."
 
 if [[ $EUID -ne 0 ]]; then
-    echo "error: run this benchmark as root (sudo)" >&2
+    echo "error: run this benchmark as root" >&2
     exit 1
 fi
 for tool in mn brctl cargo bc; do
@@ -43,7 +46,11 @@ else
 fi
 bed="$(mktemp -d)"
 trap 'rm -rf "$bed"' EXIT
-cat >"$bed/main.tg.hcl" <<EOF
+for variant in ssh nossh; do
+    mkdir -p "$bed/$variant"
+    ssh_attr=""
+    if [[ "$variant" == nossh ]]; then ssh_attr="  ssh     = false"; fi
+    cat >"$bed/$variant/main.tg.hcl" <<EOF
 network "lab" {
   cidr = "10.250.0.0/16"
 }
@@ -52,29 +59,35 @@ node "h" {
   count   = $n
   image   = "host"
   network = network.lab
+$ssh_attr
 }
 EOF
-
-tg_times=()
-for ((i = 1; i <= runs; i++)); do
-    session="bench-$$-$i"
-    start="$(now)"
-    "$tg" -chdir "$bed" --session "$session" apply -auto-approve >/tmp/tg-bench-apply.log 2>&1 \
-        || { tail -20 /tmp/tg-bench-apply.log >&2; exit 1; }
-    mid="$(now)"
-    "$tg" -chdir "$bed" --session "$session" destroy -auto-approve >/tmp/tg-bench-destroy.log 2>&1 \
-        || { tail -20 /tmp/tg-bench-destroy.log >&2; exit 1; }
-    end="$(now)"
-    "$tg" -chdir "$bed" session delete "$session" >/dev/null 2>&1 || true
-    t="$(echo "$end - $start" | bc -l)"
-    printf 'tg run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$i" "$t" \
-        "$(echo "$mid - $start" | bc -l)" "$(echo "$end - $mid" | bc -l)"
-    tg_times+=("$t")
 done
 
+# One apply+destroy of testbed $1 in a fresh session; prints the seconds.
+tg_run() {
+    local dir="$bed/$1" session="bench-$$-$1-$2" start mid end
+    start="$(now)"
+    "$tg" -chdir "$dir" --session "$session" apply -auto-approve >/tmp/tg-bench-apply.log 2>&1 \
+        || { tail -20 /tmp/tg-bench-apply.log >&2; exit 1; }
+    mid="$(now)"
+    "$tg" -chdir "$dir" --session "$session" destroy -auto-approve >/tmp/tg-bench-destroy.log 2>&1 \
+        || { tail -20 /tmp/tg-bench-destroy.log >&2; exit 1; }
+    end="$(now)"
+    "$tg" -chdir "$dir" session delete "$session" >/dev/null 2>&1 || true
+    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$1" "$2" \
+        "$(echo "$end - $start" | bc -l)" "$(echo "$mid - $start" | bc -l)" \
+        "$(echo "$end - $mid" | bc -l)" >&2
+    echo "$end - $start" | bc -l
+}
+
+tg_times=()
+nossh_times=()
 mn_times=()
 for ((i = 1; i <= runs; i++)); do
-    [[ "${MININET:-1}" == 0 ]] && break
+    tg_times+=("$(tg_run ssh "$i")")
+    nossh_times+=("$(tg_run nossh "$i")")
+    [[ "${MININET:-1}" == 0 ]] && continue
     mn -c >/dev/null 2>&1 || true
     start="$(now)"
     mn --topo "single,$n" --switch lxbr --controller none --test none >/tmp/tg-bench-mn.log 2>&1 \
@@ -87,11 +100,11 @@ done
 mn -c >/dev/null 2>&1 || true
 
 tg_s="$(printf '%s\n' "${tg_times[@]}" | median)"
-if [[ "${MININET:-1}" == 0 ]]; then
-    printf 'tg apply+destroy (%d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$tg_s"
-    exit 0
-fi
+nossh_s="$(printf '%s\n' "${nossh_times[@]}" | median)"
+printf 'tg apply+destroy, ssh on    (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
+printf 'tg apply+destroy, ssh = false (%d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$nossh_s"
+[[ "${MININET:-1}" == 0 ]] && exit 0
 mn_s="$(printf '%s\n' "${mn_times[@]}" | median)"
-printf 'tg apply+destroy (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
-printf 'mininet   (create+destroy %d hosts, median of %d): %8.3f s\n' "$n" "$runs" "$mn_s"
-printf 'ratio mininet/tg: %.1fx\n' "$(echo "$mn_s / $tg_s" | bc -l)"
+printf 'mininet create+destroy        (%d hosts, median of %d): %8.3f s\n' "$n" "$runs" "$mn_s"
+printf 'ratio mininet/tg, ssh on: %.1fx (target: at least 5x)\n' "$(echo "$mn_s / $tg_s" | bc -l)"
+printf 'ratio mininet/tg, ssh = false: %.1fx\n' "$(echo "$mn_s / $nossh_s" | bc -l)"

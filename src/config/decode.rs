@@ -162,6 +162,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "description",
             "privileged",
             "pids",
+            "ssh",
         ]),
         required: &[],
         blocks: &[&LIFECYCLE],

@@ -60,6 +60,13 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Result<Inventory, 
                 .insert(p.name.clone());
         }
     }
+    // Ansible shares one ssh connection per user, address and port
+    // (`ControlPath`): two sessions may use the same addresses, so each
+    // session's connections get sockets of their own.
+    let control_path = format!(
+        "%(directory)s/tg-{}-%%C",
+        crate::platform::netns::names::sid(&snap.lineage)
+    );
     let mut inv = Inventory::default();
     for rec in snap.instances.values() {
         let Spec::Node(n) = &rec.spec else { continue };
@@ -77,6 +84,7 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Result<Inventory, 
         );
         if rec.platform == "netns" {
             vars.insert("ansible_ssh_common_args".into(), json!(common_args));
+            vars.insert("ansible_control_path".into(), json!(control_path));
             if let Some(k) = &opts.private_key {
                 vars.insert(
                     "ansible_ssh_private_key_file".into(),
@@ -87,6 +95,9 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Result<Inventory, 
         vars.insert("tg_address".into(), json!(rec.address.to_string()));
         vars.insert("tg_platform".into(), json!(rec.platform));
         vars.insert("tg_image".into(), json!(n.image));
+        if let Some(p) = rec.attributes.get("profile").filter(|p| p.is_string()) {
+            vars.insert("tg_profile".into(), p.clone());
+        }
         vars.insert(
             "tg_addresses".into(),
             json!(n

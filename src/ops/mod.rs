@@ -24,6 +24,7 @@ mod exec;
 mod inventory;
 mod session;
 mod ssh_args;
+pub mod ssh_files;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +86,8 @@ pub enum OpsError {
         input: String,
         reason: String,
     },
+    #[error(transparent)]
+    SshFiles(#[from] ssh_files::SshFilesError),
     #[error("{0}")]
     Usage(String),
 }
@@ -179,7 +182,13 @@ impl Context {
             name: self.session.to_string(),
             lineage: lineage.to_string(),
             testbed_dir: self.testbed_dir.clone(),
+            ssh_client_key: ssh_files::client_public_key(&self.ssh_dir()),
         }
+    }
+
+    /// The session's SSH files' folder (`.tg/ssh/SESSION/`).
+    pub fn ssh_dir(&self) -> PathBuf {
+        session_ssh_dir(&self.testbed_dir, self.session.as_str())
     }
 }
 
@@ -494,6 +503,15 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     if plan.refresh_only {
         return accept_drift(ctx, plan, snap).await;
     }
+    // Nodes that may run an SSH server accept the session's client key:
+    // make it before the first one is created.
+    let makes_ssh_node = plan.actionable().any(|c| {
+        matches!(&c.after, Some(Spec::Node(n)) if n.settings.ssh != Some(false))
+            && c.action != crate::plan::Action::Delete
+    });
+    if makes_ssh_node {
+        ssh_files::ensure_client_key(&ctx.ssh_dir(), &format!("tg@{}", ctx.session))?;
+    }
     let session = ctx.session_ref(&info.lineage);
     let mut used: BTreeSet<String> = snap
         .instances
@@ -589,7 +607,24 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             }
         }
     }
-    if plan.destroy && !plan.targeted && report.success() && after.instances.is_empty() {
+    // The session's known hosts, as state now records them.
+    let complete_destroy =
+        plan.destroy && !plan.targeted && report.success() && after.instances.is_empty();
+    let ssh_dir = ctx.ssh_dir();
+    let written = if complete_destroy {
+        ssh_files::remove(&ssh_dir).map_err(OpsError::from)
+    } else {
+        write_known_hosts(ctx, &after)
+    };
+    if let Err(e) = written {
+        report.failed.push(apply::OpFailure {
+            address: sync_addr(),
+            op: apply::OpKind::Update,
+            message: e.to_string(),
+            detail: None,
+        });
+    }
+    if complete_destroy {
         for name in &used {
             if let Some(p) = ctx.registry.get(name) {
                 ctx.hook.note(&format!("sweeping platform `{name}`"));
@@ -654,6 +689,13 @@ async fn accept_drift(ctx: &Context, plan: &Plan, snap: Snapshot) -> OpsResult<A
         .ok()
         .map(|s| s.instances.len());
     Ok(report)
+}
+
+/// Write the session's `known_hosts` from `snap`, as [`apply`] does after
+/// every walk (for an apply with nothing to do, which walks nothing).
+pub fn write_known_hosts(ctx: &Context, snap: &Snapshot) -> OpsResult<()> {
+    let hosts = ssh_files::known_hosts_of(snap, &ctx.registry);
+    Ok(ssh_files::write_known_hosts(&ctx.ssh_dir(), &hosts)?)
 }
 
 /// The pseudo-address session-wide failures are reported under.

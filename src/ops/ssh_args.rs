@@ -90,6 +90,10 @@ impl SshReach {
                 opts.push("StrictHostKeyChecking=yes".into());
                 opts.push("-o".into());
                 opts.push(format!("UserKnownHostsFile={}", ssh_option_word(kh)));
+                // The host's own known hosts know nothing of these nodes,
+                // and a stale entry there must not stand for one.
+                opts.push("-o".into());
+                opts.push("GlobalKnownHostsFile=/dev/null".into());
             }
             None => {
                 opts.push("-o".into());
@@ -132,7 +136,7 @@ pub fn config_file(
         }
         match &reach.known_hosts {
             Some(kh) => out.push_str(&format!(
-                "  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+                "  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
                 ssh_option_word(kh)
             )),
             None => out.push_str(

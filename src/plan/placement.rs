@@ -535,6 +535,7 @@ mod tests {
             name: "s".into(),
             lineage: "L".into(),
             testbed_dir: "/".into(),
+            ssh_client_key: None,
         }
     }
 

@@ -41,6 +41,10 @@ pub struct SessionRef {
     pub lineage: String,
     /// The testbed's directory (for resolving relative paths such as `deb` files).
     pub testbed_dir: PathBuf,
+    /// The session's SSH client public key (an OpenSSH `authorized_keys`
+    /// line), which nodes running an SSH server accept; `None` when the
+    /// caller made none.
+    pub ssh_client_key: Option<String>,
 }
 
 /// A network (one subnet) as the plan resolved it.
@@ -101,6 +105,11 @@ pub struct NodeSettings {
     /// `pids = N`: at most N processes and threads in the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+    /// `ssh = true|false`: whether the node runs an OpenSSH server. Unset:
+    /// yes when its image has one (the plan warns when it has not);
+    /// `true`: the plan refuses an image without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<bool>,
 }
 
 /// Where a package comes from.
@@ -585,6 +594,15 @@ pub trait Platform: Send + Sync {
             "the `{}` platform cannot capture packets",
             self.name()
         )))
+    }
+
+    /// The SSH host public key (an OpenSSH line, `ssh-ed25519 AAAA…`) of
+    /// the node whose private data is `private`, when the platform runs an
+    /// SSH server in it with a key it made; tg writes the session's
+    /// `known_hosts` from these, so host keys are checked from the first
+    /// connection on.
+    fn ssh_host_key(&self, _private: &serde_json::Value) -> Option<String> {
+        None
     }
 
     /// Called after every apply with the whole session's nodes.

@@ -2,6 +2,7 @@
 //! `tg` binary (see `support`) or the library against real backends.
 #![allow(clippy::result_large_err)]
 
+mod ansible;
 mod capture;
 mod cli_conventions;
 mod cli_plan;

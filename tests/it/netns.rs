@@ -71,6 +71,7 @@ impl Session {
                 name: name.into(),
                 lineage,
                 testbed_dir: tmp.path().to_path_buf(),
+                ssh_client_key: None,
             },
             _tmp: tmp,
         }
@@ -1083,20 +1084,31 @@ struct HostNat {
     iptables: String,
 }
 
-/// `iptables-save` without comments and counters.
+/// `iptables-save` without comments and counters, and without tables that
+/// hold nothing (built-in chains accepting, no rules): the first use of
+/// iptables on a fresh host loads such tables, which is no change of rules.
 fn iptables_save() -> String {
     let out = Command::new("iptables-save")
         .output()
         .expect("iptables-save");
-    String::from_utf8_lossy(&out.stdout)
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| match l.find(" [") {
             Some(i) if l.starts_with(':') => l[..i].to_string(),
             _ => l.to_string(),
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    let mut kept = Vec::new();
+    for table in lines.split_inclusive(|l| l == "COMMIT") {
+        let empty = table.iter().all(|l| {
+            l.starts_with('*') || l == "COMMIT" || (l.starts_with(':') && l.ends_with(" ACCEPT"))
+        });
+        if !empty {
+            kept.extend_from_slice(table);
+        }
+    }
+    kept.join("\n")
 }
 
 fn ip_forward() -> String {

@@ -74,6 +74,7 @@ impl Session {
             id: &spec.hostname,
             secrets: &[],
             init: &init,
+            ssh: None,
         };
         match node::create_node(&self.lock, &self.opts(), &self.sid, spec, &opts) {
             Ok(n) => n,
@@ -598,6 +599,11 @@ fn debian_image_is_built_once_and_runs() {
     };
     eprintln!("debootstrap took {:?}", started.elapsed());
     assert!(dir.join("etc/debian_version").is_file());
+    assert!(
+        dir.join("usr/sbin/sshd").is_file(),
+        "built with an SSH server"
+    );
+    assert!(dir.join("usr/bin/python3").exists(), "built with Python");
     assert!(
         lines.lock().unwrap().iter().any(|l| l.starts_with("I: ")),
         "debootstrap's progress lines were reported"

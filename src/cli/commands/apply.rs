@@ -77,6 +77,9 @@ fn run_inner(ctx: &Ctx, args: &ApplyArgs) -> CmdResult<i32> {
     }
     if !plan.has_changes() && (locked.snapshot.outputs == plan.outputs || plan.targeted) {
         progress.finish();
+        if let Err(e) = crate::ops::write_known_hosts(&locked.context, &locked.snapshot) {
+            eprintln!("warning: {e}");
+        }
         if args.json {
             print_json(
                 ctx,

@@ -379,6 +379,7 @@ impl Evaluator<'_> {
         let node_settings = crate::platform::NodeSettings {
             privileged: self.eval_bool(ab, "privileged", &rep).unwrap_or(false),
             pids: self.eval_pids(ab, &rep),
+            ssh: self.eval_bool(ab, "ssh", &rep),
         };
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());

@@ -3,8 +3,9 @@
 //! Three forms:
 //! - `host`: the host's own `/` (its nested mounts such as `/proc` or `/run`
 //!   are not part of the layer; the node gets fresh ones);
-//! - `debian:RELEASE`: a `debootstrap --variant=minbase` tree built once into
-//!   `<image_dir>/debian-RELEASE` and reused (built into a temporary folder
+//! - `debian:RELEASE`: a `debootstrap --variant=minbase` tree with an
+//!   OpenSSH server and Python built once into
+//!   `<image_dir>/debian-RELEASE-ssh` and reused (built into a temporary folder
 //!   and renamed, under an exclusive `flock`, so parallel nodes build it once);
 //! - `dir:PATH`: an existing folder (absolute path) used as is.
 //!
@@ -87,8 +88,28 @@ pub fn check(image: &str, _image_dir: &Path) -> Result<(), String> {
 }
 
 /// The folder of a `debian:RELEASE` image in the cache (built or not).
+/// Named after the packages built in (`-ssh`: with an OpenSSH server and
+/// Python), so an image cached by a tg that built it without them is not
+/// taken for one.
 pub fn debian_dir(image_dir: &Path, release: &str) -> PathBuf {
-    image_dir.join(format!("debian-{release}"))
+    image_dir.join(format!("debian-{release}-ssh"))
+}
+
+/// What a `debian:` image holds besides debootstrap's `minbase`: an SSH
+/// server for `tg ssh` and Ansible, and the Python Ansible's modules run on.
+const DEBIAN_INCLUDE: &str = "openssh-server,python3";
+
+/// Plan time, no side effects: the root `image` would have if it exists
+/// now (`None`: a `debian:` image not built yet, or an invalid one).
+pub fn cached_root(image: &str, image_dir: &Path) -> Option<PathBuf> {
+    match parse(image).ok()? {
+        Image::Host => Some(PathBuf::from("/")),
+        Image::Dir(p) => p.is_dir().then_some(p),
+        Image::Debian(release) => {
+            let dir = debian_dir(image_dir, &release);
+            dir.is_dir().then_some(dir)
+        }
+    }
 }
 
 /// The lower layer for `image`, building a `debian:RELEASE` image first if
@@ -152,7 +173,11 @@ fn build_debian(
         "building image `debian:{release}` with debootstrap (takes a minute)"
     ));
     let mut child = Command::new("debootstrap")
-        .args(["--variant=minbase", release])
+        .args([
+            "--variant=minbase",
+            &format!("--include={DEBIAN_INCLUDE}"),
+            release,
+        ])
         .arg(&tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

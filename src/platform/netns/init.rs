@@ -51,6 +51,10 @@ pub struct InitPlan {
     pub cgroups: Vec<PathBuf>,
     /// Capabilities to keep (a mask); `None`: all (privileged).
     pub caps: Option<u64>,
+    /// The node's SSH folder on the host, bound read-only at
+    /// `sshd::IN_NODE`; `None`: the node runs no SSH server.
+    #[serde(default)]
+    pub ssh: Option<PathBuf>,
 }
 
 /// The program's entry point; never returns.
@@ -340,6 +344,27 @@ fn set_up(p: &InitPlan) -> Result<(), String> {
         NOSUID | NODEV,
         Some("mode=0755"),
     )?;
+    if let Some(ssh) = &p.ssh {
+        // sshd's privilege separation folder, and the node's SSH files.
+        let run = m.join("run");
+        for (d, mode) in [("sshd", 0o755), ("tg-ssh", 0o700)] {
+            std::fs::create_dir(run.join(d)).map_err(|e| format!("/run/{d}: {e}"))?;
+            let path = c(&run.join(d));
+            // SAFETY: chmod with a valid path.
+            if unsafe { libc::chmod(path.as_ptr(), mode) } != 0 {
+                return Err(err(&format!("chmod /run/{d}")));
+            }
+        }
+        let at = run.join("tg-ssh");
+        mount(Some(&ssh.to_string_lossy()), &at, None, libc::MS_BIND, None)?;
+        mount(
+            None,
+            &at,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID | NODEV | NOEXEC,
+            None,
+        )?;
+    }
     let hosts = m.join("etc/hosts");
     mount(
         Some(&p.hosts.to_string_lossy()),

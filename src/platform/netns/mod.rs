@@ -15,7 +15,6 @@
 //! - `net`: per-session router namespace, bridges, veths, isolation, NAT,
 //!   and the host-wide lock and record of host settings.
 //! - `locks`: per-session locks of one platform instance.
-//! - `files`: files and folders made with explicit modes.
 //! - `node`: a node's init, namespaces and overlay root filesystem.
 //! - `init`: the node's init program (`tg-init`), which builds its root.
 //! - `sandbox`: capabilities, seccomp filters and masked host secrets.
@@ -23,6 +22,7 @@
 //! - `cgroup`: cpu, memory and pids limits, device rules.
 //! - `exec`: running a command inside a node (streamed, pty, signals).
 //! - `package`: installing packages inside a node's sandbox.
+//! - `sshd`: a node's OpenSSH server (host key, config, readiness).
 //!
 //! `nat = true` gives a network egress through an uplink from the router
 //! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
@@ -36,7 +36,6 @@ pub mod capture;
 pub mod cgroup;
 pub mod driver;
 pub mod exec;
-pub mod files;
 pub mod image;
 pub mod init;
 pub mod locks;
@@ -45,6 +44,7 @@ pub mod net;
 pub mod node;
 pub mod package;
 pub mod sandbox;
+pub mod sshd;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -184,6 +184,47 @@ impl NetnsPlatform {
     }
 
     /// tg's own files no node may see for this session.
+    /// Whether a node's image can run the SSH server it asks for: `ssh =
+    /// true` on an image without one is refused, unset gets a warning (the
+    /// node runs without one). A `debian:` image not built yet gets one.
+    fn check_ssh(
+        &self,
+        spec: &NodeSpec,
+        mut warnings: Vec<String>,
+    ) -> (Option<String>, Vec<String>) {
+        if spec.settings.ssh == Some(false) {
+            return (None, warnings);
+        }
+        let Some(lower) = image::cached_root(&spec.image, &self.options.image_dir) else {
+            return (None, warnings);
+        };
+        if sshd::image_has_sshd(&lower) {
+            return (None, warnings);
+        }
+        let how = if spec.image == "host" {
+            "install it on the host (`apt-get install openssh-server`)".to_string()
+        } else {
+            format!("add `openssh-server` to the image (`{}`)", lower.display())
+        };
+        let missing = format!(
+            "image `{}` has no OpenSSH server (`{}`)",
+            spec.image,
+            sshd::SSHD
+        );
+        if spec.settings.ssh == Some(true) {
+            (
+                Some(format!("{missing}: {how}, or set `ssh = false`")),
+                warnings,
+            )
+        } else {
+            warnings.push(format!(
+                "{missing}: the node runs without one, so `tg ssh` and Ansible cannot reach it; \
+                 {how}, or set `ssh = false` to say it needs none"
+            ));
+            (None, warnings)
+        }
+    }
+
     fn secrets(&self, session: &SessionRef) -> Vec<PathBuf> {
         let mut v = vec![
             self.options.run_dir.clone(),
@@ -224,6 +265,9 @@ pub struct NodePrivate {
     pub dir: PathBuf,
     /// Router-side veth names, in interface order (`eth0` first).
     pub veths: Vec<String>,
+    /// The host public key of the node's SSH server, when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 impl NodePrivate {
@@ -359,6 +403,8 @@ impl NetnsPlatform {
                     id: &id,
                     secrets: &secrets,
                     init: &init,
+                    ssh: (spec.settings.ssh != Some(false))
+                        .then_some(session.ssh_client_key.as_deref()),
                 },
             )?
         };
@@ -366,7 +412,14 @@ impl NetnsPlatform {
         let result = {
             let _p = trace.phase("links");
             self.plug(&lock, &sid, &created, spec, &veths, &[])
-        };
+        }
+        .and_then(|()| {
+            if created.record.ssh_host_key.is_none() {
+                return Ok(());
+            }
+            let _p = trace.phase("sshd");
+            sshd::start(&created, &self.sandbox_of(&created)?)
+        });
         if let Err(e) = result {
             // Leave nothing half made behind.
             let _ = net::detach(run_dir, &sid, &veths);
@@ -378,6 +431,7 @@ impl NetnsPlatform {
             id: Some(id),
             dir: created.paths.dir.clone(),
             veths,
+            ssh_host_key: created.record.ssh_host_key.clone(),
         };
         Ok(CreateResponse {
             private: to_private(&private),
@@ -587,6 +641,7 @@ impl NetnsPlatform {
                 id: Some(id),
                 dir: node.paths.dir.clone(),
                 veths,
+                ssh_host_key: node.record.ssh_host_key.clone(),
             }),
         })
     }
@@ -979,7 +1034,15 @@ impl Platform for NetnsPlatform {
                 spec.hostname
             ));
         }
+        let (refused, warnings) = match refused {
+            None => self.check_ssh(spec, warnings),
+            r => (r, warnings),
+        };
         Capability { refused, warnings }
+    }
+
+    fn ssh_host_key(&self, private: &serde_json::Value) -> Option<String> {
+        NodePrivate::of(private).and_then(|p| p.ssh_host_key)
     }
 
     fn check_spec(&self, spec: &Spec) -> Vec<String> {

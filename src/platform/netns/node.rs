@@ -44,7 +44,8 @@ use serde::{Deserialize, Serialize};
 use super::init::{InitPlan, ANSWER_FD, PLAN_FD};
 use super::locks::SessionLock;
 use super::sandbox::{self, Mask};
-use super::{cgroup, files, image, names, NetnsOptions};
+use super::{cgroup, image, names, sshd, NetnsOptions};
+use crate::files;
 use crate::platform::{NodeSpec, PlatformError};
 
 /// Where everything of one node lives on the host.
@@ -81,6 +82,10 @@ pub struct NodeRecord {
     pub privileged: bool,
     /// Whether the node has a devices cgroup (and so `MKNOD`).
     pub devices: bool,
+    /// The host public key of the node's SSH server, when it has one (see
+    /// `sshd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 /// The paths of a node (pure: touches nothing).
@@ -274,6 +279,9 @@ pub struct NodeOptions<'a> {
     pub secrets: &'a [PathBuf],
     /// The program run as the node's init.
     pub init: &'a Path,
+    /// `Some` when the node runs an SSH server if its image has one: the
+    /// session's client key it accepts (if any).
+    pub ssh: Option<Option<&'a str>>,
 }
 
 /// Make a node: init, namespaces, root filesystem, hostname, `lo` up, its
@@ -314,6 +322,13 @@ pub fn create_node(
             limited && !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
         cgroup::apply(sid, node.id, spec)?;
         let caps = (!privileged && opts.sandbox).then(|| sandbox::node_caps(devices));
+        let ssh_dir = paths.dir.join("ssh");
+        let ssh_host_key = match node.ssh {
+            Some(client_key) if sshd::image_has_sshd(&lower) => {
+                Some(sshd::write_files(&ssh_dir, &spec.hostname, client_key)?)
+            }
+            _ => None,
+        };
         let plan = InitPlan {
             hostname: spec.hostname.clone(),
             lower: match &masks {
@@ -326,6 +341,7 @@ pub fn create_node(
             hosts: paths.hosts.clone(),
             cgroups: cgroup::procs_paths(sid, node.id),
             caps,
+            ssh: ssh_host_key.as_ref().map(|_| ssh_dir.clone()),
         };
         let (pid, start) = start_init(node.init, &plan, &spec.hostname)?;
         let record = NodeRecord {
@@ -335,6 +351,7 @@ pub fn create_node(
             start,
             privileged,
             devices,
+            ssh_host_key,
         };
         let text = serde_json::to_string(&record).unwrap_or_default();
         files::write(&paths.record, text.as_bytes(), files::FILE_MODE)

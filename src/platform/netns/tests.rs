@@ -89,6 +89,7 @@ fn veth_names_follow_interface_order() {
         id: Some("5f3a09c1d2e4".into()),
         dir: PathBuf::from("/x"),
         veths: v,
+        ssh_host_key: None,
     });
     assert_eq!(node_id(&p, &spec), "5f3a09c1d2e4");
 }

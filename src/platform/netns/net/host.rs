@@ -26,7 +26,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::{io_err, NetError, NetResult};
-use crate::platform::netns::files;
+use crate::files;
 
 /// The host-wide state of every tg on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,8 +22,9 @@ use super::host::Host;
 use super::mounts::{is_mount_point, make_shared_mount_point};
 use super::socket::Netlink;
 use super::{io_err, nix_err, NetError, NetResult};
+use crate::files;
 use crate::platform::netns::locks::SessionHeld;
-use crate::platform::netns::{files, names};
+use crate::platform::netns::names;
 use crate::platform::SessionRef;
 
 /// Where the router's `local` table is looked up (moved from 0, so that

@@ -1,6 +1,7 @@
-//! Files and folders the netns platform makes on the host, with the mode
-//! given, whatever the process's umask: every created file and folder is
-//! `chmod`ed to its mode after creation.
+//! Files and folders tg makes on the host (the netns platform's run data,
+//! a session's SSH keys), with the mode given, whatever the process's
+//! umask: every created file and folder is `chmod`ed to its mode after
+//! creation.
 //!
 //! Not here: what the files hold (their owners write them through these).
 
@@ -68,7 +69,7 @@ mod tests {
             let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
             cmd.args([
                 "--exact",
-                "platform::netns::files::tests::modes_are_what_was_asked_whatever_the_umask",
+                "files::tests::modes_are_what_was_asked_whatever_the_umask",
                 "--test-threads=1",
             ])
             .env("TG_UMASK_CHILD", "1");
