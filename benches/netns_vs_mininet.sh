@@ -103,8 +103,13 @@ tg_s="$(printf '%s\n' "${tg_times[@]}" | median)"
 nossh_s="$(printf '%s\n' "${nossh_times[@]}" | median)"
 printf 'tg apply+destroy, ssh on    (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
 printf 'tg apply+destroy, ssh = false (%d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$nossh_s"
-[[ "${MININET:-1}" == 0 ]] && exit 0
+if [[ "${MININET:-1}" == 0 ]]; then
+    echo "RESULT n=$n tg_ssh=$tg_s tg_nossh=$nossh_s"
+    exit 0
+fi
 mn_s="$(printf '%s\n' "${mn_times[@]}" | median)"
 printf 'mininet create+destroy        (%d hosts, median of %d): %8.3f s\n' "$n" "$runs" "$mn_s"
 printf 'ratio mininet/tg, ssh on: %.1fx (target: at least 5x)\n' "$(echo "$mn_s / $tg_s" | bc -l)"
 printf 'ratio mininet/tg, ssh = false: %.1fx\n' "$(echo "$mn_s / $nossh_s" | bc -l)"
+# One line for benches/run_all.py.
+echo "RESULT n=$n tg_ssh=$tg_s tg_nossh=$nossh_s mininet=$mn_s"

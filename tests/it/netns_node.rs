@@ -67,6 +67,12 @@ impl Session {
 
     /// A node whose identity is its hostname.
     fn create(&self, spec: &NodeSpec) -> Node {
+        self.create_with(spec, None)
+    }
+
+    /// A node, with an SSH server's files when `ssh` is `Some` (the
+    /// session's client key).
+    fn create_with(&self, spec: &NodeSpec, ssh: Option<Option<&str>>) -> Node {
         let paths = node::node_paths(self.run_dir.path(), &self.sid, &spec.hostname);
         self.nodes.lock().unwrap().push(paths);
         let init = init_program();
@@ -74,7 +80,7 @@ impl Session {
             id: &spec.hostname,
             secrets: &[],
             init: &init,
-            ssh: None,
+            ssh,
         };
         match node::create_node(&self.lock, &self.opts(), &self.sid, spec, &opts) {
             Ok(n) => n,
@@ -616,7 +622,15 @@ fn debian_image_is_built_once_and_runs() {
     .unwrap();
     assert!(again.elapsed().as_millis() < 500);
 
-    let n = s.create(&spec("deb12", "debian:bookworm"));
+    let n = s.create_with(&spec("deb12", "debian:bookworm"), Some(None));
+    // The image's own OpenSSH server runs in the sandbox with tg's config.
+    let key = n.record.ssh_host_key.clone().expect("a host key");
+    assert!(key.starts_with("ssh-ed25519 "), "{key}");
+    let started = tg::platform::netns::sshd::spawn(&n, &s.sandbox(&n))
+        .and_then(|()| tg::platform::netns::sshd::wait_ready(&n));
+    if let Err(e) = started {
+        panic!("{e}: {}", e.detail.clone().unwrap_or_default());
+    }
     let (code, out, _) = s.exec(&n, &["cat", "/etc/debian_version"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("12"), "{out}");

@@ -409,17 +409,23 @@ impl NetnsPlatform {
             )?
         };
         let veths = node_veths(&sid, &id, spec);
-        let result = {
-            let _p = trace.phase("links");
-            self.plug(&lock, &sid, &created, spec, &veths, &[])
-        }
-        .and_then(|()| {
-            if created.record.ssh_host_key.is_none() {
-                return Ok(());
+        let ssh = created.record.ssh_host_key.is_some();
+        let result = (|| {
+            if ssh {
+                // Started first: it comes up while the links are made.
+                let _p = trace.phase("sshd start");
+                sshd::spawn(&created, &self.sandbox_of(&created)?)?;
             }
-            let _p = trace.phase("sshd");
-            sshd::start(&created, &self.sandbox_of(&created)?)
-        });
+            {
+                let _p = trace.phase("links");
+                self.plug(&lock, &sid, &created, spec, &veths, &[])?;
+            }
+            if ssh {
+                let _p = trace.phase("sshd ready");
+                sshd::wait_ready(&created)?;
+            }
+            Ok(())
+        })();
         if let Err(e) = result {
             // Leave nothing half made behind.
             let _ = net::detach(run_dir, &sid, &veths);

@@ -3,8 +3,9 @@
 //! A node with SSH on gets a host key tg makes and a server config of tg's
 //! own, written on the host in the node's folder (`NODE/ssh/`, `rwx------`)
 //! and bound read-only at [`IN_NODE`] by the node's init. `sshd` then runs
-//! in the node's sandbox as a daemon under its init, and the node counts
-//! as created only once port 22 answers with an SSH banner.
+//! in the node's sandbox as a daemon under its init, started as soon as
+//! the node runs (while its links are made), and the node counts as
+//! created only once the server listens on port 22.
 //!
 //! The config: key authentication only (the session's client key, and
 //! `/root/.ssh/authorized_keys` for keys added in the node), root by key,
@@ -15,7 +16,6 @@
 //! Not here: the session's client key and `known_hosts` (`ops::ssh_files`).
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,8 +99,9 @@ pub fn write_files(
     Ok(pair.public_openssh)
 }
 
-/// Start the node's server and wait until it answers on port 22.
-pub fn start(node: &Node, sandbox: &Arc<Sandbox>) -> Result<(), PlatformError> {
+/// Start the node's server (as soon as the node runs: it binds the
+/// wildcard address, so its links need not be up yet).
+pub fn spawn(node: &Node, sandbox: &Arc<Sandbox>) -> Result<(), PlatformError> {
     let argv = [
         SSHD.to_string(),
         "-D".into(),
@@ -109,53 +110,54 @@ pub fn start(node: &Node, sandbox: &Arc<Sandbox>) -> Result<(), PlatformError> {
         "-E".into(),
         LOG_IN_NODE.into(),
     ];
-    spawn_detached(node, sandbox, &argv)?;
+    spawn_detached(node, sandbox, &argv)
+}
+
+/// Wait until the node's server listens on port 22. Read from the node's
+/// socket table (`/proc/PID/net/tcp` of its init), not by connecting: a
+/// connection would make sshd start a session process for nothing.
+pub fn wait_ready(node: &Node) -> Result<(), PlatformError> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let table = format!("/proc/{}/net/tcp", node.pid());
     loop {
-        match banner(node) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline || !node.alive() => {
+        let listening = std::fs::read_to_string(&table).map(|t| listens_on_22(&t));
+        match listening {
+            Ok(true) => return Ok(()),
+            Ok(false) if Instant::now() < deadline && node.alive() => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => {
+                let why = match other {
+                    Err(e) => format!("cannot read its socket table: {e}"),
+                    _ if !node.alive() => "the node ended".to_string(),
+                    _ => format!(
+                        "not listening on port 22 after {} s",
+                        READY_TIMEOUT.as_secs()
+                    ),
+                };
                 let log = server_log(node);
                 let mut err = PlatformError::new(format!(
-                    "the SSH server of node `{}` did not answer on port 22 within {} s ({e}); \
-                     set `ssh = false` on the node if it needs none",
+                    "the SSH server of node `{}` did not start ({why}); set `ssh = false` on \
+                     the node if it needs none",
                     node.record.hostname,
-                    READY_TIMEOUT.as_secs()
                 ));
                 if !log.is_empty() {
                     err = err.with_detail(format!("--- {LOG_IN_NODE} (end) ---\n{log}"));
                 }
                 return Err(err);
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }
 
-/// Connect to port 22 inside the node's network namespace and read the
-/// server's identification line.
-fn banner(node: &Node) -> std::io::Result<()> {
-    let pidfd = node.pidfd();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            // SAFETY: setns of this short-lived thread only: the socket
-            // below is made in the node's network namespace.
-            if unsafe { libc::setns(pidfd, libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let to = SocketAddr::from((Ipv4Addr::LOCALHOST, 22));
-            let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(500))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            let mut buf = [0u8; 64];
-            let n = s.read(&mut buf)?;
-            if buf[..n].starts_with(b"SSH-") {
-                Ok(())
-            } else {
-                Err(std::io::Error::other("no SSH banner on port 22"))
-            }
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("probe thread panicked")))
+/// Whether a `/proc/net/tcp` table has a socket listening on port 22 of
+/// any address (`local_address` `XXXXXXXX:0016`, state `0A`).
+fn listens_on_22(table: &str) -> bool {
+    table.lines().skip(1).any(|l| {
+        let mut f = l.split_whitespace();
+        let local = f.nth(1).unwrap_or("");
+        let state = f.nth(1).unwrap_or("");
+        local.ends_with(":0016") && state == "0A"
     })
 }
 
@@ -174,6 +176,17 @@ fn server_log(node: &Node) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_listening_port_22_is_read_from_the_socket_table() {
+        let head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let listen = "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n";
+        let conn = "   1: 0100007F:0016 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
+        let other = "   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n";
+        assert!(listens_on_22(&format!("{head}{listen}")));
+        assert!(!listens_on_22(&format!("{head}{conn}{other}")));
+        assert!(!listens_on_22(head));
+    }
 
     #[test]
     fn files_are_private_and_name_the_session_key() {
