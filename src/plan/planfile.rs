@@ -184,6 +184,7 @@ mod tests {
             drift: vec![],
             warnings: vec![],
             outputs: Default::default(),
+            moves: Vec::new(),
         }
     }
 

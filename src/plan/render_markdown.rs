@@ -183,6 +183,7 @@ mod tests {
             drift: vec![],
             warnings: vec![],
             outputs: Default::default(),
+            moves: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ pub mod batch;
 pub mod codec;
 pub mod leases;
 pub mod memory;
+pub mod moves;
 pub mod postgres;
 pub mod sqlite;
 
