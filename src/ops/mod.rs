@@ -265,37 +265,46 @@ pub fn snapshot(ctx: &Context) -> OpsResult<Snapshot> {
 /// so IPAM keeps them (at their new addresses for instances the testbed's
 /// `moved` blocks rename). Returns the testbed and its warnings.
 pub async fn evaluate(ws: &Workspace, locked: &Locked) -> OpsResult<(Testbed, Diagnostics)> {
-    let opts = ws.load_options(Prior::default());
-    let parsed = match locked.context.parsed.clone() {
-        Some(p) => p,
-        None => {
-            let opts = opts.clone();
-            Arc::new(
-                tokio::task::spawn_blocking(move || crate::config::parse(&opts))
-                    .await
-                    .map_err(|e| {
-                        OpsError::Usage(format!("the testbed could not be loaded: {e}"))
-                    })??,
-            )
-        }
-    };
-    let p = parsed.clone();
-    let (moves, parsed) = tokio::task::spawn_blocking(move || (p.moves(), parsed))
-        .await
-        .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
-    let prior = match moved_snapshot(&locked.snapshot, &moves) {
-        Ok((snap, _)) => prior(&snap),
-        Err(d) => {
-            return Err(OpsError::Plan(Box::new(LoadError {
-                diagnostics: d,
-                sources: parsed.sources().clone(),
-            })))
-        }
-    };
+    let (parsed, prior) =
+        parsed_and_prior(ws, locked.context.parsed.clone(), &locked.snapshot).await?;
     let loaded = tokio::task::spawn_blocking(move || parsed.evaluate(&prior))
         .await
         .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
     Ok(loaded?)
+}
+
+/// The parsed testbed (`parsed`, else read now) and what `snapshot`
+/// recorded for it to evaluate with: the addresses of every instance, at
+/// their new addresses for those the testbed's `moved` blocks rename.
+pub async fn parsed_and_prior(
+    ws: &Workspace,
+    parsed: Option<Arc<crate::config::Parsed>>,
+    snapshot: &Snapshot,
+) -> OpsResult<(Arc<crate::config::Parsed>, Prior)> {
+    let lost = |e: tokio::task::JoinError| {
+        OpsError::Usage(format!("the testbed could not be loaded: {e}"))
+    };
+    let parsed = match parsed {
+        Some(p) => p,
+        None => {
+            let opts = ws.load_options(Prior::default());
+            Arc::new(
+                tokio::task::spawn_blocking(move || crate::config::parse(&opts))
+                    .await
+                    .map_err(lost)??,
+            )
+        }
+    };
+    let (moves, parsed) = tokio::task::spawn_blocking(move || (parsed.moves(), parsed))
+        .await
+        .map_err(lost)?;
+    match moved_snapshot(snapshot, &moves) {
+        Ok((snap, _)) => Ok((parsed, prior(&snap))),
+        Err(d) => Err(OpsError::Plan(Box::new(LoadError {
+            diagnostics: d,
+            sources: parsed.sources().clone(),
+        }))),
+    }
 }
 
 /// `snapshot` with the `moved` blocks' renames made, and every instance

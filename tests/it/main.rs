@@ -6,6 +6,7 @@ mod capture;
 mod cli_conventions;
 mod cli_plan;
 mod config_props;
+mod console;
 mod e2e_netns;
 mod engine;
 mod examples;

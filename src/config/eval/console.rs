@@ -66,10 +66,10 @@ impl<'p> Console<'p> {
                 return Err(format!("unknown reference `{}`: {hint}", r.root));
             }
             if let Some(name) = &r.name {
-                if r.root == "output" && !self.testbed.outputs.contains_key(name) {
+                if let Some((what, known)) = self.unknown(&r.root, name) {
                     return Err(format!(
-                        "unknown output `{name}`: the testbed declares {}",
-                        self.names(&self.testbed.outputs.keys().cloned().collect::<Vec<_>>())
+                        "unknown {what} `{name}`: the testbed declares {}",
+                        self.names(&known)
                     ));
                 }
             }
@@ -162,6 +162,33 @@ impl<'p> Console<'p> {
                 })
             }
         }
+    }
+
+    /// What `root.name` would be and the names there are, when there is
+    /// no such thing.
+    fn unknown(&self, root: &str, name: &str) -> Option<(&'static str, Vec<String>)> {
+        let (what, known): (&'static str, Vec<String>) = match root {
+            "var" => ("variable", self.ev.var_values.keys().cloned().collect()),
+            "local" => (
+                "local value",
+                self.ev.local_values.keys().cloned().collect(),
+            ),
+            "output" => ("output", self.testbed.outputs.keys().cloned().collect()),
+            "network" => ("network", self.ev.decl.names_of("network")),
+            "package" => ("package", self.ev.decl.names_of("package")),
+            _ => {
+                let mut nodes = self.ev.decl.names_of("node");
+                nodes.extend(
+                    self.ev
+                        .decl
+                        .names_of("package")
+                        .iter()
+                        .map(|p| implicit_node_name(p)),
+                );
+                ("node", nodes)
+            }
+        };
+        (!known.iter().any(|k| k == name)).then_some((what, known))
     }
 
     fn names(&self, names: &[String]) -> String {
