@@ -422,7 +422,11 @@ fn a_stale_plan_file_is_refused() {
         "{}",
         r.stderr()
     );
-    assert!(r.stderr().contains(": run tg plan again"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains(": run `tg plan` again"),
+        "{}",
+        r.stderr()
+    );
 }
 
 #[test]
@@ -822,7 +826,7 @@ fn library_plan_and_apply_with_the_memory_store() {
     let err = rt
         .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap_err();
-    assert!(err.to_string().contains("run tg plan again"), "{err}");
+    assert!(err.to_string().contains("run `tg plan` again"), "{err}");
     rt.block_on(planned.locked.release()).unwrap();
     assert!(store.lock_holder("lib").unwrap().is_none());
     // And the library's one-call destroy takes the lock, plans and applies.

@@ -11,6 +11,7 @@ mod e2e_netns;
 mod engine;
 mod examples;
 mod fmt;
+mod messages;
 mod moved;
 mod netns;
 mod netns_node;

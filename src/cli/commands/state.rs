@@ -70,7 +70,7 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
         }
         StateCommand::Rm { addresses } => {
             if addresses.is_empty() {
-                return Err(report::fail("`tg state rm` needs at least one address"));
+                return Err(report::fail("`tg state rm` needs at least one address: name an instance (`node.edge[0]`) or a resource (`node.edge`); `tg state list` shows them"));
             }
             let addrs = ops::parse_addresses("state rm", addresses).map_err(report::fail)?;
             let _lock = engine::lock_now(&rt, context.clone(), "state rm")?;
