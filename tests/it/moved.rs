@@ -288,3 +288,97 @@ moved {
     let r = s.tg(&["plan", "-detailed-exitcode"]);
     r.expect_code(0);
 }
+
+/// Packages follow their moved node; a moved network keeps its CIDR and
+/// its record (the double, like netns, cannot rename one in place); a
+/// saved plan carries its moves to the apply.
+#[test]
+fn packages_follow_networks_move_and_saved_plans_keep_their_moves() {
+    let before = r#"
+network "lab" {
+  cidr = "10.42.0.0/24"
+}
+
+node "edge" {
+  count    = 2
+  image    = "host"
+  network  = network.lab
+  platform = "double"
+}
+
+package "fleche" {
+  version = "16.3-1"
+  on      = [node.edge]
+}
+"#;
+    let bed = Bed::new(before);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let after = before
+        .replace("node \"edge\"", "node \"rim\"")
+        .replace("[node.edge]", "[node.rim]")
+        + "\nmoved {\n  from = node.edge\n  to   = node.rim\n}\n";
+    bed.tb.write("main.tg.hcl", &after);
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc: Value = serde_json::from_str(&r.stdout()).unwrap();
+    let moved: Vec<String> = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "{} <- {}",
+                c["address"].as_str()?,
+                c["previous_address"].as_str()?
+            ))
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            "node.rim[0] <- node.edge[0]",
+            "node.rim[1] <- node.edge[1]",
+            "package.fleche[node.rim[0]] <- package.fleche[node.edge[0]]",
+            "package.fleche[node.rim[1]] <- package.fleche[node.edge[1]]",
+        ]
+    );
+    // Saved, then applied: the moves come with the plan file.
+    bed.tg(&["plan", "-out", "moves.plan"]).expect_code(0);
+    let calls = bed.calls().len();
+    bed.tg(&["apply", "moves.plan"]).expect_code(0);
+    let made = bed.calls()[calls..]
+        .iter()
+        .filter(|c| {
+            c["event"] == "start"
+                && c["op"] == "create"
+                && c["address"].as_str().unwrap().starts_with("node.")
+        })
+        .count();
+    assert_eq!(made, 0, "a node was recreated");
+    assert!(bed
+        .state_list()
+        .contains(&"package.fleche[node.rim[1]]".to_string()));
+
+    // A network: its CIDR is kept, the plan says why it is made again.
+    let net = after
+        .replace("network \"lab\"", "network \"core\"")
+        .replace("network.lab", "network.core")
+        + "\nmoved {\n  from = network.lab\n  to   = network.core\n}\n";
+    let net = net.replace("cidr = \"10.42.0.0/24\"", "");
+    bed.tb.write("main.tg.hcl", &net);
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc: Value = serde_json::from_str(&r.stdout()).unwrap();
+    let core = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "network.core")
+        .unwrap();
+    assert_eq!(core["previous_address"], "network.lab");
+    assert_eq!(core["change"]["after"]["cidr"], "10.42.0.0/24", "{core}");
+    assert_eq!(
+        core["change"]["replace_reasons"][0]["attribute"], "name",
+        "{core}"
+    );
+}
