@@ -180,3 +180,44 @@ fn chain_order(moves: &[Move]) -> Result<Vec<usize>, Vec<usize>> {
     }
     Ok(order)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse::parse_texts;
+    use crate::config::Prior;
+
+    fn moves(src: &str) -> Vec<String> {
+        let src = format!("network \"lab\" {{\n  cidr = \"10.0.0.0/24\"\n}}\n{src}");
+        let parsed =
+            parse_texts(&super::super::testing::options(), &[("main.tg.hcl", &src)]).unwrap();
+        let (tb, _) = parsed.evaluate(&Prior::default()).unwrap();
+        assert_eq!(tb.moves.len(), parsed.moves().len());
+        tb.moves
+            .iter()
+            .map(|m| format!("{} -> {}", m.from, m.to))
+            .collect()
+    }
+
+    #[test]
+    fn moves_apply_in_chain_order_whatever_the_declaration_order() {
+        let src = "node \"c\" {\n  image = \"host\"\n}\n\nnode \"y\" {\n  count = 2\n  image = \"host\"\n}\n\
+moved {\n  from = node.b\n  to   = node.c\n}\n\
+moved {\n  from = node.x[0]\n  to   = node.y[1]\n}\n\
+moved {\n  from = node.a\n  to   = node.b\n}\n";
+        assert_eq!(
+            moves(src),
+            [
+                "node.x[0] -> node.y[1]",
+                "node.a -> node.b",
+                "node.b -> node.c"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_testbed_without_moved_blocks_has_none_and_fmt_keeps_them() {
+        assert!(moves("node \"a\" {\n  image = \"host\"\n}\n").is_empty());
+        let src = "moved {\n  from = node.a\n  to   = node.b\n}\n";
+        assert_eq!(crate::format::format_source(src).unwrap(), src);
+    }
+}
