@@ -107,6 +107,7 @@ fn a_moved_block_renames_nodes_in_place() {
         .find(|c| c["address"] == "node.new")
         .unwrap();
     insta::assert_json_snapshot!("moved_plan_json_change", new);
+    crate::cli_plan::validate("plan.schema.json", &doc);
 
     let calls_before = bed.calls().len();
     let r = bed.tg(&["apply", "-auto-approve"]);
