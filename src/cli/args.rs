@@ -71,6 +71,8 @@ pub enum Command {
     ForceUnlock(ForceUnlockArgs),
     /// Print the dependency graph of the testbed's instances.
     Graph(GraphArgs),
+    /// Evaluate expressions against the testbed and its state, one per line (stdin).
+    Console(ConsoleArgs),
     /// Run a command on nodes.
     Exec(ExecArgs),
     /// Capture a network's or a node's packets as pcap, from outside the nodes.
@@ -149,6 +151,12 @@ pub struct VarArgs {
     /// Read variable values from a `*.tgvars.hcl` file (repeatable).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 #[derive(Debug, Args)]

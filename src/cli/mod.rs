@@ -164,6 +164,7 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::State(a) => state::run(ctx, a),
         Command::ForceUnlock(a) => force_unlock::run(ctx, a),
         Command::Graph(a) => graph::run(ctx, a),
+        Command::Console(a) => console::run(ctx, a),
         Command::Exec(a) => exec::run(ctx, a),
         Command::Capture(a) => capture::run(ctx, a),
         Command::Session(a) => session::run(ctx, a),

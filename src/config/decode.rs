@@ -204,6 +204,13 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
         blocks: &[&POOL_HOST],
     },
     BlockSchema {
+        kind: "moved",
+        labels: &[],
+        attrs: Some(&["from", "to"]),
+        required: &["from", "to"],
+        blocks: &[],
+    },
+    BlockSchema {
         kind: "state",
         labels: &[],
         attrs: Some(&["backend", "url", "path"]),

@@ -85,6 +85,16 @@ pub struct PlatformConfig {
     pub hosts: Vec<PoolHost>,
 }
 
+/// A `moved` block: what state recorded at `from` now lives at `to`
+/// (an instance, or a whole resource key by key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub from: InstanceAddr,
+    pub to: InstanceAddr,
+    /// The `moved` block.
+    pub span: Span,
+}
+
 /// A whole evaluated testbed.
 #[derive(Debug, Clone, Default)]
 pub struct Testbed {
@@ -96,6 +106,9 @@ pub struct Testbed {
     pub outputs: IndexMap<String, OutputValue>,
     pub state: StateBackendConfig,
     pub platforms: Vec<PlatformConfig>,
+    /// The `moved` blocks, in the order they apply (a move whose `to` is
+    /// another's `from` comes first, so chains end where the last says).
+    pub moves: Vec<Move>,
     /// A hash of every source file and variable value: what a saved plan records.
     pub hash: String,
     pub sources: SourceMap,

@@ -261,6 +261,17 @@ impl Parsed {
         }
     }
 
+    /// The `moved` blocks, in the order they apply; none when the static
+    /// checks failed (evaluating then reports why). Known before
+    /// evaluation, so a caller can rename what state recorded first and
+    /// the moved instances keep their addresses.
+    pub fn moves(&self) -> Vec<super::model::Move> {
+        if self.static_errors().is_some() {
+            return Vec::new();
+        }
+        self.declarations().moves.clone()
+    }
+
     /// Where state is kept and which platforms are declared: the `state`
     /// and `platform` blocks, evaluated with only the variables and locals
     /// they use. Fails with every error of the testbed's structure (as
@@ -275,6 +286,19 @@ impl Parsed {
             Ok(s) => Ok(s),
             Err(d) => Err(self.error(d)),
         }
+    }
+
+    /// Evaluate the whole testbed as [`Parsed::evaluate`] does, and keep
+    /// its values for expressions (`tg console`).
+    pub fn console<'p>(
+        &'p self,
+        prior: &'p Prior,
+    ) -> Result<(eval::console::Console<'p>, Diagnostics), LoadError> {
+        if let Some(e) = self.static_errors() {
+            return Err(e);
+        }
+        let ev = eval::Evaluator::new(self, self.declarations(), prior);
+        eval::console::Console::new(ev).map_err(|d| self.error(d))
     }
 
     /// Evaluate the whole testbed; `prior` holds what state recorded, so

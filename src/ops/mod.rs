@@ -43,7 +43,7 @@ pub use store::{open_store, ENV_STATE_URL};
 use crate::addrs::{InstanceAddr, ResourceKind};
 use crate::apply::hooks::RefreshVia;
 use crate::apply::{self, on_store, ApplyHook, ApplyReport, WalkOptions};
-use crate::config::model::Testbed;
+use crate::config::model::{Move, Testbed};
 use crate::config::{LoadError, LoadOptions, Prior};
 use crate::diagnostics::Diagnostics;
 use crate::environment::{Caller, Environment};
@@ -54,6 +54,7 @@ use crate::plan::Plan;
 use crate::platform::factory::Factory;
 use crate::platform::registry::Registry;
 use crate::platform::{SessionRef, SessionSync, Spec};
+use crate::state::moves::Renamed;
 use crate::state::{Snapshot, StateError, StateStore};
 
 /// This tg's version, recorded in plans.
@@ -270,24 +271,94 @@ pub fn snapshot(ctx: &Context) -> OpsResult<Snapshot> {
 }
 
 /// Evaluate the workspace's testbed with the addresses `locked` records,
-/// so IPAM keeps them. Returns the testbed and its warnings.
+/// so IPAM keeps them (at their new addresses for instances the testbed's
+/// `moved` blocks rename). Returns the testbed and its warnings.
 pub async fn evaluate(ws: &Workspace, locked: &Locked) -> OpsResult<(Testbed, Diagnostics)> {
-    let opts = ws.load_options(prior(&locked.snapshot));
-    let parsed = locked.context.parsed.clone();
-    let loaded = tokio::task::spawn_blocking(move || match parsed {
-        Some(p) => p.evaluate(&opts.prior),
-        None => crate::config::load(&opts),
-    })
-    .await
-    .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
+    let (parsed, prior) =
+        parsed_and_prior(ws, locked.context.parsed.clone(), &locked.snapshot).await?;
+    let loaded = tokio::task::spawn_blocking(move || parsed.evaluate(&prior))
+        .await
+        .map_err(|e| OpsError::Usage(format!("the testbed could not be loaded: {e}")))?;
     Ok(loaded?)
+}
+
+/// The parsed testbed (`parsed`, else read now) and what `snapshot`
+/// recorded for it to evaluate with: the addresses of every instance, at
+/// their new addresses for those the testbed's `moved` blocks rename.
+pub async fn parsed_and_prior(
+    ws: &Workspace,
+    parsed: Option<Arc<crate::config::Parsed>>,
+    snapshot: &Snapshot,
+) -> OpsResult<(Arc<crate::config::Parsed>, Prior)> {
+    let lost = |e: tokio::task::JoinError| {
+        OpsError::Usage(format!("the testbed could not be loaded: {e}"))
+    };
+    let parsed = match parsed {
+        Some(p) => p,
+        None => {
+            let opts = ws.load_options(Prior::default());
+            Arc::new(
+                tokio::task::spawn_blocking(move || crate::config::parse(&opts))
+                    .await
+                    .map_err(lost)??,
+            )
+        }
+    };
+    let (moves, parsed) = tokio::task::spawn_blocking(move || (parsed.moves(), parsed))
+        .await
+        .map_err(lost)?;
+    match moved_snapshot(snapshot, &moves) {
+        Ok((snap, _)) => Ok((parsed, prior(&snap))),
+        Err(d) => Err(OpsError::Plan(Box::new(LoadError {
+            diagnostics: d,
+            sources: parsed.sources().clone(),
+        }))),
+    }
+}
+
+/// `snapshot` with the `moved` blocks' renames made, and every instance
+/// they moved; the snapshot itself when there are none. A move to an
+/// address state already holds is an error at its block.
+pub fn moved_snapshot<'s>(
+    snapshot: &'s Snapshot,
+    moves: &[Move],
+) -> Result<(std::borrow::Cow<'s, Snapshot>, Vec<Renamed>), Diagnostics> {
+    if moves.is_empty() {
+        return Ok((std::borrow::Cow::Borrowed(snapshot), Vec::new()));
+    }
+    let pairs: Vec<(InstanceAddr, InstanceAddr)> = moves
+        .iter()
+        .map(|m| (m.from.clone(), m.to.clone()))
+        .collect();
+    match crate::state::moves::apply_moves(snapshot, &pairs) {
+        Ok((snap, done)) => Ok((std::borrow::Cow::Owned(snap), done)),
+        Err((i, e)) => {
+            let crate::state::moves::MoveError::Occupied { to, .. } = &e;
+            let mut d = Diagnostics::default();
+            d.push(
+                crate::diagnostics::Diagnostic::error(e.to_string())
+                    .at(moves[i].span.clone())
+                    .help(format!(
+                        "state holds another object at `{to}`: forget it with `tg state rm {to}` (it is not destroyed) or destroy it with `tg destroy -target {to}`, or remove this `moved` block"
+                    )),
+            );
+            Err(d)
+        }
+    }
 }
 
 /// Refresh, place and diff: what apply would do, against the state the
 /// lock was taken on.
 pub async fn plan(locked: &Locked, testbed: &Testbed, opts: &PlanOptions) -> OpsResult<Plan> {
     let ctx = &locked.context;
-    let snap = &locked.snapshot;
+    // `moved` blocks rename what state recorded first (not for a
+    // refresh-only plan, which changes nothing).
+    let (moved, moves) = if opts.refresh_only {
+        (std::borrow::Cow::Borrowed(&locked.snapshot), Vec::new())
+    } else {
+        moved_snapshot(&locked.snapshot, &testbed.moves).map_err(OpsError::Diagnostics)?
+    };
+    let snap = &*moved;
     let session = ctx.session_ref(&snap.lineage);
     let refreshed = if opts.refresh {
         crate::plan::refresh::refresh(
@@ -329,6 +400,7 @@ pub async fn plan(locked: &Locked, testbed: &Testbed, opts: &PlanOptions) -> Ops
         },
     )
     .map_err(OpsError::Diagnostics)?;
+    plan.moves = moves;
     plan.warnings.extend(refreshed.warnings);
     // Say once per platform that applying will need what is missing here.
     let needs: BTreeSet<String> = plan.actionable().map(|c| c.platform.clone()).collect();
@@ -503,6 +575,23 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     if plan.refresh_only {
         return accept_drift(ctx, plan, snap).await;
     }
+    // The plan's moves first, in one write: its changes are at the new
+    // addresses. A crash after it leaves state moved, which the next plan
+    // finds as it is (the `moved` blocks then match nothing).
+    let snap = if plan.moves.is_empty() {
+        snap
+    } else {
+        let moved = crate::state::moves::rename(&snap, &plan.moves)
+            .map_err(|e| OpsError::Usage(format!("{e}: plan again")))?;
+        ctx.hook.note(&format!(
+            "moving {} recorded instance(s) to their new addresses",
+            plan.moves.len()
+        ));
+        let name = ctx.session.clone();
+        let written = moved.clone();
+        let serial = on_store(&ctx.store, move |s| s.import(name.as_str(), &written)).await?;
+        Snapshot { serial, ..moved }
+    };
     // Nodes that may run an SSH server accept the session's client key:
     // make it before the first one is created.
     let makes_ssh_node = plan.actionable().any(|c| {

@@ -242,6 +242,7 @@ pub fn diff(
         drift,
         warnings,
         outputs,
+        moves: Vec::new(),
     })
 }
 

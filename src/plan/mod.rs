@@ -188,6 +188,11 @@ pub struct Plan {
     /// Output values to record after apply.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputRecord>,
+    /// Recorded instances the testbed's `moved` blocks rename, from where
+    /// state has them to their new address. The changes are planned at the
+    /// new addresses; apply renames these in state first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<crate::state::moves::Renamed>,
 }
 
 /// Counts for the summary line.
@@ -222,7 +227,12 @@ impl Plan {
         if self.refresh_only {
             return !self.drift.is_empty();
         }
-        self.changes.iter().any(|c| c.action.is_change())
+        !self.moves.is_empty() || self.changes.iter().any(|c| c.action.is_change())
+    }
+
+    /// Where state recorded `addr` before this plan moves it.
+    pub fn moved_from(&self, addr: &InstanceAddr) -> Option<&InstanceAddr> {
+        self.moves.iter().find(|m| &m.to == addr).map(|m| &m.from)
     }
 
     /// The changes that do something.

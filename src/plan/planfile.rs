@@ -50,14 +50,14 @@ pub enum PlanFileError {
     },
     #[error("the plan was made for session `{planned}` but this is session `{current}`: use `--session {planned}` or make a new plan")]
     WrongSession { planned: String, current: String },
-    #[error("the plan was made at serial {plan_serial} of lineage {plan_lineage} but the state is now at serial {serial}{lineage_note}: run tg plan again")]
+    #[error("the plan was made at serial {plan_serial} of lineage {plan_lineage} but the state is now at serial {serial}{lineage_note}: run `tg plan` again")]
     Stale {
         plan_serial: u64,
         plan_lineage: String,
         serial: u64,
         lineage_note: String,
     },
-    #[error("the testbed changed since the plan was made (its files or variables differ): run tg plan again")]
+    #[error("the testbed changed since the plan was made (its files or variables differ): run `tg plan` again")]
     TestbedChanged,
 }
 
@@ -184,6 +184,7 @@ mod tests {
             drift: vec![],
             warnings: vec![],
             outputs: Default::default(),
+            moves: Vec::new(),
         }
     }
 
@@ -200,7 +201,7 @@ mod tests {
         let e = f.check_current("default", "L", 5, "H").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the plan was made at serial 3 of lineage L but the state is now at serial 5: run tg plan again"
+            "the plan was made at serial 3 of lineage L but the state is now at serial 5: run `tg plan` again"
         );
         assert!(matches!(
             f.check_current("default", "L", 3, "X"),

@@ -42,7 +42,18 @@ pub const FORMAT_VERSION: &str = "1.0";
 
 /// The plan as one JSON document.
 pub fn plan_json(plan: &Plan) -> Value {
-    let changes: Vec<Value> = plan.changes.iter().map(change_json).collect();
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut v = change_json(c);
+            if let Some(from) = plan.moved_from(&c.address) {
+                // As Terraform writes a moved instance.
+                v["previous_address"] = Value::from(from.to_string());
+            }
+            v
+        })
+        .collect();
     let drift: Vec<Value> = plan
         .drift
         .iter()

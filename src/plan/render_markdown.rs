@@ -64,6 +64,24 @@ pub fn render_markdown_limited(plan: &Plan, limit: usize) -> String {
                 addrs[..shown].join(", ")
             );
         }
+        if !plan.moves.is_empty() {
+            let shown = plan.moves.len().min(50);
+            let moves: Vec<String> = plan.moves[..shown]
+                .iter()
+                .map(|m| format!("`{}` to `{}`", m.from, m.to))
+                .collect();
+            let more = if plan.moves.len() > shown {
+                format!(" and {} more", plan.moves.len() - shown)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                head,
+                "**Move** ({}): {}{more}\n",
+                plan.moves.len(),
+                moves.join(", ")
+            );
+        }
     }
     if !plan.drift.is_empty() {
         let _ = writeln!(
@@ -183,6 +201,7 @@ mod tests {
             drift: vec![],
             warnings: vec![],
             outputs: Default::default(),
+            moves: Vec::new(),
         }
     }
 
@@ -205,5 +224,19 @@ mod tests {
         assert!(md.chars().count() <= 5_000, "{}", md.len());
         assert!(md.contains("the plan was cut"));
         assert!(md.contains("```\n\n</details>\n"));
+    }
+
+    #[test]
+    fn moves_are_listed() {
+        let mut p = plan(1);
+        p.moves.push(crate::state::moves::Renamed {
+            from: "node.old".parse().unwrap(),
+            to: "node.new".parse().unwrap(),
+        });
+        let md = render_markdown(&p);
+        assert!(
+            md.contains("**Move** (1): `node.old` to `node.new`\n"),
+            "{md}"
+        );
     }
 }

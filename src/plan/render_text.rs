@@ -163,9 +163,6 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
         return out;
     }
 
-    out.push_str(
-        "tg used the selected platforms to generate the following execution plan. Resource actions are indicated with the following symbols:\n",
-    );
     let used: Vec<Action> = [
         Action::Create,
         Action::Update,
@@ -175,7 +172,14 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
     .into_iter()
     .filter(|a| plan.changes.iter().any(|c| c.action == *a))
     .collect();
-    for a in used {
+    if !used.is_empty() {
+        // Not for a plan that only moves.
+        out.push_str(
+            "tg used the selected platforms to generate the following execution plan. Resource actions are indicated with the following symbols:\n",
+        );
+    }
+    for a in &used {
+        let a = *a;
         let (sym, text) = match a {
             Action::Create => ("  +", "create"),
             Action::Update => ("  ~", "update in-place"),
@@ -185,11 +189,18 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
         };
         let _ = writeln!(out, "{} {text}", p.action(a, sym));
     }
-    out.push('\n');
+    if !used.is_empty() {
+        out.push('\n');
+    }
     let _ = writeln!(out, "tg will perform the following actions:");
     out.push('\n');
 
-    let mut changes: Vec<&ResourceChange> = plan.actionable().collect();
+    // Moved instances are shown even when nothing else changes.
+    let mut changes: Vec<&ResourceChange> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change() || plan.moved_from(&c.address).is_some())
+        .collect();
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     let gone: std::collections::BTreeSet<_> = plan
         .drift
@@ -198,7 +209,13 @@ pub fn render_plan(plan: &Plan, opts: TextOptions) -> String {
         .map(|d| &d.address)
         .collect();
     for c in changes {
-        render_change(&mut out, &p, c, gone.contains(&c.address));
+        render_change(
+            &mut out,
+            &p,
+            c,
+            gone.contains(&c.address),
+            plan.moved_from(&c.address),
+        );
     }
 
     out.push_str(&summary_line(plan, p.on));
@@ -229,7 +246,33 @@ fn resource_header(addr: &crate::addrs::InstanceAddr) -> String {
     format!("{} \"{}\"", addr.kind(), addr.name())
 }
 
-fn render_change(out: &mut String, p: &Paint, c: &ResourceChange, was_gone: bool) {
+fn render_change(
+    out: &mut String,
+    p: &Paint,
+    c: &ResourceChange,
+    was_gone: bool,
+    moved_from: Option<&crate::addrs::InstanceAddr>,
+) {
+    if let (Action::NoOp, Some(from)) = (c.action, moved_from) {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.bold(&format!("# {from} has moved to {}", c.address))
+        );
+        let _ = writeln!(out, "    {} {{", resource_header(&c.address));
+        let (before_paths, after_paths) = change_paths(c);
+        attribute_lines(
+            out,
+            p,
+            c.action,
+            c.before.as_ref(),
+            c.after.as_ref(),
+            &[],
+            (&before_paths, after_paths),
+        );
+        out.push_str("    }\n\n");
+        return;
+    }
     let what = match c.action {
         Action::Create if was_gone => "will be created (it was deleted outside tg)".to_string(),
         Action::Create => "will be created".to_string(),
@@ -247,6 +290,9 @@ fn render_change(out: &mut String, p: &Paint, c: &ResourceChange, was_gone: bool
         Action::NoOp => return,
     };
     let _ = writeln!(out, "  {}", p.bold(&format!("# {} {what}", c.address)));
+    if let Some(from) = moved_from {
+        let _ = writeln!(out, "  # (moved from {from})");
+    }
     for r in &c.replace_reasons {
         if let ReplaceReason::Platform { .. } = r {
             let _ = writeln!(out, "  # (because {r})");
@@ -535,6 +581,7 @@ mod tests {
             drift: vec![],
             warnings: vec![],
             outputs: Default::default(),
+            moves: Vec::new(),
         }
     }
 
@@ -593,5 +640,30 @@ mod tests {
         assert!(!text.contains('\x1b'));
         let colored = render_plan(&plan(vec![c]), TextOptions { color: true });
         assert!(colored.contains("\x1b[32m+\x1b[0m"));
+    }
+
+    #[test]
+    fn a_move_with_nothing_else_to_change_is_shown() {
+        let c = change(
+            Action::NoOp,
+            Some(node("host", &[])),
+            Some(node("host", &[])),
+        );
+        let mut p = plan(vec![c]);
+        p.moves.push(crate::state::moves::Renamed {
+            from: "node.rim[0]".parse().unwrap(),
+            to: "node.edge[0]".parse().unwrap(),
+        });
+        let text = render_plan(&p, TextOptions::default());
+        assert!(
+            text.contains(
+                "  # node.rim[0] has moved to node.edge[0]\n    node \"edge\" {\n        # (6 unchanged attributes hidden)\n    }\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Plan: 0 to add, 0 to change, 0 to destroy.\n"),
+            "{text}"
+        );
     }
 }

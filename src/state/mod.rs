@@ -28,6 +28,7 @@ pub mod batch;
 pub mod codec;
 pub mod leases;
 pub mod memory;
+pub mod moves;
 pub mod postgres;
 pub mod sqlite;
 
@@ -244,11 +245,11 @@ pub enum StateError {
         "session `{0}` does not exist: `tg apply` creates it; `tg session list` shows the others"
     )]
     NoSuchSession(String),
-    #[error("session `{0}` already exists")]
+    #[error("session `{0}` already exists: use it with `-session {0}`, or pick another name")]
     SessionExists(String),
-    #[error("session `{session}` is locked by {} (lock id {}, {} by {}@{} pid {}, since {})", .holder.operation, .holder.id, .holder.operation, .holder.user, .holder.host, .holder.pid, .holder.created_at)]
+    #[error("session `{session}` is locked by {} (lock id `{}`, {}@{} pid {}, since {}): wait for it to finish, or run `tg force-unlock {}` if that process is gone", .holder.operation, .holder.id, .holder.user, .holder.host, .holder.pid, .holder.created_at, .holder.id)]
     Locked { session: String, holder: LockInfo },
-    #[error("no lock with id `{id}` on session `{session}`")]
+    #[error("no lock with id `{id}` on session `{session}`: it was released already, or the id is mistyped (a refusal shows the id)")]
     NoSuchLock { session: String, id: String },
     #[error("the state at {location} was written by a newer tg (schema version {found}, this tg knows up to {known}); upgrade tg, the state was not touched")]
     TooNew {

@@ -63,7 +63,7 @@ fn stable(bed: &Bed, text: &str) -> String {
     out.replace(env!("CARGO_PKG_VERSION"), "[version]")
 }
 
-fn validate(schema_file: &str, doc: &Value) {
+pub(crate) fn validate(schema_file: &str, doc: &Value) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("schemas")
         .join(schema_file);

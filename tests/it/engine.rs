@@ -422,7 +422,11 @@ fn a_stale_plan_file_is_refused() {
         "{}",
         r.stderr()
     );
-    assert!(r.stderr().contains(": run tg plan again"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains(": run `tg plan` again"),
+        "{}",
+        r.stderr()
+    );
 }
 
 #[test]
@@ -822,7 +826,7 @@ fn library_plan_and_apply_with_the_memory_store() {
     let err = rt
         .block_on(ops::apply(&planned.locked, &plan, &WalkOptions::default()))
         .unwrap_err();
-    assert!(err.to_string().contains("run tg plan again"), "{err}");
+    assert!(err.to_string().contains("run `tg plan` again"), "{err}");
     rt.block_on(planned.locked.release()).unwrap();
     assert!(store.lock_holder("lib").unwrap().is_none());
     // And the library's one-call destroy takes the lock, plans and applies.
@@ -1028,4 +1032,36 @@ fn a_full_disk_is_reported_as_state_holds_it() {
     for (a, _) in &report.unrecorded {
         assert_eq!(snap.instances[a].status, InstanceStatus::Tainted, "{a}");
     }
+}
+
+/// A network without `cidr` keeps the pool /24 state recorded for it when a
+/// network is declared before it later (the evaluation's prior, not the
+/// parse options', is what counts).
+#[test]
+fn pool_cidrs_stay_where_state_recorded_them() {
+    let bed = Bed::new("network \"b\" {}\n\nnode \"n\" {\n  image    = \"host\"\n  network  = network.b\n  platform = \"double\"\n}\n");
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    bed.tb.write(
+        "main.tg.hcl",
+        "network \"a\" {}\n\nnetwork \"b\" {}\n\nnode \"n\" {\n  image    = \"host\"\n  network  = network.b\n  platform = \"double\"\n}\n",
+    );
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc: Value = serde_json::from_str(&r.stdout()).unwrap();
+    let acts: Vec<String> = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["address"].as_str().unwrap(),
+                c["change"]["actions"][0].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        acts,
+        ["network.a create", "network.b no-op", "node.n no-op"]
+    );
 }

@@ -32,7 +32,7 @@ fn run_inner(ctx: &Ctx, args: &ForceUnlockArgs) -> CmdResult<i32> {
         }
         None => {
             return Err(report::fail(format!(
-                "session `{}` is not locked",
+                "session `{}` is not locked: there is nothing to unlock",
                 ctx.session
             )))
         }

@@ -94,10 +94,10 @@ fn render_svg(dot: &str) -> CmdResult<Vec<u8>> {
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| report::fail(format!("Graphviz `dot` failed: {e}")))?;
+        .map_err(|e| report::fail(format!("`dot` (Graphviz) failed: {e}")))?;
     if !out.status.success() {
         return Err(report::fail(format!(
-            "Graphviz `dot` failed: {}",
+            "`dot` (Graphviz) failed: {}: use `-format dot` and draw it elsewhere",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod capture;
+pub mod console;
 pub mod destroy;
 pub mod exec;
 pub mod fmt;

@@ -141,7 +141,7 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
                 store.location()
             );
             println!(
-                "Use it with `--session {}` or `TG_SESSION={}`.",
+                "Use it with `-session {}` or `TG_SESSION={}`.",
                 s.name, s.name
             );
             Ok(0)

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::addrs::{InstanceAddr, InstanceKey};
+use crate::addrs::InstanceAddr;
 use crate::apply::NoHook;
 use crate::cli::args::StateCommand;
 use crate::cli::commands::show::state_json;
@@ -11,7 +11,7 @@ use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops;
 use crate::plan::spec_attributes;
-use crate::state::{InstanceStatus, Snapshot};
+use crate::state::{moves, InstanceStatus, Snapshot};
 
 pub fn run(ctx: &Ctx, args: &StateCommand) -> i32 {
     match run_inner(ctx, args) {
@@ -70,7 +70,7 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
         }
         StateCommand::Rm { addresses } => {
             if addresses.is_empty() {
-                return Err(report::fail("`tg state rm` needs at least one address"));
+                return Err(report::fail("`tg state rm` needs at least one address: name an instance (`node.edge[0]`) or a resource (`node.edge`); `tg state list` shows them"));
             }
             let addrs = ops::parse_addresses("state rm", addresses).map_err(report::fail)?;
             let _lock = engine::lock_now(&rt, context.clone(), "state rm")?;
@@ -110,82 +110,25 @@ fn run_inner(ctx: &Ctx, args: &StateCommand) -> CmdResult<i32> {
             }
             let locked = engine::lock_now(&rt, context.clone(), "state mv")?;
             let snap = &locked.snapshot;
-            // One instance, or a whole resource (`node.a` -> `node.b` moves
-            // `node.a[0]`, `node.a[1]`... to the same keys).
-            let renames: Vec<(InstanceAddr, InstanceAddr)> = if snap.instances.contains_key(&from) {
-                vec![(from.clone(), to.clone())]
-            } else if from.key == InstanceKey::None && to.key == InstanceKey::None {
-                snap.instances
-                    .keys()
-                    .filter(|a| a.resource == from.resource)
-                    .map(|a| {
-                        (
-                            a.clone(),
-                            InstanceAddr::new(to.kind(), to.name(), a.key.clone()),
-                        )
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let renames = moves::expand(snap, &from, &to);
             if renames.is_empty() {
                 return Err(report::fail(format!(
                     "`{from}` is not recorded in session `{}`: see `tg state list`",
                     ctx.session
                 )));
             }
-            let mut renames = renames;
-            // Packages are addressed with their node: they move with it.
-            let nodes: std::collections::BTreeMap<InstanceAddr, InstanceAddr> =
-                renames.iter().cloned().collect();
-            for a in snap.instances.keys() {
-                if let InstanceKey::Node(n) = &a.key {
-                    if let Some(new) = nodes.get(n.as_ref()) {
-                        renames.push((
-                            a.clone(),
-                            InstanceAddr::new(
-                                a.kind(),
-                                a.name(),
-                                InstanceKey::Node(Box::new(new.clone())),
-                            ),
-                        ));
-                    }
-                }
-            }
-            let map: std::collections::BTreeMap<InstanceAddr, InstanceAddr> =
-                renames.iter().cloned().collect();
-            for (_, new) in &renames {
-                if snap.instances.contains_key(new) && !map.contains_key(new) {
-                    return Err(report::fail(format!(
-                        "`{new}` is already recorded in session `{}`: remove it first (`tg state rm`) or pick another address",
-                        ctx.session
-                    )));
-                }
-            }
-            // What depended on an old address now depends on the new one.
-            let mut moved = snap.clone();
-            moved.instances = snap
-                .instances
-                .values()
-                .map(|r| {
-                    let mut r = r.clone();
-                    if let Some(new) = map.get(&r.address) {
-                        r.address = new.clone();
-                    }
-                    for d in &mut r.dependencies {
-                        if let Some(new) = map.get(d) {
-                            *d = new.clone();
-                        }
-                    }
-                    (r.address.clone(), r)
-                })
-                .collect();
+            let moved = moves::rename(snap, &renames).map_err(|e| {
+                report::fail(format!(
+                    "{e} in session `{}`: remove it first (`tg state rm`) or pick another address",
+                    ctx.session
+                ))
+            })?;
             store
                 .import(ctx.session.as_str(), &moved)
                 .map_err(report::fail)?;
             rt.block_on(locked.release()).map_err(report::fail)?;
-            for (old, new) in &renames {
-                println!("Move \"{old}\" to \"{new}\"");
+            for r in &renames {
+                println!("Move \"{}\" to \"{}\"", r.from, r.to);
             }
             println!(
                 "Successfully moved {} object(s). Nothing was recreated.",

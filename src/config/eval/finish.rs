@@ -75,6 +75,7 @@ impl Evaluator<'_> {
             outputs: std::mem::take(&mut self.outputs),
             state: settings.state,
             platforms: settings.platforms,
+            moves: self.decl.moves.clone(),
             hash,
             sources: self.parsed.sources.clone(),
         }

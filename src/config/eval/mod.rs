@@ -43,12 +43,14 @@ use crate::names;
 use crate::platform::{Interface, NetworkSpec, NodeSpec, PackageSource, PackageSpec, Spec};
 
 mod addresses;
+pub mod console;
 mod cycles;
 mod declare;
 mod expansion;
 mod expressions;
 mod finish;
 mod locals;
+mod moved;
 mod networks;
 mod nodes;
 mod outputs;
@@ -227,6 +229,8 @@ pub(crate) struct Declarations {
     /// locals referred to from anywhere else (see `resolve`).
     local_sites: HashMap<String, usize>,
     locals_used_outside: HashSet<String>,
+    /// The `moved` blocks, checked, in the order they apply.
+    pub(crate) moves: Vec<super::model::Move>,
     pub(crate) diags: Diagnostics,
 }
 
@@ -267,6 +271,7 @@ impl<'p> Checker<'p> {
     pub(crate) fn run(mut self) -> Declarations {
         self.declare();
         self.check_all_references();
+        self.check_moves();
         if !self.decl.diags.has_errors() {
             self.check_cycles();
         }
@@ -406,9 +411,16 @@ impl<'p> Evaluator<'p> {
     /// what depends on it (see `poisoned`), so independent problems are
     /// all reported in one run.
     pub(crate) fn run(mut self) -> Result<(Testbed, Diagnostics), Diagnostics> {
+        let tb = self.run_stages()?;
+        Ok((tb, self.diags))
+    }
+
+    /// [`Self::run`], keeping the evaluator (its values) for more
+    /// expressions: `tg console`. The warnings stay in `diags`.
+    pub(crate) fn run_stages(&mut self) -> Result<Testbed, Diagnostics> {
         if self.parsed.mode != Mode::Full {
             // Only static errors (checked by the caller) can get here.
-            return Err(self.diags);
+            return Err(std::mem::take(&mut self.diags));
         }
         let stages: [fn(&mut Self); 10] = [
             Self::read_limits,
@@ -423,7 +435,7 @@ impl<'p> Evaluator<'p> {
             Self::eval_outputs,
         ];
         for stage in stages {
-            stage(&mut self);
+            stage(self);
             self.close_value();
         }
         let settings = if !self.diags.has_errors() {
@@ -435,11 +447,10 @@ impl<'p> Evaluator<'p> {
         self.scrub_sensitive();
         self.diags.sort();
         if self.diags.has_errors() {
-            return Err(self.diags);
+            return Err(std::mem::take(&mut self.diags));
         }
         let (name, description, settings) = settings.unwrap_or_default();
-        let tb = self.finish(name, description, settings);
-        Ok((tb, self.diags))
+        Ok(self.finish(name, description, settings))
     }
 
     /// Only what [`Settings`] needs: the variables and locals the `state`

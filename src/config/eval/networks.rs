@@ -143,12 +143,9 @@ impl Evaluator<'_> {
         let mut taken: Vec<Ipv4Net> = self.nets.iter().filter_map(|n| n.cidr).collect();
         let mut rest = Vec::new();
         for i in pending {
-            let prior = self
-                .opts
-                .prior
-                .network_cidrs
-                .get(&self.nets[i].addr)
-                .copied();
+            // The prior this evaluation was given (not the options'
+            // default): what the session's state recorded.
+            let prior = self.prior.network_cidrs.get(&self.nets[i].addr).copied();
             match prior.filter(|p| !taken.iter().any(|t| ipam::overlaps(t, p))) {
                 Some(c) => {
                     taken.push(c);

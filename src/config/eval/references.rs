@@ -71,6 +71,10 @@ impl Checker<'_> {
     pub(super) fn check_all_references(&mut self) {
         let blocks = self.blocks;
         for b in blocks.iter() {
+            if b.kind == "moved" {
+                // Addresses, not expressions: see `moved`.
+                continue;
+            }
             for (name, a) in &b.attrs {
                 if name == "depends_on" {
                     self.check_depends_on(b, a);
