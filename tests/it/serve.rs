@@ -35,6 +35,11 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// A server whose catalog has `extra` HCL too.
+    fn start_with(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(
@@ -45,7 +50,7 @@ impl Server {
         std::fs::create_dir_all(p.join("catalog")).unwrap();
         std::fs::write(
             p.join("catalog/profiles.tg.hcl"),
-            "profile \"cdn:basic\" {\n  image = \"host\"\n  labels = { tier = \"cdn\" }\n}\n",
+            format!("profile \"cdn:basic\" {{\n  image = \"host\"\n  labels = {{ tier = \"cdn\" }}\n}}\n{extra}"),
         )
         .unwrap();
         let double = p.join("double");
@@ -96,7 +101,7 @@ impl Server {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, Value) {
-        let (status, body) = self.text(method, path, token, body);
+        let (status, body) = self.text(method, path, token, body, &[]);
         let json = serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body }));
         (status, json)
     }
@@ -109,12 +114,16 @@ impl Server {
         path: &str,
         token: Option<&str>,
         body: Option<&[u8]>,
+        headers: &[(&str, &str)],
     ) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
         if let Some(t) = token {
             req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
             req.push_str(&format!(
@@ -139,10 +148,14 @@ impl Server {
         (status, body.to_string())
     }
 
-    /// A job's server-sent events, read to the end of the stream: the
-    /// `data` of each, in order.
-    fn events(&self, token: &str, id: &str) -> Vec<Value> {
-        let (st, body) = self.text("GET", &format!("/v1/jobs/{id}/events"), Some(token), None);
+    /// A job's server-sent events (after event `after`), read to the end
+    /// of the stream: the `data` of each, in order.
+    fn events(&self, token: &str, id: &str, after: Option<u64>) -> Vec<Value> {
+        let last = after.map(|n| n.to_string());
+        let headers: Vec<(&str, &str)> =
+            last.iter().map(|n| ("last-event-id", n.as_str())).collect();
+        let path = format!("/v1/jobs/{id}/events");
+        let (st, body) = self.text("GET", &path, Some(token), None, &headers);
         assert_eq!(st, 200, "{body}");
         body.lines()
             .filter_map(|l| l.strip_prefix("data: "))
@@ -436,7 +449,7 @@ fn serve_session_life() {
 #[test]
 fn serve_openapi_is_the_kept_document() {
     let s = Server::start();
-    let (st, live) = s.text("GET", "/openapi.json", None, None);
+    let (st, live) = s.text("GET", "/openapi.json", None, None, &[]);
     assert_eq!(st, 200, "{live}");
     let doc: Value = serde_json::from_str(&live).expect("the document is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
@@ -473,7 +486,7 @@ fn serve_job_events() {
     let (st, job) = s.call("POST", "/v1/sessions/ev/nodes", ALICE, Some(json!({})));
     assert_eq!(st, 202, "{job}");
     let id = job["job"]["id"].as_str().unwrap().to_string();
-    let live = s.events(ALICE, &id);
+    let live = s.events(ALICE, &id, None);
     std::fs::remove_file(s.double.join("config.json")).unwrap();
     let kinds: Vec<&str> = live.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.last(), Some(&"done"), "{live:?}");
@@ -495,10 +508,17 @@ fn serve_job_events() {
         (&done["status"], &done["result"]["node"]),
         (&json!("succeeded"), &json!("n1"))
     );
-    // Late: the same stream again.
-    assert_eq!(s.events(ALICE, &id), live);
+    // Late: the same stream again; `last-event-id` resumes after an event.
+    assert_eq!(s.events(ALICE, &id, None), live);
+    assert_eq!(s.events(ALICE, &id, Some(2)), live[2..]);
     // Another user's job is not there for them.
-    let (st, _) = s.text("GET", &format!("/v1/jobs/{id}/events"), Some(BOB), None);
+    let (st, _) = s.text(
+        "GET",
+        &format!("/v1/jobs/{id}/events"),
+        Some(BOB),
+        None,
+        &[],
+    );
     assert_eq!(st, 404);
 
     // A failing job ends with `done` and the error.
@@ -508,7 +528,7 @@ fn serve_job_events() {
         ALICE,
         Some(json!({"image": "windows"})),
     );
-    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap());
+    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap(), None);
     let last = ev.last().unwrap();
     assert_eq!(
         (&last["kind"], &last["job"]["status"]),
@@ -518,7 +538,7 @@ fn serve_job_events() {
     assert!(last["job"]["error"]["message"].is_string(), "{last}");
 
     let (_, job) = s.call("DELETE", "/v1/sessions/ev", ALICE, None);
-    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap());
+    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap(), None);
     assert!(
         ev.iter()
             .any(|e| e["kind"] == "finished" && e["op"] == "delete"),
@@ -607,4 +627,58 @@ fn serve_inventory_and_pool() {
 
     let (_, job) = s.call("DELETE", "/v1/sessions/inv", ALICE, None);
     assert_eq!(s.wait(ALICE, &job)["status"], "succeeded");
+}
+
+/// The pool routes on a catalog with an `ssh` pool: list, quarantine by
+/// name, and release (nothing connects to the hosts).
+#[test]
+fn serve_pool_of_the_catalog() {
+    let s = Server::start_with(
+        "platform \"ssh\" \"lab\" {\n  user = \"root\"\n  host \"h1\" {\n    address = \"127.0.0.9\"\n    labels  = { rack = \"r1\" }\n  }\n  host \"h2\" {\n    address = \"127.0.0.10\"\n    port    = 2222\n  }\n}\n",
+    );
+    let (st, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(st, 200, "{v}");
+    let hosts = v["hosts"].as_array().unwrap();
+    let keys: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["127.0.0.9:22", "127.0.0.10:2222"], "{v}");
+    assert_eq!(
+        (
+            &hosts[0]["pool"],
+            &hosts[0]["name"],
+            &hosts[0]["state"],
+            &hosts[0]["labels"]
+        ),
+        (
+            &json!("lab"),
+            &json!("h1"),
+            &json!("free"),
+            &json!({"rack": "r1"})
+        ),
+        "{v}"
+    );
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h2/quarantine",
+        ROOT,
+        Some(json!({"reason": "disk"})),
+    );
+    assert_eq!(
+        (st, &v),
+        (
+            200,
+            &json!({"host": "127.0.0.10:2222", "state": "quarantined"})
+        )
+    );
+    let (_, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(
+        (&v["hosts"][1]["state"], &v["hosts"][1]["quarantined"]),
+        (&json!("quarantined"), &json!("disk")),
+        "{v}"
+    );
+    let (st, v) = s.call("POST", "/v1/pool/h2/release", ROOT, None);
+    assert_eq!((st, &v["state"]), (200, &json!("free")), "{v}");
+    let (_, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(v["hosts"][1]["state"], "free", "{v}");
+    let (st, v) = s.call("POST", "/v1/pool/h9/release", ROOT, None);
+    assert_eq!((st, code(&v)), (404, "not_found"), "{v}");
 }
