@@ -417,6 +417,41 @@ fn serve_session_life() {
         String::from_utf8_lossy(&out.stdout).contains("alice/life"),
         "{out:?}"
     );
+    // `tg session export` writes the same document (and, into a
+    // directory, the catalog's files beside it).
+    let data = s._dir.path().join("data");
+    let export = |args: &[&str]| {
+        Command::new(tg_bin())
+            .args(["session", "export"])
+            .args(args)
+            .arg("-data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = export(&["alice/life"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), doc, "{out:?}");
+    let to = s._dir.path().join("exported");
+    std::fs::create_dir_all(&to).unwrap();
+    let out = export(&["alice/life", "-o", to.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(to.join("main.tg.hcl")).unwrap(),
+        doc
+    );
+    assert!(to.join("catalog-profiles.tg.hcl").is_file());
+    let out = export(&["alice/nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GET /v1/sessions/alice%2Fnope/testbed"),
+        "{err}"
+    );
+    let out = export(&["life"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected `OWNER/NAME`"),
+        "{out:?}"
+    );
 
     // One change at a time: a slow job makes the second change a 409.
     std::fs::write(s.double.join("config.json"), r#"{"delay_ms": {"*": 1500}}"#).unwrap();
