@@ -92,7 +92,7 @@ def test_wait_false_returns_the_job(client: testgrid.rest.Client) -> None:
         session.close()
 
 
-def test_job_events(client: testgrid.rest.Client) -> None:
+def test_job_events(client: testgrid.rest.Client, bob: testgrid.rest.Client) -> None:
     session = client.open_session("events")
     try:
         job = session.allocate_node(image="host", wait=False)
@@ -106,6 +106,9 @@ def test_job_events(client: testgrid.rest.Client) -> None:
         assert job.status == "succeeded" and job.result["node"] == "n1"
         # a late client gets the whole stream again
         assert [e["kind"] for e in job.events()] == kinds
+        with pytest.raises(testgrid.ApiError) as e:
+            list(testgrid.rest.Job(bob, {"id": job.id}).events())
+        assert e.value.status == 404
         failing = session.allocate_node(image="windows", wait=False)
         last = list(failing.events())[-1]
         assert last["kind"] == "done" and last["job"]["status"] == "failed"

@@ -8,7 +8,7 @@ import os
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Union
 
 import httpx
 
@@ -363,7 +363,7 @@ class Client:
         return dict(self._request("POST", f"/v1/pool/{_quote(host)}/release"))
 
 
-def _raise(r: httpx.Response) -> None:
+def _raise(r: httpx.Response) -> NoReturn:
     """Raise the `ApiError` of an error response."""
     try:
         err = r.json()["error"]
