@@ -18,6 +18,7 @@ import testgrid
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab"}
+ADMIN = ("root", "root-token-0123456789ab")
 CATALOG = """
 profile "cdn:basic" {
   image  = "host"
@@ -36,7 +37,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
-    (tmp / "tokens").write_text("".join(f"{t} {u}\n" for u, t in TOKENS.items()))
+    (tmp / "tokens").write_text(
+        "".join(f"{t} {u}\n" for u, t in TOKENS.items()) + f"{ADMIN[1]} {ADMIN[0]} admin\n"
+    )
     (tmp / "catalog").mkdir()
     (tmp / "catalog" / "profiles.tg.hcl").write_text(CATALOG)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TG_")}
@@ -84,5 +87,12 @@ def client(server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[testgrid.re
 @pytest.fixture
 def bob(server: str) -> Iterator[testgrid.rest.Client]:
     c = testgrid.rest.Client(url=server, token=TOKENS["bob"])
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def admin(server: str) -> Iterator[testgrid.rest.Client]:
+    c = testgrid.rest.Client(url=server, token=ADMIN[1])
     yield c
     c.close()

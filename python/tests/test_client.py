@@ -90,3 +90,55 @@ def test_wait_false_returns_the_job(client: testgrid.rest.Client) -> None:
         assert session.nodes == []
     finally:
         session.close()
+
+
+def test_job_events(client: testgrid.rest.Client, bob: testgrid.rest.Client) -> None:
+    session = client.open_session("events")
+    try:
+        job = session.allocate_node(image="host", wait=False)
+        events = list(job.events())
+        kinds = [e["kind"] for e in events]
+        assert kinds[-1] == "done", kinds
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        started = [e for e in events if e["kind"] == "started"]
+        assert any(e["address"] == "node.n1" and e["op"] == "create" for e in started)
+        assert "finished" in kinds
+        assert job.status == "succeeded" and job.result["node"] == "n1"
+        # a late client gets the whole stream again
+        assert [e["kind"] for e in job.events()] == kinds
+        with pytest.raises(testgrid.ApiError) as e:
+            list(testgrid.rest.Job(bob, {"id": job.id}).events())
+        assert e.value.status == 404
+        failing = session.allocate_node(image="windows", wait=False)
+        last = list(failing.events())[-1]
+        assert last["kind"] == "done" and last["job"]["status"] == "failed"
+        assert failing.status == "failed"
+    finally:
+        session.close()
+
+
+def test_inventory_and_pool(
+    client: testgrid.rest.Client, admin: testgrid.rest.Client
+) -> None:
+    session = client.open_session("inv")
+    try:
+        assert session.inventory() == {"all": {"hosts": {}, "children": {}}}
+        session.allocate_node(image="host", labels={"role": "web"})
+        inv = session.inventory()
+        assert list(inv["all"]["hosts"]) == ["n1"]
+        assert inv["all"]["hosts"]["n1"]["tg_labels"] == {"role": "web"}
+        assert "role_web" in inv["all"]["children"]
+        script = session.inventory(format="script")
+        assert "n1" in script["_meta"]["hostvars"]
+        with pytest.raises(testgrid.ApiError) as e:
+            session.inventory(format="ini")
+        assert e.value.status == 400
+        with pytest.raises(testgrid.ApiError) as e:
+            client.pool()
+        assert e.value.status == 403 and e.value.code == "forbidden"
+        assert admin.pool() == []  # the test catalog has no ssh pool
+        with pytest.raises(testgrid.ApiError) as e:
+            admin.quarantine("nohost", "broken disk")
+        assert e.value.status == 404
+    finally:
+        session.close()

@@ -443,6 +443,17 @@ pub enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a `tg serve` session's testbed (`OWNER/NAME`), to review and re-apply.
+    Export {
+        name: String,
+        /// Write the document to FILE (default: stdout); an existing directory
+        /// gets the document and the catalog's files.
+        #[arg(short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The server's data dir (its `-data-dir`).
+        #[arg(long = "data-dir", value_name = "DIR", default_value = ".tg/serve")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

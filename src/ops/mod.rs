@@ -22,6 +22,7 @@
 mod capture;
 mod exec;
 mod inventory;
+pub mod pool;
 mod session;
 mod ssh_args;
 pub mod ssh_files;

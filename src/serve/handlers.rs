@@ -1,11 +1,12 @@
-//! The routes: request and response shapes, who may see what, and the
-//! jobs that change sessions (edit the model, write the document, plan and
-//! apply through [`crate::ops`]).
+//! The routes: who may see what, and what each answers (the shapes are in
+//! `wire`; each handler's `#[utoipa::path]` is its entry in the OpenAPI
+//! document, see `openapi`).
 //!
 //! A session in a path is `NAME` (the caller's own) or `OWNER/NAME`
 //! percent-encoded (`alice%2Fhw`); another user's session is a 403 unless
 //! the caller is an admin. Not here: tokens (`auth`), the document
-//! (`model`).
+//! (`model`), what jobs do (`run`), job events (`events`), the inventory
+//! and pool routes (`admin`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,24 +19,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::auth::User;
 use super::error::{ApiError, ApiResult};
+use super::jobs::Job;
 use super::model::{self, NodeModel, PackageModel, SessionModel};
-use super::App;
+use super::run::{accepted, blocking, change, ops_error, save, spawn_job};
+use super::wire::*;
+use super::{run, App};
 use crate::names::SessionName;
 use crate::ops::{self, OpsError};
 use crate::platform::Spec;
-use crate::state::StateError;
 
-type AppState = State<Arc<App>>;
-type Body<T> = Result<Json<T>, JsonRejection>;
-type Params<T> = Result<Path<T>, PathRejection>;
+pub(super) type AppState = State<Arc<App>>;
+pub(super) type Body<T> = Result<Json<T>, JsonRejection>;
+pub(super) type Params<T> = Result<Path<T>, PathRejection>;
 
-/// How long a job waits for a session lock the CLI holds.
-const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Longest command run through `exec`.
 const MAX_EXEC: Duration = Duration::from_secs(3600);
 
@@ -61,7 +61,16 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::delete(undeploy),
         )
         .route("/v1/packages/{name}/{version}", get(check_package))
+        .route("/v1/sessions/{s}/inventory", get(super::admin::inventory))
+        .route("/v1/pool", get(super::admin::pool_list))
+        .route(
+            "/v1/pool/{host}/quarantine",
+            post(super::admin::pool_quarantine),
+        )
+        .route("/v1/pool/{host}/release", post(super::admin::pool_release))
         .route("/v1/jobs/{id}", get(show_job))
+        .route("/v1/jobs/{id}/events", get(super::events::job_events))
+        .route("/openapi.json", get(super::openapi::serve_document))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -74,14 +83,19 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The server answers.
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses((status = 200, body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 // ---------------------------------------------------------------- sessions
 
 /// The session a caller names: `NAME` (their own) or `OWNER/NAME`.
-fn resolve(user: &User, given: &str) -> ApiResult<SessionName> {
+pub(super) fn resolve(user: &User, given: &str) -> ApiResult<SessionName> {
     let parsed = SessionName::parse(given).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid session name `{}`: {e}",
@@ -98,7 +112,7 @@ fn resolve(user: &User, given: &str) -> ApiResult<SessionName> {
 }
 
 /// The model of an existing session.
-fn existing(app: &App, session: &SessionName) -> ApiResult<SessionModel> {
+pub(super) fn existing(app: &App, session: &SessionName) -> ApiResult<SessionModel> {
     model::load(&app.session_dir(session))?.ok_or_else(|| {
         ApiError::not_found(format!(
             "no session `{session}`: open it first (`POST /v1/sessions`)"
@@ -106,13 +120,15 @@ fn existing(app: &App, session: &SessionName) -> ApiResult<SessionModel> {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OpenRequest {
-    name: String,
-}
-
-async fn open_session(
+/// Open a session of the caller: new (201) or reopened (200).
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = OpenRequest,
+    responses(
+        (status = 201, description = "opened", body = SessionView),
+        (status = 200, description = "reopened", body = SessionView),
+        (status = 400, description = "invalid name or body", body = ErrorBody),
+        (status = 403, description = "another user's session", body = ErrorBody),
+        (status = 409, description = "busy with a job", body = ErrorBody)))]
+pub(super) async fn open_session(
     State(app): AppState,
     user: User,
     body: Body<OpenRequest>,
@@ -139,7 +155,13 @@ async fn open_session(
     Ok((StatusCode::CREATED, Json(session_view(&app, &m).await?)).into_response())
 }
 
-async fn list_sessions(State(app): AppState, user: User) -> ApiResult<Json<Value>> {
+/// The caller's sessions (every session for admins).
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    responses((status = 200, body = SessionList)))]
+pub(super) async fn list_sessions(
+    State(app): AppState,
+    user: User,
+) -> ApiResult<Json<SessionList>> {
     let mut out = Vec::new();
     for (owner, name) in model::list(&app.config.data_dir) {
         if owner != user.name && !user.admin {
@@ -147,24 +169,29 @@ async fn list_sessions(State(app): AppState, user: User) -> ApiResult<Json<Value
         }
         let dir = model::session_dir(&app.config.data_dir, &owner, &name);
         if let Some(m) = model::load(&dir)? {
-            out.push(json!({
-                "name": m.name,
-                "owner": m.owner,
-                "platform": m.platform,
-                "created": m.created,
-                "nodes": m.nodes.len(),
-                "job": app.jobs.running(&m.name),
-            }));
+            out.push(SessionSummary {
+                nodes: m.nodes.len(),
+                job: app.jobs.running(&m.name),
+                name: m.name,
+                owner: m.owner,
+                platform: m.platform,
+                created: m.created,
+            });
         }
     }
-    Ok(Json(json!({ "sessions": out })))
+    Ok(Json(SessionList { sessions: out }))
 }
 
-async fn show_session(
+/// A session with its nodes and packages.
+#[utoipa::path(get, path = "/v1/sessions/{s}", tag = "sessions", params(SessionParam),
+    responses((status = 200, body = SessionView),
+        (status = 403, description = "another user's session", body = ErrorBody),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn show_session(
     State(app): AppState,
     user: User,
     path: Params<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SessionView>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
     let m = existing(&app, &session)?;
@@ -173,23 +200,34 @@ async fn show_session(
 
 /// The session's testbed: its document and the catalog's files it uses,
 /// to review and re-apply with the CLI.
-async fn export_testbed(
+#[utoipa::path(get, path = "/v1/sessions/{s}/testbed", tag = "sessions", params(SessionParam),
+    responses((status = 200, body = Testbed),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn export_testbed(
     State(app): AppState,
     user: User,
     path: Params<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Testbed>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
     let m = existing(&app, &session)?;
-    let mut files = serde_json::Map::new();
-    files.insert(model::DOCUMENT.into(), json!(m.render()));
+    let mut files = BTreeMap::new();
+    files.insert(model::DOCUMENT.to_string(), m.render());
     for (name, text) in &app.catalog_files {
-        files.insert(format!("catalog-{name}"), json!(text));
+        files.insert(format!("catalog-{name}"), text.clone());
     }
-    Ok(Json(json!({ "session": m.name, "files": files })))
+    Ok(Json(Testbed {
+        session: m.name,
+        files,
+    }))
 }
 
-async fn close_session(
+/// Job `close`: destroy everything of the session, end it, remove its folder.
+#[utoipa::path(delete, path = "/v1/sessions/{s}", tag = "sessions", params(SessionParam),
+    responses((status = 202, body = JobAccepted),
+        (status = 404, description = "no such session", body = ErrorBody),
+        (status = 409, description = "busy with a job", body = ErrorBody)))]
+pub(super) async fn close_session(
     State(app): AppState,
     user: User,
     path: Params<String>,
@@ -200,58 +238,30 @@ async fn close_session(
     let job = app.jobs.start(session.as_str(), &user.name, "close")?;
     let (app2, id) = (app.clone(), job.id.clone());
     spawn_job(move || async move {
-        let result = close_job(&app2, &session, &user.name).await;
+        let result = run::close_job(&app2, &session, &user.name, &id).await;
         app2.jobs.finish(&id, result);
     });
     Ok(accepted(job))
 }
 
-async fn close_job(app: &App, session: &SessionName, user: &str) -> ApiResult<Value> {
-    let dir = app.session_dir(session);
-    let ws = app.workspace(&dir, user);
-    let context = app.context(&ws, session).await.map_err(ops_error)?;
-    let store = context.store.clone();
-    let planned = ops::plan_destroy_from_state(context, &Default::default(), LOCK_WAIT)
-        .await
-        .map_err(ops_error)?;
-    let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
-    let released = planned.locked.release().await;
-    let report = report.map_err(ops_error)?;
-    released.map_err(ops_error)?;
-    if !report.success() {
-        return Err(apply_failed(&report));
-    }
-    let name = session.as_str().to_string();
-    blocking(move || {
-        if store.get_session(&name)?.is_some() {
-            store.delete_session(&name)?;
-        }
-        Ok(())
-    })
-    .await?;
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("cannot remove the session folder: {e}")))?;
-    Ok(json!({ "destroyed": report.destroyed }))
-}
-
 /// A session as the API shows it.
-async fn session_view(app: &App, m: &SessionModel) -> ApiResult<Value> {
+async fn session_view(app: &App, m: &SessionModel) -> ApiResult<SessionView> {
     let nodes = node_views(app, m).await?;
-    Ok(json!({
-        "name": m.name,
-        "owner": m.owner,
-        "platform": m.platform,
-        "created": m.created,
-        "nodes": nodes,
-        "packages": m.packages,
-        "job": app.jobs.running(&m.name),
-    }))
+    Ok(SessionView {
+        name: m.name.clone(),
+        owner: m.owner.clone(),
+        platform: m.platform.clone(),
+        created: m.created.clone(),
+        nodes,
+        packages: m.packages.clone(),
+        job: app.jobs.running(&m.name),
+    })
 }
 
 // ------------------------------------------------------------------- nodes
 
 /// Each node of the model with what state records of it.
-async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<Value>> {
+async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<NodeView>> {
     let snap = read_state(app, m).await?;
     let mut out = Vec::new();
     for (name, n) in &m.nodes {
@@ -261,7 +271,10 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<Value>> {
             .and_then(|s| s.instances.values().find(|r| r.address.to_string() == addr));
         let (state, address, labels) = match rec {
             Some(r) => {
-                let state = serde_json::to_value(r.status).unwrap_or(Value::Null);
+                let state = serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 match &r.spec {
                     Spec::Node(spec) => (
                         state,
@@ -271,27 +284,35 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<Value>> {
                     _ => (state, None, n.labels.clone()),
                 }
             }
-            None => (json!("pending"), None, n.labels.clone()),
+            None => ("pending".to_string(), None, n.labels.clone()),
         };
-        out.push(json!({
-            "name": name,
-            "hostname": name,
-            "state": state,
-            "address": address,
-            "image": n.image,
-            "profile": n.profile,
-            "labels": labels,
-            "packages": m.packages.iter()
+        out.push(NodeView {
+            name: name.clone(),
+            hostname: name.clone(),
+            state,
+            address,
+            image: n.image.clone(),
+            profile: n.profile.clone(),
+            labels,
+            packages: m
+                .packages
+                .iter()
                 .filter(|(_, p)| p.nodes.iter().any(|x| x == name))
-                .map(|(k, p)| json!({ "name": k, "version": p.version }))
-                .collect::<Vec<_>>(),
-        }));
+                .map(|(k, p)| NodePackage {
+                    name: k.clone(),
+                    version: p.version.clone(),
+                })
+                .collect(),
+        });
     }
     Ok(out)
 }
 
 /// The session's state (`None`: nothing applied yet).
-async fn read_state(app: &App, m: &SessionModel) -> ApiResult<Option<crate::state::Snapshot>> {
+pub(super) async fn read_state(
+    app: &App,
+    m: &SessionModel,
+) -> ApiResult<Option<crate::state::Snapshot>> {
     let store = app.store.clone();
     let name = m.name.clone();
     blocking(move || {
@@ -303,27 +324,13 @@ async fn read_state(app: &App, m: &SessionModel) -> ApiResult<Option<crate::stat
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllocateRequest {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    image: Option<String>,
-    /// The original TestGrid's spelling of `image`.
-    #[serde(default)]
-    is_image: Option<String>,
-    #[serde(default)]
-    profile: Option<String>,
-    #[serde(default)]
-    cpus: Option<u32>,
-    #[serde(default)]
-    memory: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-async fn allocate_node(
+/// Job `allocate_node`: add a node; `result.node` names it.
+#[utoipa::path(post, path = "/v1/sessions/{s}/nodes", tag = "nodes", params(SessionParam),
+    request_body = AllocateRequest,
+    responses((status = 202, body = JobAccepted),
+        (status = 400, description = "invalid values or `unknown_profile`", body = ErrorBody),
+        (status = 409, description = "busy, or the node `exists`", body = ErrorBody)))]
+pub(super) async fn allocate_node(
     State(app): AppState,
     user: User,
     path: Params<String>,
@@ -384,29 +391,40 @@ fn check_profile(app: &App, p: &str) -> ApiResult<()> {
     ))
 }
 
-async fn list_nodes(
+/// The session's nodes with their state.
+#[utoipa::path(get, path = "/v1/sessions/{s}/nodes", tag = "nodes", params(SessionParam),
+    responses((status = 200, body = NodeList),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn list_nodes(
     State(app): AppState,
     user: User,
     path: Params<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NodeList>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
     let m = existing(&app, &session)?;
-    Ok(Json(json!({ "nodes": node_views(&app, &m).await? })))
+    Ok(Json(NodeList {
+        nodes: node_views(&app, &m).await?,
+    }))
 }
 
-async fn show_node(
+/// One node with its state.
+#[utoipa::path(get, path = "/v1/sessions/{s}/nodes/{n}", tag = "nodes",
+    params(SessionParam, NodeParam),
+    responses((status = 200, body = NodeView),
+        (status = 404, description = "no such session or node", body = ErrorBody)))]
+pub(super) async fn show_node(
     State(app): AppState,
     user: User,
     path: Params<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NodeView>> {
     let Path((s, n)) = path?;
     let session = resolve(&user, &s)?;
     let m = existing(&app, &session)?;
     node_views(&app, &m)
         .await?
         .into_iter()
-        .find(|v| v["name"] == n.as_str())
+        .find(|v| v.name == n)
         .map(Json)
         .ok_or_else(|| no_node(&session, &n))
 }
@@ -418,7 +436,13 @@ fn no_node(session: &SessionName, n: &str) -> ApiError {
     ))
 }
 
-async fn release_node(
+/// Job `release_node`: remove a node (its packages go with it).
+#[utoipa::path(delete, path = "/v1/sessions/{s}/nodes/{n}", tag = "nodes",
+    params(SessionParam, NodeParam),
+    responses((status = 202, body = JobAccepted),
+        (status = 404, description = "no such session or node", body = ErrorBody),
+        (status = 409, description = "busy with a job", body = ErrorBody)))]
+pub(super) async fn release_node(
     State(app): AppState,
     user: User,
     path: Params<(String, String)>,
@@ -438,28 +462,19 @@ async fn release_node(
     })
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Command {
-    Shell(String),
-    Argv(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExecRequest {
-    command: Command,
-    /// Seconds; the command is ended after it (returncode 124).
-    #[serde(default)]
-    timeout: Option<f64>,
-}
-
-async fn exec(
+/// Run a command on a node: its status and output (`base64` when not UTF-8).
+#[utoipa::path(post, path = "/v1/sessions/{s}/nodes/{n}/exec", tag = "nodes",
+    params(SessionParam, NodeParam), request_body = ExecRequest,
+    responses((status = 200, body = ExecResponse),
+        (status = 400, description = "empty command, bad timeout", body = ErrorBody),
+        (status = 404, description = "no such session or node", body = ErrorBody),
+        (status = 409, description = "`not_up`: the node is not made yet", body = ErrorBody)))]
+pub(super) async fn exec(
     State(app): AppState,
     user: User,
     path: Params<(String, String)>,
     body: Body<ExecRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExecResponse>> {
     let Path((s, n)) = path?;
     let Json(req) = body?;
     let session = resolve(&user, &s)?;
@@ -521,14 +536,14 @@ async fn exec(
     };
     let (stdout, out_enc) = encode(r.stdout);
     let (stderr, err_enc) = encode(r.stderr);
-    Ok(Json(json!({
-        "returncode": code,
-        "timed_out": r.timed_out,
-        "stdout": stdout,
-        "stdout_encoding": out_enc,
-        "stderr": stderr,
-        "stderr_encoding": err_enc,
-    })))
+    Ok(Json(ExecResponse {
+        returncode: code,
+        timed_out: r.timed_out,
+        stdout,
+        stdout_encoding: out_enc.into(),
+        stderr,
+        stderr_encoding: err_enc.into(),
+    }))
 }
 
 fn not_up(n: &str) -> ApiError {
@@ -552,32 +567,37 @@ fn encode(bytes: Vec<u8>) -> (String, &'static str) {
 
 // ---------------------------------------------------------------- packages
 
-async fn check_package(
+/// Is a Debian package version installable (the server's apt sources).
+#[utoipa::path(get, path = "/v1/packages/{name}/{version}", tag = "packages",
+    params(("name" = String, Path, description = "a Debian package name"),
+        ("version" = String, Path, description = "a Debian version")),
+    responses((status = 200, body = PackageCheck),
+        (status = 400, description = "invalid name or version", body = ErrorBody),
+        (status = 404, description = "`no_such_package`, `no_such_version` (lists the installable versions)", body = ErrorBody)))]
+pub(super) async fn check_package(
     State(app): AppState,
     _user: User,
     path: Params<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PackageCheck>> {
     let Path((name, version)) = path?;
     model::check_package(&name, &version)?;
     let versions = app.config.versions.check(&name, &version).await?;
-    Ok(Json(json!({
-        "name": name,
-        "version": version,
-        "installable": true,
-        "versions": versions,
-    })))
+    Ok(Json(PackageCheck {
+        name,
+        version,
+        installable: true,
+        versions,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployRequest {
-    name: String,
-    version: String,
-    #[serde(default)]
-    node: Option<String>,
-}
-
-async fn deploy(
+/// Job `deploy`: install a package version on a node (none given: on a new node).
+#[utoipa::path(post, path = "/v1/sessions/{s}/packages", tag = "packages", params(SessionParam),
+    request_body = DeployRequest,
+    responses((status = 202, body = JobAccepted),
+        (status = 400, description = "invalid name or version", body = ErrorBody),
+        (status = 404, description = "no such session, node, package or version", body = ErrorBody),
+        (status = 409, description = "busy, or `version_conflict`", body = ErrorBody)))]
+pub(super) async fn deploy(
     State(app): AppState,
     user: User,
     path: Params<String>,
@@ -639,14 +659,13 @@ async fn deploy(
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UndeployQuery {
-    #[serde(default)]
-    node: Option<String>,
-}
-
-async fn undeploy(
+/// Job `undeploy`: remove a package (from one node with `?node=`).
+#[utoipa::path(delete, path = "/v1/sessions/{s}/packages/{p}", tag = "packages",
+    params(SessionParam, ("p" = String, Path, description = "the package name"), UndeployQuery),
+    responses((status = 202, body = JobAccepted),
+        (status = 404, description = "the package is not deployed (on that node)", body = ErrorBody),
+        (status = 409, description = "busy with a job", body = ErrorBody)))]
+pub(super) async fn undeploy(
     State(app): AppState,
     user: User,
     path: Params<(String, String)>,
@@ -682,184 +701,26 @@ async fn undeploy(
 
 // -------------------------------------------------------------------- jobs
 
-async fn show_job(
+/// A job of the caller (any job for admins).
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(JobParam),
+    responses((status = 200, body = Job),
+        (status = 404, description = "no such job (or another user's)", body = ErrorBody)))]
+pub(super) async fn show_job(
     State(app): AppState,
     user: User,
     path: Params<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Job>> {
     let Path(id) = path?;
-    match app.jobs.get(&id) {
-        Some(j) if j.owner == user.name || user.admin => {
-            Ok(Json(serde_json::to_value(j).unwrap_or(Value::Null)))
-        }
+    visible_job(&app, &user, &id).map(Json)
+}
+
+/// Job `id` when `user` may see it (else a 404).
+pub(super) fn visible_job(app: &App, user: &User, id: &str) -> ApiResult<Job> {
+    match app.jobs.get(id) {
+        Some(j) if j.owner == user.name || user.admin => Ok(j),
         _ => Err(ApiError::not_found(format!(
             "no job `{}`",
             id.escape_debug()
         ))),
     }
-}
-
-fn accepted(job: super::jobs::Job) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response()
-}
-
-/// Change a session: take its job slot (409 when busy), edit its model
-/// with `edit` (a refusal frees the slot and changes nothing), write the
-/// document, and plan and apply it in the background. A document that
-/// does not plan is put back as it was.
-fn change(
-    app: &Arc<App>,
-    user: &User,
-    session: &SessionName,
-    kind: &str,
-    edit: impl FnOnce(&mut SessionModel) -> ApiResult<Value>,
-) -> ApiResult<Response> {
-    let dir = app.session_dir(session);
-    let job = app.jobs.start(session.as_str(), &user.name, kind)?;
-    let prepared = (|| -> ApiResult<(SessionModel, Value)> {
-        let before = existing(app, session)?;
-        let mut after = before.clone();
-        let result = edit(&mut after)?;
-        save(app, &dir, &after)?;
-        Ok((before, result))
-    })();
-    let (before, result) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            app.jobs.finish(&job.id, Err(e.clone()));
-            return Err(e);
-        }
-    };
-    let (app2, id, session, user_name) = (
-        app.clone(),
-        job.id.clone(),
-        session.clone(),
-        user.name.clone(),
-    );
-    spawn_job(move || async move {
-        let outcome = apply_job(&app2, &session, &user_name).await;
-        let outcome = match outcome {
-            Ok(report) => {
-                let mut r = result;
-                if let Value::Object(o) = &mut r {
-                    o.insert("apply".into(), report);
-                }
-                Ok(r)
-            }
-            Err((e, planned)) => {
-                if !planned {
-                    let _ = save(&app2, &app2.session_dir(&session), &before);
-                }
-                Err(e)
-            }
-        };
-        app2.jobs.finish(&id, outcome);
-    });
-    Ok(accepted(job))
-}
-
-/// Plan and apply a session's document. The error says whether the plan
-/// was made (a failure after that leaves the document as it is: state
-/// records what was done).
-async fn apply_job(
-    app: &App,
-    session: &SessionName,
-    user: &str,
-) -> Result<Value, (ApiError, bool)> {
-    let ws = app.workspace(&app.session_dir(session), user);
-    let context = app
-        .context(&ws, session)
-        .await
-        .map_err(|e| (ops_error(e), false))?;
-    let planned = ops::plan_context(&ws, context, &Default::default(), "apply", LOCK_WAIT)
-        .await
-        .map_err(|e| (ops_error(e), false))?;
-    let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
-    let released = planned.locked.release().await;
-    let report = report.map_err(|e| (ops_error(e), true))?;
-    released.map_err(|e| (ops_error(e), true))?;
-    if !report.success() {
-        return Err((apply_failed(&report), true));
-    }
-    Ok(json!({
-        "added": report.added,
-        "changed": report.changed,
-        "destroyed": report.destroyed,
-    }))
-}
-
-fn apply_failed(report: &crate::apply::ApplyReport) -> ApiError {
-    let mut parts: Vec<String> = report
-        .failed
-        .iter()
-        .map(|f| format!("{}: {}", f.address, f.message))
-        .collect();
-    if let Some(e) = &report.state_error {
-        parts.push(format!("state: {e}"));
-    }
-    if parts.is_empty() {
-        parts.push("the apply did not finish".into());
-    }
-    ApiError::new(StatusCode::CONFLICT, "apply_failed", parts.join("; "))
-}
-
-/// Write a session's model and document, with the catalog's files beside.
-fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiResult<()> {
-    for (name, text) in &app.catalog_files {
-        let path = dir.join(format!("catalog-{name}"));
-        std::fs::write(&path, text)
-            .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))?;
-    }
-    model::save(dir, m)
-}
-
-/// An operation's error as the API shows it.
-fn ops_error(e: OpsError) -> ApiError {
-    match e {
-        OpsError::State(s) => match *s {
-            StateError::Locked { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "locked", s.to_string())
-            }
-            StateError::NoSuchSession(_) => ApiError::not_found(s.to_string()),
-            other => ApiError::internal(other.to_string()),
-        },
-        OpsError::Load(l) | OpsError::Plan(l) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_testbed",
-            crate::diagnostics::render_all(&l.diagnostics, &l.sources),
-        ),
-        OpsError::Diagnostics(d) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_testbed",
-            d.iter()
-                .map(|x| x.summary.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        other => ApiError::new(StatusCode::CONFLICT, "failed", other.to_string()),
-    }
-}
-
-/// Run a job in the background. `ops::apply`'s future holds the session
-/// lock by reference and the lock is not `Sync`, so the future is not
-/// `Send`: it runs on a blocking thread of its own, driven by the server's
-/// runtime.
-fn spawn_job<F, Fut>(make: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    let handle = tokio::runtime::Handle::current();
-    // The future is made on the thread that runs it.
-    tokio::task::spawn_blocking(move || handle.block_on(make()));
-}
-
-/// Run store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("the state read stopped unexpectedly: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))
 }

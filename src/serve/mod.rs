@@ -11,15 +11,20 @@
 //!
 //! What the server is given comes in [`Config`]: the platform drivers, the
 //! data dir, the catalog; nothing here reads the process environment (the
-//! CLI's `serve` command does). Not here: the routes' HTTP shapes
-//! (`handlers`), tokens (`auth`).
+//! CLI's `serve` command does). Not here: the routes (`handlers`, `admin`,
+//! `events`), their HTTP shapes (`wire`, `openapi`), tokens (`auth`).
 
+pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod jobs;
 pub mod model;
+pub mod openapi;
 pub mod packages;
+pub mod run;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -43,7 +43,7 @@ pub struct NodeModel {
 }
 
 /// One package of a session and the nodes it is on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageModel {
     pub version: String,
     pub nodes: Vec<String>,

@@ -1,6 +1,8 @@
 //! `tg serve` through HTTP: the real binary on an ephemeral port with the
 //! test-double platform; auth (401/403), bad input (400/413), one change
-//! at a time (409), and a session's life (open, allocate, exec, close).
+//! at a time (409), and a session's life (open, allocate, exec, close);
+//! the OpenAPI document (the same bytes as `schemas/openapi.json`), job
+//! events (server-sent), the inventory and the admin-only pool routes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -14,6 +16,7 @@ use crate::support::tg_bin;
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
+const ROOT: &str = "root-token-0123456789ab";
 
 /// A running `tg serve`; killed on drop.
 struct Server {
@@ -32,17 +35,22 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// A server whose catalog has `extra` HCL too.
+    fn start_with(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(
             p.join("tokens"),
-            format!("# test\n{ALICE} alice\n{BOB} bob\n"),
+            format!("# test\n{ALICE} alice\n{BOB} bob\n{ROOT} root admin\n"),
         )
         .unwrap();
         std::fs::create_dir_all(p.join("catalog")).unwrap();
         std::fs::write(
             p.join("catalog/profiles.tg.hcl"),
-            "profile \"cdn:basic\" {\n  image = \"host\"\n  labels = { tier = \"cdn\" }\n}\n",
+            format!("profile \"cdn:basic\" {{\n  image = \"host\"\n  labels = {{ tier = \"cdn\" }}\n}}\n{extra}"),
         )
         .unwrap();
         let double = p.join("double");
@@ -93,11 +101,29 @@ impl Server {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, Value) {
+        let (status, body) = self.text(method, path, token, body, &[]);
+        let json = serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body }));
+        (status, json)
+    }
+
+    /// One request: status and the body as text (as sent: a chunked
+    /// body keeps its chunk lines).
+    fn text(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
         if let Some(t) = token {
             req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
             req.push_str(&format!(
@@ -119,8 +145,22 @@ impl Server {
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no status in {text:?}"));
         let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-        let json = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
-        (status, json)
+        (status, body.to_string())
+    }
+
+    /// A job's server-sent events (after event `after`), read to the end
+    /// of the stream: the `data` of each, in order.
+    fn events(&self, token: &str, id: &str, after: Option<u64>) -> Vec<Value> {
+        let last = after.map(|n| n.to_string());
+        let headers: Vec<(&str, &str)> =
+            last.iter().map(|n| ("last-event-id", n.as_str())).collect();
+        let path = format!("/v1/jobs/{id}/events");
+        let (st, body) = self.text("GET", &path, Some(token), None, &headers);
+        assert_eq!(st, 200, "{body}");
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+            .collect()
     }
 
     fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -377,6 +417,41 @@ fn serve_session_life() {
         String::from_utf8_lossy(&out.stdout).contains("alice/life"),
         "{out:?}"
     );
+    // `tg session export` writes the same document (and, into a
+    // directory, the catalog's files beside it).
+    let data = s._dir.path().join("data");
+    let export = |args: &[&str]| {
+        Command::new(tg_bin())
+            .args(["session", "export"])
+            .args(args)
+            .arg("-data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = export(&["alice/life"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), doc, "{out:?}");
+    let to = s._dir.path().join("exported");
+    std::fs::create_dir_all(&to).unwrap();
+    let out = export(&["alice/life", "-o", to.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(to.join("main.tg.hcl")).unwrap(),
+        doc
+    );
+    assert!(to.join("catalog-profiles.tg.hcl").is_file());
+    let out = export(&["alice/nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GET /v1/sessions/alice%2Fnope/testbed"),
+        "{err}"
+    );
+    let out = export(&["life"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected `OWNER/NAME`"),
+        "{out:?}"
+    );
 
     // One change at a time: a slow job makes the second change a 409.
     std::fs::write(s.double.join("config.json"), r#"{"delay_ms": {"*": 1500}}"#).unwrap();
@@ -402,4 +477,243 @@ fn serve_session_life() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "objects left: {left:?}");
+}
+
+/// The live document is `schemas/openapi.json`, byte for byte; with
+/// `UPDATE_SCHEMAS=1` the test rewrites the file instead.
+#[test]
+fn serve_openapi_is_the_kept_document() {
+    let s = Server::start();
+    let (st, live) = s.text("GET", "/openapi.json", None, None, &[]);
+    assert_eq!(st, 200, "{live}");
+    let doc: Value = serde_json::from_str(&live).expect("the document is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/openapi.json");
+    if std::env::var_os("UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &live).unwrap();
+        return;
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        kept == live,
+        "`schemas/openapi.json` is not the document `tg serve` serves at /openapi.json: \
+         regenerate it with `UPDATE_SCHEMAS=1 cargo test --test it serve_openapi` and review the diff"
+    );
+    // Every route the server answers is in it.
+    for p in [
+        "/v1/sessions/{s}/inventory",
+        "/v1/jobs/{id}/events",
+        "/v1/pool",
+        "/v1/pool/{host}/release",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} is not documented");
+    }
+}
+
+#[test]
+fn serve_job_events() {
+    let s = Server::start();
+    let (st, _) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "ev"})));
+    assert_eq!(st, 201);
+    // A client connecting while the job runs gets what happened so far,
+    // then the rest, up to `done`.
+    std::fs::write(s.double.join("config.json"), r#"{"delay_ms": {"*": 500}}"#).unwrap();
+    let (st, job) = s.call("POST", "/v1/sessions/ev/nodes", ALICE, Some(json!({})));
+    assert_eq!(st, 202, "{job}");
+    let id = job["job"]["id"].as_str().unwrap().to_string();
+    let live = s.events(ALICE, &id, None);
+    std::fs::remove_file(s.double.join("config.json")).unwrap();
+    let kinds: Vec<&str> = live.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.last(), Some(&"done"), "{live:?}");
+    let seqs: Vec<u64> = live.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=live.len() as u64).collect::<Vec<_>>());
+    for (kind, addr) in [
+        ("started", "network.net"),
+        ("started", "node.n1"),
+        ("finished", "node.n1"),
+    ] {
+        assert!(
+            live.iter()
+                .any(|e| e["kind"] == kind && e["address"] == addr),
+            "no `{kind}` of `{addr}` in {live:?}"
+        );
+    }
+    let done = &live.last().unwrap()["job"];
+    assert_eq!(
+        (&done["status"], &done["result"]["node"]),
+        (&json!("succeeded"), &json!("n1"))
+    );
+    // Late: the same stream again; `last-event-id` resumes after an event.
+    assert_eq!(s.events(ALICE, &id, None), live);
+    assert_eq!(s.events(ALICE, &id, Some(2)), live[2..]);
+    // Another user's job is not there for them.
+    let (st, _) = s.text(
+        "GET",
+        &format!("/v1/jobs/{id}/events"),
+        Some(BOB),
+        None,
+        &[],
+    );
+    assert_eq!(st, 404);
+
+    // A failing job ends with `done` and the error.
+    let (_, job) = s.call(
+        "POST",
+        "/v1/sessions/ev/nodes",
+        ALICE,
+        Some(json!({"image": "windows"})),
+    );
+    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap(), None);
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["job"]["status"]),
+        (&json!("done"), &json!("failed")),
+        "{ev:?}"
+    );
+    assert!(last["job"]["error"]["message"].is_string(), "{last}");
+
+    let (_, job) = s.call("DELETE", "/v1/sessions/ev", ALICE, None);
+    let ev = s.events(ALICE, job["job"]["id"].as_str().unwrap(), None);
+    assert!(
+        ev.iter()
+            .any(|e| e["kind"] == "finished" && e["op"] == "delete"),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn serve_inventory_and_pool() {
+    let s = Server::start();
+    s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "inv"})));
+    let (st, v) = s.call("GET", "/v1/sessions/inv/inventory", ALICE, None);
+    assert_eq!(
+        (st, &v),
+        (200, &json!({"all": {"hosts": {}, "children": {}}}))
+    );
+    let (_, job) = s.call(
+        "POST",
+        "/v1/sessions/inv/nodes",
+        ALICE,
+        Some(json!({"profile": "cdn:basic"})),
+    );
+    assert_eq!(s.wait(ALICE, &job)["status"], "succeeded");
+    let (st, v) = s.call("GET", "/v1/sessions/inv/inventory", ALICE, None);
+    assert_eq!(st, 200, "{v}");
+    let host = &v["all"]["hosts"]["n1"];
+    assert!(host["ansible_host"].is_string(), "{v}");
+    assert_eq!(host["tg_labels"], json!({"tier": "cdn"}), "{v}");
+    assert!(
+        v["all"]["children"]["tier_cdn"]["hosts"]
+            .get("n1")
+            .is_some(),
+        "{v}"
+    );
+    let (_, v) = s.call(
+        "GET",
+        "/v1/sessions/inv/inventory?format=script",
+        ALICE,
+        None,
+    );
+    assert!(v["_meta"]["hostvars"]["n1"].is_object(), "{v}");
+    let (st, v) = s.call("GET", "/v1/sessions/inv/inventory?format=ini", ALICE, None);
+    assert_eq!((st, code(&v)), (400, "bad_request"));
+    let (st, _) = s.call("GET", "/v1/sessions/alice%2Finv/inventory", BOB, None);
+    assert_eq!(st, 403);
+
+    // The pool routes are for admins; the test catalog declares no pool.
+    for (method, path, body) in [
+        ("GET", "/v1/pool", None),
+        (
+            "POST",
+            "/v1/pool/h1/quarantine",
+            Some(json!({"reason": "disk"})),
+        ),
+        ("POST", "/v1/pool/h1/release", None),
+    ] {
+        let (st, v) = s.call(method, path, ALICE, body);
+        assert_eq!((st, code(&v)), (403, "forbidden"), "{path}: {v}");
+    }
+    let (st, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!((st, &v), (200, &json!({"hosts": []})));
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h1/quarantine",
+        ROOT,
+        Some(json!({"reason": "disk"})),
+    );
+    assert_eq!((st, code(&v)), (404, "not_found"), "{v}");
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h1/quarantine",
+        ROOT,
+        Some(json!({"reason": " "})),
+    );
+    assert_eq!((st, code(&v)), (400, "bad_request"), "{v}");
+    // An `address:port` is a lease key even when no pool names it.
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/127.0.0.9:22/quarantine",
+        ROOT,
+        Some(json!({"reason": "disk"})),
+    );
+    assert_eq!((st, &v["state"]), (200, &json!("quarantined")), "{v}");
+    let (st, v) = s.call("POST", "/v1/pool/127.0.0.9:22/release", ROOT, None);
+    assert_eq!((st, &v["state"]), (200, &json!("free")), "{v}");
+
+    let (_, job) = s.call("DELETE", "/v1/sessions/inv", ALICE, None);
+    assert_eq!(s.wait(ALICE, &job)["status"], "succeeded");
+}
+
+/// The pool routes on a catalog with an `ssh` pool: list, quarantine by
+/// name, and release (nothing connects to the hosts).
+#[test]
+fn serve_pool_of_the_catalog() {
+    let s = Server::start_with(
+        "platform \"ssh\" \"lab\" {\n  user = \"root\"\n  host \"h1\" {\n    address = \"127.0.0.9\"\n    labels  = { rack = \"r1\" }\n  }\n  host \"h2\" {\n    address = \"127.0.0.10\"\n    port    = 2222\n  }\n}\n",
+    );
+    let (st, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(st, 200, "{v}");
+    let hosts = v["hosts"].as_array().unwrap();
+    let keys: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["127.0.0.9:22", "127.0.0.10:2222"], "{v}");
+    assert_eq!(
+        (
+            &hosts[0]["pool"],
+            &hosts[0]["name"],
+            &hosts[0]["state"],
+            &hosts[0]["labels"]
+        ),
+        (
+            &json!("lab"),
+            &json!("h1"),
+            &json!("free"),
+            &json!({"rack": "r1"})
+        ),
+        "{v}"
+    );
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h2/quarantine",
+        ROOT,
+        Some(json!({"reason": "disk"})),
+    );
+    assert_eq!(
+        (st, &v),
+        (
+            200,
+            &json!({"host": "127.0.0.10:2222", "state": "quarantined"})
+        )
+    );
+    let (_, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(
+        (&v["hosts"][1]["state"], &v["hosts"][1]["quarantined"]),
+        (&json!("quarantined"), &json!("disk")),
+        "{v}"
+    );
+    let (st, v) = s.call("POST", "/v1/pool/h2/release", ROOT, None);
+    assert_eq!((st, &v["state"]), (200, &json!("free")), "{v}");
+    let (_, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(v["hosts"][1]["state"], "free", "{v}");
+    let (st, v) = s.call("POST", "/v1/pool/h9/release", ROOT, None);
+    assert_eq!((st, code(&v)), (404, "not_found"), "{v}");
 }

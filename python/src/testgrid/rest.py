@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json as jsonlib
 import os
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Union
 
 import httpx
 
@@ -63,6 +64,33 @@ class Job:
     def refresh(self) -> "Job":
         self.data = self._client._request("GET", f"/v1/jobs/{_quote(self.id)}")
         return self
+
+    def events(self) -> Iterator[Dict[str, Any]]:
+        """The job's progress as it happens (server-sent events): every event
+        so far, then the rest, each a dict with `seq`, `kind` (`started`,
+        `finished`, `failed`, `skipped`, `done`) and `address`, `op`,
+        `elapsed_ms`, `message` as they apply. The last is `done`, whose
+        `job` (the final document) this job then holds."""
+        path = f"/v1/jobs/{_quote(self.id)}/events"
+        with self._client._http.stream("GET", path) as r:
+            if r.status_code >= 400:
+                r.read()
+                _raise(r)
+            data: List[str] = []
+            for line in r.iter_lines():
+                if line == "":
+                    if data:
+                        event: Dict[str, Any] = jsonlib.loads("\n".join(data))
+                        data = []
+                        if event.get("kind") == "done" and isinstance(event.get("job"), dict):
+                            self.data = event["job"]
+                        yield event
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                if name == "data":
+                    data.append(value[1:] if value.startswith(" ") else value)
 
     def wait(self, timeout: float = 600.0, interval: float = 0.1) -> "Job":
         """Wait until the job ends; raise `JobError` when it failed."""
@@ -244,6 +272,13 @@ class Session:
         r = self.client._request("GET", self._path() + "/testbed")
         return {str(k): str(v) for k, v in r["files"].items()}
 
+    def inventory(self, format: str = "json") -> Dict[str, Any]:
+        """The session's Ansible inventory: the static document
+        (`tg output inventory -format json`), or with `format="script"` the
+        dynamic-inventory `--list` answer."""
+        r = self.client._request("GET", f"{self._path()}/inventory?format={_quote(format)}")
+        return dict(r)
+
     def close(self, wait: bool = True) -> Job:
         """Destroy everything of the session and end it."""
         job = self._job("DELETE", self._path())
@@ -286,11 +321,7 @@ class Client:
     def _request(self, method: str, path: str, json: Optional[Dict[str, Any]] = None) -> Any:
         r = self._http.request(method, path, json=json)
         if r.status_code >= 400:
-            try:
-                err = r.json()["error"]
-                raise ApiError(r.status_code, str(err["code"]), str(err["message"]))
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(r.status_code, "http", r.text) from None
+            _raise(r)
         return r.json()
 
     def healthy(self) -> bool:
@@ -318,3 +349,25 @@ class Client:
 
     def job(self, job_id: str) -> Job:
         return Job(self, {"id": job_id, "status": "running"}).refresh()
+
+    def pool(self) -> List[Dict[str, Any]]:
+        """The hosts of the server's `ssh` pools with their leases (admins only)."""
+        return list(self._request("GET", "/v1/pool")["hosts"])
+
+    def quarantine(self, host: str, reason: str) -> Dict[str, Any]:
+        """Take a pool host out of placement (admins only)."""
+        return dict(self._request("POST", f"/v1/pool/{_quote(host)}/quarantine", json={"reason": reason}))
+
+    def release_host(self, host: str) -> Dict[str, Any]:
+        """Free a pool host: end its quarantine or lease (admins only)."""
+        return dict(self._request("POST", f"/v1/pool/{_quote(host)}/release"))
+
+
+def _raise(r: httpx.Response) -> NoReturn:
+    """Raise the `ApiError` of an error response."""
+    try:
+        err = r.json()["error"]
+        code, message = str(err["code"]), str(err["message"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(r.status_code, "http", r.text) from None
+    raise ApiError(r.status_code, code, message)

@@ -8,7 +8,7 @@ use crate::cli::args::PoolCommand;
 use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
-use crate::config::model::PoolHost;
+use crate::ops::pool::{self, PoolEntry};
 use crate::state::{Lease, StateStore};
 
 pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
 }
 
 /// Every host of every `ssh` pool of the testbed: (pool, host, key).
-fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<(String, PoolHost, String)>> {
+fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<PoolEntry>> {
     let ws = engine::workspace(
         ctx,
         &Default::default(),
@@ -32,41 +32,12 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<(String, PoolHost, String)>> {
                 e.diagnostics.error_count()
             ))
         })?;
-    Ok(settings
-        .platforms
-        .iter()
-        .filter(|p| p.driver == "ssh")
-        .flat_map(|p| {
-            let port = p
-                .attributes
-                .get("port")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(22);
-            p.hosts.iter().map(move |h| {
-                let key = format!("{}:{}", h.address, h.port.map_or(port, u64::from));
-                (p.name.clone(), h.clone(), key)
-            })
-        })
-        .collect())
+    Ok(pool::hosts(&settings))
 }
 
 /// The lease key of `host` (a host name or `address:port`).
-fn key_of(hosts: &[(String, PoolHost, String)], host: &str) -> CmdResult<String> {
-    let found: Vec<&String> = hosts
-        .iter()
-        .filter(|(_, h, k)| h.name == host || k == host || h.address == host)
-        .map(|(_, _, k)| k)
-        .collect();
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] if host.contains(':') => Ok(host.to_string()),
-        [] => Err(report::fail(format!(
-            "no pool host `{host}`: `tg pool list` shows the hosts (a name, or `address:port`)"
-        ))),
-        _ => Err(report::fail(format!(
-            "`{host}` names several pool hosts: give `address:port`"
-        ))),
-    }
+fn key_of(hosts: &[PoolEntry], host: &str) -> CmdResult<String> {
+    pool::key_of(hosts, host).map_err(report::fail)
 }
 
 fn status(l: Option<&Lease>) -> String {
@@ -136,11 +107,7 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
     }
 }
 
-fn list(
-    hosts: &[(String, PoolHost, String)],
-    store: &dyn StateStore,
-    as_json: bool,
-) -> CmdResult<i32> {
+fn list(hosts: &[PoolEntry], store: &dyn StateStore, as_json: bool) -> CmdResult<i32> {
     let rows = store.leases().map_err(report::fail)?;
     let find = |k: &str| rows.iter().find(|r| r.host == k);
     if as_json {
@@ -152,11 +119,7 @@ fn list(
                     "pool": pool,
                     "name": h.name,
                     "host": key,
-                    "state": match l {
-                        Some(Lease { quarantined: Some(_), .. }) => "quarantined",
-                        Some(Lease { session: Some(_), .. }) => "leased",
-                        _ => "free",
-                    },
+                    "state": pool::state(l),
                     "session": l.and_then(|l| l.session.clone()),
                     "since": l.and_then(|l| l.since.clone()),
                     "quarantined": l.and_then(|l| l.quarantined.clone()),

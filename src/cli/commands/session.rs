@@ -1,4 +1,4 @@
-//! `tg session list | new | delete | show`.
+//! `tg session list | new | delete | show | export`.
 
 use serde_json::json;
 
@@ -88,7 +88,81 @@ fn destroy_session(ctx: &Ctx, name: &SessionName, auto_approve: bool) -> CmdResu
     Ok(())
 }
 
+/// `tg session export OWNER/NAME [-o FILE]`: the testbed a `tg serve`
+/// session's folder holds (under the server's data dir).
+fn export(
+    ctx: &Ctx,
+    name: &str,
+    out: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> CmdResult<i32> {
+    use crate::serve::model;
+    let session = check_name(name)?;
+    let Some(owner) = session.owner() else {
+        return Err(report::fail(format!(
+            "`{name}` is not a `tg serve` session: expected `OWNER/NAME` (`tg session list` shows them)"
+        )));
+    };
+    let data = ctx.env.resolve(data_dir);
+    let dir = model::session_dir(&data, owner, session.short());
+    if !dir.join(model::MODEL).is_file() {
+        return Err(report::fail(format!(
+            "no `tg serve` session `{session}` in `{}`: give `-data-dir` the server's data dir, or fetch the testbed over the API (`GET /v1/sessions/{}/testbed`, `session.export()` in Python)",
+            data.display(),
+            session.as_str().replace('/', "%2F")
+        )));
+    }
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path)
+            .map_err(|e| report::fail(format!("cannot read `{}`: {e}", path.display())))
+    };
+    let write = |path: &std::path::Path, text: &str| {
+        std::fs::write(path, text)
+            .map_err(|e| report::fail(format!("cannot write `{}`: {e}", path.display())))
+    };
+    let doc = read(model::DOCUMENT)?;
+    match out {
+        None => print!("{doc}"),
+        Some(o) => {
+            let o = ctx.env.resolve(o);
+            if !o.is_dir() {
+                write(&o, &doc)?;
+                return Ok(0);
+            }
+            let mut files = vec![model::DOCUMENT.to_string()];
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| report::fail(format!("cannot read `{}`: {e}", dir.display())))?;
+            let mut catalog: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|f| f.starts_with("catalog-") && f.ends_with(".tg.hcl"))
+                .collect();
+            catalog.sort();
+            files.extend(catalog);
+            for f in &files {
+                write(&o.join(f), &read(f)?)?;
+            }
+            eprintln!(
+                "Wrote {} to {}: review it, then `tg -chdir {} plan`.",
+                files.join(", "),
+                o.display(),
+                o.display()
+            );
+        }
+    }
+    Ok(0)
+}
+
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
+    if let SessionCommand::Export {
+        name,
+        out,
+        data_dir,
+    } = args
+    {
+        return export(ctx, name, out.as_deref(), data_dir);
+    }
     // A refused name touches nothing, not even the state store.
     match args {
         SessionCommand::New { name } | SessionCommand::Delete { name, .. } => {
@@ -103,6 +177,12 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
     }
     let store = engine::store(ctx)?;
     match args {
+        // Handled above: it reads the server's data dir, not the store.
+        SessionCommand::Export {
+            name,
+            out,
+            data_dir,
+        } => export(ctx, name, out.as_deref(), data_dir),
         SessionCommand::List { json } => {
             let list = store.list_sessions().map_err(report::fail)?;
             if *json {

@@ -1,0 +1,213 @@
+//! The inventory of a session (`GET /v1/sessions/{s}/inventory`, what
+//! `tg output inventory` prints) and the admin-only pool routes (what
+//! `tg pool list/quarantine/release` do, on the `ssh` pools of the
+//! server's catalog).
+//!
+//! Not here: the inventory itself (`ops::inventory`), the pools' hosts
+//! (`ops::pool`), leases (the state store).
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+
+use super::auth::User;
+use super::error::{ApiError, ApiResult};
+use super::handlers::{existing, read_state, resolve, AppState, Body, Params};
+use super::run::blocking;
+use super::wire::*;
+use super::App;
+use crate::ops::pool::{self, PoolEntry};
+use crate::ops::{self, InventoryOptions, SshReach};
+
+type InventoryParams = Result<Query<InventoryQuery>, axum::extract::rejection::QueryRejection>;
+
+/// The session's Ansible inventory: the static document (`tg output
+/// inventory -format json`) or, with `?format=script`, the
+/// dynamic-inventory `--list` answer. Hosts are the nodes made so far.
+#[utoipa::path(get, path = "/v1/sessions/{s}/inventory", tag = "sessions",
+    params(SessionParam, InventoryQuery),
+    responses((status = 200, body = Inventory),
+        (status = 400, description = "unknown format", body = ErrorBody),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn inventory(
+    State(app): AppState,
+    user: User,
+    path: Params<String>,
+    query: InventoryParams,
+) -> ApiResult<Json<Inventory>> {
+    let Path(s) = path?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let session = resolve(&user, &s)?;
+    let m = existing(&app, &session)?;
+    let snap = read_state(&app, &m).await?.unwrap_or_default();
+    let dir = app.session_dir(&session);
+    let ssh = ops::session_ssh_dir(&dir, session.as_str());
+    let (kh, key) = (ssh.join("known_hosts"), ssh.join("id_ed25519"));
+    let opts = InventoryOptions {
+        reach: SshReach {
+            tg_exe: std::env::current_exe()
+                .ok()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .unwrap_or_else(|| "tg".into()),
+            testbed_dir: dir,
+            session: session.to_string(),
+            known_hosts: kh.is_file().then_some(kh),
+        },
+        private_key: key.is_file().then_some(key),
+    };
+    let inv = ops::inventory(&snap, &opts).map_err(|e| ApiError::internal(e.to_string()))?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(Inventory(inv.static_doc()))),
+        Some("script") => Ok(Json(Inventory(inv.script_json()))),
+        Some(f) => Err(ApiError::bad_request(format!(
+            "unknown inventory format `{}`: expected `json` or `script`",
+            f.escape_debug()
+        ))),
+    }
+}
+
+/// Admins only: everyone else gets a 403.
+fn admin(user: &User) -> ApiResult<()> {
+    if user.admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "the pool routes are for admins: user `{}` is not one (`TOKEN USER admin` in the token file)",
+            user.name
+        )))
+    }
+}
+
+/// The hosts of the catalog's `ssh` pools (none without a catalog).
+async fn catalog_hosts(app: &App, user: &User) -> ApiResult<Vec<PoolEntry>> {
+    let Some(dir) = app.config.catalog.clone() else {
+        return Ok(Vec::new());
+    };
+    let opts = app
+        .workspace(&dir, &user.name)
+        .load_options(Default::default());
+    let settings = tokio::task::spawn_blocking(move || crate::config::load_settings(&opts))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the catalog stopped: {e}")))?
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "the catalog does not load ({} error(s)): run `tg validate` in it",
+                e.diagnostics.error_count()
+            ))
+        })?;
+    Ok(pool::hosts(&settings))
+}
+
+/// The lease key of `host`, a 404 when no pool has it.
+async fn key(app: &App, user: &User, host: &str) -> ApiResult<String> {
+    let hosts = catalog_hosts(app, user).await?;
+    pool::key_of(&hosts, host).map_err(ApiError::not_found)
+}
+
+/// The pools' hosts and their leases (`tg pool list -json`).
+#[utoipa::path(get, path = "/v1/pool", tag = "pool",
+    responses((status = 200, body = PoolList),
+        (status = 403, description = "not an admin", body = ErrorBody)))]
+pub(super) async fn pool_list(State(app): AppState, user: User) -> ApiResult<Json<PoolList>> {
+    admin(&user)?;
+    let hosts = catalog_hosts(&app, &user).await?;
+    let store = app.store.clone();
+    let rows = blocking(move || store.leases()).await?;
+    let hosts = hosts
+        .into_iter()
+        .map(|(pool, h, key)| {
+            let l = rows.iter().find(|r| r.host == key);
+            PoolHost {
+                pool,
+                state: pool::state(l).into(),
+                session: l.and_then(|l| l.session.clone()),
+                since: l.and_then(|l| l.since.clone()),
+                quarantined: l.and_then(|l| l.quarantined.clone()),
+                name: h.name,
+                host: key,
+                profile: h.profile,
+                image: h.image,
+                labels: h.labels,
+                cpus: h.cpus,
+                memory_mib: h.memory_mib,
+            }
+        })
+        .collect();
+    Ok(Json(PoolList { hosts }))
+}
+
+/// Take a host out of placement (`tg pool quarantine HOST -reason TEXT`).
+#[utoipa::path(post, path = "/v1/pool/{host}/quarantine", tag = "pool",
+    params(HostParam), request_body = QuarantineRequest,
+    responses((status = 200, body = PoolChanged),
+        (status = 400, description = "empty reason", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such pool host", body = ErrorBody)))]
+pub(super) async fn pool_quarantine(
+    State(app): AppState,
+    user: User,
+    path: Params<String>,
+    body: Body<QuarantineRequest>,
+) -> ApiResult<Json<PoolChanged>> {
+    admin(&user)?;
+    let Path(host) = path?;
+    let Json(req) = body?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "`reason` is empty: say why the host is out of placement",
+        ));
+    }
+    let key = key(&app, &user, &host).await?;
+    let (store, k) = (app.store.clone(), key.clone());
+    blocking(move || store.quarantine_host(&k, &req.reason)).await?;
+    Ok(Json(PoolChanged {
+        host: key,
+        state: "quarantined".into(),
+    }))
+}
+
+/// Free a host: end its quarantine or its lease (`tg pool release HOST
+/// -force`; a host whose session holds its lock is a 409).
+#[utoipa::path(post, path = "/v1/pool/{host}/release", tag = "pool", params(HostParam),
+    responses((status = 200, body = PoolChanged),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such pool host", body = ErrorBody),
+        (status = 409, description = "`locked`: the leasing session holds its lock", body = ErrorBody)))]
+pub(super) async fn pool_release(
+    State(app): AppState,
+    user: User,
+    path: Params<String>,
+) -> ApiResult<Json<PoolChanged>> {
+    admin(&user)?;
+    let Path(host) = path?;
+    let key = key(&app, &user, &host).await?;
+    let (store, k) = (app.store.clone(), key.clone());
+    let held = blocking(move || {
+        let rows = store.leases()?;
+        let Some(row) = rows.into_iter().find(|r| r.host == k) else {
+            return Ok(None);
+        };
+        if let Some(s) = &row.session {
+            if let Some(h) = store.lock_holder(s)? {
+                return Ok(Some(format!(
+                    "host {k} is leased by session `{s}`, whose lock is held ({} by {}@{} pid {}): let it finish, or destroy it",
+                    h.operation, h.user, h.host, h.pid
+                )));
+            }
+        }
+        store.free_host(&k)?;
+        Ok(None)
+    })
+    .await?;
+    if let Some(why) = held {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "locked",
+            why,
+        ));
+    }
+    Ok(Json(PoolChanged {
+        host: key,
+        state: "free".into(),
+    }))
+}

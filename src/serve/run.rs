@@ -1,0 +1,237 @@
+//! What a job does: edit a session's model, write its document, plan and
+//! apply it through [`crate::ops`] in the background, with the engine's
+//! progress going to the job's events ([`super::jobs::Progress`]).
+//!
+//! Not here: the job table and the one-change-per-session rule (`jobs`),
+//! the routes (`handlers`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::User;
+use super::error::{ApiError, ApiResult};
+use super::handlers::existing;
+use super::model::{self, SessionModel};
+use super::wire::JobAccepted;
+use super::App;
+use crate::names::SessionName;
+use crate::ops::{self, OpsError, Workspace};
+use crate::state::StateError;
+
+/// How long a job waits for a session lock the CLI holds.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The workspace of a job: the session's folder, with the engine's
+/// progress going to the job's events.
+fn job_workspace(app: &App, session: &SessionName, user: &str, job: &str) -> Workspace {
+    let mut ws = app.workspace(&app.session_dir(session), user);
+    if let Some(p) = app.jobs.progress(job) {
+        ws.hook = Arc::new(super::jobs::ProgressHook(p));
+    }
+    ws
+}
+
+/// Destroy everything of a session, end it and remove its folder.
+pub(super) async fn close_job(
+    app: &App,
+    session: &SessionName,
+    user: &str,
+    job: &str,
+) -> ApiResult<Value> {
+    let dir = app.session_dir(session);
+    let ws = job_workspace(app, session, user, job);
+    let context = app.context(&ws, session).await.map_err(ops_error)?;
+    let store = context.store.clone();
+    let planned = ops::plan_destroy_from_state(context, &Default::default(), LOCK_WAIT)
+        .await
+        .map_err(ops_error)?;
+    let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
+    let released = planned.locked.release().await;
+    let report = report.map_err(ops_error)?;
+    released.map_err(ops_error)?;
+    if !report.success() {
+        return Err(apply_failed(&report));
+    }
+    let name = session.as_str().to_string();
+    blocking(move || {
+        if store.get_session(&name)?.is_some() {
+            store.delete_session(&name)?;
+        }
+        Ok(())
+    })
+    .await?;
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("cannot remove the session folder: {e}")))?;
+    Ok(json!({ "destroyed": report.destroyed }))
+}
+
+pub(super) fn accepted(job: super::jobs::Job) -> Response {
+    (StatusCode::ACCEPTED, Json(JobAccepted { job })).into_response()
+}
+
+/// Change a session: take its job slot (409 when busy), edit its model
+/// with `edit` (a refusal frees the slot and changes nothing), write the
+/// document, and plan and apply it in the background. A document that
+/// does not plan is put back as it was.
+pub(super) fn change(
+    app: &Arc<App>,
+    user: &User,
+    session: &SessionName,
+    kind: &str,
+    edit: impl FnOnce(&mut SessionModel) -> ApiResult<Value>,
+) -> ApiResult<Response> {
+    let dir = app.session_dir(session);
+    let job = app.jobs.start(session.as_str(), &user.name, kind)?;
+    let prepared = (|| -> ApiResult<(SessionModel, Value)> {
+        let before = existing(app, session)?;
+        let mut after = before.clone();
+        let result = edit(&mut after)?;
+        save(app, &dir, &after)?;
+        Ok((before, result))
+    })();
+    let (before, result) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            app.jobs.finish(&job.id, Err(e.clone()));
+            return Err(e);
+        }
+    };
+    let (app2, id, session, user_name) = (
+        app.clone(),
+        job.id.clone(),
+        session.clone(),
+        user.name.clone(),
+    );
+    spawn_job(move || async move {
+        let outcome = apply_job(&app2, &session, &user_name, &id).await;
+        let outcome = match outcome {
+            Ok(report) => {
+                let mut r = result;
+                if let Value::Object(o) = &mut r {
+                    o.insert("apply".into(), report);
+                }
+                Ok(r)
+            }
+            Err((e, planned)) => {
+                if !planned {
+                    let _ = save(&app2, &app2.session_dir(&session), &before);
+                }
+                Err(e)
+            }
+        };
+        app2.jobs.finish(&id, outcome);
+    });
+    Ok(accepted(job))
+}
+
+/// Plan and apply a session's document. The error says whether the plan
+/// was made (a failure after that leaves the document as it is: state
+/// records what was done).
+async fn apply_job(
+    app: &App,
+    session: &SessionName,
+    user: &str,
+    job: &str,
+) -> Result<Value, (ApiError, bool)> {
+    let ws = job_workspace(app, session, user, job);
+    let context = app
+        .context(&ws, session)
+        .await
+        .map_err(|e| (ops_error(e), false))?;
+    let planned = ops::plan_context(&ws, context, &Default::default(), "apply", LOCK_WAIT)
+        .await
+        .map_err(|e| (ops_error(e), false))?;
+    let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
+    let released = planned.locked.release().await;
+    let report = report.map_err(|e| (ops_error(e), true))?;
+    released.map_err(|e| (ops_error(e), true))?;
+    if !report.success() {
+        return Err((apply_failed(&report), true));
+    }
+    Ok(json!({
+        "added": report.added,
+        "changed": report.changed,
+        "destroyed": report.destroyed,
+    }))
+}
+
+fn apply_failed(report: &crate::apply::ApplyReport) -> ApiError {
+    let mut parts: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| format!("{}: {}", f.address, f.message))
+        .collect();
+    if let Some(e) = &report.state_error {
+        parts.push(format!("state: {e}"));
+    }
+    if parts.is_empty() {
+        parts.push("the apply did not finish".into());
+    }
+    ApiError::new(StatusCode::CONFLICT, "apply_failed", parts.join("; "))
+}
+
+/// Write a session's model and document, with the catalog's files beside.
+pub(super) fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiResult<()> {
+    for (name, text) in &app.catalog_files {
+        let path = dir.join(format!("catalog-{name}"));
+        std::fs::write(&path, text)
+            .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    model::save(dir, m)
+}
+
+/// An operation's error as the API shows it.
+pub(super) fn ops_error(e: OpsError) -> ApiError {
+    match e {
+        OpsError::State(s) => match *s {
+            StateError::Locked { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "locked", s.to_string())
+            }
+            StateError::NoSuchSession(_) => ApiError::not_found(s.to_string()),
+            other => ApiError::internal(other.to_string()),
+        },
+        OpsError::Load(l) | OpsError::Plan(l) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_testbed",
+            crate::diagnostics::render_all(&l.diagnostics, &l.sources),
+        ),
+        OpsError::Diagnostics(d) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_testbed",
+            d.iter()
+                .map(|x| x.summary.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => ApiError::new(StatusCode::CONFLICT, "failed", other.to_string()),
+    }
+}
+
+/// Run a job in the background. `ops::apply`'s future holds the session
+/// lock by reference and the lock is not `Sync`, so the future is not
+/// `Send`: it runs on a blocking thread of its own, driven by the server's
+/// runtime.
+pub(super) fn spawn_job<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let handle = tokio::runtime::Handle::current();
+    // The future is made on the thread that runs it.
+    tokio::task::spawn_blocking(move || handle.block_on(make()));
+}
+
+/// Run store work off the async threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the state read stopped unexpectedly: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
