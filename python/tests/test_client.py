@@ -23,6 +23,7 @@ def test_the_issue_example(client: testgrid.rest.Client) -> None:
     out = [node.execute("uname") for node in session]
     assert len(out) == 2
     for o in out:
+        assert isinstance(o, str)
         assert o.endswith(": sh -c uname") if DOUBLE else o == "Linux"
     assert all(n.address for n in session.nodes)
     files = session.export()
