@@ -27,3 +27,4 @@ pub mod plan;
 pub mod platform;
 pub mod serve;
 pub mod state;
+pub mod units;

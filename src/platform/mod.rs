@@ -21,9 +21,11 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use impairment::{Check, Impairment, WaitFor};
 pub use tokio_util::sync::CancellationToken as Cancel;
 
 pub mod factory;
+pub mod impairment;
 pub mod netns;
 pub mod registry;
 pub mod ssh;
@@ -63,6 +65,10 @@ pub struct Interface {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
+    /// What the link suffers (`impair`): the network's, overridden by the
+    /// node's. Applied outside the node, so it is part of the link.
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impair: Impairment,
 }
 
 /// A node as the plan resolved it.
@@ -101,6 +107,10 @@ pub struct NodeSettings {
     /// `pids = N`: at most N processes and threads in the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+    /// `wait_for { ... }`: checks that must pass before the node counts
+    /// as created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_for: Vec<WaitFor>,
 }
 
 /// Where a package comes from.
@@ -123,6 +133,10 @@ pub struct PackageSpec {
     pub source: PackageSource,
     /// The node's hostname.
     pub node: String,
+    /// `wait_for { ... }`: checks that must pass before the package
+    /// counts as installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_for: Vec<WaitFor>,
 }
 
 /// Any resolved spec.

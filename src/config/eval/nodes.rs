@@ -379,6 +379,8 @@ impl Evaluator<'_> {
         let node_settings = crate::platform::NodeSettings {
             privileged: self.eval_bool(ab, "privileged", &rep).unwrap_or(false),
             pids: self.eval_pids(ab, &rep),
+            wait_for: self.eval_wait_for(ab, &rep),
+            ..Default::default()
         };
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());
@@ -392,6 +394,12 @@ impl Evaluator<'_> {
                 .unwrap_or(ab.span.clone());
             self.check_platform_name(p, span);
         }
+        let networks = self.nodes[i].networks.clone();
+        let own_impairs = self.eval_node_impairs(ab, &rep, &networks);
+        let impairs: Vec<_> = networks
+            .iter()
+            .map(|&net| self.link_impairment(net, &own_impairs))
+            .collect();
         let n = &self.nodes[i];
         let interfaces: Vec<Interface> = n
             .networks
@@ -400,6 +408,7 @@ impl Evaluator<'_> {
             .map(|(slot, &net)| {
                 let cidr = self.nets[net].cidr.unwrap_or_default();
                 Interface {
+                    impair: impairs[slot],
                     network: self.nets[net].host.clone(),
                     address: n.addresses[slot],
                     prefix_len: cidr.prefix_len(),
