@@ -23,6 +23,7 @@
 //! - `cgroup`: cpu, memory and pids limits, device rules.
 //! - `exec`: running a command inside a node (streamed, pty, signals).
 //! - `package`: installing packages inside a node's sandbox.
+//! - `impair`: tc qdiscs on the router side of a node's links (`impair`).
 //!
 //! `nat = true` gives a network egress through an uplink from the router
 //! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
@@ -38,6 +39,7 @@ pub mod driver;
 pub mod exec;
 pub mod files;
 pub mod image;
+pub mod impair;
 pub mod init;
 pub mod locks;
 pub mod names;
@@ -366,6 +368,7 @@ impl NetnsPlatform {
         let result = {
             let _p = trace.phase("links");
             self.plug(&lock, &sid, &created, spec, &veths, &[])
+                .and_then(|()| self.impair_links(&sid, spec, &veths, None))
         };
         if let Err(e) = result {
             // Leave nothing half made behind.
@@ -423,6 +426,42 @@ impl NetnsPlatform {
                 "node `{}` ended while it was being linked to its networks",
                 spec.hostname
             )));
+        }
+        Ok(())
+    }
+
+    /// Give each link of the node its impairment (`veths`: router-side
+    /// ends, in interface order). With `changed = Some((before, kept))`
+    /// only links that are new or whose impairment changed are touched.
+    fn impair_links(
+        &self,
+        sid: &str,
+        spec: &NodeSpec,
+        veths: &[String],
+        changed: Option<(&NodeSpec, &[usize])>,
+    ) -> PlatformResult<()> {
+        for (i, (iface, veth)) in spec.interfaces.iter().zip(veths).enumerate() {
+            let todo = match changed {
+                None => iface.impair.has_effect(),
+                Some((before, kept)) => {
+                    !kept.contains(&i)
+                        && iface.impair.has_effect()
+                        || kept.contains(&i)
+                            && before.interfaces.get(i).map(|b| b.impair) != Some(iface.impair)
+                }
+            };
+            if todo {
+                impair::apply(&self.options.run_dir, sid, veth, &iface.impair).map_err(|e| {
+                    let e = PlatformError::from(e);
+                    PlatformError {
+                        message: format!(
+                            "node `{}`, its link to network `{}`: {}",
+                            spec.hostname, iface.network, e.message
+                        ),
+                        ..e
+                    }
+                })?;
+            }
         }
         Ok(())
     }
@@ -491,13 +530,21 @@ impl NetnsPlatform {
         seen.hostname = node.record.hostname.clone();
         // A veth gone, or left without its bridge (deleted behind tg's
         // back), no longer links the node to that network.
-        seen.interfaces = spec
-            .interfaces
-            .iter()
-            .zip(&veths)
-            .filter(|(_, veth)| plugged.contains(*veth))
-            .map(|(iface, _)| iface.clone())
-            .collect();
+        // Its impairment is what tc shows on the router side now.
+        let seen_impairs = impair::read(&self.options.run_dir, sid, &veths)?;
+        let mut interfaces = Vec::new();
+        for ((iface, veth), now) in spec.interfaces.iter().zip(&veths).zip(seen_impairs) {
+            if !plugged.contains(veth) {
+                continue;
+            }
+            let mut iface = iface.clone();
+            let now = now.unwrap_or_default();
+            if !impair::same(&now, &iface.impair) {
+                iface.impair = now;
+            }
+            interfaces.push(iface);
+        }
+        seen.interfaces = interfaces;
         Ok(ReadResponse::Present {
             spec: Spec::Node(seen),
         })
@@ -557,7 +604,7 @@ impl NetnsPlatform {
         // still on its bridge; anything else is linked anew.
         let keep: Vec<usize> = (0..after.interfaces.len())
             .filter(|&i| {
-                before.interfaces.get(i) == after.interfaces.get(i)
+                without_impair(before.interfaces.get(i)) == without_impair(after.interfaces.get(i))
                     && old_veths.get(i) == veths.get(i)
                     && plugged.contains(&veths[i])
             })
@@ -580,6 +627,7 @@ impl NetnsPlatform {
             net::detach(&self.options.run_dir, &sid, &doomed)?;
             let lock = self.session_lock(&sid);
             self.plug(&lock, &sid, &node, after, &veths, &keep)?;
+            self.impair_links(&sid, after, &veths, Some((before, &keep)))?;
         }
         Ok(CreateResponse {
             private: to_private(&NodePrivate {
@@ -866,6 +914,15 @@ fn updatable_only(spec: &NodeSpec) -> NodeSpec {
     };
     s.settings.pids = None;
     s
+}
+
+/// An interface without its impairment: what must be equal for its link
+/// to stay (an impairment changes on the link in place).
+fn without_impair(iface: Option<&crate::platform::Interface>) -> Option<crate::platform::Interface> {
+    iface.map(|i| crate::platform::Interface {
+        impair: Default::default(),
+        ..i.clone()
+    })
 }
 
 /// Is `tool` an executable in `PATH`?
