@@ -33,9 +33,9 @@ pub struct ImpairedLink {
 pub fn parse_set(text: &str) -> Result<Impairment, String> {
     let mut imp = Impairment::default();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (k, v) = item.split_once('=').ok_or_else(|| {
-            format!("expected KEY=VALUE such as `delay=100ms`, found `{item}`")
-        })?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("expected KEY=VALUE such as `delay=100ms`, found `{item}`"))?;
         imp.set(k.trim(), v.trim())
             .map_err(|why| format!("`{item}`: {why}"))?;
     }
@@ -46,10 +46,12 @@ pub fn parse_set(text: &str) -> Result<Impairment, String> {
 }
 
 /// Change the impairments of `target`'s links: `node.X`, `node.X[0]`
-/// (every link of the nodes) or `network.Y` (every node link on it).
+/// (every link of the nodes) or `network.Y` (every node link on it);
+/// `network`: only the links to the network of that instance name.
 pub async fn impair(
     locked: &Locked,
     target: &str,
+    network: Option<&str>,
     change: &ImpairChange,
 ) -> OpsResult<Vec<ImpairedLink>> {
     let ctx = &locked.context;
@@ -94,10 +96,22 @@ pub async fn impair(
             .map(|r| (r, None))
             .collect()
     };
+    let picked: Vec<_> = match network {
+        None => picked,
+        Some(only) => picked
+            .into_iter()
+            .filter(|(r, nets)| {
+                nets.as_ref().is_none_or(|n| n.iter().any(|n| n == only))
+                    && matches!(&r.spec, Spec::Node(n) if n.interfaces.iter().any(|i| i.network == only))
+            })
+            .map(|(r, _)| (r, Some(vec![only.to_string()])))
+            .collect(),
+    };
     if picked.is_empty() {
-        return Err(OpsError::Usage(format!(
-            "`{target}` has no node links to impair"
-        )));
+        return Err(OpsError::Usage(match network {
+            Some(n) => format!("`{target}` has no node links to network `{n}`"),
+            None => format!("`{target}` has no node links to impair"),
+        }));
     }
     let session = ctx.session_ref(&snap.lineage);
     let mut done = Vec::new();
@@ -163,7 +177,11 @@ mod tests {
         assert_eq!(i.summary(), "delay=100ms,loss=5%");
         assert!(parse_set("delay").unwrap_err().contains("KEY=VALUE"));
         assert!(parse_set("").unwrap_err().contains("at least one"));
-        assert!(parse_set("loss=5").unwrap_err().starts_with("`loss=5`: expected a percentage"));
-        assert!(parse_set("speed=1").unwrap_err().contains("unknown impairment"));
+        assert!(parse_set("loss=5")
+            .unwrap_err()
+            .starts_with("`loss=5`: expected a percentage"));
+        assert!(parse_set("speed=1")
+            .unwrap_err()
+            .contains("unknown impairment"));
     }
 }

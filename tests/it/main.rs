@@ -10,6 +10,7 @@ mod e2e_netns;
 mod engine;
 mod examples;
 mod fmt;
+mod impair;
 mod netns;
 mod netns_node;
 mod netns_sandbox;

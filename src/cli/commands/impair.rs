@@ -33,7 +33,12 @@ fn run_inner(ctx: &Ctx, args: &ImpairArgs) -> CmdResult<i32> {
     let locked = rt
         .block_on(ops::lock(context, "impair", timeout))
         .map_err(|e| ops_error(e, None, false, "impair"))?;
-    let done = rt.block_on(ops::impair(&locked, &args.target, &change));
+    let done = rt.block_on(ops::impair(
+        &locked,
+        &args.target,
+        args.network.as_deref(),
+        &change,
+    ));
     rt.block_on(locked.release()).map_err(report::fail)?;
     let done = done.map_err(|e| ops_error(e, None, false, "impair"))?;
     for link in &done {

@@ -234,10 +234,7 @@ pub fn same(a: &Impairment, b: &Impairment) -> bool {
         x.abs_diff(y) * 100 <= x.max(y)
     }
     fn span(x: Option<Span>, y: Option<Span>) -> bool {
-        close(
-            x.map_or(0, |s| s.micros),
-            y.map_or(0, |s| s.micros),
-        )
+        close(x.map_or(0, |s| s.micros), y.map_or(0, |s| s.micros))
     }
     fn pct(x: Option<Percent>, y: Option<Percent>) -> bool {
         x.map_or(0, |p| p.ppm).abs_diff(y.map_or(0, |p| p.ppm)) <= 100
@@ -272,14 +269,24 @@ mod tests {
 
     #[test]
     fn arguments_pick_netem_or_tbf() {
-        let a = qdisc_args("tgv1", &imp(&[("delay", "50ms"), ("jitter", "5ms"), ("loss", "1%"), ("rate", "10mbit")]))
-            .unwrap()
-            .join(" ");
+        let a = qdisc_args(
+            "tgv1",
+            &imp(&[
+                ("delay", "50ms"),
+                ("jitter", "5ms"),
+                ("loss", "1%"),
+                ("rate", "10mbit"),
+            ]),
+        )
+        .unwrap()
+        .join(" ");
         assert_eq!(
             a,
             "qdisc replace dev tgv1 root handle 1: netem limit 10000 delay 50000us 5000us loss 1% rate 10000000bit"
         );
-        let a = qdisc_args("tgv1", &imp(&[("rate", "10mbit"), ("loss", "0%")])).unwrap().join(" ");
+        let a = qdisc_args("tgv1", &imp(&[("rate", "10mbit"), ("loss", "0%")]))
+            .unwrap()
+            .join(" ");
         assert_eq!(
             a,
             "qdisc replace dev tgv1 root handle 1: tbf rate 10000000bit burst 16384 latency 200ms"

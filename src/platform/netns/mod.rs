@@ -444,8 +444,7 @@ impl NetnsPlatform {
             let todo = match changed {
                 None => iface.impair.has_effect(),
                 Some((before, kept)) => {
-                    !kept.contains(&i)
-                        && iface.impair.has_effect()
+                    !kept.contains(&i) && iface.impair.has_effect()
                         || kept.contains(&i)
                             && before.interfaces.get(i).map(|b| b.impair) != Some(iface.impair)
                 }
@@ -918,7 +917,9 @@ fn updatable_only(spec: &NodeSpec) -> NodeSpec {
 
 /// An interface without its impairment: what must be equal for its link
 /// to stay (an impairment changes on the link in place).
-fn without_impair(iface: Option<&crate::platform::Interface>) -> Option<crate::platform::Interface> {
+fn without_impair(
+    iface: Option<&crate::platform::Interface>,
+) -> Option<crate::platform::Interface> {
     iface.map(|i| crate::platform::Interface {
         impair: Default::default(),
         ..i.clone()
