@@ -22,3 +22,4 @@ mod state_postgres;
 mod state_sqlite;
 mod support;
 mod validate;
+mod wait_for;

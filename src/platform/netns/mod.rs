@@ -24,6 +24,7 @@
 //! - `exec`: running a command inside a node (streamed, pty, signals).
 //! - `package`: installing packages inside a node's sandbox.
 //! - `impair`: tc qdiscs on the router side of a node's links (`impair`).
+//! - `readiness`: `wait_for` checks, run as the last step of a create.
 //!
 //! `nat = true` gives a network egress through an uplink from the router
 //! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
@@ -46,6 +47,7 @@ pub mod names;
 pub mod net;
 pub mod node;
 pub mod package;
+pub mod readiness;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
@@ -342,6 +344,7 @@ impl NetnsPlatform {
         &self,
         session: &SessionRef,
         spec: &NodeSpec,
+        cancel: &Cancel,
         trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<CreateResponse> {
         let sid = Self::sid(session);
@@ -370,6 +373,20 @@ impl NetnsPlatform {
             self.plug(&lock, &sid, &created, spec, &veths, &[])
                 .and_then(|()| self.impair_links(&sid, spec, &veths, None))
         };
+        let result = result.and_then(|()| {
+            if spec.settings.wait_for.is_empty() {
+                return Ok(());
+            }
+            let _p = trace.phase("wait_for");
+            self.wait_for(
+                &sid,
+                format!("node `{}`", spec.hostname),
+                &created,
+                spec.interfaces.first().map(|i| i.address),
+                &spec.settings.wait_for,
+                cancel,
+            )
+        });
         if let Err(e) = result {
             // Leave nothing half made behind.
             let _ = net::detach(run_dir, &sid, &veths);
@@ -463,6 +480,29 @@ impl NetnsPlatform {
             }
         }
         Ok(())
+    }
+
+    /// Run readiness checks for `what` on `node` (`spec`: the node's,
+    /// for its first address).
+    fn wait_for(
+        &self,
+        sid: &str,
+        what: String,
+        node: &node::Node,
+        address: Option<Ipv4Addr>,
+        checks: &[crate::platform::WaitFor],
+        cancel: &Cancel,
+    ) -> PlatformResult<()> {
+        let sandbox = self.sandbox_of(node)?;
+        let router = net::router_netns_path(&self.options.run_dir, sid);
+        let subject = readiness::Subject {
+            what,
+            node,
+            sandbox: &sandbox,
+            address,
+            router: &router,
+        };
+        readiness::wait_all(&subject, checks, cancel)
     }
 
     fn delete_node(
@@ -912,6 +952,8 @@ fn updatable_only(spec: &NodeSpec) -> NodeSpec {
         ..spec.clone()
     };
     s.settings.pids = None;
+    // Checks run when an instance is made: changing them changes nothing.
+    s.settings.wait_for = Vec::new();
     s
 }
 
@@ -1049,8 +1091,15 @@ impl Platform for NetnsPlatform {
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
-            ResourceKind::Package => &["version", "node"],
-            ResourceKind::Node => &["cpus", "memory_mib", "pids", "hostname", "interfaces"],
+            ResourceKind::Package => &["version", "node", "wait_for"],
+            ResourceKind::Node => &[
+                "cpus",
+                "memory_mib",
+                "pids",
+                "hostname",
+                "interfaces",
+                "wait_for",
+            ],
             ResourceKind::Network => &["nat"],
         }
     }
@@ -1061,10 +1110,45 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => this.create_network(&req.session, n),
-                Spec::Node(n) => this.create_node(&req.session, n, &req.trace),
+                Spec::Node(n) => this.create_node(&req.session, n, &req.cancel, &req.trace),
                 Spec::Package(p) => {
                     let node = this.package_node(&sid, p, None, &req.deps);
-                    this.install_package(&req.session, p, node, &req.cancel, &req.trace)
+                    let checked = node.as_ref().map(|n| n.paths.id.clone());
+                    let made =
+                        this.install_package(&req.session, p, node, &req.cancel, &req.trace)?;
+                    if !p.wait_for.is_empty() {
+                        let _p = req.trace.phase("wait_for");
+                        let node = checked
+                            .and_then(|id| {
+                                node::Node::open(&node::node_paths(
+                                    &this.options.run_dir,
+                                    &sid,
+                                    &id,
+                                ))
+                            })
+                            .ok_or_else(|| {
+                                PlatformError::new(format!(
+                                    "node `{}` ended before package `{}` was ready",
+                                    p.node, p.name
+                                ))
+                            })?;
+                        // The node's first address, from its spec among the deps.
+                        let address = req.deps.values().find_map(|d| match &d.spec {
+                            Spec::Node(n) if n.hostname == p.node => {
+                                n.interfaces.first().map(|i| i.address)
+                            }
+                            _ => None,
+                        });
+                        this.wait_for(
+                            &sid,
+                            format!("package `{}` on node `{}`", p.name, p.node),
+                            &node,
+                            address,
+                            &p.wait_for,
+                            &req.cancel,
+                        )?;
+                    }
+                    Ok(made)
                 }
             }
         })
