@@ -380,7 +380,6 @@ impl Evaluator<'_> {
             privileged: self.eval_bool(ab, "privileged", &rep).unwrap_or(false),
             pids: self.eval_pids(ab, &rep),
             wait_for: self.eval_wait_for(ab, &rep),
-            ..Default::default()
         };
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());
