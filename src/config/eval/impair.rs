@@ -101,6 +101,8 @@ impl Evaluator<'_> {
                                 .at(a.expr_span.clone())
                                 .help("name one of the node's networks, or remove `network` to impair every link of the node"),
                             );
+                            // Its values are still checked.
+                            self.eval_impairment(ib, rep);
                             continue;
                         }
                         None => {
@@ -111,6 +113,7 @@ impl Evaluator<'_> {
                                         .help("write a reference, without quotes"),
                                 );
                             }
+                            self.eval_impairment(ib, rep);
                             continue;
                         }
                     }
