@@ -570,7 +570,13 @@ impl NetnsPlatform {
         // A veth gone, or left without its bridge (deleted behind tg's
         // back), no longer links the node to that network.
         // Its impairment is what tc shows on the router side now.
-        let seen_impairs = impair::read(&self.options.run_dir, sid, &veths)?;
+        // Only links that should be impaired are read (one `tc` run): a
+        // refresh of nodes without impairments starts no process.
+        let seen_impairs = if spec.interfaces.iter().any(|i| !i.impair.is_none()) {
+            impair::read(&self.options.run_dir, sid, &veths)?
+        } else {
+            vec![Some(Default::default()); veths.len()]
+        };
         let mut interfaces = Vec::new();
         for ((iface, veth), now) in spec.interfaces.iter().zip(&veths).zip(seen_impairs) {
             if !plugged.contains(veth) {
