@@ -294,7 +294,7 @@ fn rate_keeps_a_bulk_transfer_at_the_rate_and_changes_in_place() {
 
 #[test]
 fn delay_shows_in_the_round_trip_and_full_loss_drops_everything() {
-    if !prerequisites(&["ip", "tc", "ping", "nsenter"]) || !netem_available() {
+    if !prerequisites(&["ip", "tc", "ping", "nsenter", "unshare"]) {
         return;
     }
     let tb = Testbed::new(&[("main.tg.hcl", &testbed("10.78", "    delay = \"50ms\""))]);
@@ -302,6 +302,19 @@ fn delay_shows_in_the_round_trip_and_full_loss_drops_everything() {
         tb: &tb,
         name: unique("impair-delay"),
     };
+    if !netem_available() {
+        // The apply says what is missing, and leaves nothing half made.
+        let r = s.tg(&["apply", "-auto-approve", "-no-color"]);
+        r.expect_code(1);
+        assert!(
+            r.stderr().contains("this kernel has no `netem` qdisc"),
+            "{}",
+            r.stderr()
+        );
+        assert!(node_pids(&s.sid()).is_empty());
+        cannot_run("this kernel has no `netem` qdisc (CONFIG_NET_SCH_NETEM)");
+        return;
+    }
     s.tg(&["apply", "-auto-approve"]).expect_code(0);
     let sid = s.sid();
     let peer = address_of(&s, "node.n[1]");
