@@ -21,7 +21,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::net::{router_netns_path, NetError, NetResult};
-use crate::platform::Impairment;
+use super::NetnsPlatform;
+use crate::platform::{Impairment, Interface, NodeSpec, PlatformError, PlatformResult};
 use crate::units::{Percent, Rate, Span};
 
 /// How much tbf may send at once: 10 ms at the rate, at least 16 KiB.
@@ -253,6 +254,52 @@ pub fn same(a: &Impairment, b: &Impairment) -> bool {
         && pct(a.reorder, b.reorder)
         && pct(a.corrupt, b.corrupt)
         && rate(a.rate, b.rate)
+}
+
+impl NetnsPlatform {
+    /// Give each link of the node its impairment (`veths`: router-side
+    /// ends, in interface order). With `changed = Some((before, kept))`
+    /// only links that are new or whose impairment changed are touched.
+    pub(super) fn impair_links(
+        &self,
+        sid: &str,
+        spec: &NodeSpec,
+        veths: &[String],
+        changed: Option<(&NodeSpec, &[usize])>,
+    ) -> PlatformResult<()> {
+        for (i, (iface, veth)) in spec.interfaces.iter().zip(veths).enumerate() {
+            let todo = match changed {
+                None => iface.impair.has_effect(),
+                Some((before, kept)) => {
+                    !kept.contains(&i) && iface.impair.has_effect()
+                        || kept.contains(&i)
+                            && before.interfaces.get(i).map(|b| b.impair) != Some(iface.impair)
+                }
+            };
+            if todo {
+                apply(&self.options.run_dir, sid, veth, &iface.impair).map_err(|e| {
+                    let e = PlatformError::from(e);
+                    PlatformError {
+                        message: format!(
+                            "node `{}`, its link to network `{}`: {}",
+                            spec.hostname, iface.network, e.message
+                        ),
+                        ..e
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An interface without its impairment: what must be equal for its link
+/// to stay (an impairment changes on the link in place).
+pub(super) fn without_impair(iface: Option<&Interface>) -> Option<Interface> {
+    iface.map(|i| Interface {
+        impair: Default::default(),
+        ..i.clone()
+    })
 }
 
 #[cfg(test)]

@@ -447,64 +447,6 @@ impl NetnsPlatform {
         Ok(())
     }
 
-    /// Give each link of the node its impairment (`veths`: router-side
-    /// ends, in interface order). With `changed = Some((before, kept))`
-    /// only links that are new or whose impairment changed are touched.
-    fn impair_links(
-        &self,
-        sid: &str,
-        spec: &NodeSpec,
-        veths: &[String],
-        changed: Option<(&NodeSpec, &[usize])>,
-    ) -> PlatformResult<()> {
-        for (i, (iface, veth)) in spec.interfaces.iter().zip(veths).enumerate() {
-            let todo = match changed {
-                None => iface.impair.has_effect(),
-                Some((before, kept)) => {
-                    !kept.contains(&i) && iface.impair.has_effect()
-                        || kept.contains(&i)
-                            && before.interfaces.get(i).map(|b| b.impair) != Some(iface.impair)
-                }
-            };
-            if todo {
-                impair::apply(&self.options.run_dir, sid, veth, &iface.impair).map_err(|e| {
-                    let e = PlatformError::from(e);
-                    PlatformError {
-                        message: format!(
-                            "node `{}`, its link to network `{}`: {}",
-                            spec.hostname, iface.network, e.message
-                        ),
-                        ..e
-                    }
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Run readiness checks for `what` on `node` (`spec`: the node's,
-    /// for its first address).
-    fn wait_for(
-        &self,
-        sid: &str,
-        what: String,
-        node: &node::Node,
-        address: Option<Ipv4Addr>,
-        checks: &[crate::platform::WaitFor],
-        cancel: &Cancel,
-    ) -> PlatformResult<()> {
-        let sandbox = self.sandbox_of(node)?;
-        let router = net::router_netns_path(&self.options.run_dir, sid);
-        let subject = readiness::Subject {
-            what,
-            node,
-            sandbox: &sandbox,
-            address,
-            router: &router,
-        };
-        readiness::wait_all(&subject, checks, cancel)
-    }
-
     fn delete_node(
         &self,
         sid: &str,
@@ -649,7 +591,8 @@ impl NetnsPlatform {
         // still on its bridge; anything else is linked anew.
         let keep: Vec<usize> = (0..after.interfaces.len())
             .filter(|&i| {
-                without_impair(before.interfaces.get(i)) == without_impair(after.interfaces.get(i))
+                impair::without_impair(before.interfaces.get(i))
+                    == impair::without_impair(after.interfaces.get(i))
                     && old_veths.get(i) == veths.get(i)
                     && plugged.contains(&veths[i])
             })
@@ -963,17 +906,6 @@ fn updatable_only(spec: &NodeSpec) -> NodeSpec {
     s
 }
 
-/// An interface without its impairment: what must be equal for its link
-/// to stay (an impairment changes on the link in place).
-fn without_impair(
-    iface: Option<&crate::platform::Interface>,
-) -> Option<crate::platform::Interface> {
-    iface.map(|i| crate::platform::Interface {
-        impair: Default::default(),
-        ..i.clone()
-    })
-}
-
 /// Is `tool` an executable in `PATH`?
 fn tool_exists(tool: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -1117,45 +1049,7 @@ impl Platform for NetnsPlatform {
             match &req.spec {
                 Spec::Network(n) => this.create_network(&req.session, n),
                 Spec::Node(n) => this.create_node(&req.session, n, &req.cancel, &req.trace),
-                Spec::Package(p) => {
-                    let node = this.package_node(&sid, p, None, &req.deps);
-                    let checked = node.as_ref().map(|n| n.paths.id.clone());
-                    let made =
-                        this.install_package(&req.session, p, node, &req.cancel, &req.trace)?;
-                    if !p.wait_for.is_empty() {
-                        let _p = req.trace.phase("wait_for");
-                        let node = checked
-                            .and_then(|id| {
-                                node::Node::open(&node::node_paths(
-                                    &this.options.run_dir,
-                                    &sid,
-                                    &id,
-                                ))
-                            })
-                            .ok_or_else(|| {
-                                PlatformError::new(format!(
-                                    "node `{}` ended before package `{}` was ready",
-                                    p.node, p.name
-                                ))
-                            })?;
-                        // The node's first address, from its spec among the deps.
-                        let address = req.deps.values().find_map(|d| match &d.spec {
-                            Spec::Node(n) if n.hostname == p.node => {
-                                n.interfaces.first().map(|i| i.address)
-                            }
-                            _ => None,
-                        });
-                        this.wait_for(
-                            &sid,
-                            format!("package `{}` on node `{}`", p.name, p.node),
-                            &node,
-                            address,
-                            &p.wait_for,
-                            &req.cancel,
-                        )?;
-                    }
-                    Ok(made)
-                }
+                Spec::Package(p) => this.create_package(&sid, &req, p),
             }
         })
         .await

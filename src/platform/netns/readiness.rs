@@ -18,10 +18,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::exec::{collect, node_command, Enter};
-use super::net::in_netns;
-use super::node::Node;
+use super::net::{self, in_netns};
+use super::node::{self, Node};
 use super::sandbox::Sandbox;
-use crate::platform::{Cancel, Check, PlatformError, PlatformResult, WaitFor};
+use super::NetnsPlatform;
+use crate::platform::{
+    Cancel, Check, CreateRequest, CreateResponse, PackageSpec, PlatformError, PlatformResult, Spec,
+    WaitFor,
+};
 
 /// What one try gave.
 enum Try {
@@ -186,4 +190,66 @@ fn tail(s: &str, max: usize) -> &str {
         i += 1;
     }
     &s[i..]
+}
+
+impl NetnsPlatform {
+    /// Run readiness checks for `what` on `node`; `address`: the node's
+    /// first address (what `tcp` connects to).
+    pub(super) fn wait_for(
+        &self,
+        sid: &str,
+        what: String,
+        node: &node::Node,
+        address: Option<Ipv4Addr>,
+        checks: &[WaitFor],
+        cancel: &Cancel,
+    ) -> PlatformResult<()> {
+        let sandbox = self.sandbox_of(node)?;
+        let router = net::router_netns_path(&self.options.run_dir, sid);
+        let subject = Subject {
+            what,
+            node,
+            sandbox: &sandbox,
+            address,
+            router: &router,
+        };
+        wait_all(&subject, checks, cancel)
+    }
+
+    /// Install package `p` (see `install_package`), then wait for its checks.
+    pub(super) fn create_package(
+        &self,
+        sid: &str,
+        req: &CreateRequest,
+        p: &PackageSpec,
+    ) -> PlatformResult<CreateResponse> {
+        let node = self.package_node(sid, p, None, &req.deps);
+        let checked = node.as_ref().map(|n| n.paths.id.clone());
+        let made = self.install_package(&req.session, p, node, &req.cancel, &req.trace)?;
+        if !p.wait_for.is_empty() {
+            let _p = req.trace.phase("wait_for");
+            let node = checked
+                .and_then(|id| node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id)))
+                .ok_or_else(|| {
+                    PlatformError::new(format!(
+                        "node `{}` ended before package `{}` was ready",
+                        p.node, p.name
+                    ))
+                })?;
+            // The node's first address, from its spec among the deps.
+            let address = req.deps.values().find_map(|d| match &d.spec {
+                Spec::Node(n) if n.hostname == p.node => n.interfaces.first().map(|i| i.address),
+                _ => None,
+            });
+            self.wait_for(
+                sid,
+                format!("package `{}` on node `{}`", p.name, p.node),
+                &node,
+                address,
+                &p.wait_for,
+                &req.cancel,
+            )?;
+        }
+        Ok(made)
+    }
 }
