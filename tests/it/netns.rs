@@ -914,7 +914,7 @@ fn node_limits_change_in_place() {
 }
 
 /// Build a tiny `.deb` (`NAME` version `VERSION`, one file) in `dir`.
-fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+pub(crate) fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
     let root = dir.join(format!("{name}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();

@@ -2,7 +2,7 @@
 //! created only once its checks pass (a command in the node, a TCP port
 //! reached from its network), its dependents wait for that, and a check
 //! that times out fails the node with the last output and holds its
-//! dependents back.
+//! dependents back. A package's checks run once it is installed.
 
 use crate::e2e_netns::{prerequisites, unique, Session};
 use crate::support::Testbed;
@@ -123,4 +123,49 @@ fn a_check_that_times_out_fails_the_node_with_its_last_output() {
     let all = format!("{}{}", r.stdout(), r.stderr());
     assert!(all.contains("tcp port 9 did not pass within 1s"), "{all}");
     assert!(all.contains("connecting to 10.83.0.2:9"), "{all}");
+}
+
+#[test]
+fn a_package_counts_as_installed_once_its_checks_pass() {
+    if !prerequisites(&["ip", "dpkg-deb"]) {
+        return;
+    }
+    let bed = |check: &str| {
+        format!(
+            "network \"lab\" {{\n  cidr = \"10.84.0.0/24\"\n}}\n\
+             node \"srv\" {{\n  image = \"host\"\n}}\n\
+             package \"tgwait\" {{\n  deb = \"tgwait_1.0_all.deb\"\n  on  = [node.srv]\n  wait_for {{\n    command  = \"{check}\"\n    timeout  = \"5s\"\n    interval = \"300ms\"\n  }}\n}}\n"
+        )
+    };
+    // Passes at the third try, once the package's file is there.
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        &bed("n=$(cat /tmp/tries 2>/dev/null || echo 0); echo $((n + 1)) > /tmp/tries; test $n -ge 2 && test -e /usr/share/doc/tgwait/README"),
+    )]);
+    crate::netns::build_deb(tb.path(), "tgwait", "1.0");
+    let s = Session {
+        tb: &tb,
+        name: unique("wait-pkg"),
+    };
+    let r = s.tg(&["apply", "-auto-approve", "-no-color"]);
+    r.expect_code(0);
+    let tries = s.tg(&["exec", "node.srv", "--", "cat", "/tmp/tries"]);
+    assert_eq!(tries.stdout().trim(), "3");
+
+    // A check that never passes fails the package with its output.
+    tb.write("main.tg.hcl", &bed("echo no-service-yet; exit 1"));
+    let r = s.tg(&[
+        "apply",
+        "-auto-approve",
+        "-no-color",
+        "-replace",
+        "package.tgwait",
+    ]);
+    r.expect_code(1);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(
+        all.contains("package `tgwait` on node `srv` is not ready"),
+        "{all}"
+    );
+    assert!(all.contains("no-service-yet"), "{all}");
 }
