@@ -356,3 +356,44 @@ fn delay_shows_in_the_round_trip_and_full_loss_drops_everything() {
         plan.stdout()
     );
 }
+
+/// tc parses every argument tg gives netem and tbf (in a throwaway
+/// namespace, on `lo`); a kernel without netem answers only after tc
+/// parsed them, so this holds everywhere.
+#[test]
+fn tc_takes_the_arguments_tg_gives_it() {
+    if !prerequisites(&["tc", "unshare"]) {
+        return;
+    }
+    let mut full = tg::platform::Impairment::default();
+    for (k, v) in [
+        ("delay", "50ms"),
+        ("jitter", "5ms"),
+        ("loss", "1.5%"),
+        ("corrupt", "0.1%"),
+        ("duplicate", "2%"),
+        ("reorder", "25%"),
+        ("rate", "10mbit"),
+    ] {
+        full.set(k, v).unwrap();
+    }
+    let rate_only = tg::platform::Impairment {
+        rate: full.rate,
+        ..Default::default()
+    };
+    for imp in [full, rate_only] {
+        let args = tg::platform::netns::impair::qdisc_args("lo", &imp).unwrap();
+        let out = Command::new("unshare")
+            .arg("-n")
+            .arg("tc")
+            .args(&args)
+            .output()
+            .expect("tc");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("qdisc kind is unknown"),
+            "tc {}: {err}",
+            args.join(" ")
+        );
+    }
+}
