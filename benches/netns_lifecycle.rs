@@ -69,6 +69,7 @@ fn main() {
             memory_mib: None,
             labels: BTreeMap::new(),
             interfaces: vec![Interface {
+                impair: Default::default(),
                 network: "lab".into(),
                 address: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 200, 0, 2)) + i),
                 prefix_len: 16,

@@ -29,3 +29,4 @@ pub mod platform;
 pub mod serve;
 pub mod ssh_keys;
 pub mod state;
+pub mod units;

@@ -77,6 +77,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Capture a network's or a node's packets as pcap, from outside the nodes.
     Capture(CaptureArgs),
+    /// Change the impairments (delay, loss, rate...) of running links, without editing the testbed.
+    Impair(ImpairArgs),
     /// Manage sessions.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -117,6 +119,29 @@ pub struct CaptureArgs {
     /// For a node on several networks: the link to NAME (default: its first network).
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImpairArgs {
+    /// `node.X`, `node.X[0]` (every link of the nodes) or `network.Y` (every node link on it).
+    pub target: String,
+    /// Impairments to set, as KEY=VALUE pairs: `delay=100ms,loss=5%` (keys of `impair`); others stay.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE,...",
+        conflicts_with = "clear",
+        required_unless_present = "clear"
+    )]
+    pub set: Option<String>,
+    /// Remove every impairment of the target's links.
+    #[arg(long)]
+    pub clear: bool,
+    /// Only the links to network NAME (the network's instance name, `lab` or `lab-0`).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Wait this long for the session's lock (`30s`, `2m`).
+    #[arg(long = "lock-timeout", default_value = "0s", value_name = "DURATION")]
+    pub lock_timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -167,6 +167,7 @@ fn run(ctx: &Ctx, command: &Command) -> i32 {
         Command::Console(a) => console::run(ctx, a),
         Command::Exec(a) => exec::run(ctx, a),
         Command::Capture(a) => capture::run(ctx, a),
+        Command::Impair(a) => impair::run(ctx, a),
         Command::Session(a) => session::run(ctx, a),
         Command::Proxy(a) => proxy::run(ctx, a),
         Command::Serve(a) => serve::run(ctx, a),

@@ -82,6 +82,29 @@ const REQUIRES: BlockSchema = BlockSchema {
     required: &[],
     blocks: &[],
 };
+const IMPAIR: BlockSchema = BlockSchema {
+    kind: "impair",
+    labels: &[],
+    attrs: Some(&[
+        "network",
+        "delay",
+        "jitter",
+        "loss",
+        "rate",
+        "corrupt",
+        "duplicate",
+        "reorder",
+    ]),
+    required: &[],
+    blocks: &[],
+};
+const WAIT_FOR: BlockSchema = BlockSchema {
+    kind: "wait_for",
+    labels: &[],
+    attrs: Some(&["command", "tcp", "timeout", "interval"]),
+    required: &[],
+    blocks: &[],
+};
 const POOL_HOST: BlockSchema = BlockSchema {
     kind: "host",
     labels: &["name"],
@@ -141,7 +164,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "description",
         ]),
         required: &[],
-        blocks: &[&LIFECYCLE],
+        blocks: &[&LIFECYCLE, &IMPAIR],
     },
     BlockSchema {
         kind: "node",
@@ -165,7 +188,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "ssh",
         ]),
         required: &[],
-        blocks: &[&LIFECYCLE],
+        blocks: &[&LIFECYCLE, &IMPAIR, &WAIT_FOR],
     },
     BlockSchema {
         kind: "package",
@@ -179,7 +202,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "description",
         ]),
         required: &[],
-        blocks: &[&REQUIRES, &LIFECYCLE],
+        blocks: &[&REQUIRES, &LIFECYCLE, &WAIT_FOR],
     },
     BlockSchema {
         kind: "output",

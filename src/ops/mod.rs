@@ -21,6 +21,7 @@
 
 mod capture;
 mod exec;
+mod impair;
 mod inventory;
 pub mod pool;
 mod session;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 pub use capture::{capture, CaptureOptions};
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
+pub use impair::{impair, parse_set as parse_impair_set, ImpairChange, ImpairedLink};
 pub use inventory::{inventory, Inventory, InventoryOptions};
 pub use session::{lock, open, open_with, Locked, SessionGuard};
 pub use ssh_args::{config_file as ssh_config_file, session_ssh_dir, SshReach, Unquotable};

@@ -438,6 +438,7 @@ mod tests {
             memory_mib: None,
             labels: [("role".to_string(), role.to_string())].into(),
             interfaces: vec![Interface {
+                impair: Default::default(),
                 network: "lab".into(),
                 address: "10.0.0.2".parse().unwrap(),
                 prefix_len: 24,

@@ -490,6 +490,7 @@ mod tests {
                 memory_mib: None,
                 labels: Default::default(),
                 interfaces: vec![Interface {
+                    impair: Default::default(),
                     network: "lab".into(),
                     address: "10.0.0.2".parse().unwrap(),
                     prefix_len: 24,

@@ -21,9 +21,11 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use impairment::{Check, Impairment, WaitFor};
 pub use tokio_util::sync::CancellationToken as Cancel;
 
 pub mod factory;
+pub mod impairment;
 pub mod netns;
 pub mod registry;
 pub mod ssh;
@@ -67,6 +69,10 @@ pub struct Interface {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
+    /// What the link suffers (`impair`): the network's, overridden by the
+    /// node's. Applied outside the node, so it is part of the link.
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impair: Impairment,
 }
 
 /// A node as the plan resolved it.
@@ -110,6 +116,10 @@ pub struct NodeSettings {
     /// `true`: the plan refuses an image without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<bool>,
+    /// `wait_for { ... }`: checks that must pass before the node counts
+    /// as created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_for: Vec<WaitFor>,
 }
 
 /// Where a package comes from.
@@ -132,6 +142,10 @@ pub struct PackageSpec {
     pub source: PackageSource,
     /// The node's hostname.
     pub node: String,
+    /// `wait_for { ... }`: checks that must pass before the package
+    /// counts as installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_for: Vec<WaitFor>,
 }
 
 /// Any resolved spec.

@@ -719,3 +719,51 @@ fn exec_passes_bytes_stdin_and_timeouts_through() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(128 + 15));
 }
+
+const IMPAIRED: &str = r#"
+network "wan" {
+  cidr = "10.43.0.0/24"
+  impair {
+    delay  = "50ms"
+    jitter = "5ms"
+    loss   = "1%"
+  }
+}
+
+node "edge" {
+  image    = "host"
+  network  = network.wan
+  platform = "double"
+  impair {
+    loss = "0%"
+    rate = "10mbit"
+  }
+  wait_for {
+    tcp     = 8080
+    timeout = "30s"
+  }
+}
+"#;
+
+#[test]
+fn plans_show_impairments_and_checks() {
+    let bed = Bed::new(IMPAIRED);
+    let r = bed.tg(&["plan"]);
+    r.expect_code(0);
+    // (That a change is an in-place update is the netns platform's to say:
+    // see `impair.rs`.)
+    insta::assert_snapshot!("plan_impaired", stable(&bed, &r.stdout()));
+    let r = bed.tg(&["plan", "-json"]);
+    r.expect_code(0);
+    let doc = json_of(&r);
+    validate("plan.schema.json", &doc);
+    let node = &doc["resource_changes"][1]["change"]["after"];
+    assert_eq!(
+        node["interfaces"][0]["impair"],
+        serde_json::json!({"delay": "50ms", "jitter": "5ms", "loss": "0%", "rate": "10mbit"})
+    );
+    assert_eq!(
+        node["wait_for"],
+        serde_json::json!([{"tcp": 8080, "timeout": "30s", "interval": "1s"}])
+    );
+}

@@ -256,6 +256,7 @@ fn node(hostname: &str, ifaces: &[(&NetworkSpec, u32)]) -> NodeSpec {
         interfaces: ifaces
             .iter()
             .map(|(net, n)| Interface {
+                impair: Default::default(),
                 network: net.name.clone(),
                 address: host_at(&net.cidr, *n),
                 prefix_len: net.cidr.prefix_len(),
@@ -914,7 +915,7 @@ fn node_limits_change_in_place() {
 }
 
 /// Build a tiny `.deb` (`NAME` version `VERSION`, one file) in `dir`.
-fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+pub(crate) fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
     let root = dir.join(format!("{name}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
@@ -949,6 +950,7 @@ fn packages_install_read_and_remove() {
     s.create(Spec::Node(n.clone()));
     let deb = build_deb(&s.session.testbed_dir, "tg-test-pkg", "1.2-1");
     let mut pkg = tg::platform::PackageSpec {
+        wait_for: Vec::new(),
         name: "tg-test-pkg".into(),
         version: Some("1.2-1".into()),
         source: tg::platform::PackageSource::Deb { path: deb },

@@ -456,6 +456,7 @@ fn ensure_apt_lists() {
 
 fn pkg(name: &str, node: &str) -> PackageSpec {
     PackageSpec {
+        wait_for: Vec::new(),
         name: name.to_string(),
         version: None,
         source: PackageSource::Apt,
@@ -540,6 +541,7 @@ fn deb_files_install_from_the_testbed_dir() {
         .unwrap();
     assert!(st.status.success(), "{st:?}");
     let spec = PackageSpec {
+        wait_for: Vec::new(),
         name: "tg-test-tiny".into(),
         version: None,
         source: PackageSource::Deb {

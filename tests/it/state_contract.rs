@@ -226,6 +226,7 @@ fn record(address: &str) -> InstanceRecord {
             memory_mib: Some(256),
             labels: [("role".to_string(), "edge ☃ \"quoted\"".to_string())].into(),
             interfaces: vec![Interface {
+                impair: Default::default(),
                 network: "lab".into(),
                 address: "10.0.0.2".parse().unwrap(),
                 prefix_len: 24,

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod fmt;
 pub mod force_unlock;
 pub mod graph;
+pub mod impair;
 pub mod init;
 pub mod inventory;
 pub mod output;

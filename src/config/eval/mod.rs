@@ -49,6 +49,7 @@ mod declare;
 mod expansion;
 mod expressions;
 mod finish;
+mod impair;
 mod locals;
 mod moved;
 mod networks;
@@ -172,6 +173,8 @@ struct NetInst {
     cidr: Option<Ipv4Net>,
     cidr_span: Span,
     nat: bool,
+    /// The network's `impair` block: every node link on it suffers it.
+    impair: crate::platform::Impairment,
     prevent_destroy: bool,
     depends_on: Vec<InstanceAddr>,
     /// Its sensitive attribute paths (see `DesiredInstance::sensitive`).

@@ -70,6 +70,7 @@ impl Evaluator<'_> {
                     None => None,
                 };
                 let nat = self.eval_bool(b, "nat", &rep).unwrap_or(false);
+                let impair = self.eval_network_impair(b, &rep);
                 let depends_on = self.static_depends_on(b);
                 let n = NetInst {
                     addr: addr.clone(),
@@ -78,6 +79,7 @@ impl Evaluator<'_> {
                     cidr,
                     cidr_span,
                     nat,
+                    impair,
                     prevent_destroy: prevent,
                     depends_on,
                     sensitive: sensitive.clone(),

@@ -380,6 +380,7 @@ impl Evaluator<'_> {
             privileged: self.eval_bool(ab, "privileged", &rep).unwrap_or(false),
             pids: self.eval_pids(ab, &rep),
             ssh: self.eval_bool(ab, "ssh", &rep),
+            wait_for: self.eval_wait_for(ab, &rep),
         };
         let mut labels = profile.labels.clone();
         labels.extend(self.eval_labels(ab, &rep).unwrap_or_default());
@@ -393,6 +394,12 @@ impl Evaluator<'_> {
                 .unwrap_or(ab.span.clone());
             self.check_platform_name(p, span);
         }
+        let networks = self.nodes[i].networks.clone();
+        let own_impairs = self.eval_node_impairs(ab, &rep, &networks);
+        let impairs: Vec<_> = networks
+            .iter()
+            .map(|&net| self.link_impairment(net, &own_impairs))
+            .collect();
         let n = &self.nodes[i];
         let interfaces: Vec<Interface> = n
             .networks
@@ -401,6 +408,7 @@ impl Evaluator<'_> {
             .map(|(slot, &net)| {
                 let cidr = self.nets[net].cidr.unwrap_or_default();
                 Interface {
+                    impair: impairs[slot],
                     network: self.nets[net].host.clone(),
                     address: n.addresses[slot],
                     prefix_len: cidr.prefix_len(),

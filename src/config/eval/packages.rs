@@ -115,6 +115,7 @@ impl Evaluator<'_> {
                     None => continue,
                 },
             };
+            let wait_for = self.eval_wait_for(b, &Repetition::default());
             let mut extra = self.static_depends_on(b);
             extra = self.expand_targets(&extra);
             let prevent = self.prevent_destroy(b);
@@ -155,6 +156,7 @@ impl Evaluator<'_> {
                 );
                 dedup(&mut depends_on);
                 let spec = PackageSpec {
+                    wait_for: wait_for.clone(),
                     name: name.clone(),
                     version: version.clone(),
                     source: source.clone(),

@@ -23,6 +23,8 @@
 //! - `exec`: running a command inside a node (streamed, pty, signals).
 //! - `package`: installing packages inside a node's sandbox.
 //! - `sshd`: a node's OpenSSH server (host key, config, readiness).
+//! - `impair`: tc qdiscs on the router side of a node's links (`impair`).
+//! - `readiness`: `wait_for` checks, run as the last step of a create.
 //!
 //! `nat = true` gives a network egress through an uplink from the router
 //! to the host (see `net::nat`); it needs `iptables` and turns on IPv4
@@ -37,12 +39,14 @@ pub mod cgroup;
 pub mod driver;
 pub mod exec;
 pub mod image;
+pub mod impair;
 pub mod init;
 pub mod locks;
 pub mod names;
 pub mod net;
 pub mod node;
 pub mod package;
+pub mod readiness;
 pub mod sandbox;
 pub mod sshd;
 
@@ -384,6 +388,7 @@ impl NetnsPlatform {
         &self,
         session: &SessionRef,
         spec: &NodeSpec,
+        cancel: &Cancel,
         trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<CreateResponse> {
         let sid = Self::sid(session);
@@ -419,12 +424,25 @@ impl NetnsPlatform {
             {
                 let _p = trace.phase("links");
                 self.plug(&lock, &sid, &created, spec, &veths, &[])?;
+                self.impair_links(&sid, spec, &veths, None)?;
             }
             if ssh {
+                // Before the checks: a `wait_for { tcp = 22 }` may count on it.
                 let _p = trace.phase("sshd ready");
                 sshd::wait_ready(&created)?;
             }
-            Ok(())
+            if spec.settings.wait_for.is_empty() {
+                return Ok(());
+            }
+            let _p = trace.phase("wait_for");
+            self.wait_for(
+                &sid,
+                format!("node `{}`", spec.hostname),
+                &created,
+                spec.interfaces.first().map(|i| i.address),
+                &spec.settings.wait_for,
+                cancel,
+            )
         })();
         if let Err(e) = result {
             // Leave nothing half made behind.
@@ -551,13 +569,27 @@ impl NetnsPlatform {
         seen.hostname = node.record.hostname.clone();
         // A veth gone, or left without its bridge (deleted behind tg's
         // back), no longer links the node to that network.
-        seen.interfaces = spec
-            .interfaces
-            .iter()
-            .zip(&veths)
-            .filter(|(_, veth)| plugged.contains(*veth))
-            .map(|(iface, _)| iface.clone())
-            .collect();
+        // Its impairment is what tc shows on the router side now.
+        // Only links that should be impaired are read (one `tc` run): a
+        // refresh of nodes without impairments starts no process.
+        let seen_impairs = if spec.interfaces.iter().any(|i| !i.impair.is_none()) {
+            impair::read(&self.options.run_dir, sid, &veths)?
+        } else {
+            vec![Some(Default::default()); veths.len()]
+        };
+        let mut interfaces = Vec::new();
+        for ((iface, veth), now) in spec.interfaces.iter().zip(&veths).zip(seen_impairs) {
+            if !plugged.contains(veth) {
+                continue;
+            }
+            let mut iface = iface.clone();
+            let now = now.unwrap_or_default();
+            if !impair::same(&now, &iface.impair) {
+                iface.impair = now;
+            }
+            interfaces.push(iface);
+        }
+        seen.interfaces = interfaces;
         Ok(ReadResponse::Present {
             spec: Spec::Node(seen),
         })
@@ -617,7 +649,8 @@ impl NetnsPlatform {
         // still on its bridge; anything else is linked anew.
         let keep: Vec<usize> = (0..after.interfaces.len())
             .filter(|&i| {
-                before.interfaces.get(i) == after.interfaces.get(i)
+                impair::without_impair(before.interfaces.get(i))
+                    == impair::without_impair(after.interfaces.get(i))
                     && old_veths.get(i) == veths.get(i)
                     && plugged.contains(&veths[i])
             })
@@ -640,6 +673,7 @@ impl NetnsPlatform {
             net::detach(&self.options.run_dir, &sid, &doomed)?;
             let lock = self.session_lock(&sid);
             self.plug(&lock, &sid, &node, after, &veths, &keep)?;
+            self.impair_links(&sid, after, &veths, Some((before, &keep)))?;
         }
         Ok(CreateResponse {
             private: to_private(&NodePrivate {
@@ -926,6 +960,8 @@ fn updatable_only(spec: &NodeSpec) -> NodeSpec {
         ..spec.clone()
     };
     s.settings.pids = None;
+    // Checks run when an instance is made: changing them changes nothing.
+    s.settings.wait_for = Vec::new();
     s
 }
 
@@ -1060,8 +1096,15 @@ impl Platform for NetnsPlatform {
 
     fn updatable(&self, kind: ResourceKind) -> &'static [&'static str] {
         match kind {
-            ResourceKind::Package => &["version", "node"],
-            ResourceKind::Node => &["cpus", "memory_mib", "pids", "hostname", "interfaces"],
+            ResourceKind::Package => &["version", "node", "wait_for"],
+            ResourceKind::Node => &[
+                "cpus",
+                "memory_mib",
+                "pids",
+                "hostname",
+                "interfaces",
+                "wait_for",
+            ],
             ResourceKind::Network => &["nat"],
         }
     }
@@ -1072,11 +1115,8 @@ impl Platform for NetnsPlatform {
             let sid = Self::sid(&req.session);
             match &req.spec {
                 Spec::Network(n) => this.create_network(&req.session, n),
-                Spec::Node(n) => this.create_node(&req.session, n, &req.trace),
-                Spec::Package(p) => {
-                    let node = this.package_node(&sid, p, None, &req.deps);
-                    this.install_package(&req.session, p, node, &req.cancel, &req.trace)
-                }
+                Spec::Node(n) => this.create_node(&req.session, n, &req.cancel, &req.trace),
+                Spec::Package(p) => this.create_package(&sid, &req, p),
             }
         })
         .await

@@ -59,12 +59,14 @@ fn veth_names_follow_interface_order() {
         labels: BTreeMap::new(),
         interfaces: vec![
             crate::platform::Interface {
+                impair: Default::default(),
                 network: "a".into(),
                 address: Ipv4Addr::new(10, 0, 0, 2),
                 prefix_len: 24,
                 gateway: Ipv4Addr::new(10, 0, 0, 1),
             },
             crate::platform::Interface {
+                impair: Default::default(),
                 network: "b".into(),
                 address: Ipv4Addr::new(10, 1, 0, 2),
                 prefix_len: 24,

@@ -365,6 +365,11 @@ impl Platform for SshPool {
         if spec.settings.pids.is_some() {
             warnings.push("`pids` is not enforced on pool hosts".into());
         }
+        if !spec.settings.wait_for.is_empty() {
+            warnings.push(
+                "`wait_for` checks are not run on pool hosts yet: the node counts as created when it is reachable".into(),
+            );
+        }
         if !spec.interfaces.is_empty() {
             return Capability {
                 refused: Some(

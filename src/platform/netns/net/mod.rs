@@ -48,6 +48,7 @@ pub use nat::{disable_nat, enable_nat, remove_host_rules, uplink_exists, NAT_POO
 pub use router::{
     find_sessions, is_ns_file, remove_router, router_exists, router_netns_path, SessionRecord,
 };
+pub(crate) use socket::in_netns;
 
 /// What can go wrong while making networks.
 #[derive(Debug, thiserror::Error)]
