@@ -36,13 +36,24 @@ impl Evaluator<'_> {
         }
         for n in &self.nodes {
             let Some(spec) = n.spec.clone() else { continue };
+            // A node's `depends_on = [package.X]`: now that packages are
+            // evaluated, their instances (see `nodes`).
+            let mut depends_on = Vec::new();
+            for d in &n.depends_on {
+                if d.kind() == ResourceKind::Package {
+                    depends_on.extend(self.expand_targets(std::slice::from_ref(d)));
+                } else {
+                    depends_on.push(d.clone());
+                }
+            }
+            dedup(&mut depends_on);
             instances.insert(
                 n.addr.clone(),
                 DesiredInstance {
                     address: n.addr.clone(),
                     platform: n.platform.clone(),
                     spec: Spec::Node(spec),
-                    depends_on: n.depends_on.clone(),
+                    depends_on,
                     attributes: to_json(&n.object),
                     prevent_destroy: n.prevent_destroy,
                     span: Some(self.blocks[n.block].span.clone()),
@@ -121,6 +132,30 @@ mod tests {
         assert_eq!(
             tb.name,
             std::env::temp_dir().file_name().unwrap().to_string_lossy()
+        );
+    }
+
+    /// Nodes are evaluated before packages: a node's `depends_on` naming a
+    /// package used to expand to nothing, so the node did not wait for it.
+    #[test]
+    fn a_node_can_depend_on_a_package_of_another_node() {
+        let bed = format!(
+            "{BED}node \"b\" {{\n  image      = \"host\"\n  depends_on = [package.curl]\n}}\n"
+        );
+        let tb = load(&bed, &["n=2"]);
+        let b = tb
+            .instances
+            .values()
+            .find(|i| i.address.to_string() == "node.b")
+            .unwrap();
+        let deps: Vec<String> = b.depends_on.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            deps,
+            [
+                "network.lab",
+                "package.curl[node.a[0]]",
+                "package.curl[node.a[1]]"
+            ]
         );
     }
 

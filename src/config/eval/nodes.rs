@@ -431,7 +431,16 @@ impl Evaluator<'_> {
             .iter()
             .map(|&net| self.nets[net].addr.clone())
             .collect();
-        depends_on.extend(self.expand_targets(&n.depends_on.clone()));
+        let targets = n.depends_on.clone();
+        depends_on.extend(self.expand_targets(&targets));
+        // Packages are evaluated after nodes: a package target stays as
+        // written here and `finish` expands it to the package's instances.
+        depends_on.extend(
+            targets
+                .iter()
+                .filter(|t| t.kind() == ResourceKind::Package)
+                .cloned(),
+        );
         // References to other nodes in attributes are dependencies too:
         // the instance referred to, or every instance of a resource used
         // whole (as the evaluation recorded them).
