@@ -180,8 +180,12 @@ impl FromStr for Rate {
             _ => return Err(bad()),
         };
         let bits = n * scale;
-        if bits > 1e13 {
-            return Err(format!("the rate \"{}\" is too high", s.trim()));
+        // tbf's burst (rate/800 bytes) is a 32-bit field in tc.
+        if bits > 1e12 {
+            return Err(format!(
+                "the rate \"{}\" is too high: at most \"1tbit\"",
+                s.trim()
+            ));
         }
         Ok(Rate {
             bits_per_sec: bits.round() as u64,

@@ -51,8 +51,16 @@ pub fn netns_options(ctx: &Ctx) -> NetnsOptions {
 /// the test double when `TG_TESTDOUBLE_DIR` names a directory (tg's own
 /// tests and benchmarks; never documented for users).
 pub fn factory(ctx: &Ctx) -> Factory {
+    factory_hiding(ctx, &[])
+}
+
+/// [`factory`], with netns nodes that cannot see `secrets` either (`tg
+/// serve` hides its data folder: other tenants' keys and state).
+pub fn factory_hiding(ctx: &Ctx, secrets: &[PathBuf]) -> Factory {
+    let mut netns = netns_options(ctx);
+    netns.secrets.extend(secrets.iter().cloned());
     let mut f = Factory::new()
-        .with(Arc::new(NetnsDriver::new(netns_options(ctx))))
+        .with(Arc::new(NetnsDriver::new(netns)))
         .with(Arc::new(crate::platform::ssh::SshDriver));
     if let Some(d) = ctx.env.non_empty(testdouble::ENV_DIR) {
         f = f.with(Arc::new(TestDoubleDriver::new(d)));

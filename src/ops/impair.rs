@@ -113,6 +113,28 @@ pub async fn impair(
             None => format!("`{target}` has no node links to impair"),
         }));
     }
+    // Every link's result is checked as a file's `impair` is (`jitter`
+    // needs `delay`, ...) before any link changes.
+    for (rec, nets) in &picked {
+        let Spec::Node(n) = &rec.spec else { continue };
+        for iface in &n.interfaces {
+            if nets.as_ref().is_some_and(|n| !n.contains(&iface.network)) {
+                continue;
+            }
+            let result = match change {
+                ImpairChange::Set(set) => iface.impair.overridden_by(set),
+                ImpairChange::Clear => Impairment::default(),
+            };
+            if let Some(why) = result.problem() {
+                return Err(OpsError::Usage(format!(
+                    "`{}`'s link to `{}` would be {}: {why}",
+                    rec.address,
+                    iface.network,
+                    serde_json::to_string(&result).unwrap_or_default()
+                )));
+            }
+        }
+    }
     let session = ctx.session_ref(&snap.lineage);
     let mut done = Vec::new();
     for (rec, nets) in picked {

@@ -600,6 +600,10 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     let makes_ssh_node = plan.actionable().any(|c| {
         matches!(&c.after, Some(Spec::Node(n)) if n.settings.ssh != Some(false))
             && c.action != crate::plan::Action::Delete
+            && ctx
+                .registry
+                .get(&c.platform)
+                .is_some_and(|p| p.kind() == "netns")
     });
     if makes_ssh_node {
         ssh_files::ensure_client_key(&ctx.ssh_dir(), &format!("tg@{}", ctx.session))?;

@@ -41,9 +41,9 @@ pub fn session_ssh_dir(testbed_dir: &Path, session: &str) -> PathBuf {
         .join(session.replace('/', "+"))
 }
 
-/// A path or word that cannot be quoted (it holds a NUL byte).
+/// A path or word that cannot be quoted (it holds a NUL byte or a line break).
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` cannot be passed to ssh: it holds a NUL byte")]
+#[error("`{}` cannot be passed to ssh: it holds a NUL byte or a line break", .0.escape_debug())]
 pub struct Unquotable(pub String);
 
 /// `s` with every `%` doubled, so ssh's `%` expansion gives `s` back.
@@ -52,6 +52,10 @@ fn escape_percent(s: &str) -> String {
 }
 
 fn shell_word(s: &str) -> Result<String, Unquotable> {
+    // A line break would end an ssh config line (a new directive).
+    if s.contains(['\n', '\r']) {
+        return Err(Unquotable(s.to_string()));
+    }
     shlex::try_quote(s)
         .map(|q| q.into_owned())
         .map_err(|_| Unquotable(s.to_string()))
@@ -217,6 +221,14 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn line_breaks_are_refused() {
+        // They would end a line of the ssh config `tg ssh-config` prints.
+        let r = reach("/t\nPermitLocalCommand yes", None);
+        assert!(r.proxy_command().is_err());
+        assert!(config_file(&r, &[("a".into(), "10.0.0.2".into())], None).is_err());
     }
 
     #[test]

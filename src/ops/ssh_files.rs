@@ -41,39 +41,134 @@ fn at(dir: &Path) -> impl FnOnce(io::Error) -> SshFilesError + '_ {
     }
 }
 
-/// The session's client public key line, when it has one.
+/// Refuse a session folder reached through a symbolic link, or one of
+/// `.tg`, `.tg/ssh` and the folder itself that is a link, not a folder, or
+/// owned by another user: tg runs as root, and writing or removing through
+/// a link someone planted would touch any file on the host.
+fn check_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    for p in [Some(dir), dir.parent(), dir.parent().and_then(Path::parent)]
+        .into_iter()
+        .flatten()
+    {
+        let m = match std::fs::symlink_metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if m.file_type().is_symlink() || !m.is_dir() {
+            return Err(io::Error::other(format!(
+                "`{}` is not a folder (a symbolic link?): remove it and apply again",
+                p.display()
+            )));
+        }
+        if m.uid() != me {
+            return Err(io::Error::other(format!(
+                "`{}` belongs to user {}, not to the user running tg: remove it and apply again",
+                p.display(),
+                m.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Make `dir` (and `.tg/ssh` above it) as private folders, checked.
+fn make_dir(dir: &Path) -> io::Result<()> {
+    check_dir(dir)?;
+    files::create_dir_all(dir, 0o700)?;
+    check_dir(dir)?;
+    set_mode(dir, 0o700)
+}
+
+/// Write `data` to `path` in a checked folder: a new file under a
+/// temporary name (never following a link), then renamed over `path`.
+fn write_file(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.new"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The private key file's text, never through a link.
+fn read_private(dir: &Path) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(CLIENT_KEY))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The public line of the private key in `dir`, if there is one.
+fn public_of_private(dir: &Path) -> io::Result<Option<String>> {
+    let text = match read_private(dir) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let key = ssh_key::PrivateKey::from_openssh(text.as_bytes()).map_err(|e| {
+        io::Error::other(format!(
+            "`{}` is not an OpenSSH private key ({e}): the session's nodes accept only the key \
+             tg made; restore it, or destroy the session and apply again",
+            dir.join(CLIENT_KEY).display()
+        ))
+    })?;
+    key.public_key()
+        .to_openssh()
+        .map(Some)
+        .map_err(io::Error::other)
+}
+
+/// The session's client public key line, when it has one (read from the
+/// private key: the `.pub` file is only a copy for people).
 pub fn client_public_key(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(format!("{CLIENT_KEY}.pub"))).ok()?;
-    let line = text.lines().next()?.trim();
-    (!line.is_empty()).then(|| line.to_string())
+    check_dir(dir).ok()?;
+    public_of_private(dir).ok().flatten()
 }
 
 /// The session's client public key line, making the key pair first when it
-/// has none. `comment` ends the public line (`tg@SESSION`).
+/// has none. `comment` ends the public line (`tg@SESSION`). A key that
+/// exists is kept, whatever became of its `.pub` copy: the session's nodes
+/// accept that key only.
 pub fn ensure_client_key(dir: &Path, comment: &str) -> Result<String, SshFilesError> {
+    make_dir(dir).map_err(at(dir))?;
     let private = dir.join(CLIENT_KEY);
-    if private.is_file() {
-        if let Some(line) = client_public_key(dir) {
-            // Tighten what an older tg or a user may have loosened.
-            files::create_dir_all(dir, 0o700).map_err(at(dir))?;
-            set_mode(dir, 0o700).map_err(at(dir))?;
-            set_mode(&private, 0o600).map_err(at(dir))?;
-            return Ok(line);
+    let public = dir.join(format!("{CLIENT_KEY}.pub"));
+    if let Some(line) = public_of_private(dir).map_err(at(dir))? {
+        // Tighten what an older tg or a user may have loosened, and put
+        // the copy back.
+        set_mode(&private, 0o600).map_err(at(dir))?;
+        if client_pub_file(dir).as_deref() != Some(line.as_str()) {
+            write_file(&public, format!("{line}\n").as_bytes(), 0o644).map_err(at(dir))?;
         }
+        return Ok(line);
     }
-    files::create_dir_all(dir, 0o700).map_err(at(dir))?;
-    set_mode(dir, 0o700).map_err(at(dir))?;
     let pair = crate::ssh_keys::ed25519(comment).map_err(|e| SshFilesError {
         dir: dir.to_path_buf(),
         source: io::Error::other(e),
     })?;
-    // The private key first, under a temporary name: a crash in between
-    // leaves no public key without its private one.
-    let tmp = dir.join(format!(".{CLIENT_KEY}.new"));
-    files::write(&tmp, pair.private_openssh.as_bytes(), 0o600).map_err(at(dir))?;
-    std::fs::rename(&tmp, &private).map_err(at(dir))?;
-    files::write(
-        &dir.join(format!("{CLIENT_KEY}.pub")),
+    write_file(&private, pair.private_openssh.as_bytes(), 0o600).map_err(at(dir))?;
+    write_file(
+        &public,
         format!("{}\n", pair.public_openssh).as_bytes(),
         0o644,
     )
@@ -81,8 +176,20 @@ pub fn ensure_client_key(dir: &Path, comment: &str) -> Result<String, SshFilesEr
     Ok(pair.public_openssh)
 }
 
+/// The first line of the `.pub` copy.
+fn client_pub_file(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{CLIENT_KEY}.pub"))).ok()?;
+    Some(text.lines().next()?.trim().to_string())
+}
+
 fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(p)?.file_type().is_symlink() {
+        return Err(io::Error::other(format!(
+            "`{}` is a symbolic link: remove it and apply again",
+            p.display()
+        )));
+    }
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
 }
 
@@ -132,14 +239,19 @@ pub fn write_known_hosts(dir: &Path, hosts: &[KnownHost]) -> Result<(), SshFiles
     if hosts.is_empty() && !dir.is_dir() {
         return Ok(());
     }
-    files::create_dir_all(dir, 0o700).map_err(at(dir))?;
-    let tmp = dir.join(format!(".{KNOWN_HOSTS}.new"));
-    files::write(&tmp, known_hosts_text(hosts).as_bytes(), 0o644).map_err(at(dir))?;
-    std::fs::rename(&tmp, dir.join(KNOWN_HOSTS)).map_err(at(dir))
+    make_dir(dir).map_err(at(dir))?;
+    write_file(
+        &dir.join(KNOWN_HOSTS),
+        known_hosts_text(hosts).as_bytes(),
+        0o644,
+    )
+    .map_err(at(dir))
 }
 
 /// Remove the session's SSH files (after a complete destroy).
 pub fn remove(dir: &Path) -> Result<(), SshFilesError> {
+    // Never through a link: `.tg/ssh -> /var/lib` must not cost `/var/lib/NAME`.
+    check_dir(dir).map_err(at(dir))?;
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -175,9 +287,54 @@ mod tests {
         set_mode(&dir.join(CLIENT_KEY), 0o644).unwrap();
         ensure_client_key(&dir, "tg@pr-1").unwrap();
         assert_eq!(mode(&dir.join(CLIENT_KEY)), 0o600);
+        // A lost `.pub` copy keeps the key (the nodes accept only it).
+        std::fs::remove_file(dir.join("id_ed25519.pub")).unwrap();
+        assert_eq!(ensure_client_key(&dir, "tg@pr-1").unwrap(), line);
+        assert_eq!(client_public_key(&dir).as_deref(), Some(line.as_str()));
         remove(&dir).unwrap();
         assert!(!dir.exists());
         remove(&dir).unwrap();
+    }
+
+    /// tg runs as root in a folder others may write: a planted link must
+    /// not make it write, chmod or remove anything elsewhere.
+    #[test]
+    fn links_in_the_session_folder_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        set_mode(&victim, 0o644).unwrap();
+        // A link where the temporary key file goes.
+        let dir = t.path().join("a/.tg/ssh/s");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".id_ed25519.new")).unwrap();
+        ensure_client_key(&dir, "tg@s").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(dir.join(CLIENT_KEY))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // A link as the key itself.
+        let dir = t.path().join("b/.tg/ssh/s");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(CLIENT_KEY)).unwrap();
+        assert!(ensure_client_key(&dir, "tg@s").is_err());
+        assert_eq!(mode(&victim), 0o644);
+        // A linked `.tg/ssh`: nothing written there, nothing removed.
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("s")).unwrap();
+        std::fs::write(elsewhere.join("s/data"), "keep").unwrap();
+        std::fs::create_dir_all(t.path().join("c/.tg")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, t.path().join("c/.tg/ssh")).unwrap();
+        let dir = t.path().join("c/.tg/ssh/s");
+        let e = ensure_client_key(&dir, "tg@s").unwrap_err().to_string();
+        assert!(e.contains("is not a folder"), "{e}");
+        assert!(remove(&dir).is_err());
+        assert!(write_known_hosts(&dir, &[]).is_err());
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.join("s/data")).unwrap(),
+            "keep"
+        );
     }
 
     #[test]

@@ -629,7 +629,7 @@ fn debian_image_is_built_once_and_runs() {
     let key = n.record.ssh_host_key.clone().expect("a host key");
     assert!(key.starts_with("ssh-ed25519 "), "{key}");
     let started = tg::platform::netns::sshd::spawn(&n, &s.sandbox(&n))
-        .and_then(|()| tg::platform::netns::sshd::wait_ready(&n));
+        .and_then(|()| tg::platform::netns::sshd::wait_ready(&n, &tg::platform::Cancel::new()));
     if let Err(e) = started {
         panic!("{e}: {}", e.detail.clone().unwrap_or_default());
     }

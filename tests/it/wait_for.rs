@@ -169,3 +169,37 @@ fn a_package_counts_as_installed_once_its_checks_pass() {
     );
     assert!(all.contains("no-service-yet"), "{all}");
 }
+
+/// A check whose command leaves a process holding its output (`sleep &`)
+/// passes when the command exits: reading its output stopped waiting for
+/// the pipes to close (apply used to hang there for good).
+#[test]
+fn a_check_that_leaves_a_background_process_behind_does_not_hang() {
+    if !prerequisites(&["ip", "timeout"]) {
+        return;
+    }
+    let checks =
+        "  wait_for {\n    command = \"sleep 300 & echo started\"\n    timeout = \"20s\"\n  }\n";
+    let tb = Testbed::new(&[("main.tg.hcl", &testbed("10.82.3", checks))]);
+    let s = Session {
+        tb: &tb,
+        name: unique("wait-bg"),
+    };
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("timeout")
+        .arg("90")
+        .arg(crate::support::tg_bin())
+        .args(["--session", &s.name, "apply", "-auto-approve"])
+        .current_dir(tb.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply failed or hung ({:?}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}

@@ -70,11 +70,22 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
             env.push((name.to_string(), v.to_string()));
         }
     }
+    // A tenant's node must not read the server's data: other sessions'
+    // keys, documents and (by default) the state store.
+    let mut hidden = vec![data_dir.clone()];
+    if let Some(p) = ctx
+        .env
+        .non_empty(crate::ops::ENV_STATE_URL)
+        .map(std::path::Path::new)
+        .filter(|p| p.is_absolute())
+    {
+        hidden.push(p.to_path_buf());
+    }
     let config = Config {
         data_dir,
         catalog: args.catalog.as_ref().map(|c| ctx.env.resolve(c)),
         platform,
-        factory: engine::factory(ctx),
+        factory: engine::factory_hiding(ctx, &hidden),
         versions,
         state_url: ctx
             .env

@@ -178,6 +178,12 @@ fn spawn_failure(
 /// tests). A command that does not exist gives 127 (126 when it cannot be
 /// executed), like a shell, not an error. When `cancel` fires, the
 /// command's process group is killed and the call fails as cancelled.
+/// How long output is still read after the command exited (a background
+/// process it started may hold its pipes open for good).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+/// The most output kept of each stream (the end of it).
+const OUTPUT_LIMIT: usize = 4 << 20;
+
 pub(crate) fn collect(
     node: &Node,
     mut cmd: Command,
@@ -197,14 +203,29 @@ pub(crate) fn collect(
             })
         }
     };
+    // Readers append to shared buffers, so a command that leaves a
+    // background process holding its pipes (`daemon &`) does not keep the
+    // caller waiting once it exited: see `OUTPUT_GRACE`.
     let read_all = |r: Option<Box<dyn io::Read + Send>>| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, d) = (buf.clone(), done.clone());
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
             if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = r.read(&mut chunk) {
+                    let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+                    b.extend_from_slice(&chunk[..n]);
+                    // Keep the last `OUTPUT_LIMIT` bytes.
+                    if b.len() > 2 * OUTPUT_LIMIT {
+                        let cut = b.len() - OUTPUT_LIMIT;
+                        b.drain(..cut);
+                    }
+                }
             }
-            buf
-        })
+            d.store(true, std::sync::atomic::Ordering::Release);
+        });
+        (buf, done)
     };
     let out = read_all(
         child
@@ -239,8 +260,20 @@ pub(crate) fn collect(
         // Whatever it left behind in its group goes too.
         signal_group(pgid, libc::SIGKILL);
     }
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let grace = std::time::Instant::now() + OUTPUT_GRACE;
+    while !(out.1.load(std::sync::atomic::Ordering::Acquire)
+        && err.1.load(std::sync::atomic::Ordering::Acquire))
+        && std::time::Instant::now() < grace
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let take = |b: &Arc<std::sync::Mutex<Vec<u8>>>| {
+        let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+        let cut = b.len().saturating_sub(OUTPUT_LIMIT);
+        b.split_off(cut)
+    };
+    let stdout = take(&out.0);
+    let stderr = take(&err.0);
     if cancelled {
         return Err(PlatformError::cancelled(format!(
             "`{program}` on node `{hostname}` was cancelled"

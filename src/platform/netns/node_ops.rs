@@ -58,7 +58,7 @@ impl NetnsPlatform {
             if ssh {
                 // Before the checks: a `wait_for { tcp = 22 }` may count on it.
                 let _p = trace.phase("sshd ready");
-                sshd::wait_ready(&created)?;
+                sshd::wait_ready(&created, cancel)?;
             }
             if spec.settings.wait_for.is_empty() {
                 return Ok(());

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::files;
-use crate::platform::PlatformError;
+use crate::platform::{Cancel, PlatformError};
 
 use super::exec::spawn_detached;
 use super::node::Node;
@@ -116,10 +116,16 @@ pub fn spawn(node: &Node, sandbox: &Arc<Sandbox>) -> Result<(), PlatformError> {
 /// Wait until the node's server listens on port 22. Read from the node's
 /// socket table (`/proc/PID/net/tcp` of its init), not by connecting: a
 /// connection would make sshd start a session process for nothing.
-pub fn wait_ready(node: &Node) -> Result<(), PlatformError> {
+pub fn wait_ready(node: &Node, cancel: &Cancel) -> Result<(), PlatformError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let table = format!("/proc/{}/net/tcp", node.pid());
     loop {
+        if cancel.is_cancelled() {
+            return Err(PlatformError::cancelled(format!(
+                "waiting for the SSH server of node `{}` was cancelled",
+                node.record.hostname
+            )));
+        }
         let listening = std::fs::read_to_string(&table).map(|t| listens_on_22(&t));
         match listening {
             Ok(true) => return Ok(()),
