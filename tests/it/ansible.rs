@@ -185,6 +185,21 @@ fn ansible_reaches_every_node_with_host_keys_checked() {
     // The next apply writes what state records again.
     s.tg(&["apply", "-auto-approve"]).expect_code(0);
     s.tg(&["ssh", "web-0", "--", "true"]).expect_code(0);
+    // A lost known_hosts does not turn checking off.
+    std::fs::remove_file(dir.join("known_hosts")).unwrap();
+    let r = s.tg(&["ssh", "web-0", "--", "true"]);
+    assert_eq!(r.code(), 255, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("run `tg apply` to write it again"),
+        "{}",
+        r.stderr()
+    );
+    assert!(s
+        .tg(&["ssh-config"])
+        .stdout()
+        .contains("StrictHostKeyChecking yes"));
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    s.tg(&["ssh", "web-0", "--", "true"]).expect_code(0);
 
     // Ping every node, host keys checked.
     let o = run_in(

@@ -21,7 +21,11 @@ pub fn run(ctx: &Ctx, args: &InventoryArgs) -> i32 {
 
 /// How ssh reaches this session's nodes (tg's own absolute path in the
 /// `ProxyCommand`, the session's known hosts when tg made them).
-pub(crate) fn ssh_reach(ctx: &Ctx) -> SshReach {
+/// How ssh reaches the session's netns nodes. Host keys are checked
+/// whenever the session has netns nodes, even when its `known_hosts` is
+/// missing (then ssh refuses them, and `tg apply` writes it again): a lost
+/// file never turns checking off.
+pub(crate) fn ssh_reach(ctx: &Ctx, snap: &Snapshot) -> SshReach {
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| std::fs::canonicalize(p).ok())
@@ -32,13 +36,19 @@ pub(crate) fn ssh_reach(ctx: &Ctx) -> SshReach {
         tg_exe: exe,
         testbed_dir: dir,
         session: ctx.session.to_string(),
-        known_hosts: kh.is_file().then_some(kh),
+        known_hosts: (kh.is_file() || has_netns_nodes(snap)).then_some(kh),
     }
+}
+
+fn has_netns_nodes(snap: &Snapshot) -> bool {
+    snap.instances
+        .values()
+        .any(|r| r.platform == "netns" && matches!(r.spec, crate::platform::Spec::Node(_)))
 }
 
 /// The whole inventory of the session's recorded nodes.
 pub(crate) fn inventory_of(ctx: &Ctx, snap: &Snapshot) -> CmdResult<Inventory> {
-    let reach = ssh_reach(ctx);
+    let reach = ssh_reach(ctx, snap);
     let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
     ops::inventory(
         snap,

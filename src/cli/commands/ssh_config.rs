@@ -41,7 +41,7 @@ fn netns_hosts(snap: &crate::state::Snapshot) -> Vec<(String, String, String)> {
 
 fn run_inner(ctx: &Ctx) -> CmdResult<i32> {
     let snap = load_snapshot(ctx)?;
-    let reach = ssh_reach(ctx);
+    let reach = ssh_reach(ctx, &snap);
     let hosts: Vec<(String, String)> = netns_hosts(&snap)
         .into_iter()
         .map(|(h, a, _)| (h, a))
@@ -77,7 +77,13 @@ fn ssh_inner(ctx: &Ctx, args: &SshArgs) -> CmdResult<i32> {
             args.target, ctx.session
         )));
     };
-    let reach = ssh_reach(ctx);
+    let reach = ssh_reach(ctx, &snap);
+    if let Some(kh) = reach.known_hosts.as_ref().filter(|kh| !kh.is_file()) {
+        eprintln!(
+            "warning: the session's known hosts file `{}` is missing, so ssh cannot check host keys and refuses them: run `tg apply` to write it again",
+            kh.display()
+        );
+    }
     let mut cmd = std::process::Command::new("ssh");
     cmd.args(reach.ssh_options().map_err(report::fail)?);
     let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
