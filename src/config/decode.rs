@@ -82,19 +82,23 @@ const REQUIRES: BlockSchema = BlockSchema {
     required: &[],
     blocks: &[],
 };
+/// `network` and the keys of `platform::impairment::IMPAIR_KEYS`, in
+/// their order (a test checks they agree).
+const IMPAIR_ATTRS: &[&str] = &[
+    "network",
+    "delay",
+    "jitter",
+    "loss",
+    "rate",
+    "corrupt",
+    "duplicate",
+    "reorder",
+];
+
 const IMPAIR: BlockSchema = BlockSchema {
     kind: "impair",
     labels: &[],
-    attrs: Some(&[
-        "network",
-        "delay",
-        "jitter",
-        "loss",
-        "rate",
-        "corrupt",
-        "duplicate",
-        "reorder",
-    ]),
+    attrs: Some(IMPAIR_ATTRS),
     required: &[],
     blocks: &[],
 };
@@ -456,4 +460,15 @@ fn decode_block(
         }
     }
     Some(raw)
+}
+
+#[cfg(test)]
+mod impair_schema_tests {
+    #[test]
+    fn the_impair_block_takes_the_impairment_keys() {
+        assert_eq!(
+            &super::IMPAIR_ATTRS[1..],
+            crate::platform::impairment::IMPAIR_KEYS
+        );
+    }
 }

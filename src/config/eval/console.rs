@@ -92,21 +92,7 @@ impl<'p> Console<'p> {
                         .is_some_and(|o| o.sensitive)
             });
 
-        let mut edit_expr = expr;
-        if found.arith {
-            checked::rewrite(&mut edit_expr);
-        }
-        let host = found
-            .calls
-            .iter()
-            .any(|c| functions::HOST_FUNCTIONS.contains(&c.name.as_str()));
-        if host {
-            functions::bind_host(&mut edit_expr);
-        }
-        let fueled = crate::config::fuel::rewrite(&mut edit_expr);
-        let _tank = fueled.then(|| {
-            crate::config::fuel::Tank::fill(self.ev.opts.limits.max_value_elements as u64 * 4)
-        });
+        let (edit_expr, fueled, host, _tank) = self.ev.prepare(expr, &found);
         let mut ctx = hcl::eval::Context::new();
         for root in ROOTS {
             if !found.refs.iter().any(|r| r.root == *root) {

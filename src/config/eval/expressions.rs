@@ -7,6 +7,38 @@ use super::size::{measure, Size};
 use super::*;
 
 impl Evaluator<'_> {
+    /// The rewrites every expression gets before it is evaluated (the
+    /// console's too): checked arithmetic, host functions bound to this
+    /// evaluation, and fuel against runaway loops. Returns the expression,
+    /// whether it is fueled, whether it calls host functions, and the tank
+    /// to keep while it evaluates.
+    pub(super) fn prepare(
+        &self,
+        mut expr: hcl_edit::expr::Expression,
+        found: &refs::ExprRefs,
+    ) -> (
+        hcl_edit::expr::Expression,
+        bool,
+        bool,
+        Option<crate::config::fuel::Tank>,
+    ) {
+        if found.arith {
+            checked::rewrite(&mut expr);
+        }
+        let host = found
+            .calls
+            .iter()
+            .any(|c| functions::HOST_FUNCTIONS.contains(&c.name.as_str()));
+        if host {
+            functions::bind_host(&mut expr);
+        }
+        let fueled = crate::config::fuel::rewrite(&mut expr);
+        let tank = fueled.then(|| {
+            crate::config::fuel::Tank::fill(self.opts.limits.max_value_elements as u64 * 4)
+        });
+        (expr, fueled, host, tank)
+    }
+
     /// Evaluate one attribute with what it may see; errors become diagnostics.
     pub(super) fn eval(&mut self, a: &RawAttr, rep: &Repetition) -> Option<Value> {
         self.eval_sized(a, rep).map(|(v, _)| v)
@@ -41,21 +73,7 @@ impl Evaluator<'_> {
                 };
             }
         }
-        let mut edit_expr = a.expr.clone();
-        if found.arith {
-            checked::rewrite(&mut edit_expr);
-        }
-        let host = found
-            .calls
-            .iter()
-            .any(|c| functions::HOST_FUNCTIONS.contains(&c.name.as_str()));
-        if host {
-            functions::bind_host(&mut edit_expr);
-        }
-        let fueled = crate::config::fuel::rewrite(&mut edit_expr);
-        let _tank = fueled.then(|| {
-            crate::config::fuel::Tank::fill(self.opts.limits.max_value_elements as u64 * 4)
-        });
+        let (mut edit_expr, fueled, host, _tank) = self.prepare(a.expr.clone(), &found);
         if found.is_static() && !found.arith && !fueled {
             let expr = hcl::Expression::from(edit_expr);
             return match expr.evaluate(&hcl::eval::Context::new()) {
