@@ -422,7 +422,16 @@ impl Platform for NetnsPlatform {
                         }),
                     });
                 }
-                this.install_package(&req.session, after, node, &req.cancel, &req.trace)
+                // A new version is checked as a new package is.
+                this.install_checked(
+                    &sid,
+                    &req.session,
+                    after,
+                    node,
+                    &req.deps,
+                    &req.cancel,
+                    &req.trace,
+                )
             }
             (Spec::Network(before), Spec::Network(after))
                 if NetworkSpec {

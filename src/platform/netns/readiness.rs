@@ -224,10 +224,34 @@ impl NetnsPlatform {
         p: &PackageSpec,
     ) -> PlatformResult<CreateResponse> {
         let node = self.package_node(sid, p, None, &req.deps);
+        self.install_checked(
+            sid,
+            &req.session,
+            p,
+            node,
+            &req.deps,
+            &req.cancel,
+            &req.trace,
+        )
+    }
+
+    /// Install (or upgrade) package `p` on `node`, then wait for its
+    /// checks: a create and an in-place version change alike.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn install_checked(
+        &self,
+        sid: &str,
+        session: &crate::platform::SessionRef,
+        p: &PackageSpec,
+        node: Option<node::Node>,
+        deps: &std::collections::BTreeMap<String, crate::platform::Dependency>,
+        cancel: &Cancel,
+        trace: &crate::platform::trace::OpTrace,
+    ) -> PlatformResult<CreateResponse> {
         let checked = node.as_ref().map(|n| n.paths.id.clone());
-        let made = self.install_package(&req.session, p, node, &req.cancel, &req.trace)?;
+        let made = self.install_package(session, p, node, cancel, trace)?;
         if !p.wait_for.is_empty() {
-            let _p = req.trace.phase("wait_for");
+            let _p = trace.phase("wait_for");
             let node = checked
                 .and_then(|id| node::Node::open(&node::node_paths(&self.options.run_dir, sid, &id)))
                 .ok_or_else(|| {
@@ -237,7 +261,7 @@ impl NetnsPlatform {
                     ))
                 })?;
             // The node's first address, from its spec among the deps.
-            let address = req.deps.values().find_map(|d| match &d.spec {
+            let address = deps.values().find_map(|d| match &d.spec {
                 Spec::Node(n) if n.hostname == p.node => n.interfaces.first().map(|i| i.address),
                 _ => None,
             });
@@ -247,7 +271,7 @@ impl NetnsPlatform {
                 &node,
                 address,
                 &p.wait_for,
-                &req.cancel,
+                cancel,
             )?;
         }
         Ok(made)
