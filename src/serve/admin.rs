@@ -42,7 +42,10 @@ pub(super) async fn inventory(
     let snap = read_state(&app, &m).await?.unwrap_or_default();
     let dir = app.session_dir(&session);
     let ssh = ops::session_ssh_dir(&dir, session.as_str());
-    let (kh, key) = (ssh.join("known_hosts"), ssh.join("id_ed25519"));
+    let (kh, key) = (
+        ssh.join(crate::ops::ssh_files::KNOWN_HOSTS),
+        ssh.join(crate::ops::ssh_files::CLIENT_KEY),
+    );
     let opts = InventoryOptions {
         reach: SshReach {
             tg_exe: std::env::current_exe()

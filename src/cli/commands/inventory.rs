@@ -31,7 +31,7 @@ pub(crate) fn ssh_reach(ctx: &Ctx, snap: &Snapshot) -> SshReach {
         .and_then(|p| std::fs::canonicalize(p).ok())
         .unwrap_or_else(|| "tg".into());
     let dir = engine::abs_dir(ctx);
-    let kh = ops::session_ssh_dir(&dir, ctx.session.as_str()).join("known_hosts");
+    let kh = ops::session_ssh_dir(&dir, ctx.session.as_str()).join(ops::ssh_files::KNOWN_HOSTS);
     SshReach {
         tg_exe: exe,
         testbed_dir: dir,
@@ -49,7 +49,8 @@ fn has_netns_nodes(snap: &Snapshot) -> bool {
 /// The whole inventory of the session's recorded nodes.
 pub(crate) fn inventory_of(ctx: &Ctx, snap: &Snapshot) -> CmdResult<Inventory> {
     let reach = ssh_reach(ctx, snap);
-    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str())
+        .join(ops::ssh_files::CLIENT_KEY);
     ops::inventory(
         snap,
         &InventoryOptions {

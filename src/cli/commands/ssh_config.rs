@@ -46,7 +46,8 @@ fn run_inner(ctx: &Ctx) -> CmdResult<i32> {
         .into_iter()
         .map(|(h, a, _)| (h, a))
         .collect();
-    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str())
+        .join(ops::ssh_files::CLIENT_KEY);
     let text = ops::ssh_config_file(&reach, &hosts, key.is_file().then_some(key.as_path()))
         .map_err(report::fail)?;
     print!("{text}");
@@ -86,7 +87,8 @@ fn ssh_inner(ctx: &Ctx, args: &SshArgs) -> CmdResult<i32> {
     }
     let mut cmd = std::process::Command::new("ssh");
     cmd.args(reach.ssh_options().map_err(report::fail)?);
-    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str()).join("id_ed25519");
+    let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str())
+        .join(ops::ssh_files::CLIENT_KEY);
     if key.is_file() {
         cmd.arg("-i").arg(&key).args(["-o", "IdentitiesOnly=yes"]);
     }
