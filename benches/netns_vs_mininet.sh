@@ -2,7 +2,7 @@
 # Build N nodes on one network and destroy them with tg's netns platform,
 # then do the same with Mininet (Linux bridge switch, no controller), and
 # print the wall times (median of RUNS runs) and their ratios. tg runs
-# twice: nodes with their SSH server (the default: sshd ready on port 22
+# twice: nodes with their SSH server (the default: the init listens on port 22
 # before a node counts as created) and with `ssh = false`.
 #
 #   benches/netns_vs_mininet.sh [N]        (as root; default N=100, RUNS=3)

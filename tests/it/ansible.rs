@@ -276,7 +276,38 @@ node "off" {
         known.contains("\non,") && !known.contains("\noff,"),
         "{known}"
     );
-    s.tg(&["ssh", "on", "--", "true"]).expect_code(0);
+    // Socket activation: the node listens, but no server runs until a
+    // connection comes, and the server of one runs confined like `tg exec`.
+    let r = s.tg(&[
+        "exec",
+        "node.on",
+        "--",
+        "sh",
+        "-c",
+        "ls -l /proc/[0-9]*/exe 2>/dev/null",
+    ]);
+    assert!(!r.stdout().contains("/usr/sbin/sshd"), "{}", r.stdout());
+    let r = s.tg(&[
+        "ssh",
+        "on",
+        "--",
+        "grep",
+        "-E",
+        "^(Seccomp|CapBnd):",
+        "/proc/self/status",
+    ]);
+    r.expect_code(0);
+    let exec = s.tg(&[
+        "exec",
+        "node.on",
+        "--",
+        "grep",
+        "-E",
+        "^(Seccomp|CapBnd):",
+        "/proc/self/status",
+    ]);
+    assert!(r.stdout().contains("Seccomp:\t2"), "{}", r.stdout());
+    assert_eq!(r.stdout(), exec.stdout());
     // Nothing listens on port 22 of `off` (0016 in /proc/net/tcp).
     let r = s.tg(&["exec", "node.off", "--", "cat", "/proc/net/tcp"]);
     r.expect_code(0);

@@ -162,6 +162,19 @@ fn a_node_cannot_reach_host_processes_files_or_namespaces() {
     // The seccomp filter is on (mode 2).
     let r = sh(&s, "node.n[0]", "grep Seccomp: /proc/self/status");
     assert!(r.stdout().contains('2'), "{}", r.stdout());
+    // So is the init's, with the same bounding set: what it starts (the
+    // SSH server of each connection) is as confined as `tg exec`.
+    let r = sh(
+        &s,
+        "node.n[0]",
+        "grep -E '^(Seccomp|CapBnd):' /proc/1/status",
+    );
+    assert!(r.stdout().contains("Seccomp:\t2"), "{}", r.stdout());
+    assert!(
+        r.stdout().contains(&format!("CapBnd:\t{bnd:016x}")),
+        "{}",
+        r.stdout()
+    );
 }
 
 #[test]

@@ -9,9 +9,12 @@
 //! namespace), `/sys` read-only, a minimal `/dev` (null, zero, full,
 //! random, urandom, tty, ptmx and pts, shm), private `/tmp` and `/run`,
 //! `/etc/hosts` read-only from the session's file; every mount but `/dev`
-//! is `nodev`. It pivots into that root, drops to the node's capabilities,
-//! answers on fd 4 (`ok`, or what failed) and from then on only reaps the
-//! orphans the node leaves it. When it is killed the kernel ends every
+//! is `nodev`. It pivots into that root, drops to the node's capabilities
+//! and installs the node's seccomp filters (so all it starts inherits
+//! them), listens on port 22 when the node has SSH, answers on fd 4 (`ok`,
+//! or what failed) and from then on only reaps the orphans the node leaves
+//! it and starts `sshd -i` for each SSH connection (socket activation, as
+//! Debian's `ssh.socket`: no server runs until someone connects). When it is killed the kernel ends every
 //! process of the PID namespace, whatever namespaces they made: that is
 //! how a node is destroyed.
 //!
@@ -55,6 +58,11 @@ pub struct InitPlan {
     /// `sshd::IN_NODE`; `None`: the node runs no SSH server.
     #[serde(default)]
     pub ssh: Option<PathBuf>,
+    /// The seccomp filters (`sandbox::Filters::pack`) the init installs on
+    /// itself with its capabilities, so every process it starts (the SSH
+    /// servers) is confined as `tg exec`'s are; empty: none (privileged).
+    #[serde(default)]
+    pub seccomp: Vec<Vec<u64>>,
 }
 
 /// The program's entry point; never returns.
@@ -73,17 +81,25 @@ pub fn main() -> ! {
         .map_err(|e| format!("read the plan: {e}"))
         .and_then(|_| serde_json::from_str::<InitPlan>(&text).map_err(|e| e.to_string()));
     drop(plan_in);
-    let result = plan.and_then(|p| set_up(&p));
+    let result = plan.and_then(|p| {
+        set_up(&p)?;
+        // Listening before the answer: the node is reachable on port 22
+        // from the moment it counts as made.
+        match p.ssh {
+            Some(_) => listen_ssh().map(Some),
+            None => Ok(None),
+        }
+    });
     let msg = match &result {
-        Ok(()) => "ok".to_string(),
+        Ok(_) => "ok".to_string(),
         Err(e) => e.clone(),
     };
     let _ = answer.write_all(msg.as_bytes());
     drop(answer);
-    if result.is_err() {
-        std::process::exit(1);
+    match result {
+        Ok(listener) => serve_forever(listener),
+        Err(_) => std::process::exit(1),
     }
-    reap_forever()
 }
 
 fn err(step: &str) -> String {
@@ -393,7 +409,7 @@ fn set_up(p: &InitPlan) -> Result<(), String> {
         }
     }
     if let Some(keep) = p.caps {
-        drop_caps(keep)?;
+        confine(keep, &p.seccomp)?;
     }
     Ok(())
 }
@@ -422,21 +438,89 @@ fn lo_up() -> Result<(), String> {
     Ok(())
 }
 
-/// Keep only the capabilities in `keep` (bounding set included).
-fn drop_caps(keep: u64) -> Result<(), String> {
-    let sandbox = super::sandbox::Sandbox::new(Some(keep), None);
+/// Keep only the capabilities in `keep` (bounding set included), and
+/// install `seccomp`, which every later process of the node inherits.
+fn confine(keep: u64, seccomp: &[Vec<u64>]) -> Result<(), String> {
+    let sandbox = super::sandbox::Sandbox::from_packed(Some(keep), seccomp);
     // SAFETY: single-threaded; plain system calls.
     unsafe { sandbox.enter() }.map_err(|e| {
         format!(
-            "drop capabilities: {}",
+            "confine the init (capabilities, seccomp): {}",
             std::io::Error::from_raw_os_error(e)
         )
     })
 }
 
-/// Reap every child that ends, forever (orphans of the node come here).
-fn reap_forever() -> ! {
-    // SAFETY: signal mask and wait calls on this process only.
+/// How many SSH connections a node serves at once; more are closed at
+/// once (sshd's own `MaxStartups` does not apply to `sshd -i`).
+const MAX_SSH_CONNECTIONS: usize = 64;
+
+/// A non-blocking TCP socket listening on port 22 of every address of the
+/// node (its links need not exist yet).
+fn listen_ssh() -> Result<libc::c_int, String> {
+    // SAFETY: socket calls on a socket of ours and a zeroed sockaddr_in.
+    unsafe {
+        let s = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        );
+        if s < 0 {
+            return Err(err("make the SSH socket"));
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = 22u16.to_be();
+        if libc::bind(
+            s,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) != 0
+            || libc::listen(s, 128) != 0
+        {
+            return Err(err("listen on port 22"));
+        }
+        Ok(s)
+    }
+}
+
+/// From here on the init only reaps every child that ends (orphans of
+/// the node come here) and, with `listener`, starts `sshd -i` for each
+/// connection on port 22, as inetd (or systemd's `ssh.socket`) does.
+fn serve_forever(listener: Option<libc::c_int>) -> ! {
+    let sshd = |s: &str| CString::new(s).unwrap_or_default();
+    let (program, config) = (
+        sshd(super::sshd::SSHD),
+        sshd(&format!("{}/sshd_config", super::sshd::IN_NODE)),
+    );
+    let (dash_i, dash_f, dash_e, log) = (
+        sshd("-i"),
+        sshd("-f"),
+        sshd("-E"),
+        sshd(super::sshd::LOG_IN_NODE),
+    );
+    let argv = [
+        program.as_ptr(),
+        dash_i.as_ptr(),
+        dash_f.as_ptr(),
+        config.as_ptr(),
+        dash_e.as_ptr(),
+        log.as_ptr(),
+        std::ptr::null(),
+    ];
+    let path = sshd(&format!("PATH={}", super::exec::NODE_PATH));
+    let envp = [path.as_ptr(), std::ptr::null()];
+    let mut servers: std::collections::HashSet<libc::pid_t> = Default::default();
+    // SAFETY: signal mask, fd, poll, accept, fork, exec and wait calls on
+    // this single-threaded process and its children.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -444,12 +528,93 @@ fn reap_forever() -> ! {
         let mut chld: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut chld);
         libc::sigaddset(&mut chld, libc::SIGCHLD);
-        // Nothing else of the parent's stays open.
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        // Nothing else of the parent's stays open; 0, 1 and 2 become
+        // /dev/null (the servers' stderr).
+        match listener {
+            Some(l) => {
+                libc::syscall(libc::SYS_close_range, 0u32, (l - 1) as u32, 0u32);
+                libc::syscall(libc::SYS_close_range, (l + 1) as u32, u32::MAX, 0u32);
+            }
+            None => {
+                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            }
+        }
+        for _ in 0..3 {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        }
+        let chld_fd = match listener {
+            Some(_) => libc::signalfd(-1, &chld, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK),
+            None => -1,
+        };
+        let (Some(l), true) = (listener, chld_fd >= 0) else {
+            loop {
+                while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+                libc::sigwaitinfo(&chld, std::ptr::null_mut());
+            }
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: chld_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: l,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let mut info: libc::signalfd_siginfo = std::mem::zeroed();
         loop {
-            let mut status = 0;
-            while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {}
-            libc::sigwaitinfo(&chld, std::ptr::null_mut());
+            loop {
+                let pid = libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG);
+                if pid <= 0 {
+                    break;
+                }
+                servers.remove(&pid);
+            }
+            if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
+                continue;
+            }
+            while libc::read(
+                chld_fd,
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                std::mem::size_of::<libc::signalfd_siginfo>(),
+            ) > 0
+            {}
+            loop {
+                let conn = libc::accept4(
+                    l,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                );
+                if conn < 0 {
+                    break;
+                }
+                if servers.len() >= MAX_SSH_CONNECTIONS {
+                    libc::close(conn);
+                    continue;
+                }
+                match libc::fork() {
+                    0 => {
+                        let mut empty: libc::sigset_t = std::mem::zeroed();
+                        libc::sigemptyset(&mut empty);
+                        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                        libc::setsid();
+                        libc::dup2(conn, 0);
+                        libc::dup2(conn, 1);
+                        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+                        libc::_exit(127);
+                    }
+                    pid => {
+                        if pid > 0 {
+                            servers.insert(pid);
+                        }
+                        libc::close(conn);
+                    }
+                }
+            }
         }
     }
 }

@@ -183,16 +183,24 @@ impl NetnsPlatform {
         if node.record.privileged || !self.options.sandbox {
             return Ok(Arc::new(sandbox::Sandbox::new(None, None)));
         }
-        let filters = self
-            .shared
+        Ok(Arc::new(sandbox::Sandbox::new(
+            Some(sandbox::node_caps(node.record.devices)),
+            self.filters()?,
+        )))
+    }
+
+    /// The seccomp filters of unprivileged nodes (compiled once); `None`
+    /// when the platform runs without the sandbox.
+    fn filters(&self) -> PlatformResult<Option<&sandbox::Filters>> {
+        if !self.options.sandbox {
+            return Ok(None);
+        }
+        self.shared
             .filters
             .get_or_init(sandbox::Filters::compile)
             .as_ref()
-            .map_err(|e| PlatformError::new(format!("cannot make the seccomp filter: {e}")))?;
-        Ok(Arc::new(sandbox::Sandbox::new(
-            Some(sandbox::node_caps(node.record.devices)),
-            Some(filters),
-        )))
+            .map(Some)
+            .map_err(|e| PlatformError::new(format!("cannot make the seccomp filter: {e}")))
     }
 
     /// tg's own files no node may see for this session.

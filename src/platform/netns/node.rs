@@ -282,6 +282,8 @@ pub struct NodeOptions<'a> {
     /// `Some` when the node runs an SSH server if its image has one: the
     /// session's client key it accepts (if any).
     pub ssh: Option<Option<&'a str>>,
+    /// The seccomp filters of an unprivileged node, installed by its init.
+    pub filters: Option<&'a sandbox::Filters>,
 }
 
 /// Make a node: init, namespaces, root filesystem, hostname, `lo` up, its
@@ -342,6 +344,10 @@ pub fn create_node(
             cgroups: cgroup::procs_paths(sid, node.id),
             caps,
             ssh: ssh_host_key.as_ref().map(|_| ssh_dir.clone()),
+            seccomp: match (caps, node.filters) {
+                (Some(_), Some(f)) => f.pack(),
+                _ => Vec::new(),
+            },
         };
         let (pid, start) = start_init(node.init, &plan, &spec.hostname)?;
         let record = NodeRecord {

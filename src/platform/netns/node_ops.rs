@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{
-    cgroup, impair, locks, names, net, node, node_id, node_veths, sshd, to_private, NetnsPlatform,
+    cgroup, impair, locks, names, net, node, node_id, node_veths, to_private, NetnsPlatform,
     NodePrivate,
 };
 use crate::platform::{
@@ -39,26 +39,16 @@ impl NetnsPlatform {
                     init: &init,
                     ssh: (spec.settings.ssh != Some(false))
                         .then_some(session.ssh_client_key.as_deref()),
+                    filters: self.filters()?,
                 },
             )?
         };
         let veths = node_veths(&sid, &id, spec);
-        let ssh = created.record.ssh_host_key.is_some();
         let result = (|| {
-            if ssh {
-                // Started first: it comes up while the links are made.
-                let _p = trace.phase("sshd start");
-                sshd::spawn(&created, &self.sandbox_of(&created)?)?;
-            }
             {
                 let _p = trace.phase("links");
                 self.plug(&lock, &sid, &created, spec, &veths, &[])?;
                 self.impair_links(&sid, spec, &veths, None)?;
-            }
-            if ssh {
-                // Before the checks: a `wait_for { tcp = 22 }` may count on it.
-                let _p = trace.phase("sshd ready");
-                sshd::wait_ready(&created, cancel)?;
             }
             if spec.settings.wait_for.is_empty() {
                 return Ok(());

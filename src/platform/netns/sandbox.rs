@@ -123,6 +123,18 @@ impl Sandbox {
         }
     }
 
+    /// [`Sandbox::new`] with filters packed by [`Filters::pack`] (what a
+    /// node's init is handed).
+    pub fn from_packed(caps: Option<u64>, packed: &[Vec<u64>]) -> Sandbox {
+        Sandbox {
+            caps,
+            filters: packed
+                .iter()
+                .map(|p| p.iter().map(|&i| unpack(i)).collect())
+                .collect(),
+        }
+    }
+
     pub fn is_privileged(&self) -> bool {
         self.caps.is_none()
     }
@@ -231,7 +243,30 @@ const CLONE_NS_FLAGS: u64 = (libc::CLONE_NEWNS
 /// `uname26`, both, and the query `0xffffffff`).
 const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// One BPF instruction packed as `code << 48 | jt << 40 | jf << 32 | k`.
+fn pack(i: &seccompiler::sock_filter) -> u64 {
+    (u64::from(i.code) << 48) | (u64::from(i.jt) << 40) | (u64::from(i.jf) << 32) | u64::from(i.k)
+}
+
+fn unpack(i: u64) -> seccompiler::sock_filter {
+    seccompiler::sock_filter {
+        code: (i >> 48) as u16,
+        jt: (i >> 40) as u8,
+        jf: (i >> 32) as u8,
+        k: i as u32,
+    }
+}
+
 impl Filters {
+    /// The programs as plain numbers, one per instruction, to hand to a
+    /// node's init in its plan ([`Sandbox::from_packed`] reads them back).
+    pub fn pack(&self) -> Vec<Vec<u64>> {
+        self.programs
+            .iter()
+            .map(|p| p.iter().map(pack).collect())
+            .collect()
+    }
+
     /// Compile the filters for this machine's architecture.
     pub fn compile() -> Result<Filters, String> {
         let arch = TargetArch::try_from(std::env::consts::ARCH)
@@ -717,6 +752,20 @@ mod tests {
         assert_eq!(m & (1 << cap::SYS_PTRACE), 0);
         assert_eq!(m & (1 << cap::MKNOD), 0);
         assert_ne!(node_caps(true) & (1 << cap::MKNOD), 0);
+    }
+
+    #[test]
+    fn packed_filters_come_back_the_same() {
+        let f = Filters::compile().unwrap();
+        let back = Sandbox::from_packed(Some(1), &f.pack());
+        assert_eq!(back.filters.len(), f.programs.len());
+        for (a, b) in back.filters.iter().zip(&f.programs) {
+            assert_eq!(a.len(), b.len());
+            assert!(a
+                .iter()
+                .zip(b)
+                .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k)));
+        }
     }
 
     #[test]

@@ -12,20 +12,15 @@
 //! `UsePAM no` (PAM's `pam_loginuid` needs `CAP_AUDIT_CONTROL`, which the
 //! sandbox drops), sftp served in process (`internal-sftp`), so `scp` and
 //! `sftp` need nothing more from the image. Its log goes to
-//! [`LOG_IN_NODE`], quoted when the server does not come up.
+//! [`LOG_IN_NODE`].
 //! Not here: the session's client key and `known_hosts` (`ops::ssh_files`).
 
-use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::files;
-use crate::platform::{Cancel, PlatformError};
+use crate::platform::PlatformError;
 
-use super::exec::spawn_detached;
 use super::node::Node;
-use super::sandbox::Sandbox;
 
 /// The server, where Debian puts it (in the node's root).
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -33,8 +28,6 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 pub const IN_NODE: &str = "/run/tg-ssh";
 /// The server's log, inside the node.
 pub const LOG_IN_NODE: &str = "/run/tg-sshd.log";
-/// How long a server may take to answer on port 22.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether an image's root (`lower`) has an OpenSSH server.
 pub fn image_has_sshd(lower: &Path) -> bool {
@@ -99,61 +92,13 @@ pub fn write_files(
     Ok(pair.public_openssh)
 }
 
-/// Start the node's server (as soon as the node runs: it binds the
-/// wildcard address, so its links need not be up yet).
-pub fn spawn(node: &Node, sandbox: &Arc<Sandbox>) -> Result<(), PlatformError> {
-    let argv = [
-        SSHD.to_string(),
-        "-D".into(),
-        "-f".into(),
-        format!("{IN_NODE}/sshd_config"),
-        "-E".into(),
-        LOG_IN_NODE.into(),
-    ];
-    spawn_detached(node, sandbox, &argv)
-}
-
-/// Wait until the node's server listens on port 22. Read from the node's
-/// socket table (`/proc/PID/net/tcp` of its init), not by connecting: a
-/// connection would make sshd start a session process for nothing.
-pub fn wait_ready(node: &Node, cancel: &Cancel) -> Result<(), PlatformError> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let table = format!("/proc/{}/net/tcp", node.pid());
-    loop {
-        if cancel.is_cancelled() {
-            return Err(PlatformError::cancelled(format!(
-                "waiting for the SSH server of node `{}` was cancelled",
-                node.record.hostname
-            )));
-        }
-        let listening = std::fs::read_to_string(&table).map(|t| listens_on_22(&t));
-        match listening {
-            Ok(true) => return Ok(()),
-            Ok(false) if Instant::now() < deadline && node.alive() => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            other => {
-                let why = match other {
-                    Err(e) => format!("cannot read its socket table: {e}"),
-                    _ if !node.alive() => "the node ended".to_string(),
-                    _ => format!(
-                        "not listening on port 22 after {} s",
-                        READY_TIMEOUT.as_secs()
-                    ),
-                };
-                let log = server_log(node);
-                let mut err = PlatformError::new(format!(
-                    "the SSH server of node `{}` did not start ({why}); set `ssh = false` on \
-                     the node if it needs none",
-                    node.record.hostname,
-                ));
-                if !log.is_empty() {
-                    err = err.with_detail(format!("--- {LOG_IN_NODE} (end) ---\n{log}"));
-                }
-                return Err(err);
-            }
-        }
-    }
+/// Whether the node listens on port 22 (its init does, from the moment
+/// the node is made). Read from the node's socket table
+/// (`/proc/PID/net/tcp` of its init), not by connecting, which would
+/// start a server for nothing.
+pub fn listening(node: &Node) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/net/tcp", node.pid()))
+        .is_ok_and(|t| listens_on_22(&t))
 }
 
 /// Whether a `/proc/net/tcp` table has a socket listening on port 22 of
@@ -165,17 +110,6 @@ fn listens_on_22(table: &str) -> bool {
         let state = f.nth(1).unwrap_or("");
         local.ends_with(":0016") && state == "0A"
     })
-}
-
-/// The last lines of the server's log in the node (empty if unreadable).
-fn server_log(node: &Node) -> String {
-    let Ok(mut f) = node.open_inside(LOG_IN_NODE.trim_start_matches('/'), libc::O_RDONLY) else {
-        return String::new();
-    };
-    let mut text = String::new();
-    let _ = f.by_ref().take(1 << 20).read_to_string(&mut text);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[cfg(test)]
