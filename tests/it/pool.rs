@@ -500,3 +500,80 @@ fn pool_sigkilled_apply_keeps_its_leases_and_destroy_releases_them() {
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s2"])
         .expect_code(0);
 }
+
+#[test]
+fn pool_with_its_own_state_url_shares_leases_across_testbeds() {
+    if !ready() {
+        return;
+    }
+    crate::require_pg!(url);
+    // Two testbeds, each with its own SQLite store, point one pool of two
+    // hosts at the same PostgreSQL: the leases live there.
+    let p = pool(2, 1, "");
+    let hcl = std::fs::read_to_string(p.tb.path().join("main.tg.hcl")).unwrap();
+    let hcl = hcl.replacen(
+        "  user          = \"root\"\n",
+        &format!("  user          = \"root\"\n  state         = \"{url}\"\n"),
+        1,
+    );
+    p.tb.write("main.tg.hcl", &hcl);
+    let other = Testbed::new(&[("main.tg.hcl", &hcl)]);
+    // Free the hosts' rows in the shared store however the test ends.
+    struct Free(String, Vec<String>);
+    impl Drop for Free {
+        fn drop(&mut self) {
+            if let Ok(s) = tg::state::postgres::PostgresStore::connect(&self.0) {
+                use tg::state::StateStore;
+                for k in &self.1 {
+                    let _ = s.free_host(k);
+                }
+            }
+        }
+    }
+    let _free = Free(
+        url.clone(),
+        p.hosts
+            .iter()
+            .map(|h| format!("{}:22", h.address))
+            .collect(),
+    );
+    // Both plan the first host (nothing is leased yet), then race.
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| apply(&p.tb, "default"));
+        let b = s.spawn(|| apply(&other, "default"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (r, tb) in runs.iter().zip([&p.tb, &other]) {
+        if r.code() != 0 {
+            assert!(r.stderr().contains("run `tg plan` again"), "{}", r.stderr());
+            apply(tb, "default").expect_code(0);
+        }
+    }
+    // Each testbed's own store knows only its session; the pool's store
+    // shows both leases to both, on different hosts.
+    let (mine, theirs) = (leases(&p.tb), leases(&other));
+    assert_eq!(mine, theirs);
+    let (h1, h2) = (holder(&mine, "h1"), holder(&mine, "h2"));
+    assert_eq!(h1.as_deref(), Some("default"), "{mine}");
+    assert_eq!(h2.as_deref(), Some("default"), "{mine}");
+    assert!(
+        !p.tb.path().join(".tg/state.db").exists() || {
+            // The local store holds no lease rows: another session of a third
+            // testbed with a local-only pool would see both hosts free.
+            let s =
+                tg::state::sqlite::SqliteStore::open(&p.tb.path().join(".tg/state.db")).unwrap();
+            use tg::state::StateStore;
+            s.leases().unwrap().is_empty()
+        }
+    );
+    // A third session finds no host.
+    let r = p.tb.tg(&["plan", "-session", "s3"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("leased by session"), "{}", r.stderr());
+    for tb in [&p.tb, &other] {
+        tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    }
+    let doc = leases(&other);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+}

@@ -50,6 +50,7 @@ const ATTRIBUTES: &[&str] = &[
     "insecure_accept_host_key",
     "port",
     "max_parallelism",
+    "state",
 ];
 
 /// Makes `ssh` pool platforms.
@@ -148,6 +149,12 @@ impl SshPool {
                 },
             }
         };
+        // Where the leases live (opened by `ops`); only checked here.
+        if let Some(url) = string_attr(block, "state")? {
+            if url.trim().is_empty() {
+                return Err("`state` is empty: give a `postgres://` URL or a SQLite file path, or leave it out to keep the leases in the testbed's own store".into());
+            }
+        }
         let port = number("port", 65535)?.unwrap_or(22) as u16;
         let parallelism = number("max_parallelism", 1024)?.unwrap_or(0) as usize;
         let mut seen = std::collections::BTreeSet::new();
