@@ -226,6 +226,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "max_parallelism",
             "reset",
             "insecure_accept_host_key",
+            "state",
         ]),
         required: &[],
         blocks: &[&POOL_HOST],

@@ -1,12 +1,18 @@
 //! The hosts of a testbed's `ssh` pools and what their leases say, shared
 //! by `tg pool` and `tg serve`'s pool routes.
 //!
-//! Pure: settings and lease rows in, hosts and their lease keys out. Not
+//! Settings and lease rows in, hosts and their lease keys out; and which
+//! store keeps each pool's leases ([`lease_stores`]: the pool's own `state`
+//! URL, shared by every user of the pool, else the testbed's store). Not
 //! here: changing leases (the state store's `quarantine_host`, `free_host`).
 
-use crate::config::model::PoolHost;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::model::{PoolHost, StateBackendConfig};
 use crate::config::Settings;
-use crate::state::Lease;
+use crate::state::{Lease, StateStore};
 
 /// One pool host: its pool (the `platform` block), itself, and its lease
 /// key (`address:port`).
@@ -64,4 +70,48 @@ pub fn state(lease: Option<&Lease>) -> &'static str {
         }) => "leased",
         _ => "free",
     }
+}
+
+/// The `state` URL of `ssh` pool `pool` (where its leases live), if it
+/// names one.
+pub fn state_url<'a>(settings: &'a Settings, pool: &str) -> Option<&'a str> {
+    settings
+        .platforms
+        .iter()
+        .find(|p| p.driver == "ssh" && p.name == pool)
+        .and_then(|p| p.attributes.get("state"))
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The store of each `ssh` pool's leases, by pool name: the store its
+/// `state` URL names (a `postgres://` URL or a SQLite path under the
+/// testbed directory; one store per distinct URL), else `own`, the
+/// testbed's store. Blocking: opening a store may connect to a server.
+pub fn lease_stores(
+    testbed_dir: &Path,
+    settings: &Settings,
+    own: &Arc<dyn StateStore>,
+) -> super::OpsResult<BTreeMap<String, Arc<dyn StateStore>>> {
+    let mut by_url: BTreeMap<&str, Arc<dyn StateStore>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for p in settings.platforms.iter().filter(|p| p.driver == "ssh") {
+        let store = match state_url(settings, &p.name) {
+            None => own.clone(),
+            Some(url) => match by_url.get(url) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = super::store::open_store(
+                        testbed_dir,
+                        &StateBackendConfig::Sqlite,
+                        Some(url),
+                    )?;
+                    by_url.insert(url, s.clone());
+                    s
+                }
+            },
+        };
+        out.insert(p.name.clone(), store);
+    }
+    Ok(out)
 }

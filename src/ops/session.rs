@@ -42,8 +42,11 @@ pub fn open_with(ws: &Workspace, session: &SessionName, settings: &Settings) -> 
         .factory
         .registry(&settings.platforms, &ws.env)
         .map_err(|errs| OpsError::Platforms(errs.iter().map(ToString::to_string).collect()))?;
+    // A pool with its own `state` URL keeps its leases there, shared by
+    // every user of the pool; the rest use the testbed's store.
+    let lease_stores = super::pool::lease_stores(&ws.dir, settings, &store)?;
     for p in registry.all() {
-        p.use_store(store.clone());
+        p.use_store(lease_stores.get(p.name()).unwrap_or(&store).clone());
     }
     Ok(Context {
         store,

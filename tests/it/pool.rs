@@ -368,3 +368,212 @@ fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
     assert!(all.contains("accepts any host key"), "{all}");
     p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
 }
+
+/// `tg apply` of `session` started in the background, as `Testbed::tg`
+/// runs it (no `TG_*` variables of the test's environment).
+fn spawn_apply(tb: &Testbed, session: &str) -> std::process::Child {
+    let mut cmd = std::process::Command::new(crate::support::tg_bin());
+    cmd.args(["apply", "-auto-approve", "-session", session])
+        .current_dir(tb.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TG_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().expect("spawn tg apply")
+}
+
+/// Start an apply of `s1` on a pool of two hosts whose second sshd is
+/// stopped, so the apply hangs connecting to it, and SIGKILL it once both
+/// leases are taken. The pool comes back with h2's sshd running again.
+fn killed_mid_apply() -> Pool {
+    let p = pool(2, 2, "");
+    p.hosts[1].pause(true);
+    let mut child = spawn_apply(&p.tb, "s1");
+    let start = std::time::Instant::now();
+    let mut leased_at = None;
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before it was killed"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the apply took no leases in 60 s"
+        );
+        let doc = leases(&p.tb);
+        if leased_at.is_none()
+            && holder(&doc, "h1").as_deref() == Some("s1")
+            && holder(&doc, "h2").as_deref() == Some("s1")
+        {
+            leased_at = Some(std::time::Instant::now());
+        }
+        // Give the reachable host a moment to be recorded: the kill
+        // then lands with one node done and one in flight.
+        if leased_at.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(1)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    p.hosts[1].pause(false);
+    p
+}
+
+/// After the kill: both hosts stay leased to `s1` and another session
+/// cannot have them.
+fn still_leased_to_s1(p: &Pool) {
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
+    let other = p.tb.tg(&["plan", "-session", "s2"]);
+    other.expect_code(1);
+    assert!(
+        other.stderr().contains("leased by session `s1`"),
+        "{}",
+        other.stderr()
+    );
+    let other = apply(&p.tb, "s2");
+    assert_ne!(other.code(), 0, "{}", other.stdout());
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
+}
+
+#[test]
+fn pool_sigkilled_apply_keeps_its_leases_and_the_next_apply_resumes() {
+    if !ready() {
+        return;
+    }
+    let p = killed_mid_apply();
+    still_leased_to_s1(&p);
+    // The lock of the dead process is stale; the next apply finishes on
+    // the same hosts.
+    let state = p.tb.tg(&["state", "list", "-session", "s1"]);
+    let r = apply(&p.tb, "s1");
+    r.expect_code(0);
+    let doc = leases(&p.tb);
+    let why = format!(
+        "{doc}\nstate before: {}\napply: {}",
+        state.stdout(),
+        r.stdout()
+    );
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{why}");
+    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{why}");
+    p.tb.tg(&["plan", "-session", "s1", "-detailed-exitcode"])
+        .expect_code(0);
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+}
+
+#[test]
+fn pool_sigkilled_apply_keeps_its_leases_and_destroy_releases_them() {
+    if !ready() {
+        return;
+    }
+    let p = killed_mid_apply();
+    still_leased_to_s1(&p);
+    // Destroy frees both, also the host whose node was never recorded.
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+    for h in &p.hosts {
+        assert!(
+            p._keys.path().join(format!("reset-{}", h.address)).exists(),
+            "reset did not run on {}",
+            h.address
+        );
+    }
+    apply(&p.tb, "s2").expect_code(0);
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s2"])
+        .expect_code(0);
+}
+
+#[test]
+fn pool_with_its_own_state_url_shares_leases_across_testbeds() {
+    if !ready() {
+        return;
+    }
+    crate::require_pg!(url);
+    // Two testbeds, each with its own SQLite store, point one pool of two
+    // hosts at the same PostgreSQL: the leases live there.
+    let p = pool(2, 1, "");
+    let hcl = std::fs::read_to_string(p.tb.path().join("main.tg.hcl")).unwrap();
+    let hcl = hcl.replacen(
+        "  user          = \"root\"\n",
+        &format!("  user          = \"root\"\n  state         = \"{url}\"\n"),
+        1,
+    );
+    p.tb.write("main.tg.hcl", &hcl);
+    let other = Testbed::new(&[("main.tg.hcl", &hcl)]);
+    // Free the hosts' rows in the shared store however the test ends.
+    struct Free(String, Vec<String>);
+    impl Drop for Free {
+        fn drop(&mut self) {
+            if let Ok(s) = tg::state::postgres::PostgresStore::connect(&self.0) {
+                use tg::state::StateStore;
+                for k in &self.1 {
+                    let _ = s.free_host(k);
+                }
+            }
+        }
+    }
+    let _free = Free(
+        url.clone(),
+        p.hosts
+            .iter()
+            .map(|h| format!("{}:22", h.address))
+            .collect(),
+    );
+    // Both plan the first host (nothing is leased yet), then race.
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| apply(&p.tb, "default"));
+        let b = s.spawn(|| apply(&other, "default"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (r, tb) in runs.iter().zip([&p.tb, &other]) {
+        if r.code() != 0 {
+            assert!(r.stderr().contains("run `tg plan` again"), "{}", r.stderr());
+            apply(tb, "default").expect_code(0);
+        }
+    }
+    // Each testbed's own store knows only its session; the pool's store
+    // shows both leases to both, on different hosts.
+    let (mine, theirs) = (leases(&p.tb), leases(&other));
+    assert_eq!(mine, theirs);
+    let (h1, h2) = (holder(&mine, "h1"), holder(&mine, "h2"));
+    assert_eq!(h1.as_deref(), Some("default"), "{mine}");
+    assert_eq!(h2.as_deref(), Some("default"), "{mine}");
+    assert!(
+        !p.tb.path().join(".tg/state.db").exists() || {
+            // The local store holds no lease rows: another session of a third
+            // testbed with a local-only pool would see both hosts free.
+            let s =
+                tg::state::sqlite::SqliteStore::open(&p.tb.path().join(".tg/state.db")).unwrap();
+            use tg::state::StateStore;
+            s.leases().unwrap().is_empty()
+        }
+    );
+    // A third session finds no host.
+    let r = p.tb.tg(&["plan", "-session", "s3"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("leased by session"), "{}", r.stderr());
+    for tb in [&p.tb, &other] {
+        tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    }
+    let doc = leases(&other);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+}

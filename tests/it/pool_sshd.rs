@@ -117,6 +117,20 @@ impl Sshd {
         s
     }
 
+    /// Stop (SIGSTOP) or go on (SIGCONT) the listening sshd: while it is
+    /// stopped a new connection is accepted by the kernel and then hangs in
+    /// the SSH handshake, which holds an apply in the middle.
+    pub fn pause(&self, paused: bool) {
+        if let Some(c) = &self.child {
+            let sig = if paused {
+                nix::sys::signal::Signal::SIGSTOP
+            } else {
+                nix::sys::signal::Signal::SIGCONT
+            };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
     /// The `known_hosts` line of this server.
     pub fn known_hosts_line(&self) -> String {
         let key = std::fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap();
@@ -132,6 +146,7 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        self.pause(false);
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -18,8 +18,13 @@ pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
     }
 }
 
-/// Every host of every `ssh` pool of the testbed: (pool, host, key).
-fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<PoolEntry>> {
+/// The store of each pool's leases, by pool name.
+type Stores = std::collections::BTreeMap<String, std::sync::Arc<dyn StateStore>>;
+
+/// Every host of every `ssh` pool of the testbed: (pool, host, key), and
+/// the store each pool keeps its leases in (its own `state`, else the
+/// testbed's).
+fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores)> {
     let ws = engine::workspace(
         ctx,
         &Default::default(),
@@ -32,7 +37,24 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<Vec<PoolEntry>> {
                 e.diagnostics.error_count()
             ))
         })?;
-    Ok(pool::hosts(&settings))
+    let own = engine::store(ctx)?;
+    let stores = pool::lease_stores(&ws.dir, &settings, &own).map_err(report::fail)?;
+    Ok((pool::hosts(&settings), stores))
+}
+
+/// The store that keeps the lease of `key`.
+fn store_of(
+    hosts: &[PoolEntry],
+    stores: &Stores,
+    own: &std::sync::Arc<dyn StateStore>,
+    key: &str,
+) -> std::sync::Arc<dyn StateStore> {
+    hosts
+        .iter()
+        .find(|(_, _, k)| k == key)
+        .and_then(|(p, _, _)| stores.get(p))
+        .unwrap_or(own)
+        .clone()
 }
 
 /// The lease key of `host` (a host name or `address:port`).
@@ -59,12 +81,13 @@ fn status(l: Option<&Lease>) -> String {
 }
 
 fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
-    let hosts = pool_hosts(ctx)?;
-    let store = engine::store(ctx)?;
+    let (hosts, stores) = pool_hosts(ctx)?;
+    let own = engine::store(ctx)?;
     match cmd {
-        PoolCommand::List { json } => list(&hosts, store.as_ref(), *json),
+        PoolCommand::List { json } => list(&hosts, &stores, &own, *json),
         PoolCommand::Quarantine { host, reason } => {
             let key = key_of(&hosts, host)?;
+            let store = store_of(&hosts, &stores, &own, &key);
             if reason.trim().is_empty() {
                 return Err(report::fail(
                     "`-reason` is empty: say why the host is out of placement",
@@ -76,13 +99,19 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
         }
         PoolCommand::Release { host, force } => {
             let key = key_of(&hosts, host)?;
+            let store = store_of(&hosts, &stores, &own, &key);
             let rows = store.leases().map_err(report::fail)?;
             let Some(row) = rows.iter().find(|r| r.host == key) else {
                 println!("Host {key} is free already.");
                 return Ok(0);
             };
             if let Some(s) = &row.session {
-                if let Some(h) = store.lock_holder(s).map_err(report::fail)? {
+                // The session is in the pool's store or in this testbed's.
+                let holder = match store.lock_holder(s).map_err(report::fail)? {
+                    Some(h) => Some(h),
+                    None => own.lock_holder(s).map_err(report::fail)?,
+                };
+                if let Some(h) = holder {
                     return Err(report::fail(format!(
                         "host {key} is leased by session `{s}`, whose lock is held ({} by {}@{} pid {}): let it finish, or `tg destroy` it",
                         h.operation, h.user, h.host, h.pid
@@ -107,14 +136,29 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
     }
 }
 
-fn list(hosts: &[PoolEntry], store: &dyn StateStore, as_json: bool) -> CmdResult<i32> {
-    let rows = store.leases().map_err(report::fail)?;
-    let find = |k: &str| rows.iter().find(|r| r.host == k);
+fn list(
+    hosts: &[PoolEntry],
+    stores: &Stores,
+    own: &std::sync::Arc<dyn StateStore>,
+    as_json: bool,
+) -> CmdResult<i32> {
+    // Each pool's rows, from the store that keeps them.
+    let mut rows: std::collections::BTreeMap<&str, Vec<Lease>> = Default::default();
+    for (pool, _, _) in hosts {
+        if !rows.contains_key(pool.as_str()) {
+            let store = stores.get(pool).unwrap_or(own);
+            rows.insert(pool, store.leases().map_err(report::fail)?);
+        }
+    }
+    let find = |pool: &str, k: &str| {
+        rows.get(pool)
+            .and_then(|rs| rs.iter().find(|r| r.host == k))
+    };
     if as_json {
         let doc = json!({
             "format_version": "1.0",
             "hosts": hosts.iter().map(|(pool, h, key)| {
-                let l = find(key);
+                let l = find(pool, key);
                 json!({
                     "pool": pool,
                     "name": h.name,
@@ -150,7 +194,7 @@ fn list(hosts: &[PoolEntry], store: &dyn StateStore, as_json: bool) -> CmdResult
         println!(
             "{pool}/{:<12} {key:<21} {:<50} {}",
             h.name,
-            status(find(key)),
+            status(find(pool, key)),
             attrs.join(" ")
         );
     }

@@ -50,6 +50,7 @@ const ATTRIBUTES: &[&str] = &[
     "insecure_accept_host_key",
     "port",
     "max_parallelism",
+    "state",
 ];
 
 /// Makes `ssh` pool platforms.
@@ -83,6 +84,10 @@ pub struct SshPool {
     port: u16,
     parallelism: usize,
     leases: OnceLock<Arc<dyn StateStore>>,
+    /// The hosts this run's apply leased in [`Platform::prepare`]: a node
+    /// deleted from one of them (a replace on the same host) keeps the
+    /// lease, since the new node needs it.
+    kept: std::sync::Mutex<std::collections::BTreeSet<String>>,
     conns: Arc<Connections>,
 }
 
@@ -144,6 +149,12 @@ impl SshPool {
                 },
             }
         };
+        // Where the leases live (opened by `ops`); only checked here.
+        if let Some(url) = string_attr(block, "state")? {
+            if url.trim().is_empty() {
+                return Err("`state` is empty: give a `postgres://` URL or a SQLite file path, or leave it out to keep the leases in the testbed's own store".into());
+            }
+        }
         let port = number("port", 65535)?.unwrap_or(22) as u16;
         let parallelism = number("max_parallelism", 1024)?.unwrap_or(0) as usize;
         let mut seen = std::collections::BTreeSet::new();
@@ -171,6 +182,7 @@ impl SshPool {
             port,
             parallelism,
             leases: OnceLock::new(),
+            kept: Default::default(),
             conns: Arc::new(Connections::default()),
         })
     }
@@ -429,6 +441,10 @@ impl Platform for SshPool {
         if keys.is_empty() {
             return Ok(());
         }
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(keys.iter().cloned());
         let (name, lineage) = (req.session.name.clone(), req.session.lineage.clone());
         let refused = self
             .on_store(move |s| s.take_leases(&name, &lineage, &keys))
@@ -524,6 +540,16 @@ impl Platform for SshPool {
                 let key = t.key();
                 if let Some(reset) = &self.reset {
                     self.must(t, "the pool's `reset`", reset.clone()).await?;
+                }
+                let kept = self
+                    .kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(&key);
+                if kept {
+                    // Replaced on the same host: the new node needs the
+                    // lease; releasing it here would free the host under it.
+                    return Ok(());
                 }
                 let lineage = req.session.lineage.clone();
                 self.on_store(move |s| s.release_leases(&lineage, &[key]))
