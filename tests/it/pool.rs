@@ -124,17 +124,8 @@ fn pool_two_sessions_racing_for_two_hosts_get_one_each() {
         p.tb.tg(&["destroy", "-auto-approve", "-session", s])
             .expect_code(0);
     }
-    let doc = leases(&p.tb);
-    assert_eq!(holder(&doc, "h1"), None, "{doc}");
-    assert_eq!(holder(&doc, "h2"), None, "{doc}");
     // Destroy ran the pool's reset on each host.
-    for h in &p.hosts {
-        assert!(
-            p._keys.path().join(format!("reset-{}", h.address)).exists(),
-            "reset did not run on {}",
-            h.address
-        );
-    }
+    both_free_and_reset(&p);
 }
 
 #[test]
@@ -427,6 +418,20 @@ fn killed_mid_apply() -> Pool {
     p
 }
 
+/// Both hosts are free, and the pool's `reset` ran on each.
+fn both_free_and_reset(p: &Pool) {
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1"), None, "{doc}");
+    assert_eq!(holder(&doc, "h2"), None, "{doc}");
+    for h in &p.hosts {
+        assert!(
+            p._keys.path().join(format!("reset-{}", h.address)).exists(),
+            "reset did not run on {}",
+            h.address
+        );
+    }
+}
+
 /// After the kill: both hosts stay leased to `s1` and another session
 /// cannot have them.
 fn still_leased_to_s1(p: &Pool) {
@@ -486,16 +491,7 @@ fn pool_sigkilled_apply_keeps_its_leases_and_destroy_releases_them() {
     // Destroy frees both, also the host whose node was never recorded.
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
         .expect_code(0);
-    let doc = leases(&p.tb);
-    assert_eq!(holder(&doc, "h1"), None, "{doc}");
-    assert_eq!(holder(&doc, "h2"), None, "{doc}");
-    for h in &p.hosts {
-        assert!(
-            p._keys.path().join(format!("reset-{}", h.address)).exists(),
-            "reset did not run on {}",
-            h.address
-        );
-    }
+    both_free_and_reset(&p);
     apply(&p.tb, "s2").expect_code(0);
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s2"])
         .expect_code(0);
