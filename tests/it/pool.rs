@@ -140,13 +140,7 @@ fn pool_failed_apply_keeps_its_lease_and_destroy_frees_it() {
     let doc = leases(&p.tb);
     assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
     // Another session cannot have it.
-    let other = p.tb.tg(&["plan", "-session", "s2"]);
-    other.expect_code(1);
-    assert!(
-        other.stderr().contains("leased by session `s1`"),
-        "{}",
-        other.stderr()
-    );
+    plan_of_s2_is_refused(&p.tb);
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
         .expect_code(0);
     assert_eq!(holder(&leases(&p.tb), "h1"), None);
@@ -432,19 +426,24 @@ fn both_free_and_reset(p: &Pool) {
     }
 }
 
-/// After the kill: both hosts stay leased to `s1` and another session
-/// cannot have them.
-fn still_leased_to_s1(p: &Pool) {
-    let doc = leases(&p.tb);
-    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
-    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
-    let other = p.tb.tg(&["plan", "-session", "s2"]);
+/// A plan of session `s2` is refused: the hosts are `s1`'s.
+fn plan_of_s2_is_refused(tb: &Testbed) {
+    let other = tb.tg(&["plan", "-session", "s2"]);
     other.expect_code(1);
     assert!(
         other.stderr().contains("leased by session `s1`"),
         "{}",
         other.stderr()
     );
+}
+
+/// After the kill: both hosts stay leased to `s1` and another session
+/// cannot have them.
+fn still_leased_to_s1(p: &Pool) {
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
+    plan_of_s2_is_refused(&p.tb);
     let other = apply(&p.tb, "s2");
     assert_ne!(other.code(), 0, "{}", other.stdout());
     let doc = leases(&p.tb);

@@ -2,6 +2,8 @@
 //! `tg pool release HOST [-force]`: the hosts of the testbed's `ssh` pools
 //! and their leases in the state store.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::cli::args::PoolCommand;
@@ -19,12 +21,12 @@ pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
 }
 
 /// The store of each pool's leases, by pool name.
-type Stores = std::collections::BTreeMap<String, std::sync::Arc<dyn StateStore>>;
+type Stores = std::collections::BTreeMap<String, Arc<dyn StateStore>>;
 
-/// Every host of every `ssh` pool of the testbed: (pool, host, key), and
-/// the store each pool keeps its leases in (its own `state`, else the
-/// testbed's).
-fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores)> {
+/// Every host of every `ssh` pool of the testbed: (pool, host, key), the
+/// store each pool keeps its leases in (its own `state`, else the
+/// testbed's), and the testbed's store.
+fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStore>)> {
     let ws = engine::workspace(
         ctx,
         &Default::default(),
@@ -39,16 +41,16 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores)> {
         })?;
     let own = engine::store(ctx)?;
     let stores = pool::lease_stores(&ws.dir, &settings, &own).map_err(report::fail)?;
-    Ok((pool::hosts(&settings), stores))
+    Ok((pool::hosts(&settings), stores, own))
 }
 
 /// The store that keeps the lease of `key`.
 fn store_of(
     hosts: &[PoolEntry],
     stores: &Stores,
-    own: &std::sync::Arc<dyn StateStore>,
+    own: &Arc<dyn StateStore>,
     key: &str,
-) -> std::sync::Arc<dyn StateStore> {
+) -> Arc<dyn StateStore> {
     hosts
         .iter()
         .find(|(_, _, k)| k == key)
@@ -81,8 +83,7 @@ fn status(l: Option<&Lease>) -> String {
 }
 
 fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
-    let (hosts, stores) = pool_hosts(ctx)?;
-    let own = engine::store(ctx)?;
+    let (hosts, stores, own) = pool_hosts(ctx)?;
     match cmd {
         PoolCommand::List { json } => list(&hosts, &stores, &own, *json),
         PoolCommand::Quarantine { host, reason } => {
@@ -139,7 +140,7 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
 fn list(
     hosts: &[PoolEntry],
     stores: &Stores,
-    own: &std::sync::Arc<dyn StateStore>,
+    own: &Arc<dyn StateStore>,
     as_json: bool,
 ) -> CmdResult<i32> {
     // Each pool's rows, from the store that keeps them.

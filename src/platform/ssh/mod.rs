@@ -441,15 +441,16 @@ impl Platform for SshPool {
         if keys.is_empty() {
             return Ok(());
         }
-        self.kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(keys.iter().cloned());
         let (name, lineage) = (req.session.name.clone(), req.session.lineage.clone());
+        let taking = keys.clone();
         let refused = self
-            .on_store(move |s| s.take_leases(&name, &lineage, &keys))
+            .on_store(move |s| s.take_leases(&name, &lineage, &taking))
             .await?;
         if refused.is_empty() {
+            self.kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(keys);
             Ok(())
         } else {
             Err(PlatformError::new(
