@@ -120,14 +120,16 @@ impl Session {
 
     /// Lines of the host mount table that mention this session's run folder.
     /// Host mounts under the session's run folder but the session's one
-    /// layer of masks (`<sid>/masks`, a tmpfs shared by all its nodes and
-    /// removed with the session: see [`Session::drop`]).
+    /// layer of masks (`<sid>/masks`) and its node folders (`<sid>/nodes`):
+    /// two tmpfs shared by all its nodes and removed with the session (see
+    /// [`Session::drop`]).
     fn our_mounts(&self) -> Vec<String> {
         let needle = self.run_dir.path().to_string_lossy().into_owned();
         let masks = format!("{needle}/{}/masks ", self.sid);
+        let nodes = format!("{needle}/{}/nodes ", self.sid);
         self.mounts_under(&needle)
             .into_iter()
-            .filter(|l| !l.contains(&masks))
+            .filter(|l| !l.contains(&masks) && !l.contains(&nodes))
             .collect()
     }
 

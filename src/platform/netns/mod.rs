@@ -47,6 +47,7 @@ pub mod exec;
 pub mod image;
 pub mod impair;
 pub mod init;
+mod launch;
 pub mod locks;
 pub mod names;
 pub mod net;

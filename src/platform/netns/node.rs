@@ -11,7 +11,8 @@
 //! independent of its hostname, so a hostname can change in place):
 //! everything of it lives in `<run_dir>/<sid>/nodes/<id>/`: the overlay's
 //! upper and work layers (everything the node wrote), and `node.json`,
-//! which records the init's PID and start time. A node is found again by
+//! which records the init's PID and start time. `nodes` is a tmpfs (one
+//! host mount per session, unless `run_dir` is on one already). A node is found again by
 //! opening a pidfd for that PID and checking the start time, so a reused
 //! PID is never taken for the node.
 //!
@@ -32,7 +33,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write as _};
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::init::{InitPlan, ANSWER_FD, PLAN_FD};
+use super::init::InitPlan;
 use super::locks::SessionLock;
 use super::sandbox::{self, Mask};
 use super::{cgroup, image, names, sshd, NetnsOptions};
@@ -349,7 +350,7 @@ pub fn create_node(
                 _ => Vec::new(),
             },
         };
-        let (pid, start) = start_init(node.init, &plan, &spec.hostname)?;
+        let (pid, start) = super::launch::start_init(node.init, &plan, &spec.hostname)?;
         let record = NodeRecord {
             id: node.id.to_string(),
             hostname: spec.hostname.clone(),
@@ -485,7 +486,11 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
         cgroup::remove(sid, &name);
     }
     sweep_legacy_pins(&session.join("ns"));
-    let _ = fs::remove_dir(session.join("nodes"));
+    let nodes = session.join("nodes");
+    if problems.is_empty() {
+        let _ = detach(&nodes);
+    }
+    let _ = fs::remove_dir(&nodes);
     let masks = session.join("masks");
     let _ = detach(&masks);
     let _ = fs::remove_dir(&masks);
@@ -584,7 +589,17 @@ fn check_overlay_path(p: &Path) -> Result<(), PlatformError> {
     Ok(())
 }
 
-fn io_error(verb: &str, path: &Path, e: std::io::Error) -> PlatformError {
+/// Is `path` on a tmpfs?
+// The width of `f_type` differs between architectures.
+#[allow(clippy::unnecessary_cast)]
+fn in_memory(path: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == TMPFS_MAGIC)
+        .unwrap_or(false)
+}
+
+pub(super) fn io_error(verb: &str, path: &Path, e: std::io::Error) -> PlatformError {
     PlatformError::new(format!("cannot {verb} `{}`: {e}", path.display()))
 }
 
@@ -593,9 +608,40 @@ fn io_error(verb: &str, path: &Path, e: std::io::Error) -> PlatformError {
 fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), PlatformError> {
     let session = run_dir.join(sid);
     let hosts = session.join("hosts");
+    let nodes = session.join("nodes");
+    if hosts.exists() && in_memory(&nodes) {
+        return Ok(());
+    }
     let _held = lock.lock();
-    for d in [&session, &session.join("nodes")] {
+    for d in [&session, &nodes] {
         files::create_dir_all(d, files::DIR_MODE).map_err(|e| io_error("create", d, e))?;
+    }
+    // Node folders (upper layers, SSH files, records) live in memory, as
+    // `/run` does on most hosts: a node does not outlive a reboot, and a
+    // disk file system's inode allocation and journal were a third of the
+    // kernel's time per node. Only an empty folder is mounted over, so the
+    // nodes of an older tg stay in sight.
+    let empty = fs::read_dir(&nodes)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !in_memory(&nodes) && empty {
+        nix::mount::mount(
+            Some("tg-nodes"),
+            &nodes,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some("mode=0700"),
+        )
+        .and_then(|()| {
+            nix::mount::mount(
+                None::<&str>,
+                &nodes,
+                None::<&str>,
+                nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+        })
+        .map_err(|e| io_error("mount a tmpfs on", &nodes, std::io::Error::from(e)))?;
     }
     if !hosts.exists() {
         files::write(&hosts, HOSTS_HEADER.as_bytes(), files::FILE_MODE)
@@ -749,137 +795,8 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Start the node's init in new PID, mount, network, UTS and IPC
-/// namespaces; wait for its answer. Its PID and start time.
-fn start_init(init: &Path, plan: &InitPlan, hostname: &str) -> Result<(i32, u64), PlatformError> {
-    let program = cstr(init.as_os_str().as_bytes())?;
-    let argv0 = cstr(b"tg-init")?;
-    let argv = [argv0.as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
-    let json = serde_json::to_vec(plan).unwrap_or_default();
-    let (plan_r, plan_w) = pipe()?;
-    let (answer_r, answer_w) = pipe()?;
-    let null = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| io_error("open", Path::new("/dev/null"), e))?;
-    // Fds above the ones the child moves them to.
-    let high = |fd: RawFd| -> Result<OwnedFd, PlatformError> {
-        // SAFETY: duplicating our own fd; the result is owned.
-        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
-        if n < 0 {
-            return Err(PlatformError::new(format!(
-                "cannot duplicate a pipe: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        // SAFETY: `n` is a new fd of ours.
-        Ok(unsafe { OwnedFd::from_raw_fd(n) })
-    };
-    let (plan_child, answer_child, null_child) = (
-        high(plan_r.as_raw_fd())?,
-        high(answer_w.as_raw_fd())?,
-        high(null.as_raw_fd())?,
-    );
-    drop((plan_r, answer_w, null));
-    let (pr, aw, nl) = (
-        plan_child.as_raw_fd(),
-        answer_child.as_raw_fd(),
-        null_child.as_raw_fd(),
-    );
-    let flags = libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
-    // SAFETY: clone without a new stack behaves like fork; the child only
-    // makes async-signal-safe system calls on data made above, then execs.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(PlatformError::new(format!(
-            "cannot create node `{hostname}`: cannot start its init: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    if pid == 0 {
-        // SAFETY: in the child; see above.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut all);
-            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-            if libc::dup2(pr, PLAN_FD) < 0
-                || libc::dup2(aw, ANSWER_FD) < 0
-                || libc::dup2(nl, 0) < 0
-                || libc::dup2(nl, 1) < 0
-                || libc::dup2(nl, 2) < 0
-            {
-                libc::_exit(126);
-            }
-            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
-            libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            libc::_exit(127);
-        }
-    }
-    let pid = pid as i32;
-    drop((plan_child, answer_child, null_child));
-    let outcome = (|| {
-        let mut w = fs::File::from(plan_w);
-        let _ = w.write_all(&json);
-        drop(w);
-        let mut answer = String::new();
-        let _ = fs::File::from(answer_r).read_to_string(&mut answer);
-        if answer == "ok" {
-            return Ok(());
-        }
-        if answer.is_empty() {
-            let mut status = 0;
-            // SAFETY: waiting for our own child, which failed.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            let why = if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
-                format!(
-                    "cannot run the node init `{}` (it is built and installed with tg)",
-                    init.display()
-                )
-            } else {
-                "its init died while setting up".to_string()
-            };
-            return Err(PlatformError::new(format!(
-                "cannot create node `{hostname}`: {why}"
-            )));
-        }
-        Err(PlatformError::new(format!(
-            "cannot create node `{hostname}`: {answer}"
-        )))
-    })();
-    if let Err(e) = outcome {
-        // SAFETY: killing and reaping our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(pid, &mut status, 0);
-        }
-        return Err(e);
-    }
-    let (start, _) = proc_start(pid).ok_or_else(|| {
-        PlatformError::new(format!(
-            "cannot create node `{hostname}`: its init ended right after it started"
-        ))
-    })?;
-    Ok((pid, start))
-}
-
 /// The start time and state of process `pid` (`/proc/PID/stat`).
-fn proc_start(pid: i32) -> Option<(u64, char)> {
+pub(super) fn proc_start(pid: i32) -> Option<(u64, char)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start
     // after the last `)`.
@@ -922,12 +839,7 @@ fn pidfd_exited(pidfd: &OwnedFd, ms: i32) -> bool {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), PlatformError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| PlatformError::new(format!("cannot make a pipe: {e}")))
-}
-
-fn cstr(b: &[u8]) -> Result<CString, PlatformError> {
+pub(super) fn cstr(b: &[u8]) -> Result<CString, PlatformError> {
     CString::new(b).map_err(|_| PlatformError::new("a path or name contains a NUL byte"))
 }
 
