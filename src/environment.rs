@@ -30,6 +30,9 @@ pub struct Environment {
     roots: Option<Arc<Vec<PathBuf>>>,
     /// When set, the only variables a testbed's `env()` sees.
     testbed_vars: Option<Arc<BTreeSet<String>>>,
+    /// When set, the only folders (canonical) a testbed's `dir:` images
+    /// may be.
+    image_dirs: Option<Arc<Vec<PathBuf>>>,
 }
 
 /// A path a confined testbed may not read.
@@ -38,6 +41,9 @@ pub enum Confined {
     /// Its canonical path (symlinks and `..` resolved) is under no root.
     #[error("`{}` is outside the directories this testbed may read", .0.display())]
     Outside(PathBuf),
+    /// A `dir:` image folder the caller was not offered.
+    #[error("`dir:{}` is not an image this testbed may use", .0.display())]
+    ImageNotOffered(PathBuf),
     /// It cannot be resolved (a component is unreadable, say).
     #[error("cannot resolve `{}`: {reason}", .path.display())]
     Unresolved { path: PathBuf, reason: String },
@@ -163,6 +169,33 @@ impl Environment {
     ) -> Environment {
         self.testbed_vars = Some(Arc::new(names.into_iter().map(Into::into).collect()));
         self
+    }
+
+    /// The same environment, with its testbed's `dir:` images limited to
+    /// these folders (compared by canonical path). None: no `dir:` image.
+    pub fn with_image_dirs(mut self, dirs: Vec<PathBuf>) -> Environment {
+        let dirs = dirs
+            .into_iter()
+            .map(|d| {
+                let d = self.resolve(&d);
+                real_path(&d).unwrap_or(d)
+            })
+            .collect();
+        self.image_dirs = Some(Arc::new(dirs));
+        self
+    }
+
+    /// Whether a testbed may use the `dir:` image at `dir` (absolute).
+    pub fn check_image_dir(&self, dir: &Path) -> Result<(), Confined> {
+        let Some(allowed) = &self.image_dirs else {
+            return Ok(());
+        };
+        let real = real_path(dir)?;
+        if allowed.contains(&real) {
+            Ok(())
+        } else {
+            Err(Confined::ImageNotOffered(dir.to_path_buf()))
+        }
     }
 
     /// The variables a testbed's `env()` sees, in name order.
@@ -335,5 +368,29 @@ mod tests {
         // No roots: nothing.
         let none = Environment::new([], "/").confined_to(Vec::new());
         assert!(none.check_readable(&root.join("sub/ok.txt")).is_err());
+    }
+
+    #[test]
+    fn image_dirs_are_only_those_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("rootfs");
+        std::fs::create_dir_all(&img).unwrap();
+        std::os::unix::fs::symlink(&img, dir.path().join("alias")).unwrap();
+        let free = Environment::new([], "/");
+        assert!(free.check_image_dir(Path::new("/")).is_ok());
+        let e = Environment::new([], "/").with_image_dirs(vec![img.clone()]);
+        assert!(e.check_image_dir(&img).is_ok());
+        assert!(e.check_image_dir(&dir.path().join("alias")).is_ok());
+        assert!(e.check_image_dir(&img.join("../rootfs")).is_ok());
+        for bad in [
+            PathBuf::from("/"),
+            img.join("sub"),
+            dir.path().to_path_buf(),
+        ] {
+            assert_eq!(
+                e.check_image_dir(&bad),
+                Err(Confined::ImageNotOffered(bad.clone()))
+            );
+        }
     }
 }

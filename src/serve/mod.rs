@@ -73,6 +73,9 @@ pub struct App {
     pub profiles: Vec<String>,
     /// The catalog's files: `(file name, text)`, copied into every session.
     pub catalog_files: Vec<CatalogFile>,
+    /// The `dir:` images the catalog's profiles name (literally): the only
+    /// ones a session's testbed may use.
+    pub image_dirs: Vec<PathBuf>,
     /// The state store, opened once: every session's context shares it.
     pub store: Arc<dyn crate::state::StateStore>,
 }
@@ -87,6 +90,7 @@ impl App {
             }
             None => (Vec::new(), Vec::new()),
         };
+        let image_dirs = catalog_image_dirs(&catalog_files);
         let url = state_url(&config);
         let store = crate::ops::open_store(&config.data_dir, &Default::default(), Some(&url))
             .map_err(|e| format!("cannot open the state store `{url}`: {e}"))?;
@@ -97,6 +101,7 @@ impl App {
             jobs: jobs::Jobs::default(),
             profiles,
             catalog_files,
+            image_dirs,
         })
     }
 
@@ -161,7 +166,8 @@ impl App {
         roots.extend(self.config.catalog.clone());
         let env = Environment::new(vars, dir)
             .confined_to(roots)
-            .with_testbed_vars(self.config.env_allow.iter().cloned());
+            .with_testbed_vars(self.config.env_allow.iter().cloned())
+            .with_image_dirs(self.image_dirs.clone());
         Workspace {
             dir: dir.to_path_buf(),
             vars: Vec::new(),
@@ -191,6 +197,29 @@ fn state_url(config: &Config) -> String {
 
 /// A catalog file: its name and text.
 pub type CatalogFile = (String, String);
+
+/// The `dir:` images the catalog's profiles name as literal strings
+/// (`image = "dir:/srv/rootfs"`; absolute paths only).
+fn catalog_image_dirs(files: &[CatalogFile]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (_, text) in files {
+        let Ok(body) = hcl::parse(text) else {
+            continue;
+        };
+        for b in body.blocks().filter(|b| b.identifier() == "profile") {
+            for a in b.body().attributes().filter(|a| a.key() == "image") {
+                if let hcl::Expression::String(s) = a.expr() {
+                    if let Some(d) = s.strip_prefix("dir:").filter(|d| d.starts_with('/')) {
+                        out.push(PathBuf::from(d));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
 
 /// The catalog's file of server settings (not a testbed file: not copied).
 pub const CATALOG_SETTINGS: &str = "serve.hcl";
@@ -343,6 +372,11 @@ mod tests {
             let got = read_env_allow(p).unwrap_err();
             assert!(got.contains(why), "{bad}: {got}");
         }
+        let files = vec![(
+            "a.tg.hcl".to_string(),
+            "profile \"r\" {\n  image = \"dir:/srv/r\"\n}\nprofile \"s\" {\n  image = \"dir:${local.x}\"\n}\nprofile \"h\" {\n  image = \"host\"\n}\n".to_string(),
+        )];
+        assert_eq!(catalog_image_dirs(&files), vec![PathBuf::from("/srv/r")]);
         std::fs::create_dir_all(p.join("cat/data")).unwrap();
         assert!(check_apart(&p.join("cat"), &p.join("data")).is_ok());
         assert!(check_apart(&p.join("cat"), &p.join("cat/data")).is_err());

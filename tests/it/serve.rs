@@ -745,6 +745,12 @@ profile "reader" {
     leak    = fileexists("files/path.txt") ? file(trimspace(file("files/path.txt"))) : "none"
   }
 }
+profile "imager" {
+  image = fileexists("files/img.txt") ? "dir:${trimspace(file("files/img.txt"))}" : "host"
+}
+profile "rootfs" {
+  image = "dir:/srv/tg-test-rootfs"
+}
 "#;
 
 #[test]
@@ -851,6 +857,28 @@ fn serve_files_confine_the_testbed() {
         doc.contains("deb     = \"files/mine_1.0_all.deb\""),
         "{doc}"
     );
+
+    // `dir:` images: only those the catalog names.
+    let (st, _) = put("/v1/sessions/up/files/img.txt", Some(ALICE), b"/etc\n");
+    assert_eq!(st, 201);
+    let imager = json!({"profile": "imager"});
+    let (_, job) = s.call("POST", "/v1/sessions/up/nodes", ALICE, Some(imager.clone()));
+    let j = s.wait(ALICE, &job);
+    assert_eq!(j["status"], "failed", "{j}");
+    let msg = j["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("`dir:/etc` is not an image this testbed may use"),
+        "{j}"
+    );
+    let (st, _) = put(
+        "/v1/sessions/up/files/img.txt",
+        Some(ALICE),
+        b"/srv/tg-test-rootfs\n",
+    );
+    assert_eq!(st, 200);
+    let (_, job) = s.call("POST", "/v1/sessions/up/nodes", ALICE, Some(imager));
+    let j = s.wait(ALICE, &job);
+    assert_eq!(j["status"], "succeeded", "{j}");
 
     // A path the tenant names is read only inside the confinement.
     let (st, _) = put(
