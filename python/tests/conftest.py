@@ -25,6 +25,14 @@ profile "cdn:basic" {
   cpus   = 1
   labels = { tier = "cdn" }
 }
+
+profile "reader" {
+  image  = "host"
+  labels = {
+    motd = fileexists("files/motd.txt") ? trimspace(file("files/motd.txt")) : "none"
+    leak = fileexists("files/path.txt") ? trimspace(file(trimspace(file("files/path.txt")))) : "none"
+  }
+}
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 from time import sleep
 
 import pytest
@@ -141,5 +142,39 @@ def test_inventory_and_pool(
         with pytest.raises(testgrid.ApiError) as e:
             admin.quarantine("nohost", "broken disk")
         assert e.value.status == 404
+    finally:
+        session.close()
+
+
+def test_upload(client: testgrid.rest.Client, bob: testgrid.rest.Client, tmp_path: pathlib.Path) -> None:
+    session = client.open_session("uploads")
+    try:
+        motd = tmp_path / "motd.txt"
+        motd.write_text("hello motd\n")
+        up = session.upload(motd)
+        assert (up.name, up.size, len(up.sha256)) == ("motd.txt", 11, 64)
+        assert session.upload(b"again\n", name="motd.txt").size == 6
+        with pytest.raises(ValueError):
+            session.upload(b"x")
+        for bad in ["../x", ".hidden", "a b"]:
+            with pytest.raises(testgrid.ApiError) as e:
+                session.upload(b"x", name=bad)
+            assert (e.value.status, e.value.code) == (400, "bad_request"), bad
+        with pytest.raises(testgrid.ApiError) as e:
+            testgrid.Session(bob, {"name": session.name}).upload(b"x", name="x.txt")
+        assert e.value.status == 403
+        node = session.allocate_node(profile="reader")
+        assert node.labels["motd"] == "again"
+        if DOUBLE:
+            deb = session.upload(b"!<arch>\n", name="mine_1.0_all.deb")
+            session.deploy(testgrid.Package(name="mine", version="1.0"), node=node, deb=deb)
+            assert 'deb     = "files/mine_1.0_all.deb"' in session.export()["main.tg.hcl"]
+        # A path the session names is read only in its uploads and the catalog.
+        session.upload(b"/etc/passwd\n", name="path.txt")
+        with pytest.raises(testgrid.JobError) as j:
+            session.allocate_node(image="host")
+        assert "outside the directories this testbed may read" in j.value.message
+        session.upload(b"files/motd.txt\n", name="path.txt")
+        assert session.allocate_node(profile="reader").labels["leak"] == "again"
     finally:
         session.close()

@@ -55,6 +55,10 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/sessions/{s}/nodes/{n}/exec", post(exec))
         .route("/v1/sessions/{s}/testbed", get(export_testbed))
+        .route(
+            "/v1/sessions/{s}/files/{name}",
+            axum::routing::put(super::files::upload),
+        )
         .route("/v1/sessions/{s}/packages", post(deploy))
         .route(
             "/v1/sessions/{s}/packages/{p}",
@@ -595,7 +599,7 @@ pub(super) async fn check_package(
     request_body = DeployRequest,
     responses((status = 202, body = JobAccepted),
         (status = 400, description = "invalid name or version", body = ErrorBody),
-        (status = 404, description = "no such session, node, package or version", body = ErrorBody),
+        (status = 404, description = "no such session, node, package or version; `no_such_file`: no such uploaded `deb`", body = ErrorBody),
         (status = 409, description = "busy, or `version_conflict`", body = ErrorBody)))]
 pub(super) async fn deploy(
     State(app): AppState,
@@ -608,10 +612,29 @@ pub(super) async fn deploy(
     let session = resolve(&user, &s)?;
     model::check_package(&req.name, &req.version)?;
     existing(&app, &session)?;
-    app.config.versions.check(&req.name, &req.version).await?;
+    match &req.deb {
+        Some(deb) => super::files::check_uploaded(&app.upload_dir(&session), deb)?,
+        None => {
+            app.config.versions.check(&req.name, &req.version).await?;
+        }
+    }
     let sess = session.clone();
     change(&app, &user, &session, "deploy", move |m| {
         if let Some(p) = m.packages.get(&req.name) {
+            if p.deb != req.deb {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "version_conflict",
+                    format!(
+                        "package `{}` is deployed from {} in this session: undeploy it first",
+                        req.name,
+                        match &p.deb {
+                            Some(d) => format!("the uploaded `{d}`"),
+                            None => "the apt archives".to_string(),
+                        }
+                    ),
+                ));
+            }
             if p.version != req.version {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -651,6 +674,7 @@ pub(super) async fn deploy(
             .or_insert_with(|| PackageModel {
                 version: req.version.clone(),
                 nodes: Vec::new(),
+                deb: req.deb.clone(),
             });
         if !p.nodes.contains(&node) {
             p.nodes.push(node.clone());

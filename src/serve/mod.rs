@@ -18,6 +18,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod handlers;
 pub mod jobs;
 pub mod model;
@@ -51,9 +52,12 @@ pub struct Config {
     pub versions: packages::Versions,
     /// The state store (`TG_STATE_URL` syntax); `None`: `DATA/state.db`.
     pub state_url: Option<String>,
-    /// Variables the testbeds' `env()` and the platforms see (the server's
-    /// `PATH`, say); nothing else of the server's environment.
+    /// Variables the library and the platforms see (the server's `PATH`,
+    /// say); nothing else of the server's environment.
     pub env: Vec<(String, String)>,
+    /// The only variables of `env` a testbed's `env()` sees: the catalog's
+    /// `serve.hcl` `env_allow` ([`read_env_allow`]).
+    pub env_allow: Vec<String>,
     /// The host name recorded in locks.
     pub host: String,
     /// This process's id, recorded in locks.
@@ -69,6 +73,9 @@ pub struct App {
     pub profiles: Vec<String>,
     /// The catalog's files: `(file name, text)`, copied into every session.
     pub catalog_files: Vec<CatalogFile>,
+    /// The `dir:` images the catalog's profiles name (literally): the only
+    /// ones a session's testbed may use.
+    pub image_dirs: Vec<PathBuf>,
     /// The state store, opened once: every session's context shares it.
     pub store: Arc<dyn crate::state::StateStore>,
 }
@@ -77,9 +84,13 @@ impl App {
     /// A server from `config` and its tokens; reads the catalog.
     pub fn new(config: Config, tokens: auth::Tokens) -> Result<App, String> {
         let (profiles, catalog_files) = match &config.catalog {
-            Some(dir) => read_catalog(dir)?,
+            Some(dir) => {
+                check_apart(dir, &config.data_dir)?;
+                read_catalog(dir)?
+            }
             None => (Vec::new(), Vec::new()),
         };
+        let image_dirs = catalog_image_dirs(&catalog_files);
         let url = state_url(&config);
         let store = crate::ops::open_store(&config.data_dir, &Default::default(), Some(&url))
             .map_err(|e| format!("cannot open the state store `{url}`: {e}"))?;
@@ -90,6 +101,7 @@ impl App {
             jobs: jobs::Jobs::default(),
             profiles,
             catalog_files,
+            image_dirs,
         })
     }
 
@@ -139,11 +151,23 @@ impl App {
         )
     }
 
-    /// The library workspace of a session folder, for `user`.
+    /// Where the files uploaded to `session` are (`files/` in its folder).
+    pub fn upload_dir(&self, session: &SessionName) -> PathBuf {
+        self.session_dir(session).join(model::UPLOADS)
+    }
+
+    /// The library workspace of a session folder, for `user`. Its testbed
+    /// reads files only in the catalog and the session's uploads, and its
+    /// `env()` sees only the catalog's `env_allow` variables.
     pub fn workspace(&self, dir: &Path, user: &str) -> Workspace {
         let mut vars = self.config.env.clone();
         vars.push((crate::ops::ENV_STATE_URL.to_string(), self.state_url()));
-        let env = Environment::new(vars, dir);
+        let mut roots = vec![dir.join(model::UPLOADS)];
+        roots.extend(self.config.catalog.clone());
+        let env = Environment::new(vars, dir)
+            .confined_to(roots)
+            .with_testbed_vars(self.config.env_allow.iter().cloned())
+            .with_image_dirs(self.image_dirs.clone());
         Workspace {
             dir: dir.to_path_buf(),
             vars: Vec::new(),
@@ -173,6 +197,99 @@ fn state_url(config: &Config) -> String {
 
 /// A catalog file: its name and text.
 pub type CatalogFile = (String, String);
+
+/// The `dir:` images the catalog's profiles name as literal strings
+/// (`image = "dir:/srv/rootfs"`; absolute paths only).
+fn catalog_image_dirs(files: &[CatalogFile]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (_, text) in files {
+        let Ok(body) = hcl::parse(text) else {
+            continue;
+        };
+        for b in body.blocks().filter(|b| b.identifier() == "profile") {
+            for a in b.body().attributes().filter(|a| a.key() == "image") {
+                if let hcl::Expression::String(s) = a.expr() {
+                    if let Some(d) = s.strip_prefix("dir:").filter(|d| d.starts_with('/')) {
+                        out.push(PathBuf::from(d));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The catalog's file of server settings (not a testbed file: not copied).
+pub const CATALOG_SETTINGS: &str = "serve.hcl";
+
+/// The variables a testbed's `env()` may see: `env_allow = ["NAME", ...]`
+/// in the catalog's `serve.hcl` (none when there is no such file). The
+/// server takes their values from its own environment.
+pub fn read_env_allow(catalog: &Path) -> Result<Vec<String>, String> {
+    let path = catalog.join(CATALOG_SETTINGS);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    let shown = path.display();
+    let body: hcl::Body =
+        hcl::parse(&text).map_err(|e| format!("`{shown}` does not parse: {e}"))?;
+    if let Some(b) = body.blocks().next() {
+        return Err(format!(
+            "`{shown}`: unexpected block `{}`; it holds only `env_allow = [\"NAME\", ...]`",
+            b.identifier()
+        ));
+    }
+    let mut names = Vec::new();
+    for a in body.attributes() {
+        if a.key() != "env_allow" {
+            return Err(format!(
+                "`{shown}`: unknown setting `{}`; it holds only `env_allow = [\"NAME\", ...]`",
+                a.key()
+            ));
+        }
+        let hcl::Expression::Array(items) = a.expr() else {
+            return Err(format!(
+                "`{shown}`: `env_allow` is a list of variable names"
+            ));
+        };
+        for item in items {
+            let hcl::Expression::String(name) = item else {
+                return Err(format!(
+                    "`{shown}`: `env_allow` is a list of variable names"
+                ));
+            };
+            crate::names::check_identifier(name).map_err(|e| {
+                format!(
+                    "`{shown}`: invalid variable name `{}` in `env_allow`: {e}",
+                    name.escape_debug()
+                )
+            })?;
+            names.push(name.clone());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The data dir must not be inside the catalog: the catalog is readable
+/// by every testbed, the data dir holds other sessions' keys and state.
+fn check_apart(catalog: &Path, data: &Path) -> Result<(), String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (c, d) = (real(catalog), real(data));
+    if d.starts_with(&c) {
+        return Err(format!(
+            "the data dir `{}` is inside the catalog `{}`, which every testbed may read: keep them apart",
+            d.display(),
+            c.display()
+        ));
+    }
+    Ok(())
+}
 
 /// The catalog's profiles and files.
 fn read_catalog(dir: &Path) -> Result<(Vec<String>, Vec<CatalogFile>), String> {
@@ -227,4 +344,42 @@ pub async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        assert_eq!(read_env_allow(p), Ok(Vec::new()));
+        let write = |text: &str| std::fs::write(p.join(CATALOG_SETTINGS), text).unwrap();
+        write("env_allow = [\"http_proxy\", \"MIRROR\", \"MIRROR\"]\n");
+        assert_eq!(
+            read_env_allow(p),
+            Ok(vec!["MIRROR".to_string(), "http_proxy".to_string()])
+        );
+        for (bad, why) in [
+            ("env_allow = \"X\"\n", "is a list of variable names"),
+            ("env_allow = [\"A=B\"]\n", "invalid variable name `A=B`"),
+            ("other = []\n", "unknown setting `other`"),
+            ("serve {}\n", "unexpected block `serve`"),
+            ("env_allow = [\n", "does not parse"),
+        ] {
+            write(bad);
+            let got = read_env_allow(p).unwrap_err();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+        let files = vec![(
+            "a.tg.hcl".to_string(),
+            "profile \"r\" {\n  image = \"dir:/srv/r\"\n}\nprofile \"s\" {\n  image = \"dir:${local.x}\"\n}\nprofile \"h\" {\n  image = \"host\"\n}\n".to_string(),
+        )];
+        assert_eq!(catalog_image_dirs(&files), vec![PathBuf::from("/srv/r")]);
+        std::fs::create_dir_all(p.join("cat/data")).unwrap();
+        assert!(check_apart(&p.join("cat"), &p.join("data")).is_ok());
+        assert!(check_apart(&p.join("cat"), &p.join("cat/data")).is_err());
+        assert!(check_apart(&p.join("cat"), &p.join("cat")).is_err());
+    }
 }

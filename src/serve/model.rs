@@ -24,6 +24,9 @@ pub const DOCUMENT: &str = "main.tg.hcl";
 pub const MODEL: &str = "session.json";
 /// The session network's resource name.
 pub const NETWORK: &str = "net";
+/// The folder of a session's uploaded files, in its folder: the testbed
+/// names them `files/NAME`.
+pub const UPLOADS: &str = "files";
 /// Most nodes one API session may hold.
 pub const MAX_NODES: usize = 64;
 
@@ -47,6 +50,10 @@ pub struct NodeModel {
 pub struct PackageModel {
     pub version: String,
     pub nodes: Vec<String>,
+    /// Installed from this uploaded `.deb` (a file name in the session's
+    /// uploads) instead of the apt archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deb: Option<String>,
 }
 
 /// An API session's model.
@@ -147,6 +154,9 @@ impl SessionModel {
             let on: Vec<String> = p.nodes.iter().map(|n| format!("node.{n}")).collect();
             let _ = writeln!(s, "package \"{name}\" {{");
             let _ = writeln!(s, "  version = \"{}\"", p.version);
+            if let Some(deb) = &p.deb {
+                let _ = writeln!(s, "  deb     = \"{UPLOADS}/{deb}\"");
+            }
             let _ = writeln!(s, "  on      = [{}]", on.join(", "));
             let _ = writeln!(s, "}}\n");
         }
@@ -228,6 +238,40 @@ pub fn check_package(name: &str, version: &str) -> ApiResult<()> {
             "package `{name}` cannot be deployed through the API yet: {e}"
         ))
     })
+}
+
+/// Longest uploaded file name.
+pub const MAX_FILE_NAME: usize = 128;
+
+/// Check the name of an uploaded file: a plain file name (no `/`, not
+/// `.` or `..`, no leading `.`) of letters, digits and `-_.+`, so it is
+/// safe in a path and in the document.
+pub fn check_file_name(name: &str) -> ApiResult<()> {
+    let why = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.len() > MAX_FILE_NAME {
+        Some(format!("it is longer than {MAX_FILE_NAME} bytes"))
+    } else if name.starts_with('.') {
+        Some("it starts with `.`".to_string())
+    } else if name.contains('/') || name.contains('\\') {
+        Some("it is a path: give a plain file name".to_string())
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-_.+".contains(*c)))
+            .map(|c| {
+                format!(
+                    "it contains `{}`: only letters, digits and `-_.+` are allowed",
+                    c.escape_debug()
+                )
+            })
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(ApiError::bad_request(format!(
+            "invalid file name `{}`: {why}",
+            name.escape_debug()
+        ))),
+    }
 }
 
 /// Where sessions live under a data dir.
@@ -312,9 +356,22 @@ mod tests {
             PackageModel {
                 version: "2.10-3".into(),
                 nodes: vec![n.clone()],
+                deb: None,
+            },
+        );
+        m.packages.insert(
+            "mine".into(),
+            PackageModel {
+                version: "1.0".into(),
+                nodes: vec![n.clone()],
+                deb: Some("mine_1.0_all.deb".into()),
             },
         );
         let doc = m.render();
+        assert!(
+            doc.contains("deb     = \"files/mine_1.0_all.deb\""),
+            "{doc}"
+        );
         assert!(doc.contains("node \"n1\""), "{doc}");
         assert!(doc.contains("on      = [node.n1]"), "{doc}");
         assert!(doc.contains("\"role\" = \"edge\""), "{doc}");
@@ -337,5 +394,12 @@ mod tests {
         assert!(check_node("a b", &lab).is_err());
         assert!(check_package("hello", "2.10-3").is_ok());
         assert!(check_package("hello", "2.10 3").is_err());
+        assert!(check_file_name("hello_2.10-3_amd64.deb").is_ok());
+        for bad in [
+            "", ".", "..", ".hidden", "a/b", "../x", "a b", "a\"b", "${x}", "a\\b",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_file_name(&"a".repeat(129)).is_err());
     }
 }

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
-use super::{admin, events, handlers, jobs, model, wire};
+use super::{admin, events, files, handlers, jobs, model, wire};
 
 /// Routes that need no token.
 const OPEN: &[&str] = &["/healthz", "/openapi.json"];
@@ -31,6 +31,7 @@ const OPEN: &[&str] = &["/healthz", "/openapi.json"];
         handlers::show_session,
         handlers::close_session,
         handlers::export_testbed,
+        files::upload,
         handlers::allocate_node,
         handlers::list_nodes,
         handlers::show_node,
@@ -53,6 +54,7 @@ const OPEN: &[&str] = &["/healthz", "/openapi.json"];
         (name = "sessions"),
         (name = "nodes"),
         (name = "packages"),
+        (name = "files", description = "files uploaded to a session: `.deb` packages and files its testbed reads"),
         (name = "jobs"),
         (name = "pool", description = "admin only"),
     )

@@ -188,6 +188,26 @@ pub struct DeployRequest {
     /// The node to install it on; none: a new node is allocated for it.
     #[serde(default)]
     pub node: Option<String>,
+    /// Install this uploaded `.deb` (a file name of the session's uploads,
+    /// `PUT /v1/sessions/{s}/files/{name}`) instead of `version` from the
+    /// apt archives; `version` is then the file's version.
+    #[serde(default)]
+    pub deb: Option<String>,
+}
+
+/// The body of `PUT /v1/sessions/{s}/files/{name}`: the file's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
+/// `PUT /v1/sessions/{s}/files/{name}`: the file as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadedFile {
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, in hex.
+    pub sha256: String,
 }
 
 /// `DELETE /v1/sessions/{s}/packages/{p}`.

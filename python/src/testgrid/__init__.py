@@ -10,7 +10,7 @@
 
 from . import rest
 from .errors import ApiError, ExecError, JobError, TestGridError
-from .rest import Client, ExecResult, Job, Node, Package, Session
+from .rest import Client, ExecResult, Job, Node, Package, Session, UploadedFile
 
 __all__ = [
     "rest",
@@ -24,4 +24,5 @@ __all__ = [
     "Package",
     "Session",
     "TestGridError",
+    "UploadedFile",
 ]

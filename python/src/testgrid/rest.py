@@ -8,7 +8,7 @@ import os
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, NoReturn, Optional, Sequence, Union
 
 import httpx
 
@@ -30,6 +30,16 @@ class Package:
     name: str
     version: str
     versions: List[str] = field(default_factory=list)
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded to a session: the testbed reads it as `files/NAME`,
+    and `session.deploy(..., deb=...)` installs it when it is a `.deb`."""
+
+    name: str
+    size: int
+    sha256: str
 
 
 @dataclass
@@ -249,12 +259,43 @@ class Session:
         job.wait()
         return self.node(str(job.result["node"]))
 
-    def deploy(self, package: Package, node: Optional[Node] = None, wait: bool = True) -> Any:
-        """Install `package` on `node` (none: on a new node); returns the
-        `Job`, finished unless `wait=False`."""
+    def upload(
+        self,
+        source: Union[str, "os.PathLike[str]", bytes],
+        name: Optional[str] = None,
+    ) -> UploadedFile:
+        """Upload a file (a path, or the bytes themselves) to the session as
+        `name` (default: the path's file name; required for bytes). The
+        session's testbed reads it as `files/NAME`; a `.deb` can then be
+        deployed with `deploy(package, deb=NAME)`. An existing file of that
+        name is replaced."""
+        if isinstance(source, bytes):
+            if name is None:
+                raise ValueError("give `name` when uploading bytes")
+            r = self.client._put(f"{self._path()}/files/{_quote(name)}", source)
+        else:
+            path = os.fspath(source)
+            if name is None:
+                name = os.path.basename(path)
+            with open(path, "rb") as f:
+                r = self.client._put(f"{self._path()}/files/{_quote(name)}", f)
+        return UploadedFile(name=str(r["name"]), size=int(r["size"]), sha256=str(r["sha256"]))
+
+    def deploy(
+        self,
+        package: Package,
+        node: Optional[Node] = None,
+        wait: bool = True,
+        deb: Optional[Union[str, UploadedFile]] = None,
+    ) -> Any:
+        """Install `package` on `node` (none: on a new node), from the apt
+        archives or, with `deb`, from that uploaded `.deb` (`upload`); returns
+        the `Job`, finished unless `wait=False`."""
         body: Dict[str, Any] = {"name": package.name, "version": package.version}
         if node is not None:
             body["node"] = node.name
+        if deb is not None:
+            body["deb"] = deb if isinstance(deb, str) else deb.name
         job = self._job("POST", self._path() + "/packages", json=body)
         return job.wait() if wait else job
 
@@ -320,6 +361,14 @@ class Client:
 
     def _request(self, method: str, path: str, json: Optional[Dict[str, Any]] = None) -> Any:
         r = self._http.request(method, path, json=json)
+        if r.status_code >= 400:
+            _raise(r)
+        return r.json()
+
+    def _put(self, path: str, content: Union[bytes, BinaryIO]) -> Any:
+        """PUT a raw body (streamed from a file object)."""
+        headers = {"content-type": "application/octet-stream"}
+        r = self._http.request("PUT", path, content=content, headers=headers)
         if r.status_code >= 400:
             _raise(r)
         return r.json()

@@ -70,6 +70,21 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
             env.push((name.to_string(), v.to_string()));
         }
     }
+    // A testbed's `env()` sees only what the catalog allows, with the
+    // server's values.
+    let catalog = args.catalog.as_ref().map(|c| ctx.env.resolve(c));
+    let env_allow = match &catalog {
+        Some(c) => crate::serve::read_env_allow(c)?,
+        None => Vec::new(),
+    };
+    for name in &env_allow {
+        if env.iter().any(|(k, _)| k == name) {
+            continue;
+        }
+        if let Some(v) = ctx.env.var(name) {
+            env.push((name.clone(), v.to_string()));
+        }
+    }
     // A tenant's node must not read the server's data: other sessions'
     // keys, documents and (by default) the state store.
     let mut hidden = vec![data_dir.clone()];
@@ -83,7 +98,7 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
     }
     let config = Config {
         data_dir,
-        catalog: args.catalog.as_ref().map(|c| ctx.env.resolve(c)),
+        catalog,
         platform,
         factory: engine::factory_hiding(ctx, &hidden),
         versions,
@@ -92,6 +107,7 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
             .non_empty(crate::ops::ENV_STATE_URL)
             .map(str::to_string),
         env,
+        env_allow,
         host: crate::state::hostname(),
         pid: std::process::id(),
     };

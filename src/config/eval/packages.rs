@@ -42,17 +42,27 @@ impl Evaluator<'_> {
                     } else {
                         self.opts.dir.join(p)
                     };
-                    let full = std::fs::canonicalize(&full).unwrap_or(full);
-                    let problem = match std::fs::metadata(&full) {
-                        Ok(m) if m.is_file() => None,
-                        Ok(m) => Some(format!(
-                            "deb file `{path}` is not a regular file: it is {}",
-                            crate::config::source::kind_of(&m)
+                    let confined = self.opts.env.check_readable(&full);
+                    let full = match &confined {
+                        Ok(real) if self.opts.env.roots().is_some() => real.clone(),
+                        _ => std::fs::canonicalize(&full).unwrap_or(full),
+                    };
+                    let problem = match confined.map(|_| std::fs::metadata(&full)) {
+                        Err(crate::environment::Confined::Outside(_)) => Some(format!(
+                            "deb file `{path}` is outside the directories this testbed may read"
                         )),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            Some(format!("deb file `{path}` does not exist"))
-                        }
-                        Err(e) => Some(format!("cannot read deb file `{path}`: {e}")),
+                        Err(e) => Some(format!("deb file `{path}`: {e}")),
+                        Ok(meta) => match meta {
+                            Ok(m) if m.is_file() => None,
+                            Ok(m) => Some(format!(
+                                "deb file `{path}` is not a regular file: it is {}",
+                                crate::config::source::kind_of(&m)
+                            )),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                Some(format!("deb file `{path}` does not exist"))
+                            }
+                            Err(e) => Some(format!("cannot read deb file `{path}`: {e}")),
+                        },
                     };
                     if let Some(problem) = problem {
                         let span = b
@@ -255,7 +265,69 @@ pub(super) fn collect_node_ids(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::eval::testing::check;
+    use crate::config::eval::testing::{check, check_with, options};
+
+    /// A confined caller reads files, `.deb`s and variables only as
+    /// allowed, and what it may not read is an error at the call.
+    #[test]
+    fn confined_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tb");
+        std::fs::create_dir_all(root.join("files")).unwrap();
+        std::fs::write(root.join("files/a.txt"), "in").unwrap();
+        std::fs::write(root.join("files/t.tpl"), "${x}").unwrap();
+        std::fs::write(root.join("files/p.deb"), "deb").unwrap();
+        std::fs::write(root.join("secret"), "out").unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), root.join("files/link")).unwrap();
+        let mut opts = options();
+        opts.dir = root.clone();
+        opts.env = opts
+            .env
+            .with_var("SECRET", "s3")
+            .confined_to(vec![root.join("files")])
+            .with_testbed_vars(["TG_TEST"]);
+        let out = |expr: &str| format!("output \"o\" {{\n  value = {expr}\n}}\n");
+        check_with(&opts, &out(r#"file("files/a.txt")"#), r#"o = "in""#);
+        check_with(&opts, &out(r#"fileexists("files/none")"#), "o = false");
+        check_with(
+            &opts,
+            &out(r#"templatefile("files/t.tpl", { x = env("TG_TEST") })"#),
+            r#"o = "from-env""#,
+        );
+        let outside = |call: &str, path: &str| {
+            format!(
+                "2:11: error: in `{call}(...)`: cannot read `{path}`{}: it is outside the directories this testbed may read",
+                if path.starts_with('/') { String::new() } else { format!(" (resolved to `{}`)", root.join(path).display()) }
+            )
+        };
+        for (call, path) in [
+            ("file", "secret"),
+            ("file", "files/../secret"),
+            ("file", "files/link"),
+            ("file", "/etc/passwd"),
+            ("fileexists", "/etc/passwd"),
+            ("filebase64", "/etc/passwd"),
+        ] {
+            let src = out(&format!("{call}({path:?})"));
+            let got = crate::config::eval::testing::render_with(&opts, &src);
+            assert!(got.contains(&outside(call, path)), "{call}({path}): {got}");
+        }
+        check_with(&opts, &out(r#"env("SECRET", "none")"#), r#"o = "none""#);
+        check_with(&opts, &out(r#"env("HOME", "none")"#), r#"o = "none""#);
+        let pkg = |deb: &str| {
+            format!("network \"lab\" {{}}\nnode \"e\" {{\n  image = \"host\"\n}}\npackage \"pk\" {{\n  deb = \"{deb}\"\n  on  = [node.e]\n}}\n")
+        };
+        check_with(&opts, &pkg("files/p.deb"), "ok");
+        for deb in ["/etc/passwd", "files/link", "files/../secret"] {
+            check_with(
+                &opts,
+                &pkg(deb),
+                &format!(
+                    "6:9: error: deb file `{deb}` is outside the directories this testbed may read"
+                ),
+            );
+        }
+    }
 
     #[test]
     fn packages() {

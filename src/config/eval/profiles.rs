@@ -40,6 +40,15 @@ impl Evaluator<'_> {
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             })
             || image.strip_prefix("dir:").is_some_and(|p| !p.is_empty());
+        if let Some(dir) = image.strip_prefix("dir:").filter(|d| !d.is_empty()) {
+            let full = self.opts.dir.join(dir);
+            if let Err(e) = self.opts.env.check_image_dir(&full) {
+                self.err(Diagnostic::error(e.to_string()).at(span.clone()).help(
+                    "this testbed's caller offers only some `dir:` images (for `tg serve`, those its catalog names)",
+                ));
+                return;
+            }
+        }
         if !ok {
             self.err(
                 Diagnostic::error(format!("unknown image `{image}`"))
@@ -63,6 +72,13 @@ mod tests {
         check(
             "profile \"p\" {\n  image = \"ubuntu\"\n}\n",
             "2:11: error: unknown image `ubuntu`",
+        );
+        let mut opts = crate::config::eval::testing::options();
+        opts.env = opts.env.with_image_dirs(vec!["/srv/rootfs".into()]);
+        crate::config::eval::testing::check_with(
+            &opts,
+            "profile \"p\" {\n  image = \"dir:/srv/rootfs\"\n}\nprofile \"q\" {\n  image = \"dir:/srv/rootfs/../other\"\n}\n",
+            "5:11: error: `dir:/srv/rootfs/../other` is not an image this testbed may use",
         );
         check(
             "profile \"p\" {\n  image = \"host\"\n}\nnetwork \"lab\" {}\nnode \"a\" {\n  profile = \"q\"\n}\n",

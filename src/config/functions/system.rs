@@ -7,7 +7,10 @@
 //! first argument of every call (hcl-rs functions are plain `fn` pointers,
 //! so there is no other way in). [`bind_host`] adds that argument to every
 //! call of these functions before an expression is evaluated; a call
-//! without it fails. `file` reads regular files only, at most
+//! without it fails. A confined caller ([`Environment::confined_to`])
+//! reads only files whose canonical path lies under its roots, and its
+//! `env()` sees only the variables it allows
+//! ([`Environment::with_testbed_vars`]). `file` reads regular files only, at most
 //! [`FILE_MAX_BYTES`], and requires UTF-8. Nothing here writes anything or
 //! caches what it read.
 
@@ -41,11 +44,13 @@ pub const HOST_FUNCTIONS: &[&str] = &[
 ];
 
 /// What the host functions see of their caller, the value bound to
-/// [`HOST_VAR`]: `{ dir = "...", home = "..." or null, env = { ... } }`.
-/// `dir` is where relative paths start (the testbed directory).
+/// [`HOST_VAR`]: `{ dir = "...", home = "..." or null, env = { ... },
+/// roots = [...] or null }`. `dir` is where relative paths start (the
+/// testbed directory); `roots`, when not null, the only directories files
+/// may be read under.
 pub fn host_value(dir: &Path, env: &Environment) -> Value {
     let mut vars = hcl::Map::new();
-    for (k, v) in env.vars() {
+    for (k, v) in env.testbed_vars() {
         vars.insert(k.to_string(), Value::from(v));
     }
     let mut o = hcl::Map::new();
@@ -55,11 +60,23 @@ pub fn host_value(dir: &Path, env: &Environment) -> Value {
     );
     o.insert(
         "home".into(),
-        env.home()
+        env.testbed_home()
             .map(|h| Value::from(h.to_string_lossy().into_owned()))
             .unwrap_or(Value::Null),
     );
     o.insert("env".into(), Value::Object(vars));
+    o.insert(
+        "roots".into(),
+        match env.roots() {
+            Some(roots) => Value::Array(
+                roots
+                    .iter()
+                    .map(|r| Value::from(r.to_string_lossy().into_owned()))
+                    .collect(),
+            ),
+            None => Value::Null,
+        },
+    );
     Value::Object(o)
 }
 
@@ -68,6 +85,8 @@ pub(super) struct Host<'a> {
     dir: &'a str,
     home: Option<&'a str>,
     env: &'a hcl::Map<String, Value>,
+    /// `None`: not confined.
+    roots: Option<Vec<PathBuf>>,
     value: &'a Value,
 }
 
@@ -79,7 +98,17 @@ impl<'a> Host<'a> {
                 .to_string()
         };
         let o = v.and_then(Value::as_object).ok_or_else(missing)?;
+        let roots = match o.get("roots") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|r| r.as_str().map(PathBuf::from).ok_or_else(missing))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(_) => return Err(missing()),
+        };
         Ok(Host {
+            roots,
             dir: o.get("dir").and_then(Value::as_str).ok_or_else(missing)?,
             home: o.get("home").and_then(Value::as_str),
             env: o
@@ -151,7 +180,9 @@ fn reason(err: &std::io::Error) -> String {
     }
 }
 
-/// A path argument, checked and resolved: (how to show it, where it points).
+/// A path argument, checked and resolved: (how to show it, where it
+/// points). For a confined caller, where it points is its canonical path,
+/// and a path outside the caller's roots is an error.
 fn path_arg(h: &Host<'_>, a: &Args<'_>, i: usize) -> Result<(String, PathBuf), String> {
     let path = a.string(i)?;
     if path.is_empty() {
@@ -166,7 +197,16 @@ fn path_arg(h: &Host<'_>, a: &Args<'_>, i: usize) -> Result<(String, PathBuf), S
     } else {
         format!("`{path}` (resolved to `{}`)", resolved.display())
     };
-    Ok((shown, resolved))
+    let Some(roots) = &h.roots else {
+        return Ok((shown, resolved));
+    };
+    match crate::environment::confine(roots, &resolved) {
+        Ok(real) => Ok((shown, real)),
+        Err(crate::environment::Confined::Outside(_)) => Err(format!(
+            "cannot read {shown}: it is outside the directories this testbed may read"
+        )),
+        Err(e) => Err(format!("cannot read {shown}: {e}")),
+    }
 }
 
 /// The bytes of the regular file named by argument `i`, at most
