@@ -399,3 +399,68 @@ fn tc_takes_the_arguments_tg_gives_it() {
         );
     }
 }
+
+/// A link tg leaves unimpaired that someone gave a `tbf` by hand (`tc
+/// qdisc add ... root tbf`): the next plan shows an in-place update of
+/// that node, `tg apply` deletes the qdisc (back to the veth's default
+/// queue) without recreating the node, and the plan after is empty.
+#[test]
+fn a_qdisc_added_by_hand_to_an_unimpaired_link_is_drift_apply_removes() {
+    if !prerequisites(&["ip", "tc", "nsenter"]) {
+        return;
+    }
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        "network \"lab\" {\n  cidr = \"10.79.0.0/24\"\n}\n\
+         node \"n\" {\n  count    = 2\n  image    = \"host\"\n  networks = [network.lab]\n}\n",
+    )]);
+    let s = Session {
+        tb: &tb,
+        name: unique("impair-by-hand"),
+    };
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let sid = s.sid();
+    let pids = node_pids(&sid);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(devs_with(&sid, "tbf").is_empty());
+    s.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+
+    // One node's router-side veth (`tgv...`) gets a tbf by hand.
+    let veths: Vec<String> = devs_with(&sid, "noqueue")
+        .into_iter()
+        .filter(|d| d.starts_with("tgv"))
+        .collect();
+    assert_eq!(veths.len(), 2, "{}", router_tc(&sid, &["qdisc", "show"]));
+    let ns = tg::platform::netns::net::router_netns_path(Path::new("/run/tg"), &sid);
+    let added = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["--", "tc", "qdisc", "add", "dev", &veths[0], "root"])
+        .args([
+            "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms",
+        ])
+        .status()
+        .expect("tc");
+    assert!(added.success());
+    assert_eq!(devs_with(&sid, "tbf"), [veths[0].clone()]);
+
+    let plan = s.tg(&["plan", "-no-color"]);
+    plan.expect_code(0);
+    let text = plan.stdout();
+    assert!(text.contains("has changed outside tg"), "{text}");
+    assert!(
+        text.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{text}"
+    );
+    assert!(text.contains("will be updated in-place"), "{text}");
+    assert!(!text.contains("must be replaced"), "{text}");
+    assert!(text.contains("\"1mbit\""), "{text}");
+
+    s.tg(&["apply", "-auto-approve"]).expect_code(0);
+    assert!(
+        devs_with(&sid, "tbf").is_empty(),
+        "{}",
+        router_tc(&sid, &["qdisc", "show"])
+    );
+    assert_eq!(node_pids(&sid), pids, "the nodes were not recreated");
+    s.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
+}

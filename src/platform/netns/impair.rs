@@ -15,7 +15,9 @@
 //!
 //! Reading decodes `tc qdisc show` back into an [`Impairment`], so a
 //! qdisc deleted or changed behind tg's back is drift the next plan
-//! repairs.
+//! repairs. A node whose links should be unimpaired is read over netlink
+//! first (the kind of each root qdisc, see `net::links::inspect`): only
+//! a `tbf` or `netem` someone added by hand makes it run `tc`.
 
 use std::path::Path;
 use std::process::Command;
@@ -156,6 +158,12 @@ pub fn read(run_dir: &Path, sid: &str, devs: &[String]) -> NetResult<Vec<Option<
             decode(&mine)
         })
         .collect())
+}
+
+/// Is `kind` a root qdisc tg makes for impairments (`netem`, `tbf`)? On
+/// a link that should have none, one of these is drift.
+pub fn is_tg_kind(kind: &str) -> bool {
+    matches!(kind, "netem" | "tbf")
 }
 
 fn root_line(text: &str) -> Option<&str> {

@@ -183,15 +183,25 @@ impl NetnsPlatform {
             .cloned()
             .zip(spec.interfaces.iter().map(|i| i.network.clone()))
             .collect();
-        let plugged = net::links::plugged(&self.options.run_dir, sid, &plugs)?;
+        // Only nodes whose links should all be unimpaired ask for the
+        // kinds of their root qdiscs (over netlink, with the links).
+        let wanted = spec.interfaces.iter().any(|i| !i.impair.is_none());
+        let seen_links = net::links::inspect(&self.options.run_dir, sid, &plugs, !wanted)?;
+        let plugged = &seen_links.plugged;
         let mut seen = spec.clone();
         seen.hostname = node.record.hostname.clone();
         // A veth gone, or left without its bridge (deleted behind tg's
         // back), no longer links the node to that network.
-        // Its impairment is what tc shows on the router side now.
-        // Only links that should be impaired are read (one `tc` run): a
-        // refresh of nodes without impairments starts no process.
-        let seen_impairs = if spec.interfaces.iter().any(|i| !i.impair.is_none()) {
+        // Its impairment is what tc shows on the router side now. `tc`
+        // runs (once for the node) only when a link should be impaired,
+        // or has a root qdisc of a kind tg makes (`tbf`, `netem`) that
+        // someone added by hand: a refresh of nodes without impairments
+        // starts no process.
+        let foreign = seen_links
+            .root_qdiscs
+            .values()
+            .any(|k| impair::is_tg_kind(k));
+        let seen_impairs = if wanted || foreign {
             impair::read(&self.options.run_dir, sid, &veths)?
         } else {
             vec![Some(Default::default()); veths.len()]

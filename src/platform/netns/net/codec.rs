@@ -26,6 +26,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 /// The `main` routing table.
@@ -437,6 +438,34 @@ fn link_seen(m: &LinkMessage) -> LinkSeen {
     seen
 }
 
+/// Every qdisc of the namespace (what `tc qdisc show` reads). A `GET` of
+/// one link's root qdisc (parent `TC_H_ROOT`) went unanswered, neither
+/// message nor error, for a veth's default queue on the kernel tried
+/// (6.18), so the dump it is.
+pub fn dump_qdiscs() -> Request {
+    Request::new(
+        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+        NLM_F_DUMP,
+    )
+}
+
+/// The kind (`noqueue`, `tbf`, `netem`, ...) of each link's root qdisc
+/// among `replies`, by link index.
+pub fn root_qdisc_kinds(replies: &[RouteNetlinkMessage]) -> Vec<(u32, String)> {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            RouteNetlinkMessage::NewQueueDiscipline(m) if m.header.parent == TcHandle::ROOT => {
+                m.attributes.iter().find_map(|a| match a {
+                    TcAttribute::Kind(k) => Some((m.header.index as u32, k.clone())),
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The IPv4 addresses among `replies`: (link index, address, prefix).
 pub fn addresses(replies: &[RouteNetlinkMessage]) -> Vec<(u32, Ipv4Addr, u8)> {
     let mut out = Vec::new();
@@ -692,6 +721,35 @@ mod tests {
                 oper_up: true,
                 port_no: Some(7),
             }]
+        );
+    }
+
+    #[test]
+    fn root_qdisc_requests_and_replies() {
+        let (header, message) = round_trip(&dump_qdiscs());
+        assert_eq!(header.flags, NLM_F_REQUEST | NLM_F_DUMP);
+        assert!(matches!(
+            message,
+            RouteNetlinkMessage::GetQueueDiscipline(_)
+        ));
+        let mut root = TcMessage::with_index(7);
+        root.header.parent = TcHandle::ROOT;
+        root.header.handle = TcHandle { major: 1, minor: 0 };
+        root.attributes.push(TcAttribute::Kind("tbf".into()));
+        let mut other = root.clone();
+        other.header.index = 8;
+        other.attributes = vec![TcAttribute::Kind("noqueue".into())];
+        let mut inner = root.clone();
+        inner.header.parent = TcHandle { major: 1, minor: 1 };
+        inner.attributes = vec![TcAttribute::Kind("netem".into())];
+        let replies = [
+            RouteNetlinkMessage::NewQueueDiscipline(other),
+            RouteNetlinkMessage::NewQueueDiscipline(inner),
+            RouteNetlinkMessage::NewQueueDiscipline(root),
+        ];
+        assert_eq!(
+            root_qdisc_kinds(&replies),
+            [(8, "noqueue".to_string()), (7, "tbf".to_string())]
         );
     }
 }

@@ -474,15 +474,48 @@ pub fn plugged(
     sid: &str,
     plugs: &[(String, String)],
 ) -> NetResult<BTreeSet<String>> {
+    Ok(inspect(run_dir, sid, plugs, false)?.plugged)
+}
+
+/// What [`inspect`] saw of a node's veths.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The veths that exist and are ports of their network's bridge.
+    pub plugged: BTreeSet<String>,
+    /// The kind of each existing veth's root qdisc (`noqueue` for a veth's
+    /// default queue, `tbf`, `netem`, ...), when asked for.
+    pub root_qdiscs: HashMap<String, String>,
+}
+
+/// [`plugged`], and with `qdiscs` the kind of each veth's root qdisc (one
+/// dump of the namespace's qdiscs), on the same netlink socket: a refresh learns whether a link that should
+/// have no impairment has one without running `tc`.
+pub fn inspect(
+    run_dir: &Path,
+    sid: &str,
+    plugs: &[(String, String)],
+    qdiscs: bool,
+) -> NetResult<Seen> {
     let router = router_netns_path(run_dir, sid);
+    let mut seen = Seen::default();
     if !is_ns_file(&router) || plugs.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(seen);
     }
     let mut nl = Netlink::open_in(&router)?;
-    let mut found = BTreeSet::new();
+    let kinds = if qdiscs {
+        nl.root_qdisc_kinds()?
+    } else {
+        HashMap::new()
+    };
     let mut bridges: HashMap<u32, String> = HashMap::new();
     for (veth, network) in plugs {
-        let Some(master) = nl.link(veth)?.and_then(|l| l.master) else {
+        let Some(link) = nl.link(veth)? else {
+            continue;
+        };
+        if let Some(kind) = kinds.get(&link.index) {
+            seen.root_qdiscs.insert(veth.clone(), kind.clone());
+        }
+        let Some(master) = link.master else {
             continue;
         };
         let name = match bridges.get(&master) {
@@ -501,10 +534,10 @@ pub fn plugged(
             || (name.starts_with("tgb")
                 && (1..=BRIDGE_PORTS).any(|k| names::extra_bridge_name(sid, network, k) == name));
         if ok {
-            found.insert(veth.clone());
+            seen.plugged.insert(veth.clone());
         }
     }
-    Ok(found)
+    Ok(seen)
 }
 
 /// The names of the links in the namespace at `ns` (the calling thread's

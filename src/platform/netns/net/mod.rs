@@ -15,7 +15,9 @@
 //! - `codec`: the rtnetlink messages, pure (bytes in, bytes out).
 //! - `socket`: a netlink socket bound to one namespace.
 //! - `router`: the session's router namespace and `session.json`.
-//! - `links`: bridges, veths, addresses, routes and rules of networks.
+//! - `links`: bridges, veths, addresses, routes and rules of networks; the
+//!   kind of a veth's root qdisc (impairments themselves are `tc`'s, in
+//!   `super::impair`).
 //! - `mounts`: mountinfo, shared mount points.
 //! - `nat`: egress through an uplink to the host (`nat = true`).
 //! - `host`: what is shared by every tg on the host: the host lock, the

@@ -8,6 +8,7 @@
 //!
 //! Not here: what the requests are for (`links`, `router`, `nat`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
@@ -228,6 +229,12 @@ impl Netlink {
     /// The names of all links.
     pub fn link_names(&mut self) -> NetResult<Vec<String>> {
         Ok(self.links()?.into_iter().map(|l| l.name).collect())
+    }
+
+    /// The kind of every link's root qdisc, by link index.
+    pub fn root_qdisc_kinds(&mut self) -> NetResult<HashMap<u32, String>> {
+        let replies = self.request(codec::dump_qdiscs(), "cannot list qdiscs")?;
+        Ok(codec::root_qdisc_kinds(&replies).into_iter().collect())
     }
 
     /// The IPv4 addresses of link `index` (of every link when `None`).
