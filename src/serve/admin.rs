@@ -41,6 +41,7 @@ pub(super) async fn inventory(
     let m = existing(&app, &session)?;
     let snap = read_state(&app, &m).await?.unwrap_or_default();
     let dir = app.session_dir(&session);
+    let logins = pool_logins(&app, &user, &dir, &snap).await?;
     let ssh = ops::session_ssh_dir(&dir, session.as_str());
     let (kh, key) = (
         ssh.join(crate::ops::ssh_files::KNOWN_HOSTS),
@@ -57,6 +58,7 @@ pub(super) async fn inventory(
             known_hosts: kh.is_file().then_some(kh),
         },
         private_key: key.is_file().then_some(key),
+        logins,
     };
     let inv = ops::inventory(&snap, &opts).map_err(|e| ApiError::internal(e.to_string()))?;
     match q.format.as_deref() {
@@ -67,6 +69,30 @@ pub(super) async fn inventory(
             f.escape_debug()
         ))),
     }
+}
+
+/// How ssh logs in to the session's pool nodes, from the pools of its
+/// testbed (none when the testbed does not load).
+async fn pool_logins(
+    app: &App,
+    user: &User,
+    dir: &std::path::Path,
+    snap: &crate::state::Snapshot,
+) -> ApiResult<std::collections::BTreeMap<String, crate::platform::SshLogin>> {
+    let ws = app.workspace(dir, &user.name);
+    let snap = snap.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(settings) = crate::config::load_settings(&ws.load_options(Default::default()))
+        else {
+            return Default::default();
+        };
+        match ws.factory.registry(&settings.platforms, &ws.env) {
+            Ok(registry) => ops::ssh_logins(&registry, &snap),
+            Err(_) => Default::default(),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the testbed stopped: {e}")))
 }
 
 /// Admins only: everyone else gets a 403.
