@@ -123,7 +123,7 @@ fn ssh_inner(ctx: &Ctx, args: &SshArgs) -> CmdResult<i32> {
         return ssh_pool_host(login, &args.command);
     }
     let hosts = netns_hosts(&snap);
-    let Some((_, addr, _)) = hosts
+    let Some((_, addr, instance)) = hosts
         .iter()
         .find(|(h, _, a)| *h == args.target || *a == args.target)
     else {
@@ -159,8 +159,58 @@ fn ssh_inner(ctx: &Ctx, args: &SshArgs) -> CmdResult<i32> {
     if let Some(line) = remote_line(&args.command)? {
         cmd.arg("--").arg(line);
     }
-    let err = cmd.exec();
-    Err(report::fail(format!(
-        "cannot run `ssh`: {err} (install openssh-client)"
-    )))
+    // Waited for, not exec'd: when ssh itself fails (255), the reason may
+    // be the node's server, whose log only `tg exec` reads.
+    let status = cmd
+        .status()
+        .map_err(|err| report::fail(format!("cannot run `ssh`: {err} (install openssh-client)")))?;
+    let code = exit_code(status);
+    if code == 255 {
+        eprintln!("{}", sshd_log_hint(instance, &ctx.session));
+    }
+    Ok(code)
+}
+
+/// A child's exit status as a process exit code (128+N for signal N).
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// What to read when ssh to the netns node `instance` failed: the node's
+/// SSH server log (its server starts per connection, so a broken config
+/// shows only there).
+fn sshd_log_hint(instance: &str, session: &crate::names::SessionName) -> String {
+    let quoted = shlex::try_quote(instance).unwrap_or(instance.into());
+    let session = if *session == crate::names::SessionName::default_session() {
+        String::new()
+    } else {
+        format!(" -session {}", session.as_str())
+    };
+    format!(
+        "help: the node's SSH server log: `tg{session} exec {quoted} -- cat {}`",
+        crate::platform::netns::sshd::LOG_IN_NODE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_ssh_names_the_nodes_server_log() {
+        let default = crate::names::SessionName::default_session();
+        assert_eq!(
+            sshd_log_hint("node.web[0]", &default),
+            "help: the node's SSH server log: `tg exec 'node.web[0]' -- cat /run/tg-sshd.log`"
+        );
+        let pr = crate::names::SessionName::parse("pr-7").unwrap();
+        assert_eq!(
+            sshd_log_hint("node.db", &pr),
+            "help: the node's SSH server log: `tg -session pr-7 exec node.db -- cat /run/tg-sshd.log`"
+        );
+    }
 }
