@@ -31,7 +31,7 @@ mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,9 +134,18 @@ pub struct Workspace {
     pub caller: Caller,
     pub factory: Factory,
     pub hook: Arc<dyn ApplyHook>,
+    /// Where a pool's relative SQLite `state` path is taken from; `None`:
+    /// [`Self::dir`]. `tg serve` names its catalog, whose pools every
+    /// session folder (a copy of the catalog's files) shares.
+    pub leases_dir: Option<PathBuf>,
 }
 
 impl Workspace {
+    /// The folder a pool's relative SQLite `state` path is taken from.
+    pub fn leases_dir(&self) -> &Path {
+        self.leases_dir.as_deref().unwrap_or(&self.dir)
+    }
+
     /// How `config` loads this workspace's testbed with `prior`.
     pub fn load_options(&self, prior: Prior) -> LoadOptions {
         LoadOptions {

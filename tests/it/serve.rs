@@ -771,3 +771,25 @@ fn serve_pool_routes_use_the_pools_own_state() {
         "{v}"
     );
 }
+
+/// A relative SQLite `state` of a catalog pool is the catalog's file (each
+/// session folder holds a copy of the catalog's files, not of its leases).
+#[test]
+fn serve_relative_pool_state_is_the_catalogs() {
+    let s = Server::start_with(
+        "platform \"ssh\" \"lab\" {\n  state = \"leases.db\"\n  host \"h1\" {\n    address = \"127.0.0.9\"\n  }\n}\n",
+    );
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h1/quarantine",
+        ROOT,
+        Some(json!({"reason": "fan"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let db = s._dir.path().join("catalog/leases.db");
+    let store =
+        tg::ops::open_store(db.parent().unwrap(), &Default::default(), Some("leases.db")).unwrap();
+    let rows = store.leases().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].quarantined.as_deref(), Some("fan"));
+}

@@ -40,7 +40,7 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStor
             ))
         })?;
     let own = engine::store(ctx)?;
-    let stores = pool::lease_stores(&ws.dir, &settings, &own).map_err(report::fail)?;
+    let stores = pool::lease_stores(ws.leases_dir(), &settings, &own).map_err(report::fail)?;
     Ok((pool::hosts(&settings), stores, own))
 }
 
