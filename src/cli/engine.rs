@@ -78,6 +78,7 @@ pub fn workspace(ctx: &Ctx, vars: &VarArgs, hook: Arc<dyn ApplyHook>) -> Workspa
         caller: Caller::this_process(&ctx.env),
         factory: factory(ctx),
         hook,
+        leases_dir: None,
     }
 }
 

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::ops::ssh_args::{SshReach, Unquotable};
-use crate::platform::Spec;
+use crate::ops::ssh_args::{login_common_args, SshReach, Unquotable};
+use crate::platform::registry::Registry;
+use crate::platform::{Spec, SshLogin};
 use crate::state::Snapshot;
 
 /// Options of the Ansible inventory.
@@ -24,6 +25,26 @@ pub struct InventoryOptions {
     pub reach: SshReach,
     /// The session's client private key, when tg made one.
     pub private_key: Option<std::path::PathBuf>,
+    /// How ssh logs in to the nodes that are pool hosts, by instance
+    /// address (`node.edge[0]`): [`ssh_logins`].
+    pub logins: BTreeMap<String, SshLogin>,
+}
+
+/// How ssh logs in to each recorded node that its platform reaches over
+/// SSH itself (a pool host: its address, port, user, key and known
+/// hosts, from the pool's block), by instance address. A node whose pool
+/// or host is no longer in the testbed has none.
+pub fn ssh_logins(registry: &Registry, snap: &Snapshot) -> BTreeMap<String, SshLogin> {
+    snap.instances
+        .values()
+        .filter_map(|rec| {
+            let Spec::Node(n) = &rec.spec else {
+                return None;
+            };
+            let login = registry.get(&rec.platform)?.ssh_login(n)?;
+            Some((rec.address.to_string(), login))
+        })
+        .collect()
 }
 
 /// The hosts and groups of a session, before rendering.
@@ -82,7 +103,23 @@ pub fn inventory(snap: &Snapshot, opts: &InventoryOptions) -> Result<Inventory, 
             "ansible_python_interpreter".into(),
             json!("/usr/bin/python3"),
         );
-        if rec.platform == "netns" {
+        if let Some(l) = opts.logins.get(&rec.address.to_string()) {
+            // A pool host: reached directly, as the pool's user, with the
+            // pool's key and known hosts.
+            vars.insert("ansible_host".into(), json!(l.address));
+            if l.port != 22 {
+                vars.insert("ansible_port".into(), json!(l.port));
+            }
+            vars.insert("ansible_user".into(), json!(l.user));
+            vars.insert(
+                "ansible_ssh_private_key_file".into(),
+                json!(l.identity_file.to_string_lossy()),
+            );
+            vars.insert(
+                "ansible_ssh_common_args".into(),
+                json!(login_common_args(l)?),
+            );
+        } else if rec.platform == "netns" {
             vars.insert("ansible_ssh_common_args".into(), json!(common_args));
             vars.insert("ansible_control_path".into(), json!(control_path));
             if let Some(k) = &opts.private_key {
@@ -175,5 +212,158 @@ impl Inventory {
             })
             .collect();
         json!({ "all": { "hosts": hosts, "children": children } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{PlatformConfig, PoolHost};
+    use crate::platform::{Interface, NodeSpec};
+    use crate::state::{InstanceRecord, InstanceStatus};
+
+    fn node(hostname: &str, host: Option<&str>, address: Option<&str>) -> NodeSpec {
+        NodeSpec {
+            settings: Default::default(),
+            hostname: hostname.into(),
+            image: "host".into(),
+            cpus: None,
+            memory_mib: None,
+            labels: Default::default(),
+            interfaces: address
+                .map(|a| Interface {
+                    impair: Default::default(),
+                    network: "lab".into(),
+                    address: a.parse().unwrap(),
+                    prefix_len: 24,
+                    gateway: "10.0.0.1".parse().unwrap(),
+                })
+                .into_iter()
+                .collect(),
+            host: host.map(str::to_string),
+        }
+    }
+
+    fn record(addr: &str, platform: &str, n: NodeSpec) -> InstanceRecord {
+        InstanceRecord {
+            address: addr.parse().unwrap(),
+            platform: platform.into(),
+            status: InstanceStatus::Ready,
+            spec: Spec::Node(n),
+            private: serde_json::Value::Null,
+            dependencies: vec![],
+            attributes: serde_json::Value::Null,
+            sensitive: vec![],
+        }
+    }
+
+    fn pool_host(name: &str, address: &str, port: Option<u16>) -> PoolHost {
+        PoolHost {
+            name: name.into(),
+            address: address.into(),
+            port,
+            user: None,
+            profile: None,
+            image: None,
+            labels: Default::default(),
+            cpus: None,
+            memory_mib: None,
+        }
+    }
+
+    /// A pool `lab` (user `ops`, its own key and known hosts) and a netns
+    /// node beside two pool nodes, one on a host with port 2222.
+    fn inventory_of_a_pool() -> Inventory {
+        let block = PlatformConfig {
+            driver: "ssh".into(),
+            name: "lab".into(),
+            attributes: [
+                ("user".to_string(), json!("ops")),
+                ("identity_file".to_string(), json!("~/keys/lab key")),
+                ("known_hosts".to_string(), json!("/etc/lab/known_hosts")),
+            ]
+            .into(),
+            hosts: vec![
+                pool_host("h1", "192.0.2.10", None),
+                pool_host("h2", "192.0.2.11", Some(2222)),
+            ],
+        };
+        let env = crate::environment::Environment::new(
+            [("HOME".to_string(), "/home/u".to_string())],
+            "/work",
+        );
+        let pool = crate::platform::ssh::SshPool::from_block(&block, &env).unwrap();
+        let mut registry = Registry::new();
+        registry.register(std::sync::Arc::new(pool));
+        let recs = [
+            record("node.a[0]", "lab", node("a-0", Some("h1"), None)),
+            record("node.a[1]", "lab", node("a-1", Some("h2"), None)),
+            record("node.n", "netns", node("n", None, Some("10.0.0.2"))),
+        ];
+        let snap = Snapshot {
+            lineage: "0123456789abcdef".into(),
+            serial: 1,
+            instances: recs.into_iter().map(|r| (r.address.clone(), r)).collect(),
+            outputs: Default::default(),
+        };
+        let opts = InventoryOptions {
+            reach: SshReach {
+                tg_exe: "/usr/bin/tg".into(),
+                testbed_dir: "/work".into(),
+                session: "s".into(),
+                known_hosts: Some("/work/.tg/ssh/s/known_hosts".into()),
+            },
+            private_key: Some("/work/.tg/ssh/s/id_ed25519".into()),
+            logins: ssh_logins(&registry, &snap),
+        };
+        inventory(&snap, &opts).unwrap()
+    }
+
+    #[test]
+    fn pool_nodes_are_reached_as_the_pool_says_without_the_proxy() {
+        let inv = inventory_of_a_pool();
+        let a0 = &inv.hostvars["a-0"];
+        assert_eq!(a0["ansible_host"], "192.0.2.10");
+        assert!(a0.get("ansible_port").is_none(), "{a0:?}");
+        assert_eq!(a0["ansible_user"], "ops");
+        assert_eq!(a0["ansible_ssh_private_key_file"], "/home/u/keys/lab key");
+        let args = a0["ansible_ssh_common_args"].as_str().unwrap();
+        let words = shlex::split(args).unwrap();
+        assert!(
+            words.contains(&"UserKnownHostsFile=\"/etc/lab/known_hosts\"".to_string()),
+            "{words:?}"
+        );
+        assert!(words.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(!args.contains("ProxyCommand"), "{args}");
+        assert!(a0.get("ansible_control_path").is_none());
+        assert_eq!(inv.hostvars["a-1"]["ansible_port"], 2222);
+        assert_eq!(inv.hostvars["a-1"]["ansible_host"], "192.0.2.11");
+        assert!(inv.groups["platform_lab"].contains("a-0"));
+        // The netns node keeps the proxy, the session's key and root.
+        let n = &inv.hostvars["n"];
+        assert_eq!(n["ansible_host"], "10.0.0.2");
+        assert_eq!(n["ansible_user"], "root");
+        assert!(n["ansible_ssh_common_args"]
+            .as_str()
+            .unwrap()
+            .contains("ProxyCommand"));
+        assert_eq!(
+            n["ansible_ssh_private_key_file"],
+            "/work/.tg/ssh/s/id_ed25519"
+        );
+    }
+
+    #[test]
+    fn a_pool_node_whose_pool_is_gone_has_no_login() {
+        let snap = Snapshot {
+            lineage: "0123456789abcdef".into(),
+            serial: 1,
+            instances: [record("node.a", "lab", node("a", Some("h1"), None))]
+                .into_iter()
+                .map(|r| (r.address.clone(), r))
+                .collect(),
+            outputs: Default::default(),
+        };
+        assert!(ssh_logins(&Registry::new(), &snap).is_empty());
     }
 }

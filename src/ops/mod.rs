@@ -31,16 +31,19 @@ mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use capture::{capture, CaptureOptions};
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
 pub use impair::{impair, parse_set as parse_impair_set, ImpairChange, ImpairedLink};
-pub use inventory::{inventory, Inventory, InventoryOptions};
+pub use inventory::{inventory, ssh_logins, Inventory, InventoryOptions};
 pub use session::{lock, open, open_with, Locked, SessionGuard};
-pub use ssh_args::{config_file as ssh_config_file, session_ssh_dir, SshReach, Unquotable};
+pub use ssh_args::{
+    config_file as ssh_config_file, login_blocks as ssh_login_blocks,
+    login_options as ssh_login_options, session_ssh_dir, SshReach, Unquotable,
+};
 pub use store::{open_store, ENV_STATE_URL};
 
 use crate::addrs::{InstanceAddr, ResourceKind};
@@ -131,9 +134,18 @@ pub struct Workspace {
     pub caller: Caller,
     pub factory: Factory,
     pub hook: Arc<dyn ApplyHook>,
+    /// Where a pool's relative SQLite `state` path is taken from; `None`:
+    /// [`Self::dir`]. `tg serve` names its catalog, whose pools every
+    /// session folder (a copy of the catalog's files) shares.
+    pub leases_dir: Option<PathBuf>,
 }
 
 impl Workspace {
+    /// The folder a pool's relative SQLite `state` path is taken from.
+    pub fn leases_dir(&self) -> &Path {
+        self.leases_dir.as_deref().unwrap_or(&self.dir)
+    }
+
     /// How `config` loads this workspace's testbed with `prior`.
     pub fn load_options(&self, prior: Prior) -> LoadOptions {
         LoadOptions {

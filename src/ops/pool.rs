@@ -115,3 +115,19 @@ pub fn lease_stores(
     }
     Ok(out)
 }
+
+/// The store that keeps the lease of `key`: its pool's (from
+/// [`lease_stores`]), else `own` (a key no pool names).
+pub fn store_of(
+    hosts: &[PoolEntry],
+    stores: &BTreeMap<String, Arc<dyn StateStore>>,
+    own: &Arc<dyn StateStore>,
+    key: &str,
+) -> Arc<dyn StateStore> {
+    hosts
+        .iter()
+        .find(|(_, _, k)| k == key)
+        .and_then(|(p, _, _)| stores.get(p))
+        .unwrap_or(own)
+        .clone()
+}

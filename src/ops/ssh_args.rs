@@ -11,12 +11,17 @@
 //! - Ansible splits `ansible_ssh_common_args` with Python's `shlex.split`:
 //!   each `-o` option is quoted again as one word.
 //!
+//! Pool hosts (`ssh` platform) are reached directly, with the pool's own
+//! user, key and `known_hosts` ([`login_options`], [`login_blocks`]).
+//!
 //! Session names never need any of this ([`crate::names::SessionName`]
 //! admits letters, digits, `-`, `_`, `.` and one `/`), but they are quoted
 //! all the same. Not here: the inventory's groups and variables
 //! (`ops::inventory`), or making keys.
 
 use std::path::{Path, PathBuf};
+
+use crate::platform::SshLogin;
 
 /// What ssh needs to reach the nodes of one session.
 #[derive(Debug, Clone)]
@@ -152,6 +157,93 @@ pub fn config_file(
     Ok(out)
 }
 
+/// A pool's path for ssh's option syntax; refused when it holds a NUL
+/// byte or a line break (a new directive in a config file).
+fn login_path(p: &Path) -> Result<String, Unquotable> {
+    let s = p.to_string_lossy();
+    if s.contains(['\n', '\r', '\0']) {
+        return Err(Unquotable(s.into_owned()));
+    }
+    Ok(ssh_option_word(p))
+}
+
+/// A user name or address as a bare word of ssh's config: refused when it
+/// holds white space, quotes, `%` or control characters (no user or host
+/// name does).
+fn login_word(s: &str) -> Result<&str, Unquotable> {
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '%' | '\\'))
+    {
+        return Err(Unquotable(s.to_string()));
+    }
+    Ok(s)
+}
+
+/// The `-o` options ssh needs for a pool host, each one argument: the
+/// pool's `known_hosts` alone, checked strictly (what tg itself checks);
+/// with `insecure_accept_host_key` no key is checked, as tg does not.
+/// Only the pool's key is offered (`IdentitiesOnly`), as tg offers it. No
+/// proxy: the host is reached directly.
+pub fn login_options(login: &SshLogin) -> Result<Vec<String>, Unquotable> {
+    let mut opts = Vec::new();
+    let mut o = |v: String| {
+        opts.push("-o".to_string());
+        opts.push(v);
+    };
+    if login.insecure {
+        o("UserKnownHostsFile=/dev/null".into());
+        o("StrictHostKeyChecking=no".into());
+    } else {
+        o(format!(
+            "UserKnownHostsFile={}",
+            login_path(&login.known_hosts)?
+        ));
+        o("StrictHostKeyChecking=yes".into());
+        o("GlobalKnownHostsFile=/dev/null".into());
+    }
+    o("IdentitiesOnly=yes".into());
+    Ok(opts)
+}
+
+/// [`login_options`] as one string for `ansible_ssh_common_args`.
+pub fn login_common_args(login: &SshLogin) -> Result<String, Unquotable> {
+    let opts = login_options(login)?;
+    shlex::try_join(opts.iter().map(String::as_str)).map_err(|_| Unquotable(opts.join(" ")))
+}
+
+/// OpenSSH config blocks for pool hosts (hostname, login): `HostName`,
+/// `Port`, `User`, the pool's key and `known_hosts`, no `ProxyCommand`.
+pub fn login_blocks(hosts: &[(String, SshLogin)]) -> Result<String, Unquotable> {
+    let mut out = String::new();
+    for (host, l) in hosts {
+        out.push_str(&format!(
+            "\nHost {}\n  HostName {}\n",
+            login_word(host)?,
+            login_word(&l.address)?
+        ));
+        if l.port != 22 {
+            out.push_str(&format!("  Port {}\n", l.port));
+        }
+        out.push_str(&format!(
+            "  User {}\n  IdentityFile {}\n  IdentitiesOnly yes\n",
+            login_word(&l.user)?,
+            login_path(&l.identity_file)?
+        ));
+        if l.insecure {
+            out.push_str(
+                "  # the pool accepts any host key (`insecure_accept_host_key = true`)\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n",
+            );
+        } else {
+            out.push_str(&format!(
+                "  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+                login_path(&l.known_hosts)?
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +327,47 @@ mod tests {
     fn nul_bytes_are_refused() {
         let r = reach("/a\0b", None);
         assert!(r.proxy_command().is_err());
+    }
+
+    fn login(kh: &str) -> SshLogin {
+        SshLogin {
+            address: "192.0.2.10".into(),
+            port: 2222,
+            user: "ops".into(),
+            identity_file: "/home/a b/.ssh/id_ed25519".into(),
+            known_hosts: kh.into(),
+            insecure: false,
+        }
+    }
+
+    #[test]
+    fn pool_logins_check_the_pools_known_hosts_without_a_proxy() {
+        let l = login("/home/a b/kh 100%");
+        let words = shlex::split(&login_common_args(&l).unwrap()).unwrap();
+        assert_eq!(words, login_options(&l).unwrap());
+        assert_eq!(words[1], "UserKnownHostsFile=\"/home/a b/kh 100%%\"");
+        assert_eq!(words[3], "StrictHostKeyChecking=yes");
+        assert!(!words.iter().any(|w| w.contains("ProxyCommand")));
+        let text = login_blocks(&[("edge-0".into(), l.clone())]).unwrap();
+        assert!(
+            text.contains("\nHost edge-0\n  HostName 192.0.2.10\n  Port 2222\n  User ops\n  IdentityFile \"/home/a b/.ssh/id_ed25519\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("StrictHostKeyChecking yes"), "{text}");
+        assert!(!text.contains("ProxyCommand"), "{text}");
+        let insecure = SshLogin {
+            insecure: true,
+            ..l.clone()
+        };
+        assert!(login_common_args(&insecure)
+            .unwrap()
+            .contains("StrictHostKeyChecking=no"));
+        // A line break would start a directive of its own.
+        assert!(login_blocks(&[("e".into(), login("/k\nProxyCommand x"))]).is_err());
+        let spaced = SshLogin {
+            user: "a b".into(),
+            ..l
+        };
+        assert!(login_blocks(&[("e".into(), spaced)]).is_err());
     }
 }

@@ -99,6 +99,19 @@ pub struct NodeSpec {
     pub settings: NodeSettings,
 }
 
+/// How the user's own `ssh` (and Ansible) logs in to a node that is a
+/// machine reached over SSH (a pool host): what the platform itself uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshLogin {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
+    /// The pool accepts any host key (`insecure_accept_host_key`).
+    pub insecure: bool,
+}
+
 /// The optional parts of a node's spec (see [`NodeSpec::settings`]). Each
 /// field has a default that is omitted from JSON, so records written before
 /// a field existed read back unchanged.
@@ -543,6 +556,13 @@ pub trait Platform: Send + Sync {
     /// sessions through it (a pool's host leases). Called once, when the
     /// run's store and platforms are opened; the default keeps nothing.
     fn use_store(&self, _store: std::sync::Arc<dyn crate::state::StateStore>) {}
+
+    /// How a user's `ssh` logs in to `spec`, a node of this platform, when
+    /// it is a machine reached directly over SSH (a pool host); `None`
+    /// for nodes reached some other way (netns nodes, through `tg proxy`).
+    fn ssh_login(&self, _spec: &NodeSpec) -> Option<SshLogin> {
+        None
+    }
 
     /// Most calls this platform takes at once.
     fn max_parallelism(&self) -> usize {

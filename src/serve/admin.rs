@@ -1,7 +1,8 @@
 //! The inventory of a session (`GET /v1/sessions/{s}/inventory`, what
 //! `tg output inventory` prints) and the admin-only pool routes (what
 //! `tg pool list/quarantine/release` do, on the `ssh` pools of the
-//! server's catalog).
+//! server's catalog, each pool's leases in its own `state` store when it
+//! names one).
 //!
 //! Not here: the inventory itself (`ops::inventory`), the pools' hosts
 //! (`ops::pool`), leases (the state store).
@@ -17,6 +18,9 @@ use super::wire::*;
 use super::App;
 use crate::ops::pool::{self, PoolEntry};
 use crate::ops::{self, InventoryOptions, SshReach};
+use crate::state::StateStore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 type InventoryParams = Result<Query<InventoryQuery>, axum::extract::rejection::QueryRejection>;
 
@@ -41,6 +45,7 @@ pub(super) async fn inventory(
     let m = existing(&app, &session)?;
     let snap = read_state(&app, &m).await?.unwrap_or_default();
     let dir = app.session_dir(&session);
+    let logins = pool_logins(&app, &user, &dir, &snap).await?;
     let ssh = ops::session_ssh_dir(&dir, session.as_str());
     let (kh, key) = (
         ssh.join(crate::ops::ssh_files::KNOWN_HOSTS),
@@ -57,6 +62,7 @@ pub(super) async fn inventory(
             known_hosts: kh.is_file().then_some(kh),
         },
         private_key: key.is_file().then_some(key),
+        logins,
     };
     let inv = ops::inventory(&snap, &opts).map_err(|e| ApiError::internal(e.to_string()))?;
     match q.format.as_deref() {
@@ -67,6 +73,30 @@ pub(super) async fn inventory(
             f.escape_debug()
         ))),
     }
+}
+
+/// How ssh logs in to the session's pool nodes, from the pools of its
+/// testbed (none when the testbed does not load).
+async fn pool_logins(
+    app: &App,
+    user: &User,
+    dir: &std::path::Path,
+    snap: &crate::state::Snapshot,
+) -> ApiResult<std::collections::BTreeMap<String, crate::platform::SshLogin>> {
+    let ws = app.workspace(dir, &user.name);
+    let snap = snap.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(settings) = crate::config::load_settings(&ws.load_options(Default::default()))
+        else {
+            return Default::default();
+        };
+        match ws.factory.registry(&settings.platforms, &ws.env) {
+            Ok(registry) => ops::ssh_logins(&registry, &snap),
+            Err(_) => Default::default(),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the testbed stopped: {e}")))
 }
 
 /// Admins only: everyone else gets a 403.
@@ -81,30 +111,57 @@ fn admin(user: &User) -> ApiResult<()> {
     }
 }
 
-/// The hosts of the catalog's `ssh` pools (none without a catalog).
-async fn catalog_hosts(app: &App, user: &User) -> ApiResult<Vec<PoolEntry>> {
+/// The hosts of the catalog's `ssh` pools (none without a catalog), and
+/// the store of each pool's leases: its own `state` URL (a SQLite path
+/// relative to the catalog), else the server's store. Opened per request:
+/// admin routes are rare, and a pool block may change under the server.
+struct Pools {
+    hosts: Vec<PoolEntry>,
+    stores: BTreeMap<String, Arc<dyn StateStore>>,
+    own: Arc<dyn StateStore>,
+}
+
+impl Pools {
+    /// The store that keeps the lease of `key`.
+    fn store_of(&self, key: &str) -> Arc<dyn StateStore> {
+        pool::store_of(&self.hosts, &self.stores, &self.own, key)
+    }
+
+    /// The lease key of `host`, a 404 when no pool has it.
+    fn key(&self, host: &str) -> ApiResult<String> {
+        pool::key_of(&self.hosts, host).map_err(ApiError::not_found)
+    }
+}
+
+async fn catalog_pools(app: &App, user: &User) -> ApiResult<Pools> {
+    let own = app.store.clone();
     let Some(dir) = app.config.catalog.clone() else {
-        return Ok(Vec::new());
+        return Ok(Pools {
+            hosts: Vec::new(),
+            stores: BTreeMap::new(),
+            own,
+        });
     };
     let opts = app
         .workspace(&dir, &user.name)
         .load_options(Default::default());
-    let settings = tokio::task::spawn_blocking(move || crate::config::load_settings(&opts))
-        .await
-        .map_err(|e| ApiError::internal(format!("reading the catalog stopped: {e}")))?
-        .map_err(|e| {
+    tokio::task::spawn_blocking(move || {
+        let settings = crate::config::load_settings(&opts).map_err(|e| {
             ApiError::internal(format!(
                 "the catalog does not load ({} error(s)): run `tg validate` in it",
                 e.diagnostics.error_count()
             ))
         })?;
-    Ok(pool::hosts(&settings))
-}
-
-/// The lease key of `host`, a 404 when no pool has it.
-async fn key(app: &App, user: &User, host: &str) -> ApiResult<String> {
-    let hosts = catalog_hosts(app, user).await?;
-    pool::key_of(&hosts, host).map_err(ApiError::not_found)
+        let stores = pool::lease_stores(&dir, &settings, &own)
+            .map_err(|e| ApiError::internal(format!("cannot open a pool's lease store: {e}")))?;
+        Ok(Pools {
+            hosts: pool::hosts(&settings),
+            stores,
+            own,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the catalog stopped: {e}")))?
 }
 
 /// The pools' hosts and their leases (`tg pool list -json`).
@@ -113,13 +170,20 @@ async fn key(app: &App, user: &User, host: &str) -> ApiResult<String> {
         (status = 403, description = "not an admin", body = ErrorBody)))]
 pub(super) async fn pool_list(State(app): AppState, user: User) -> ApiResult<Json<PoolList>> {
     admin(&user)?;
-    let hosts = catalog_hosts(&app, &user).await?;
-    let store = app.store.clone();
-    let rows = blocking(move || store.leases()).await?;
-    let hosts = hosts
+    let pools = catalog_pools(&app, &user).await?;
+    // Each pool's rows, from the store that keeps them.
+    let mut rows: BTreeMap<String, Vec<crate::state::Lease>> = BTreeMap::new();
+    for (p, store) in &pools.stores {
+        let store = store.clone();
+        rows.insert(p.clone(), blocking(move || store.leases()).await?);
+    }
+    let hosts = pools
+        .hosts
         .into_iter()
         .map(|(pool, h, key)| {
-            let l = rows.iter().find(|r| r.host == key);
+            let l = rows
+                .get(&pool)
+                .and_then(|rows| rows.iter().find(|r| r.host == key));
             PoolHost {
                 pool,
                 state: pool::state(l).into(),
@@ -160,8 +224,9 @@ pub(super) async fn pool_quarantine(
             "`reason` is empty: say why the host is out of placement",
         ));
     }
-    let key = key(&app, &user, &host).await?;
-    let (store, k) = (app.store.clone(), key.clone());
+    let pools = catalog_pools(&app, &user).await?;
+    let key = pools.key(&host)?;
+    let (store, k) = (pools.store_of(&key), key.clone());
     blocking(move || store.quarantine_host(&k, &req.reason)).await?;
     Ok(Json(PoolChanged {
         host: key,
@@ -183,15 +248,21 @@ pub(super) async fn pool_release(
 ) -> ApiResult<Json<PoolChanged>> {
     admin(&user)?;
     let Path(host) = path?;
-    let key = key(&app, &user, &host).await?;
-    let (store, k) = (app.store.clone(), key.clone());
+    let pools = catalog_pools(&app, &user).await?;
+    let key = pools.key(&host)?;
+    let (store, own, k) = (pools.store_of(&key), pools.own.clone(), key.clone());
     let held = blocking(move || {
         let rows = store.leases()?;
         let Some(row) = rows.into_iter().find(|r| r.host == k) else {
             return Ok(None);
         };
         if let Some(s) = &row.session {
-            if let Some(h) = store.lock_holder(s)? {
+            // The session is in the pool's store or in the server's.
+            let holder = match store.lock_holder(s)? {
+                Some(h) => Some(h),
+                None => own.lock_holder(s)?,
+            };
+            if let Some(h) = holder {
                 return Ok(Some(format!(
                     "host {k} is leased by session `{s}`, whose lock is held ({} by {}@{} pid {}): let it finish, or destroy it",
                     h.operation, h.user, h.host, h.pid

@@ -180,6 +180,9 @@ impl App {
             },
             factory: self.config.factory.clone(),
             hook: Arc::new(crate::apply::NoHook),
+            // Relative pool `state` paths are the catalog's, shared by
+            // every session (each folder holds a copy of its files).
+            leases_dir: self.config.catalog.clone(),
         }
     }
 }

@@ -175,6 +175,15 @@ fn ansible_reaches_every_node_with_host_keys_checked() {
         "{}",
         r.stderr()
     );
+    // ssh itself failed: tg says where the node's server logs.
+    assert!(
+        r.stderr()
+            .contains("help: the node's SSH server log: `tg -session ansible-")
+            && r.stderr()
+                .contains("exec 'node.web[0]' -- cat /run/tg-sshd.log`"),
+        "{}",
+        r.stderr()
+    );
     let o = run_in(
         tb.path(),
         "ansible",

@@ -82,6 +82,7 @@ impl Bed {
                 tg::platform::testdouble::TestDoubleDriver::new(&self.double),
             )),
             hook: Arc::new(tg::apply::NoHook),
+            leases_dir: None,
         }
     }
 

@@ -572,3 +572,92 @@ fn pool_with_its_own_state_url_shares_leases_across_testbeds() {
     assert_eq!(holder(&doc, "h1"), None, "{doc}");
     assert_eq!(holder(&doc, "h2"), None, "{doc}");
 }
+
+#[test]
+fn pool_nodes_are_reached_by_ansible_and_ssh_as_the_pool_says() {
+    if !ready() || !have_tools(&["ssh", "ansible", "ansible-inventory"]) {
+        return;
+    }
+    let p = pool(1, 1, "");
+    apply(&p.tb, "default").expect_code(0);
+    let addr = p.hosts[0].address.clone();
+    let inv = p.tb.tg(&["inventory", "--list"]);
+    inv.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&inv.stdout()).unwrap();
+    let vars = &doc["_meta"]["hostvars"]["a-0"];
+    assert_eq!(vars["ansible_host"], addr.as_str(), "{doc}");
+    assert_eq!(vars["ansible_user"], "root", "{doc}");
+    assert!(vars.get("ansible_port").is_none(), "{doc}");
+    let key = crate::pool_sshd::client_key(p._keys.path());
+    assert_eq!(
+        vars["ansible_ssh_private_key_file"],
+        key.display().to_string()
+    );
+    let args = vars["ansible_ssh_common_args"].as_str().unwrap();
+    let kh = p._keys.path().join("known_hosts");
+    assert!(
+        args.contains(&format!("UserKnownHostsFile=\"{}\"", kh.display())),
+        "{args}"
+    );
+    assert!(args.contains("StrictHostKeyChecking=yes"), "{args}");
+    assert!(!args.contains("ProxyCommand"), "{args}");
+
+    // A real ping, host key checked against the pool's known_hosts.
+    let script = p.tb.path().join("inventory.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec '{}' -chdir '{}' inventory \"$@\"\n",
+            crate::support::tg_bin().display(),
+            p.tb.path().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = std::process::Command::new("ansible")
+        .args(["-i", script.to_str().unwrap(), "a-0", "-m", "ping"])
+        .current_dir(p.tb.path())
+        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success() && out.contains("SUCCESS"), "{out}");
+
+    // `tg ssh` and `tg ssh-config` log in the same way.
+    let r = p.tb.tg(&["ssh", "a-0", "--", "printf", "%s|", "a b"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(r.stdout(), "a b|");
+    let cfg = p.tb.tg(&["ssh-config"]);
+    cfg.expect_code(0);
+    let text = cfg.stdout();
+    assert!(
+        text.contains(&format!("Host a-0\n  HostName {addr}\n  User root\n")),
+        "{text}"
+    );
+    assert!(!text.contains("ProxyCommand"), "{text}");
+    let file = p.tb.path().join("ssh.cfg");
+    std::fs::write(&file, &text).unwrap();
+    let o = std::process::Command::new("ssh")
+        .args(["-F", file.to_str().unwrap(), "a-0", "true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A host whose key is not the known one is refused.
+    std::fs::write(&kh, p.hosts[0].known_hosts_line().replace("AAAA", "AAAB")).unwrap();
+    let r = p.tb.tg(&["ssh", "a-0", "--", "true"]);
+    assert_eq!(r.code(), 255, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("Host key verification failed"),
+        "{}",
+        r.stderr()
+    );
+    std::fs::write(&kh, p.hosts[0].known_hosts_line()).unwrap();
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}

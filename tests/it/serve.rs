@@ -924,3 +924,79 @@ fn serve_files_confine_the_testbed() {
         "{j}"
     );
 }
+
+/// A catalog pool with its own `state` keeps its leases there: the pool
+/// routes read and change that store, not the server's.
+#[test]
+fn serve_pool_routes_use_the_pools_own_state() {
+    let leases = tempfile::tempdir().unwrap();
+    let db = leases.path().join("leases.db");
+    let s = Server::start_with(&format!(
+        "platform \"ssh\" \"lab\" {{\n  state = \"{}\"\n  host \"h1\" {{\n    address = \"127.0.0.9\"\n  }}\n  host \"h2\" {{\n    address = \"127.0.0.10\"\n  }}\n}}\n",
+        db.display()
+    ));
+    let store = tg::ops::open_store(
+        leases.path(),
+        &Default::default(),
+        Some(db.to_str().unwrap()),
+    )
+    .unwrap();
+    // Quarantined in the pool's store, seen by the server.
+    store.quarantine_host("127.0.0.9:22", "fan").unwrap();
+    let (st, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (&v["hosts"][0]["state"], &v["hosts"][0]["quarantined"]),
+        (&json!("quarantined"), &json!("fan")),
+        "{v}"
+    );
+    // Quarantined by the server, written to the pool's store.
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h2/quarantine",
+        ROOT,
+        Some(json!({"reason": "disk"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let row = |key: &str| store.leases().unwrap().into_iter().find(|l| l.host == key);
+    assert_eq!(
+        row("127.0.0.10:22").and_then(|l| l.quarantined).as_deref(),
+        Some("disk")
+    );
+    // Released by the server, freed in the pool's store.
+    let (st, v) = s.call("POST", "/v1/pool/h1/release", ROOT, None);
+    assert_eq!((st, &v["state"]), (200, &json!("free")), "{v}");
+    assert!(
+        row("127.0.0.9:22").is_none_or(|l| l.quarantined.is_none() && l.session.is_none()),
+        "{:?}",
+        row("127.0.0.9:22")
+    );
+    let (_, v) = s.call("GET", "/v1/pool", ROOT, None);
+    assert_eq!(
+        (&v["hosts"][0]["state"], &v["hosts"][1]["state"]),
+        (&json!("free"), &json!("quarantined")),
+        "{v}"
+    );
+}
+
+/// A relative SQLite `state` of a catalog pool is the catalog's file (each
+/// session folder holds a copy of the catalog's files, not of its leases).
+#[test]
+fn serve_relative_pool_state_is_the_catalogs() {
+    let s = Server::start_with(
+        "platform \"ssh\" \"lab\" {\n  state = \"leases.db\"\n  host \"h1\" {\n    address = \"127.0.0.9\"\n  }\n}\n",
+    );
+    let (st, v) = s.call(
+        "POST",
+        "/v1/pool/h1/quarantine",
+        ROOT,
+        Some(json!({"reason": "fan"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let db = s._dir.path().join("catalog/leases.db");
+    let store =
+        tg::ops::open_store(db.parent().unwrap(), &Default::default(), Some("leases.db")).unwrap();
+    let rows = store.leases().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].quarantined.as_deref(), Some("fan"));
+}

@@ -705,6 +705,7 @@ node "n" {
             env,
             factory: Factory::new().with(Arc::new(TestDoubleDriver::new(&bed.double))),
             hook: Arc::new(NoHook),
+            leases_dir: None,
         };
         // Connecting on a runtime thread works too (off the runtime inside).
         let store: Arc<dyn StateStore> = Arc::new(PostgresStore::connect(url()).unwrap());

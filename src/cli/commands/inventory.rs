@@ -5,11 +5,12 @@
 use serde_json::Value;
 
 use crate::cli::args::{InventoryArgs, InventoryFormat};
-use crate::cli::commands::output::load_snapshot;
+use crate::cli::commands::output::load_with_platforms;
 use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops::{self, Inventory, InventoryOptions, SshReach};
+use crate::platform::registry::Registry;
 use crate::state::Snapshot;
 
 pub fn run(ctx: &Ctx, args: &InventoryArgs) -> i32 {
@@ -19,8 +20,6 @@ pub fn run(ctx: &Ctx, args: &InventoryArgs) -> i32 {
     }
 }
 
-/// How ssh reaches this session's nodes (tg's own absolute path in the
-/// `ProxyCommand`, the session's known hosts when tg made them).
 /// How ssh reaches the session's netns nodes. Host keys are checked
 /// whenever the session has netns nodes, even when its `known_hosts` is
 /// missing (then ssh refuses them, and `tg apply` writes it again): a lost
@@ -47,7 +46,11 @@ fn has_netns_nodes(snap: &Snapshot) -> bool {
 }
 
 /// The whole inventory of the session's recorded nodes.
-pub(crate) fn inventory_of(ctx: &Ctx, snap: &Snapshot) -> CmdResult<Inventory> {
+pub(crate) fn inventory_of(
+    ctx: &Ctx,
+    snap: &Snapshot,
+    platforms: &Registry,
+) -> CmdResult<Inventory> {
     let reach = ssh_reach(ctx, snap);
     let key = ops::session_ssh_dir(&reach.testbed_dir, ctx.session.as_str())
         .join(ops::ssh_files::CLIENT_KEY);
@@ -56,6 +59,7 @@ pub(crate) fn inventory_of(ctx: &Ctx, snap: &Snapshot) -> CmdResult<Inventory> {
         &InventoryOptions {
             reach,
             private_key: key.is_file().then_some(key),
+            logins: ops::ssh_logins(platforms, snap),
         },
     )
     .map_err(report::fail)
@@ -82,8 +86,8 @@ fn run_inner(ctx: &Ctx, args: &InventoryArgs) -> CmdResult<i32> {
             "give exactly one of `--list` or `--host HOST`",
         ));
     }
-    let snap = load_snapshot(ctx)?;
-    let inv = inventory_of(ctx, &snap)?;
+    let (snap, platforms) = load_with_platforms(ctx)?;
+    let inv = inventory_of(ctx, &snap, &platforms)?;
     match &args.host {
         Some(h) => print!("{}", pretty(&inv.host_json(h))),
         None => print!("{}", render(&inv, InventoryFormat::Script)),

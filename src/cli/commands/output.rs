@@ -7,6 +7,7 @@ use crate::cli::commands::inventory::{inventory_of, render};
 use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
+use crate::platform::registry::Registry;
 use crate::state::Snapshot;
 
 pub fn run(ctx: &Ctx, args: &OutputArgs) -> i32 {
@@ -16,24 +17,31 @@ pub fn run(ctx: &Ctx, args: &OutputArgs) -> i32 {
     }
 }
 
-pub(crate) fn load_snapshot(ctx: &Ctx) -> CmdResult<Snapshot> {
-    let store = engine::store(ctx)?;
-    match store
+/// The session's state and the testbed's platforms (what reaches a pool
+/// host is in its pool's block, not in state).
+pub(crate) fn load_with_platforms(ctx: &Ctx) -> CmdResult<(Snapshot, Registry)> {
+    let rt = engine::runtime()?;
+    let context = engine::open_for_reading(ctx, &rt, std::sync::Arc::new(crate::apply::NoHook))?;
+    let store = context.store;
+    let snap = match store
         .get_session(ctx.session.as_str())
         .map_err(report::fail)?
     {
-        Some(_) => store.load(ctx.session.as_str()).map_err(report::fail),
-        None => Err(report::fail(crate::state::StateError::NoSuchSession(
-            ctx.session.to_string(),
-        ))),
-    }
+        Some(_) => store.load(ctx.session.as_str()).map_err(report::fail)?,
+        None => {
+            return Err(report::fail(crate::state::StateError::NoSuchSession(
+                ctx.session.to_string(),
+            )))
+        }
+    };
+    Ok((snap, context.registry))
 }
 
 fn run_inner(ctx: &Ctx, args: &OutputArgs) -> CmdResult<i32> {
-    let snap = load_snapshot(ctx)?;
+    let (snap, platforms) = load_with_platforms(ctx)?;
     match args.name.as_deref() {
         Some("inventory") if !snap.outputs.contains_key("inventory") => {
-            let inv = inventory_of(ctx, &snap)?;
+            let inv = inventory_of(ctx, &snap, &platforms)?;
             print!("{}", render(&inv, args.format));
             Ok(0)
         }

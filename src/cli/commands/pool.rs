@@ -40,23 +40,8 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStor
             ))
         })?;
     let own = engine::store(ctx)?;
-    let stores = pool::lease_stores(&ws.dir, &settings, &own).map_err(report::fail)?;
+    let stores = pool::lease_stores(ws.leases_dir(), &settings, &own).map_err(report::fail)?;
     Ok((pool::hosts(&settings), stores, own))
-}
-
-/// The store that keeps the lease of `key`.
-fn store_of(
-    hosts: &[PoolEntry],
-    stores: &Stores,
-    own: &Arc<dyn StateStore>,
-    key: &str,
-) -> Arc<dyn StateStore> {
-    hosts
-        .iter()
-        .find(|(_, _, k)| k == key)
-        .and_then(|(p, _, _)| stores.get(p))
-        .unwrap_or(own)
-        .clone()
 }
 
 /// The lease key of `host` (a host name or `address:port`).
@@ -88,7 +73,7 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
         PoolCommand::List { json } => list(&hosts, &stores, &own, *json),
         PoolCommand::Quarantine { host, reason } => {
             let key = key_of(&hosts, host)?;
-            let store = store_of(&hosts, &stores, &own, &key);
+            let store = pool::store_of(&hosts, &stores, &own, &key);
             if reason.trim().is_empty() {
                 return Err(report::fail(
                     "`-reason` is empty: say why the host is out of placement",
@@ -100,7 +85,7 @@ fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
         }
         PoolCommand::Release { host, force } => {
             let key = key_of(&hosts, host)?;
-            let store = store_of(&hosts, &stores, &own, &key);
+            let store = pool::store_of(&hosts, &stores, &own, &key);
             let rows = store.leases().map_err(report::fail)?;
             let Some(row) = rows.iter().find(|r| r.host == key) else {
                 println!("Host {key} is free already.");

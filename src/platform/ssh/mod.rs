@@ -32,7 +32,8 @@ use crate::platform::factory::Driver;
 use crate::platform::{
     Capability, CreateRequest, CreateResponse, DeleteRequest, Dependency, ExecRequest, ExecStatus,
     NodeSpec, PackageSource, PackageSpec, PlaceRequest, Placement, Platform, PlatformError,
-    PlatformResult, PrepareRequest, ReadRequest, ReadResponse, SessionRef, Spec, UpdateRequest,
+    PlatformResult, PrepareRequest, ReadRequest, ReadResponse, SessionRef, Spec, SshLogin,
+    UpdateRequest,
 };
 use crate::state::StateStore;
 
@@ -361,6 +362,18 @@ impl Platform for SshPool {
 
     fn use_store(&self, store: Arc<dyn StateStore>) {
         let _ = self.leases.set(store);
+    }
+
+    fn ssh_login(&self, spec: &NodeSpec) -> Option<SshLogin> {
+        let t = self.host(spec.host.as_deref()?).ok()?;
+        Some(SshLogin {
+            address: t.address,
+            port: t.port,
+            user: t.user,
+            identity_file: t.identity_file,
+            known_hosts: t.known_hosts,
+            insecure: t.insecure,
+        })
     }
 
     fn check_node(&self, spec: &NodeSpec) -> Capability {
