@@ -589,6 +589,29 @@ fn check_overlay_path(p: &Path) -> Result<(), PlatformError> {
     Ok(())
 }
 
+/// Mount a tmpfs named `source` with `options` on `dir`, private (no
+/// mount event propagates to or from it).
+fn mount_private_tmpfs(source: &str, dir: &Path, options: &str) -> Result<(), PlatformError> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(source),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .and_then(|()| {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+    })
+    .map_err(|e| io_error("mount a tmpfs on", dir, std::io::Error::from(e)))
+}
+
 /// Is `path` on a tmpfs?
 // The width of `f_type` differs between architectures.
 #[allow(clippy::unnecessary_cast)]
@@ -625,23 +648,7 @@ fn ensure_session(lock: &SessionLock, run_dir: &Path, sid: &str) -> Result<(), P
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if !in_memory(&nodes) && empty {
-        nix::mount::mount(
-            Some("tg-nodes"),
-            &nodes,
-            Some("tmpfs"),
-            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-            Some("mode=0700"),
-        )
-        .and_then(|()| {
-            nix::mount::mount(
-                None::<&str>,
-                &nodes,
-                None::<&str>,
-                nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-        })
-        .map_err(|e| io_error("mount a tmpfs on", &nodes, std::io::Error::from(e)))?;
+        mount_private_tmpfs("tg-nodes", &nodes, "mode=0700")?;
     }
     if !hosts.exists() {
         files::write(&hosts, HOSTS_HEADER.as_bytes(), files::FILE_MODE)
@@ -712,23 +719,7 @@ fn mask_layer(
     let dir = run_dir.join(sid).join("masks");
     files::create_dir_all(&dir, files::DIR_MODE).map_err(|e| io_error("create", &dir, e))?;
     if !crate::platform::netns::net::is_mount_point(&dir) {
-        nix::mount::mount(
-            Some("tg-masks"),
-            &dir,
-            Some("tmpfs"),
-            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-            Some("mode=0755,size=4m"),
-        )
-        .and_then(|()| {
-            nix::mount::mount(
-                None::<&str>,
-                &dir,
-                None::<&str>,
-                nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-        })
-        .map_err(|e| io_error("mount a tmpfs on", &dir, std::io::Error::from(e)))?;
+        mount_private_tmpfs("tg-masks", &dir, "mode=0755,size=4m")?;
     }
     let _ = fs::remove_dir_all(&layer);
     files::create_dir_all(&layer, files::DIR_MODE).map_err(|e| io_error("create", &layer, e))?;
