@@ -255,7 +255,7 @@ fn parallel_creates_do_not_block_each_other() {
     let s = std::sync::Arc::new(Session::new());
     let (tx, rx) = std::sync::mpsc::channel();
     let worker_session = s.clone();
-    std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         std::thread::scope(|scope| {
             for w in 0..10 {
                 let s = &worker_session;
@@ -271,6 +271,9 @@ fn parallel_creates_do_not_block_each_other() {
     });
     rx.recv_timeout(std::time::Duration::from_secs(60))
         .expect("30 parallel creates finish within a minute");
+    // The worker holds a share of the session: once it is gone, the
+    // session's drop (which sweeps it) runs here, before the test ends.
+    worker.join().expect("the worker ended");
     assert_eq!(s.nodes.lock().unwrap().len(), 30);
     assert!(s.nodes.lock().unwrap().iter().all(node::node_exists));
     // Thirty nodes, thirty inits, no host mount.
