@@ -880,6 +880,20 @@ fn serve_files_confine_the_testbed() {
     let j = s.wait(ALICE, &job);
     assert_eq!(j["status"], "succeeded", "{j}");
 
+    // Allocating a node makes the testbed read `files/path.txt`: a job
+    // that must fail.
+    let failed_allocation = || {
+        let (st, job) = s.call(
+            "POST",
+            "/v1/sessions/up/nodes",
+            ALICE,
+            Some(json!({"image": "host"})),
+        );
+        assert_eq!(st, 202, "{job}");
+        let j = s.wait(ALICE, &job);
+        assert_eq!(j["status"], "failed", "{j}");
+        j
+    };
     // A path the tenant names is read only inside the confinement.
     let (st, _) = put(
         "/v1/sessions/up/files/path.txt",
@@ -887,15 +901,7 @@ fn serve_files_confine_the_testbed() {
         b"/etc/passwd\n",
     );
     assert_eq!(st, 201);
-    let (st, job) = s.call(
-        "POST",
-        "/v1/sessions/up/nodes",
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "failed", "{j}");
+    let j = failed_allocation();
     let msg = j["error"]["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains(
@@ -910,14 +916,7 @@ fn serve_files_confine_the_testbed() {
         b"files/../session.json\n",
     );
     assert_eq!(st, 200);
-    let (_, job) = s.call(
-        "POST",
-        "/v1/sessions/up/nodes",
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "failed", "{j}");
+    let j = failed_allocation();
     let msg = j["error"]["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("outside the directories this testbed may read"),
