@@ -58,6 +58,7 @@ fn main() {
         cidr: "10.200.0.0/16".parse().expect("cidr"),
         gateway: Ipv4Addr::new(10, 200, 0, 1),
         nat: false,
+        hosts: Vec::new(),
     };
     let specs: Vec<NodeSpec> = (0..nodes)
         .map(|i| NodeSpec {

@@ -30,6 +30,9 @@ pub struct Placements {
     /// Node → the pool host it is placed on (nodes of platforms without
     /// hosts are absent).
     pub host: HashMap<InstanceAddr, String>,
+    /// Network → the pool hosts of its nodes, sorted (absent when none of
+    /// its nodes is on a host).
+    pub segment_hosts: HashMap<InstanceAddr, Vec<String>>,
     /// Capability warnings, one line each, prefixed with the instance.
     pub warnings: Vec<String>,
 }
@@ -43,11 +46,20 @@ impl Placements {
         self.host.get(addr).map(String::as_str)
     }
 
-    /// `d`'s spec as placed: a node's spec carries its host.
+    /// `d`'s spec as placed: a node's spec carries its host, a network's
+    /// the hosts of its nodes.
     pub fn placed_spec(&self, d: &DesiredInstance) -> Spec {
         let mut spec = d.spec.clone();
-        if let Spec::Node(n) = &mut spec {
-            n.host = self.host_of(&d.address).map(str::to_string);
+        match &mut spec {
+            Spec::Node(n) => n.host = self.host_of(&d.address).map(str::to_string),
+            Spec::Network(n) => {
+                n.hosts = self
+                    .segment_hosts
+                    .get(&d.address)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            Spec::Package(_) => {}
         }
         spec
     }
@@ -235,6 +247,17 @@ pub async fn place(
             if dep.kind() == ResourceKind::Network {
                 net_nodes.entry(dep).or_default().push((&d.address, p));
             }
+        }
+    }
+    for (net, on) in &net_nodes {
+        let mut hosts: Vec<String> = on
+            .iter()
+            .filter_map(|(n, _)| out.host.get(*n).cloned())
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        if !hosts.is_empty() {
+            out.segment_hosts.insert((*net).clone(), hosts);
         }
     }
     let first = names.first().map(|s| s.to_string());
@@ -515,6 +538,7 @@ mod tests {
                 cidr: "10.0.0.0/24".parse().unwrap(),
                 gateway: "10.0.0.1".parse().unwrap(),
                 nat: false,
+                hosts: Vec::new(),
             }),
             depends_on: vec![],
             attributes: serde_json::json!({}),
@@ -637,5 +661,28 @@ mod tests {
             e[0].starts_with("network `network.lab` has nodes on platforms that cannot share it: `node.a` is on `local` and `node.b` on `pool-b`"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_network_on_a_pool_carries_the_hosts_of_its_nodes() {
+        let tb = testbed(vec![
+            network(),
+            node("a", Some("pool-b")),
+            node("b", Some("pool-b")),
+        ]);
+        let p = run(&tb, &Snapshot::default()).unwrap();
+        let d = &tb.instances[&"network.lab".parse::<InstanceAddr>().unwrap()];
+        let Spec::Network(placed) = p.placed_spec(d) else {
+            unreachable!()
+        };
+        assert_eq!(placed.hosts, vec!["b1".to_string(), "b2".to_string()]);
+        // A network on a platform without hosts carries none.
+        let tb = testbed(vec![network(), node("a", Some("local"))]);
+        let p = run(&tb, &Snapshot::default()).unwrap();
+        let d = &tb.instances[&"network.lab".parse::<InstanceAddr>().unwrap()];
+        let Spec::Network(placed) = p.placed_spec(d) else {
+            unreachable!()
+        };
+        assert!(placed.hosts.is_empty());
     }
 }

@@ -180,6 +180,7 @@ mod tests {
                     cidr: "10.0.0.0/24".parse().unwrap(),
                     gateway: "10.0.0.1".parse().unwrap(),
                     nat: false,
+                    hosts: Vec::new(),
                 })),
                 replace_reasons: vec![],
                 depends_on: vec![],

@@ -633,6 +633,7 @@ mod tests {
                 cidr: "10.0.0.0/24".parse().unwrap(),
                 gateway: "10.0.0.1".parse().unwrap(),
                 nat: false,
+                hosts: Vec::new(),
             })),
         );
         let text = render_plan(&plan(vec![c.clone()]), TextOptions::default());

@@ -59,6 +59,11 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     /// Egress from the network to the host's outside world.
     pub nat: bool,
+    /// The pool hosts its nodes are placed on, sorted (set by placement):
+    /// on a pool the network is a VXLAN segment among these hosts. Empty on
+    /// platforms without hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// One network interface of a node.

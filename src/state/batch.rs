@@ -169,6 +169,7 @@ mod tests {
                 cidr: "10.0.0.0/24".parse().unwrap(),
                 gateway: "10.0.0.1".parse().unwrap(),
                 nat: false,
+                hosts: Vec::new(),
             }),
             private: serde_json::Value::Null,
             dependencies: vec![],

@@ -259,6 +259,7 @@ mod tests {
                 cidr: "10.1.0.0/24".parse().unwrap(),
                 gateway: "10.1.0.1".parse().unwrap(),
                 nat: false,
+                hosts: Vec::new(),
             }),
             private: serde_json::json!({"z": 1, "a": 2}),
             dependencies: vec![],

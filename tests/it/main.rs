@@ -19,6 +19,7 @@ mod netns;
 mod netns_node;
 mod netns_sandbox;
 mod pool;
+mod pool_segment;
 mod pool_sshd;
 mod serve;
 mod state_contract;

@@ -33,6 +33,42 @@ pub fn client_key(dir: &Path) -> PathBuf {
     id
 }
 
+/// A bridge in the host's namespace that sshd hosts can share, as lab
+/// machines share a switch: hosts on it reach each other (the underlay of
+/// the cross-host segment tests). Removed on drop.
+pub struct Lan {
+    pub bridge: String,
+    /// The first three octets of its /24 (`10.252.X`); `.1` is the bridge's.
+    pub prefix: String,
+    next: AtomicU32,
+}
+
+impl Lan {
+    pub fn new() -> Lan {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{:x}{n:x}", std::process::id() % 0xffff);
+        let lan = Lan {
+            bridge: format!("tgpl{tag}"),
+            prefix: format!("10.252.{}", (std::process::id() % 60) * 4 + n % 4),
+            next: AtomicU32::new(10),
+        };
+        sh(&format!(
+            "ip link add {b} type bridge && ip addr add {p}.1/24 dev {b} && ip link set {b} up",
+            b = lan.bridge,
+            p = lan.prefix
+        ));
+        lan
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
 /// One sshd in its own network namespace.
 pub struct Sshd {
     pub netns: String,
@@ -46,14 +82,30 @@ pub struct Sshd {
 impl Sshd {
     /// Start an sshd that accepts the public key `client_pub`.
     pub fn start(client_pub: &Path) -> Sshd {
+        Sshd::start_with(client_pub, None)
+    }
+
+    /// Start an sshd on `lan`, where the other hosts of the LAN reach it.
+    pub fn start_on(client_pub: &Path, lan: &Lan) -> Sshd {
+        Sshd::start_with(client_pub, Some(lan))
+    }
+
+    fn start_with(client_pub: &Path, lan: Option<&Lan>) -> Sshd {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let idx = (std::process::id() % 4000) * 16 + n % 16;
         let (a, b) = (idx / 64 % 256, (idx % 64) * 4);
         let tag = format!("{:x}{n:x}", std::process::id() % 0xffff);
+        let (address, ns_prefix) = match lan {
+            Some(l) => (
+                format!("{}.{}", l.prefix, l.next.fetch_add(1, Ordering::Relaxed)),
+                24,
+            ),
+            None => (format!("10.253.{a}.{}", b + 2), 30),
+        };
         let mut s = Sshd {
             netns: format!("tgpool-{tag}"),
             host_veth: format!("tgph{tag}"),
-            address: format!("10.253.{a}.{}", b + 2),
+            address,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
@@ -63,14 +115,20 @@ impl Sshd {
             "ip link add {} type veth peer name {ns_veth} netns {}",
             s.host_veth, s.netns
         ));
+        match lan {
+            Some(l) => sh(&format!(
+                "ip link set {} master {} up",
+                s.host_veth, l.bridge
+            )),
+            None => sh(&format!(
+                "ip addr add 10.253.{a}.{}/30 dev {} && ip link set {} up",
+                b + 1,
+                s.host_veth,
+                s.host_veth
+            )),
+        }
         sh(&format!(
-            "ip addr add 10.253.{a}.{}/30 dev {} && ip link set {} up",
-            b + 1,
-            s.host_veth,
-            s.host_veth
-        ));
-        sh(&format!(
-            "ip -n {ns} addr add {}/30 dev {ns_veth} && ip -n {ns} link set {ns_veth} up && ip -n {ns} link set lo up",
+            "ip -n {ns} addr add {}/{ns_prefix} dev {ns_veth} && ip -n {ns} link set {ns_veth} up && ip -n {ns} link set lo up",
             s.address,
             ns = s.netns
         ));

@@ -150,6 +150,7 @@ fn record(i: u64) -> InstanceRecord {
             cidr: "10.9.0.0/24".parse().unwrap(),
             gateway: "10.9.0.1".parse().unwrap(),
             nat: i % 2 == 0,
+            hosts: Vec::new(),
         }),
         // Keys out of order on purpose: the store must keep their order.
         private: json!({"zeta": i, "alpha": {"b": 2, "a": [1, "two", null]}}),

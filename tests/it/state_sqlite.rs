@@ -36,6 +36,7 @@ fn record(i: u64) -> InstanceRecord {
                 .parse()
                 .unwrap(),
             nat: false,
+            hosts: Vec::new(),
         }),
         private: serde_json::json!({ "bridge": format!("tgbr{i}"), "pad": "x".repeat(200) }),
         dependencies: vec![],

@@ -17,6 +17,7 @@ impl Evaluator<'_> {
                 cidr,
                 gateway: ipam::gateway(cidr),
                 nat: n.nat,
+                hosts: Vec::new(),
             };
             let mut depends_on = self.expand_targets(&n.depends_on);
             dedup(&mut depends_on);

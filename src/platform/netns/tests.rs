@@ -17,6 +17,7 @@ fn networks_get_plan_time_warnings() {
         cidr: "10.0.0.0/24".parse().unwrap(),
         gateway: Ipv4Addr::new(10, 0, 0, 1),
         nat: true,
+        hosts: Vec::new(),
     };
     let msgs = network_warnings(&n, false, &[]);
     assert_eq!(msgs.len(), 1, "{msgs:?}");

@@ -12,12 +12,18 @@
 //! uploaded over SFTP; removal purges. Commands run over one SSH
 //! connection per host per run ([`conn`]).
 //!
-//! Not here: cross-host networks (a network on a pool is refused for now),
-//! the lease table (`state`), choosing between platforms
+//! A network whose nodes are on the pool is a VXLAN segment among their
+//! hosts ([`segment`]): its VNI is leased with the hosts; each node's create
+//! makes the host's interface; a change of the network's hosts changes the
+//! peers on the others.
+//!
+//! Not here: the lease table (`state`), choosing between platforms
 //! (`plan::placement`).
 
 mod conn;
 mod fit;
+mod network;
+mod segment;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -89,6 +95,9 @@ pub struct SshPool {
     /// deleted from one of them (a replace on the same host) keeps the
     /// lease, since the new node needs it.
     kept: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The VNI [`Platform::prepare`] leased for each network this run
+    /// creates, by the network's name.
+    vnis: std::sync::Mutex<std::collections::BTreeMap<String, u32>>,
     conns: Arc<Connections>,
 }
 
@@ -184,6 +193,7 @@ impl SshPool {
             parallelism,
             leases: OnceLock::new(),
             kept: Default::default(),
+            vnis: Default::default(),
             conns: Arc::new(Connections::default()),
         })
     }
@@ -395,10 +405,10 @@ impl Platform for SshPool {
                 "`wait_for` checks are not run on pool hosts yet: the node counts as created when it is reachable".into(),
             );
         }
-        if !spec.interfaces.is_empty() {
+        if spec.interfaces.iter().any(|i| !i.impair.is_none()) {
             return Capability {
                 refused: Some(
-                    "pool hosts join no tg networks yet (cross-host segments are not implemented): declare the node without networks".into(),
+                    "impairments are not applied on pool segments yet: drop the `impair` block, or use the netns platform".into(),
                 ),
                 warnings,
             };
@@ -422,9 +432,8 @@ impl Platform for SshPool {
 
     fn check_spec(&self, spec: &Spec) -> Vec<String> {
         match spec {
-            Spec::Network(_) => vec![
-                "pool hosts join no tg networks yet (cross-host segments are not implemented)"
-                    .into(),
+            Spec::Network(n) if n.nat => vec![
+                "a pool segment has no NAT: the hosts keep their own way out; drop `nat`".into(),
             ],
             _ => Vec::new(),
         }
@@ -451,14 +460,14 @@ impl Platform for SshPool {
                 keys.push(self.node_host(n)?.key());
             }
         }
-        if keys.is_empty() {
+        let makes_network = req.changes.iter().any(|c| {
+            matches!(c.after, Some(Spec::Network(_)))
+                && (c.action == "create" || c.action == "replace")
+        });
+        if keys.is_empty() && !makes_network {
             return Ok(());
         }
-        let (name, lineage) = (req.session.name.clone(), req.session.lineage.clone());
-        let taking = keys.clone();
-        let refused = self
-            .on_store(move |s| s.take_leases(&name, &lineage, &taking))
-            .await?;
+        let refused = self.take_with_vnis(&req, keys.clone()).await?;
         if refused.is_empty() {
             self.kept
                 .lock()
@@ -478,9 +487,10 @@ impl Platform for SshPool {
             Spec::Node(n) => {
                 let t = self.node_host(n)?;
                 let host = t.name.clone();
-                self.must(t, "checking the host", "true".into()).await?;
+                let links = self.links(n, &req.deps)?;
+                let links = self.make_links(t, &links).await?;
                 Ok(CreateResponse {
-                    private: serde_json::json!({ "host": host }),
+                    private: serde_json::json!({ "host": host, "links": links }),
                 })
             }
             Spec::Package(p) => {
@@ -491,9 +501,10 @@ impl Platform for SshPool {
                     private: serde_json::json!({ "host": host }),
                 })
             }
-            Spec::Network(_) => Err(PlatformError::new(
-                "pool hosts join no tg networks yet (cross-host segments are not implemented)",
-            )),
+            // The hosts' interfaces come with their nodes.
+            Spec::Network(n) => Ok(CreateResponse {
+                private: serde_json::json!({ "vni": self.leased_vni(&n.name)? }),
+            }),
         }
     }
 
@@ -501,10 +512,15 @@ impl Platform for SshPool {
         match &req.spec {
             Spec::Node(n) => {
                 let t = self.node_host(n)?;
-                match self.run(t, "true".into()).await {
-                    Ok((0, _, _)) => Ok(ReadResponse::Present {
-                        spec: req.spec.clone(),
-                    }),
+                match self.run(t.clone(), "true".into()).await {
+                    Ok((0, _, _)) => match self.read_links(t, n, &req.private).await? {
+                        None => Ok(ReadResponse::Present {
+                            spec: req.spec.clone(),
+                        }),
+                        Some(now) => Ok(ReadResponse::Present {
+                            spec: Spec::Node(now),
+                        }),
+                    },
                     Ok(_) => Ok(ReadResponse::Gone),
                     Err(e) if e.kind == crate::platform::ErrorKind::Retryable => {
                         Ok(ReadResponse::Gone)
@@ -536,15 +552,47 @@ impl Platform for SshPool {
                     _ => Ok(ReadResponse::Gone),
                 }
             }
-            Spec::Network(_) => Ok(ReadResponse::Gone),
+            Spec::Network(_) => match network::vni_in(&req.private) {
+                Some(_) => Ok(ReadResponse::Present {
+                    spec: req.spec.clone(),
+                }),
+                None => Ok(ReadResponse::Gone),
+            },
+        }
+    }
+
+    fn updatable(&self, kind: crate::addrs::ResourceKind) -> &'static [&'static str] {
+        match kind {
+            crate::addrs::ResourceKind::Network => &["hosts"],
+            crate::addrs::ResourceKind::Node => &["interfaces"],
+            crate::addrs::ResourceKind::Package => &[],
         }
     }
 
     async fn update(&self, req: UpdateRequest) -> PlatformResult<CreateResponse> {
-        Err(PlatformError::new(format!(
-            "`{}` cannot change in place on a pool",
-            req.address
-        )))
+        match (&req.before, &req.after) {
+            (Spec::Network(before), Spec::Network(after)) => {
+                self.change_peers(before, after, &req.private).await?;
+                Ok(CreateResponse {
+                    private: req.private.clone(),
+                })
+            }
+            (Spec::Node(_), Spec::Node(after)) => {
+                // The segment interfaces, made again as the node has them now.
+                let t = self.node_host(after)?;
+                let host = t.name.clone();
+                self.remove_links(t.clone(), &req.private).await?;
+                let links = self.links(after, &req.deps)?;
+                let links = self.make_links(t, &links).await?;
+                Ok(CreateResponse {
+                    private: serde_json::json!({ "host": host, "links": links }),
+                })
+            }
+            _ => Err(PlatformError::new(format!(
+                "`{}` cannot change in place on a pool",
+                req.address
+            ))),
+        }
     }
 
     async fn delete(&self, req: DeleteRequest) -> PlatformResult<()> {
@@ -552,6 +600,7 @@ impl Platform for SshPool {
             Spec::Node(n) => {
                 let t = self.node_host(n)?;
                 let key = t.key();
+                self.remove_links(t.clone(), &req.private).await?;
                 if let Some(reset) = &self.reset {
                     self.must(t, "the pool's `reset`", reset.clone()).await?;
                 }
@@ -578,7 +627,14 @@ impl Platform for SshPool {
                     .await
                     .map(|_| ())
             }
-            Spec::Network(_) => Ok(()),
+            Spec::Network(_) => match network::vni_in(&req.private) {
+                Some(vni) => {
+                    let (lineage, key) = (req.session.lineage.clone(), segment::lease_key(vni));
+                    self.on_store(move |s| s.release_leases(&lineage, &[key]))
+                        .await
+                }
+                None => Ok(()),
+            },
         }
     }
 
@@ -595,6 +651,12 @@ impl Platform for SshPool {
             {
                 continue;
             }
+            self.must(
+                t.clone(),
+                "removing segment interfaces",
+                segment::sweep_line(),
+            )
+            .await?;
             if let Some(reset) = &self.reset {
                 self.must(t, "the pool's `reset`", reset.clone()).await?;
             }
@@ -602,6 +664,18 @@ impl Platform for SshPool {
             self.on_store(move |s| s.release_leases(&lineage, &[k]))
                 .await?;
             done.push(format!("released pool host `{}` ({key})", h.name));
+        }
+        let vnis: Vec<String> = rows
+            .iter()
+            .filter(|r| r.held_by(&session.lineage) && segment::vni_of_key(&r.host).is_some())
+            .map(|r| r.host.clone())
+            .collect();
+        if !vnis.is_empty() {
+            let lineage = session.lineage.clone();
+            let keys = vnis.clone();
+            self.on_store(move |s| s.release_leases(&lineage, &keys))
+                .await?;
+            done.extend(vnis.iter().map(|k| format!("released segment `{k}`")));
         }
         Ok(done)
     }

@@ -612,6 +612,7 @@ pub(super) mod tests {
                     .parse()
                     .unwrap(),
                 nat: i % 2 == 0,
+                hosts: Vec::new(),
             }),
             private: serde_json::json!({ "bridge": format!("tgbr{i}"), "n": i }),
             dependencies: vec![],

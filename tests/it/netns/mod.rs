@@ -247,6 +247,7 @@ fn network(name: &str, cidr: &str) -> NetworkSpec {
         gateway: host_at(&cidr, 1),
         cidr,
         nat: false,
+        hosts: Vec::new(),
     }
 }
 
