@@ -21,6 +21,7 @@ mod netns_sandbox;
 mod pool;
 mod pool_sshd;
 mod serve;
+mod serve_files;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;
