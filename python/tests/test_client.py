@@ -169,6 +169,10 @@ def test_upload(client: testgrid.rest.Client, bob: testgrid.rest.Client, tmp_pat
             deb = session.upload(b"!<arch>\n", name="mine_1.0_all.deb")
             session.deploy(testgrid.Package(name="mine", version="1.0"), node=node, deb=deb)
             assert 'deb     = "files/mine_1.0_all.deb"' in session.export()["main.tg.hcl"]
+            with pytest.raises(testgrid.ApiError) as e:
+                session.delete_file(deb)
+            assert (e.value.status, e.value.code) == (409, "in_use")
+            assert "`mine`" in e.value.message
         # A path the session names is read only in its uploads and the catalog.
         session.upload(b"/etc/passwd\n", name="path.txt")
         with pytest.raises(testgrid.JobError) as j:
@@ -176,5 +180,13 @@ def test_upload(client: testgrid.rest.Client, bob: testgrid.rest.Client, tmp_pat
         assert "outside the directories this testbed may read" in j.value.message
         session.upload(b"files/motd.txt\n", name="path.txt")
         assert session.allocate_node(profile="reader").labels["leak"] == "again"
+        names = [f.name for f in session.files()]
+        assert names == sorted(names) and "motd.txt" in names
+        assert [f.size for f in session.files() if f.name == "motd.txt"] == [6]
+        session.delete_file("path.txt")
+        assert "path.txt" not in [f.name for f in session.files()]
+        with pytest.raises(testgrid.ApiError) as e:
+            session.delete_file("path.txt")
+        assert (e.value.status, e.value.code) == (404, "no_such_file")
     finally:
         session.close()

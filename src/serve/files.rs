@@ -112,12 +112,7 @@ async fn receive(body: axum::body::Body, path: &PathBuf) -> ApiResult<(u64, Stri
         file.write_all(&chunk).map_err(io)?;
     }
     file.sync_all().map_err(io)?;
-    let sha256 = hash
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    Ok((size, sha256))
+    Ok((size, hex(&hash.finalize())))
 }
 
 fn too_large() -> ApiError {
@@ -143,4 +138,101 @@ pub(super) fn check_uploaded(dir: &std::path::Path, name: &str) -> ApiResult<()>
             format!("no uploaded file `{name}`: upload it first (`PUT /v1/sessions/{{s}}/files/{name}`)"),
         )),
     }
+}
+
+/// The files uploaded to a session, sorted by name, each with its size
+/// and SHA-256 (as `PUT` answered).
+#[utoipa::path(get, path = "/v1/sessions/{s}/files", tag = "files",
+    params(SessionParam),
+    responses(
+        (status = 200, description = "the uploaded files, sorted by name", body = [UploadedFile]),
+        (status = 403, description = "another user's session", body = ErrorBody),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn list(
+    State(app): AppState,
+    user: User,
+    path: Params<String>,
+) -> ApiResult<Json<Vec<UploadedFile>>> {
+    let axum::extract::Path(s) = path?;
+    let session = resolve(&user, &s)?;
+    existing(&app, &session)?;
+    let dir = app.upload_dir(&session);
+    let io = |e: std::io::Error| ApiError::internal(format!("cannot list the uploads: {e}"));
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(it) => it,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Json(Vec::new())),
+        Err(e) => return Err(io(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        // Hidden names are uploads under way.
+        if model::check_file_name(&name).is_err() || !entry.file_type().map_err(io)?.is_file() {
+            continue;
+        }
+        let (size, sha256) = digest(&entry.path()).map_err(io)?;
+        out.push(UploadedFile { name, size, sha256 });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(out))
+}
+
+/// A file's size and SHA-256.
+fn digest(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hash)?;
+    Ok((size, hex(&hash.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Delete a file uploaded to a session: 204. Refused (409) while a job
+/// runs and while the session's testbed uses the file (a package
+/// deployed from it).
+#[utoipa::path(delete, path = "/v1/sessions/{s}/files/{name}", tag = "files",
+    params(SessionParam, ("name" = String, Path, description = "an uploaded file's name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "invalid file name", body = ErrorBody),
+        (status = 403, description = "another user's session", body = ErrorBody),
+        (status = 404, description = "no such session; `no_such_file`: no such uploaded file", body = ErrorBody),
+        (status = 409, description = "busy with a job; `in_use`: a package of the session is deployed from it", body = ErrorBody)))]
+pub(super) async fn delete(
+    State(app): AppState,
+    user: User,
+    path: Params<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let axum::extract::Path((s, name)) = path?;
+    let session = resolve(&user, &s)?;
+    model::check_file_name(&name)?;
+    let m = existing(&app, &session)?;
+    if let Some(id) = app.jobs.running(session.as_str()) {
+        return Err(ApiError::busy(format!(
+            "session `{session}` is busy with job `{id}`: delete when it ends"
+        )));
+    }
+    let dir = app.upload_dir(&session);
+    check_uploaded(&dir, &name)?;
+    if let Some((pkg, _)) = m
+        .packages
+        .iter()
+        .find(|(_, p)| p.deb.as_deref() == Some(name.as_str()))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "in_use",
+            format!(
+                "the package `{pkg}` of session `{session}` is deployed from `{name}`: undeploy it first (`DELETE /v1/sessions/{{s}}/packages/{pkg}`)"
+            ),
+        ));
+    }
+    std::fs::remove_file(dir.join(&name))
+        .map_err(|e| ApiError::internal(format!("cannot delete the file `{name}`: {e}")))?;
+    Ok(StatusCode::NO_CONTENT)
 }

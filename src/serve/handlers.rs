@@ -57,8 +57,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{s}/testbed", get(export_testbed))
         .route(
             "/v1/sessions/{s}/files/{name}",
-            axum::routing::put(super::files::upload),
+            axum::routing::put(super::files::upload).delete(super::files::delete),
         )
+        .route("/v1/sessions/{s}/files", get(super::files::list))
         .route("/v1/sessions/{s}/packages", post(deploy))
         .route(
             "/v1/sessions/{s}/packages/{p}",

@@ -32,6 +32,8 @@ const OPEN: &[&str] = &["/healthz", "/openapi.json"];
         handlers::close_session,
         handlers::export_testbed,
         files::upload,
+        files::list,
+        files::delete,
         handlers::allocate_node,
         handlers::list_nodes,
         handlers::show_node,

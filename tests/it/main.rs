@@ -22,6 +22,7 @@ mod pool;
 mod pool_segment;
 mod pool_sshd;
 mod serve;
+mod serve_files;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;

@@ -2,8 +2,8 @@
 //! test-double platform; auth (401/403), bad input (400/413), one change
 //! at a time (409), and a session's life (open, allocate, exec, close);
 //! the OpenAPI document (the same bytes as `schemas/openapi.json`), job
-//! events (server-sent), the inventory and the admin-only pool routes;
-//! uploads and what a session's testbed may read (`serve_files_*`).
+//! events (server-sent), the inventory and the admin-only pool routes.
+//! Uploads and what a session's testbed may read: `serve_files.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -15,15 +15,15 @@ use serde_json::{json, Value};
 
 use crate::support::tg_bin;
 
-const ALICE: &str = "alice-token-0123456789";
-const BOB: &str = "bob-token-0123456789ab";
-const ROOT: &str = "root-token-0123456789ab";
+pub(crate) const ALICE: &str = "alice-token-0123456789";
+pub(crate) const BOB: &str = "bob-token-0123456789ab";
+pub(crate) const ROOT: &str = "root-token-0123456789ab";
 
 /// A running `tg serve`; killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
     double: PathBuf,
 }
 
@@ -47,7 +47,7 @@ impl Server {
     /// A server whose catalog has `extra` HCL and, when given, the
     /// settings file `serve.hcl`; the server's environment has
     /// `ALLOWED_VAR` and `SECRET_VAR` besides.
-    fn start_full(extra: &str, settings: Option<&str>) -> Server {
+    pub(crate) fn start_full(extra: &str, settings: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(
@@ -107,7 +107,7 @@ impl Server {
     }
 
     /// One request (HTTP/1.1, `connection: close`): status and JSON body.
-    fn raw(
+    pub(crate) fn raw(
         &self,
         method: &str,
         path: &str,
@@ -121,7 +121,7 @@ impl Server {
 
     /// One request: status and the body as text (as sent: a chunked
     /// body keeps its chunk lines).
-    fn text(
+    pub(crate) fn text(
         &self,
         method: &str,
         path: &str,
@@ -176,13 +176,19 @@ impl Server {
             .collect()
     }
 
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let b = body.map(|v| v.to_string().into_bytes());
         self.raw(method, path, Some(token), b.as_deref())
     }
 
     /// Wait for a job; its final document.
-    fn wait(&self, token: &str, job: &Value) -> Value {
+    pub(crate) fn wait(&self, token: &str, job: &Value) -> Value {
         let id = job["job"]["id"]
             .as_str()
             .unwrap_or_else(|| panic!("no job in {job}"));
@@ -199,7 +205,7 @@ impl Server {
     }
 }
 
-fn code(v: &Value) -> &str {
+pub(crate) fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
@@ -729,199 +735,6 @@ fn serve_pool_of_the_catalog() {
     assert_eq!(v["hosts"][1]["state"], "free", "{v}");
     let (st, v) = s.call("POST", "/v1/pool/h9/release", ROOT, None);
     assert_eq!((st, code(&v)), (404, "not_found"), "{v}");
-}
-
-/// The catalog of `serve_files_confine_the_testbed`: a profile that shows
-/// what the testbed reads (an uploaded file, variables) and, once the
-/// session has uploaded `path.txt`, reads the path it names.
-const READER: &str = r#"
-profile "reader" {
-  image  = "host"
-  labels = {
-    motd    = fileexists("files/motd.txt") ? trimspace(file("files/motd.txt")) : "none"
-    allowed = env("ALLOWED_VAR", "unset")
-    secret  = env("SECRET_VAR", "unset")
-    home    = env("HOME", "unset")
-    leak    = fileexists("files/path.txt") ? file(trimspace(file("files/path.txt"))) : "none"
-  }
-}
-profile "imager" {
-  image = fileexists("files/img.txt") ? "dir:${trimspace(file("files/img.txt"))}" : "host"
-}
-profile "rootfs" {
-  image = "dir:/srv/tg-test-rootfs"
-}
-"#;
-
-#[test]
-fn serve_files_confine_the_testbed() {
-    let s = Server::start_full(READER, Some("env_allow = [\"ALLOWED_VAR\"]\n"));
-    let (st, _) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "up"})));
-    assert_eq!(st, 201);
-    let put = |path: &str, token: Option<&str>, body: &[u8]| s.raw("PUT", path, token, Some(body));
-
-    // Upload, then replace.
-    let (st, v) = put(
-        "/v1/sessions/up/files/motd.txt",
-        Some(ALICE),
-        b"hello motd\n",
-    );
-    assert_eq!(st, 201, "{v}");
-    assert_eq!(v["name"], "motd.txt", "{v}");
-    assert_eq!(v["size"], 11, "{v}");
-    assert_eq!(v["sha256"].as_str().map(str::len), Some(64), "{v}");
-    let (st, v) = put(
-        "/v1/sessions/up/files/motd.txt",
-        Some(ALICE),
-        b"hello again\n",
-    );
-    assert_eq!(st, 200, "{v}");
-    let stored = s._dir.path().join("data/sessions/alice/up/files/motd.txt");
-    assert_eq!(std::fs::read(&stored).unwrap(), b"hello again\n");
-
-    // Names that are not plain file names.
-    for bad in [
-        ".hidden",
-        "%2E%2E",
-        "a%2Fb",
-        "..%2Fsession.json",
-        "a%20b",
-        "%24%7Bx%7D",
-    ] {
-        let (st, v) = put(&format!("/v1/sessions/up/files/{bad}"), Some(ALICE), b"x");
-        assert_eq!((st, code(&v)), (400, "bad_request"), "{bad}: {v}");
-    }
-    // Only the owner (or an admin); only existing sessions; a token.
-    let (st, v) = put("/v1/sessions/alice%2Fup/files/x.txt", Some(BOB), b"x");
-    assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
-    let (st, v) = put("/v1/sessions/nope/files/x.txt", Some(BOB), b"x");
-    assert_eq!((st, code(&v)), (404, "not_found"), "{v}");
-    let (st, _) = put("/v1/sessions/up/files/x.txt", None, b"x");
-    assert_eq!(st, 401);
-    let (st, _) = put("/v1/sessions/alice%2Fup/files/root.txt", Some(ROOT), b"x");
-    assert_eq!(st, 201);
-    // Past the limit: refused from its declared length.
-    let (st, body) = s.text(
-        "PUT",
-        "/v1/sessions/up/files/big.bin",
-        Some(ALICE),
-        None,
-        &[("content-length", "300000000")],
-    );
-    assert_eq!(st, 413, "{body}");
-    assert!(body.contains("too_large"), "{body}");
-    assert!(!stored.with_file_name("big.bin").exists());
-
-    // The testbed reads the upload, and only the allowed variables.
-    let (st, job) = s.call(
-        "POST",
-        "/v1/sessions/up/nodes",
-        ALICE,
-        Some(json!({"profile": "reader"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "succeeded", "{j}");
-    let (_, n) = s.call("GET", "/v1/sessions/up/nodes/n1", ALICE, None);
-    let labels = &n["labels"];
-    assert_eq!(labels["motd"], "hello again", "{n}");
-    assert_eq!(labels["allowed"], "visible", "{n}");
-    assert_eq!(labels["secret"], "unset", "{n}");
-    assert_eq!(labels["home"], "unset", "{n}");
-
-    // A package from an uploaded `.deb`.
-    let (st, v) = put(
-        "/v1/sessions/up/files/mine_1.0_all.deb",
-        Some(ALICE),
-        b"!<arch>\n",
-    );
-    assert_eq!(st, 201, "{v}");
-    let deploy = |deb: &str| {
-        s.call(
-            "POST",
-            "/v1/sessions/up/packages",
-            ALICE,
-            Some(json!({"name": "mine", "version": "1.0", "node": "n1", "deb": deb})),
-        )
-    };
-    let (st, v) = deploy("missing.deb");
-    assert_eq!((st, code(&v)), (404, "no_such_file"), "{v}");
-    let (st, v) = deploy("../session.json");
-    assert_eq!((st, code(&v)), (400, "bad_request"), "{v}");
-    let (st, job) = deploy("mine_1.0_all.deb");
-    assert_eq!(st, 202, "{job}");
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "succeeded", "{j}");
-    let doc = std::fs::read_to_string(stored.with_file_name("../main.tg.hcl")).unwrap();
-    assert!(
-        doc.contains("deb     = \"files/mine_1.0_all.deb\""),
-        "{doc}"
-    );
-
-    // `dir:` images: only those the catalog names.
-    let (st, _) = put("/v1/sessions/up/files/img.txt", Some(ALICE), b"/etc\n");
-    assert_eq!(st, 201);
-    let imager = json!({"profile": "imager"});
-    let (_, job) = s.call("POST", "/v1/sessions/up/nodes", ALICE, Some(imager.clone()));
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "failed", "{j}");
-    let msg = j["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains("`dir:/etc` is not an image this testbed may use"),
-        "{j}"
-    );
-    let (st, _) = put(
-        "/v1/sessions/up/files/img.txt",
-        Some(ALICE),
-        b"/srv/tg-test-rootfs\n",
-    );
-    assert_eq!(st, 200);
-    let (_, job) = s.call("POST", "/v1/sessions/up/nodes", ALICE, Some(imager));
-    let j = s.wait(ALICE, &job);
-    assert_eq!(j["status"], "succeeded", "{j}");
-
-    // Allocating a node makes the testbed read `files/path.txt`: a job
-    // that must fail.
-    let failed_allocation = || {
-        let (st, job) = s.call(
-            "POST",
-            "/v1/sessions/up/nodes",
-            ALICE,
-            Some(json!({"image": "host"})),
-        );
-        assert_eq!(st, 202, "{job}");
-        let j = s.wait(ALICE, &job);
-        assert_eq!(j["status"], "failed", "{j}");
-        j
-    };
-    // A path the tenant names is read only inside the confinement.
-    let (st, _) = put(
-        "/v1/sessions/up/files/path.txt",
-        Some(ALICE),
-        b"/etc/passwd\n",
-    );
-    assert_eq!(st, 201);
-    let j = failed_allocation();
-    let msg = j["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains(
-            "cannot read `/etc/passwd`: it is outside the directories this testbed may read"
-        ),
-        "{j}"
-    );
-    // ... and through a `..` out of the uploads (the session's own model).
-    let (st, _) = put(
-        "/v1/sessions/up/files/path.txt",
-        Some(ALICE),
-        b"files/../session.json\n",
-    );
-    assert_eq!(st, 200);
-    let j = failed_allocation();
-    let msg = j["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains("outside the directories this testbed may read"),
-        "{j}"
-    );
 }
 
 /// A catalog pool with its own `state` keeps its leases there: the pool

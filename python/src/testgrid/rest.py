@@ -42,6 +42,10 @@ class UploadedFile:
     sha256: str
 
 
+def _uploaded(r: Dict[str, Any]) -> UploadedFile:
+    return UploadedFile(name=str(r["name"]), size=int(r["size"]), sha256=str(r["sha256"]))
+
+
 @dataclass
 class ExecResult:
     """A command's status and output (`bytes` when it is not UTF-8)."""
@@ -279,7 +283,18 @@ class Session:
                 name = os.path.basename(path)
             with open(path, "rb") as f:
                 r = self.client._put(f"{self._path()}/files/{_quote(name)}", f)
-        return UploadedFile(name=str(r["name"]), size=int(r["size"]), sha256=str(r["sha256"]))
+        return _uploaded(r)
+
+    def files(self) -> List[UploadedFile]:
+        """The files uploaded to the session, sorted by name."""
+        return [_uploaded(f) for f in self.client._request("GET", self._path() + "/files")]
+
+    def delete_file(self, name: Union[str, UploadedFile]) -> None:
+        """Delete an uploaded file. Refused (`ApiError` 409, code `in_use`)
+        while a package of the session is deployed from it; 404 when it is
+        not there."""
+        n = name if isinstance(name, str) else name.name
+        self.client._request("DELETE", f"{self._path()}/files/{_quote(n)}")
 
     def deploy(
         self,
@@ -363,6 +378,8 @@ class Client:
         r = self._http.request(method, path, json=json)
         if r.status_code >= 400:
             _raise(r)
+        if r.status_code == 204:
+            return None
         return r.json()
 
     def _put(self, path: str, content: Union[bytes, BinaryIO]) -> Any:

@@ -173,7 +173,10 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
         } => {
             check_name(name)?;
         }
-        _ => {}
+        // No name to check (`Export` returned above).
+        SessionCommand::List { .. }
+        | SessionCommand::Show { name: None, .. }
+        | SessionCommand::Export { .. } => {}
     }
     let store = engine::store(ctx)?;
     match args {
