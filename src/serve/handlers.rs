@@ -54,6 +54,14 @@ pub fn router(app: Arc<App>) -> Router {
             get(show_node).delete(release_node),
         )
         .route("/v1/sessions/{s}/nodes/{n}/exec", post(exec))
+        .route(
+            "/v1/sessions/{s}/nodes/{n}/impair",
+            axum::routing::put(super::impair::impair_node).delete(super::impair::clear_node),
+        )
+        .route(
+            "/v1/sessions/{s}/impair",
+            axum::routing::put(super::impair::impair_session).delete(super::impair::clear_session),
+        )
         .route("/v1/sessions/{s}/testbed", get(export_testbed))
         .route(
             "/v1/sessions/{s}/files/{name}",
@@ -259,6 +267,7 @@ async fn session_view(app: &App, m: &SessionModel) -> ApiResult<SessionView> {
         created: m.created.clone(),
         nodes,
         packages: m.packages.clone(),
+        impair: (&m.impair).into(),
         job: app.jobs.running(&m.name),
     })
 }
@@ -299,6 +308,7 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<NodeView>> {
             image: n.image.clone(),
             profile: n.profile.clone(),
             labels,
+            impair: (&n.impair).into(),
             packages: m
                 .packages
                 .iter()
@@ -361,6 +371,7 @@ pub(super) async fn allocate_node(
         cpus: req.cpus,
         memory: req.memory,
         labels: req.labels,
+        impair: Default::default(),
     };
     let requested = req.name;
     change(&app, &user, &session, "allocate_node", move |m| {
@@ -434,7 +445,7 @@ pub(super) async fn show_node(
         .ok_or_else(|| no_node(&session, &n))
 }
 
-fn no_node(session: &SessionName, n: &str) -> ApiError {
+pub(super) fn no_node(session: &SessionName, n: &str) -> ApiError {
     ApiError::not_found(format!(
         "session `{session}` has no node `{}`",
         n.escape_debug()
@@ -656,16 +667,7 @@ pub(super) async fn deploy(
             }
             None => {
                 let n = m.fresh_node_name();
-                m.add_node(
-                    &n,
-                    NodeModel {
-                        image: None,
-                        profile: None,
-                        cpus: None,
-                        memory: None,
-                        labels: BTreeMap::new(),
-                    },
-                )?;
+                m.add_node(&n, NodeModel::default())?;
                 n
             }
         };

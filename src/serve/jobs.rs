@@ -43,7 +43,9 @@ pub struct Job {
     pub session: String,
     #[serde(skip)]
     pub owner: String,
-    /// What it does: `allocate_node`, `release_node`, `deploy`, `undeploy`, `close`.
+    /// What it does: `allocate_node`, `release_node`, `deploy`, `undeploy`,
+    /// `impair_node`, `clear_node_impairment`, `impair_session`,
+    /// `clear_session_impairment`, `close`.
     pub kind: String,
     pub status: JobStatus,
     /// Why it failed (`status: failed`).

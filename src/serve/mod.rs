@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod handlers;
+pub mod impair;
 pub mod jobs;
 pub mod model;
 pub mod openapi;

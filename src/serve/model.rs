@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use crate::names;
+use crate::platform::impairment::{Impairment, IMPAIR_KEYS};
 
 /// The document's file name in a session folder.
 pub const DOCUMENT: &str = "main.tg.hcl";
@@ -31,7 +32,7 @@ pub const UPLOADS: &str = "files";
 pub const MAX_NODES: usize = 64;
 
 /// One node of a session, as the client asked for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NodeModel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -43,6 +44,10 @@ pub struct NodeModel {
     pub memory: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The node's `impair` block: every link of the node (over the
+    /// session's, key by key).
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impair: Impairment,
 }
 
 /// One package of a session and the nodes it is on.
@@ -69,6 +74,9 @@ pub struct SessionModel {
     pub packages: BTreeMap<String, PackageModel>,
     /// The number of the next automatically named node (`n1`, `n2`, ...).
     pub next_node: u32,
+    /// The session network's `impair` block: every node's link.
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impair: Impairment,
 }
 
 impl SessionModel {
@@ -113,6 +121,28 @@ impl SessionModel {
         Ok(())
     }
 
+    /// Check each node's link as the testbed will make it (the session's
+    /// impairment overridden key by key by the node's): `jitter` and
+    /// `reorder` need a `delay`, ...
+    pub fn check_links(&self) -> ApiResult<()> {
+        if let Some(why) = self.impair.problem() {
+            return Err(ApiError::bad_request(format!(
+                "the session's impairment `{}`: {why}",
+                self.impair.summary()
+            )));
+        }
+        for (name, n) in &self.nodes {
+            let link = self.impair.overridden_by(&n.impair);
+            if let Some(why) = link.problem() {
+                return Err(ApiError::bad_request(format!(
+                    "node `{name}`'s link would be `{}` (the session's impairment, then the node's): {why}",
+                    link.summary()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The testbed document of this model.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -121,7 +151,9 @@ impl SessionModel {
             "# The testbed of the tg serve session `{}`, written by tg serve.\n",
             self.name
         );
-        let _ = writeln!(s, "network \"{NETWORK}\" {{\n}}\n");
+        let _ = writeln!(s, "network \"{NETWORK}\" {{");
+        render_impair(&mut s, &self.impair);
+        let _ = writeln!(s, "}}\n");
         for (name, n) in &self.nodes {
             let _ = writeln!(s, "node \"{name}\" {{");
             if let Some(p) = &n.profile {
@@ -148,6 +180,7 @@ impl SessionModel {
                     .collect();
                 let _ = writeln!(s, "  labels   = {{ {} }}", labels.join(", "));
             }
+            render_impair(&mut s, &n.impair);
             let _ = writeln!(s, "}}\n");
         }
         for (name, p) in &self.packages {
@@ -162,6 +195,60 @@ impl SessionModel {
         }
         s
     }
+}
+
+/// An `impair` block (none when no key is set), indented for a resource
+/// block. The values are the impairment's own text (`50ms`, `1%`,
+/// `10mbit`): digits, letters, `.` and `%`, nothing to escape.
+fn render_impair(s: &mut String, imp: &Impairment) {
+    if imp.is_none() {
+        return;
+    }
+    let v = serde_json::to_value(imp).unwrap_or_default();
+    let _ = writeln!(s, "  impair {{");
+    for k in IMPAIR_KEYS {
+        if let Some(x) = v.get(*k).and_then(|x| x.as_str()) {
+            let _ = writeln!(s, "    {k:<9} = \"{x}\"");
+        }
+    }
+    let _ = writeln!(s, "  }}");
+}
+
+/// An impairment from a request body (`{"delay": "50ms", "loss": "1%"}`),
+/// each value checked by the parser a testbed's `impair` block uses;
+/// at least one key. The 400 names the key and why.
+pub fn parse_impairment(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Impairment> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "give at least one impairment ({}); `DELETE` removes them",
+            IMPAIR_KEYS.join(", ")
+        )));
+    }
+    let mut imp = Impairment::default();
+    for (k, v) in body {
+        if !IMPAIR_KEYS.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown impairment `{}`: expected one of {}",
+                k.escape_debug(),
+                IMPAIR_KEYS.join(", ")
+            )));
+        }
+        let Some(text) = v.as_str() else {
+            return Err(ApiError::bad_request(format!(
+                "invalid `{k}`: expected a string such as {}, found `{v}`",
+                match k.as_str() {
+                    "delay" | "jitter" => "\"50ms\"",
+                    "rate" => "\"10mbit\"",
+                    _ => "\"1%\"",
+                }
+            )));
+        };
+        imp.set(k, text)
+            .map_err(|why| ApiError::bad_request(format!("invalid `{k}`: {why}")))?;
+    }
+    Ok(imp)
 }
 
 /// Characters allowed in images, memory sizes and label values.
@@ -335,6 +422,7 @@ pub fn list(data: &Path) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn renders_nodes_and_packages() {
@@ -348,6 +436,10 @@ mod tests {
                 cpus: None,
                 memory: None,
                 labels: [("role".to_string(), "edge".to_string())].into(),
+                impair: parse_impairment(
+                    json!({"rate": "10mbit", "loss": "1%"}).as_object().unwrap(),
+                )
+                .unwrap(),
             },
         )
         .unwrap();
@@ -375,6 +467,47 @@ mod tests {
         assert!(doc.contains("node \"n1\""), "{doc}");
         assert!(doc.contains("on      = [node.n1]"), "{doc}");
         assert!(doc.contains("\"role\" = \"edge\""), "{doc}");
+        assert!(!doc.contains("network \"net\" {\n  impair"), "{doc}");
+        assert!(
+            doc.contains("  impair {\n    loss      = \"1%\"\n    rate      = \"10mbit\"\n  }\n}"),
+            "{doc}"
+        );
+        m.impair = parse_impairment(json!({"delay": "50ms"}).as_object().unwrap()).unwrap();
+        let doc = m.render();
+        assert!(
+            doc.contains("network \"net\" {\n  impair {\n    delay     = \"50ms\"\n  }\n}"),
+            "{doc}"
+        );
+        assert!(m.check_links().is_ok());
+    }
+
+    #[test]
+    fn impairments_are_checked_key_by_key() {
+        let err = |v: serde_json::Value| {
+            parse_impairment(v.as_object().unwrap())
+                .unwrap_err()
+                .message
+        };
+        assert!(err(json!({})).contains("at least one"));
+        assert!(err(json!({"speed": "1"})).contains("unknown impairment `speed`"));
+        assert!(err(json!({"loss": 5})).starts_with("invalid `loss`: expected a string"));
+        let e = err(json!({"loss": "150%"}));
+        assert!(
+            e.starts_with("invalid `loss`:") && e.contains("at most"),
+            "{e}"
+        );
+        assert!(err(json!({"rate": "0mbit"})).contains("above zero"));
+        let mut m = SessionModel::new("alice/hw", "alice", "double");
+        m.add_node("n1", NodeModel::default()).unwrap();
+        m.nodes.get_mut("n1").unwrap().impair =
+            parse_impairment(json!({"jitter": "5ms"}).as_object().unwrap()).unwrap();
+        let e = m.check_links().unwrap_err().message;
+        assert!(
+            e.contains("node `n1`") && e.contains("needs a `delay`"),
+            "{e}"
+        );
+        m.impair = parse_impairment(json!({"delay": "50ms"}).as_object().unwrap()).unwrap();
+        assert!(m.check_links().is_ok());
     }
 
     #[test]
@@ -385,6 +518,7 @@ mod tests {
             cpus: None,
             memory: None,
             labels: Default::default(),
+            impair: Impairment::default(),
         };
         assert!(check_node("n1", &bad).is_err());
         let mut lab = bad.clone();

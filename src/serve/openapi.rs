@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
-use super::{admin, events, files, handlers, jobs, model, wire};
+use super::{admin, events, files, handlers, impair, jobs, model, wire};
 
 /// Routes that need no token.
 const OPEN: &[&str] = &["/healthz", "/openapi.json"];
@@ -39,6 +39,10 @@ const OPEN: &[&str] = &["/healthz", "/openapi.json"];
         handlers::show_node,
         handlers::release_node,
         handlers::exec,
+        impair::impair_node,
+        impair::clear_node,
+        impair::impair_session,
+        impair::clear_session,
         handlers::check_package,
         handlers::deploy,
         handlers::undeploy,

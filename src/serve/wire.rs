@@ -74,8 +74,47 @@ pub struct SessionView {
     pub nodes: Vec<NodeView>,
     /// Package name → its version and nodes.
     pub packages: BTreeMap<String, PackageModel>,
+    /// The session network's impairment: every node's link.
+    pub impair: Impairment,
     /// The id of its running job, if any.
     pub job: Option<String>,
+}
+
+/// Impairments of links (`PUT .../impair`; a testbed's `impair` block):
+/// each key optional, each value text as in a testbed. A key left out is
+/// not impaired.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Impairment {
+    /// A delay added to each packet: `"50ms"` (at most `"1m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Varies the delay by up to this: `"5ms"` (needs `delay`, at most it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
+    /// Packets dropped: `"1%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+    /// A rate limit: `"10mbit"`, `"1gbit"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// Packets with a flipped bit: `"0.1%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
+    /// Packets sent twice: `"1%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
+    /// Packets sent at once, ahead of the delayed ones: `"25%"` (needs `delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<String>,
+}
+
+impl From<&crate::platform::Impairment> for Impairment {
+    fn from(i: &crate::platform::Impairment) -> Impairment {
+        serde_json::to_value(i)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// A package on a node.
@@ -98,6 +137,9 @@ pub struct NodeView {
     pub profile: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub packages: Vec<NodePackage>,
+    /// The node's own impairment (its `impair` block; the session's
+    /// applies under it, key by key).
+    pub impair: Impairment,
 }
 
 /// `GET /v1/sessions/{s}/nodes`.
