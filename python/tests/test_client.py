@@ -190,3 +190,28 @@ def test_upload(client: testgrid.rest.Client, bob: testgrid.rest.Client, tmp_pat
         assert (e.value.status, e.value.code) == (404, "no_such_file")
     finally:
         session.close()
+
+
+def test_impair(client: testgrid.rest.Client) -> None:
+    session = client.open_session("impaired")
+    try:
+        node = session.allocate_node(image="host")
+        node.impair(rate="10mbit")
+        text = session.export()["main.tg.hcl"]
+        assert "impair {" in text and '"10mbit"' in text, text
+        # A later change keeps it: it is part of the session's testbed.
+        session.allocate_node(image="host")
+        assert '"10mbit"' in session.export()["main.tg.hcl"]
+        session.impair(rate="20mbit")
+        assert '"20mbit"' in session.export()["main.tg.hcl"]
+        with pytest.raises(testgrid.ApiError) as e:
+            node.impair(rate="fast")
+        assert e.value.status == 400 and "rate" in e.value.message
+        with pytest.raises(testgrid.ApiError) as e:
+            node.impair(latency="5ms")
+        assert e.value.status == 400 and "latency" in e.value.message
+        node.clear_impairment()
+        session.clear_impairment()
+        assert "impair {" not in session.export()["main.tg.hcl"]
+    finally:
+        session.close()

@@ -190,6 +190,19 @@ class Node:
         job = self.session._job("DELETE", self._path())
         return job.wait() if wait else job
 
+    def impair(self, wait: bool = True, **keys: str) -> Job:
+        """Impair this node's links: `node.impair(delay="50ms", loss="1%")`
+        (keys as in an `impair` block: delay, jitter, loss, rate, corrupt,
+        duplicate, reorder). The node's impairment becomes exactly these
+        keys; it is kept in the session's testbed, so later calls keep it."""
+        job = self.session._job("PUT", self._path() + "/impair", json=dict(keys))
+        return job.wait() if wait else job
+
+    def clear_impairment(self, wait: bool = True) -> Job:
+        """Remove this node's own impairment (the session's, if any, stays)."""
+        job = self.session._job("DELETE", self._path() + "/impair")
+        return job.wait() if wait else job
+
     def __repr__(self) -> str:
         return f"Node({self.name!r}, address={self.address!r}, state={self.state!r})"
 
@@ -233,6 +246,18 @@ class Session:
 
     def node(self, name: str) -> Node:
         return Node(self, {"name": name}).refresh()
+
+    def impair(self, wait: bool = True, **keys: str) -> Job:
+        """Impair every node's link to the session's network (the network's
+        `impair` block becomes exactly these keys; a node's own overrides it
+        key by key)."""
+        job = self._job("PUT", self._path() + "/impair", json=dict(keys))
+        return job.wait() if wait else job
+
+    def clear_impairment(self, wait: bool = True) -> Job:
+        """Remove the session-wide impairment."""
+        job = self._job("DELETE", self._path() + "/impair")
+        return job.wait() if wait else job
 
     def allocate_node(
         self,
