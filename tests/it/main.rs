@@ -10,6 +10,7 @@ mod config_props;
 mod console;
 mod e2e_netns;
 mod engine;
+mod engine_library;
 mod examples;
 mod fmt;
 mod impair;
