@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from time import sleep
 
 import pytest
@@ -213,5 +214,26 @@ def test_impair(client: testgrid.rest.Client) -> None:
         node.clear_impairment()
         session.clear_impairment()
         assert "impair {" not in session.export()["main.tg.hcl"]
+    finally:
+        session.close()
+
+
+def test_deploy_requires_shapes_the_node_it_allocates(client: testgrid.rest.Client) -> None:
+    session = client.open_session("shaped")
+    try:
+        hello = client.get_package(name="hello", version="2.10-3")
+        session.deploy(hello, requires={"profile": "cdn:basic"})
+        [node] = session.nodes
+        assert node.labels == {"tier": "cdn"}
+        assert re.search(r'profile\s*=\s*"cdn:basic"', session.export()["main.tg.hcl"])
+        with pytest.raises(testgrid.ApiError) as e:
+            session.deploy(hello, requires={"profile": "nope"})
+        assert e.value.status == 400 and "cdn:basic" in e.value.message
+        with pytest.raises(testgrid.ApiError) as e:
+            session.deploy(hello, node=node, requires={"image": "host"})
+        assert e.value.status == 400
+        with pytest.raises(testgrid.ApiError) as e:
+            session.deploy(hello, requires={"colour": "red"})
+        assert e.value.status in (400, 422)
     finally:
         session.close()

@@ -623,6 +623,14 @@ pub(super) async fn deploy(
     let Json(req) = body?;
     let session = resolve(&user, &s)?;
     model::check_package(&req.name, &req.version)?;
+    if req.node.is_some() && req.requires.is_some() {
+        return Err(ApiError::bad_request(
+            "give `node` (deploy on it) or `requires` (the node to allocate), not both",
+        ));
+    }
+    if let Some(p) = req.requires.as_ref().and_then(|r| r.profile.as_ref()) {
+        check_profile(&app, p)?;
+    }
     existing(&app, &session)?;
     match &req.deb {
         Some(deb) => super::files::check_uploaded(&app.upload_dir(&session), deb)?,
@@ -667,7 +675,16 @@ pub(super) async fn deploy(
             }
             None => {
                 let n = m.fresh_node_name();
-                m.add_node(&n, NodeModel::default())?;
+                let r = req.requires.unwrap_or_default();
+                let node = NodeModel {
+                    image: r.image,
+                    profile: r.profile,
+                    cpus: r.cpus,
+                    memory: r.memory,
+                    labels: r.labels,
+                    impair: Default::default(),
+                };
+                m.add_node(&n, node)?;
                 n
             }
         };

@@ -235,6 +235,28 @@ pub struct DeployRequest {
     /// apt archives; `version` is then the file's version.
     #[serde(default)]
     pub deb: Option<String>,
+    /// The shape of the node allocated for it when no `node` is given (as
+    /// a testbed's `package { requires { ... } }`).
+    #[serde(default)]
+    pub requires: Option<Requires>,
+}
+
+/// What the node a node-less deploy allocates must be.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A profile of the server's catalog (`cdn:basic`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// `512MiB`, `2GiB`.
+    #[serde(default)]
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The body of `PUT /v1/sessions/{s}/files/{name}`: the file's bytes.

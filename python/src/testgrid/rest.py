@@ -327,13 +327,17 @@ class Session:
         node: Optional[Node] = None,
         wait: bool = True,
         deb: Optional[Union[str, UploadedFile]] = None,
+        requires: Optional[Dict[str, Any]] = None,
     ) -> Any:
-        """Install `package` on `node` (none: on a new node), from the apt
-        archives or, with `deb`, from that uploaded `.deb` (`upload`); returns
-        the `Job`, finished unless `wait=False`."""
+        """Install `package` on `node` (none: on a new node, shaped by
+        `requires`: `{"profile": "cdn:basic"}`, or `image`, `cpus`, `memory`,
+        `labels`), from the apt archives or, with `deb`, from that uploaded
+        `.deb` (`upload`); returns the `Job`, finished unless `wait=False`."""
         body: Dict[str, Any] = {"name": package.name, "version": package.version}
         if node is not None:
             body["node"] = node.name
+        if requires is not None:
+            body["requires"] = dict(requires)
         if deb is not None:
             body["deb"] = deb if isinstance(deb, str) else deb.name
         job = self._job("POST", self._path() + "/packages", json=body)
