@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+/// LANs of this process, each with a /24 of its own.
+static LANS: AtomicU32 = AtomicU32::new(0);
 
 fn sh(cmd: &str) {
     let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
@@ -49,7 +51,11 @@ impl Lan {
         let tag = format!("{:x}{n:x}", std::process::id() % 0xffff);
         let lan = Lan {
             bridge: format!("tgpl{tag}"),
-            prefix: format!("10.252.{}", (std::process::id() % 60) * 4 + n % 4),
+            // 64 processes x 4 LANs at once, each its own /24.
+            prefix: format!(
+                "10.252.{}",
+                (std::process::id() % 64) * 4 + LANS.fetch_add(1, Ordering::Relaxed) % 4
+            ),
             next: AtomicU32::new(10),
         };
         sh(&format!(
