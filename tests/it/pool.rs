@@ -356,7 +356,7 @@ fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
 
 /// `tg apply` of `session` started in the background, as `Testbed::tg`
 /// runs it (no `TG_*` variables of the test's environment).
-fn spawn_apply(tb: &Testbed, session: &str) -> std::process::Child {
+pub(crate) fn spawn_apply(tb: &Testbed, session: &str) -> std::process::Child {
     let mut cmd = std::process::Command::new(crate::support::tg_bin());
     cmd.args(["apply", "-auto-approve", "-session", session])
         .current_dir(tb.path())

@@ -233,3 +233,53 @@ fn pool_segment_refuses_nat_and_impairments_at_plan_time() {
     r.expect_code(1);
     assert!(r.stderr().contains("impairments"), "{}", r.stderr());
 }
+
+/// Lease rows (hosts and VNIs) in the testbed's store.
+fn lease_rows(tb: &Testbed) -> Vec<String> {
+    let Ok(db) = rusqlite::Connection::open(tb.path().join(".tg/state.db")) else {
+        return Vec::new();
+    };
+    let Ok(mut q) = db.prepare("SELECT host FROM leases WHERE lineage IS NOT NULL") else {
+        return Vec::new();
+    };
+    q.query_map([], |r| r.get::<_, String>(0))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pool_segment_sigkilled_apply_is_swept_by_destroy() {
+    if !ready() {
+        return;
+    }
+    let h = hosts(2);
+    // The second host hangs in its handshake: the apply is killed with the
+    // hosts and the VNI leased and the first host's interface made.
+    h.hosts[1].pause(true);
+    let mut child = crate::pool::spawn_apply(&h.tb, "k");
+    let start = std::time::Instant::now();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the apply ended");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no leases in 60 s"
+        );
+        let rows = lease_rows(&h.tb);
+        if rows.len() == 3 && !vxlans(&h.hosts[0]).is_empty() {
+            assert!(rows.iter().any(|r| r.starts_with("vni:")), "{rows:?}");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    h.hosts[1].pause(false);
+    tg(&h.tb, "k", &["destroy", "-auto-approve"]).expect_code(0);
+    for s in &h.hosts {
+        assert!(vxlans(s).is_empty(), "{:?}", vxlans(s));
+    }
+    assert!(lease_rows(&h.tb).is_empty(), "{:?}", lease_rows(&h.tb));
+}
