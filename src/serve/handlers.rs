@@ -362,17 +362,16 @@ pub(super) async fn allocate_node(
         }
         (a, b) => a.or(b),
     };
-    if let Some(p) = &req.profile {
-        check_profile(&app, p)?;
-    }
-    let node = NodeModel {
-        image,
-        profile: req.profile,
-        cpus: req.cpus,
-        memory: req.memory,
-        labels: req.labels,
-        impair: Default::default(),
-    };
+    let node = shaped_node(
+        &app,
+        Requires {
+            image,
+            profile: req.profile,
+            cpus: req.cpus,
+            memory: req.memory,
+            labels: req.labels,
+        },
+    )?;
     let requested = req.name;
     change(&app, &user, &session, "allocate_node", move |m| {
         let name = match requested {
@@ -381,6 +380,21 @@ pub(super) async fn allocate_node(
         };
         m.add_node(&name, node)?;
         Ok(json!({ "node": name }))
+    })
+}
+
+/// The node a shape asks for; its profile must be the catalog's.
+fn shaped_node(app: &App, r: Requires) -> ApiResult<NodeModel> {
+    if let Some(p) = &r.profile {
+        check_profile(app, p)?;
+    }
+    Ok(NodeModel {
+        image: r.image,
+        profile: r.profile,
+        cpus: r.cpus,
+        memory: r.memory,
+        labels: r.labels,
+        impair: Default::default(),
     })
 }
 
@@ -620,7 +634,7 @@ pub(super) async fn deploy(
     body: Body<DeployRequest>,
 ) -> ApiResult<Response> {
     let Path(s) = path?;
-    let Json(req) = body?;
+    let Json(mut req) = body?;
     let session = resolve(&user, &s)?;
     model::check_package(&req.name, &req.version)?;
     if req.node.is_some() && req.requires.is_some() {
@@ -628,9 +642,10 @@ pub(super) async fn deploy(
             "give `node` (deploy on it) or `requires` (the node to allocate), not both",
         ));
     }
-    if let Some(p) = req.requires.as_ref().and_then(|r| r.profile.as_ref()) {
-        check_profile(&app, p)?;
-    }
+    let shape = match req.node {
+        Some(_) => None,
+        None => Some(shaped_node(&app, req.requires.take().unwrap_or_default())?),
+    };
     existing(&app, &session)?;
     match &req.deb {
         Some(deb) => super::files::check_uploaded(&app.upload_dir(&session), deb)?,
@@ -675,16 +690,7 @@ pub(super) async fn deploy(
             }
             None => {
                 let n = m.fresh_node_name();
-                let r = req.requires.unwrap_or_default();
-                let node = NodeModel {
-                    image: r.image,
-                    profile: r.profile,
-                    cpus: r.cpus,
-                    memory: r.memory,
-                    labels: r.labels,
-                    impair: Default::default(),
-                };
-                m.add_node(&n, node)?;
+                m.add_node(&n, shape.unwrap_or_default())?;
                 n
             }
         };

@@ -44,11 +44,7 @@ pub(super) async fn impair_node(
     let imp = model::parse_impairment(&body)?;
     let sess = session.clone();
     change(&app, &user, &session, "impair_node", move |m| {
-        m.nodes
-            .get_mut(&n)
-            .ok_or_else(|| no_node(&sess, &n))?
-            .impair = imp;
-        m.check_links()?;
+        set_node(m, &sess, &n, imp)?;
         Ok(json!({ "node": n, "impair": Impairment::from(&imp) }))
     })
 }
@@ -70,11 +66,7 @@ pub(super) async fn clear_node(
     let session = resolve(&user, &s)?;
     let sess = session.clone();
     change(&app, &user, &session, "clear_node_impairment", move |m| {
-        m.nodes
-            .get_mut(&n)
-            .ok_or_else(|| no_node(&sess, &n))?
-            .impair = Default::default();
-        m.check_links()?;
+        set_node(m, &sess, &n, Default::default())?;
         Ok(json!({ "node": n }))
     })
 }
@@ -132,4 +124,18 @@ pub(super) async fn clear_session(
             Ok(json!({ "cleared": true }))
         },
     )
+}
+
+/// Node `n`'s own impairment becomes `imp`, if every link still makes sense.
+fn set_node(
+    m: &mut model::SessionModel,
+    session: &crate::names::SessionName,
+    n: &str,
+    imp: crate::platform::impairment::Impairment,
+) -> ApiResult<()> {
+    m.nodes
+        .get_mut(n)
+        .ok_or_else(|| no_node(session, n))?
+        .impair = imp;
+    m.check_links()
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::pool_sshd::{client_key, Sshd};
+use crate::pool_sshd::{client_key, known_hosts, Sshd};
 use crate::support::{have_tools, Run, Testbed};
 
 fn ready() -> bool {
@@ -45,15 +45,7 @@ fn pool(n: usize, nodes: usize, extra: &str) -> Pool {
     let hosts: Vec<Sshd> = (0..n)
         .map(|_| Sshd::start(&id.with_extension("pub")))
         .collect();
-    let kh = keys.path().join("known_hosts");
-    std::fs::write(
-        &kh,
-        hosts
-            .iter()
-            .map(|h| h.known_hosts_line())
-            .collect::<String>(),
-    )
-    .unwrap();
+    let kh = known_hosts(keys.path(), &hosts);
     let refs: Vec<&Sshd> = hosts.iter().collect();
     let hcl = testbed(keys.path(), &refs, &kh.display().to_string(), nodes, extra);
     let tb = Testbed::new(&[("main.tg.hcl", &hcl)]);

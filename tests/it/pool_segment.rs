@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::pool_sshd::{client_key, Lan, Sshd};
+use crate::pool_sshd::{client_key, known_hosts, Lan, Sshd};
 use crate::support::{have_tools, Run, Testbed};
 
 fn ready() -> bool {
@@ -28,15 +28,7 @@ fn hosts(n: usize) -> Hosts {
     let hosts: Vec<Sshd> = (0..n)
         .map(|_| Sshd::start_on(&id.with_extension("pub"), &lan))
         .collect();
-    let kh = keys.path().join("known_hosts");
-    std::fs::write(
-        &kh,
-        hosts
-            .iter()
-            .map(|h| h.known_hosts_line())
-            .collect::<String>(),
-    )
-    .unwrap();
+    let kh = known_hosts(keys.path(), &hosts);
     let mut hcl = format!(
         "platform \"ssh\" \"lab\" {{\n  user          = \"root\"\n  identity_file = \"{}\"\n  known_hosts   = \"{}\"\n",
         id.display(),

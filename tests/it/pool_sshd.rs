@@ -35,6 +35,14 @@ pub fn client_key(dir: &Path) -> PathBuf {
     id
 }
 
+/// A `known_hosts` file in `dir` that lists every one of `hosts`.
+pub fn known_hosts(dir: &Path, hosts: &[Sshd]) -> PathBuf {
+    let kh = dir.join("known_hosts");
+    let lines: String = hosts.iter().map(Sshd::known_hosts_line).collect();
+    std::fs::write(&kh, lines).unwrap();
+    kh
+}
+
 /// A bridge in the host's namespace that sshd hosts can share, as lab
 /// machines share a switch: hosts on it reach each other (the underlay of
 /// the cross-host segment tests). Removed on drop.

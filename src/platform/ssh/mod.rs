@@ -460,13 +460,6 @@ impl Platform for SshPool {
                 keys.push(self.node_host(n)?.key());
             }
         }
-        let makes_network = req.changes.iter().any(|c| {
-            matches!(c.after, Some(Spec::Network(_)))
-                && (c.action == "create" || c.action == "replace")
-        });
-        if keys.is_empty() && !makes_network {
-            return Ok(());
-        }
         let refused = self.take_with_vnis(&req, keys.clone()).await?;
         if refused.is_empty() {
             self.kept

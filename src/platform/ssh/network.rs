@@ -26,8 +26,9 @@ impl SshPool {
     }
 
     /// Lease, in one transaction, the hosts `keys` and a VNI for each
-    /// network the changes of `req` create; the VNIs are kept for the
-    /// networks' creates. Returns the refusals (empty: all taken).
+    /// network the changes of `req` create (nothing when there are
+    /// neither); the VNIs are kept for the networks' creates. Returns the
+    /// refusals (empty: all taken).
     pub(super) async fn take_with_vnis(
         &self,
         req: &PrepareRequest,
@@ -42,6 +43,9 @@ impl SshPool {
                 _ => None,
             })
             .collect();
+        if keys.is_empty() && networks.is_empty() {
+            return Ok(Vec::new());
+        }
         let (name, lineage) = (req.session.name.clone(), req.session.lineage.clone());
         for _ in 0..VNI_TRIES {
             let rows = self.on_store(|s| s.leases()).await?;
