@@ -7,8 +7,10 @@
 #
 #   benches/netns_vs_mininet.sh [N]        (as root; default N=100, RUNS=3)
 #
-# TG_BIN=PATH times another tg build (say, one from before a change) instead
-# of building this tree; MININET=0 skips Mininet.
+# TG_BIN=PATH times another tg build instead of building this tree;
+# TG_BASE=PATH also times a second build (say, one from before a change,
+# with its tg-init beside it) in the same rounds, ssh on, and prints the
+# ratio of the two; MININET=0 skips Mininet.
 #
 # tg side: a generated testbed (one network, `node "h" { count = N }` on
 # image `host`), timed from the start of `tg apply -auto-approve` to the end
@@ -64,9 +66,11 @@ $ssh_attr
 EOF
 done
 
-# One apply+destroy of testbed $1 in a fresh session; prints the seconds.
+# One apply+destroy of testbed $1 in a fresh session, with the tg at $3
+# (default: the one under test); prints the seconds.
 tg_run() {
-    local dir="$bed/$1" session="bench-$$-$1-$2" start mid end
+    local dir="$bed/$1" session="bench-$$-$1-$2" start mid end tg="${3:-$tg}" label="$1"
+    [[ -n "${3:-}" ]] && label="$1, base"
     start="$(now)"
     "$tg" -chdir "$dir" --session "$session" apply -auto-approve >/tmp/tg-bench-apply.log 2>&1 \
         || { tail -20 /tmp/tg-bench-apply.log >&2; exit 1; }
@@ -75,7 +79,7 @@ tg_run() {
         || { tail -20 /tmp/tg-bench-destroy.log >&2; exit 1; }
     end="$(now)"
     "$tg" -chdir "$dir" session delete "$session" >/dev/null 2>&1 || true
-    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$1" "$2" \
+    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$label" "$2" \
         "$(echo "$end - $start" | bc -l)" "$(echo "$mid - $start" | bc -l)" \
         "$(echo "$end - $mid" | bc -l)" >&2
     echo "$end - $start" | bc -l
@@ -84,8 +88,10 @@ tg_run() {
 tg_times=()
 nossh_times=()
 mn_times=()
+base_times=()
 for ((i = 1; i <= runs; i++)); do
     tg_times+=("$(tg_run ssh "$i")")
+    [[ -n "${TG_BASE:-}" ]] && base_times+=("$(tg_run ssh "$i" "$TG_BASE")")
     nossh_times+=("$(tg_run nossh "$i")")
     [[ "${MININET:-1}" == 0 ]] && continue
     mn -c >/dev/null 2>&1 || true
@@ -103,6 +109,11 @@ tg_s="$(printf '%s\n' "${tg_times[@]}" | median)"
 nossh_s="$(printf '%s\n' "${nossh_times[@]}" | median)"
 printf 'tg apply+destroy, ssh on    (%d nodes, median of %d): %8.3f s (target 2 s)\n' "$n" "$runs" "$tg_s"
 printf 'tg apply+destroy, ssh = false (%d nodes, median of %d): %8.3f s\n' "$n" "$runs" "$nossh_s"
+if [[ -n "${TG_BASE:-}" ]]; then
+    base_s="$(printf '%s\n' "${base_times[@]}" | median)"
+    printf 'base tg apply+destroy, ssh on (%d nodes, median of %d): %8.3f s (%s)\n' "$n" "$runs" "$base_s" "$TG_BASE"
+    printf 'ratio base/tg, ssh on: %.2fx\n' "$(echo "$base_s / $tg_s" | bc -l)"
+fi
 if [[ "${MININET:-1}" == 0 ]]; then
     echo "RESULT n=$n tg_ssh=$tg_s tg_nossh=$nossh_s"
     exit 0

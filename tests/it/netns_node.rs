@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use tg::platform::netns::locks::{SessionLock, SessionLocks};
 use tg::platform::netns::node::{self, Node, NodeOptions, NodePaths};
-use tg::platform::netns::sandbox::{self, Filters, Sandbox};
+use tg::platform::netns::sandbox::{self, Sandbox};
+use tg::platform::netns::seccomp::Filters;
 use tg::platform::netns::{cgroup, exec, image, package, NetnsOptions};
 use tg::platform::{NodeSpec, PackageSource, PackageSpec};
 

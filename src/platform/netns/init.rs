@@ -58,7 +58,7 @@ pub struct InitPlan {
     /// `sshd::IN_NODE`; `None`: the node runs no SSH server.
     #[serde(default)]
     pub ssh: Option<PathBuf>,
-    /// The seccomp filters (`sandbox::Filters::pack`) the init installs on
+    /// The seccomp filters (`seccomp::Filters::pack`) the init installs on
     /// itself with its capabilities, so every process it starts (the SSH
     /// servers) is confined as `tg exec`'s are; empty: none (privileged).
     #[serde(default)]

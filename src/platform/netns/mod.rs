@@ -22,7 +22,8 @@
 //! - `locks`: per-session locks of one platform instance.
 //! - `node`: a node's init, namespaces and overlay root filesystem.
 //! - `init`: the node's init program (`tg-init`), which builds its root.
-//! - `sandbox`: capabilities, seccomp filters and masked host secrets.
+//! - `sandbox`: capabilities, entering the seccomp filters, masked host secrets.
+//! - `seccomp`: the seccomp programs of unprivileged nodes (Docker's profile).
 //! - `image`: image resolution and building (`host`, `debian:RELEASE`, `dir:PATH`).
 //! - `cgroup`: cpu, memory and pids limits, device rules.
 //! - `exec`: running a command inside a node (streamed, pty, signals).
@@ -58,6 +59,7 @@ pub mod package;
 mod package_ops;
 pub mod readiness;
 pub mod sandbox;
+pub mod seccomp;
 pub mod sshd;
 mod sweep;
 
@@ -130,7 +132,7 @@ struct Shared {
     sessions: locks::SessionLocks,
     bridges: net::links::BridgeHints,
     /// The seccomp filters, compiled on first use.
-    filters: OnceLock<Result<sandbox::Filters, String>>,
+    filters: OnceLock<Result<seccomp::Filters, String>>,
 }
 
 impl NetnsPlatform {
@@ -192,13 +194,13 @@ impl NetnsPlatform {
 
     /// The seccomp filters of unprivileged nodes (compiled once); `None`
     /// when the platform runs without the sandbox.
-    fn filters(&self) -> PlatformResult<Option<&sandbox::Filters>> {
+    fn filters(&self) -> PlatformResult<Option<&seccomp::Filters>> {
         if !self.options.sandbox {
             return Ok(None);
         }
         self.shared
             .filters
-            .get_or_init(sandbox::Filters::compile)
+            .get_or_init(seccomp::Filters::compile)
             .as_ref()
             .map(Some)
             .map_err(|e| PlatformError::new(format!("cannot make the seccomp filter: {e}")))

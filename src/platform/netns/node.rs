@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use super::init::InitPlan;
 use super::locks::SessionLock;
 use super::sandbox::{self, Mask};
-use super::{cgroup, image, names, sshd, NetnsOptions};
+use super::{cgroup, image, names, seccomp, sshd, NetnsOptions};
 use crate::files;
 use crate::platform::{NodeSpec, PlatformError};
 
@@ -284,7 +284,7 @@ pub struct NodeOptions<'a> {
     /// session's client key it accepts (if any).
     pub ssh: Option<Option<&'a str>>,
     /// The seccomp filters of an unprivileged node, installed by its init.
-    pub filters: Option<&'a sandbox::Filters>,
+    pub filters: Option<&'a seccomp::Filters>,
 }
 
 /// Make a node: init, namespaces, root filesystem, hostname, `lo` up, its
