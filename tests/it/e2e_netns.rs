@@ -205,6 +205,25 @@ fn a_two_network_testbed_works_end_to_end() {
     assert_ne!(r.code(), 0, "web reached the other network's gateway");
     s.tg(&["exec", "node.gw", "--", "ping", "-c1", "-W2", "10.91.2.2"])
         .expect_code(0);
+
+    // IPv4 networks carry no IPv6: no address but `lo`'s, in a node or on
+    // the router's bridges and veths (nothing for a bridge to flood).
+    let r = s.tg(&["exec", "node.gw", "--", "ip", "-6", "-o", "addr"]);
+    r.expect_code(0);
+    let text = r.stdout();
+    let v6: Vec<&str> = text.lines().filter(|l| !l.contains(" lo ")).collect();
+    assert!(v6.is_empty(), "IPv6 on a node's links: {v6:?}");
+    let router = format!("--net=/run/tg/{sid}/netns/router");
+    let out = Command::new("nsenter")
+        .args([router.as_str(), "ip", "-6", "-o", "addr"])
+        .output()
+        .expect("nsenter");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v6: Vec<&str> = text.lines().filter(|l| !l.contains(" lo ")).collect();
+    assert!(
+        out.status.success() && v6.is_empty(),
+        "IPv6 in the router: {v6:?}"
+    );
     s.tg(&["exec", "node.gw", "--", "ping", "-c1", "-W2", "10.91.1.2"])
         .expect_code(0);
 

@@ -4,7 +4,7 @@
 //! tg starts it with `clone` in new PID, mount, network, UTS and IPC
 //! namespaces, and hands it a [`InitPlan`] (JSON on fd 3). It joins the
 //! node's cgroups and makes its cgroup namespace, then builds the node's
-//! root: the overlay, a fresh `/proc` with Docker's masked and read-only
+//! root (with IPv6 off for the links tg plugs in later): the overlay, a fresh `/proc` with Docker's masked and read-only
 //! paths (but `/proc/sys/net`, which belongs to the node's network
 //! namespace), `/sys` read-only, a minimal `/dev` (null, zero, full,
 //! random, urandom, tty, ptmx and pts, shm), private `/tmp` and `/run`,
@@ -193,6 +193,9 @@ fn set_up(p: &InitPlan) -> Result<(), String> {
         return Err(err("set the hostname"));
     }
     lo_up()?;
+    // The node's veths, plugged in later, start without IPv6 (`lo` keeps
+    // `::1`): see `net::no_ipv6_on_new_links`.
+    super::net::no_ipv6_on_new_links()?;
     let m = &p.merged;
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",

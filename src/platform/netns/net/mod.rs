@@ -5,7 +5,8 @@
 //! Layout: the router namespace (file `<run_dir>/<sid>/netns/router`, a
 //! persisted namespace with no process) holds every bridge of the session
 //! with the network's gateway `.1/prefix`. IPv4 forwarding is off there,
-//! so nothing crosses networks, and policy rules keep a network from even
+//! so nothing crosses networks (nor does IPv6 run on any link of the
+//! session), and policy rules keep a network from even
 //! reaching the router's addresses on other networks. The host's root
 //! namespace gets no bridge, no veth and no address: two sessions may use
 //! the same CIDRs at once. The host reaches nodes through the router
@@ -51,6 +52,21 @@ pub use router::{
     find_sessions, is_ns_file, remove_router, router_exists, router_netns_path, SessionRecord,
 };
 pub(crate) use socket::in_netns;
+
+/// Links made in the calling thread's network namespace from now on start
+/// without IPv6 (`net.ipv6.conf.default.disable_ipv6`; nothing when the
+/// kernel has no IPv6). tg's networks are IPv4: IPv6 on their links would
+/// only add link-local chatter (address checks, multicast listener
+/// reports) that a bridge floods to every port, a cost that grows with the
+/// square of the node count. Set in the router namespace and, by their
+/// init, in every node's. See docs/decisions.md.
+pub fn no_ipv6_on_new_links() -> Result<(), String> {
+    let path = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
+    match std::fs::write(path, "1") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| format!("turn IPv6 off for new links: {e}")),
+    }
+}
 
 /// What can go wrong while making networks.
 #[derive(Debug, thiserror::Error)]

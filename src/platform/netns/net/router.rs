@@ -124,6 +124,7 @@ pub(super) fn ensure_router(
             if bnf.exists() {
                 let _ = fs::write(bnf, "0");
             }
+            super::no_ipv6_on_new_links().map_err(NetError::Missing)?;
             let mut nl = Netlink::open()?;
             nl.set_up_by_name("lo")?;
             // Local delivery is looked up after the per-network rules (see
