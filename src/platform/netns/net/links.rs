@@ -210,7 +210,6 @@ pub fn delete_network(
     }
     let mut nl = Netlink::open_in(&router)?;
     let bridge = names::bridge_name(sid, &spec.name);
-    delete_network_rules(&mut nl, &bridge)?;
     let extras = extra_link_names(sid, &spec.name, &spec.cidr);
     let mut doomed = vec![bridge];
     let mut bridges_left = false;
@@ -221,11 +220,16 @@ pub fn delete_network(
             bridges_left = true;
         }
     }
-    nl.delete_links(&doomed)?;
-    drop(nl);
     if !bridges_left {
+        // The session's last network: its links and rules go with the
+        // router namespace, in the kernel's own time (deleting a bridge
+        // here waits ~30 ms for RCU grace periods).
+        drop(nl);
         super::router::remove_router(host, run_dir, sid)?;
+        return Ok(());
     }
+    delete_network_rules(&mut nl, &doomed[0])?;
+    nl.delete_links(&doomed)?;
     Ok(())
 }
 
