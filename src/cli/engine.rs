@@ -23,6 +23,8 @@ use crate::platform::testdouble::{self, TestDoubleDriver};
 
 /// Where the netns platform keeps its runtime data, when not `/run/tg`.
 pub const ENV_NETNS_RUN_DIR: &str = "TG_NETNS_RUN_DIR";
+/// The name netns records give this machine (default: its host name).
+pub const ENV_HOSTNAME: &str = "TG_HOSTNAME";
 
 /// A tokio runtime for one command.
 pub fn runtime() -> CmdResult<tokio::runtime::Runtime> {
@@ -43,6 +45,9 @@ pub fn netns_options(ctx: &Ctx) -> NetnsOptions {
     let mut o = NetnsOptions::default();
     if let Some(d) = ctx.env.non_empty(ENV_NETNS_RUN_DIR) {
         o.run_dir = PathBuf::from(d);
+    }
+    if let Some(h) = ctx.env.non_empty(ENV_HOSTNAME) {
+        o.host = h.to_string();
     }
     o
 }

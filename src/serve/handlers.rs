@@ -140,7 +140,7 @@ pub(super) fn existing(app: &App, session: &SessionName) -> ApiResult<SessionMod
         (status = 200, description = "reopened", body = SessionView),
         (status = 400, description = "invalid name or body", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `elsewhere`: the store has the session but its document is on another server", body = ErrorBody)))]
 pub(super) async fn open_session(
     State(app): AppState,
     user: User,
@@ -157,6 +157,7 @@ pub(super) async fn open_session(
     if let Some(m) = model::load(&dir)? {
         return Ok((StatusCode::OK, Json(session_view(&app, &m).await?)).into_response());
     }
+    held_elsewhere(&app, &session).await?;
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("cannot create the session folder: {e}")))?;
     let m = SessionModel::new(
@@ -321,6 +322,38 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<NodeView>> {
         });
     }
     Ok(out)
+}
+
+/// A 409 when the store records instances of `session` that this server
+/// has no document for: another `tg serve` on the same state (or the CLI)
+/// made them, and a new empty document here would plan their destruction.
+/// The answer names the machine its netns nodes run on, when recorded.
+async fn held_elsewhere(app: &App, session: &SessionName) -> ApiResult<()> {
+    let store = app.store.clone();
+    let name = session.as_str().to_string();
+    let snapshot = blocking(move || match store.get_session(&name)? {
+        Some(info) if info.instances > 0 => Ok(Some(store.load(&name)?)),
+        _ => Ok(None),
+    })
+    .await?;
+    let Some(snapshot) = snapshot else {
+        return Ok(());
+    };
+    let hosts: std::collections::BTreeSet<String> = snapshot
+        .instances
+        .values()
+        .filter_map(|r| crate::platform::netns::node_host(&r.private))
+        .collect();
+    let message = match hosts.iter().find(|h| **h != app.config.netns_host) {
+        Some(h) => format!(
+            "session `{session}` is held by the tg serve on host `{h}` (its nodes run there): open it there"
+        ),
+        None => format!(
+            "session `{session}` has state in the store but no document on this server (`{}`): it was made by another tg serve or by the CLI; open it there, or destroy it first",
+            app.config.netns_host
+        ),
+    };
+    Err(ApiError::new(StatusCode::CONFLICT, "elsewhere", message))
 }
 
 /// The session's state (`None`: nothing applied yet).

@@ -61,6 +61,10 @@ pub struct Config {
     pub env_allow: Vec<String>,
     /// The host name recorded in locks.
     pub host: String,
+    /// This machine's name in netns node records (`NetnsOptions::host`):
+    /// a session whose nodes name another machine is held by the server
+    /// there.
+    pub netns_host: String,
     /// This process's id, recorded in locks.
     pub pid: u32,
 }

@@ -48,6 +48,17 @@ impl Server {
     /// settings file `serve.hcl`; the server's environment has
     /// `ALLOWED_VAR` and `SECRET_VAR` besides.
     pub(crate) fn start_full(extra: &str, settings: Option<&str>) -> Server {
+        Server::start_custom(extra, settings, true, &[])
+    }
+
+    /// [`Server::start_full`] on the test double (`double`) or the real
+    /// netns platform, with `envs` set besides.
+    fn start_custom(
+        extra: &str,
+        settings: Option<&str>,
+        double_platform: bool,
+        envs: &[(&str, String)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(
@@ -73,6 +84,12 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
+        if double_platform {
+            cmd.env("TG_TESTDOUBLE_DIR", &double);
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
         let mut child = cmd
             .args(["serve", "-listen", "127.0.0.1:0", "-token-file"])
             .arg(p.join("tokens"))
@@ -80,7 +97,6 @@ impl Server {
             .arg(p.join("catalog"))
             .arg("-data-dir")
             .arg(p.join("data"))
-            .env("TG_TESTDOUBLE_DIR", &double)
             .env("ALLOWED_VAR", "visible")
             .env("SECRET_VAR", "hidden")
             .current_dir(p)
@@ -811,4 +827,71 @@ fn serve_relative_pool_state_is_the_catalogs() {
     let rows = store.leases().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].quarantined.as_deref(), Some("fan"));
+}
+
+/// Two `tg serve` on one state (PostgreSQL when `TG_PG_TEST_URL` is set,
+/// else one SQLite file), each with its own data dir and machine name:
+/// a netns session held by one is a 409 on the other, naming the host,
+/// and nothing of it is touched.
+#[test]
+fn serve_a_netns_session_held_by_another_server_is_a_409_naming_it() {
+    crate::require_root!();
+    let shared = tempfile::tempdir().unwrap();
+    let url = std::env::var("TG_PG_TEST_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| shared.path().join("state.db").display().to_string());
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let server = |host: &str| {
+        Server::start_custom(
+            "",
+            None,
+            false,
+            &[
+                ("TG_STATE_URL", url.clone()),
+                ("TG_HOSTNAME", format!("{host}-{tag}")),
+                (
+                    "TG_NETNS_RUN_DIR",
+                    shared.path().join(host).display().to_string(),
+                ),
+            ],
+        )
+    };
+    let a = server("serve-a");
+    let b = server("serve-b");
+    let name = format!("held-{tag}");
+    /// Closes the session on its server, even when an assertion fails.
+    struct Close<'a>(&'a Server, String);
+    impl Drop for Close<'_> {
+        fn drop(&mut self) {
+            let (st, job) = self
+                .0
+                .call("DELETE", &format!("/v1/sessions/{}", self.1), ALICE, None);
+            if st == 202 {
+                self.0.wait(ALICE, &job);
+            }
+        }
+    }
+    let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
+    assert_eq!(st, 201, "{v}");
+    let _close = Close(&a, name.clone());
+    let (st, job) = a.call(
+        "POST",
+        &format!("/v1/sessions/{name}/nodes"),
+        ALICE,
+        Some(json!({"image": "host"})),
+    );
+    assert_eq!(st, 202, "{job}");
+    assert_eq!(a.wait(ALICE, &job)["status"], "succeeded");
+
+    let (st, v) = b.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
+    assert_eq!((st, code(&v)), (409, "elsewhere"), "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(&format!("`serve-a-{tag}`")), "{v}");
+    // B made nothing of it: the next call there still finds no session,
+    // and A's node still answers.
+    let (st, _) = b.call("GET", &format!("/v1/sessions/{name}"), ALICE, None);
+    assert_eq!(st, 404);
+    let (st, v) = a.call("GET", &format!("/v1/sessions/{name}/nodes"), ALICE, None);
+    assert_eq!((st, &v["nodes"][0]["state"]), (200, &json!("ready")), "{v}");
 }

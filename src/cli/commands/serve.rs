@@ -109,6 +109,7 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> Result<(), String> {
         env,
         env_allow,
         host: crate::state::hostname(),
+        netns_host: engine::netns_options(ctx).host,
         pid: std::process::id(),
     };
     let app = Arc::new(App::new(config, tokens)?);

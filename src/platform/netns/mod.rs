@@ -101,6 +101,11 @@ pub struct NetnsOptions {
     /// Confine nodes (capabilities, seccomp, masked `/proc`, device
     /// rules). Only benchmarks turn it off, to measure what it costs.
     pub sandbox: bool,
+    /// This machine's name in the records of the nodes it runs (default:
+    /// its host name). A node recorded with another name runs elsewhere:
+    /// refresh, update and destroy refuse it rather than take it for gone
+    /// (two machines sharing one PostgreSQL state).
+    pub host: String,
 }
 
 impl Default for NetnsOptions {
@@ -112,6 +117,7 @@ impl Default for NetnsOptions {
             init: None,
             secrets: Vec::new(),
             sandbox: true,
+            host: crate::state::hostname(),
         }
     }
 }
@@ -250,6 +256,10 @@ pub struct NodePrivate {
     /// The host public key of the node's SSH server, when it runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_host_key: Option<String>,
+    /// The machine that runs the node ([`NetnsOptions::host`]). Records
+    /// made before it was kept have none (taken as this machine's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl NodePrivate {
@@ -257,6 +267,12 @@ impl NodePrivate {
     fn of(v: &serde_json::Value) -> Option<NodePrivate> {
         serde_json::from_value(v.clone()).ok()
     }
+}
+
+/// The machine named in a node's recorded private value, when it names
+/// one (a `tg serve` tells by it which host holds a session).
+pub fn node_host(private: &serde_json::Value) -> Option<String> {
+    NodePrivate::of(private).and_then(|p| p.host)
 }
 
 /// The node identity recorded in `private`, else (older records, tests

@@ -75,6 +75,7 @@ impl NetnsPlatform {
             dir: created.paths.dir.clone(),
             veths,
             ssh_host_key: created.record.ssh_host_key.clone(),
+            host: Some(self.options.host.clone()),
         };
         Ok(CreateResponse {
             private: to_private(&private),
@@ -131,6 +132,7 @@ impl NetnsPlatform {
         private: &serde_json::Value,
         trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<()> {
+        self.check_here(spec, private)?;
         let run_dir = &self.options.run_dir;
         let id = node_id(private, spec);
         let paths = node::node_paths(run_dir, sid, &id);
@@ -154,6 +156,22 @@ impl NetnsPlatform {
         deleted
     }
 
+    /// An error when the node of `private` runs on another machine: this
+    /// one cannot see it, so it must not take it for gone.
+    pub(super) fn check_here(
+        &self,
+        spec: &NodeSpec,
+        private: &serde_json::Value,
+    ) -> PlatformResult<()> {
+        match super::node_host(private) {
+            Some(h) if h != self.options.host => Err(PlatformError::new(format!(
+                "node `{}` runs on host `{h}`, not on this one (`{}`): run tg for this session there",
+                spec.hostname, self.options.host
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The running node of a node spec and its private value.
     pub(super) fn open_node(
         &self,
@@ -171,6 +189,7 @@ impl NetnsPlatform {
         spec: &NodeSpec,
         private: &serde_json::Value,
     ) -> PlatformResult<ReadResponse> {
+        self.check_here(spec, private)?;
         let Some(node) = self.open_node(sid, spec, private) else {
             return Ok(ReadResponse::Gone);
         };
@@ -234,6 +253,7 @@ impl NetnsPlatform {
         trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<CreateResponse> {
         let sid = Self::sid(session);
+        self.check_here(before, private)?;
         let node = self.open_node(&sid, before, private).ok_or_else(|| {
             PlatformError::not_found(format!(
                 "node `{}` does not exist on this host: run `tg apply` to make it",
@@ -296,6 +316,7 @@ impl NetnsPlatform {
                 dir: node.paths.dir.clone(),
                 veths,
                 ssh_host_key: node.record.ssh_host_key.clone(),
+                host: Some(self.options.host.clone()),
             }),
         })
     }

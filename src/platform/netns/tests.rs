@@ -93,6 +93,7 @@ fn veth_names_follow_interface_order() {
         dir: PathBuf::from("/x"),
         veths: v,
         ssh_host_key: None,
+        host: None,
     });
     assert_eq!(node_id(&p, &spec), "5f3a09c1d2e4");
 }
