@@ -155,38 +155,17 @@ fn export(
 }
 
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
-    if let SessionCommand::Export {
-        name,
-        out,
-        data_dir,
-    } = args
-    {
-        return export(ctx, name, out.as_deref(), data_dir);
-    }
-    // A refused name touches nothing, not even the state store.
+    // Each command opens the store only after its name is checked: a
+    // refused name touches nothing. `export` reads a server's data dir,
+    // not the store.
     match args {
-        SessionCommand::New { name } | SessionCommand::Delete { name, .. } => {
-            check_name(name)?;
-        }
-        SessionCommand::Show {
-            name: Some(name), ..
-        } => {
-            check_name(name)?;
-        }
-        // No name to check (`Export` returned above).
-        SessionCommand::List { .. }
-        | SessionCommand::Show { name: None, .. }
-        | SessionCommand::Export { .. } => {}
-    }
-    let store = engine::store(ctx)?;
-    match args {
-        // Handled above: it reads the server's data dir, not the store.
         SessionCommand::Export {
             name,
             out,
             data_dir,
         } => export(ctx, name, out.as_deref(), data_dir),
         SessionCommand::List { json } => {
+            let store = engine::store(ctx)?;
             let list = store.list_sessions().map_err(report::fail)?;
             if *json {
                 let v: Vec<_> = list
@@ -216,6 +195,7 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
         }
         SessionCommand::New { name } => {
             let name = check_name(name)?;
+            let store = engine::store(ctx)?;
             let s = store.create_session(name.as_str()).map_err(report::fail)?;
             println!(
                 "Created session `{}` (lineage {}) in {}.",
@@ -239,6 +219,7 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             if *destroy {
                 destroy_session(ctx, &name, *auto_approve)?;
             }
+            let store = engine::store(ctx)?;
             let name = name.as_str();
             let Some(s) = store.get_session(name).map_err(report::fail)? else {
                 return Err(report::fail(format!(
@@ -263,7 +244,12 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
             Ok(0)
         }
         SessionCommand::Show { name, json } => {
-            let name = name.as_deref().unwrap_or(ctx.session.as_str());
+            let name = match name {
+                Some(n) => check_name(n)?.as_str().to_string(),
+                None => ctx.session.as_str().to_string(),
+            };
+            let name = name.as_str();
+            let store = engine::store(ctx)?;
             let Some(s) = store.get_session(name).map_err(report::fail)? else {
                 return Err(report::fail(format!(
                     "session `{name}` does not exist: see `tg session list`"
