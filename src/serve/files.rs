@@ -27,6 +27,63 @@ use super::wire::{ErrorBody, FileBytes, SessionParam, UploadedFile};
 
 /// Largest uploaded file (413 past it).
 pub const UPLOAD_LIMIT: u64 = 256 * 1024 * 1024;
+/// Most bytes a session's uploads may hold together (413 `quota` past it).
+pub const SESSION_QUOTA: u64 = 1024 * 1024 * 1024;
+/// Most files a session may hold (413 `quota` past it).
+pub const SESSION_FILES: usize = 100;
+
+/// A session's upload slot, freed on drop.
+struct Uploading<'a> {
+    app: &'a super::App,
+    session: String,
+}
+
+impl Drop for Uploading<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.app.uploading.lock() {
+            set.remove(&self.session);
+        }
+    }
+}
+
+/// Take `session`'s upload slot: a 409 `busy` while another upload to it
+/// runs.
+fn start_upload<'a>(app: &'a super::App, session: &str) -> ApiResult<Uploading<'a>> {
+    let mut set = app
+        .uploading
+        .lock()
+        .map_err(|_| ApiError::internal("the upload table is poisoned".to_string()))?;
+    if !set.insert(session.to_string()) {
+        return Err(ApiError::busy(format!(
+            "session `{session}` is receiving another upload: retry when it ends"
+        )));
+    }
+    Ok(Uploading {
+        app,
+        session: session.to_string(),
+    })
+}
+
+/// What the files of upload folder `dir` hold, but `except` (a file about
+/// to be replaced) and unfinished uploads: `(bytes, files)`.
+fn used(dir: &std::path::Path, except: &str) -> (u64, usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            !n.starts_with('.') && n != except
+        })
+        .filter_map(|e| e.metadata().ok().filter(|m| m.is_file()))
+        .fold((0, 0), |(bytes, files), m| (bytes + m.len(), files + 1))
+}
+
+fn over_quota(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota", message)
+}
 
 /// Upload a file to a session (raw body): 201 new, 200 replaced.
 #[utoipa::path(put, path = "/v1/sessions/{s}/files/{name}", tag = "files",
@@ -40,8 +97,8 @@ pub const UPLOAD_LIMIT: u64 = 256 * 1024 * 1024;
         (status = 400, description = "invalid file name", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
         (status = 404, description = "no such session", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody),
-        (status = 413, description = "`too_large`: over 256 MiB", body = ErrorBody)))]
+        (status = 409, description = "busy with a job or another upload", body = ErrorBody),
+        (status = 413, description = "`too_large`: over 256 MiB; `quota`: the session's uploads would pass 1 GiB or 100 files", body = ErrorBody)))]
 pub(super) async fn upload(
     State(app): AppState,
     user: User,
@@ -65,12 +122,38 @@ pub(super) async fn upload(
     if declared.is_some_and(|n| n > UPLOAD_LIMIT) {
         return Err(too_large());
     }
+    let _slot = start_upload(&app, session.as_str())?;
     let dir = app.upload_dir(&session);
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("cannot create the upload folder: {e}")))?;
+    let (bytes, files) = used(&dir, &name);
     let target = dir.join(&name);
+    if files >= SESSION_FILES && !target.exists() {
+        return Err(over_quota(format!(
+            "session `{session}` holds {files} uploaded files, the most it may: delete one first"
+        )));
+    }
+    let room = SESSION_QUOTA.saturating_sub(bytes);
+    let quota = || {
+        over_quota(format!(
+            "session `{session}`'s uploads would pass {} MiB ({} MiB used): delete some first",
+            SESSION_QUOTA / (1024 * 1024),
+            bytes / (1024 * 1024)
+        ))
+    };
+    if declared.is_some_and(|n| n > room) {
+        return Err(quota());
+    }
     let tmp = dir.join(format!(".upload-{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = receive(body, &tmp).await;
+    let written = receive(body, &tmp, room.min(UPLOAD_LIMIT))
+        .await
+        .map_err(|e| {
+            if e.code == "too_large" && room < UPLOAD_LIMIT {
+                quota()
+            } else {
+                e
+            }
+        });
     let (size, sha256) = match written {
         Ok(w) => w,
         Err(e) => {
@@ -93,8 +176,9 @@ pub(super) async fn upload(
     Ok((status, Json(UploadedFile { name, size, sha256 })).into_response())
 }
 
-/// Write a request body to `path`: its size and SHA-256.
-async fn receive(body: axum::body::Body, path: &PathBuf) -> ApiResult<(u64, String)> {
+/// Write a request body to `path`, at most `limit` bytes (413
+/// `too_large` past it): its size and SHA-256.
+async fn receive(body: axum::body::Body, path: &PathBuf, limit: u64) -> ApiResult<(u64, String)> {
     let io = |e: std::io::Error| ApiError::internal(format!("cannot store the upload: {e}"));
     let mut file = std::fs::File::create(path).map_err(io)?;
     let mut stream = body.into_data_stream();
@@ -105,7 +189,7 @@ async fn receive(body: axum::body::Body, path: &PathBuf) -> ApiResult<(u64, Stri
             ApiError::bad_request(format!("the upload stopped before its end: {e}"))
         })?;
         size += chunk.len() as u64;
-        if size > UPLOAD_LIMIT {
+        if size > limit {
             return Err(too_large());
         }
         hash.update(&chunk);

@@ -83,6 +83,9 @@ pub struct App {
     pub image_dirs: Vec<PathBuf>,
     /// The state store, opened once: every session's context shares it.
     pub store: Arc<dyn crate::state::StateStore>,
+    /// Sessions receiving an upload now (one at a time each, so the quota
+    /// holds).
+    pub uploading: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl App {
@@ -107,6 +110,7 @@ impl App {
             profiles,
             catalog_files,
             image_dirs,
+            uploading: Default::default(),
         })
     }
 

@@ -297,3 +297,39 @@ fn serve_files_list_and_delete() {
     let (_, v) = s.call("GET", "/v1/sessions/ls/files", ALICE, None);
     assert_eq!(v, json!([]));
 }
+
+/// A session holds at most 100 uploaded files: the 101st is a 413
+/// `quota`, replacing one it holds is not, and once one is deleted the
+/// next upload goes in (a refused upload frees the session's slot).
+#[test]
+fn serve_files_quota_counts_a_sessions_files() {
+    let s = Server::start_full("", None);
+    let (st, _) = s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "q"})));
+    assert_eq!(st, 201);
+    let put = |name: &str| {
+        s.raw(
+            "PUT",
+            &format!("/v1/sessions/q/files/{name}"),
+            Some(ALICE),
+            Some(b"x"),
+        )
+    };
+    for i in 0..100 {
+        let (st, v) = put(&format!("f{i}.txt"));
+        assert_eq!(st, 201, "{i}: {v}");
+    }
+    let (st, v) = put("one-more.txt");
+    assert_eq!((st, code(&v)), (413, "quota"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("100 uploaded files")),
+        "{v}"
+    );
+    let (st, v) = put("f7.txt");
+    assert_eq!(st, 200, "replacing a file is within the quota: {v}");
+    let (st, v) = s.call("DELETE", "/v1/sessions/q/files/f0.txt", ALICE, None);
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = put("one-more.txt");
+    assert_eq!(st, 201, "{v}");
+}
