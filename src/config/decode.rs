@@ -227,6 +227,7 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
             "reset",
             "insecure_accept_host_key",
             "state",
+            "reuse_connections",
         ]),
         required: &[],
         blocks: &[&POOL_HOST],

@@ -653,3 +653,21 @@ fn pool_nodes_are_reached_by_ansible_and_ssh_as_the_pool_says() {
     std::fs::write(&kh, p.hosts[0].known_hosts_line()).unwrap();
     p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
 }
+
+/// `reuse_connections` is a boolean: anything else is refused when the
+/// pool is read, naming the attribute (no host is contacted).
+#[test]
+fn pool_reuse_connections_must_be_a_boolean() {
+    let tb = Testbed::new(&[(
+        "main.tg.hcl",
+        "platform \"ssh\" \"lab\" {\n  reuse_connections = \"no\"\n  host \"h1\" {\n    address = \"192.0.2.1\"\n  }\n}\n\nnode \"a\" {\n  platform = \"lab\"\n  image    = \"host\"\n}\n",
+    )]);
+    let r = tb.tg(&["plan"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr()
+            .contains("`reuse_connections` must be true or false"),
+        "{}",
+        r.stderr()
+    );
+}

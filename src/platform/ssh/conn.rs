@@ -54,11 +54,21 @@ pub struct Connections {
     open: Mutex<HashMap<String, Arc<Mutex<Option<Session>>>>>,
     /// How many connections were made (tests, the benchmark).
     made: std::sync::atomic::AtomicUsize,
-    /// Reuse connections (off only to measure what reuse saves).
+    /// A connection per operation (the pool's `reuse_connections =
+    /// false`: to measure what reuse saves, or for hosts that drop idle
+    /// sessions).
     pub no_reuse: bool,
 }
 
 impl Connections {
+    /// Connections that are reused (`reuse`), or made per operation.
+    pub fn new(reuse: bool) -> Connections {
+        Connections {
+            no_reuse: !reuse,
+            ..Connections::default()
+        }
+    }
+
     /// The number of SSH connections made so far.
     pub fn made(&self) -> usize {
         self.made.load(std::sync::atomic::Ordering::Relaxed)

@@ -58,6 +58,7 @@ const ATTRIBUTES: &[&str] = &[
     "port",
     "max_parallelism",
     "state",
+    "reuse_connections",
 ];
 
 /// Makes `ssh` pool platforms.
@@ -139,15 +140,13 @@ impl SshPool {
                 .unwrap_or_else(|| format!("a pool takes {}", ATTRIBUTES.join(", ")));
             return Err(format!("unknown attribute `{k}`: {hint}"));
         }
-        let insecure = match block.attributes.get("insecure_accept_host_key") {
-            None | Some(serde_json::Value::Null) => false,
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(v) => {
-                return Err(format!(
-                    "`insecure_accept_host_key` must be true or false, found {v}"
-                ))
-            }
+        let flag = |name: &str, default: bool| match block.attributes.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(serde_json::Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(format!("`{name}` must be true or false, found {v}")),
         };
+        let insecure = flag("insecure_accept_host_key", false)?;
+        let reuse = flag("reuse_connections", true)?;
         let number = |name: &str, max: u64| -> Result<Option<u64>, String> {
             match block.attributes.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -194,7 +193,7 @@ impl SshPool {
             leases: OnceLock::new(),
             kept: Default::default(),
             vnis: Default::default(),
-            conns: Arc::new(Connections::default()),
+            conns: Arc::new(Connections::new(reuse)),
         })
     }
 
