@@ -154,7 +154,11 @@ pub(super) async fn open_session(
         )));
     }
     let dir = app.session_dir(&session);
+    // One open at a time: two opens of one new name must not both write a
+    // fresh document (the second would wipe what a job of the first added).
+    let opening = app.opening.lock().await;
     if let Some(m) = model::load(&dir)? {
+        drop(opening);
         return Ok((StatusCode::OK, Json(session_view(&app, &m).await?)).into_response());
     }
     held_elsewhere(&app, &session).await?;
@@ -166,6 +170,7 @@ pub(super) async fn open_session(
         &app.config.platform,
     );
     save(&app, &dir, &m)?;
+    drop(opening);
     Ok((StatusCode::CREATED, Json(session_view(&app, &m).await?)).into_response())
 }
 

@@ -86,6 +86,8 @@ pub struct App {
     /// Sessions receiving an upload now (one at a time each, so the quota
     /// holds).
     pub uploading: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Held while a session is opened (see `handlers::open_session`).
+    pub opening: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -111,6 +113,7 @@ impl App {
             catalog_files,
             image_dirs,
             uploading: Default::default(),
+            opening: Default::default(),
         })
     }
 

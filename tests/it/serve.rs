@@ -895,3 +895,24 @@ fn serve_a_netns_session_held_by_another_server_is_a_409_naming_it() {
     let (st, v) = a.call("GET", &format!("/v1/sessions/{name}/nodes"), ALICE, None);
     assert_eq!((st, &v["nodes"][0]["state"]), (200, &json!("ready")), "{v}");
 }
+
+/// Many opens of one new session at once: exactly one makes it (201), the
+/// others reopen it (200), so none writes a fresh document over another's.
+#[test]
+fn serve_concurrent_opens_make_one_session() {
+    let s = Server::start();
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.call("POST", "/v1/sessions", ALICE, Some(json!({"name": "race"})))
+                        .0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let made = codes.iter().filter(|&&c| c == 201).count();
+    let reopened = codes.iter().filter(|&&c| c == 200).count();
+    assert_eq!((made, reopened), (1, 7), "{codes:?}");
+}
