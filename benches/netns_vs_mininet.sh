@@ -25,27 +25,10 @@ n="${1:-100}"
 runs="${RUNS:-3}"
 cd "$(dirname "$0")/.."
 
-if [[ $EUID -ne 0 ]]; then
-    echo "error: run this benchmark as root" >&2
-    exit 1
-fi
-for tool in mn brctl cargo bc; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "error: \`$tool\` is not installed" >&2
-        exit 1
-    fi
-done
-
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-if [[ -n "${TG_BIN:-}" ]]; then
-    tg="$TG_BIN"
-else
-    echo "== building tg (release)"
-    cargo build --quiet --release
-    tg="$PWD/target/release/tg"
-fi
+# shellcheck source=benches/common.sh
+source benches/common.sh
+require_root_and mn brctl cargo bc
+tg_under_test
 bed="$(mktemp -d)"
 trap 'rm -rf "$bed"' EXIT
 for variant in ssh nossh; do

@@ -23,31 +23,14 @@ n="${1:-20}"
 runs="${RUNS:-3}"
 cd "$(dirname "$0")/.."
 
-if [[ $EUID -ne 0 ]]; then
-    echo "error: run this benchmark as root" >&2
-    exit 1
-fi
+# shellcheck source=benches/common.sh
+source benches/common.sh
+require_root_and /usr/sbin/sshd ssh-keygen dpkg-deb unshare ip bc
 if ((n < 1 || n > 200)); then
     echo "error: N must be from 1 to 200" >&2
     exit 1
 fi
-for tool in /usr/sbin/sshd ssh-keygen dpkg-deb unshare ip bc; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "error: \`$tool\` is not installed (scripts/setup installs what benchmarks need)" >&2
-        exit 1
-    fi
-done
-
-if [[ -n "${TG_BIN:-}" ]]; then
-    tg="$TG_BIN"
-else
-    echo "== building tg (release)"
-    cargo build --quiet --release
-    tg="$PWD/target/release/tg"
-fi
-
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+tg_under_test
 
 tag="$(printf '%x' $(($$ % 0xffff)))"
 work="$(mktemp -d /tmp/tg-pool-bench.XXXXXX)"
