@@ -354,7 +354,7 @@ async fn held_elsewhere(app: &App, session: &SessionName) -> ApiResult<()> {
             "session `{session}` is held by the tg serve on host `{h}` (its nodes run there): open it there"
         ),
         None => format!(
-            "session `{session}` has state in the store but no document on this server (`{}`): it was made by another tg serve or by the CLI; open it there, or destroy it first",
+            "session `{session}` has state in the store but no document on this server (`{}`): it was made by another tg serve or by the CLI; open it there, or destroy what it holds with `tg session delete {session} -destroy` where it was made",
             app.config.netns_host
         ),
     };

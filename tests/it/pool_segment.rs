@@ -228,7 +228,12 @@ fn pool_segment_refuses_nat_and_impairments_at_plan_time() {
 
 /// Lease rows (hosts and VNIs) in the testbed's store.
 fn lease_rows(tb: &Testbed) -> Vec<String> {
-    let Ok(db) = rusqlite::Connection::open(tb.path().join(".tg/state.db")) else {
+    // Never create the file: an empty one would be damaged state to the
+    // apply that is about to make it.
+    let Ok(db) = rusqlite::Connection::open_with_flags(
+        tb.path().join(".tg/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
         return Vec::new();
     };
     let Ok(mut q) = db.prepare("SELECT host FROM leases WHERE lineage IS NOT NULL") else {
@@ -269,9 +274,16 @@ fn pool_segment_sigkilled_apply_is_swept_by_destroy() {
     );
     let _ = child.wait();
     h.hosts[1].pause(false);
-    tg(&h.tb, "k", &["destroy", "-auto-approve"]).expect_code(0);
+    let d = tg(&h.tb, "k", &["destroy", "-auto-approve"]);
+    d.expect_code(0);
     for s in &h.hosts {
-        assert!(vxlans(s).is_empty(), "{:?}", vxlans(s));
+        assert!(
+            vxlans(s).is_empty(),
+            "{:?}\ndestroy said:\n{}{}",
+            vxlans(s),
+            d.stdout(),
+            d.stderr()
+        );
     }
     assert!(lease_rows(&h.tb).is_empty(), "{:?}", lease_rows(&h.tb));
 }

@@ -592,7 +592,15 @@ impl Platform for SshPool {
             Spec::Node(n) => {
                 let t = self.node_host(n)?;
                 let key = t.key();
-                self.remove_links(t.clone(), &req.private).await?;
+                // Every segment interface of the host, recorded or not: an
+                // apply killed mid-create leaves a record without them, and
+                // the host is this session's alone.
+                self.must(
+                    t.clone(),
+                    "removing segment interfaces",
+                    segment::locked(&segment::sweep_line()),
+                )
+                .await?;
                 if let Some(reset) = &self.reset {
                     self.must(t, "the pool's `reset`", reset.clone()).await?;
                 }
@@ -630,6 +638,14 @@ impl Platform for SshPool {
         }
     }
 
+    /// Leases of the session (hosts or segments) are recorded in the pool's
+    /// store before anything is made, so they may outlive a killed apply
+    /// that recorded no instance.
+    async fn holds_unrecorded(&self, session: &SessionRef) -> PlatformResult<bool> {
+        let rows = self.on_store(|s| s.leases()).await?;
+        Ok(rows.iter().any(|r| r.held_by(&session.lineage)))
+    }
+
     /// Every host of this pool leased by the session: reset and released.
     async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
         let rows = self.on_store(|s| s.leases()).await?;
@@ -646,7 +662,7 @@ impl Platform for SshPool {
             self.must(
                 t.clone(),
                 "removing segment interfaces",
-                segment::sweep_line(),
+                segment::locked(&segment::sweep_line()),
             )
             .await?;
             if let Some(reset) = &self.reset {

@@ -160,7 +160,8 @@ impl SshPool {
             .map(|(_, l)| format!("( {} )", segment::up_lines(l)))
             .collect::<Vec<_>>()
             .join(" && ");
-        self.must(t, "making the segment interfaces", line).await?;
+        self.must(t, "making the segment interfaces", segment::locked(&line))
+            .await?;
         for (net, l) in links {
             record.insert(net.clone(), segment::ifname(l.vni).into());
         }
@@ -182,7 +183,7 @@ impl SshPool {
             .map(|d| segment::down_line(d))
             .collect::<Vec<_>>()
             .join("; ");
-        self.must(t, "removing the segment interfaces", line)
+        self.must(t, "removing the segment interfaces", segment::locked(&line))
             .await
             .map(|_| ())
     }
@@ -212,7 +213,7 @@ impl SshPool {
             .must(
                 t,
                 "checking the segment interfaces",
-                segment::missing_line(&checks),
+                segment::locked(&segment::missing_line(&checks)),
             )
             .await?;
         let missing: BTreeSet<&str> = out.lines().map(str::trim).collect();
@@ -252,7 +253,7 @@ impl SshPool {
             .collect();
         for h in old.intersection(&new) {
             let t = self.host(h)?;
-            let line = segment::peers_line(vni, &added, &removed);
+            let line = segment::locked(&segment::peers_line(vni, &added, &removed));
             self.must(t, "changing the segment's peers", line).await?;
         }
         Ok(())

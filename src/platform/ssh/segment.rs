@@ -106,6 +106,18 @@ pub fn mac(link: &Link) -> String {
     format!("02:{a:02x}:{b:02x}:{c:02x}:{d:02x}:{:02x}", link.vni & 0xff)
 }
 
+/// The file whose lock (flock(1)) every segment line takes on a host: a
+/// line still running there for an apply that was killed (the host goes
+/// on with a command its client left) finishes before the next one reads
+/// or changes the interfaces, so a destroy never looks at a half-made one.
+pub const HOST_LOCK: &str = "/tmp/.tg-segments.lock";
+
+/// `line`, run under the host's segment lock (without it when the host has
+/// no `flock`).
+pub fn locked(line: &str) -> String {
+    format!("exec 9>>{HOST_LOCK}; flock 9 2>/dev/null; {line}")
+}
+
 /// Shell lines that make `link` on a host from nothing (an interface of
 /// the same name left from before is removed first).
 pub fn up_lines(link: &Link) -> String {
