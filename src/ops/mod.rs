@@ -733,20 +733,7 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         });
     }
     if complete_destroy {
-        // Also the platforms holding what no record names (a pool's leases
-        // taken by an apply killed before it recorded anything).
-        let mut sweep = used.clone();
-        for name in ctx.registry.names() {
-            if sweep.contains(name) {
-                continue;
-            }
-            if let Some(p) = ctx.registry.get(name) {
-                if p.holds_unrecorded(&session).await.unwrap_or(false) {
-                    sweep.insert(name.to_string());
-                }
-            }
-        }
-        for name in &sweep {
+        for name in &used {
             if let Some(p) = ctx.registry.get(name) {
                 ctx.hook.note(&format!("sweeping platform `{name}`"));
                 match p.sweep(&session).await {

@@ -649,14 +649,6 @@ pub trait Platform: Send + Sync {
         Ok(())
     }
 
-    /// Whether this platform may hold something of `session` that state
-    /// does not record (a pool's leases, taken by an apply that was killed
-    /// before it recorded anything): a complete destroy sweeps it then,
-    /// though no instance names it.
-    async fn holds_unrecorded(&self, _session: &SessionRef) -> PlatformResult<bool> {
-        Ok(false)
-    }
-
     /// Remove every host object of a session, whether state knows of it or
     /// not; returns a description of what it removed.
     async fn sweep(&self, _session: &SessionRef) -> PlatformResult<Vec<String>> {

@@ -671,3 +671,44 @@ fn pool_reuse_connections_must_be_a_boolean() {
         r.stderr()
     );
 }
+
+/// An apply killed after it leased both hosts but before it reached
+/// either (both sshd stopped): its nodes are recorded tainted and never
+/// made; destroy resets both hosts and frees both leases.
+#[test]
+fn pool_destroy_frees_the_hosts_of_an_apply_killed_before_it_reached_them() {
+    if !ready() {
+        return;
+    }
+    let p = pool(2, 2, "");
+    for h in &p.hosts {
+        h.pause(true);
+    }
+    let mut child = spawn_apply(&p.tb, "s1");
+    let start = std::time::Instant::now();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the apply ended");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the apply took no leases in 60 s"
+        );
+        let doc = leases(&p.tb);
+        if holder(&doc, "h1").as_deref() == Some("s1")
+            && holder(&doc, "h2").as_deref() == Some("s1")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    for h in &p.hosts {
+        h.pause(false);
+    }
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    both_free_and_reset(&p);
+}

@@ -638,14 +638,6 @@ impl Platform for SshPool {
         }
     }
 
-    /// Leases of the session (hosts or segments) are recorded in the pool's
-    /// store before anything is made, so they may outlive a killed apply
-    /// that recorded no instance.
-    async fn holds_unrecorded(&self, session: &SessionRef) -> PlatformResult<bool> {
-        let rows = self.on_store(|s| s.leases()).await?;
-        Ok(rows.iter().any(|r| r.held_by(&session.lineage)))
-    }
-
     /// Every host of this pool leased by the session: reset and released.
     async fn sweep(&self, session: &SessionRef) -> PlatformResult<Vec<String>> {
         let rows = self.on_store(|s| s.leases()).await?;
