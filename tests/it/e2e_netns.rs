@@ -69,6 +69,24 @@ pub(crate) fn leftovers(sid: &str) -> Vec<String> {
     if Path::new("/run/tg").join(sid).exists() {
         found.push(format!("folder /run/tg/{sid}"));
     }
+    // Node inits of the session (their root overlay names its folder),
+    // recorded or not.
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for e in procs.flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            if comm.trim() != "tg-init" {
+                continue;
+            }
+            let mounts = std::fs::read_to_string(e.path().join("mountinfo")).unwrap_or_default();
+            if mounts
+                .lines()
+                .any(|l| l.contains(&format!("/{sid}/nodes/")))
+            {
+                found.push(format!("node init pid {pid}"));
+            }
+        }
+    }
     for ctl in ["memory", "cpu", "pids", "unified"] {
         if let Ok(rd) = std::fs::read_dir(Path::new("/sys/fs/cgroup").join(ctl)) {
             for e in rd.flatten() {

@@ -481,6 +481,22 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
             Err(e) => problems.push(format!("{e}: {}", e.detail.clone().unwrap_or_default())),
         }
     }
+    for pid in orphan_inits(&session.join("nodes")) {
+        if let Some(pidfd) = pidfd_open(pid) {
+            // SAFETY: pidfd_send_signal on a pidfd we own.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+            pidfd_exited(&pidfd, 10_000);
+            deleted.push(format!("unrecorded init (pid {pid})"));
+        }
+    }
     for name in cgroup::session_cgroups(sid) {
         cgroup::kill_all(sid, &name);
         cgroup::remove(sid, &name);
@@ -797,6 +813,32 @@ pub(super) fn proc_start(pid: i32) -> Option<(u64, char)> {
     // Field 22 overall is the 20th after the name (state is field 3).
     let start = fields.get(19)?.parse().ok()?;
     Some((start, state))
+}
+
+/// Node inits whose root is an overlay with its upper layer under `nodes`
+/// (a session's node folders) but whose node has no record: tg was killed
+/// between starting the init and writing the record, so nothing else knows
+/// its pid. Found by their mount table (`/proc/PID/mountinfo`), which
+/// keeps the overlay's options even once the folder is gone.
+fn orphan_inits(nodes: &Path) -> Vec<i32> {
+    let needle = format!("upperdir={}/", nodes.display());
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "tg-init")
+        })
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|m| {
+                m.lines()
+                    .find(|l| l.split(' ').nth(4) == Some("/"))
+                    .is_some_and(|root| root.contains(&needle))
+            })
+        })
+        .collect()
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
