@@ -437,6 +437,7 @@ fn two_sessions_with_the_same_addresses_keep_their_ansible_connections_apart() {
 /// a copy of the repository's examples, then its `post` steps.
 #[test]
 fn the_jenkinsfile_steps_run_on_the_quickstart() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !tools() || !prerequisites(&["ansible-playbook", "dpkg-deb"]) {
         return;
     }

@@ -152,6 +152,7 @@ output "web_addresses" {
 
 #[test]
 fn a_two_network_testbed_works_end_to_end() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !prerequisites(&["ip", "apt-get", "ping"]) {
         return;
     }

@@ -473,6 +473,7 @@ fn pkg(name: &str, node: &str) -> PackageSpec {
 
 #[test]
 fn packages_install_into_one_node_only() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !is_root() {
         return;
     }
@@ -518,6 +519,7 @@ fn packages_install_into_one_node_only() {
 
 #[test]
 fn deb_files_install_from_the_testbed_dir() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !is_root() {
         return;
     }

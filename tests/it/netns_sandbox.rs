@@ -558,6 +558,7 @@ fn flate_decode(data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn several_packages_install_on_one_node() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !prerequisites(&["ip", "apt-get"]) {
         return;
     }

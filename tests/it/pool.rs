@@ -213,6 +213,7 @@ fn pool_quarantined_host_is_not_placed_and_release_frees_it() {
 
 #[test]
 fn pool_deb_is_uploaded_installed_and_purged() {
+    let _dpkg = crate::support::host_dpkg_write();
     if !ready() || !have_tools(&["dpkg-deb"]) {
         return;
     }

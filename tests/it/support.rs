@@ -161,3 +161,25 @@ impl Run {
         self
     }
 }
+
+/// The host's dpkg database. Packages installed into netns nodes go into
+/// an overlay whose lower layer is the host's `/`; the pool's `.deb` test,
+/// whose sshd hosts share the host's files, installs and purges on the host
+/// itself. A lower layer changed under a mounted overlay is undefined (dpkg
+/// in a node then fails with "Stale file handle"), so node installs hold
+/// this for reading and host installs for writing.
+static HOST_DPKG: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held while a test installs packages into netns nodes.
+pub fn host_dpkg_read() -> std::sync::RwLockReadGuard<'static, ()> {
+    HOST_DPKG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held while a test changes the host's own dpkg database.
+pub fn host_dpkg_write() -> std::sync::RwLockWriteGuard<'static, ()> {
+    HOST_DPKG
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

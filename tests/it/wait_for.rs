@@ -127,6 +127,7 @@ fn a_check_that_times_out_fails_the_node_with_its_last_output() {
 
 #[test]
 fn a_package_counts_as_installed_once_its_checks_pass() {
+    let _dpkg = crate::support::host_dpkg_read();
     if !prerequisites(&["ip", "dpkg-deb"]) {
         return;
     }

@@ -843,6 +843,7 @@ pub(crate) fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
 
 #[test]
 fn packages_install_read_and_remove() {
+    let _dpkg = crate::support::host_dpkg_read();
     require_root!();
     let s = Session::new("pkg");
     let n = node("pk", &[]);
