@@ -347,6 +347,15 @@ fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
     p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
 }
 
+/// SIGKILL `child` (an apply in flight) and reap it.
+pub(crate) fn sigkill(child: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
 /// `tg apply` of `session` started in the background, as `Testbed::tg`
 /// runs it (no `TG_*` variables of the test's environment).
 pub(crate) fn spawn_apply(tb: &Testbed, session: &str) -> std::process::Child {
@@ -396,11 +405,7 @@ fn killed_mid_apply() -> Pool {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = child.wait();
+    sigkill(&mut child);
     p.hosts[1].pause(false);
     p
 }
@@ -701,11 +706,7 @@ fn pool_destroy_frees_the_hosts_of_an_apply_killed_before_it_reached_them() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = child.wait();
+    sigkill(&mut child);
     for h in &p.hosts {
         h.pause(false);
     }

@@ -268,11 +268,7 @@ fn pool_segment_sigkilled_apply_is_swept_by_destroy() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = child.wait();
+    crate::pool::sigkill(&mut child);
     h.hosts[1].pause(false);
     let d = tg(&h.tb, "k", &["destroy", "-auto-approve"]);
     d.expect_code(0);
