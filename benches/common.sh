@@ -1,5 +1,6 @@
 # Shared by the shell benchmarks (sourced, from the repository's root):
-# the root and tool checks, the tg under test, a clock and a median.
+# the root and tool checks, the tg under test, a clock, a median and one
+# timed apply+destroy.
 
 # Exit unless root and every tool of "$@" is on PATH.
 require_root_and() {
@@ -28,3 +29,24 @@ tg_under_test() {
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# One apply+destroy of the testbed in folder "$bed/$1" in a fresh session
+# (removed after), run number $2, with the tg at $3 (default: `tg`); logs go
+# to "$bed/apply.log" and "$bed/destroy.log". Prints the seconds; a failed
+# run prints its log's tail and exits.
+tg_run() {
+    local dir="$bed/$1" session="bench-$$-$1-$2" start mid end tg="${3:-$tg}" label="$1"
+    [[ -n "${3:-}" ]] && label="$1, base"
+    start="$(now)"
+    "$tg" -chdir "$dir" --session "$session" apply -auto-approve >"$bed/apply.log" 2>&1 \
+        || { tail -20 "$bed/apply.log" >&2; exit 1; }
+    mid="$(now)"
+    "$tg" -chdir "$dir" --session "$session" destroy -auto-approve >"$bed/destroy.log" 2>&1 \
+        || { tail -20 "$bed/destroy.log" >&2; exit 1; }
+    end="$(now)"
+    "$tg" -chdir "$dir" session delete "$session" >/dev/null 2>&1 || true
+    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$label" "$2" \
+        "$(echo "$end - $start" | bc -l)" "$(echo "$mid - $start" | bc -l)" \
+        "$(echo "$end - $mid" | bc -l)" >&2
+    echo "$end - $start" | bc -l
+}

@@ -49,25 +49,6 @@ $ssh_attr
 EOF
 done
 
-# One apply+destroy of testbed $1 in a fresh session, with the tg at $3
-# (default: the one under test); prints the seconds.
-tg_run() {
-    local dir="$bed/$1" session="bench-$$-$1-$2" start mid end tg="${3:-$tg}" label="$1"
-    [[ -n "${3:-}" ]] && label="$1, base"
-    start="$(now)"
-    "$tg" -chdir "$dir" --session "$session" apply -auto-approve >/tmp/tg-bench-apply.log 2>&1 \
-        || { tail -20 /tmp/tg-bench-apply.log >&2; exit 1; }
-    mid="$(now)"
-    "$tg" -chdir "$dir" --session "$session" destroy -auto-approve >/tmp/tg-bench-destroy.log 2>&1 \
-        || { tail -20 /tmp/tg-bench-destroy.log >&2; exit 1; }
-    end="$(now)"
-    "$tg" -chdir "$dir" session delete "$session" >/dev/null 2>&1 || true
-    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$label" "$2" \
-        "$(echo "$end - $start" | bc -l)" "$(echo "$mid - $start" | bc -l)" \
-        "$(echo "$end - $mid" | bc -l)" >&2
-    echo "$end - $start" | bc -l
-}
-
 tg_times=()
 nossh_times=()
 mn_times=()

@@ -34,6 +34,7 @@ tg_under_test
 
 tag="$(printf '%x' $(($$ % 0xffff)))"
 work="$(mktemp -d /tmp/tg-pool-bench.XXXXXX)"
+bed="$work" # where `tg_run` finds the testbeds
 bridge="tgpb${tag}"
 pids=()
 
@@ -156,22 +157,6 @@ for variant in reuse noreuse; do
         echo "}"
     } >"$work/$variant/main.tg.hcl"
 done
-
-# One apply+destroy of testbed $1 in a fresh session; prints the seconds.
-tg_run() {
-    local dir="$work/$1" session="bench-$$-$1-$2" start mid end
-    start="$(now)"
-    "$tg" -chdir "$dir" --session "$session" apply -auto-approve >"$work/apply.log" 2>&1 \
-        || { tail -20 "$work/apply.log" >&2; exit 1; }
-    mid="$(now)"
-    "$tg" -chdir "$dir" --session "$session" destroy -auto-approve >"$work/destroy.log" 2>&1 \
-        || { tail -20 "$work/destroy.log" >&2; exit 1; }
-    end="$(now)"
-    printf 'tg (%s) run %d: %.3f s (apply %.3f s, destroy %.3f s)\n' "$1" "$2" \
-        "$(echo "$end - $start" | bc -l)" "$(echo "$mid - $start" | bc -l)" \
-        "$(echo "$end - $mid" | bc -l)" >&2
-    echo "$end - $start" | bc -l
-}
 
 reuse_times=()
 noreuse_times=()
