@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from time import sleep
 
 import pytest
@@ -242,3 +243,29 @@ def test_deploy_requires_shapes_the_node_it_allocates(client: testgrid.rest.Clie
         assert e.value.status in (400, 422)
     finally:
         session.close()
+
+
+def test_two_servers_on_one_store(client: testgrid.rest.Client, second: str) -> None:
+    """A session opened on one server is served by another on the same
+    store (test double, as a pool); both changing it at once loses no
+    change (a `changed` refusal is sent again). A netns session is held by
+    the server whose machine runs its nodes."""
+    s = client.open_session("two-servers")
+    other = testgrid.rest.Client(url=second, token=os.environ["TESTGRID_TOKEN"])
+    try:
+        if os.environ.get("TESTGRID_PLATFORM") == "netns":
+            s.allocate_node(image="host")
+            with pytest.raises(testgrid.ApiError) as e:
+                other.open_session("two-servers")
+            assert (e.value.status, e.value.code) == (409, "elsewhere")
+            return
+        s2 = other.open_session("two-servers")
+        with ThreadPoolExecutor(2) as ex:
+            list(ex.map(lambda x: x.allocate_node(image="host"), [s, s2]))
+        s2.allocate_node(image="host")
+        nodes = other.session("two-servers").nodes
+        assert len(nodes) == 3 and all(n.is_up() for n in nodes)
+        assert [n.execute("uname") for n in s.refresh()] == [f"{n.name}: sh -c uname" for n in nodes]
+    finally:
+        s.close()
+        other.close()

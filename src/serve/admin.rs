@@ -42,7 +42,7 @@ pub(super) async fn inventory(
     let Query(q) =
         query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     let snap = read_state(&app, &m).await?.unwrap_or_default();
     let dir = app.session_dir(&session);
     let logins = pool_logins(&app, &user, &dir, &snap).await?;

@@ -2,27 +2,30 @@
 //! (`POST .../packages {deb}`) and files its testbed reads (the catalog's
 //! profiles name them `files/NAME`).
 //!
-//! They live in the session's folder, `files/` ([`super::model::UPLOADS`]),
-//! one of the two places its testbed may read (the other is the catalog:
-//! see [`super::App::workspace`]). A name is a plain file name
+//! They are kept in the state store ([`super::stored`]) and copied into the
+//! session's folder, `files/` ([`super::model::UPLOADS`]), one of the two
+//! places its testbed may read (the other is the catalog: see
+//! [`super::App::workspace`]). A name is a plain file name
 //! ([`super::model::check_file_name`]); a body is written to a hidden
-//! temporary file and renamed into place, so a job never reads half a file.
+//! temporary file, stored, and renamed into place, so a job never reads
+//! half a file.
 //! Not here: deploying from a `.deb` (`handlers::deploy`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use crate::state::StoredFile;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt as _;
-use sha2::{Digest, Sha256};
 
 use super::auth::User;
 use super::error::{ApiError, ApiResult};
 use super::handlers::{existing, resolve, AppState, Params};
 use super::model;
+use super::stored;
 use super::wire::{ErrorBody, FileBytes, SessionParam, UploadedFile};
 
 /// Largest uploaded file (413 past it).
@@ -64,21 +67,13 @@ fn start_upload<'a>(app: &'a super::App, session: &str) -> ApiResult<Uploading<'
     })
 }
 
-/// What the files of upload folder `dir` hold, but `except` (a file about
-/// to be replaced) and unfinished uploads: `(bytes, files)`.
-fn used(dir: &std::path::Path, except: &str) -> (u64, usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (0, 0);
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            !n.starts_with('.') && n != except
-        })
-        .filter_map(|e| e.metadata().ok().filter(|m| m.is_file()))
-        .fold((0, 0), |(bytes, files), m| (bytes + m.len(), files + 1))
+/// What the session's uploads hold in the store, but `except` (a file
+/// about to be replaced): `(bytes, files)`.
+fn used(uploads: &[StoredFile], except: &str) -> (u64, usize) {
+    uploads
+        .iter()
+        .filter(|f| f.name != except)
+        .fold((0, 0), |(bytes, files), f| (bytes + f.size, files + 1))
 }
 
 fn over_quota(message: String) -> ApiError {
@@ -97,7 +92,7 @@ fn over_quota(message: String) -> ApiError {
         (status = 400, description = "invalid file name", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
         (status = 404, description = "no such session", body = ErrorBody),
-        (status = 409, description = "busy with a job or another upload", body = ErrorBody),
+        (status = 409, description = "busy with a job or another upload; `elsewhere`: its nodes run on another server's host", body = ErrorBody),
         (status = 413, description = "`too_large`: over 256 MiB; `quota`: the session's uploads would pass 1 GiB or 100 files", body = ErrorBody)))]
 pub(super) async fn upload(
     State(app): AppState,
@@ -109,7 +104,7 @@ pub(super) async fn upload(
     let axum::extract::Path((s, name)) = path?;
     let session = resolve(&user, &s)?;
     model::check_file_name(&name)?;
-    existing(&app, &session)?;
+    existing(&app, &session).await?;
     if let Some(id) = app.jobs.running(session.as_str()) {
         return Err(ApiError::busy(format!(
             "session `{session}` is busy with job `{id}`: upload when it ends"
@@ -126,9 +121,10 @@ pub(super) async fn upload(
     let dir = app.upload_dir(&session);
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("cannot create the upload folder: {e}")))?;
-    let (bytes, files) = used(&dir, &name);
-    let target = dir.join(&name);
-    if files >= SESSION_FILES && !target.exists() {
+    let uploads = stored::stored_uploads(&app, &session).await?;
+    let replaced = uploads.iter().any(|f| f.name == name);
+    let (bytes, files) = used(&uploads, &name);
+    if files >= SESSION_FILES && !replaced {
         return Err(over_quota(format!(
             "session `{session}` holds {files} uploaded files, the most it may: delete one first"
         )));
@@ -154,20 +150,17 @@ pub(super) async fn upload(
                 e
             }
         });
-    let (size, sha256) = match written {
-        Ok(w) => w,
+    let kept = match written {
+        Ok(_) => stored::put_upload(&app, &session, &name, &tmp).await,
+        Err(e) => Err(e),
+    };
+    let (size, sha256) = match kept {
+        Ok(row) => (row.size, row.sha256),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
-    let replaced = target.exists();
-    if let Err(e) = std::fs::rename(&tmp, &target) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ApiError::internal(format!(
-            "cannot store the file `{name}`: {e}"
-        )));
-    }
     let status = if replaced {
         StatusCode::OK
     } else {
@@ -177,12 +170,11 @@ pub(super) async fn upload(
 }
 
 /// Write a request body to `path`, at most `limit` bytes (413
-/// `too_large` past it): its size and SHA-256.
-async fn receive(body: axum::body::Body, path: &PathBuf, limit: u64) -> ApiResult<(u64, String)> {
+/// `too_large` past it): its size.
+async fn receive(body: axum::body::Body, path: &PathBuf, limit: u64) -> ApiResult<u64> {
     let io = |e: std::io::Error| ApiError::internal(format!("cannot store the upload: {e}"));
     let mut file = std::fs::File::create(path).map_err(io)?;
     let mut stream = body.into_data_stream();
-    let mut hash = Sha256::new();
     let mut size: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -192,11 +184,10 @@ async fn receive(body: axum::body::Body, path: &PathBuf, limit: u64) -> ApiResul
         if size > limit {
             return Err(too_large());
         }
-        hash.update(&chunk);
         file.write_all(&chunk).map_err(io)?;
     }
     file.sync_all().map_err(io)?;
-    Ok((size, hex(&hash.finalize())))
+    Ok(size)
 }
 
 fn too_large() -> ApiError {
@@ -239,41 +230,17 @@ pub(super) async fn list(
 ) -> ApiResult<Json<Vec<UploadedFile>>> {
     let axum::extract::Path(s) = path?;
     let session = resolve(&user, &s)?;
-    existing(&app, &session)?;
-    let dir = app.upload_dir(&session);
-    let io = |e: std::io::Error| ApiError::internal(format!("cannot list the uploads: {e}"));
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(it) => it,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Json(Vec::new())),
-        Err(e) => return Err(io(e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        // Hidden names are uploads under way.
-        if model::check_file_name(&name).is_err() || !entry.file_type().map_err(io)?.is_file() {
-            continue;
-        }
-        let (size, sha256) = digest(&entry.path()).map_err(io)?;
-        out.push(UploadedFile { name, size, sha256 });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    existing(&app, &session).await?;
+    let out = stored::stored_uploads(&app, &session)
+        .await?
+        .into_iter()
+        .map(|f| UploadedFile {
+            name: f.name,
+            size: f.size,
+            sha256: f.sha256,
+        })
+        .collect();
     Ok(Json(out))
-}
-
-/// A file's size and SHA-256.
-fn digest(path: &std::path::Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hash = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hash)?;
-    Ok((size, hex(&hash.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Delete a file uploaded to a session: 204. Refused (409) while a job
@@ -295,7 +262,7 @@ pub(super) async fn delete(
     let axum::extract::Path((s, name)) = path?;
     let session = resolve(&user, &s)?;
     model::check_file_name(&name)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     if let Some(id) = app.jobs.running(session.as_str()) {
         return Err(ApiError::busy(format!(
             "session `{session}` is busy with job `{id}`: delete when it ends"
@@ -316,7 +283,6 @@ pub(super) async fn delete(
             ),
         ));
     }
-    std::fs::remove_file(dir.join(&name))
-        .map_err(|e| ApiError::internal(format!("cannot delete the file `{name}`: {e}")))?;
+    stored::remove_upload(&app, &session, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

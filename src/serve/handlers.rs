@@ -25,9 +25,9 @@ use super::auth::User;
 use super::error::{ApiError, ApiResult};
 use super::jobs::Job;
 use super::model::{self, NodeModel, PackageModel, SessionModel};
-use super::run::{accepted, blocking, change, ops_error, save, spawn_job};
+use super::run::{accepted, blocking, change, ops_error, spawn_job};
 use super::wire::*;
-use super::{run, App};
+use super::{run, stored, App};
 use crate::names::SessionName;
 use crate::ops::{self, OpsError};
 use crate::platform::Spec;
@@ -124,9 +124,10 @@ pub(super) fn resolve(user: &User, given: &str) -> ApiResult<SessionName> {
     }
 }
 
-/// The model of an existing session.
-pub(super) fn existing(app: &App, session: &SessionName) -> ApiResult<SessionModel> {
-    model::load(&app.session_dir(session))?.ok_or_else(|| {
+/// The model of an existing session (its folder brought up to date from
+/// the store; a 409 when another server holds it).
+pub(super) async fn existing(app: &App, session: &SessionName) -> ApiResult<SessionModel> {
+    stored::load(app, session).await?.ok_or_else(|| {
         ApiError::not_found(format!(
             "no session `{session}`: open it first (`POST /v1/sessions`)"
         ))
@@ -140,7 +141,7 @@ pub(super) fn existing(app: &App, session: &SessionName) -> ApiResult<SessionMod
         (status = 200, description = "reopened", body = SessionView),
         (status = 400, description = "invalid name or body", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
-        (status = 409, description = "busy with a job; `elsewhere`: the store has the session but its document is on another server", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `elsewhere`: its nodes run on another server's host, or the CLI made a session of that name", body = ErrorBody)))]
 pub(super) async fn open_session(
     State(app): AppState,
     user: User,
@@ -153,24 +154,36 @@ pub(super) async fn open_session(
             "session `{session}` is busy with job `{id}`: retry when it ends"
         )));
     }
-    let dir = app.session_dir(&session);
-    // One open at a time: two opens of one new name must not both write a
-    // fresh document (the second would wipe what a job of the first added).
+    // One open at a time here: two opens of one new name must not both
+    // write a fresh document (the second would wipe what a job of the first
+    // added). Across servers the store refuses the second (`Expect::Absent`).
     let opening = app.opening.lock().await;
-    if let Some(m) = model::load(&dir)? {
+    if let Some(m) = stored::load(&app, &session).await? {
         drop(opening);
         return Ok((StatusCode::OK, Json(session_view(&app, &m).await?)).into_response());
     }
     held_elsewhere(&app, &session).await?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("cannot create the session folder: {e}")))?;
-    let m = SessionModel::new(
+    // A folder left from an earlier session of this name is not this one's.
+    let _ = std::fs::remove_dir_all(app.session_dir(&session));
+    let mut m = SessionModel::new(
         session.as_str(),
         session.owner().unwrap_or(&user.name),
         &app.config.platform,
     );
-    save(&app, &dir, &m)?;
+    if app.config.platform == "netns" {
+        m.host = Some(app.config.netns_host.clone());
+    }
+    let saved = stored::save(&app, &session, &mut m).await;
     drop(opening);
+    match saved {
+        Ok(()) => {}
+        // Another server made it between the read and the write: reopen.
+        Err(e) if e.code == "changed" => {
+            let m = existing(&app, &session).await?;
+            return Ok((StatusCode::OK, Json(session_view(&app, &m).await?)).into_response());
+        }
+        Err(e) => return Err(e),
+    }
     Ok((StatusCode::CREATED, Json(session_view(&app, &m).await?)).into_response())
 }
 
@@ -182,21 +195,18 @@ pub(super) async fn list_sessions(
     user: User,
 ) -> ApiResult<Json<SessionList>> {
     let mut out = Vec::new();
-    for (owner, name) in model::list(&app.config.data_dir) {
-        if owner != user.name && !user.admin {
+    for m in stored::list(&app).await? {
+        if m.owner != user.name && !user.admin {
             continue;
         }
-        let dir = model::session_dir(&app.config.data_dir, &owner, &name);
-        if let Some(m) = model::load(&dir)? {
-            out.push(SessionSummary {
-                nodes: m.nodes.len(),
-                job: app.jobs.running(&m.name),
-                name: m.name,
-                owner: m.owner,
-                platform: m.platform,
-                created: m.created,
-            });
-        }
+        out.push(SessionSummary {
+            nodes: m.nodes.len(),
+            job: app.jobs.running(&m.name),
+            name: m.name,
+            owner: m.owner,
+            platform: m.platform,
+            created: m.created,
+        });
     }
     Ok(Json(SessionList { sessions: out }))
 }
@@ -213,7 +223,7 @@ pub(super) async fn show_session(
 ) -> ApiResult<Json<SessionView>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     Ok(Json(session_view(&app, &m).await?))
 }
 
@@ -229,11 +239,11 @@ pub(super) async fn export_testbed(
 ) -> ApiResult<Json<Testbed>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     let mut files = BTreeMap::new();
     files.insert(model::DOCUMENT.to_string(), m.render());
     for (name, text) in &app.catalog_files {
-        files.insert(format!("catalog-{name}"), text.clone());
+        files.insert(format!("{}{name}", model::CATALOG_PREFIX), text.clone());
     }
     Ok(Json(Testbed {
         session: m.name,
@@ -245,7 +255,7 @@ pub(super) async fn export_testbed(
 #[utoipa::path(delete, path = "/v1/sessions/{s}", tag = "sessions", params(SessionParam),
     responses((status = 202, body = JobAccepted),
         (status = 404, description = "no such session", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn close_session(
     State(app): AppState,
     user: User,
@@ -253,7 +263,7 @@ pub(super) async fn close_session(
 ) -> ApiResult<Response> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
-    existing(&app, &session)?;
+    existing(&app, &session).await?;
     let job = app.jobs.start(session.as_str(), &user.name, "close")?;
     let (app2, id) = (app.clone(), job.id.clone());
     spawn_job(move || async move {
@@ -329,10 +339,10 @@ async fn node_views(app: &App, m: &SessionModel) -> ApiResult<Vec<NodeView>> {
     Ok(out)
 }
 
-/// A 409 when the store records instances of `session` that this server
-/// has no document for: another `tg serve` on the same state (or the CLI)
-/// made them, and a new empty document here would plan their destruction.
-/// The answer names the machine its netns nodes run on, when recorded.
+/// A 409 when the store records instances of `session` but no API model:
+/// the CLI (or a tg serve from before the store kept models) made them, and
+/// a new empty document here would plan their destruction. The answer
+/// names the machine its netns nodes run on, when recorded.
 async fn held_elsewhere(app: &App, session: &SessionName) -> ApiResult<()> {
     let store = app.store.clone();
     let name = session.as_str().to_string();
@@ -349,16 +359,16 @@ async fn held_elsewhere(app: &App, session: &SessionName) -> ApiResult<()> {
         .values()
         .filter_map(|r| crate::platform::netns::node_host(&r.private))
         .collect();
-    let message = match hosts.iter().find(|h| **h != app.config.netns_host) {
-        Some(h) => format!(
-            "session `{session}` is held by the tg serve on host `{h}` (its nodes run there): open it there"
+    if let Some(h) = hosts.iter().find(|h| **h != app.config.netns_host) {
+        return Err(stored::held_by(session, h));
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "elsewhere",
+        format!(
+            "session `{session}` has state in the store but no tg serve model: the CLI (or an older tg serve) made it; use it there, or destroy what it holds with `tg session delete {session} -destroy`"
         ),
-        None => format!(
-            "session `{session}` has state in the store but no document on this server (`{}`): it was made by another tg serve or by the CLI; open it there, or destroy what it holds with `tg session delete {session} -destroy` where it was made",
-            app.config.netns_host
-        ),
-    };
-    Err(ApiError::new(StatusCode::CONFLICT, "elsewhere", message))
+    ))
 }
 
 /// The session's state (`None`: nothing applied yet).
@@ -382,7 +392,7 @@ pub(super) async fn read_state(
     request_body = AllocateRequest,
     responses((status = 202, body = JobAccepted),
         (status = 400, description = "invalid values or `unknown_profile`", body = ErrorBody),
-        (status = 409, description = "busy, or the node `exists`", body = ErrorBody)))]
+        (status = 409, description = "busy, or the node `exists`; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn allocate_node(
     State(app): AppState,
     user: User,
@@ -419,6 +429,7 @@ pub(super) async fn allocate_node(
         m.add_node(&name, node)?;
         Ok(json!({ "node": name }))
     })
+    .await
 }
 
 /// The node a shape asks for; its profile must be the catalog's.
@@ -470,7 +481,7 @@ pub(super) async fn list_nodes(
 ) -> ApiResult<Json<NodeList>> {
     let Path(s) = path?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     Ok(Json(NodeList {
         nodes: node_views(&app, &m).await?,
     }))
@@ -488,7 +499,7 @@ pub(super) async fn show_node(
 ) -> ApiResult<Json<NodeView>> {
     let Path((s, n)) = path?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     node_views(&app, &m)
         .await?
         .into_iter()
@@ -509,7 +520,7 @@ pub(super) fn no_node(session: &SessionName, n: &str) -> ApiError {
     params(SessionParam, NodeParam),
     responses((status = 202, body = JobAccepted),
         (status = 404, description = "no such session or node", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn release_node(
     State(app): AppState,
     user: User,
@@ -528,6 +539,7 @@ pub(super) async fn release_node(
         m.packages.retain(|_, p| !p.nodes.is_empty());
         Ok(json!({ "node": n }))
     })
+    .await
 }
 
 /// Run a command on a node: its status and output (`base64` when not UTF-8).
@@ -536,7 +548,7 @@ pub(super) async fn release_node(
     responses((status = 200, body = ExecResponse),
         (status = 400, description = "empty command, bad timeout", body = ErrorBody),
         (status = 404, description = "no such session or node", body = ErrorBody),
-        (status = 409, description = "`not_up`: the node is not made yet", body = ErrorBody)))]
+        (status = 409, description = "`not_up`: the node is not made yet; `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn exec(
     State(app): AppState,
     user: User,
@@ -546,7 +558,7 @@ pub(super) async fn exec(
     let Path((s, n)) = path?;
     let Json(req) = body?;
     let session = resolve(&user, &s)?;
-    let m = existing(&app, &session)?;
+    let m = existing(&app, &session).await?;
     if !m.nodes.contains_key(&n) {
         return Err(no_node(&session, &n));
     }
@@ -664,7 +676,7 @@ pub(super) async fn check_package(
     responses((status = 202, body = JobAccepted),
         (status = 400, description = "invalid name or version", body = ErrorBody),
         (status = 404, description = "no such session, node, package or version; `no_such_file`: no such uploaded `deb`", body = ErrorBody),
-        (status = 409, description = "busy, or `version_conflict`", body = ErrorBody)))]
+        (status = 409, description = "busy, or `version_conflict`; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn deploy(
     State(app): AppState,
     user: User,
@@ -684,7 +696,7 @@ pub(super) async fn deploy(
         Some(_) => None,
         None => Some(shaped_node(&app, req.requires.take().unwrap_or_default())?),
     };
-    existing(&app, &session)?;
+    existing(&app, &session).await?;
     match &req.deb {
         Some(deb) => super::files::check_uploaded(&app.upload_dir(&session), deb)?,
         None => {
@@ -745,6 +757,7 @@ pub(super) async fn deploy(
         }
         Ok(json!({ "package": req.name, "version": req.version, "node": node }))
     })
+    .await
 }
 
 /// Job `undeploy`: remove a package (from one node with `?node=`).
@@ -752,7 +765,7 @@ pub(super) async fn deploy(
     params(SessionParam, ("p" = String, Path, description = "the package name"), UndeployQuery),
     responses((status = 202, body = JobAccepted),
         (status = 404, description = "the package is not deployed (on that node)", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn undeploy(
     State(app): AppState,
     user: User,
@@ -785,6 +798,7 @@ pub(super) async fn undeploy(
         m.packages.retain(|_, p| !p.nodes.is_empty());
         Ok(json!({ "package": p }))
     })
+    .await
 }
 
 // -------------------------------------------------------------------- jobs

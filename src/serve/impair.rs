@@ -31,7 +31,7 @@ use super::wire::{ErrorBody, Impairment, JobAccepted, NodeParam, SessionParam};
         (status = 400, description = "no key, an unknown key, or an invalid value (the message names the key and why)", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
         (status = 404, description = "no such session or node", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn impair_node(
     State(app): AppState,
     user: User,
@@ -47,6 +47,7 @@ pub(super) async fn impair_node(
         set_node(m, &sess, &n, imp)?;
         Ok(json!({ "node": n, "impair": Impairment::from(&imp) }))
     })
+    .await
 }
 
 /// Job `clear_node_impairment`: remove a node's own impairment (the
@@ -56,7 +57,7 @@ pub(super) async fn impair_node(
     responses((status = 202, body = JobAccepted),
         (status = 400, description = "the session's impairment alone would not do for the link", body = ErrorBody),
         (status = 404, description = "no such session or node", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn clear_node(
     State(app): AppState,
     user: User,
@@ -69,6 +70,7 @@ pub(super) async fn clear_node(
         set_node(m, &sess, &n, Default::default())?;
         Ok(json!({ "node": n }))
     })
+    .await
 }
 
 /// Job `impair_session`: impair every node's link to the session's
@@ -80,7 +82,7 @@ pub(super) async fn clear_node(
         (status = 400, description = "no key, an unknown key, or an invalid value (the message names the key and why)", body = ErrorBody),
         (status = 403, description = "another user's session", body = ErrorBody),
         (status = 404, description = "no such session", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn impair_session(
     State(app): AppState,
     user: User,
@@ -96,6 +98,7 @@ pub(super) async fn impair_session(
         m.check_links()?;
         Ok(json!({ "impair": Impairment::from(&imp) }))
     })
+    .await
 }
 
 /// Job `clear_session_impairment`: remove the session network's
@@ -105,7 +108,7 @@ pub(super) async fn impair_session(
     responses((status = 202, body = JobAccepted),
         (status = 400, description = "a node's own impairment would not do alone", body = ErrorBody),
         (status = 404, description = "no such session", body = ErrorBody),
-        (status = 409, description = "busy with a job", body = ErrorBody)))]
+        (status = 409, description = "busy with a job; `changed`: another server changed the session meanwhile (retry); `elsewhere`: its nodes run on another server's host", body = ErrorBody)))]
 pub(super) async fn clear_session(
     State(app): AppState,
     user: User,
@@ -124,6 +127,7 @@ pub(super) async fn clear_session(
             Ok(json!({ "cleared": true }))
         },
     )
+    .await
 }
 
 /// Node `n`'s own impairment becomes `imp`, if every link still makes sense.

@@ -2,9 +2,11 @@
 //! environments from their own test code (the `testgrid` Python client).
 //!
 //! An API session is an ordinary tg session recorded as `OWNER/NAME`: its
-//! model and testbed document live in a folder under the server's data dir
-//! ([`model`]), and every change edits the document and runs plan and apply
-//! through [`crate::ops`] in a background job ([`jobs`]). The state is the
+//! model ([`model`]) and uploads are kept in the state store, with a copy
+//! and the testbed document rendered from it in a folder under the
+//! server's data dir ([`stored`]), and every change edits the model and
+//! runs plan and apply through [`crate::ops`] in a background job
+//! ([`jobs`]). The state is the
 //! same store the CLI reads (SQLite at `DATA/state.db` unless told
 //! otherwise), so `tg session list` and `tg show -session OWNER/NAME` see API
 //! sessions.
@@ -26,6 +28,7 @@ pub mod model;
 pub mod openapi;
 pub mod packages;
 pub mod run;
+pub mod stored;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

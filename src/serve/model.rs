@@ -1,10 +1,11 @@
 //! An API session's model (its nodes and packages) and the testbed
 //! document rendered from it.
 //!
-//! Each session lives in its own folder under the server's data dir
-//! (`sessions/OWNER/NAME/`): `session.json` is the model, `main.tg.hcl`
-//! the testbed rendered from it (what plan and apply read, and what a
-//! user can review and re-apply), next to a copy of the catalog's files.
+//! The model is kept in the state store (`serve::stored`); each server has
+//! a folder per session under its data dir (`sessions/OWNER/NAME/`):
+//! `session.json`, a copy of the model, `main.tg.hcl` the testbed rendered
+//! from it (what plan and apply read, and what a user can review and
+//! re-apply), next to a copy of the catalog's files.
 //! Every value that reaches the document is checked here first against a
 //! strict character set, so rendering never needs to escape anything.
 //! Not here: planning or applying (`jobs`), HTTP (`handlers`).
@@ -23,6 +24,8 @@ use crate::platform::impairment::{Impairment, IMPAIR_KEYS};
 pub const DOCUMENT: &str = "main.tg.hcl";
 /// The model's file name in a session folder.
 pub const MODEL: &str = "session.json";
+/// How a catalog file is named in a session folder: `catalog-NAME`.
+pub const CATALOG_PREFIX: &str = "catalog-";
 /// The session network's resource name.
 pub const NETWORK: &str = "net";
 /// The folder of a session's uploaded files, in its folder: the testbed
@@ -77,6 +80,14 @@ pub struct SessionModel {
     /// The session network's `impair` block: every node's link.
     #[serde(default, skip_serializing_if = "Impairment::is_none")]
     pub impair: Impairment,
+    /// The machine its nodes run on, when they are local (netns): only the
+    /// server there serves the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The store's revision this model was read at or written as (not
+    /// stored; see `serve::stored`).
+    #[serde(skip)]
+    pub revision: Option<i64>,
 }
 
 impl SessionModel {
@@ -390,33 +401,37 @@ pub fn save(dir: &Path, model: &SessionModel) -> ApiResult<()> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> ApiResult<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of its own: two requests may refresh one folder at once.
+    let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))
 }
 
-/// Every session folder under a data dir: `(owner, name)`.
-pub fn list(data: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Ok(owners) = std::fs::read_dir(data.join("sessions")) else {
-        return out;
-    };
-    for o in owners.flatten() {
-        let Ok(names) = std::fs::read_dir(o.path()) else {
-            continue;
-        };
-        for n in names.flatten() {
-            if n.path().join(MODEL).is_file() {
-                out.push((
-                    o.file_name().to_string_lossy().into_owned(),
-                    n.file_name().to_string_lossy().into_owned(),
-                ));
-            }
-        }
+/// The testbed a session folder holds: its document first, then the
+/// catalog's files (`catalog-*.tg.hcl`, sorted); `None`: no session there.
+pub fn testbed_in_folder(dir: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    if !dir.join(MODEL).is_file() {
+        return Ok(None);
     }
-    out.sort();
-    out
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+    let mut catalog: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(CATALOG_PREFIX) && f.ends_with(".tg.hcl"))
+        .collect();
+    catalog.sort();
+    let mut files = vec![(DOCUMENT.to_string(), read(DOCUMENT)?)];
+    for f in catalog {
+        let text = read(&f)?;
+        files.push((f, text));
+    }
+    Ok(Some(files))
 }
 
 #[cfg(test)]

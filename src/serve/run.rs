@@ -17,11 +17,15 @@ use super::auth::User;
 use super::error::{ApiError, ApiResult};
 use super::handlers::existing;
 use super::model::{self, SessionModel};
+use super::stored;
 use super::wire::JobAccepted;
 use super::App;
 use crate::names::SessionName;
 use crate::ops::{self, OpsError, Workspace};
 use crate::state::StateError;
+
+/// How many times a job plans when other servers keep changing the session.
+const PLAN_TRIES: u32 = 5;
 
 /// How long a job waits for a session lock the CLI holds.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -43,7 +47,6 @@ pub(super) async fn close_job(
     user: &str,
     job: &str,
 ) -> ApiResult<Value> {
-    let dir = app.session_dir(session);
     let ws = job_workspace(app, session, user, job);
     let context = app.context(&ws, session).await.map_err(ops_error)?;
     let store = context.store.clone();
@@ -65,8 +68,7 @@ pub(super) async fn close_job(
         Ok(())
     })
     .await?;
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("cannot remove the session folder: {e}")))?;
+    stored::forget(app, session).await?;
     Ok(json!({ "destroyed": report.destroyed }))
 }
 
@@ -78,23 +80,23 @@ pub(super) fn accepted(job: super::jobs::Job) -> Response {
 /// with `edit` (a refusal frees the slot and changes nothing), write the
 /// document, and plan and apply it in the background. A document that
 /// does not plan is put back as it was.
-pub(super) fn change(
+pub(super) async fn change(
     app: &Arc<App>,
     user: &User,
     session: &SessionName,
     kind: &str,
     edit: impl FnOnce(&mut SessionModel) -> ApiResult<Value>,
 ) -> ApiResult<Response> {
-    let dir = app.session_dir(session);
     let job = app.jobs.start(session.as_str(), &user.name, kind)?;
-    let prepared = (|| -> ApiResult<(SessionModel, Value)> {
-        let before = existing(app, session)?;
+    let prepared = async {
+        let before = existing(app, session).await?;
         let mut after = before.clone();
         let result = edit(&mut after)?;
-        save(app, &dir, &after)?;
-        Ok((before, result))
-    })();
-    let (before, result) = match prepared {
+        stored::save(app, session, &mut after).await?;
+        Ok::<_, ApiError>((before, after.revision, result))
+    }
+    .await;
+    let (before, written, result) = match prepared {
         Ok(p) => p,
         Err(e) => {
             app.jobs.finish(&job.id, Err(e.clone()));
@@ -119,7 +121,13 @@ pub(super) fn change(
             }
             Err((e, planned)) => {
                 if !planned {
-                    let _ = save(&app2, &app2.session_dir(&session), &before);
+                    // Put back what was there, unless another writer
+                    // changed it since (then theirs stays).
+                    let mut back = SessionModel {
+                        revision: written,
+                        ..before
+                    };
+                    let _ = stored::save(&app2, &session, &mut back).await;
                 }
                 Err(e)
             }
@@ -139,13 +147,33 @@ async fn apply_job(
     job: &str,
 ) -> Result<Value, (ApiError, bool)> {
     let ws = job_workspace(app, session, user, job);
-    let context = app
-        .context(&ws, session)
-        .await
-        .map_err(|e| (ops_error(e), false))?;
-    let planned = ops::plan_context(&ws, context, &Default::default(), "apply", LOCK_WAIT)
-        .await
-        .map_err(|e| (ops_error(e), false))?;
+    // Apply the newest document: another server may have changed the
+    // session since this job's edit, and applying an older document after
+    // a newer one would undo that change. So with the lock held, the
+    // revision planned must still be the store's; else plan again.
+    let mut tries = 0;
+    let planned = loop {
+        tries += 1;
+        let read = existing(app, session).await.map_err(|e| (e, false))?;
+        let context = app
+            .context(&ws, session)
+            .await
+            .map_err(|e| (ops_error(e), false))?;
+        let planned = ops::plan_context(&ws, context, &Default::default(), "apply", LOCK_WAIT)
+            .await
+            .map_err(|e| (ops_error(e), false))?;
+        let now = stored::revision(app, session)
+            .await
+            .map_err(|e| (e, false))?;
+        if now == read.revision || tries == PLAN_TRIES {
+            break planned;
+        }
+        planned
+            .locked
+            .release()
+            .await
+            .map_err(|e| (ops_error(e), false))?;
+    };
     let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
     let released = planned.locked.release().await;
     let report = report.map_err(|e| (ops_error(e), true))?;
@@ -178,7 +206,7 @@ fn apply_failed(report: &crate::apply::ApplyReport) -> ApiError {
 /// Write a session's model and document, with the catalog's files beside.
 pub(super) fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiResult<()> {
     for (name, text) in &app.catalog_files {
-        let path = dir.join(format!("catalog-{name}"));
+        let path = dir.join(format!("{}{name}", model::CATALOG_PREFIX));
         std::fs::write(&path, text)
             .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))?;
     }

@@ -20,6 +20,8 @@ struct Inner {
     sessions: BTreeMap<String, (SessionInfo, Snapshot)>,
     locks: BTreeMap<String, LockInfo>,
     leases: BTreeMap<String, super::Lease>,
+    /// `(session, name)`: the row and its content.
+    files: BTreeMap<(String, String), (super::StoredFile, Vec<u8>)>,
 }
 
 /// The in-memory store.
@@ -91,6 +93,58 @@ impl Drop for MemoryLock {
 }
 
 impl StateStore for MemoryStore {
+    fn session_files(&self, session: &str) -> StateResult<Vec<super::StoredFile>> {
+        Ok(self
+            .guard()
+            .files
+            .iter()
+            .filter(|((s, _), _)| s == session)
+            .map(|(_, (row, _))| row.clone())
+            .collect())
+    }
+    fn read_session_file(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> StateResult<Option<(super::StoredFile, Vec<u8>)>> {
+        let key = (session.to_string(), name.to_string());
+        Ok(self.guard().files.get(&key).cloned())
+    }
+    fn write_session_file(
+        &self,
+        session: &str,
+        name: &str,
+        content: &[u8],
+        expect: super::Expect,
+    ) -> StateResult<super::StoredFile> {
+        let mut g = self.guard();
+        let key = (session.to_string(), name.to_string());
+        let found = g.files.get(&key).map(|(row, _)| row.revision);
+        if !expect.allows(found) {
+            return Err(StateError::FileChanged {
+                session: key.0,
+                name: key.1,
+            });
+        }
+        let row = super::StoredFile::describe(name, content, super::Expect::next(found));
+        g.files.insert(key, (row.clone(), content.to_vec()));
+        Ok(row)
+    }
+    fn remove_session_files(&self, session: &str, name: Option<&str>) -> StateResult<()> {
+        self.guard()
+            .files
+            .retain(|(s, n), _| s != session || name.is_some_and(|x| x != n));
+        Ok(())
+    }
+    fn sessions_with_file(&self, name: &str) -> StateResult<Vec<String>> {
+        Ok(self
+            .guard()
+            .files
+            .keys()
+            .filter(|(_, n)| n == name)
+            .map(|(s, _)| s.clone())
+            .collect())
+    }
     fn leases(&self) -> StateResult<Vec<super::Lease>> {
         Ok(self.guard().leases.values().cloned().collect())
     }

@@ -22,10 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::addrs::InstanceAddr;
 use crate::platform::Spec;
+pub use files::{Expect, StoredFile};
 pub use leases::Lease;
 
 pub mod batch;
 pub mod codec;
+pub mod files;
 pub mod leases;
 pub mod memory;
 pub mod moves;
@@ -33,7 +35,7 @@ pub mod postgres;
 pub mod sqlite;
 
 /// The state schema version this tg writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a batched write may stay safe from a killed process only: the
 /// SQL stores sync (fsync, or a synchronous PostgreSQL commit) the first
@@ -259,6 +261,8 @@ pub enum StateError {
     },
     #[error("the state at {location} is damaged: {reason}; it was not touched (restore it from a backup or move it away)")]
     Damaged { location: String, reason: String },
+    #[error("`{name}` of session `{session}` changed meanwhile (another server or client wrote it): read it again and retry")]
+    FileChanged { session: String, name: String },
     #[error("state backend error at {location}: {message}")]
     Backend { location: String, message: String },
     #[error("lost the connection to the state backend at {location}: {message}")]
@@ -367,6 +371,51 @@ pub trait StateStore: Send + Sync {
     fn free_host(&self, host: &str) -> StateResult<Option<Lease>> {
         let _ = host;
         Err(self.no_leases())
+    }
+    /// The files kept with `session` (see [`files`]), by name, without
+    /// their content.
+    fn session_files(&self, session: &str) -> StateResult<Vec<StoredFile>> {
+        let _ = session;
+        Err(self.no_files())
+    }
+    /// One file kept with `session` and its content (`None`: no such file).
+    fn read_session_file(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> StateResult<Option<(StoredFile, Vec<u8>)>> {
+        let _ = (session, name);
+        Err(self.no_files())
+    }
+    /// Write a file kept with `session` when `expect` holds for what is
+    /// there (else [`StateError::FileChanged`], nothing written); returns
+    /// it as written, its revision one more than before (1 when new).
+    fn write_session_file(
+        &self,
+        session: &str,
+        name: &str,
+        content: &[u8],
+        expect: Expect,
+    ) -> StateResult<StoredFile> {
+        let _ = (session, name, content, expect);
+        Err(self.no_files())
+    }
+    /// Remove the file `name` kept with `session`, or all of them (`None`).
+    fn remove_session_files(&self, session: &str, name: Option<&str>) -> StateResult<()> {
+        let _ = (session, name);
+        Err(self.no_files())
+    }
+    /// The sessions that keep a file `name`, sorted.
+    fn sessions_with_file(&self, name: &str) -> StateResult<Vec<String>> {
+        let _ = name;
+        Err(self.no_files())
+    }
+    /// The error of a store that keeps no session files.
+    fn no_files(&self) -> StateError {
+        StateError::Backend {
+            location: self.location(),
+            message: "this store keeps no session files".into(),
+        }
     }
     /// The error of a store that keeps no leases.
     fn no_leases(&self) -> StateError {

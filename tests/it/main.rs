@@ -24,6 +24,7 @@ mod pool_segment;
 mod pool_sshd;
 mod serve;
 mod serve_files;
+mod serve_shared;
 mod state_contract;
 mod state_postgres;
 mod state_sqlite;

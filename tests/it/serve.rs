@@ -53,7 +53,7 @@ impl Server {
 
     /// [`Server::start_full`] on the test double (`double`) or the real
     /// netns platform, with `envs` set besides.
-    fn start_custom(
+    pub(crate) fn start_custom(
         extra: &str,
         settings: Option<&str>,
         double_platform: bool,
@@ -120,6 +120,11 @@ impl Server {
             _dir: dir,
             double,
         }
+    }
+
+    /// The test double's folder of this server (`TG_TESTDOUBLE_DIR`).
+    pub(crate) fn double_dir(&self) -> &std::path::Path {
+        &self.double
     }
 
     /// One request (HTTP/1.1, `connection: close`): status and JSON body.
@@ -455,15 +460,18 @@ fn serve_session_life() {
     // `tg session export` writes the same document (and, into a
     // directory, the catalog's files beside it).
     let data = s._dir.path().join("data");
-    let export = |args: &[&str]| {
+    let export_from = |args: &[&str], data: &std::path::Path| {
         Command::new(tg_bin())
             .args(["session", "export"])
             .args(args)
             .arg("-data-dir")
-            .arg(&data)
+            .arg(data)
+            .env("TG_STATE_URL", s._dir.path().join("data/state.db"))
+            .current_dir(s._dir.path())
             .output()
             .unwrap()
     };
+    let export = |args: &[&str]| export_from(args, &data);
     let out = export(&["alice/life"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), doc, "{out:?}");
     let to = s._dir.path().join("exported");
@@ -475,6 +483,22 @@ fn serve_session_life() {
         doc
     );
     assert!(to.join("catalog-profiles.tg.hcl").is_file());
+    // Without the data dir, from the store: the same files.
+    let elsewhere = s._dir.path().join("elsewhere");
+    let to_store = s._dir.path().join("exported-from-store");
+    std::fs::create_dir_all(&to_store).unwrap();
+    let out = export_from(
+        &["alice/life", "-o", to_store.to_str().unwrap()],
+        &elsewhere,
+    );
+    assert!(out.status.success(), "{out:?}");
+    for f in ["main.tg.hcl", "catalog-profiles.tg.hcl"] {
+        assert_eq!(
+            std::fs::read_to_string(to_store.join(f)).unwrap(),
+            std::fs::read_to_string(to.join(f)).unwrap(),
+            "{f}"
+        );
+    }
     let out = export(&["alice/nope"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -827,73 +851,6 @@ fn serve_relative_pool_state_is_the_catalogs() {
     let rows = store.leases().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].quarantined.as_deref(), Some("fan"));
-}
-
-/// Two `tg serve` on one state (PostgreSQL when `TG_PG_TEST_URL` is set,
-/// else one SQLite file), each with its own data dir and machine name:
-/// a netns session held by one is a 409 on the other, naming the host,
-/// and nothing of it is touched.
-#[test]
-fn serve_a_netns_session_held_by_another_server_is_a_409_naming_it() {
-    crate::require_root!();
-    let shared = tempfile::tempdir().unwrap();
-    let url = std::env::var("TG_PG_TEST_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| shared.path().join("state.db").display().to_string());
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let server = |host: &str| {
-        Server::start_custom(
-            "",
-            None,
-            false,
-            &[
-                ("TG_STATE_URL", url.clone()),
-                ("TG_HOSTNAME", format!("{host}-{tag}")),
-                (
-                    "TG_NETNS_RUN_DIR",
-                    shared.path().join(host).display().to_string(),
-                ),
-            ],
-        )
-    };
-    let a = server("serve-a");
-    let b = server("serve-b");
-    let name = format!("held-{tag}");
-    /// Closes the session on its server, even when an assertion fails.
-    struct Close<'a>(&'a Server, String);
-    impl Drop for Close<'_> {
-        fn drop(&mut self) {
-            let (st, job) = self
-                .0
-                .call("DELETE", &format!("/v1/sessions/{}", self.1), ALICE, None);
-            if st == 202 {
-                self.0.wait(ALICE, &job);
-            }
-        }
-    }
-    let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
-    assert_eq!(st, 201, "{v}");
-    let _close = Close(&a, name.clone());
-    let (st, job) = a.call(
-        "POST",
-        &format!("/v1/sessions/{name}/nodes"),
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    assert_eq!(a.wait(ALICE, &job)["status"], "succeeded");
-
-    let (st, v) = b.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
-    assert_eq!((st, code(&v)), (409, "elsewhere"), "{v}");
-    let message = v["error"]["message"].as_str().unwrap_or("");
-    assert!(message.contains(&format!("`serve-a-{tag}`")), "{v}");
-    // B made nothing of it: the next call there still finds no session,
-    // and A's node still answers.
-    let (st, _) = b.call("GET", &format!("/v1/sessions/{name}"), ALICE, None);
-    assert_eq!(st, 404);
-    let (st, v) = a.call("GET", &format!("/v1/sessions/{name}/nodes"), ALICE, None);
-    assert_eq!((st, &v["nodes"][0]["state"]), (200, &json!("ready")), "{v}");
 }
 
 /// Many opens of one new session at once: exactly one makes it (201), the

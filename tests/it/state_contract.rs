@@ -8,7 +8,8 @@
 //! lineage and serial rules, round trips of records (odd addresses, big
 //! values, key order) and outputs, batches, import, locks (held, refused
 //! with the holder's details, timeouts, release, drop in async code, force
-//! unlock, stale holders), and damaged rows reported as damage. What only
+//! unlock, stale holders), damaged rows reported as damage, and files kept
+//! with a session (revisions, refused stale writers, racing writers). What only
 //! one backend has (a PostgreSQL server restart, TLS, SQLite files) lives
 //! in `state_postgres`, `state_sqlite` and the stores' unit tests.
 
@@ -23,8 +24,8 @@ use tg::state::memory::MemoryStore;
 use tg::state::postgres::PostgresStore;
 use tg::state::sqlite::SqliteStore;
 use tg::state::{
-    InstanceRecord, InstanceStatus, LockInfo, OutputRecord, Snapshot, StateError, StateStore,
-    StateWrite,
+    Expect, InstanceRecord, InstanceStatus, LockInfo, OutputRecord, Snapshot, StateError,
+    StateStore, StateWrite,
 };
 
 /// A way to damage a stored session by hand, as a user editing the
@@ -778,6 +779,114 @@ fn damaged_rows_are_damage_naming_the_place_and_the_row(b: &dyn Backend) {
     }
 }
 
+/// Files kept with a session: revisions, the writer's expectation, binary
+/// and big contents, listing and removal, other sessions untouched.
+fn session_files_keep_revisions_and_refuse_stale_writers(b: &dyn Backend) {
+    let st = b.store();
+    let (s, t) = ("alice/hello world", "bob/hello");
+    let changed = |r: Result<tg::state::StoredFile, StateError>| {
+        matches!(r, Err(StateError::FileChanged { .. }))
+    };
+    let first = st
+        .write_session_file(s, "session.json", b"{}", Expect::Absent)
+        .unwrap();
+    assert_eq!((first.revision, first.size), (1, 2));
+    assert_eq!(first.sha256, tg::state::files::sha256_hex(b"{}"));
+    assert!(changed(st.write_session_file(
+        s,
+        "session.json",
+        b"x",
+        Expect::Absent
+    )));
+    let second = st
+        .write_session_file(s, "session.json", b"{\"n\":1}", Expect::Revision(1))
+        .unwrap();
+    assert_eq!(second.revision, 2);
+    // A writer that read revision 1 is refused, and changes nothing.
+    assert!(changed(st.write_session_file(
+        s,
+        "session.json",
+        b"stale",
+        Expect::Revision(1)
+    )));
+    assert!(changed(st.write_session_file(
+        s,
+        "nothing",
+        b"",
+        Expect::Revision(1)
+    )));
+    let (row, content) = st.read_session_file(s, "session.json").unwrap().unwrap();
+    assert_eq!((row.revision, content.as_slice()), (2, &b"{\"n\":1}"[..]));
+    // Bytes of every value, and a few MiB, come back whole.
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    st.write_session_file(s, "files/a.deb", &big, Expect::Any)
+        .unwrap();
+    let again = st
+        .write_session_file(s, "files/a.deb", &big, Expect::Any)
+        .unwrap();
+    assert_eq!((again.revision, again.size), (2, big.len() as u64));
+    let (_, read) = st.read_session_file(s, "files/a.deb").unwrap().unwrap();
+    assert!(
+        read == big,
+        "the big file changed on its way through the store"
+    );
+    st.write_session_file(t, "session.json", b"[]", Expect::Absent)
+        .unwrap();
+    // Another handle (another process) sees the same.
+    let other = b.other();
+    let names: Vec<String> = other
+        .session_files(s)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["files/a.deb", "session.json"]);
+    assert_eq!(other.sessions_with_file("session.json").unwrap(), [s, t]);
+    assert_eq!(other.read_session_file(s, "missing").unwrap(), None);
+    other.remove_session_files(s, Some("files/a.deb")).unwrap();
+    assert_eq!(st.session_files(s).unwrap().len(), 1);
+    other.remove_session_files(s, None).unwrap();
+    assert!(st.session_files(s).unwrap().is_empty());
+    assert_eq!(st.sessions_with_file("session.json").unwrap(), [t]);
+    // Written again after removal: a new file, revision 1.
+    let anew = st
+        .write_session_file(s, "session.json", b"{}", Expect::Absent)
+        .unwrap();
+    assert_eq!(anew.revision, 1);
+}
+
+/// Writers racing from two handles on one revision (or on a new file):
+/// exactly one wins each race.
+fn racing_writers_of_one_revision_one_wins(b: &dyn Backend) {
+    let stores = [b.store(), b.other()];
+    for expect in [Expect::Absent, Expect::Revision(1)] {
+        let wins = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let st = stores[i % 2].clone();
+                let wins = &wins;
+                scope.spawn(move || {
+                    let body = format!("writer {i}");
+                    match st.write_session_file("race", "session.json", body.as_bytes(), expect) {
+                        Ok(_) => {
+                            wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(StateError::FileChanged { .. }) => {}
+                        Err(e) => panic!("writer {i}: {e}"),
+                    }
+                });
+            }
+        });
+        assert_eq!(wins.into_inner(), 1, "{expect:?}");
+    }
+    let (row, _) = b
+        .store()
+        .read_session_file("race", "session.json")
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.revision, 2);
+}
+
 /// Every check against every backend.
 macro_rules! contract {
     ($($check:ident),* $(,)?) => {
@@ -825,4 +934,6 @@ contract!(
     a_stale_holder_is_taken_over,
     locks_dropped_or_released_in_async_code_neither_panic_nor_block,
     damaged_rows_are_damage_naming_the_place_and_the_row,
+    session_files_keep_revisions_and_refuse_stale_writers,
+    racing_writers_of_one_revision_one_wins,
 );

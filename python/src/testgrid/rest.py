@@ -15,6 +15,8 @@ import httpx
 from .errors import ApiError, ExecError, JobError
 
 DEFAULT_URL = "http://127.0.0.1:7676"
+# How many times a request refused as `changed` (409) is sent.
+CHANGED_RETRIES = 5
 
 Command = Union[str, Sequence[str]]
 
@@ -404,7 +406,13 @@ class Client:
         self.close()
 
     def _request(self, method: str, path: str, json: Optional[Dict[str, Any]] = None) -> Any:
-        r = self._http.request(method, path, json=json)
+        # A 409 `changed` (another server changed the session between this
+        # server's read and its write) did nothing: send it again.
+        for attempt in range(CHANGED_RETRIES):
+            r = self._http.request(method, path, json=json)
+            if r.status_code != 409 or _code(r) != "changed":
+                break
+            time.sleep(0.05 * 2**attempt)
         if r.status_code >= 400:
             _raise(r)
         if r.status_code == 204:
@@ -456,6 +464,14 @@ class Client:
     def release_host(self, host: str) -> Dict[str, Any]:
         """Free a pool host: end its quarantine or lease (admins only)."""
         return dict(self._request("POST", f"/v1/pool/{_quote(host)}/release"))
+
+
+def _code(r: httpx.Response) -> str:
+    """The error code of an error response ("" when it has none)."""
+    try:
+        return str(r.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _raise(r: httpx.Response) -> NoReturn:

@@ -88,15 +88,16 @@ fn destroy_session(ctx: &Ctx, name: &SessionName, auto_approve: bool) -> CmdResu
     Ok(())
 }
 
-/// `tg session export OWNER/NAME [-o FILE]`: the testbed a `tg serve`
-/// session's folder holds (under the server's data dir).
+/// `tg session export OWNER/NAME [-o FILE|DIR]`: the testbed of a `tg
+/// serve` session, from the server's data dir when given and there, else
+/// from the state store (which keeps each session's model and the
+/// catalog files it was opened with).
 fn export(
     ctx: &Ctx,
     name: &str,
     out: Option<&std::path::Path>,
     data_dir: &std::path::Path,
 ) -> CmdResult<i32> {
-    use crate::serve::model;
     let session = check_name(name)?;
     let Some(owner) = session.owner() else {
         return Err(report::fail(format!(
@@ -104,48 +105,43 @@ fn export(
         )));
     };
     let data = ctx.env.resolve(data_dir);
-    let dir = model::session_dir(&data, owner, session.short());
-    if !dir.join(model::MODEL).is_file() {
-        return Err(report::fail(format!(
-            "no `tg serve` session `{session}` in `{}`: give `-data-dir` the server's data dir, or fetch the testbed over the API (`GET /v1/sessions/{}/testbed`, `session.export()` in Python)",
-            data.display(),
-            session.as_str().replace('/', "%2F")
-        )));
-    }
-    let read = |file: &str| {
-        let path = dir.join(file);
-        std::fs::read_to_string(&path)
-            .map_err(|e| report::fail(format!("cannot read `{}`: {e}", path.display())))
+    let dir = crate::serve::model::session_dir(&data, owner, session.short());
+    let files = match crate::serve::model::testbed_in_folder(&dir).map_err(report::fail)? {
+        Some(files) => files,
+        None => {
+            let store = engine::store(ctx)?;
+            crate::serve::stored::testbed_in_store(store.as_ref(), session.as_str())
+                .map_err(report::fail)?
+                .ok_or_else(|| {
+                    report::fail(format!(
+                        "no `tg serve` session `{session}` in `{}` nor in the state store {}: give `-data-dir` the server's data dir and `TG_STATE_URL` its store, or fetch the testbed over the API (`GET /v1/sessions/{}/testbed`, `session.export()` in Python)",
+                        data.display(),
+                        store.location(),
+                        session.as_str().replace('/', "%2F")
+                    ))
+                })?
+        }
     };
     let write = |path: &std::path::Path, text: &str| {
         std::fs::write(path, text)
             .map_err(|e| report::fail(format!("cannot write `{}`: {e}", path.display())))
     };
-    let doc = read(model::DOCUMENT)?;
+    let doc = &files[0].1;
     match out {
         None => print!("{doc}"),
         Some(o) => {
             let o = ctx.env.resolve(o);
             if !o.is_dir() {
-                write(&o, &doc)?;
+                write(&o, doc)?;
                 return Ok(0);
             }
-            let mut files = vec![model::DOCUMENT.to_string()];
-            let entries = std::fs::read_dir(&dir)
-                .map_err(|e| report::fail(format!("cannot read `{}`: {e}", dir.display())))?;
-            let mut catalog: Vec<String> = entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|f| f.starts_with("catalog-") && f.ends_with(".tg.hcl"))
-                .collect();
-            catalog.sort();
-            files.extend(catalog);
-            for f in &files {
-                write(&o.join(f), &read(f)?)?;
+            for (f, text) in &files {
+                write(&o.join(f), text)?;
             }
+            let names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
             eprintln!(
                 "Wrote {} to {}: review it, then `tg -chdir {} plan`.",
-                files.join(", "),
+                names.join(", "),
                 o.display(),
                 o.display()
             );
@@ -156,8 +152,8 @@ fn export(
 
 fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
     // Each command opens the store only after its name is checked: a
-    // refused name touches nothing. `export` reads a server's data dir,
-    // not the store.
+    // refused name touches nothing. `export` reads a server's data dir
+    // first, the store only when the data dir has no such session.
     match args {
         SessionCommand::Export {
             name,

@@ -16,6 +16,10 @@ use crate::state::{now_rfc3339, StateError, SCHEMA_VERSION};
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../state/postgres/0001_init.sql")),
     (2, include_str!("../../../state/postgres/0002_leases.sql")),
+    (
+        3,
+        include_str!("../../../state/postgres/0003_session_files.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations (`tg_migr` in ASCII).

@@ -22,6 +22,7 @@
 // shape is shared by every store and fixed in `state/mod.rs`.
 #![allow(clippy::result_large_err)]
 
+mod files;
 mod leases;
 mod locks;
 mod open;
@@ -454,6 +455,31 @@ impl StateStore for SqliteStore {
 
     fn leases(&self) -> StateResult<Vec<super::Lease>> {
         self.sql_leases()
+    }
+    fn session_files(&self, session: &str) -> StateResult<Vec<super::StoredFile>> {
+        self.sql_session_files(session)
+    }
+    fn read_session_file(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> StateResult<Option<(super::StoredFile, Vec<u8>)>> {
+        self.sql_read_session_file(session, name)
+    }
+    fn write_session_file(
+        &self,
+        session: &str,
+        name: &str,
+        content: &[u8],
+        expect: super::Expect,
+    ) -> StateResult<super::StoredFile> {
+        self.sql_write_session_file(session, name, content, expect)
+    }
+    fn remove_session_files(&self, session: &str, name: Option<&str>) -> StateResult<()> {
+        self.sql_remove_session_files(session, name)
+    }
+    fn sessions_with_file(&self, name: &str) -> StateResult<Vec<String>> {
+        self.sql_sessions_with_file(name)
     }
     fn take_leases(&self, name: &str, lineage: &str, hosts: &[String]) -> StateResult<Vec<String>> {
         self.sql_take_leases(name, lineage, hosts)

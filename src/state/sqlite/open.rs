@@ -28,6 +28,10 @@ use crate::state::{now_rfc3339, StateError, StateResult, SCHEMA_VERSION};
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../state/sqlite/0001_init.sql")),
     (2, include_str!("../../../state/sqlite/0002_leases.sql")),
+    (
+        3,
+        include_str!("../../../state/sqlite/0003_session_files.sql"),
+    ),
 ];
 
 /// The first 16 bytes of every SQLite database file.
