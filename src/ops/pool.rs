@@ -116,6 +116,21 @@ pub fn lease_stores(
     Ok(out)
 }
 
+/// Give every platform of `registry` the store its leases live in
+/// ([`lease_stores`]: a pool's own `state`, else `own`). Blocking.
+pub fn use_lease_stores(
+    leases_dir: &Path,
+    settings: &Settings,
+    own: &Arc<dyn StateStore>,
+    registry: &crate::platform::registry::Registry,
+) -> super::OpsResult<()> {
+    let stores = lease_stores(leases_dir, settings, own)?;
+    for p in registry.all() {
+        p.use_store(stores.get(p.name()).unwrap_or(own).clone());
+    }
+    Ok(())
+}
+
 /// The store that keeps the lease of `key`: its pool's (from
 /// [`lease_stores`]), else `own` (a key no pool names).
 pub fn store_of(

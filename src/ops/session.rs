@@ -44,10 +44,7 @@ pub fn open_with(ws: &Workspace, session: &SessionName, settings: &Settings) -> 
         .map_err(|errs| OpsError::Platforms(errs.iter().map(ToString::to_string).collect()))?;
     // A pool with its own `state` URL keeps its leases there, shared by
     // every user of the pool; the rest use the testbed's store.
-    let lease_stores = super::pool::lease_stores(ws.leases_dir(), settings, &store)?;
-    for p in registry.all() {
-        p.use_store(lease_stores.get(p.name()).unwrap_or(&store).clone());
-    }
+    super::pool::use_lease_stores(ws.leases_dir(), settings, &store, &registry)?;
     Ok(Context {
         store,
         registry,

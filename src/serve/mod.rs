@@ -146,6 +146,18 @@ impl App {
             .map_err(|errs| {
                 crate::ops::OpsError::Platforms(errs.iter().map(ToString::to_string).collect())
             })?;
+        // A pool keeps its leases in its own `state`, else in the server's
+        // store (so servers sharing the store share the leases).
+        let (dir, own) = (ws.leases_dir().to_path_buf(), self.store.clone());
+        let registry = tokio::task::spawn_blocking(move || {
+            crate::ops::pool::use_lease_stores(&dir, &settings, &own, &registry).map(|()| registry)
+        })
+        .await
+        .map_err(|e| {
+            crate::ops::OpsError::Usage(format!(
+                "opening the pools' stores stopped unexpectedly: {e}"
+            ))
+        })??;
         Ok(crate::ops::Context {
             store: self.store.clone(),
             registry,

@@ -59,6 +59,17 @@ impl Server {
         double_platform: bool,
         envs: &[(&str, String)],
     ) -> Server {
+        Server::start_args(extra, settings, double_platform, envs, &[])
+    }
+
+    /// [`Server::start_custom`] with `args` given to `tg serve` besides.
+    pub(crate) fn start_args(
+        extra: &str,
+        settings: Option<&str>,
+        double_platform: bool,
+        envs: &[(&str, String)],
+        args: &[&str],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(
@@ -97,6 +108,7 @@ impl Server {
             .arg(p.join("catalog"))
             .arg("-data-dir")
             .arg(p.join("data"))
+            .args(args)
             .env("ALLOWED_VAR", "visible")
             .env("SECRET_VAR", "hidden")
             .current_dir(p)

@@ -334,3 +334,100 @@ fn serve_refuses_a_session_the_cli_made_and_leaves_it_alone() {
     bed.tg_env(&["destroy", "-auto-approve"], &env)
         .expect_code(0);
 }
+
+/// The case: a session on an `ssh` pool (two real OpenSSH hosts)
+/// opened on one server is served by the other: exec on its node, a second
+/// node, the leases seen from both, closed there and freed everywhere.
+#[test]
+fn serve_a_pool_session_is_served_by_either_server() {
+    use crate::pool_sshd::{client_key, known_hosts, Lan, Sshd};
+    if !(crate::support::have_root()
+        && crate::support::have_tools(&["ssh-keygen", "/usr/sbin/sshd", "ip"]))
+    {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let id = client_key(keys.path());
+    let lan = Lan::new();
+    let hosts: Vec<Sshd> = (0..2)
+        .map(|_| Sshd::start_on(&id.with_extension("pub"), &lan))
+        .collect();
+    let kh = known_hosts(keys.path(), &hosts);
+    let mut catalog = format!(
+        "platform \"ssh\" \"lab\" {{\n  user          = \"root\"\n  identity_file = \"{}\"\n  known_hosts   = \"{}\"\n",
+        id.display(),
+        kh.display()
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        catalog.push_str(&format!(
+            "  host \"h{}\" {{\n    address = \"{}\"\n  }}\n",
+            i + 1,
+            h.address
+        ));
+    }
+    catalog.push_str("}\n");
+    let shared = tempfile::tempdir().unwrap();
+    let url = shared_url(shared.path());
+    let start = || {
+        Server::start_args(
+            &catalog,
+            None,
+            false,
+            &[("TG_STATE_URL", url.clone())],
+            &["-platform", "lab"],
+        )
+    };
+    let (a, b) = (start(), start());
+    let name = format!("pool-{}", tag());
+    let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
+    assert_eq!(st, 201, "{v}");
+    let _close = Close(&a, name.clone());
+    let allocate = |s: &Server| {
+        let (st, job) = s.call(
+            "POST",
+            &format!("/v1/sessions/{name}/nodes"),
+            ALICE,
+            Some(json!({"image": "host"})),
+        );
+        assert_eq!(st, 202, "{job}");
+        let j = s.wait(ALICE, &job);
+        assert_eq!(j["status"], "succeeded", "{j}");
+    };
+    allocate(&a);
+
+    let (st, v) = b.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = b.call(
+        "POST",
+        &format!("/v1/sessions/{name}/nodes/n1/exec"),
+        ALICE,
+        Some(json!({"command": "hostname -I"})),
+    );
+    assert_eq!((st, &v["returncode"]), (200, &json!(0)), "{v}");
+    let out = v["stdout"].as_str().unwrap_or("");
+    assert!(
+        hosts.iter().any(|h| out.contains(&h.address)),
+        "n1 answered `{out}`, not from a pool host"
+    );
+    allocate(&b);
+    assert_eq!(node_names(&a, &name), ["n1", "n2"]);
+    let leased_by = |s: &Server| -> Vec<String> {
+        let (st, v) = s.call("GET", "/v1/pool", crate::serve::ROOT, None);
+        assert_eq!(st, 200, "{v}");
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["session"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let full = format!("alice/{name}");
+    assert_eq!(leased_by(&a), [full.clone(), full.clone()]);
+
+    let (st, job) = b.call("DELETE", &format!("/v1/sessions/{name}"), ALICE, None);
+    assert_eq!(st, 202, "{job}");
+    assert_eq!(b.wait(ALICE, &job)["status"], "succeeded");
+    let (st, _) = a.call("GET", &format!("/v1/sessions/{name}"), ALICE, None);
+    assert_eq!(st, 404);
+    assert_eq!(leased_by(&a), ["", ""]);
+}
