@@ -325,7 +325,7 @@ fn version_platforms_completion_and_man() {
       "format_version": "1.0",
       "tg_version": "[version]",
       "platform": "linux_x86_64",
-      "state_schema_version": 2
+      "state_schema_version": 3
     }
     "#);
     let r = bed.tg(&["platforms", "-json"]);
