@@ -43,7 +43,36 @@ impl Session<'_> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        let _ = self.tg(&["destroy", "-auto-approve"]);
+        if self.tg(&["destroy", "-auto-approve"]).code() == 0 {
+            return;
+        }
+        // The destroy failed (a half-installed package that cannot be
+        // purged, say): sweep what the session made, so a failed test
+        // leaves nothing on the host for the next ones.
+        let r = self.tg(&["session", "show", "-json"]);
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.stdout()) else {
+            return;
+        };
+        let Some(lineage) = v["lineage"].as_str() else {
+            return;
+        };
+        let platform = tg::platform::netns::NetnsPlatform::new(Default::default());
+        let session = tg::platform::SessionRef {
+            name: self.name.clone(),
+            lineage: lineage.to_string(),
+            testbed_dir: self.tb.path().to_path_buf(),
+            ssh_client_key: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            use tg::platform::Platform as _;
+            match rt.block_on(platform.sweep(&session)) {
+                Ok(removed) => eprintln!("destroy failed; swept {removed:?}"),
+                Err(e) => eprintln!("destroy failed, and so did the sweep: {e}"),
+            }
+        }
     }
 }
 
