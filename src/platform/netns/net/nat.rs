@@ -396,10 +396,13 @@ pub fn remove_uplink_host_side(host: &Host, sid: &str) -> NetResult<()> {
         return Ok(());
     }
     let lock = host.lock()?;
+    // Rules first, then the uplink, then the record: a crash in between
+    // leaves the uplink or the record, so a sweep (which looks for them
+    // before running `iptables`) finds the rules.
+    remove_host_rules_locked(&lock, sid);
     if has_uplink {
         hnl.delete_link(&host_if)?;
     }
-    remove_host_rules_locked(&lock, sid);
     let alive = |u: &str| {
         hnl.link_index(&names::uplink_name(u))
             .is_ok_and(|i| i.is_some())
@@ -410,8 +413,19 @@ pub fn remove_uplink_host_side(host: &Host, sid: &str) -> NetResult<()> {
     Ok(())
 }
 
-/// Remove the host's iptables rules tagged `tg-<sid>`; describe them.
+/// Remove the host's iptables rules tagged `tg-<sid>`; describe them. A
+/// session with no uplink that is not a user of host forwarding has none
+/// (rules are added after both and removed before them): then no
+/// `iptables` runs, which keeps a sweep of a session without NAT free of
+/// processes.
 pub fn remove_host_rules(host: &Host, sid: &str) -> NetResult<Vec<String>> {
+    let users = host
+        .forwarding_record()?
+        .map(|r| r.users)
+        .unwrap_or_default();
+    if !uplink_exists(sid) && !users.iter().any(|u| u == sid) {
+        return Ok(Vec::new());
+    }
     let lock = host.lock()?;
     Ok(remove_host_rules_locked(&lock, sid))
 }
