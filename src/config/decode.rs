@@ -221,6 +221,8 @@ pub const TOP_LEVEL: &[BlockSchema] = &[
         attrs: Some(&[
             "user",
             "identity_file",
+            "identity_passphrase",
+            "agent",
             "known_hosts",
             "port",
             "max_parallelism",

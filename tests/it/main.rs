@@ -20,6 +20,7 @@ mod netns;
 mod netns_node;
 mod netns_sandbox;
 mod pool;
+mod pool_auth;
 mod pool_segment;
 mod pool_sshd;
 mod serve;

@@ -30,6 +30,10 @@ pub struct Target {
     pub port: u16,
     pub user: String,
     pub identity_file: PathBuf,
+    /// The passphrase of an encrypted `identity_file`.
+    pub passphrase: Option<String>,
+    /// An ssh-agent socket whose identities are tried before the file.
+    pub agent: Option<PathBuf>,
     pub known_hosts: PathBuf,
     /// Accept an unknown or changed host key (warned about on every run).
     pub insecure: bool,
@@ -132,6 +136,93 @@ pub fn connect(t: &Target) -> PlatformResult<Session> {
     Err(last.unwrap_or_else(|| PlatformError::retryable("no attempt was made")))
 }
 
+/// Log in as the target's user: with the agent's identities first (when
+/// the pool uses an agent), then with the identity file (and its
+/// passphrase). The error names the host, the user and what was tried.
+fn authenticate(s: &Session, t: &Target) -> PlatformResult<()> {
+    let mut tried = Vec::new();
+    if let Some(sock) = &t.agent {
+        match agent_login(s, t, sock) {
+            Ok(()) => return Ok(()),
+            Err(why) => tried.push(format!("the agent at {}: {why}", sock.display())),
+        }
+        // Without a file of its own, the agent was the only way in.
+        if !t.identity_file.exists() {
+            return Err(refused(t, &tried));
+        }
+    }
+    let passphrase = t.passphrase.as_deref();
+    match s.userauth_pubkey_file(&t.user, None, &t.identity_file, passphrase) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let hint = match (passphrase, encrypted_key(&t.identity_file)) {
+                (None, true) => " (the key is encrypted: give its passphrase with `identity_passphrase`, or load it into an agent and set `agent = true`)",
+                (Some(_), true) => " (is `identity_passphrase` the key's passphrase?)",
+                _ => "",
+            };
+            tried.push(format!("the key {}: {e}{hint}", t.identity_file.display()));
+            Err(refused(t, &tried))
+        }
+    }
+}
+
+fn refused(t: &Target, tried: &[String]) -> PlatformError {
+    PlatformError::new(format!(
+        "pool host `{}` did not let user `{}` in; tried {}",
+        t.name,
+        t.user,
+        tried.join("; ")
+    ))
+}
+
+/// Each identity of the agent at `sock` in turn, until one is accepted.
+fn agent_login(s: &Session, t: &Target, sock: &std::path::Path) -> Result<(), String> {
+    let mut agent = s.agent().map_err(|e| e.to_string())?;
+    agent.set_identity_path(sock).map_err(|e| e.to_string())?;
+    agent
+        .connect()
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    agent.list_identities().map_err(|e| e.to_string())?;
+    let ids = agent.identities().map_err(|e| e.to_string())?;
+    if ids.is_empty() {
+        let _ = agent.disconnect();
+        return Err("it holds no identity (`ssh-add KEY`)".into());
+    }
+    let accepted = ids.iter().any(|id| agent.userauth(&t.user, id).is_ok());
+    let _ = agent.disconnect();
+    if accepted {
+        Ok(())
+    } else {
+        Err(format!("none of its {} identities was accepted", ids.len()))
+    }
+}
+
+/// Does the private key file look encrypted (OpenSSH's format says so in
+/// its header; PEM keys in a `Proc-Type` line)?
+fn encrypted_key(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.contains("Proc-Type: 4,ENCRYPTED") || text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        return true;
+    }
+    // An OpenSSH key: base64 of "openssh-key-v1\0", then the cipher name,
+    // which is "none" for a key without a passphrase.
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    use base64::Engine as _;
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) else {
+        return false;
+    };
+    match raw.strip_prefix(b"openssh-key-v1\0".as_slice()) {
+        Some(rest) => !rest.starts_with(&[0, 0, 0, 4, b'n', b'o', b'n', b'e']),
+        None => false,
+    }
+}
+
 fn connect_once(t: &Target) -> PlatformResult<Session> {
     let unreachable = |why: String| {
         PlatformError::retryable(format!(
@@ -153,15 +244,7 @@ fn connect_once(t: &Target) -> PlatformResult<Session> {
     s.handshake()
         .map_err(|e| unreachable(format!("the SSH handshake failed: {e}")))?;
     verify_host_key(&s, t)?;
-    s.userauth_pubkey_file(&t.user, None, &t.identity_file, None)
-        .map_err(|e| {
-            PlatformError::new(format!(
-                "pool host `{}` refused the key {} for user `{}`: {e}",
-                t.name,
-                t.identity_file.display(),
-                t.user
-            ))
-        })?;
+    authenticate(&s, t)?;
     if !s.authenticated() {
         return Err(PlatformError::new(format!(
             "pool host `{}` did not accept user `{}`",

@@ -52,6 +52,8 @@ const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Opt
 const ATTRIBUTES: &[&str] = &[
     "user",
     "identity_file",
+    "identity_passphrase",
+    "agent",
     "known_hosts",
     "reset",
     "insecure_accept_host_key",
@@ -85,6 +87,11 @@ pub struct SshPool {
     hosts: Vec<PoolHost>,
     user: String,
     identity_file: PathBuf,
+    /// The passphrase of an encrypted `identity_file`.
+    passphrase: Option<String>,
+    /// The ssh-agent socket to try first (`agent = true`: the environment's
+    /// `SSH_AUTH_SOCK`).
+    agent: Option<PathBuf>,
     known_hosts: PathBuf,
     reset: Option<String>,
     insecure: bool,
@@ -146,6 +153,15 @@ impl SshPool {
             Some(v) => Err(format!("`{name}` must be true or false, found {v}")),
         };
         let insecure = flag("insecure_accept_host_key", false)?;
+        let agent = match flag("agent", false)? {
+            false => None,
+            true => match env.non_empty("SSH_AUTH_SOCK") {
+                Some(sock) => Some(PathBuf::from(sock)),
+                None => {
+                    return Err("`agent = true` but `SSH_AUTH_SOCK` is not set: start an agent (`eval $(ssh-agent)`, `ssh-add KEY`), or authenticate with `identity_file` alone".into())
+                }
+            },
+        };
         let reuse = flag("reuse_connections", true)?;
         let number = |name: &str, max: u64| -> Result<Option<u64>, String> {
             match block.attributes.get(name) {
@@ -185,6 +201,8 @@ impl SshPool {
             hosts: block.hosts.clone(),
             user: string_attr(block, "user")?.unwrap_or_else(|| "root".into()),
             identity_file: path_attr(block, "identity_file", "~/.ssh/id_ed25519", env)?,
+            passphrase: string_attr(block, "identity_passphrase")?,
+            agent,
             known_hosts: path_attr(block, "known_hosts", "~/.ssh/known_hosts", env)?,
             reset: string_attr(block, "reset")?,
             insecure,
@@ -209,6 +227,8 @@ impl SshPool {
             port: h.port.unwrap_or(self.port),
             user: h.user.clone().unwrap_or_else(|| self.user.clone()),
             identity_file: self.identity_file.clone(),
+            passphrase: self.passphrase.clone(),
+            agent: self.agent.clone(),
             known_hosts: self.known_hosts.clone(),
             insecure: self.insecure,
         }
