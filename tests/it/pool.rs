@@ -156,6 +156,12 @@ fn pool_exec_streams_output_and_keeps_the_exit_code() {
     assert!(r.stdout().contains("out"), "{}", r.stdout());
     assert!(r.stderr().contains("err"), "{}", r.stderr());
     assert_eq!(r.code(), 3, "{}", r.stderr());
+    // `-t`: on a terminal of the host (as on netns); without, none.
+    let r = p.tb.tg(&["exec", "-t", "node.a[0]", "--", "tty"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stdout().contains("/dev/pts/"), "{}", r.stdout());
+    let r = p.tb.tg(&["exec", "node.a[0]", "--", "tty"]);
+    assert!(r.stdout().contains("not a tty"), "{}", r.stdout());
     p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
 }
 

@@ -330,7 +330,9 @@ fn channel_err(t: &Target, what: &str, e: impl std::fmt::Display) -> PlatformErr
 }
 
 /// Run `line` (a shell command line) on `s`, streaming its output as it
-/// comes. Blocking.
+/// comes; with `tty`, on a pseudo-terminal of the host (`xterm`, 80x24, as
+/// a netns node's), so interactive programs work and the terminal's keys
+/// (Ctrl-C) reach the command. Blocking.
 pub fn run(
     s: &Session,
     t: &Target,
@@ -338,10 +340,15 @@ pub fn run(
     io: Streams,
     timeout: Option<Duration>,
     cancel: &Cancel,
+    tty: bool,
 ) -> PlatformResult<ExecStatus> {
     let mut ch = s
         .channel_session()
         .map_err(|e| channel_err(t, "opening a channel", e))?;
+    if tty {
+        ch.request_pty("xterm", None, Some((80, 24, 0, 0)))
+            .map_err(|e| channel_err(t, "asking for a terminal", e))?;
+    }
     ch.exec(line)
         .map_err(|e| channel_err(t, "starting the command", e))?;
     let Streams {
@@ -482,7 +489,7 @@ pub fn run_collected(s: &Session, t: &Target, line: &str) -> PlatformResult<(i32
             stderr: etx,
             stdin: None,
         };
-        let status = run(s, t, line, io, None, &Cancel::new());
+        let status = run(s, t, line, io, None, &Cancel::new(), false);
         (
             status,
             o.join().unwrap_or_default(),

@@ -708,6 +708,7 @@ impl Platform for SshPool {
             io,
             timeout,
             cancel,
+            tty,
             ..
         } = req;
         tokio::task::spawn_blocking(move || {
@@ -716,7 +717,9 @@ impl Platform for SshPool {
                 stderr: io.stderr,
                 stdin: io.stdin,
             };
-            conns.with(&t, |s| conn::run(s, &t, &line, streams, timeout, &cancel))
+            conns.with(&t, |s| {
+                conn::run(s, &t, &line, streams, timeout, &cancel, tty)
+            })
         })
         .await
         .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
