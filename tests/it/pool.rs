@@ -353,6 +353,62 @@ fn pool_unknown_host_key_is_refused_unless_insecure_which_warns() {
     p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
 }
 
+/// Ctrl-C on `tg exec` (no terminal) reaches the command on the host: it
+/// dies by SIGINT (130) and nothing of it is left running.
+#[test]
+fn pool_exec_delivers_signals_to_the_command() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    apply(&p.tb, "default").expect_code(0);
+    // A duration no other test sleeps, to find the process by.
+    let nap = format!("31.{}", std::process::id() % 1000);
+    let mut cmd = std::process::Command::new(crate::support::tg_bin());
+    cmd.args(["exec", "node.a[0]", "--", "sh", "-c"])
+        .arg(format!("echo started >&2; sleep {nap}; echo after"))
+        .current_dir(p.tb.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TG_") {
+            cmd.env_remove(k);
+        }
+    }
+    let child = cmd.spawn().expect("spawn tg exec");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("^sleep {nap}$")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(!stdout.contains("after"), "{stdout}");
+    assert!(
+        stderr.contains("started") && !stderr.contains("tg-pid"),
+        "{stderr}"
+    );
+    assert!(!running(), "the command outlived the signal");
+    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}
+
 /// SIGKILL `child` (an apply in flight) and reap it.
 pub(crate) fn sigkill(child: &mut std::process::Child) {
     let _ = nix::sys::signal::kill(

@@ -323,6 +323,67 @@ pub struct Streams {
     pub stdout: mpsc::Sender<Vec<u8>>,
     pub stderr: mpsc::Sender<Vec<u8>>,
     pub stdin: Option<mpsc::Receiver<Vec<u8>>>,
+    /// Signal numbers to deliver to the command (not with `tty`: the
+    /// terminal's keys reach it).
+    pub signals: Option<mpsc::Receiver<i32>>,
+    /// Run on a pseudo-terminal of the host.
+    pub tty: bool,
+}
+
+/// The first line a command run with signals writes to stderr: its pid.
+const PID_TAG: &str = "tg-pid:";
+
+/// What holds back a command's stderr until its first line, the pid the
+/// wrapper of a signalled command writes, has come.
+struct PidLine {
+    pending: Vec<u8>,
+    pid: Option<u32>,
+    done: bool,
+}
+
+impl PidLine {
+    /// Take `chunk`; the bytes that are the command's own stderr.
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.done {
+            return chunk.to_vec();
+        }
+        self.pending.extend_from_slice(chunk);
+        let Some(nl) = self.pending.iter().position(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        self.done = true;
+        let line = String::from_utf8_lossy(&self.pending[..nl]).into_owned();
+        match line
+            .strip_prefix(PID_TAG)
+            .and_then(|p| p.trim().parse().ok())
+        {
+            Some(pid) => {
+                self.pid = Some(pid);
+                self.pending.split_off(nl + 1)
+            }
+            // Not the wrapper's line: the command's own output.
+            None => std::mem::take(&mut self.pending),
+        }
+    }
+}
+
+/// Deliver signal `sig` to the process group `pid` on the host (OpenSSH
+/// starts a command without a terminal in a session of its own, so the
+/// shell's pid is its group: the command and its children get it), over
+/// another channel of the same connection.
+fn send_signal(s: &Session, t: &Target, pid: u32, sig: i32) -> PlatformResult<()> {
+    s.set_blocking(true);
+    let done = (|| {
+        let mut ch = s
+            .channel_session()
+            .map_err(|e| channel_err(t, "opening a channel for a signal", e))?;
+        ch.exec(&format!("kill -{sig} -- -{pid}"))
+            .map_err(|e| channel_err(t, "sending a signal", e))?;
+        let _ = ch.wait_close();
+        Ok(())
+    })();
+    s.set_blocking(false);
+    done
 }
 
 fn channel_err(t: &Target, what: &str, e: impl std::fmt::Display) -> PlatformError {
@@ -330,9 +391,12 @@ fn channel_err(t: &Target, what: &str, e: impl std::fmt::Display) -> PlatformErr
 }
 
 /// Run `line` (a shell command line) on `s`, streaming its output as it
-/// comes; with `tty`, on a pseudo-terminal of the host (`xterm`, 80x24, as
-/// a netns node's), so interactive programs work and the terminal's keys
-/// (Ctrl-C) reach the command. Blocking.
+/// comes. With `io.tty`, on a pseudo-terminal of the host (`xterm`, 80x24,
+/// as a netns node's), so interactive programs work and the terminal's keys
+/// (Ctrl-C) reach the command. With `io.signals`, the command line first
+/// writes the shell's pid to stderr (held back from the caller), so each
+/// signal received is delivered to its process group with `kill` (SSH's
+/// own signal request is not in libssh2). Blocking.
 pub fn run(
     s: &Session,
     t: &Target,
@@ -340,8 +404,15 @@ pub fn run(
     io: Streams,
     timeout: Option<Duration>,
     cancel: &Cancel,
-    tty: bool,
 ) -> PlatformResult<ExecStatus> {
+    let Streams {
+        stdout,
+        stderr,
+        mut stdin,
+        signals,
+        tty,
+    } = io;
+    let mut signals = signals.filter(|_| !tty);
     let mut ch = s
         .channel_session()
         .map_err(|e| channel_err(t, "opening a channel", e))?;
@@ -349,13 +420,22 @@ pub fn run(
         ch.request_pty("xterm", None, Some((80, 24, 0, 0)))
             .map_err(|e| channel_err(t, "asking for a terminal", e))?;
     }
+    let wrapped;
+    let line = match signals {
+        Some(_) => {
+            wrapped = format!("printf '{PID_TAG}%s\\n' \"$$\" >&2; {line}");
+            wrapped.as_str()
+        }
+        None => line,
+    };
+    let mut pid_line = PidLine {
+        pending: Vec::new(),
+        pid: None,
+        done: signals.is_none(),
+    };
+    let mut waiting: Vec<i32> = Vec::new();
     ch.exec(line)
         .map_err(|e| channel_err(t, "starting the command", e))?;
-    let Streams {
-        stdout,
-        stderr,
-        mut stdin,
-    } = io;
     if stdin.is_none() {
         ch.send_eof()
             .map_err(|e| channel_err(t, "closing stdin", e))?;
@@ -373,9 +453,16 @@ pub fn run(
                     Ok(0) => {}
                     Ok(n) => {
                         busy = true;
+                        let bytes = if which == 0 {
+                            buf[..n].to_vec()
+                        } else {
+                            pid_line.feed(&buf[..n])
+                        };
                         let to = if which == 0 { &stdout } else { &stderr };
                         // A reader that went away only stops the copy.
-                        let _ = to.blocking_send(buf[..n].to_vec());
+                        if !bytes.is_empty() {
+                            let _ = to.blocking_send(bytes);
+                        }
                     }
                     Err(e) if e.kind() == IoKind::WouldBlock => {}
                     Err(e) => return Err(channel_err(t, "reading output", e)),
@@ -400,6 +487,17 @@ pub fn run(
                             }
                         }
                     }
+                }
+            }
+            if let Some(rx) = signals.as_mut() {
+                while let Ok(sig) = rx.try_recv() {
+                    waiting.push(sig);
+                }
+            }
+            if let Some(pid) = pid_line.pid {
+                for sig in waiting.drain(..) {
+                    busy = true;
+                    send_signal(s, t, pid, sig)?;
                 }
             }
             if ch.eof() {
@@ -488,8 +586,10 @@ pub fn run_collected(s: &Session, t: &Target, line: &str) -> PlatformResult<(i32
             stdout: otx,
             stderr: etx,
             stdin: None,
+            signals: None,
+            tty: false,
         };
-        let status = run(s, t, line, io, None, &Cancel::new(), false);
+        let status = run(s, t, line, io, None, &Cancel::new());
         (
             status,
             o.join().unwrap_or_default(),

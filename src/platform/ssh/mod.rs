@@ -716,10 +716,10 @@ impl Platform for SshPool {
                 stdout: io.stdout,
                 stderr: io.stderr,
                 stdin: io.stdin,
+                signals: io.signals,
+                tty,
             };
-            conns.with(&t, |s| {
-                conn::run(s, &t, &line, streams, timeout, &cancel, tty)
-            })
+            conns.with(&t, |s| conn::run(s, &t, &line, streams, timeout, &cancel))
         })
         .await
         .map_err(|e| PlatformError::new(format!("the SSH call stopped: {e}")))?
