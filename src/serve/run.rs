@@ -165,7 +165,7 @@ async fn apply_job(
         let now = stored::revision(app, session)
             .await
             .map_err(|e| (e, false))?;
-        if now == read.revision || tries == PLAN_TRIES {
+        if now == read.revision {
             break planned;
         }
         planned
@@ -173,6 +173,18 @@ async fn apply_job(
             .release()
             .await
             .map_err(|e| (ops_error(e), false))?;
+        if tries == PLAN_TRIES {
+            // Never apply an older document: the change stays in the
+            // model, and the job of whoever changed it last applies it.
+            return Err((
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "changed",
+                    format!("session `{session}` changed {PLAN_TRIES} times on other servers while this job planned: its change is in the session's document, and the job of the last change applies it"),
+                ),
+                true,
+            ));
+        }
     };
     let report = ops::apply(&planned.locked, &planned.plan, &Default::default()).await;
     let released = planned.locked.release().await;
