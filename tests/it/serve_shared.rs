@@ -35,6 +35,20 @@ impl Drop for Close<'_> {
     }
 }
 
+/// Allocate a node (`body`) in session `name` through `s` and wait for the
+/// job to succeed.
+fn allocate(s: &Server, name: &str, body: serde_json::Value) {
+    let (st, job) = s.call(
+        "POST",
+        &format!("/v1/sessions/{name}/nodes"),
+        ALICE,
+        Some(body),
+    );
+    assert_eq!(st, 202, "{job}");
+    let j = s.wait(ALICE, &job);
+    assert_eq!(j["status"], "succeeded", "{j}");
+}
+
 fn node_names(s: &Server, name: &str) -> Vec<String> {
     let (st, v) = s.call("GET", &format!("/v1/sessions/{name}/nodes"), ALICE, None);
     assert_eq!(st, 200, "{v}");
@@ -69,14 +83,7 @@ fn serve_a_session_that_is_not_local_is_served_by_either_server() {
     let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
     assert_eq!(st, 201, "{v}");
     let _close = Close(&a, name.clone());
-    let (st, job) = a.call(
-        "POST",
-        &format!("/v1/sessions/{name}/nodes"),
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    assert_eq!(a.wait(ALICE, &job)["status"], "succeeded");
+    allocate(&a, &name, json!({"image": "host"}));
     let (st, v) = a.raw(
         "PUT",
         &format!("/v1/sessions/{name}/files/motd.txt"),
@@ -114,14 +121,7 @@ fn serve_a_session_that_is_not_local_is_served_by_either_server() {
         Some(json!({"command": "uname"})),
     );
     assert_eq!((st, &v["returncode"]), (200, &json!(0)), "{v}");
-    let (st, job) = b.call(
-        "POST",
-        &format!("/v1/sessions/{name}/nodes"),
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    assert_eq!(b.wait(ALICE, &job)["status"], "succeeded");
+    allocate(&b, &name, json!({"image": "host"}));
     assert_eq!(node_names(&a, &name), ["n1", "n2"]);
 
     // Both change it at once: each change is made (202) or refused as
@@ -266,14 +266,7 @@ fn serve_a_netns_session_held_by_another_server_is_a_409_naming_it() {
     let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
     assert_eq!(st, 201, "{v}");
     let _close = Close(&a, name.clone());
-    let (st, job) = a.call(
-        "POST",
-        &format!("/v1/sessions/{name}/nodes"),
-        ALICE,
-        Some(json!({"image": "host"})),
-    );
-    assert_eq!(st, 202, "{job}");
-    assert_eq!(a.wait(ALICE, &job)["status"], "succeeded");
+    allocate(&a, &name, json!({"image": "host"}));
 
     let (st, v) = b.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
     assert_eq!((st, code(&v)), (409, "elsewhere"), "{v}");
@@ -382,18 +375,7 @@ fn serve_a_pool_session_is_served_by_either_server() {
     let (st, v) = a.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
     assert_eq!(st, 201, "{v}");
     let _close = Close(&a, name.clone());
-    let allocate = |s: &Server| {
-        let (st, job) = s.call(
-            "POST",
-            &format!("/v1/sessions/{name}/nodes"),
-            ALICE,
-            Some(json!({"image": "host"})),
-        );
-        assert_eq!(st, 202, "{job}");
-        let j = s.wait(ALICE, &job);
-        assert_eq!(j["status"], "succeeded", "{j}");
-    };
-    allocate(&a);
+    allocate(&a, &name, json!({"image": "host"}));
 
     let (st, v) = b.call("POST", "/v1/sessions", ALICE, Some(json!({"name": name})));
     assert_eq!(st, 200, "{v}");
@@ -409,7 +391,7 @@ fn serve_a_pool_session_is_served_by_either_server() {
         hosts.iter().any(|h| out.contains(&h.address)),
         "n1 answered `{out}`, not from a pool host"
     );
-    allocate(&b);
+    allocate(&b, &name, json!({"image": "host"}));
     assert_eq!(node_names(&a, &name), ["n1", "n2"]);
     let leased_by = |s: &Server| -> Vec<String> {
         let (st, v) = s.call("GET", "/v1/pool", crate::serve::ROOT, None);
