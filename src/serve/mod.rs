@@ -91,6 +91,8 @@ pub struct App {
     pub uploading: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Held while a session is opened (see `handlers::open_session`).
     pub opening: tokio::sync::Mutex<()>,
+    /// Held while a session folder's model is written (`stored`).
+    pub folders: std::sync::Mutex<()>,
 }
 
 impl App {
@@ -117,6 +119,7 @@ impl App {
             image_dirs,
             uploading: Default::default(),
             opening: Default::default(),
+            folders: Default::default(),
         })
     }
 

@@ -80,6 +80,14 @@ pub struct SessionModel {
     /// The session network's `impair` block: every node's link.
     #[serde(default, skip_serializing_if = "Impairment::is_none")]
     pub impair: Impairment,
+    /// A close has begun: the session takes no change any more (a job
+    /// waiting for the lock gives up), only another close.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closing: bool,
+    /// Set once when the session is opened: a later session of the same
+    /// name is another one (a server's folder copy tells them apart).
+    #[serde(default)]
+    pub id: String,
     /// The machine its nodes run on, when they are local (netns): only the
     /// server there serves the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +105,7 @@ impl SessionModel {
             owner: owner.to_string(),
             platform: platform.to_string(),
             created: crate::state::now_rfc3339(),
+            id: uuid::Uuid::new_v4().to_string(),
             next_node: 1,
             ..SessionModel::default()
         }
@@ -400,7 +409,8 @@ pub fn save(dir: &Path, model: &SessionModel) -> ApiResult<()> {
     write_atomic(&dir.join(MODEL), &json)
 }
 
-fn write_atomic(path: &Path, text: &str) -> ApiResult<()> {
+/// Write `text` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, text: &str) -> ApiResult<()> {
     // A name of its own: two requests may refresh one folder at once.
     let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, text)

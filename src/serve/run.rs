@@ -40,6 +40,34 @@ fn job_workspace(app: &App, session: &SessionName, user: &str, job: &str) -> Wor
     ws
 }
 
+/// Mark the session closing in the store (a change saved on another
+/// server meanwhile is read again), so no job applies it after the close.
+async fn mark_closing(app: &App, session: &SessionName) -> ApiResult<()> {
+    for _ in 0..PLAN_TRIES {
+        let mut m = existing(app, session).await?;
+        if m.closing {
+            return Ok(());
+        }
+        m.closing = true;
+        match stored::save(app, session, &mut m).await {
+            Err(e) if e.code == "changed" => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "changed",
+        format!("session `{session}` kept changing on other servers: close it again"),
+    ))
+}
+
+/// The refusal of a change to a session being closed.
+fn closing(session: &SessionName) -> ApiError {
+    ApiError::busy(format!(
+        "session `{session}` is being closed: it takes no change any more (close it again if that close failed)"
+    ))
+}
+
 /// Destroy everything of a session, end it and remove its folder.
 pub(super) async fn close_job(
     app: &App,
@@ -47,6 +75,7 @@ pub(super) async fn close_job(
     user: &str,
     job: &str,
 ) -> ApiResult<Value> {
+    mark_closing(app, session).await?;
     let ws = job_workspace(app, session, user, job);
     let context = app.context(&ws, session).await.map_err(ops_error)?;
     let store = context.store.clone();
@@ -90,6 +119,9 @@ pub(super) async fn change(
     let job = app.jobs.start(session.as_str(), &user.name, kind)?;
     let prepared = async {
         let before = existing(app, session).await?;
+        if before.closing {
+            return Err(closing(session));
+        }
         let mut after = before.clone();
         let result = edit(&mut after)?;
         stored::save(app, session, &mut after).await?;
@@ -155,6 +187,9 @@ async fn apply_job(
     let planned = loop {
         tries += 1;
         let read = existing(app, session).await.map_err(|e| (e, false))?;
+        if read.closing {
+            return Err((closing(session), true));
+        }
         let context = app
             .context(&ws, session)
             .await
@@ -219,8 +254,10 @@ fn apply_failed(report: &crate::apply::ApplyReport) -> ApiError {
 pub(super) fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiResult<()> {
     for (name, text) in &app.catalog_files {
         let path = dir.join(format!("{}{name}", model::CATALOG_PREFIX));
-        std::fs::write(&path, text)
-            .map_err(|e| ApiError::internal(format!("cannot write `{}`: {e}", path.display())))?;
+        // Atomically and only when changed: a plan may be reading it.
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            model::write_atomic(&path, text)?;
+        }
     }
     model::save(dir, m)
 }

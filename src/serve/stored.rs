@@ -268,14 +268,39 @@ fn remove_local(dir: &Path, name: &str) -> ApiResult<()> {
 }
 
 /// Write the model, its document and the catalog's files into `dir`.
+/// Which model the folder holds: the session's `id` (a new session of the
+/// same name is another one) and the revision.
+const COPY_OF: &str = ".copy-of.json";
+
+/// Write the model, its document and the catalog's files into `dir`,
+/// unless the folder holds this session's model at this revision or a
+/// newer one already: a slow request never puts an older document back
+/// under a job that is about to plan the newer one. One writer at a time
+/// per server (`App::folders`).
 fn write_model(app: &App, dir: &Path, m: &SessionModel) -> ApiResult<()> {
+    let _one = app
+        .folders
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let have: Option<(String, i64)> = std::fs::read(dir.join(COPY_OF))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok());
+    let want = (m.id.clone(), m.revision.unwrap_or(0));
+    let current = have
+        .as_ref()
+        .is_some_and(|(id, rev)| *id == want.0 && *rev >= want.1);
+    if current && dir.join(model::MODEL).is_file() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| ApiError::internal(format!("cannot create the session folder: {e}")))?;
-    super::run::save(app, dir, m)
+    super::run::save(app, dir, m)?;
+    let text = serde_json::to_string(&want).unwrap_or_default();
+    model::write_atomic(&dir.join(COPY_OF), &text)
 }
 
 /// Bring the folder `dir` to what the store holds: the model (when the
-/// copy's differs) and the uploads (copied when missing or changed,
+/// copy's is older) and the uploads (copied when missing or changed,
 /// removed when the store has them no more).
 async fn refresh_folder(
     app: &App,
@@ -284,13 +309,7 @@ async fn refresh_folder(
     m: &SessionModel,
     uploads: &[StoredFile],
 ) -> ApiResult<()> {
-    let copy = model::load(dir).ok().flatten().map(|c| SessionModel {
-        revision: m.revision,
-        ..c
-    });
-    if copy.as_ref() != Some(m) {
-        write_model(app, dir, m)?;
-    }
+    write_model(app, dir, m)?;
     let files = dir.join(model::UPLOADS);
     let mut index = read_index(&files);
     let before = index.clone();

@@ -220,20 +220,48 @@ fn serve_a_session_that_is_not_local_is_served_by_either_server() {
             tg::state::Expect::Any,
         )
         .unwrap();
-    let (_, v) = a.call("GET", &format!("/v1/sessions/{name}/files"), ALICE, None);
-    assert_eq!(v, json!([]));
+    let (st, v) = a.call("GET", &format!("/v1/sessions/{name}/files"), ALICE, None);
+    assert_eq!((st, &v), (200, &json!([])));
     assert!(!a
         ._dir
         .path()
         .join("data/sessions/alice/escape.txt")
         .exists());
+    // A change on A and a close on B, both queued behind the lock: the
+    // close wins in the end whichever runs first (the change never makes
+    // nodes after the close destroyed them).
+    let lock = store
+        .lock(
+            tg::state::LockInfo::for_this_process(&full, "test"),
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+    let (st, late) = a.call(
+        "POST",
+        &format!("/v1/sessions/{name}/nodes"),
+        ALICE,
+        Some(json!({"name": "late", "image": "host"})),
+    );
+    assert_eq!(st, 202, "{late}");
+    std::thread::sleep(std::time::Duration::from_millis(400));
     let (st, job) = b.call("DELETE", &format!("/v1/sessions/{name}"), ALICE, None);
     assert_eq!(st, 202, "{job}");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    lock.release().unwrap();
     assert_eq!(b.wait(ALICE, &job)["status"], "succeeded");
+    a.wait(ALICE, &late);
     let (st, _) = a.call("GET", &format!("/v1/sessions/{name}"), ALICE, None);
     assert_eq!(st, 404);
     assert_eq!(store.session_files(&full).unwrap(), []);
     assert!(store.get_session(&full).unwrap().is_none());
+    // Once closed, nothing changes it.
+    let (st, _) = a.call(
+        "POST",
+        &format!("/v1/sessions/{name}/nodes"),
+        ALICE,
+        Some(json!({"image": "host"})),
+    );
+    assert_eq!(st, 404);
 }
 
 /// Two servers with their own machine names on the real netns platform: a

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::platform::{Cancel, ExecStatus, PlatformError, PlatformResult};
 
 /// How to reach and trust one host.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     /// The host block's name (`edge-1`), for messages.
     pub name: String,
@@ -37,6 +37,23 @@ pub struct Target {
     pub known_hosts: PathBuf,
     /// Accept an unknown or changed host key (warned about on every run).
     pub insecure: bool,
+}
+
+/// Without the passphrase.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("identity_file", &self.identity_file)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<hidden>"))
+            .field("agent", &self.agent)
+            .field("known_hosts", &self.known_hosts)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 impl Target {
@@ -342,28 +359,39 @@ struct PidLine {
 }
 
 impl PidLine {
-    /// Take `chunk`; the bytes that are the command's own stderr.
+    /// Take `chunk`; the bytes that are the command's own stderr. Lines
+    /// before the pid line (a login shell's rc file may write some) pass
+    /// through; past 64 KiB without it, everything does.
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         if self.done {
             return chunk.to_vec();
         }
         self.pending.extend_from_slice(chunk);
-        let Some(nl) = self.pending.iter().position(|b| *b == b'\n') else {
-            return Vec::new();
-        };
-        self.done = true;
-        let line = String::from_utf8_lossy(&self.pending[..nl]).into_owned();
-        match line
-            .strip_prefix(PID_TAG)
-            .and_then(|p| p.trim().parse().ok())
-        {
-            Some(pid) => {
+        let mut out = Vec::new();
+        while let Some(nl) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line);
+            if let Some(pid) = text
+                .strip_prefix(PID_TAG)
+                .and_then(|p| p.trim().parse().ok())
+            {
                 self.pid = Some(pid);
-                self.pending.split_off(nl + 1)
+                self.done = true;
+                out.append(&mut self.pending);
+                return out;
             }
-            // Not the wrapper's line: the command's own output.
-            None => std::mem::take(&mut self.pending),
+            out.extend(line);
         }
+        if self.pending.len() > 64 * 1024 {
+            self.done = true;
+            out.append(&mut self.pending);
+        }
+        out
+    }
+
+    /// What is still held back when the command ends.
+    fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
     }
 }
 
@@ -497,7 +525,12 @@ pub fn run(
             if let Some(pid) = pid_line.pid {
                 for sig in waiting.drain(..) {
                     busy = true;
-                    send_signal(s, t, pid, sig)?;
+                    // The command goes on either way: a host that refuses
+                    // another channel (sshd's MaxSessions) loses the
+                    // signal, not the command's output or status.
+                    if let Err(e) = send_signal(s, t, pid, sig) {
+                        let _ = stderr.blocking_send(format!("tg: {e}\n").into_bytes());
+                    }
                 }
             }
             if ch.eof() {
@@ -513,6 +546,10 @@ pub fn run(
         }
     })();
     s.set_blocking(true);
+    let held = pid_line.rest();
+    if !held.is_empty() {
+        let _ = stderr.blocking_send(held);
+    }
     outcome?;
     if timed_out {
         let _ = ch.close();
@@ -619,4 +656,62 @@ pub fn upload(s: &Session, t: &Target, local: &Path, remote: &str) -> PlatformRe
     f.write_all(&data)
         .map_err(|e| channel_err(t, &format!("writing {remote}"), e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> PidLine {
+        PidLine {
+            pending: Vec::new(),
+            pid: None,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn the_pid_line_is_taken_out_wherever_the_chunks_split() {
+        let mut p = fresh();
+        let mut out = p.feed(b"motd from .bashrc\ntg-p");
+        out.extend(p.feed(b"id:4242\nerr"));
+        out.extend(p.feed(b"or\n"));
+        assert_eq!(p.pid, Some(4242));
+        assert_eq!(out, b"motd from .bashrc\nerror\n");
+    }
+
+    #[test]
+    fn without_a_pid_line_everything_passes_through() {
+        let mut p = fresh();
+        let mut out = p.feed(b"no tag here\npartial");
+        out.extend(p.rest());
+        assert_eq!(
+            (p.pid, out.as_slice()),
+            (None, &b"no tag here\npartial"[..])
+        );
+        let mut big = fresh();
+        let out = big.feed(&vec![b'x'; 70 * 1024]);
+        assert_eq!(out.len(), 70 * 1024);
+        assert!(big.done);
+    }
+
+    #[test]
+    fn a_targets_debug_hides_the_passphrase() {
+        let t = Target {
+            name: "h1".into(),
+            address: "192.0.2.1".into(),
+            port: 22,
+            user: "root".into(),
+            identity_file: "/k".into(),
+            passphrase: Some("s3cret".into()),
+            agent: None,
+            known_hosts: "/kh".into(),
+            insecure: false,
+        };
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<hidden>"),
+            "{shown}"
+        );
+    }
 }

@@ -49,6 +49,14 @@ fn write(
     let w = StoredFile::describe(name, content, Expect::next(found));
     let size = w.size as i64;
     let changed = match found {
+        // `Any` replaces whatever a concurrent first write put there.
+        None if expect == Expect::Any => client.execute(
+            "INSERT INTO session_files (session, name, content, size, sha256, revision, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session, name) DO UPDATE SET \
+             content = excluded.content, size = excluded.size, sha256 = excluded.sha256, \
+             revision = session_files.revision + 1, updated_at = excluded.updated_at",
+            &[&session, &name, &content, &size, &w.sha256, &w.revision, &w.updated],
+        )?,
         // A concurrent first write of the same file inserts nothing here.
         None => client.execute(
             "INSERT INTO session_files (session, name, content, size, sha256, revision, updated_at) \

@@ -399,7 +399,17 @@ pub fn remove_uplink_host_side(host: &Host, sid: &str) -> NetResult<()> {
     // Rules first, then the uplink, then the record: a crash in between
     // leaves the uplink or the record, so a sweep (which looks for them
     // before running `iptables`) finds the rules.
-    remove_host_rules_locked(&lock, sid);
+    let (_, left) = remove_host_rules_locked(&lock, sid);
+    if !left.is_empty() {
+        // Keep the uplink and the record: the next sweep tries again.
+        return Err(NetError::Tool {
+            message: format!(
+                "cannot remove the host's iptables rules {}: run `tg destroy` again",
+                left.join(", ")
+            ),
+            detail: String::new(),
+        });
+    }
     if has_uplink {
         hnl.delete_link(&host_if)?;
     }
@@ -427,14 +437,18 @@ pub fn remove_host_rules(host: &Host, sid: &str) -> NetResult<Vec<String>> {
         return Ok(Vec::new());
     }
     let lock = host.lock()?;
-    Ok(remove_host_rules_locked(&lock, sid))
+    Ok(remove_host_rules_locked(&lock, sid).0)
 }
 
-fn remove_host_rules_locked(_held: &HostLock, sid: &str) -> Vec<String> {
+/// Remove the host's rules tagged `tg-<sid>`: those removed (described)
+/// and those left (a table that could not be listed, a rule that could not
+/// be deleted).
+fn remove_host_rules_locked(_held: &HostLock, sid: &str) -> (Vec<String>, Vec<String>) {
     let tag = format!("--comment {}", names::rule_tag(sid));
-    let mut removed = Vec::new();
+    let (mut removed, mut left) = (Vec::new(), Vec::new());
     for table in ["nat", "filter"] {
         let Ok(rules) = iptables(None, &["-t", table, "-S"]) else {
+            left.push(format!("of table `{table}` (it could not be listed)"));
             continue;
         };
         for rule in rules
@@ -445,10 +459,12 @@ fn remove_host_rules_locked(_held: &HostLock, sid: &str) -> Vec<String> {
             args.extend(rule.split_whitespace().skip(1));
             if iptables(None, &args).is_ok() {
                 removed.push(format!("iptables rule `{rule}` ({table})"));
+            } else {
+                left.push(format!("`{rule}` ({table})"));
             }
         }
     }
-    removed
+    (removed, left)
 }
 
 /// Does the host have the session's uplink?
