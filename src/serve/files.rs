@@ -6,13 +6,10 @@
 //! session's folder, `files/` ([`super::model::UPLOADS`]), one of the two
 //! places its testbed may read (the other is the catalog: see
 //! [`super::App::workspace`]). A name is a plain file name
-//! ([`super::model::check_file_name`]); a body is written to a hidden
-//! temporary file, stored, and renamed into place, so a job never reads
-//! half a file.
+//! ([`super::model::check_file_name`]); a body is received whole (at most
+//! 256 MiB), stored, then written into the folder through a temporary file
+//! and a rename, so a job never reads half a file.
 //! Not here: deploying from a `.deb` (`handlers::deploy`).
-
-use std::io::Write as _;
-use std::path::PathBuf;
 
 use crate::state::StoredFile;
 use axum::extract::State;
@@ -118,9 +115,6 @@ pub(super) async fn upload(
         return Err(too_large());
     }
     let _slot = start_upload(&app, session.as_str())?;
-    let dir = app.upload_dir(&session);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("cannot create the upload folder: {e}")))?;
     let uploads = stored::stored_uploads(&app, &session).await?;
     let replaced = uploads.iter().any(|f| f.name == name);
     let (bytes, files) = used(&uploads, &name);
@@ -140,27 +134,15 @@ pub(super) async fn upload(
     if declared.is_some_and(|n| n > room) {
         return Err(quota());
     }
-    let tmp = dir.join(format!(".upload-{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = receive(body, &tmp, room.min(UPLOAD_LIMIT))
-        .await
-        .map_err(|e| {
-            if e.code == "too_large" && room < UPLOAD_LIMIT {
-                quota()
-            } else {
-                e
-            }
-        });
-    let kept = match written {
-        Ok(_) => stored::put_upload(&app, &session, &name, &tmp).await,
-        Err(e) => Err(e),
-    };
-    let (size, sha256) = match kept {
-        Ok(row) => (row.size, row.sha256),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+    let content = receive(body, room.min(UPLOAD_LIMIT)).await.map_err(|e| {
+        if e.code == "too_large" && room < UPLOAD_LIMIT {
+            quota()
+        } else {
+            e
         }
-    };
+    })?;
+    let row = stored::put_upload(&app, &session, &name, content).await?;
+    let (size, sha256) = (row.size, row.sha256);
     let status = if replaced {
         StatusCode::OK
     } else {
@@ -169,25 +151,20 @@ pub(super) async fn upload(
     Ok((status, Json(UploadedFile { name, size, sha256 })).into_response())
 }
 
-/// Write a request body to `path`, at most `limit` bytes (413
-/// `too_large` past it): its size.
-async fn receive(body: axum::body::Body, path: &PathBuf, limit: u64) -> ApiResult<u64> {
-    let io = |e: std::io::Error| ApiError::internal(format!("cannot store the upload: {e}"));
-    let mut file = std::fs::File::create(path).map_err(io)?;
+/// A request body, at most `limit` bytes (413 `too_large` past it).
+async fn receive(body: axum::body::Body, limit: u64) -> ApiResult<Vec<u8>> {
     let mut stream = body.into_data_stream();
-    let mut size: u64 = 0;
+    let mut content = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(format!("the upload stopped before its end: {e}"))
         })?;
-        size += chunk.len() as u64;
-        if size > limit {
+        if (content.len() + chunk.len()) as u64 > limit {
             return Err(too_large());
         }
-        file.write_all(&chunk).map_err(io)?;
+        content.extend_from_slice(&chunk);
     }
-    file.sync_all().map_err(io)?;
-    Ok(size)
+    Ok(content)
 }
 
 fn too_large() -> ApiError {

@@ -405,12 +405,12 @@ pub fn load(dir: &Path) -> ApiResult<Option<SessionModel>> {
 pub fn save(dir: &Path, model: &SessionModel) -> ApiResult<()> {
     let json = serde_json::to_string_pretty(model)
         .map_err(|e| ApiError::internal(format!("cannot encode the session: {e}")))?;
-    write_atomic(&dir.join(DOCUMENT), &model.render())?;
+    write_atomic(&dir.join(DOCUMENT), model.render())?;
     write_atomic(&dir.join(MODEL), &json)
 }
 
 /// Write `text` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, text: &str) -> ApiResult<()> {
+pub fn write_atomic(path: &Path, text: impl AsRef<[u8]>) -> ApiResult<()> {
     // A name of its own: two requests may refresh one folder at once.
     let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, text)

@@ -24,7 +24,8 @@ use crate::names::SessionName;
 use crate::ops::{self, OpsError, Workspace};
 use crate::state::StateError;
 
-/// How many times a job plans when other servers keep changing the session.
+/// How many times a job reads the session again when other servers keep
+/// changing it (to plan, or to mark it closing).
 const PLAN_TRIES: u32 = 5;
 
 /// How long a job waits for a session lock the CLI holds.
@@ -262,16 +263,26 @@ pub(super) fn save(app: &App, dir: &std::path::Path, m: &SessionModel) -> ApiRes
     model::save(dir, m)
 }
 
+/// A state store's error as the API shows it: the CLI holds the lock (409
+/// `locked`), no such session (404), another writer came first (409
+/// `changed`: read again and retry), else the server's fault (500).
+pub(super) fn state_error(e: StateError) -> ApiError {
+    match e {
+        StateError::Locked { .. } => ApiError::new(StatusCode::CONFLICT, "locked", e.to_string()),
+        StateError::NoSuchSession(_) => ApiError::not_found(e.to_string()),
+        StateError::FileChanged { session, .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "changed",
+            format!("session `{session}` was changed meanwhile by another server or client: read it again and retry"),
+        ),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
 /// An operation's error as the API shows it.
 pub(super) fn ops_error(e: OpsError) -> ApiError {
     match e {
-        OpsError::State(s) => match *s {
-            StateError::Locked { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "locked", s.to_string())
-            }
-            StateError::NoSuchSession(_) => ApiError::not_found(s.to_string()),
-            other => ApiError::internal(other.to_string()),
-        },
+        OpsError::State(s) => state_error(*s),
         OpsError::Load(l) | OpsError::Plan(l) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_testbed",
@@ -309,6 +320,6 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::internal(format!("the state read stopped unexpectedly: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(format!("the state call stopped unexpectedly: {e}")))?
+        .map_err(state_error)
 }

@@ -38,29 +38,15 @@ fn upload_key(name: &str) -> String {
 /// The copy's record of which uploads it holds: name → SHA-256.
 const UPLOADS_INDEX: &str = ".uploads.json";
 
-/// A store error as the API shows it: a refused compare-and-swap is a 409
-/// `changed`.
-fn store_error(e: StateError) -> ApiError {
-    match e {
-        StateError::FileChanged { session, .. } => ApiError::new(
-            StatusCode::CONFLICT,
-            "changed",
-            format!("session `{session}` was changed meanwhile by another server or client: read it again and retry"),
-        ),
-        other => ApiError::internal(other.to_string()),
-    }
-}
-
-/// Run store work off the async threads, with the API's errors.
+/// Run store work off the async threads, with the API's errors
+/// ([`super::run::state_error`]: a refused compare-and-swap is a 409
+/// `changed`).
 async fn on_store<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&dyn StateStore) -> Result<T, StateError> + Send + 'static,
 ) -> ApiResult<T> {
     let store: Arc<dyn StateStore> = app.store.clone();
-    let done = tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("the state call stopped unexpectedly: {e}")))?;
-    done.map_err(store_error)
+    super::run::blocking(move || f(store.as_ref())).await
 }
 
 /// The model in the store's text, with the revision it was read at.
@@ -220,25 +206,24 @@ pub async fn stored_uploads(app: &App, session: &SessionName) -> ApiResult<Vec<S
         .collect())
 }
 
-/// Keep the upload at `path` (in the session's upload folder, a hidden
-/// name) as the session's file `name`: into the store, then renamed into
-/// place in the folder.
+/// Keep `content` as the session's uploaded file `name`: into the store,
+/// then into the folder (atomically: a job never reads half a file).
 pub async fn put_upload(
     app: &App,
     session: &SessionName,
     name: &str,
-    path: &Path,
+    content: Vec<u8>,
 ) -> ApiResult<StoredFile> {
-    let content = std::fs::read(path)
-        .map_err(|e| ApiError::internal(format!("cannot read the upload back: {e}")))?;
+    let dir = app.upload_dir(session);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("cannot create the upload folder: {e}")))?;
     let (s, key) = (session.as_str().to_string(), upload_key(name));
-    let mut row = on_store(app, move |st| {
-        st.write_session_file(&s, &key, &content, Expect::Any)
+    let (mut row, content) = on_store(app, move |st| {
+        let row = st.write_session_file(&s, &key, &content, Expect::Any)?;
+        Ok((row, content))
     })
     .await?;
-    let dir = app.upload_dir(session);
-    std::fs::rename(path, dir.join(name))
-        .map_err(|e| ApiError::internal(format!("cannot store the file `{name}`: {e}")))?;
+    model::write_atomic(&dir.join(name), &content)?;
     let mut index = read_index(&dir);
     index.insert(name.to_string(), row.sha256.clone());
     write_index(&dir, &index)?;
@@ -267,7 +252,6 @@ fn remove_local(dir: &Path, name: &str) -> ApiResult<()> {
     }
 }
 
-/// Write the model, its document and the catalog's files into `dir`.
 /// Which model the folder holds: the session's `id` (a new session of the
 /// same name is another one) and the revision.
 const COPY_OF: &str = ".copy-of.json";
@@ -331,12 +315,8 @@ async fn refresh_folder(
             continue;
         };
         std::fs::create_dir_all(&files)
-            .and_then(|_| {
-                let tmp = files.join(format!(".copy-{}.tmp", uuid::Uuid::new_v4().simple()));
-                std::fs::write(&tmp, &content)?;
-                std::fs::rename(&tmp, files.join(&u.name))
-            })
-            .map_err(|e| ApiError::internal(format!("cannot copy the file `{}`: {e}", u.name)))?;
+            .map_err(|e| ApiError::internal(format!("cannot create the upload folder: {e}")))?;
+        model::write_atomic(&files.join(&u.name), &content)?;
         index.insert(u.name.clone(), crate::state::files::sha256_hex(&content));
     }
     if index != before {
@@ -353,12 +333,10 @@ fn read_index(files: &Path) -> BTreeMap<String, String> {
 }
 
 fn write_index(files: &Path, index: &BTreeMap<String, String>) -> ApiResult<()> {
-    let text = serde_json::to_vec(index).unwrap_or_default();
     std::fs::create_dir_all(files)
-        .and_then(|_| {
-            let tmp = files.join(format!(".uploads-{}.tmp", uuid::Uuid::new_v4().simple()));
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, files.join(UPLOADS_INDEX))
-        })
-        .map_err(|e| ApiError::internal(format!("cannot record the uploads: {e}")))
+        .map_err(|e| ApiError::internal(format!("cannot record the uploads: {e}")))?;
+    model::write_atomic(
+        &files.join(UPLOADS_INDEX),
+        serde_json::to_vec(index).unwrap_or_default(),
+    )
 }

@@ -70,10 +70,7 @@ impl Expect {
 
 /// SHA-256 of `content`, hex.
 pub fn sha256_hex(content: &[u8]) -> String {
-    Sha256::digest(content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(content))
 }
 
 #[cfg(test)]

@@ -466,19 +466,24 @@ class Client:
         return dict(self._request("POST", f"/v1/pool/{_quote(host)}/release"))
 
 
+def _error(r: httpx.Response) -> Optional[tuple[str, str]]:
+    """The `(code, message)` of an error response (`None`: not tg's shape)."""
+    try:
+        err = r.json()["error"]
+        return str(err["code"]), str(err["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _code(r: httpx.Response) -> str:
     """The error code of an error response ("" when it has none)."""
-    try:
-        return str(r.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return ""
+    err = _error(r)
+    return err[0] if err else ""
 
 
 def _raise(r: httpx.Response) -> NoReturn:
     """Raise the `ApiError` of an error response."""
-    try:
-        err = r.json()["error"]
-        code, message = str(err["code"]), str(err["message"])
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(r.status_code, "http", r.text) from None
-    raise ApiError(r.status_code, code, message)
+    err = _error(r)
+    if err is None:
+        raise ApiError(r.status_code, "http", r.text)
+    raise ApiError(r.status_code, *err)

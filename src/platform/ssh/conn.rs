@@ -220,24 +220,10 @@ fn encrypted_key(path: &std::path::Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
-    if text.contains("Proc-Type: 4,ENCRYPTED") || text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-        return true;
-    }
-    // An OpenSSH key: base64 of "openssh-key-v1\0", then the cipher name,
-    // which is "none" for a key without a passphrase.
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    use base64::Engine as _;
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) else {
-        return false;
-    };
-    match raw.strip_prefix(b"openssh-key-v1\0".as_slice()) {
-        Some(rest) => !rest.starts_with(&[0, 0, 0, 4, b'n', b'o', b'n', b'e']),
-        None => false,
-    }
+    // PEM keys say so in a header; OpenSSH keys name their cipher.
+    text.contains("Proc-Type: 4,ENCRYPTED")
+        || text.contains("BEGIN ENCRYPTED PRIVATE KEY")
+        || ssh_key::PrivateKey::from_openssh(text.as_bytes()).is_ok_and(|k| k.is_encrypted())
 }
 
 fn connect_once(t: &Target) -> PlatformResult<Session> {

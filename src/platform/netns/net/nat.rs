@@ -388,11 +388,7 @@ pub fn remove_uplink_host_side(host: &Host, sid: &str) -> NetResult<()> {
     let host_if = names::uplink_name(sid);
     let mut hnl = Netlink::open()?;
     let has_uplink = hnl.link_index(&host_if)?.is_some();
-    let users = host
-        .forwarding_record()?
-        .map(|r| r.users)
-        .unwrap_or_default();
-    if !has_uplink && !users.iter().any(|u| u == sid) {
+    if !has_uplink && !uses_forwarding(host, sid)? {
         return Ok(());
     }
     let lock = host.lock()?;
@@ -429,11 +425,7 @@ pub fn remove_uplink_host_side(host: &Host, sid: &str) -> NetResult<()> {
 /// `iptables` runs, which keeps a sweep of a session without NAT free of
 /// processes.
 pub fn remove_host_rules(host: &Host, sid: &str) -> NetResult<Vec<String>> {
-    let users = host
-        .forwarding_record()?
-        .map(|r| r.users)
-        .unwrap_or_default();
-    if !uplink_exists(sid) && !users.iter().any(|u| u == sid) {
+    if !uplink_exists(sid) && !uses_forwarding(host, sid)? {
         return Ok(Vec::new());
     }
     let lock = host.lock()?;
@@ -465,6 +457,13 @@ fn remove_host_rules_locked(_held: &HostLock, sid: &str) -> (Vec<String>, Vec<St
         }
     }
     (removed, left)
+}
+
+/// Is session `sid` among the users of host forwarding (`forwarding.json`)?
+fn uses_forwarding(host: &Host, sid: &str) -> NetResult<bool> {
+    Ok(host
+        .forwarding_record()?
+        .is_some_and(|r| r.users.iter().any(|u| u == sid)))
 }
 
 /// Does the host have the session's uplink?
