@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NlaBuffer, NlasIterator, NLM_F_ACK,
-    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_MULTIPART,
+    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_MULTIPART,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
@@ -442,11 +442,14 @@ fn link_seen(m: &LinkMessage) -> LinkSeen {
 /// one link's root qdisc (parent `TC_H_ROOT`) went unanswered, neither
 /// message nor error, for a veth's default queue on the kernel tried
 /// (6.18), so the dump it is.
-pub fn dump_qdiscs() -> Request {
-    Request::new(
-        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-        NLM_F_DUMP,
-    )
+/// Ask for the root qdisc of link `index` alone (a `GET`, not a dump: the
+/// kernel filters no qdisc dump by link, so a dump costs every qdisc of the
+/// namespace).
+pub fn get_root_qdisc(index: u32) -> Request {
+    let mut m = TcMessage::default();
+    m.header.index = index as i32;
+    m.header.parent = TcHandle::ROOT;
+    Request::new(RouteNetlinkMessage::GetQueueDiscipline(m), NLM_F_ACK | NLM_F_ECHO)
 }
 
 /// The kind (`noqueue`, `tbf`, `netem`, ...) of each link's root qdisc

@@ -491,9 +491,11 @@ pub struct Seen {
     pub root_qdiscs: HashMap<String, String>,
 }
 
-/// [`plugged`], and with `qdiscs` the kind of each veth's root qdisc (one
-/// dump of the namespace's qdiscs), on the same netlink socket: a refresh learns whether a link that should
-/// have no impairment has one without running `tc`.
+/// [`plugged`], and with `qdiscs` the kind of each veth's root qdisc (a
+/// `GET` per veth: a dump would cost every qdisc of the session, making a
+/// refresh of N nodes O(N²)), on the same netlink socket: a refresh learns
+/// whether a link that should have no impairment has one without running
+/// `tc`.
 pub fn inspect(
     run_dir: &Path,
     sid: &str,
@@ -506,18 +508,15 @@ pub fn inspect(
         return Ok(seen);
     }
     let mut nl = Netlink::open_in(&router)?;
-    let kinds = if qdiscs {
-        nl.root_qdisc_kinds()?
-    } else {
-        HashMap::new()
-    };
     let mut bridges: HashMap<u32, String> = HashMap::new();
     for (veth, network) in plugs {
         let Some(link) = nl.link(veth)? else {
             continue;
         };
-        if let Some(kind) = kinds.get(&link.index) {
-            seen.root_qdiscs.insert(veth.clone(), kind.clone());
+        if qdiscs {
+            if let Some(kind) = nl.root_qdisc_kind(link.index)? {
+                seen.root_qdiscs.insert(veth.clone(), kind);
+            }
         }
         let Some(master) = link.master else {
             continue;

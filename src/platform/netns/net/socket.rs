@@ -8,7 +8,6 @@
 //!
 //! Not here: what the requests are for (`links`, `router`, `nat`).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
@@ -130,6 +129,8 @@ impl Netlink {
         op: &str,
     ) -> NetResult<Vec<netlink_packet_route::RouteNetlinkMessage>> {
         let seq = self.send(std::slice::from_ref(&request))?[0];
+        // An acknowledged request ends with its ACK, after any message.
+        let acked = request.flags & netlink_packet_core::NLM_F_ACK != 0;
         let mut messages = Vec::new();
         let mut outcome = Ok(());
         self.receive(op, |r| match r {
@@ -137,7 +138,7 @@ impl Netlink {
             Reply::Done { seq: s, .. } if s != seq => false,
             Reply::Message { message, last, .. } => {
                 messages.push(message);
-                last
+                last && !acked
             }
             Reply::Done { result, .. } => {
                 outcome = result;
@@ -231,10 +232,19 @@ impl Netlink {
         Ok(self.links()?.into_iter().map(|l| l.name).collect())
     }
 
-    /// The kind of every link's root qdisc, by link index.
-    pub fn root_qdisc_kinds(&mut self) -> NetResult<HashMap<u32, String>> {
-        let replies = self.request(codec::dump_qdiscs(), "cannot list qdiscs")?;
-        Ok(codec::root_qdisc_kinds(&replies).into_iter().collect())
+    /// The kind of link `index`'s root qdisc; `None` when it has none the
+    /// kernel shows. The `GET` asks for an ACK: the kernel answers nothing
+    /// else for a link whose root is its built-in default (a veth's
+    /// `noqueue`), and `EINVAL` or `ENOENT` on some versions.
+    pub fn root_qdisc_kind(&mut self, index: u32) -> NetResult<Option<String>> {
+        match self.request(codec::get_root_qdisc(index), "cannot read a link's qdisc") {
+            Ok(replies) => Ok(codec::root_qdisc_kinds(&replies)
+                .into_iter()
+                .next()
+                .map(|(_, kind)| kind)),
+            Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::ENOENT)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The IPv4 addresses of link `index` (of every link when `None`).
