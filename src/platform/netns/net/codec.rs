@@ -444,7 +444,7 @@ fn link_seen(m: &LinkMessage) -> LinkSeen {
 /// (6.18), so the dump it is.
 /// Ask for the root qdisc of link `index` alone (a `GET`, not a dump: the
 /// kernel filters no qdisc dump by link, so a dump costs every qdisc of the
-/// namespace).
+/// namespace), echoed and acknowledged (see `Netlink::root_qdisc_kind`).
 pub fn get_root_qdisc(index: u32) -> Request {
     let mut m = TcMessage::default();
     m.header.index = index as i32;

@@ -233,9 +233,12 @@ impl Netlink {
     }
 
     /// The kind of link `index`'s root qdisc; `None` when it has none the
-    /// kernel shows. The `GET` asks for an ACK: the kernel answers nothing
-    /// else for a link whose root is its built-in default (a veth's
-    /// `noqueue`), and `EINVAL` or `ENOENT` on some versions.
+    /// kernel shows. The kernel sends the qdisc of a `GET` only to a
+    /// requester that asks for an echo (it is a notification of the `tc`
+    /// group), and nothing for a link whose root is its built-in default
+    /// (a veth's `noqueue`): the request asks for an ACK too, so the answer
+    /// always ends. Some versions answer `EINVAL` or `ENOENT` for a link
+    /// without one.
     pub fn root_qdisc_kind(&mut self, index: u32) -> NetResult<Option<String>> {
         match self.request(codec::get_root_qdisc(index), "cannot read a link's qdisc") {
             Ok(replies) => Ok(codec::root_qdisc_kinds(&replies)
