@@ -89,14 +89,24 @@ pub fn workspace(ctx: &Ctx, vars: &VarArgs, hook: Arc<dyn ApplyHook>) -> Workspa
 
 /// The session's context for read-only work. When the testbed's files
 /// exist but do not load, say so and read the default store (state must
-/// stay readable while the files are being fixed).
+/// stay readable while the files are being fixed). A SQLite file that does
+/// not exist is read as empty, not created.
 pub fn open_for_reading(
     ctx: &Ctx,
     rt: &tokio::runtime::Runtime,
     hook: Arc<dyn ApplyHook>,
 ) -> CmdResult<Context> {
+    open_context(ctx, rt, hook, ops::StoreAccess::Read)
+}
+
+fn open_context(
+    ctx: &Ctx,
+    rt: &tokio::runtime::Runtime,
+    hook: Arc<dyn ApplyHook>,
+    access: ops::StoreAccess,
+) -> CmdResult<Context> {
     let ws = workspace(ctx, &VarArgs::default(), hook);
-    match rt.block_on(ops::open(&ws, &ctx.session)) {
+    match rt.block_on(ops::open_for(&ws, &ctx.session, access)) {
         Ok(c) => Ok(c),
         Err(OpsError::Load(l)) => {
             let has_files = crate::config::source::testbed_files(&ws.dir)
@@ -108,7 +118,7 @@ pub fn open_for_reading(
                     l.diagnostics.error_count()
                 );
             }
-            ops::open_with(&ws, &ctx.session, &Settings::default())
+            ops::open_with(&ws, &ctx.session, &Settings::default(), access)
                 .map_err(|e| ops_error(e, None, false, "read"))
         }
         Err(e) => Err(ops_error(e, None, false, "read")),
@@ -119,6 +129,19 @@ pub fn open_for_reading(
 pub fn store(ctx: &Ctx) -> CmdResult<Arc<dyn crate::state::StateStore>> {
     let rt = runtime()?;
     Ok(open_for_reading(ctx, &rt, Arc::new(crate::apply::NoHook))?.store)
+}
+
+/// The session's state store for a command that makes something in it
+/// (`tg init`, `tg session new`): a SQLite file is created when missing.
+pub fn store_to_write(ctx: &Ctx) -> CmdResult<Arc<dyn crate::state::StateStore>> {
+    let rt = runtime()?;
+    Ok(open_context(
+        ctx,
+        &rt,
+        Arc::new(crate::apply::NoHook),
+        ops::StoreAccess::Write,
+    )?
+    .store)
 }
 
 /// Take the lock of `context`'s session for `operation` (no waiting).

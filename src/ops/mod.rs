@@ -39,12 +39,12 @@ pub use capture::{capture, CaptureOptions};
 pub use exec::{exec, exec_on, select_nodes, ExecChunk, ExecOptions, ExecResult, Stream};
 pub use impair::{impair, parse_set as parse_impair_set, ImpairChange, ImpairedLink};
 pub use inventory::{inventory, ssh_logins, Inventory, InventoryOptions};
-pub use session::{lock, open, open_with, Locked, SessionGuard};
+pub use session::{lock, open, open_for, open_with, Locked, SessionGuard};
 pub use ssh_args::{
     config_file as ssh_config_file, login_blocks as ssh_login_blocks,
     login_options as ssh_login_options, session_ssh_dir, SshReach, Unquotable,
 };
-pub use store::{open_store, ENV_STATE_URL};
+pub use store::{open_store, open_store_for, StoreAccess, ENV_STATE_URL};
 
 use crate::addrs::{InstanceAddr, ResourceKind};
 use crate::apply::hooks::RefreshVia;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::store::{open_store, ENV_STATE_URL};
+use super::store::{open_store_for, StoreAccess, ENV_STATE_URL};
 use super::{Context, OpsError, OpsResult, Workspace};
 use crate::apply::on_store;
 use crate::config::{LoadOptions, Prior, Settings};
@@ -18,6 +18,15 @@ use crate::state::{LockInfo, SessionLock, Snapshot, StateError};
 
 /// The session's [`Context`] from the workspace's settings.
 pub async fn open(ws: &Workspace, session: &SessionName) -> OpsResult<Context> {
+    open_for(ws, session, StoreAccess::Write).await
+}
+
+/// [`open`] for `access` (see [`StoreAccess`]).
+pub async fn open_for(
+    ws: &Workspace,
+    session: &SessionName,
+    access: StoreAccess,
+) -> OpsResult<Context> {
     let opts: LoadOptions = ws.load_options(Prior::default());
     let (ws, session) = (ws.clone(), session.clone());
     // Loading is CPU work and store clients may block (the PostgreSQL
@@ -25,7 +34,7 @@ pub async fn open(ws: &Workspace, session: &SessionName) -> OpsResult<Context> {
     tokio::task::spawn_blocking(move || {
         let parsed = crate::config::parse(&opts)?;
         let settings = parsed.settings()?;
-        let mut context = open_with(&ws, &session, &settings)?;
+        let mut context = open_with(&ws, &session, &settings, access)?;
         context.parsed = Some(std::sync::Arc::new(parsed));
         Ok(context)
     })
@@ -36,8 +45,18 @@ pub async fn open(ws: &Workspace, session: &SessionName) -> OpsResult<Context> {
 /// The session's [`Context`] from `settings` (the CLI's read-only commands
 /// fall back to the default settings when the testbed does not load).
 /// Blocking: opening a store may connect to a server.
-pub fn open_with(ws: &Workspace, session: &SessionName, settings: &Settings) -> OpsResult<Context> {
-    let store = open_store(&ws.dir, &settings.state, ws.env.non_empty(ENV_STATE_URL))?;
+pub fn open_with(
+    ws: &Workspace,
+    session: &SessionName,
+    settings: &Settings,
+    access: StoreAccess,
+) -> OpsResult<Context> {
+    let store = open_store_for(
+        &ws.dir,
+        &settings.state,
+        ws.env.non_empty(ENV_STATE_URL),
+        access,
+    )?;
     let registry = ws
         .factory
         .registry(&settings.platforms, &ws.env)

@@ -13,6 +13,17 @@ use crate::state::{StateError, StateStore};
 /// The variable naming the state backend (wins over the `state` block).
 pub const ENV_STATE_URL: &str = "TG_STATE_URL";
 
+/// What a command does with the state store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAccess {
+    /// It may write: a SQLite file that does not exist yet is created.
+    Write,
+    /// It only reads (or writes only to what exists): a SQLite file that
+    /// does not exist is read as an empty store and not created, so
+    /// `tg session list` or `tg output` in a folder leave no `.tg/` behind.
+    Read,
+}
+
 /// Open the state store: `TG_STATE_URL` (a `postgres://` URL or a file
 /// path) wins over the testbed's `state` block; the default is
 /// `.tg/state.db` under the testbed directory.
@@ -20,6 +31,16 @@ pub fn open_store(
     testbed_dir: &Path,
     config: &StateBackendConfig,
     env_url: Option<&str>,
+) -> OpsResult<Arc<dyn StateStore>> {
+    open_store_for(testbed_dir, config, env_url, StoreAccess::Write)
+}
+
+/// [`open_store`] for `access`.
+pub fn open_store_for(
+    testbed_dir: &Path,
+    config: &StateBackendConfig,
+    env_url: Option<&str>,
+    access: StoreAccess,
 ) -> OpsResult<Arc<dyn StateStore>> {
     let target = match env_url.filter(|s| !s.is_empty()) {
         Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
@@ -35,6 +56,13 @@ pub fn open_store(
         },
     };
     match target {
+        StoreTarget::Sqlite(path)
+            if access == StoreAccess::Read && std::fs::symlink_metadata(&path).is_err() =>
+        {
+            Ok(Arc::new(crate::state::memory::MemoryStore::standing_for(
+                path.display().to_string(),
+            )))
+        }
         StoreTarget::Sqlite(path) => open_sqlite(&path),
         StoreTarget::Postgres(url) => open_postgres(&url),
     }

@@ -28,11 +28,23 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    /// What [`StateStore::location`] says; `memory` when `None`.
+    label: Option<String>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store that stands for a store not made yet, named by its
+    /// `location` in messages (a read-only command on a testbed that has
+    /// no state file reads this instead of creating the file).
+    pub fn standing_for(location: String) -> MemoryStore {
+        MemoryStore {
+            label: Some(location),
+            ..MemoryStore::default()
+        }
     }
 
     fn guard(&self) -> MutexGuard<'_, Inner> {
@@ -197,7 +209,7 @@ impl StateStore for MemoryStore {
         Ok(self.guard().leases.remove(host))
     }
     fn location(&self) -> String {
-        "memory".to_string()
+        self.label.clone().unwrap_or_else(|| "memory".to_string())
     }
 
     fn list_sessions(&self) -> StateResult<Vec<SessionInfo>> {

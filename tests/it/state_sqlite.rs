@@ -436,6 +436,56 @@ node "n" {
 
 /// Through the CLI: an apply over a damaged state makes nothing (no new
 /// lineage, no orphaned objects) and says which file and what to do.
+/// Commands that only read leave a folder without state as they found it
+/// (no `.tg/`) and answer as for an empty store; `tg session new` and
+/// `tg init` make the file.
+#[test]
+fn read_only_commands_in_a_folder_without_state_make_no_state_file() {
+    let bed = crate::engine::Bed::new(BED);
+    let tg_dir = bed.tb.path().join(".tg");
+    for args in [
+        &["session", "list"][..],
+        &["session", "list", "-json"],
+        &["session", "show"],
+        &["session", "show", "nope"],
+        &["session", "export", "alice/nope", "-data-dir", "srv"],
+        &["session", "delete", "nope"],
+        &["show"],
+        &["show", "-json"],
+        &["output"],
+        &["output", "inventory"],
+        &["state", "list"],
+        &["state", "rm", "node.n[0]"],
+        &[
+            "force-unlock",
+            "-force",
+            "00000000-0000-0000-0000-000000000000",
+        ],
+        &["exec", "n-0", "--", "true"],
+    ] {
+        let r = bed.tg(args);
+        assert!(
+            r.code() == 0 || r.code() == 1,
+            "{args:?}: exit {}: {}",
+            r.code(),
+            r.stderr()
+        );
+        assert!(
+            !tg_dir.exists(),
+            "{args:?} made {}: {}",
+            tg_dir.display(),
+            r.stderr()
+        );
+    }
+    let listed = bed.tg(&["session", "list"]);
+    listed.expect_code(0);
+    bed.tg(&["session", "new", "ci-1"]).expect_code(0);
+    assert!(tg_dir.join("state.db").is_file());
+    let listed = bed.tg(&["session", "list"]);
+    listed.expect_code(0);
+    assert!(listed.stdout().contains("ci-1"), "{}", listed.stdout());
+}
+
 #[test]
 fn apply_over_a_damaged_state_file_makes_nothing_and_names_the_file() {
     for bad in [

@@ -36,7 +36,7 @@ fn run_inner(ctx: &Ctx, _args: &InitArgs) -> CmdResult<i32> {
     if created_dir {
         println!("Created {}", engine::display_path(&dir, &tg_dir));
     }
-    let store = engine::store(ctx)?;
+    let store = engine::store_to_write(ctx)?;
     println!("State store: {}", store.location());
     let existed = store
         .get_session(ctx.session.as_str())

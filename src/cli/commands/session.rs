@@ -191,7 +191,7 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
         }
         SessionCommand::New { name } => {
             let name = check_name(name)?;
-            let store = engine::store(ctx)?;
+            let store = engine::store_to_write(ctx)?;
             let s = store.create_session(name.as_str()).map_err(report::fail)?;
             println!(
                 "Created session `{}` (lineage {}) in {}.",

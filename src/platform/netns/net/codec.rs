@@ -14,8 +14,8 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NlaBuffer, NlasIterator, NLM_F_ACK,
-    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_MULTIPART,
-    NLM_F_REPLACE, NLM_F_REQUEST,
+    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL,
+    NLM_F_MULTIPART, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
@@ -449,7 +449,10 @@ pub fn get_root_qdisc(index: u32) -> Request {
     let mut m = TcMessage::default();
     m.header.index = index as i32;
     m.header.parent = TcHandle::ROOT;
-    Request::new(RouteNetlinkMessage::GetQueueDiscipline(m), NLM_F_ACK | NLM_F_ECHO)
+    Request::new(
+        RouteNetlinkMessage::GetQueueDiscipline(m),
+        NLM_F_ACK | NLM_F_ECHO,
+    )
 }
 
 /// The kind (`noqueue`, `tbf`, `netem`, ...) of each link's root qdisc
