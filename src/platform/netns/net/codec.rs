@@ -732,12 +732,15 @@ mod tests {
 
     #[test]
     fn root_qdisc_requests_and_replies() {
-        let (header, message) = round_trip(&dump_qdiscs());
-        assert_eq!(header.flags, NLM_F_REQUEST | NLM_F_DUMP);
-        assert!(matches!(
-            message,
-            RouteNetlinkMessage::GetQueueDiscipline(_)
-        ));
+        let (header, message) = round_trip(&get_root_qdisc(7));
+        // Echoed (the kernel sends a qdisc `GET`'s answer only to a
+        // requester asking for one) and acknowledged (no answer for a
+        // built-in default qdisc).
+        assert_eq!(header.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO);
+        let RouteNetlinkMessage::GetQueueDiscipline(m) = message else {
+            panic!("not a qdisc request: {message:?}");
+        };
+        assert_eq!((m.header.index, m.header.parent), (7, TcHandle::ROOT));
         let mut root = TcMessage::with_index(7);
         root.header.parent = TcHandle::ROOT;
         root.header.handle = TcHandle { major: 1, minor: 0 };
