@@ -57,7 +57,9 @@ pub fn open_store_for(
     };
     match target {
         StoreTarget::Sqlite(path)
-            if access == StoreAccess::Read && std::fs::symlink_metadata(&path).is_err() =>
+            if access == StoreAccess::Read
+                && std::fs::symlink_metadata(&path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
         {
             Ok(Arc::new(crate::state::memory::MemoryStore::standing_for(
                 path.display().to_string(),

@@ -434,8 +434,6 @@ node "n" {
 }
 "#;
 
-/// Through the CLI: an apply over a damaged state makes nothing (no new
-/// lineage, no orphaned objects) and says which file and what to do.
 /// Commands that only read leave a folder without state as they found it
 /// (no `.tg/`) and answer as for an empty store; `tg session new` and
 /// `tg init` make the file.
@@ -443,49 +441,62 @@ node "n" {
 fn read_only_commands_in_a_folder_without_state_make_no_state_file() {
     let bed = crate::engine::Bed::new(BED);
     let tg_dir = bed.tb.path().join(".tg");
-    for args in [
-        &["session", "list"][..],
-        &["session", "list", "-json"],
-        &["session", "show"],
-        &["session", "show", "nope"],
-        &["session", "export", "alice/nope", "-data-dir", "srv"],
-        &["session", "delete", "nope"],
-        &["show"],
-        &["show", "-json"],
-        &["output"],
-        &["output", "inventory"],
-        &["state", "list"],
-        &["state", "rm", "node.n[0]"],
-        &[
-            "force-unlock",
-            "-force",
-            "00000000-0000-0000-0000-000000000000",
-        ],
-        &["exec", "n-0", "--", "true"],
-    ] {
+    // (arguments, exit code, what stdout or stderr says)
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["session", "list"], 0, "No sessions yet"),
+        (&["session", "list", "-json"], 0, "[]"),
+        (&["session", "show", "nope"], 1, "nope"),
+        (
+            &["session", "export", "alice/nope", "-data-dir", "srv"],
+            1,
+            "no `tg serve` session",
+        ),
+        (&["session", "delete", "nope"], 1, "nope"),
+        (&["show"], 0, ""),
+        (&["output"], 1, "does not exist"),
+        (&["state", "list"], 1, "does not exist"),
+        (&["state", "rm", "node.n[0]"], 1, "does not exist"),
+        (
+            &["state", "mv", "node.n[0]", "node.m[0]"],
+            1,
+            "is not recorded",
+        ),
+        (
+            &[
+                "force-unlock",
+                "-force",
+                "00000000-0000-0000-0000-000000000000",
+            ],
+            1,
+            "",
+        ),
+        (&["exec", "n-0", "--", "true"], 1, "does not exist"),
+    ];
+    for (args, code, says) in cases {
         let r = bed.tg(args);
-        assert!(
-            r.code() == 0 || r.code() == 1,
-            "{args:?}: exit {}: {}",
-            r.code(),
-            r.stderr()
-        );
+        assert_eq!(r.code(), *code, "{args:?}: {}{}", r.stdout(), r.stderr());
+        let all = format!("{}{}", r.stdout(), r.stderr());
+        assert!(all.contains(says), "{args:?} should say {says:?}: {all}");
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
         assert!(
             !tg_dir.exists(),
-            "{args:?} made {}: {}",
-            tg_dir.display(),
-            r.stderr()
+            "{args:?} made {}: {all}",
+            tg_dir.display()
         );
     }
-    let listed = bed.tg(&["session", "list"]);
-    listed.expect_code(0);
     bed.tg(&["session", "new", "ci-1"]).expect_code(0);
     assert!(tg_dir.join("state.db").is_file());
     let listed = bed.tg(&["session", "list"]);
     listed.expect_code(0);
     assert!(listed.stdout().contains("ci-1"), "{}", listed.stdout());
+
+    let other = crate::engine::Bed::new(BED);
+    other.tg(&["init"]).expect_code(0);
+    assert!(other.tb.path().join(".tg/state.db").is_file());
 }
 
+/// Through the CLI: an apply over a damaged state makes nothing (no new
+/// lineage, no orphaned objects) and says which file and what to do.
 #[test]
 fn apply_over_a_damaged_state_file_makes_nothing_and_names_the_file() {
     for bad in [

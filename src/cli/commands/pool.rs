@@ -26,7 +26,7 @@ type Stores = std::collections::BTreeMap<String, Arc<dyn StateStore>>;
 /// Every host of every `ssh` pool of the testbed: (pool, host, key), the
 /// store each pool keeps its leases in (its own `state`, else the
 /// testbed's), and the testbed's store.
-fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStore>)> {
+fn pool_hosts(ctx: &Ctx, writes: bool) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStore>)> {
     let ws = engine::workspace(
         ctx,
         &Default::default(),
@@ -39,7 +39,12 @@ fn pool_hosts(ctx: &Ctx) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStor
                 e.diagnostics.error_count()
             ))
         })?;
-    let own = engine::store(ctx)?;
+    // A quarantine is recorded even before the testbed's first apply.
+    let own = if writes {
+        engine::store_to_write(ctx)?
+    } else {
+        engine::store(ctx)?
+    };
     let stores = pool::lease_stores(ws.leases_dir(), &settings, &own).map_err(report::fail)?;
     Ok((pool::hosts(&settings), stores, own))
 }
@@ -68,7 +73,8 @@ fn status(l: Option<&Lease>) -> String {
 }
 
 fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
-    let (hosts, stores, own) = pool_hosts(ctx)?;
+    let writes = matches!(cmd, PoolCommand::Quarantine { .. });
+    let (hosts, stores, own) = pool_hosts(ctx, writes)?;
     match cmd {
         PoolCommand::List { json } => list(&hosts, &stores, &own, *json),
         PoolCommand::Quarantine { host, reason } => {

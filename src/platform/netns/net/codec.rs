@@ -438,10 +438,6 @@ fn link_seen(m: &LinkMessage) -> LinkSeen {
     seen
 }
 
-/// Every qdisc of the namespace (what `tc qdisc show` reads). A `GET` of
-/// one link's root qdisc (parent `TC_H_ROOT`) went unanswered, neither
-/// message nor error, for a veth's default queue on the kernel tried
-/// (6.18), so the dump it is.
 /// Ask for the root qdisc of link `index` alone (a `GET`, not a dump: the
 /// kernel filters no qdisc dump by link, so a dump costs every qdisc of the
 /// namespace), echoed and acknowledged (see `Netlink::root_qdisc_kind`).

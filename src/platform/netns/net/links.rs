@@ -486,8 +486,9 @@ pub fn plugged(
 pub struct Seen {
     /// The veths that exist and are ports of their network's bridge.
     pub plugged: BTreeSet<String>,
-    /// The kind of each existing veth's root qdisc (`noqueue` for a veth's
-    /// default queue, `tbf`, `netem`, ...), when asked for.
+    /// The kind of each existing veth's root qdisc when it has one someone
+    /// made (`tbf`, `netem`, ...; none for a veth's default queue), when
+    /// asked for.
     pub root_qdiscs: HashMap<String, String>,
 }
 
@@ -514,8 +515,15 @@ pub fn inspect(
             continue;
         };
         if qdiscs {
-            if let Some(kind) = nl.root_qdisc_kind(link.index)? {
-                seen.root_qdiscs.insert(veth.clone(), kind);
+            match nl.root_qdisc_kind(link.index) {
+                Ok(Some(kind)) => {
+                    seen.root_qdiscs.insert(veth.clone(), kind);
+                }
+                Ok(None) => {}
+                // Gone since it was looked up (deleted meanwhile): as if
+                // it had not been there.
+                Err(e) if e.errno() == Some(libc::ENODEV) => continue,
+                Err(e) => return Err(e),
             }
         }
         let Some(master) = link.master else {
