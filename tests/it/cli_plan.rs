@@ -209,6 +209,22 @@ fn saved_plans_show_as_text_and_json_and_apply() {
     validate("apply.schema.json", &doc);
     assert_eq!(doc["added"], 6);
     assert_eq!(doc["success"], true);
+    // Where the time went, as the summary line says it.
+    let timing = &doc["timing"];
+    let wall = timing["wall_s"].as_f64().expect("wall_s");
+    assert!(
+        timing["critical_path_s"].as_f64().unwrap() <= wall + 1e-6,
+        "{timing}"
+    );
+    let path = timing["critical_path"].as_array().expect("critical_path");
+    assert!(!path.is_empty(), "{timing}");
+    assert!(path.iter().all(|s| s["op"] == "create"), "{timing}");
+    // Nothing to do: no timing.
+    let again = bed.tg(&["apply", "-json", "-auto-approve"]);
+    again.expect_code(0);
+    let doc = json_of(&again);
+    validate("apply.schema.json", &doc);
+    assert!(doc["timing"].is_null(), "{doc}");
 }
 
 #[test]

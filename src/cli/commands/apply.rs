@@ -189,6 +189,21 @@ pub(crate) fn walk_and_report(
     Ok(if report.success() { 0 } else { 1 })
 }
 
+/// The summary line's figures for `-json` (`null` when nothing ran).
+fn timing_json(r: &ApplyReport) -> serde_json::Value {
+    if r.timeline.ops.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let s = r.timeline.summary();
+    json!({
+        "wall_s": s.wall.as_secs_f64(),
+        "work_s": s.busy.as_secs_f64(),
+        "parallelism": s.parallelism,
+        "critical_path_s": s.critical_time.as_secs_f64(),
+        "critical_path": s.critical_path.iter().map(|(a, op)| json!({"address": a.to_string(), "op": op})).collect::<Vec<_>>(),
+    })
+}
+
 /// Where the time went: wall, work, parallelism, the critical path.
 fn print_timing(r: &ApplyReport) {
     if r.timeline.ops.is_empty() {
@@ -252,6 +267,7 @@ fn print_json_for(session: &str, r: &ApplyReport, destroy: bool) {
         "state_error": r.state_error,
         "unrecorded": r.unrecorded.iter().map(|(a, op)| json!({"address": a.to_string(), "op": op})).collect::<Vec<_>>(),
         "recorded": r.recorded,
+        "timing": timing_json(r),
     });
     println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }

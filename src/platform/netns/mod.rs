@@ -491,11 +491,15 @@ impl Platform for NetnsPlatform {
                     let lock = this.session_lock(&sid);
                     let held = lock.lock();
                     let run_dir = &this.options.run_dir;
-                    let _p = req.trace.phase("links");
-                    if n.nat {
-                        net::disable_nat(&held, &host, run_dir, &sid, &n.name)?;
+                    {
+                        let _p = req.trace.phase("links");
+                        if n.nat {
+                            net::disable_nat(&held, &host, run_dir, &sid, &n.name)?;
+                        }
+                        net::delete_network(&held, &host, &this.shared.bridges, run_dir, &sid, n)?;
                     }
-                    net::delete_network(&held, &host, &this.shared.bridges, run_dir, &sid, n)?;
+                    // The session's folder, once its last network is gone.
+                    let _p = req.trace.phase("session folder");
                     this.tidy_session_dir(&held, &sid);
                     Ok(())
                 }

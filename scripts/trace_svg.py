@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Draw the timeline of a `tg apply -trace FILE` (or `destroy -trace`) as SVG.
+
+    scripts/trace_svg.py TRACE.json OUT.svg
+
+The same picture Perfetto (https://ui.perfetto.dev) or chrome://tracing shows
+of the file, without a browser: one row per instance operation, in the order
+they started; a light bar while the operation waited for a free slot
+(`-parallelism`), a bar while it ran (red when it failed), and under it the
+platform's phases (namespaces, links, mounts, sshd, packages...). Only the
+Python standard library is used (the SVG is written by hand).
+"""
+
+import html
+import json
+import sys
+
+ROW, BAR, PHASE = 26, 12, 7
+RIGHT, TOP, BOTTOM = 150, 50, 40
+WIDTH = 960
+OP_COLOURS = {"create": "#4c9be8", "update": "#e8a94c", "delete": "#8c8c8c"}
+PHASE_COLOURS = ["#2ca02c", "#9467bd", "#17becf", "#bcbd22", "#e377c2", "#8c564b"]
+
+
+def load(path):
+    with open(path) as f:
+        doc = json.load(f)
+    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    title = next(
+        (e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"),
+        "tg",
+    )
+    spans = [e for e in events if e.get("ph") == "X"]
+    ops, queued, phases = [], {}, {}
+    for e in spans:
+        if e.get("cat") == "queued":
+            queued[(e["tid"], e["name"].removesuffix(" (queued)"))] = e
+        elif e.get("cat") == "phase":
+            phases.setdefault((e["tid"], e["args"]["instance"]), []).append(e)
+        else:
+            ops.append(e)
+    ops.sort(key=lambda e: (e["ts"], e["name"]))
+    rows = []
+    for e in ops:
+        key = (e["tid"], e["name"])
+        rows.append((e, queued.get(key), sorted(phases.get(key, []), key=lambda p: p["ts"])))
+    return title, rows
+
+
+def draw(title, rows):
+    if not rows:
+        sys.exit("error: the trace has no operations")
+    start = min((q or e)["ts"] for e, q, _ in rows)
+    end = max(e["ts"] + e["dur"] for e, _, _ in rows)
+    span = max(end - start, 1)
+    # Room for the longest address (about 7 px a character at 12 px).
+    left = 20 + 7 * max(len(e["name"]) for e, _, _ in rows)
+    plot_w = WIDTH - left - RIGHT
+    x = lambda ts: left + (ts - start) / span * plot_w
+    height = TOP + ROW * len(rows) + BOTTOM
+    phase_names = []
+    for _, _, ps in rows:
+        for p in ps:
+            if p["name"] not in phase_names:
+                phase_names.append(p["name"])
+    colour_of = {n: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, n in enumerate(phase_names)}
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="22" font-size="14" font-weight="bold">'
+        f"{html.escape(title)}: {len(rows)} operations in {span / 1000:.1f} ms</text>",
+    ]
+    # A grid line every "nice" number of milliseconds.
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**4, 10**5)
+                if span / 1000 / s <= 10)
+    t = 0
+    while t * 1000 <= span:
+        gx = x(start + t * 1000)
+        out.append(f'<line x1="{gx:.1f}" y1="{TOP - 8}" x2="{gx:.1f}" y2="{height - BOTTOM}" stroke="#e0e0e0"/>')
+        out.append(f'<text x="{gx:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle" fill="#555">{t} ms</text>')
+        t += step
+    for i, (e, q, ps) in enumerate(rows):
+        y = TOP + i * ROW
+        out.append(f'<text x="{left - 8}" y="{y + BAR - 2}" text-anchor="end">{html.escape(e["name"])}</text>')
+        if q:
+            out.append(f'<rect x="{x(q["ts"]):.1f}" y="{y}" width="{max(x(q["ts"] + q["dur"]) - x(q["ts"]), 0.5):.1f}" '
+                       f'height="{BAR}" fill="#dddddd"><title>queued {q["dur"] / 1000:.2f} ms</title></rect>')
+        failed = e.get("args", {}).get("result") == "failed"
+        colour = "#d62728" if failed else OP_COLOURS.get(e.get("cat"), "#4c9be8")
+        out.append(f'<rect x="{x(e["ts"]):.1f}" y="{y}" width="{max(x(e["ts"] + e["dur"]) - x(e["ts"]), 0.5):.1f}" '
+                   f'height="{BAR}" fill="{colour}"><title>{html.escape(e["name"])}: {e.get("cat", "")} '
+                   f'{e["dur"] / 1000:.2f} ms</title></rect>')
+        for p in ps:
+            out.append(f'<rect x="{x(p["ts"]):.1f}" y="{y + BAR + 1}" width="{max(x(p["ts"] + p["dur"]) - x(p["ts"]), 0.5):.1f}" '
+                       f'height="{PHASE}" fill="{colour_of[p["name"]]}"><title>{html.escape(p["name"])} '
+                       f'{p["dur"] / 1000:.2f} ms</title></rect>')
+    legend = [("queued", "#dddddd")] + [(k, v) for k, v in OP_COLOURS.items()
+                                         if any(e.get("cat") == k for e, _, _ in rows)]
+    legend += [(n, colour_of[n]) for n in phase_names]
+    for i, (name, colour) in enumerate(legend):
+        ly = TOP + i * 18
+        out.append(f'<rect x="{WIDTH - RIGHT + 16}" y="{ly}" width="12" height="12" fill="{colour}"/>')
+        out.append(f'<text x="{WIDTH - RIGHT + 34}" y="{ly + 10}">{html.escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: scripts/trace_svg.py TRACE.json OUT.svg")
+    title, rows = load(sys.argv[1])
+    with open(sys.argv[2], "w") as f:
+        f.write(draw(title, rows))
+
+
+if __name__ == "__main__":
+    main()
