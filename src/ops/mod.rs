@@ -733,6 +733,15 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         });
     }
     if complete_destroy {
+        // A pool may hold hosts for the session that no record names (an
+        // apply killed after it took its leases, before its first record):
+        // a pool's sweep looks at its leases, so every pool is swept.
+        used.extend(
+            ctx.registry
+                .all()
+                .filter(|p| p.kind() == "ssh")
+                .map(|p| p.name().to_string()),
+        );
         for name in &used {
             if let Some(p) = ctx.registry.get(name) {
                 ctx.hook.note(&format!("sweeping platform `{name}`"));

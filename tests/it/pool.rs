@@ -486,6 +486,35 @@ fn both_free_and_reset(p: &Pool) {
     }
 }
 
+/// The narrowest window of the kill above, made on purpose: the session
+/// exists and holds both hosts, but records nothing yet (an apply killed
+/// after its leases, before its first record). Destroy frees them.
+#[test]
+fn pool_destroy_frees_hosts_a_session_leased_but_never_recorded() {
+    if !ready() {
+        return;
+    }
+    let p = pool(2, 2, "");
+    p.tb.tg(&["session", "new", "s1"]).expect_code(0);
+    let store = tg::state::sqlite::SqliteStore::open(&p.tb.path().join(".tg/state.db")).unwrap();
+    use tg::state::StateStore as _;
+    let lineage = store.get_session("s1").unwrap().unwrap().lineage;
+    let keys: Vec<String> = p
+        .hosts
+        .iter()
+        .map(|h| format!("{}:22", h.address))
+        .collect();
+    let refused = store.take_leases("s1", &lineage, &keys).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(store);
+    let doc = leases(&p.tb);
+    assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
+    assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    both_free_and_reset(&p);
+}
+
 /// A plan of session `s2` is refused: the hosts are `s1`'s.
 fn plan_of_s2_is_refused(tb: &Testbed) {
     let other = tb.tg(&["plan", "-session", "s2"]);
