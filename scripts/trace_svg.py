@@ -7,7 +7,8 @@ The same picture Perfetto (https://ui.perfetto.dev) or chrome://tracing shows
 of the file, without a browser: one row per instance operation, in the order
 they started; a light bar while the operation waited for a free slot
 (`-parallelism`), a bar while it ran (red when it failed), and under it the
-platform's phases (namespaces, links, mounts, sshd, packages...). Only the
+platform's phases (the netns platform's `namespaces`, `cgroups`, `links`,
+`wait_for`, `packages`, and a network delete's `session folder`). Only the
 Python standard library is used (the SVG is written by hand).
 """
 
@@ -23,7 +24,7 @@ PHASE_COLOURS = ["#2ca02c", "#9467bd", "#17becf", "#bcbd22", "#e377c2", "#8c564b
 
 
 def load(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     events = doc["traceEvents"] if isinstance(doc, dict) else doc
     title = next(
@@ -31,20 +32,38 @@ def load(path):
         "tg",
     )
     spans = [e for e in events if e.get("ph") == "X"]
-    ops, queued, phases = [], {}, {}
-    for e in spans:
-        if e.get("cat") == "queued":
-            queued[(e["tid"], e["name"].removesuffix(" (queued)"))] = e
-        elif e.get("cat") == "phase":
-            phases.setdefault((e["tid"], e["args"]["instance"]), []).append(e)
-        else:
-            ops.append(e)
-    ops.sort(key=lambda e: (e["ts"], e["name"]))
+    ops = sorted(
+        (e for e in spans if e.get("cat") not in ("queued", "phase")),
+        key=lambda e: (e["ts"], e["name"]),
+    )
+    # A replace is two operations with one address, often on one lane: a
+    # queued span belongs to the operation it ends at, a phase to the one
+    # whose time it lies in.
     rows = []
     for e in ops:
-        key = (e["tid"], e["name"])
-        rows.append((e, queued.get(key), sorted(phases.get(key, []), key=lambda p: p["ts"])))
+        q = next(
+            (x for x in spans if x.get("cat") == "queued" and x["tid"] == e["tid"]
+             and x["name"] == e["name"] + " (queued)" and x["ts"] + x["dur"] == e["ts"]),
+            None,
+        )
+        ps = sorted(
+            (x for x in spans if x.get("cat") == "phase" and x["tid"] == e["tid"]
+             and x.get("args", {}).get("instance") == e["name"]
+             and e["ts"] <= x["ts"] <= e["ts"] + e["dur"]),
+            key=lambda x: x["ts"],
+        )
+        rows.append((e, q, ps))
     return title, rows
+
+
+def tick_step(span_ms):
+    """A round step in ms (1, 2 or 5 times a power of ten) for at most 10 ticks."""
+    k = 0
+    while True:
+        for m in (1, 2, 5):
+            if span_ms / (m * 10**k) <= 10:
+                return m * 10**k
+        k += 1
 
 
 def draw(title, rows):
@@ -54,16 +73,21 @@ def draw(title, rows):
     end = max(e["ts"] + e["dur"] for e, _, _ in rows)
     span = max(end - start, 1)
     # Room for the longest address (about 7 px a character at 12 px).
-    left = 20 + 7 * max(len(e["name"]) for e, _, _ in rows)
+    left = min(20 + 7 * max(len(e["name"]) for e, _, _ in rows), WIDTH // 2)
     plot_w = WIDTH - left - RIGHT
     x = lambda ts: left + (ts - start) / span * plot_w
-    height = TOP + ROW * len(rows) + BOTTOM
     phase_names = []
     for _, _, ps in rows:
         for p in ps:
             if p["name"] not in phase_names:
                 phase_names.append(p["name"])
     colour_of = {n: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, n in enumerate(phase_names)}
+    legend = [("queued", "#dddddd")] + [(k, v) for k, v in OP_COLOURS.items()
+                                         if any(e.get("cat") == k for e, _, _ in rows)]
+    if any(e.get("args", {}).get("result") == "failed" for e, _, _ in rows):
+        legend.append(("failed", "#d62728"))
+    legend += [(n, colour_of[n]) for n in phase_names]
+    height = TOP + max(ROW * len(rows), 18 * len(legend)) + BOTTOM
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
@@ -71,14 +95,14 @@ def draw(title, rows):
         f'<text x="{left}" y="22" font-size="14" font-weight="bold">'
         f"{html.escape(title)}: {len(rows)} operations in {span / 1000:.1f} ms</text>",
     ]
-    # A grid line every "nice" number of milliseconds.
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**4, 10**5)
-                if span / 1000 / s <= 10)
+    # A grid line every round number of milliseconds (seconds past 10 s).
+    step = tick_step(span / 1000)
     t = 0
     while t * 1000 <= span:
         gx = x(start + t * 1000)
-        out.append(f'<line x1="{gx:.1f}" y1="{TOP - 8}" x2="{gx:.1f}" y2="{height - BOTTOM}" stroke="#e0e0e0"/>')
-        out.append(f'<text x="{gx:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle" fill="#555">{t} ms</text>')
+        label = f"{t / 1000:g} s" if step >= 1000 else f"{t} ms"
+        out.append(f'<line x1="{gx:.1f}" y1="{TOP - 8}" x2="{gx:.1f}" y2="{TOP + ROW * len(rows)}" stroke="#e0e0e0"/>')
+        out.append(f'<text x="{gx:.1f}" y="{TOP + ROW * len(rows) + 16}" text-anchor="middle" fill="#555">{label}</text>')
         t += step
     for i, (e, q, ps) in enumerate(rows):
         y = TOP + i * ROW
@@ -89,15 +113,12 @@ def draw(title, rows):
         failed = e.get("args", {}).get("result") == "failed"
         colour = "#d62728" if failed else OP_COLOURS.get(e.get("cat"), "#4c9be8")
         out.append(f'<rect x="{x(e["ts"]):.1f}" y="{y}" width="{max(x(e["ts"] + e["dur"]) - x(e["ts"]), 0.5):.1f}" '
-                   f'height="{BAR}" fill="{colour}"><title>{html.escape(e["name"])}: {e.get("cat", "")} '
+                   f'height="{BAR}" fill="{colour}"><title>{html.escape(e["name"])}: {html.escape(str(e.get("cat", "")))} '
                    f'{e["dur"] / 1000:.2f} ms</title></rect>')
         for p in ps:
             out.append(f'<rect x="{x(p["ts"]):.1f}" y="{y + BAR + 1}" width="{max(x(p["ts"] + p["dur"]) - x(p["ts"]), 0.5):.1f}" '
                        f'height="{PHASE}" fill="{colour_of[p["name"]]}"><title>{html.escape(p["name"])} '
                        f'{p["dur"] / 1000:.2f} ms</title></rect>')
-    legend = [("queued", "#dddddd")] + [(k, v) for k, v in OP_COLOURS.items()
-                                         if any(e.get("cat") == k for e, _, _ in rows)]
-    legend += [(n, colour_of[n]) for n in phase_names]
     for i, (name, colour) in enumerate(legend):
         ly = TOP + i * 18
         out.append(f'<rect x="{WIDTH - RIGHT + 16}" y="{ly}" width="12" height="12" fill="{colour}"/>')
@@ -110,7 +131,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: scripts/trace_svg.py TRACE.json OUT.svg")
     title, rows = load(sys.argv[1])
-    with open(sys.argv[2], "w") as f:
+    with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(draw(title, rows))
 
 

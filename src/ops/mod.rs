@@ -528,7 +528,8 @@ pub async fn plan_destroy_from_state(
 /// exist yet fits a session that is still empty), else the plan is stale
 /// and nothing is done. After the walk: outputs are saved (not for
 /// `-target` plans), platforms get `sync_session`, and a complete destroy
-/// sweeps the platforms it used.
+/// sweeps the platforms it used and every pool (whose leases may outlive
+/// the records of an apply killed in between).
 pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResult<ApplyReport> {
     let ctx = &locked.context;
     if plan.session != ctx.session.as_str() {

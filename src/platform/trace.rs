@@ -1,5 +1,6 @@
 //! Platform phases: how a platform says what an operation spends its time
-//! on (namespaces, links, mounts, sshd, packages), for the apply timeline
+//! on (netns: namespaces, cgroups, links, wait_for, packages, session
+//! folder), for the apply timeline
 //! (`apply::timeline`, `tg apply -trace FILE`).
 
 use std::sync::{Arc, Mutex};

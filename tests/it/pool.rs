@@ -510,6 +510,14 @@ fn pool_destroy_frees_hosts_a_session_leased_but_never_recorded() {
     let doc = leases(&p.tb);
     assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
     assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
+    // Deleting the session would forget the hosts: refused.
+    let r = p.tb.tg(&["session", "delete", "s1"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("still holds pool host(s)"),
+        "{}",
+        r.stderr()
+    );
     p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
         .expect_code(0);
     both_free_and_reset(&p);

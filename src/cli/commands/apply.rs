@@ -189,9 +189,9 @@ pub(crate) fn walk_and_report(
     Ok(if report.success() { 0 } else { 1 })
 }
 
-/// The summary line's figures for `-json` (`null` when nothing ran).
+/// The summary line's figures for `-json` (`null` when no operation started).
 fn timing_json(r: &ApplyReport) -> serde_json::Value {
-    if r.timeline.ops.is_empty() {
+    if !r.timeline.ops.iter().any(|o| o.started.is_some()) {
         return serde_json::Value::Null;
     }
     let s = r.timeline.summary();
@@ -206,7 +206,7 @@ fn timing_json(r: &ApplyReport) -> serde_json::Value {
 
 /// Where the time went: wall, work, parallelism, the critical path.
 fn print_timing(r: &ApplyReport) {
-    if r.timeline.ops.is_empty() {
+    if !r.timeline.ops.iter().any(|o| o.started.is_some()) {
         return;
     }
     let s = r.timeline.summary();

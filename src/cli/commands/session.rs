@@ -228,6 +228,22 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
                     s.instances
                 )));
             }
+            // An apply killed before its first record can leave hosts leased
+            // to a session that records nothing (pools keeping their leases
+            // in this store; a pool with a `state` of its own is not seen).
+            let held: Vec<String> = store
+                .leases()
+                .map_err(report::fail)?
+                .into_iter()
+                .filter(|l| l.held_by(&s.lineage))
+                .map(|l| l.host)
+                .collect();
+            if !held.is_empty() && !force {
+                return Err(report::fail(format!(
+                    "session `{name}` still holds pool host(s) {}: run `tg session delete {name} -destroy` to reset and free them first, or `-force` to forget them (then `tg pool release HOST`)",
+                    held.join(", ")
+                )));
+            }
             let lock = store
                 .lock(
                     LockInfo::new(name, "session delete", &Caller::this_process(&ctx.env)),
