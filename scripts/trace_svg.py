@@ -24,14 +24,29 @@ PHASE_COLOURS = ["#2ca02c", "#9467bd", "#17becf", "#bcbd22", "#e377c2", "#8c564b
 
 
 def load(path):
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        events = doc["traceEvents"] if isinstance(doc, dict) else doc
+        spans = [e for e in events if e.get("ph") == "X"]
+        if not all(k in e for e in spans for k in ("ts", "dur", "name")):
+            raise KeyError("ts")
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: cannot read the trace `{path}`: {e}")
+    except (KeyError, TypeError, AttributeError):
+        sys.exit(f"error: `{path}` is not a trace `tg apply -trace` or `tg destroy -trace` wrote")
     title = next(
-        (e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"),
+        (e.get("args", {}).get("name", "tg") for e in events
+         if e.get("ph") == "M" and e.get("name") == "process_name"),
         "tg",
     )
-    spans = [e for e in events if e.get("ph") == "X"]
+    # Queued spans and phases by (lane, address), read once.
+    queued, phases = {}, {}
+    for e in spans:
+        if e.get("cat") == "queued":
+            queued.setdefault((e.get("tid"), e["name"].removesuffix(" (queued)")), []).append(e)
+        elif e.get("cat") == "phase":
+            phases.setdefault((e.get("tid"), e.get("args", {}).get("instance")), []).append(e)
     ops = sorted(
         (e for e in spans if e.get("cat") not in ("queued", "phase")),
         key=lambda e: (e["ts"], e["name"]),
@@ -41,15 +56,10 @@ def load(path):
     # whose time it lies in.
     rows = []
     for e in ops:
-        q = next(
-            (x for x in spans if x.get("cat") == "queued" and x["tid"] == e["tid"]
-             and x["name"] == e["name"] + " (queued)" and x["ts"] + x["dur"] == e["ts"]),
-            None,
-        )
+        key = (e.get("tid"), e["name"])
+        q = next((x for x in queued.get(key, []) if x["ts"] + x["dur"] == e["ts"]), None)
         ps = sorted(
-            (x for x in spans if x.get("cat") == "phase" and x["tid"] == e["tid"]
-             and x.get("args", {}).get("instance") == e["name"]
-             and e["ts"] <= x["ts"] <= e["ts"] + e["dur"]),
+            (x for x in phases.get(key, []) if e["ts"] <= x["ts"] <= e["ts"] + e["dur"]),
             key=lambda x: x["ts"],
         )
         rows.append((e, q, ps))
@@ -68,7 +78,7 @@ def tick_step(span_ms):
 
 def draw(title, rows):
     if not rows:
-        sys.exit("error: the trace has no operations")
+        sys.exit("error: the trace has no operations (nothing ran: an apply with no changes writes an empty one)")
     start = min((q or e)["ts"] for e, q, _ in rows)
     end = max(e["ts"] + e["dur"] for e, _, _ in rows)
     span = max(end - start, 1)

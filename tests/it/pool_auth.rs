@@ -30,6 +30,15 @@ fn key(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
     id
 }
 
+/// A key pair `name` (encrypted with `passphrase`) in `dir`, an sshd that
+/// takes it, and a `known_hosts` naming that sshd.
+fn host_for_key(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, Sshd, PathBuf) {
+    let id = key(dir, name, passphrase);
+    let host = Sshd::start(&id.with_extension("pub"));
+    let kh = known_hosts(dir, std::slice::from_ref(&host));
+    (id, host, kh)
+}
+
 /// A testbed of one node on a pool of `host`, the pool taking `auth`.
 fn testbed(host: &Sshd, kh: &Path, auth: &str) -> Testbed {
     let hcl = format!(
@@ -46,9 +55,7 @@ fn pool_encrypted_key_logs_in_with_its_passphrase_only() {
         return;
     }
     let keys = tempfile::tempdir().unwrap();
-    let id = key(keys.path(), "enc", "correct horse");
-    let host = Sshd::start(&id.with_extension("pub"));
-    let kh = known_hosts(keys.path(), std::slice::from_ref(&host));
+    let (id, host, kh) = host_for_key(keys.path(), "enc", "correct horse");
     let file = format!("  identity_file = \"{}\"", id.display());
 
     let tb = testbed(&host, &kh, &file);
@@ -136,9 +143,7 @@ fn pool_agent_identities_log_in_without_a_key_file() {
         return;
     }
     let keys = tempfile::tempdir().unwrap();
-    let id = key(keys.path(), "plain", "");
-    let host = Sshd::start(&id.with_extension("pub"));
-    let kh = known_hosts(keys.path(), std::slice::from_ref(&host));
+    let (id, host, kh) = host_for_key(keys.path(), "plain", "");
     let agent = Agent::start(keys.path());
     let auth = format!(
         "  agent         = true\n  identity_file = \"{}\"",

@@ -189,12 +189,20 @@ pub(crate) fn walk_and_report(
     Ok(if report.success() { 0 } else { 1 })
 }
 
+/// Where the time went, once some operation started.
+fn timing(r: &ApplyReport) -> Option<crate::apply::timeline::TimelineSummary> {
+    r.timeline
+        .ops
+        .iter()
+        .any(|o| o.started.is_some())
+        .then(|| r.timeline.summary())
+}
+
 /// The summary line's figures for `-json` (`null` when no operation started).
 fn timing_json(r: &ApplyReport) -> serde_json::Value {
-    if !r.timeline.ops.iter().any(|o| o.started.is_some()) {
+    let Some(s) = timing(r) else {
         return serde_json::Value::Null;
-    }
-    let s = r.timeline.summary();
+    };
     json!({
         "wall_s": s.wall.as_secs_f64(),
         "work_s": s.busy.as_secs_f64(),
@@ -206,10 +214,9 @@ fn timing_json(r: &ApplyReport) -> serde_json::Value {
 
 /// Where the time went: wall, work, parallelism, the critical path.
 fn print_timing(r: &ApplyReport) {
-    if !r.timeline.ops.iter().any(|o| o.started.is_some()) {
+    let Some(s) = timing(r) else {
         return;
-    }
-    let s = r.timeline.summary();
+    };
     let path: Vec<String> = s.critical_path.iter().map(|(a, _)| a.to_string()).collect();
     let shown = if path.len() > 6 {
         format!(
