@@ -502,14 +502,9 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
         cgroup::remove(sid, &name);
     }
     sweep_legacy_pins(&session.join("ns"));
-    let nodes = session.join("nodes");
     if problems.is_empty() {
-        let _ = detach(&nodes);
+        remove_session_folders(&session);
     }
-    let _ = fs::remove_dir(&nodes);
-    let masks = session.join("masks");
-    let _ = detach(&masks);
-    let _ = fs::remove_dir(&masks);
     if problems.is_empty() {
         Ok(deleted)
     } else {
@@ -518,6 +513,19 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
                 .with_detail(problems.join("\n")),
         )
     }
+}
+
+/// Unmount and remove a session's `nodes` folder (a tmpfs) once no node
+/// is left in it, and its `masks` layer.
+pub fn remove_session_folders(session: &Path) {
+    let nodes = session.join("nodes");
+    if super::sweep::dir_names(&nodes).is_empty() {
+        let _ = detach(&nodes);
+        let _ = fs::remove_dir(&nodes);
+    }
+    let masks = session.join("masks");
+    let _ = detach(&masks);
+    let _ = fs::remove_dir(&masks);
 }
 
 /// Nodes of a tg before node inits were pinned namespaces under

@@ -12,15 +12,18 @@ use crate::platform::{PlatformError, PlatformResult};
 
 impl NetnsPlatform {
     /// Once the session has no router and no node left, remove its
-    /// runtime folder (never when anything is mounted under it).
+    /// runtime folder (never when anything is mounted under it). Only the
+    /// session's own folders: what a crash or an older tg left elsewhere
+    /// on the host (processes, cgroups) is for [`Self::sweep_sid`], which
+    /// a complete destroy runs right after; scanning `/proc` and every
+    /// cgroup hierarchy here too cost a destroy as much again.
     pub(super) fn tidy_session_dir(&self, _held: &locks::SessionHeld, sid: &str) {
         let run_dir = &self.options.run_dir;
         let sdir = names::session_dir(run_dir, sid);
         if net::router_exists(run_dir, sid) || !dir_names(&sdir.join("nodes")).is_empty() {
             return;
         }
-        // No node is left: this only removes what an older tg left.
-        let _ = node::sweep_session_nodes(run_dir, sid);
+        node::remove_session_folders(&sdir);
         if net::mount_points_under(&sdir).is_empty() {
             let _ = remove_tree_same_fs(&sdir);
         }
