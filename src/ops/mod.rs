@@ -555,6 +555,21 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             problems.join("; ")
         )));
     }
+    // The session's client key is made (two synced files) while the
+    // store records the session (a synced write): neither waits for the
+    // other.
+    let makes_ssh_node = plan.actionable().any(|c| {
+        matches!(&c.after, Some(Spec::Node(n)) if n.settings.ssh != Some(false))
+            && c.action != crate::plan::Action::Delete
+            && ctx
+                .registry
+                .get(&c.platform)
+                .is_some_and(|p| p.kind() == "netns")
+    });
+    let client_key = makes_ssh_node.then(|| {
+        let (dir, comment) = (ctx.ssh_dir(), format!("tg@{}", ctx.session));
+        tokio::task::spawn_blocking(move || ssh_files::ensure_client_key(&dir, &comment))
+    });
     let name = ctx.session.clone();
     let needs_session = plan.has_changes() || !plan.outputs.is_empty();
     let (info, snap) = on_store(&ctx.store, move |s| {
@@ -609,17 +624,10 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
         Snapshot { serial, ..moved }
     };
     // Nodes that may run an SSH server accept the session's client key:
-    // make it before the first one is created.
-    let makes_ssh_node = plan.actionable().any(|c| {
-        matches!(&c.after, Some(Spec::Node(n)) if n.settings.ssh != Some(false))
-            && c.action != crate::plan::Action::Delete
-            && ctx
-                .registry
-                .get(&c.platform)
-                .is_some_and(|p| p.kind() == "netns")
-    });
-    if makes_ssh_node {
-        ssh_files::ensure_client_key(&ctx.ssh_dir(), &format!("tg@{}", ctx.session))?;
+    // it is made before the first one is created.
+    if let Some(job) = client_key {
+        job.await
+            .map_err(|e| OpsError::Usage(format!("making the session's SSH key stopped: {e}")))??;
     }
     let session = ctx.session_ref(&info.lineage);
     let mut used: BTreeSet<String> = snap
