@@ -18,7 +18,10 @@
 # each run). Mininet side: `mn --topo single,N --switch lxbr --controller none
 # --test none`, which builds the topology and tears it down; `mn -c` runs
 # before and after. The three take turns in each round, so a change of load
-# on the machine hits each alike. Needs root, mininet and bridge-utils.
+# on the machine hits each alike, and each starts after a pause that lets the
+# kernel finish freeing the namespaces of the run before (`settle` in
+# benches/common.sh; SETTLE=0 runs them back to back). Needs root, mininet
+# and bridge-utils.
 set -euo pipefail
 
 n="${1:-100}"
@@ -59,6 +62,7 @@ for ((i = 1; i <= runs; i++)); do
     nossh_times+=("$(tg_run nossh "$i")")
     [[ "${MININET:-1}" == 0 ]] && continue
     mn -c >/dev/null 2>&1 || true
+    settle "$n"
     start="$(now)"
     mn --topo "single,$n" --switch lxbr --controller none --test none >/tmp/tg-bench-mn.log 2>&1 \
         || { tail -20 /tmp/tg-bench-mn.log >&2; mn -c >/dev/null 2>&1; exit 1; }
