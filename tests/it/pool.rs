@@ -262,12 +262,51 @@ fn pool_deb_is_uploaded_installed_and_purged() {
         }
     }
     let _purge = Purge(tag.clone());
-    apply(&p.tb, "default").expect_code(0);
+    p.tb.tg(&["apply", "-auto-approve", "-trace", "apply.json"])
+        .expect_code(0);
     assert!(marker.exists(), "the .deb was not installed");
+    let package = format!("package.{tag}[node.a[0]]");
+    let made = trace_phases(&p.tb.path().join("apply.json"));
+    for (instance, phase) in [
+        ("node.a[0]", "links"),
+        (package.as_str(), "upload"),
+        (package.as_str(), "packages"),
+    ] {
+        assert!(
+            made.contains(&(instance.to_string(), phase.to_string())),
+            "no `{phase}` phase for {instance}: {made:?}"
+        );
+    }
     // Refresh sees it: no changes.
     p.tb.tg(&["plan", "-detailed-exitcode"]).expect_code(0);
-    p.tb.tg(&["destroy", "-auto-approve"]).expect_code(0);
+    p.tb.tg(&["destroy", "-auto-approve", "-trace", "destroy.json"])
+        .expect_code(0);
     assert!(!marker.exists(), "the package was not purged");
+    let removed = trace_phases(&p.tb.path().join("destroy.json"));
+    for (instance, phase) in [
+        ("node.a[0]", "links"),
+        ("node.a[0]", "lease"),
+        (package.as_str(), "packages"),
+    ] {
+        assert!(
+            removed.contains(&(instance.to_string(), phase.to_string())),
+            "no `{phase}` phase for {instance}: {removed:?}"
+        );
+    }
+}
+
+/// The (instance, phase) pairs of a trace `tg apply -trace` wrote.
+fn trace_phases(path: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    doc["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let instance = e["args"]["instance"].as_str()?;
+            Some((instance.to_string(), e["name"].as_str()?.to_string()))
+        })
+        .collect()
 }
 
 /// What every store must do with leases; host keys carry `tag` so stores

@@ -17,6 +17,10 @@
 //! makes the host's interface; a change of the network's hosts changes the
 //! peers on the others.
 //!
+//! The phases a `-trace` shows: `links` (a node's segment interfaces; the
+//! host's first command also opens the connection), `upload` (a `.deb`),
+//! `packages`, `reset` and `lease` (a node's delete).
+//!
 //! Not here: the lease table (`state`), choosing between platforms
 //! (`plan::placement`).
 
@@ -328,6 +332,7 @@ impl SshPool {
         t: Target,
         session: &SessionRef,
         pkg: &PackageSpec,
+        trace: &crate::platform::trace::OpTrace,
     ) -> PlatformResult<()> {
         let apt = APT_GET;
         match &pkg.source {
@@ -337,6 +342,7 @@ impl SshPool {
                     None => pkg.name.clone(),
                 };
                 let line = format!("{apt} --allow-downgrades install {}", shell_line(&[want]));
+                let _p = trace.phase("packages");
                 self.must(t, &format!("installing `{}`", pkg.name), line)
                     .await?;
             }
@@ -349,13 +355,16 @@ impl SshPool {
                 let lineage: String = session.lineage.chars().take(8).collect();
                 let remote = format!("/tmp/tg-{lineage}-{}.deb", pkg.name);
                 let (conns, up, r) = (self.conns.clone(), t.clone(), remote.clone());
+                let uploading = trace.phase("upload");
                 tokio::task::spawn_blocking(move || {
                     conns.with(&up, |s| conn::upload(s, &up, &path, &r))
                 })
                 .await
                 .map_err(|e| PlatformError::new(format!("the upload stopped: {e}")))??;
+                drop(uploading);
                 let q = shell_line(std::slice::from_ref(&remote));
                 let line = format!("{apt} install {q}; rc=$?; rm -f {q}; exit $rc");
+                let _p = trace.phase("packages");
                 self.must(t, &format!("installing `{}` from its .deb", pkg.name), line)
                     .await?;
             }
@@ -500,7 +509,11 @@ impl Platform for SshPool {
                 let t = self.node_host(n)?;
                 let host = t.name.clone();
                 let links = self.links(n, &req.deps)?;
-                let links = self.make_links(t, &links).await?;
+                // The host's first command also opens the connection.
+                let links = {
+                    let _p = req.trace.phase("links");
+                    self.make_links(t, &links).await?
+                };
                 Ok(CreateResponse {
                     private: serde_json::json!({ "host": host, "links": links }),
                 })
@@ -508,7 +521,7 @@ impl Platform for SshPool {
             Spec::Package(p) => {
                 let t = self.package_host(p, &serde_json::Value::Null, &req.deps)?;
                 let host = t.name.clone();
-                self.install(t, &req.session, p).await?;
+                self.install(t, &req.session, p, &req.trace).await?;
                 Ok(CreateResponse {
                     private: serde_json::json!({ "host": host }),
                 })
@@ -593,6 +606,7 @@ impl Platform for SshPool {
                 // The segment interfaces, made again as the node has them now.
                 let t = self.node_host(after)?;
                 let host = t.name.clone();
+                let _p = req.trace.phase("links");
                 self.remove_links(t.clone(), &req.private).await?;
                 let links = self.links(after, &req.deps)?;
                 let links = self.make_links(t, &links).await?;
@@ -615,13 +629,16 @@ impl Platform for SshPool {
                 // Every segment interface of the host, recorded or not: an
                 // apply killed mid-create leaves a record without them, and
                 // the host is this session's alone.
+                let unlinking = req.trace.phase("links");
                 self.must(
                     t.clone(),
                     "removing segment interfaces",
                     segment::locked(&segment::sweep_line()),
                 )
                 .await?;
+                drop(unlinking);
                 if let Some(reset) = &self.reset {
+                    let _p = req.trace.phase("reset");
                     self.must(t, "the pool's `reset`", reset.clone()).await?;
                 }
                 let kept = self
@@ -635,6 +652,7 @@ impl Platform for SshPool {
                     return Ok(());
                 }
                 let lineage = req.session.lineage.clone();
+                let _p = req.trace.phase("lease");
                 self.on_store(move |s| s.release_leases(&lineage, &[key]))
                     .await
             }
@@ -643,6 +661,7 @@ impl Platform for SshPool {
                 let q = shell_line(std::slice::from_ref(&p.name));
                 let line =
                     format!("if dpkg-query -W {q} >/dev/null 2>&1; then {APT_GET} purge {q}; fi");
+                let _p = req.trace.phase("packages");
                 self.must(t, &format!("purging `{}`", p.name), line)
                     .await
                     .map(|_| ())
