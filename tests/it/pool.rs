@@ -562,6 +562,47 @@ fn pool_destroy_frees_hosts_a_session_leased_but_never_recorded() {
     both_free_and_reset(&p);
 }
 
+#[test]
+fn pool_session_delete_sees_leases_kept_in_the_pools_own_store() {
+    if !ready() {
+        return;
+    }
+    let p = pool(1, 1, "");
+    let hcl = std::fs::read_to_string(p.tb.path().join("main.tg.hcl")).unwrap();
+    let hcl = hcl.replacen(
+        "  user          = \"root\"\n",
+        "  user          = \"root\"\n  state         = \"pool-leases.db\"\n",
+        1,
+    );
+    p.tb.write("main.tg.hcl", &hcl);
+    p.tb.tg(&["session", "new", "s1"]).expect_code(0);
+    use tg::state::StateStore as _;
+    let own = tg::state::sqlite::SqliteStore::open(&p.tb.path().join(".tg/state.db")).unwrap();
+    let lineage = own.get_session("s1").unwrap().unwrap().lineage;
+    drop(own);
+    // The window of an apply killed after it took its lease, before its
+    // first record, in the pool's store.
+    let pool_store =
+        tg::state::sqlite::SqliteStore::open(&p.tb.path().join("pool-leases.db")).unwrap();
+    let key = format!("{}:22", p.hosts[0].address);
+    assert!(pool_store
+        .take_leases("s1", &lineage, &[key])
+        .unwrap()
+        .is_empty());
+    drop(pool_store);
+    let r = p.tb.tg(&["session", "delete", "s1"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("still holds pool host(s)"),
+        "{}",
+        r.stderr()
+    );
+    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+        .expect_code(0);
+    assert_eq!(holder(&leases(&p.tb), "h1"), None);
+    p.tb.tg(&["session", "delete", "s1"]).expect_code(0);
+}
+
 /// A plan of session `s2` is refused: the hosts are `s1`'s.
 fn plan_of_s2_is_refused(tb: &Testbed) {
     let other = tb.tg(&["plan", "-session", "s2"]);

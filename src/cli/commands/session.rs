@@ -29,6 +29,35 @@ fn info_json(s: &SessionInfo, lock: Option<&LockInfo>) -> serde_json::Value {
     })
 }
 
+/// Every store that keeps leases of this testbed's pools: `own`, and the
+/// store of each pool with a `state` of its own (only `own` when the
+/// testbed does not load; an error when a pool's store cannot be opened).
+fn lease_stores(
+    ctx: &Ctx,
+    own: &std::sync::Arc<dyn crate::state::StateStore>,
+) -> CmdResult<Vec<std::sync::Arc<dyn crate::state::StateStore>>> {
+    let ws = engine::workspace(
+        ctx,
+        &Default::default(),
+        std::sync::Arc::new(crate::apply::NoHook),
+    );
+    let mut stores = vec![own.clone()];
+    let Ok(settings) = crate::config::load_settings(&ws.load_options(Default::default())) else {
+        return Ok(stores);
+    };
+    let by_pool = crate::ops::pool::lease_stores(ws.leases_dir(), &settings, own).map_err(|e| {
+        report::fail(format!(
+            "cannot read the leases of the testbed's pools ({e}): the session may still hold hosts; `-force` deletes it anyway"
+        ))
+    })?;
+    for s in by_pool.into_values() {
+        if !stores.iter().any(|k| std::sync::Arc::ptr_eq(k, &s)) {
+            stores.push(s);
+        }
+    }
+    Ok(stores)
+}
+
 /// The one session name rule ([`SessionName`]), as a command error.
 fn check_name(name: &str) -> CmdResult<SessionName> {
     SessionName::parse(name)
@@ -229,15 +258,24 @@ fn run_inner(ctx: &Ctx, args: &SessionCommand) -> CmdResult<i32> {
                 )));
             }
             // An apply killed before its first record can leave hosts leased
-            // to a session that records nothing (pools keeping their leases
-            // in this store; a pool with a `state` of its own is not seen).
-            let held: Vec<String> = store
-                .leases()
-                .map_err(report::fail)?
-                .into_iter()
-                .filter(|l| l.held_by(&s.lineage))
-                .map(|l| l.host)
-                .collect();
+            // to a session that records nothing: in this store, and in the
+            // store of each pool with a `state` of its own.
+            let mut held = Vec::new();
+            let stores = if *force {
+                Vec::new()
+            } else {
+                lease_stores(ctx, &store)?
+            };
+            for leases in stores {
+                held.extend(
+                    leases
+                        .leases()
+                        .map_err(report::fail)?
+                        .into_iter()
+                        .filter(|l| l.held_by(&s.lineage))
+                        .map(|l| l.host),
+                );
+            }
             if !held.is_empty() && !force {
                 return Err(report::fail(format!(
                     "session `{name}` still holds pool host(s) {}: run `tg session delete {name} -destroy` to reset and free them first, or `-force` to forget them (then `tg pool release HOST`)",
