@@ -12,8 +12,9 @@ TG_PG_TEST_URL is set (`.ci/postgres.sh` prints it). Figures go to
 
 Each part is one of the project's own benchmarks, run as its doc says:
 `cargo bench --bench validate|plan|state_overhead` and
-`benches/netns_vs_mininet.sh N` (tg and Mininet in turns, median of RUNS;
-one run at 500 nodes and more). Only the Python standard library is used.
+`benches/netns_vs_mininet.sh N` (tg and Mininet in turns after an untimed
+round, median of RUNS: three times `-runs` up to 50 nodes, one run at 500
+nodes and more). Only the Python standard library is used.
 """
 
 import argparse
@@ -144,7 +145,8 @@ def main():
     results["state"] = state()
     if not args.no_netns and os.geteuid() == 0:
         for n in sizes:
-            runs = args.runs if n < 500 else 1
+            # Small sizes are quick and the noisiest: three times the runs.
+            runs = args.runs * 3 if n <= 50 else args.runs if n < 500 else 1
             print(f"== apply+destroy, {n} nodes, tg and Mininet ({runs} run(s))", file=sys.stderr)
             results["netns"].append(netns(n, runs))
     elif not args.no_netns:
