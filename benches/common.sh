@@ -34,10 +34,17 @@ now() { date +%s.%N; }
 # process lets go, ~0.5 ms of CPU each): without the pause, each run pays
 # for the cleanup of the one before it, tg's and Mininet's alike, and
 # back-to-back runs measured 5-6 ms slower at 10 nodes. SETTLE=seconds
-# (default 0.3 plus 1 s per 500 nodes; SETTLE=0 times them back to back).
+# (default 0.3 plus 1 s per 500 nodes of the run, SETTLE_NODES; SETTLE=0
+# times them back to back).
 settle() {
-    local n="${1:-0}"
-    sleep "${SETTLE:-$(echo "0.3 + $n / 500" | bc -l)}"
+    local nodes="${SETTLE_NODES:-0}" pause="${SETTLE:-}"
+    if [[ -z "$pause" ]]; then
+        pause="$(echo "0.3 + $nodes / 500" | bc -l)"
+    elif ! [[ "$pause" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+        echo "error: SETTLE=$pause is not a number of seconds" >&2
+        exit 1
+    fi
+    sleep "$pause"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -48,7 +55,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 tg_run() {
     local dir="$bed/$1" session="bench-$$-$1-$2" start mid end tg="${3:-$tg}" label="$1"
     [[ -n "${3:-}" ]] && label="$1, base"
-    settle "${n:-0}"
+    settle
     start="$(now)"
     "$tg" -chdir "$dir" --session "$session" apply -auto-approve >"$bed/apply.log" 2>&1 \
         || { tail -20 "$bed/apply.log" >&2; exit 1; }

@@ -33,6 +33,10 @@ cd "$(dirname "$0")/.."
 source benches/common.sh
 require_root_and mn brctl cargo bc
 tg_under_test
+SETTLE_NODES="$n"
+# Fail before the first run, not inside one (a run's output is captured).
+[[ -z "${SETTLE:-}" || "${SETTLE}" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+    || { echo "error: SETTLE=$SETTLE is not a number of seconds" >&2; exit 1; }
 bed="$(mktemp -d)"
 trap 'rm -rf "$bed"' EXIT
 for variant in ssh nossh; do
@@ -53,8 +57,9 @@ $ssh_attr
 EOF
 done
 
-# One untimed round first (WARMUP=0 skips it): the first runs after a
-# build or another benchmark measured 10-25% slower than the rest.
+# One untimed round first (its lines say "run 0"; WARMUP=0 skips it): the
+# first runs after a build or another benchmark measured 10-25% slower
+# than the rest.
 if [[ "${WARMUP:-1}" != 0 ]]; then
     tg_run ssh 0 >/dev/null
     [[ -n "${TG_BASE:-}" ]] && tg_run ssh 0 "$TG_BASE" >/dev/null
@@ -76,7 +81,7 @@ for ((i = 1; i <= runs; i++)); do
     nossh_times+=("$(tg_run nossh "$i")")
     [[ "${MININET:-1}" == 0 ]] && continue
     mn -c >/dev/null 2>&1 || true
-    settle "$n"
+    settle
     start="$(now)"
     mn --topo "single,$n" --switch lxbr --controller none --test none >/tmp/tg-bench-mn.log 2>&1 \
         || { tail -20 /tmp/tg-bench-mn.log >&2; mn -c >/dev/null 2>&1; exit 1; }

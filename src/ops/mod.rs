@@ -572,7 +572,7 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     });
     let name = ctx.session.clone();
     let needs_session = plan.has_changes() || !plan.outputs.is_empty();
-    let (info, snap) = on_store(&ctx.store, move |s| {
+    let recorded = on_store(&ctx.store, move |s| {
         let info = if needs_session {
             Some(s.ensure_session(name.as_str())?)
         } else {
@@ -583,8 +583,16 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             None => Snapshot::default(),
         };
         Ok((info, snap))
-    })
-    .await?;
+    });
+    // Both finish before anything is decided: no key job outlives a
+    // return (the session lock is released right after).
+    let (recorded, client_key) = tokio::join!(recorded, async {
+        match client_key {
+            Some(job) => Some(job.await),
+            None => None,
+        }
+    });
+    let (info, snap) = recorded?;
     let fresh = plan.lineage.is_empty() && snap.serial == 0 && snap.instances.is_empty();
     if !fresh && (snap.lineage != plan.lineage || snap.serial != plan.serial) {
         return Err(PlanFileError::Stale {
@@ -625,9 +633,8 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
     };
     // Nodes that may run an SSH server accept the session's client key:
     // it is made before the first one is created.
-    if let Some(job) = client_key {
-        job.await
-            .map_err(|e| OpsError::Usage(format!("making the session's SSH key stopped: {e}")))??;
+    if let Some(made) = client_key {
+        made.map_err(|e| OpsError::Usage(format!("making the session's SSH key stopped: {e}")))??;
     }
     let session = ctx.session_ref(&info.lineage);
     let mut used: BTreeSet<String> = snap

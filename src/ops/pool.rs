@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::store::StoreAccess;
 use crate::config::model::{PoolHost, StateBackendConfig};
 use crate::config::Settings;
 use crate::state::{Lease, StateStore};
@@ -87,11 +88,14 @@ pub fn state_url<'a>(settings: &'a Settings, pool: &str) -> Option<&'a str> {
 /// The store of each `ssh` pool's leases, by pool name: the store its
 /// `state` URL names (a `postgres://` URL or a SQLite path under the
 /// testbed directory; one store per distinct URL), else `own`, the
-/// testbed's store. Blocking: opening a store may connect to a server.
+/// testbed's store. With [`StoreAccess::Read`], a pool's SQLite file that
+/// does not exist is read as an empty store, not created. Blocking:
+/// opening a store may connect to a server.
 pub fn lease_stores(
     testbed_dir: &Path,
     settings: &Settings,
     own: &Arc<dyn StateStore>,
+    access: StoreAccess,
 ) -> super::OpsResult<BTreeMap<String, Arc<dyn StateStore>>> {
     let mut by_url: BTreeMap<&str, Arc<dyn StateStore>> = BTreeMap::new();
     let mut out = BTreeMap::new();
@@ -101,10 +105,11 @@ pub fn lease_stores(
             Some(url) => match by_url.get(url) {
                 Some(s) => s.clone(),
                 None => {
-                    let s = super::store::open_store(
+                    let s = super::store::open_store_for(
                         testbed_dir,
                         &StateBackendConfig::Sqlite,
                         Some(url),
+                        access,
                     )?;
                     by_url.insert(url, s.clone());
                     s
@@ -123,8 +128,9 @@ pub fn use_lease_stores(
     settings: &Settings,
     own: &Arc<dyn StateStore>,
     registry: &crate::platform::registry::Registry,
+    access: StoreAccess,
 ) -> super::OpsResult<()> {
-    let stores = lease_stores(leases_dir, settings, own)?;
+    let stores = lease_stores(leases_dir, settings, own, access)?;
     for p in registry.all() {
         p.use_store(stores.get(p.name()).unwrap_or(own).clone());
     }

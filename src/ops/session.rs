@@ -63,7 +63,7 @@ pub fn open_with(
         .map_err(|errs| OpsError::Platforms(errs.iter().map(ToString::to_string).collect()))?;
     // A pool with its own `state` URL keeps its leases there, shared by
     // every user of the pool; the rest use the testbed's store.
-    super::pool::use_lease_stores(ws.leases_dir(), settings, &store, &registry)?;
+    super::pool::use_lease_stores(ws.leases_dir(), settings, &store, &registry, access)?;
     Ok(Context {
         store,
         registry,

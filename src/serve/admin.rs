@@ -152,7 +152,7 @@ async fn catalog_pools(app: &App, user: &User) -> ApiResult<Pools> {
                 e.diagnostics.error_count()
             ))
         })?;
-        let stores = pool::lease_stores(&dir, &settings, &own)
+        let stores = pool::lease_stores(&dir, &settings, &own, crate::ops::StoreAccess::Write)
             .map_err(|e| ApiError::internal(format!("cannot open a pool's lease store: {e}")))?;
         Ok(Pools {
             hosts: pool::hosts(&settings),

@@ -153,7 +153,14 @@ impl App {
         // store (so servers sharing the store share the leases).
         let (dir, own) = (ws.leases_dir().to_path_buf(), self.store.clone());
         let registry = tokio::task::spawn_blocking(move || {
-            crate::ops::pool::use_lease_stores(&dir, &settings, &own, &registry).map(|()| registry)
+            crate::ops::pool::use_lease_stores(
+                &dir,
+                &settings,
+                &own,
+                &registry,
+                crate::ops::StoreAccess::Write,
+            )
+            .map(|()| registry)
         })
         .await
         .map_err(|e| {

@@ -574,6 +574,7 @@ fn pool_session_delete_sees_leases_kept_in_the_pools_own_store() {
         "  user          = \"root\"\n  state         = \"pool-leases.db\"\n",
         1,
     );
+    assert!(hcl.contains("pool-leases.db"), "{hcl}");
     p.tb.write("main.tg.hcl", &hcl);
     p.tb.tg(&["session", "new", "s1"]).expect_code(0);
     use tg::state::StateStore as _;

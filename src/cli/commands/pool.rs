@@ -45,7 +45,13 @@ fn pool_hosts(ctx: &Ctx, writes: bool) -> CmdResult<(Vec<PoolEntry>, Stores, Arc
     } else {
         engine::store(ctx)?
     };
-    let stores = pool::lease_stores(ws.leases_dir(), &settings, &own).map_err(report::fail)?;
+    let access = if writes {
+        crate::ops::StoreAccess::Write
+    } else {
+        crate::ops::StoreAccess::Read
+    };
+    let stores =
+        pool::lease_stores(ws.leases_dir(), &settings, &own, access).map_err(report::fail)?;
     Ok((pool::hosts(&settings), stores, own))
 }
 

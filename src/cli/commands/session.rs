@@ -45,7 +45,13 @@ fn lease_stores(
     let Ok(settings) = crate::config::load_settings(&ws.load_options(Default::default())) else {
         return Ok(stores);
     };
-    let by_pool = crate::ops::pool::lease_stores(ws.leases_dir(), &settings, own).map_err(|e| {
+    let by_pool = crate::ops::pool::lease_stores(
+        ws.leases_dir(),
+        &settings,
+        own,
+        crate::ops::StoreAccess::Read,
+    )
+    .map_err(|e| {
         report::fail(format!(
             "cannot read the leases of the testbed's pools ({e}): the session may still hold hosts; `-force` deletes it anyway"
         ))

@@ -361,8 +361,17 @@ pub fn create_node(
             ssh_host_key,
         };
         let text = serde_json::to_string(&record).unwrap_or_default();
-        files::write(&paths.record, text.as_bytes(), files::FILE_MODE)
-            .map_err(|e| io_error("write", &paths.record, e))?;
+        if let Err(e) = files::write(&paths.record, text.as_bytes(), files::FILE_MODE) {
+            // Without its record no delete knows this init: end it here
+            // (and reap it: it is our child).
+            end_init(pid);
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe {
+                libc::waitpid(pid, &mut status, libc::WNOHANG);
+            }
+            return Err(io_error("write", &paths.record, e));
+        }
         Node::open(&paths).ok_or_else(|| {
             PlatformError::new(format!(
                 "cannot create node `{}`: its init ended right after it started",
@@ -482,18 +491,7 @@ pub fn sweep_session_nodes(run_dir: &Path, sid: &str) -> Result<Vec<String>, Pla
         }
     }
     for pid in orphan_inits(&session.join("nodes")) {
-        if let Some(pidfd) = pidfd_open(pid) {
-            // SAFETY: pidfd_send_signal on a pidfd we own.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            }
-            pidfd_exited(&pidfd, 10_000);
+        if end_init(pid) {
             deleted.push(format!("unrecorded init (pid {pid})"));
         }
     }
@@ -847,6 +845,27 @@ fn orphan_inits(nodes: &Path) -> Vec<i32> {
             })
         })
         .collect()
+}
+
+/// Kill the init `pid` (the kernel then ends every process of its PID
+/// namespace) and wait until it has exited; false when there is no such
+/// process.
+fn end_init(pid: i32) -> bool {
+    let Some(pidfd) = pidfd_open(pid) else {
+        return false;
+    };
+    // SAFETY: pidfd_send_signal on a pidfd we own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+    pidfd_exited(&pidfd, 10_000);
+    true
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {

@@ -13,10 +13,14 @@ use crate::platform::{PlatformError, PlatformResult};
 impl NetnsPlatform {
     /// Once the session has no router and no node left, remove its
     /// runtime folder (never when anything is mounted under it). Only the
-    /// session's own folders: what a crash or an older tg left elsewhere
-    /// on the host (processes, cgroups) is for [`Self::sweep_sid`], which
-    /// a complete destroy runs right after; scanning `/proc` and every
-    /// cgroup hierarchy here too cost a destroy as much again.
+    /// session's own folders: a node's delete removes its init and
+    /// cgroups, and a create that fails ends the init it started, so
+    /// nothing of the session runs once its node folders are gone. What a
+    /// kill at the wrong moment or an older tg left on the host (an init
+    /// whose folder is gone, cgroups, pinned namespaces) is for
+    /// [`Self::sweep_sid`]: `tg sweep`, and every complete destroy.
+    /// Scanning `/proc` and every cgroup hierarchy here too cost a destroy
+    /// as much again.
     pub(super) fn tidy_session_dir(&self, _held: &locks::SessionHeld, sid: &str) {
         let run_dir = &self.options.run_dir;
         let sdir = names::session_dir(run_dir, sid);

@@ -42,6 +42,30 @@ pub(crate) fn in_netns<T: Send>(
     })
 }
 
+/// Takes the calling thread back to its network namespace when dropped
+/// (also when unwinding).
+struct ReturnHome<'a> {
+    home: File,
+    from: &'a Path,
+}
+
+impl Drop for ReturnHome<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            // Going back to a namespace this thread was in a moment ago
+            // cannot fail but for want of kernel memory; a thread left in
+            // a node's namespace would open every later socket there, so
+            // the process stops (state is safe against a kill at any
+            // point; the next run resumes).
+            eprintln!(
+                "tg: fatal: cannot return from network namespace `{}`: {e}",
+                self.from.display()
+            );
+            std::process::abort();
+        }
+    }
+}
+
 /// Most requests [`Netlink::batch`] sends in one datagram.
 const BATCH_MAX: usize = 128;
 
@@ -80,20 +104,8 @@ impl Netlink {
             "cannot enter namespace `{}`",
             ns.display()
         )))?;
-        let opened = Netlink::open();
-        if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
-            // Going back to a namespace this thread was in a moment ago
-            // cannot fail but for want of kernel memory; a thread left in
-            // a node's namespace would open every later socket there, so
-            // the process stops (state is safe against a kill at any
-            // point; the next run resumes).
-            eprintln!(
-                "tg: fatal: cannot return from network namespace `{}`: {e}",
-                ns.display()
-            );
-            std::process::abort();
-        }
-        opened
+        let _back = ReturnHome { home, from: ns };
+        Netlink::open()
     }
 
     /// Send `requests` in one datagram; their sequence numbers, in order.
