@@ -549,16 +549,7 @@ fn pool_destroy_frees_hosts_a_session_leased_but_never_recorded() {
     let doc = leases(&p.tb);
     assert_eq!(holder(&doc, "h1").as_deref(), Some("s1"), "{doc}");
     assert_eq!(holder(&doc, "h2").as_deref(), Some("s1"), "{doc}");
-    // Deleting the session would forget the hosts: refused.
-    let r = p.tb.tg(&["session", "delete", "s1"]);
-    r.expect_code(1);
-    assert!(
-        r.stderr().contains("still holds pool host(s)"),
-        "{}",
-        r.stderr()
-    );
-    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
-        .expect_code(0);
+    delete_refused_then_destroyed(&p.tb);
     both_free_and_reset(&p);
 }
 
@@ -591,17 +582,23 @@ fn pool_session_delete_sees_leases_kept_in_the_pools_own_store() {
         .unwrap()
         .is_empty());
     drop(pool_store);
-    let r = p.tb.tg(&["session", "delete", "s1"]);
+    delete_refused_then_destroyed(&p.tb);
+    assert_eq!(holder(&leases(&p.tb), "h1"), None);
+    p.tb.tg(&["session", "delete", "s1"]).expect_code(0);
+}
+
+/// `tg session delete s1` is refused (it would forget the hosts `s1`
+/// holds); `tg destroy` of `s1` then succeeds.
+fn delete_refused_then_destroyed(tb: &Testbed) {
+    let r = tb.tg(&["session", "delete", "s1"]);
     r.expect_code(1);
     assert!(
         r.stderr().contains("still holds pool host(s)"),
         "{}",
         r.stderr()
     );
-    p.tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
+    tb.tg(&["destroy", "-auto-approve", "-session", "s1"])
         .expect_code(0);
-    assert_eq!(holder(&leases(&p.tb), "h1"), None);
-    p.tb.tg(&["session", "delete", "s1"]).expect_code(0);
 }
 
 /// A plan of session `s2` is refused: the hosts are `s1`'s.
