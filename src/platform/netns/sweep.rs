@@ -1,5 +1,6 @@
 //! Removing what a session left on the host: every host object of a
-//! session (`tg sweep`, and after a crash), and its runtime folder once
+//! session (every complete destroy runs it, so a destroy after a crash
+//! finds what the crash left), and its runtime folder once
 //! nothing is left in it.
 
 use std::fs;
@@ -18,7 +19,8 @@ impl NetnsPlatform {
     /// nothing of the session runs once its node folders are gone. What a
     /// kill at the wrong moment or an older tg left on the host (an init
     /// whose folder is gone, cgroups, pinned namespaces) is for
-    /// [`Self::sweep_sid`]: `tg sweep`, and every complete destroy.
+    /// [`Self::sweep_sid`], which every complete destroy runs (`tg destroy`,
+    /// `tg session delete -destroy`).
     /// Scanning `/proc` and every cgroup hierarchy here too cost a destroy
     /// as much again.
     pub(super) fn tidy_session_dir(&self, _held: &locks::SessionHeld, sid: &str) {
