@@ -1,6 +1,7 @@
 //! The timeline of an apply: when each operation became ready, started and
 //! ended, with the platform's own phases inside it (the netns platform's
-//! namespaces, cgroups, links, wait_for, packages, session folder).
+//! namespaces, cgroups, links, wait_for, packages, session folder; the
+//! ssh platform's links, upload, packages, reset, lease).
 //!
 //! Platforms report phases through the [`OpTrace`] in every request; the
 //! walk fills the rest. From the timeline come the summary (wall time, the

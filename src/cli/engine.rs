@@ -127,21 +127,30 @@ fn open_context(
 
 /// The session's state store for read-only work (see [`open_for_reading`]).
 pub fn store(ctx: &Ctx) -> CmdResult<Arc<dyn crate::state::StateStore>> {
-    let rt = runtime()?;
-    Ok(open_for_reading(ctx, &rt, Arc::new(crate::apply::NoHook))?.store)
+    store_for(ctx, ops::StoreAccess::Read)
 }
 
 /// The session's state store for a command that makes something in it
 /// (`tg init`, `tg session new`): a SQLite file is created when missing.
 pub fn store_to_write(ctx: &Ctx) -> CmdResult<Arc<dyn crate::state::StateStore>> {
+    store_for(ctx, ops::StoreAccess::Write)
+}
+
+/// The session's state store for `access`.
+pub fn store_for(
+    ctx: &Ctx,
+    access: ops::StoreAccess,
+) -> CmdResult<Arc<dyn crate::state::StateStore>> {
     let rt = runtime()?;
-    Ok(open_context(
-        ctx,
-        &rt,
-        Arc::new(crate::apply::NoHook),
-        ops::StoreAccess::Write,
-    )?
-    .store)
+    Ok(open_context(ctx, &rt, Arc::new(crate::apply::NoHook), access)?.store)
+}
+
+/// The testbed's settings (no variables given), and the workspace they
+/// were read in.
+pub fn settings(ctx: &Ctx) -> (Workspace, Result<Settings, crate::config::LoadError>) {
+    let ws = workspace(ctx, &VarArgs::default(), Arc::new(crate::apply::NoHook));
+    let settings = crate::config::load_settings(&ws.load_options(Default::default()));
+    (ws, settings)
 }
 
 /// Take the lock of `context`'s session for `operation` (no waiting).

@@ -1,6 +1,7 @@
 //! Platform phases: how a platform says what an operation spends its time
 //! on (netns: namespaces, cgroups, links, wait_for, packages, session
-//! folder), for the apply timeline
+//! folder; ssh: links, upload, packages, reset, lease), for the apply
+//! timeline
 //! (`apply::timeline`, `tg apply -trace FILE`).
 
 use std::sync::{Arc, Mutex};

@@ -18,14 +18,10 @@ pub fn run(ctx: &Ctx, args: &PlatformsArgs) -> i32 {
 }
 
 fn run_inner(ctx: &Ctx, args: &PlatformsArgs) -> CmdResult<i32> {
-    let ws = engine::workspace(
-        ctx,
-        &Default::default(),
-        std::sync::Arc::new(crate::apply::NoHook),
-    );
+    let (ws, loaded) = engine::settings(ctx);
     let has_files = crate::config::source::testbed_files(&ws.dir).is_ok_and(|f| !f.is_empty());
     let settings = if has_files {
-        crate::config::load_settings(&ws.load_options(Default::default())).unwrap_or_else(|e| {
+        loaded.unwrap_or_else(|e| {
             eprintln!(
                 "warning: the testbed does not load ({} error(s), see `tg validate`): its `platform` blocks are left out",
                 e.diagnostics.error_count()

@@ -11,6 +11,7 @@ use crate::cli::engine;
 use crate::cli::report::{self, CmdResult, Failed};
 use crate::cli::Ctx;
 use crate::ops::pool::{self, PoolEntry};
+use crate::ops::StoreAccess;
 use crate::state::{Lease, StateStore};
 
 pub fn run(ctx: &Ctx, cmd: &PoolCommand) -> i32 {
@@ -26,30 +27,18 @@ type Stores = std::collections::BTreeMap<String, Arc<dyn StateStore>>;
 /// Every host of every `ssh` pool of the testbed: (pool, host, key), the
 /// store each pool keeps its leases in (its own `state`, else the
 /// testbed's), and the testbed's store.
-fn pool_hosts(ctx: &Ctx, writes: bool) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStore>)> {
-    let ws = engine::workspace(
-        ctx,
-        &Default::default(),
-        std::sync::Arc::new(crate::apply::NoHook),
-    );
-    let settings =
-        crate::config::load_settings(&ws.load_options(Default::default())).map_err(|e| {
-            report::fail(format!(
-                "the testbed does not load ({} error(s)): run `tg validate`",
-                e.diagnostics.error_count()
-            ))
-        })?;
-    // A quarantine is recorded even before the testbed's first apply.
-    let own = if writes {
-        engine::store_to_write(ctx)?
-    } else {
-        engine::store(ctx)?
-    };
-    let access = if writes {
-        crate::ops::StoreAccess::Write
-    } else {
-        crate::ops::StoreAccess::Read
-    };
+fn pool_hosts(
+    ctx: &Ctx,
+    access: StoreAccess,
+) -> CmdResult<(Vec<PoolEntry>, Stores, Arc<dyn StateStore>)> {
+    let (ws, settings) = engine::settings(ctx);
+    let settings = settings.map_err(|e| {
+        report::fail(format!(
+            "the testbed does not load ({} error(s)): run `tg validate`",
+            e.diagnostics.error_count()
+        ))
+    })?;
+    let own = engine::store_for(ctx, access)?;
     let stores =
         pool::lease_stores(ws.leases_dir(), &settings, &own, access).map_err(report::fail)?;
     Ok((pool::hosts(&settings), stores, own))
@@ -79,8 +68,12 @@ fn status(l: Option<&Lease>) -> String {
 }
 
 fn run_inner(ctx: &Ctx, cmd: &PoolCommand) -> CmdResult<i32> {
-    let writes = matches!(cmd, PoolCommand::Quarantine { .. });
-    let (hosts, stores, own) = pool_hosts(ctx, writes)?;
+    // A quarantine is recorded even before the testbed's first apply.
+    let access = match cmd {
+        PoolCommand::Quarantine { .. } => StoreAccess::Write,
+        _ => StoreAccess::Read,
+    };
+    let (hosts, stores, own) = pool_hosts(ctx, access)?;
     match cmd {
         PoolCommand::List { json } => list(&hosts, &stores, &own, *json),
         PoolCommand::Quarantine { host, reason } => {

@@ -36,14 +36,19 @@ fn lease_stores(
     ctx: &Ctx,
     own: &std::sync::Arc<dyn crate::state::StateStore>,
 ) -> CmdResult<Vec<std::sync::Arc<dyn crate::state::StateStore>>> {
-    let ws = engine::workspace(
-        ctx,
-        &Default::default(),
-        std::sync::Arc::new(crate::apply::NoHook),
-    );
+    let (ws, settings) = engine::settings(ctx);
     let mut stores = vec![own.clone()];
-    let Ok(settings) = crate::config::load_settings(&ws.load_options(Default::default())) else {
-        return Ok(stores);
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            if crate::config::source::testbed_files(&ws.dir).is_ok_and(|f| !f.is_empty()) {
+                eprintln!(
+                    "warning: the testbed does not load ({} error(s), see `tg validate`): pool leases are looked for in this testbed's state store only",
+                    e.diagnostics.error_count()
+                );
+            }
+            return Ok(stores);
+        }
     };
     let by_pool = crate::ops::pool::lease_stores(
         ws.leases_dir(),

@@ -1,11 +1,11 @@
 //! A NETLINK_ROUTE socket bound to one network namespace, speaking the
 //! messages of `codec`.
 //!
-//! A socket stays bound to the namespace it was made in: [`Netlink::open_in`]
-//! enters the target namespace on the calling thread only for the
-//! `socket` call and goes back at once (a thread spawned for it, as
-//! [`in_netns`] does for other work, cost ~50 µs each, four times per
-//! node). No process is spawned. [`Netlink::batch`] sends many
+//! A socket stays bound to the namespace it was made in: [`in_netns`]
+//! enters the target namespace on the calling thread only for the work
+//! given (the `socket` call, for [`Netlink::open_in`]) and goes back at
+//! once; a thread spawned for each entry cost ~50 µs, four times per node.
+//! No process is spawned. [`Netlink::batch`] sends many
 //! requests in one datagram and reads their answers back by sequence number.
 //!
 //! Not here: what the requests are for (`links`, `router`, `nat`).
@@ -21,25 +21,20 @@ use nix::sched::{setns, CloneFlags};
 use super::codec::{self, Failure, LinkSeen, Reply, Request, Rule};
 use super::{io_err, nix_err, NetError, NetResult};
 
-/// Run `f` on a short-lived thread that entered the network namespace
-/// persisted at `ns`; the calling thread never changes namespace.
-pub(crate) fn in_netns<T: Send>(
-    ns: &Path,
-    f: impl FnOnce() -> NetResult<T> + Send,
-) -> NetResult<T> {
-    let file =
+/// Run `f` in the network namespace persisted at `ns`: the calling thread
+/// enters it, runs `f` and is back in its own namespace when this returns
+/// (also when `f` panics). A socket `f` makes stays in `ns`.
+pub(crate) fn in_netns<T>(ns: &Path, f: impl FnOnce() -> NetResult<T>) -> NetResult<T> {
+    let target =
         File::open(ns).map_err(io_err(format!("cannot open namespace `{}`", ns.display())))?;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err(format!(
-                "cannot enter namespace `{}`",
-                ns.display()
-            )))?;
-            f()
-        })
-        .join()
-        .unwrap_or_else(|_| Err(NetError::Missing("namespace thread panicked".into())))
-    })
+    let home = File::open("/proc/thread-self/ns/net")
+        .map_err(io_err("cannot open this thread's network namespace"))?;
+    setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err(format!(
+        "cannot enter namespace `{}`",
+        ns.display()
+    )))?;
+    let _back = ReturnHome { home, from: ns };
+    f()
 }
 
 /// Takes the calling thread back to its network namespace when dropped
@@ -92,20 +87,11 @@ impl Netlink {
         })
     }
 
-    /// A socket in the network namespace persisted at `ns`. The calling
-    /// thread enters that namespace for the `socket` call only, and is
-    /// back in its own when this returns.
+    /// A socket in the network namespace persisted at `ns` (see
+    /// [`in_netns`]: the calling thread is back in its own namespace when
+    /// this returns).
     pub fn open_in(ns: &Path) -> NetResult<Netlink> {
-        let target =
-            File::open(ns).map_err(io_err(format!("cannot open namespace `{}`", ns.display())))?;
-        let home = File::open("/proc/thread-self/ns/net")
-            .map_err(io_err("cannot open this thread's network namespace"))?;
-        setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err(format!(
-            "cannot enter namespace `{}`",
-            ns.display()
-        )))?;
-        let _back = ReturnHome { home, from: ns };
-        Netlink::open()
+        in_netns(ns, Netlink::open)
     }
 
     /// Send `requests` in one datagram; their sequence numbers, in order.
