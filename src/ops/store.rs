@@ -59,7 +59,9 @@ pub fn open_store_for(
         StoreTarget::Sqlite(path)
             if access == StoreAccess::Read
                 && std::fs::symlink_metadata(&path)
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                // A log left without its file is refused, not read as empty.
+                && !crate::state::sqlite::has_wal(&path) =>
         {
             Ok(Arc::new(crate::state::memory::MemoryStore::standing_for(
                 path.display().to_string(),

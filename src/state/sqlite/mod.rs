@@ -15,8 +15,10 @@
 //! [`SYNC_INTERVAL`](super::SYNC_INTERVAL) since the last sync are
 //! committed with `synchronous=FULL` (an fsync of the WAL, which makes every
 //! earlier commit survive a power loss too); [`StateStore::sync`] syncs on
-//! demand. A power loss therefore loses at most the batches of the last
-//! interval, and the file stays whole. See `docs/state.md`.
+//! demand (an fsync of the WAL). A power loss therefore loses at most the
+//! batches of the last interval, and the file stays whole. The WAL outlives
+//! the connection (no checkpoint at close, see `open::keep_wal_on_close`):
+//! `state.db` and `state.db-wal` are one state. See `docs/state.md`.
 
 // `StateError` is large (a lock error carries the holder's details); its
 // shape is shared by every store and fixed in `state/mod.rs`.
@@ -26,6 +28,8 @@ mod files;
 mod leases;
 mod locks;
 mod open;
+
+pub(crate) use open::has_wal;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -370,10 +374,31 @@ impl StateStore for SqliteStore {
         if !self.clock().unsynced() {
             return Ok(());
         }
-        // A checkpoint syncs the WAL first (then copies it into the file).
-        self.conn()
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(|e| self.err(e))?;
+        // The fsync a `synchronous=FULL` commit makes: of the log, here
+        // through a descriptor of tg's own (an fsync covers the file,
+        // whichever descriptor wrote it). No checkpoint: the log stays for
+        // the next process (see `open::keep_wal_on_close`). SQLite names the
+        // log after the file it opened (symbolic links resolved).
+        let wal = {
+            let conn = self.conn();
+            let mut name = conn
+                .path()
+                .filter(|p| !p.is_empty())
+                .map_or_else(|| self.path.clone().into_os_string(), Into::into);
+            name.push("-wal");
+            PathBuf::from(name)
+        };
+        match std::fs::File::open(&wal).and_then(|f| f.sync_all()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_err(
+                    &self.location(),
+                    &format!("cannot sync `{}`", wal.display()),
+                    e,
+                ))
+            }
+        }
         self.clock().committed(true);
         Ok(())
     }
@@ -730,6 +755,66 @@ pub(super) mod tests {
         store.put_instance("s", &record(2)).unwrap();
         assert!(!store.clock().unsynced());
         assert_eq!(store.load("s").unwrap().instances.len(), 3);
+    }
+
+    fn wal_of(path: &Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// A store closes without a checkpoint: its log stays, the next store
+    /// reads it, and a sync fsyncs the log without copying it into the
+    /// file (the file's bytes do not change).
+    #[test]
+    fn the_log_outlives_the_store_and_a_sync_leaves_it_in_place() {
+        let (dir, store) = store();
+        let path = store.path().to_path_buf();
+        store.create_session("s").unwrap();
+        let file_before = std::fs::read(&path).unwrap();
+        std::thread::sleep(crate::state::SYNC_INTERVAL);
+        store.put_instance("s", &record(0)).unwrap();
+        store.put_instance("s", &record(1)).unwrap();
+        assert!(store.clock().unsynced());
+        store.sync().unwrap();
+        assert!(!store.clock().unsynced());
+        assert_eq!(std::fs::read(&path).unwrap(), file_before, "no checkpoint");
+        drop(store);
+        let wal = wal_of(&path);
+        assert!(
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+            "the log is kept"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), file_before, "none at close");
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.load("s").unwrap().instances.len(), 2);
+        let pages: i64 = again
+            .conn()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, open::WAL_AUTOCHECKPOINT);
+        drop(again);
+        drop(dir);
+    }
+
+    /// A state file moved away without its log: no new state is made next
+    /// to the log (it would be read through it), and the error names both.
+    #[test]
+    fn a_log_without_its_file_is_refused_and_nothing_is_made() {
+        let (dir, store) = store();
+        let path = store.path().to_path_buf();
+        store.create_session("s").unwrap();
+        drop(store);
+        let moved = dir.path().join("moved.db");
+        std::fs::rename(&path, &moved).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("write-ahead log"), "{err}");
+        assert!(err.contains(&wal_of(&path).display().to_string()), "{err}");
+        assert!(!path.exists(), "a new state was made");
+        // Put back with its log, it opens with what it had.
+        std::fs::rename(&moved, &path).unwrap();
+        let again = SqliteStore::open(&path).unwrap();
+        assert!(again.get_session("s").unwrap().is_some());
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub(super) const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// a database.
 const SQLITE_HEADER_LEN: usize = 100;
 
+/// How many pages the write-ahead log may hold before a commit copies them
+/// into the file (SQLite's `wal_autocheckpoint`, 1,000 by default). tg
+/// keeps the log when it closes the file (no checkpoint, no fsync at
+/// every exit), and the next process to open the file reads the whole log
+/// first: 256 pages (1 MiB) keep that read under a millisecond.
+pub(super) const WAL_AUTOCHECKPOINT: i64 = 256;
+
+/// How long a file shorter than its header says is looked at again, next
+/// to a write-ahead log, before it is called truncated (a checkpoint in
+/// another process may be extending it).
+const CHECKPOINT_GRACE: Duration = Duration::from_secs(1);
+
 /// What to tell the user about a refused file.
 const MOVE_IT: &str = "only a missing file starts a new state";
 
@@ -49,6 +61,9 @@ const MOVE_IT: &str = "only a missing file starts a new state";
 pub(super) fn open(path: &Path, location: &str) -> StateResult<Connection> {
     create_parent(path, location)?;
     if !exists(path, location)? {
+        if has_wal(path) {
+            return Err(orphan_wal(path, location));
+        }
         create_new(path, location)?;
     }
     check_file(path, location)?;
@@ -74,6 +89,7 @@ pub(super) fn open(path: &Path, location: &str) -> StateResult<Connection> {
     if found < SCHEMA_VERSION {
         migrate(&mut conn, location)?;
     }
+    keep_wal_on_close(&conn, location)?;
     Ok(conn)
 }
 
@@ -149,10 +165,7 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
         });
     }
 
-    let mut header = Vec::with_capacity(SQLITE_HEADER_LEN);
-    fs::File::open(path)
-        .and_then(|f| f.take(SQLITE_HEADER_LEN as u64).read_to_end(&mut header))
-        .map_err(|e| io_err(location, &format!("cannot read `{}`", path.display()), e))?;
+    let header = read_header(path, location)?;
     if header.is_empty() {
         return Err(damaged(
             location,
@@ -172,35 +185,60 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     }
     // The header's own page count is valid when its "valid-for" number
     // equals the change counter (SQLite's file format, section 1.3).
-    let be32 = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    let be32 = |h: &[u8], at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let expected = |h: &[u8]| -> Option<u64> {
+        let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+            1 => 65_536,
+            n => u64::from(n),
+        };
+        let pages = u64::from(be32(h, 28));
+        (be32(h, 92) == be32(h, 24) && pages > 0).then_some(pages * page_size)
     };
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65_536,
-        n => u64::from(n),
-    };
-    let pages = u64::from(be32(28));
-    // Another process may be checkpointing right now: it writes page 1 (the
-    // new size) while it extends the file. So the check is only made with
-    // no write-ahead log to checkpoint, and on the length read after the
-    // header (the file never shrinks: tg does not vacuum).
-    if be32(92) == be32(24) && pages > 0 && !has_wal(path) {
+    // Another process may be checkpointing right now: it writes page 1
+    // (the new size) first and extends the file as it copies the pages
+    // after it. So a file shorter than its header says, next to a
+    // write-ahead log, is looked at again for a while before it is called
+    // truncated (a checkpoint of the log tg keeps, at most
+    // `WAL_AUTOCHECKPOINT` pages, takes milliseconds). The length is read
+    // after the header; the file never shrinks (tg does not vacuum).
+    let deadline = Instant::now() + CHECKPOINT_GRACE;
+    let mut header = header;
+    loop {
+        let Some(want) = expected(&header) else {
+            return Ok(());
+        };
         let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
-        if len < pages * page_size {
+        if len >= want {
+            return Ok(());
+        }
+        if !has_wal(path) || Instant::now() >= deadline {
             return Err(damaged(
                 location,
-                format!(
-                    "the file is truncated: its header says {} bytes, the file has {len}",
-                    pages * page_size,
-                ),
+                format!("the file is truncated: its header says {want} bytes, the file has {len}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        header = read_header(path, location)?;
+        if header.len() < SQLITE_HEADER_LEN {
+            return Err(damaged(
+                location,
+                "the file is shorter than a SQLite database header (truncated)",
             ));
         }
     }
-    Ok(())
+}
+
+/// The first bytes of the file, up to a SQLite header's length.
+fn read_header(path: &Path, location: &str) -> StateResult<Vec<u8>> {
+    let mut header = Vec::with_capacity(SQLITE_HEADER_LEN);
+    fs::File::open(path)
+        .and_then(|f| f.take(SQLITE_HEADER_LEN as u64).read_to_end(&mut header))
+        .map_err(|e| io_err(location, &format!("cannot read `{}`", path.display()), e))?;
+    Ok(header)
 }
 
 /// Has the database a non-empty write-ahead log next to it (`NAME-wal`)?
-fn has_wal(path: &Path) -> bool {
+pub(crate) fn has_wal(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
@@ -293,6 +331,51 @@ fn configure(conn: &Connection, location: &str) -> StateResult<()> {
         .map_err(|e| db_err(location, e))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| db_err(location, e))
+}
+
+/// A store's connection leaves its write-ahead log in place when it
+/// closes: closing then costs no checkpoint (two fsyncs), and the next
+/// process's first commit no fsync of a new log's header. Commits made
+/// with `synchronous=NORMAL` are in the log either way (they survive a
+/// killed process); [`super::SqliteStore`]'s `sync` makes them survive a
+/// power loss by syncing the log. The log is copied into the file every
+/// [`WAL_AUTOCHECKPOINT`] pages. Not for the connection that makes a new
+/// file under a temporary name: that one must leave the file whole.
+fn keep_wal_on_close(conn: &Connection, location: &str) -> StateResult<()> {
+    let wal = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .map_err(|e| db_err(location, e))?
+        .eq_ignore_ascii_case("wal");
+    if !wal {
+        return Ok(());
+    }
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+        .map_err(|e| db_err(location, e))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(|e| db_err(location, e))?;
+    Ok(())
+}
+
+/// A write-ahead log without its state file: the file was moved or
+/// deleted, and its latest commits are in this log. A new state made next
+/// to it would be read through the old log (SQLite cannot tell them
+/// apart), so nothing is made until the log goes with its file.
+fn orphan_wal(path: &Path, location: &str) -> StateError {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    damaged(
+        location,
+        format!(
+            "`{}` is missing but its write-ahead log `{}` is there, with the latest changes of that state: put the state file back next to it, or move the log away too (and `{}-shm`) to start a new state",
+            path.display(),
+            wal.display(),
+            path.display(),
+        ),
+    )
 }
 
 /// The schema version recorded in the file (0 for a database without
