@@ -323,7 +323,11 @@ pub fn create_node(
             spec.cpus.is_some() || spec.memory_mib.is_some() || spec.settings.pids.is_some();
         let devices =
             limited && !privileged && opts.sandbox && cgroup::apply_devices(sid, node.id)?;
-        cgroup::apply(sid, node.id, spec)?;
+        // A new node (a new id) has no cgroup to reset: without limits
+        // there is nothing to make, and nothing for its init to join.
+        if limited {
+            cgroup::apply(sid, node.id, spec)?;
+        }
         let caps = (!privileged && opts.sandbox).then(|| sandbox::node_caps(devices));
         let ssh_dir = paths.dir.join("ssh");
         let ssh_host_key = match node.ssh {
@@ -342,7 +346,11 @@ pub fn create_node(
             work: paths.work.clone(),
             merged: paths.merged.clone(),
             hosts: paths.hosts.clone(),
-            cgroups: cgroup::procs_paths(sid, node.id),
+            cgroups: if limited {
+                cgroup::procs_paths(sid, node.id)
+            } else {
+                Vec::new()
+            },
             caps,
             ssh: ssh_host_key.as_ref().map(|_| ssh_dir.clone()),
             seccomp: match (caps, node.filters) {
@@ -722,17 +730,19 @@ fn mask_layer(
     secrets: &[PathBuf],
 ) -> Result<Option<PathBuf>, PlatformError> {
     use sha2::Digest;
-    let is_dir = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.is_dir());
-    let masks = sandbox::masks_under(lower, secrets, &is_dir);
-    if masks.is_empty() {
-        return Ok(None);
-    }
     let digest = sha2::Sha256::digest(lower.as_os_str().as_bytes());
     let name: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let layer = run_dir.join(sid).join("masks").join(name);
     let ready = layer.with_extension("ready");
+    // Made by the session's first node of this image: the next ones do
+    // not look for the secrets again.
     if ready.exists() {
         return Ok(Some(layer));
+    }
+    let is_dir = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.is_dir());
+    let masks = sandbox::masks_under(lower, secrets, &is_dir);
+    if masks.is_empty() {
+        return Ok(None);
     }
     let _held = lock.lock();
     if ready.exists() {
