@@ -82,9 +82,21 @@ fn make_dir(dir: &Path) -> io::Result<()> {
     set_mode(dir, 0o700)
 }
 
+/// How much a file must survive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Synced before it is renamed into place: it survives a power loss
+    /// (the private key: nothing else has it).
+    Synced,
+    /// Renamed into place unsynced: a file tg writes again from what it
+    /// has (the `.pub` copy from the private key, `known_hosts` from
+    /// state) at every apply, so a power loss costs at most a rewrite.
+    Rewritten,
+}
+
 /// Write `data` to `path` in a checked folder: a new file under a
 /// temporary name (never following a link), then renamed over `path`.
-fn write_file(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+fn write_file(path: &Path, data: &[u8], mode: u32, kept: Kept) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -101,7 +113,9 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         .open(&tmp)?;
     f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if kept == Kept::Synced {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -158,7 +172,13 @@ pub fn ensure_client_key(dir: &Path, comment: &str) -> Result<String, SshFilesEr
         // the copy back.
         set_mode(&private, 0o600).map_err(at(dir))?;
         if client_pub_file(dir).as_deref() != Some(line.as_str()) {
-            write_file(&public, format!("{line}\n").as_bytes(), 0o644).map_err(at(dir))?;
+            write_file(
+                &public,
+                format!("{line}\n").as_bytes(),
+                0o644,
+                Kept::Rewritten,
+            )
+            .map_err(at(dir))?;
         }
         return Ok(line);
     }
@@ -166,11 +186,18 @@ pub fn ensure_client_key(dir: &Path, comment: &str) -> Result<String, SshFilesEr
         dir: dir.to_path_buf(),
         source: io::Error::other(e),
     })?;
-    write_file(&private, pair.private_openssh.as_bytes(), 0o600).map_err(at(dir))?;
+    write_file(
+        &private,
+        pair.private_openssh.as_bytes(),
+        0o600,
+        Kept::Synced,
+    )
+    .map_err(at(dir))?;
     write_file(
         &public,
         format!("{}\n", pair.public_openssh).as_bytes(),
         0o644,
+        Kept::Rewritten,
     )
     .map_err(at(dir))?;
     Ok(pair.public_openssh)
@@ -244,6 +271,7 @@ pub fn write_known_hosts(dir: &Path, hosts: &[KnownHost]) -> Result<(), SshFiles
         &dir.join(KNOWN_HOSTS),
         known_hosts_text(hosts).as_bytes(),
         0o644,
+        Kept::Rewritten,
     )
     .map_err(at(dir))
 }
