@@ -549,6 +549,41 @@ fn apply_over_a_damaged_state_file_makes_nothing_and_names_the_file() {
     }
 }
 
+/// Through the CLI: the state file moved away without its write-ahead log
+/// (which tg keeps between commands) is not taken for a new state. Every
+/// command that opens the store refuses and names the log, nothing is made
+/// next to it, and the file put back has the session as it was.
+#[test]
+fn a_state_file_moved_away_without_its_log_is_not_a_new_state() {
+    let bed = crate::engine::Bed::new(BED);
+    bed.tg(&["apply", "-auto-approve"]).expect_code(0);
+    let path = bed.tb.path().join(".tg/state.db");
+    let log = journal_of(&path);
+    assert!(log.is_file(), "the log is kept after the command");
+    let objects = bed.objects();
+    let moved = bed.tb.path().join("state.db.bak");
+    std::fs::rename(&path, &moved).unwrap();
+    for args in [
+        &["apply", "-auto-approve"][..],
+        &["plan"],
+        &["session", "list"],
+        &["state", "list"],
+    ] {
+        let r = bed.tg(args);
+        r.expect_code(1);
+        let err = r.stderr();
+        assert!(err.contains("write-ahead log"), "{args:?}: {err}");
+        assert!(err.contains(".tg/state.db-wal"), "{args:?}: {err}");
+        assert!(!path.exists(), "{args:?} made a new state next to the log");
+    }
+    assert_eq!(bed.objects(), objects, "objects were made");
+    std::fs::rename(&moved, &path).unwrap();
+    let listed = bed.tg(&["state", "list"]);
+    listed.expect_code(0);
+    assert!(listed.stdout().contains("node.n[1]"), "{}", listed.stdout());
+    bed.tg(&["destroy", "-auto-approve"]).expect_code(0);
+}
+
 #[test]
 fn processes_opening_a_new_file_at_once_migrate_it_once() {
     let dir = tempfile::tempdir().unwrap();
