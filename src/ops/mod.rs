@@ -555,7 +555,7 @@ pub async fn apply(locked: &Locked, plan: &Plan, walk: &WalkOptions) -> OpsResul
             problems.join("; ")
         )));
     }
-    // The session's client key is made (two synced files) while the
+    // The session's client key is made (a synced file) while the
     // store records the session (a synced write): neither waits for the
     // other.
     let makes_ssh_node = plan.actionable().any(|c| {

@@ -95,6 +95,7 @@ impl SqliteStore {
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        self.wrote();
         Ok(written)
     }
 
@@ -114,7 +115,9 @@ impl SqliteStore {
                 params![session],
             ),
         };
-        done.map(|_| ()).map_err(|e| self.err(e))
+        done.map_err(|e| self.err(e))?;
+        self.wrote();
+        Ok(())
     }
 
     pub(super) fn sql_sessions_with_file(&self, name: &str) -> StateResult<Vec<String>> {

@@ -59,6 +59,7 @@ impl SqliteStore {
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
+        self.wrote();
         Ok(Vec::new())
     }
 
@@ -80,7 +81,9 @@ impl SqliteStore {
             [],
         )
         .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.wrote();
+        Ok(())
     }
 
     pub(super) fn sql_quarantine_host(&self, host: &str, reason: &str) -> StateResult<()> {
@@ -90,8 +93,9 @@ impl SqliteStore {
                  ON CONFLICT (host) DO UPDATE SET quarantined = excluded.quarantined",
                 params![host, reason],
             )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.wrote();
+        Ok(())
     }
 
     pub(super) fn sql_free_host(&self, host: &str) -> StateResult<Option<Lease>> {
@@ -106,6 +110,7 @@ impl SqliteStore {
         tx.execute("DELETE FROM leases WHERE host = ?1", params![host])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        self.wrote();
         Ok(was)
     }
 }

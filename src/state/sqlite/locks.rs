@@ -6,6 +6,11 @@
 //! A holder is stale only when it is provably gone: on this host (same host
 //! name) with a pid that is not running. A holder on another host is never
 //! judged. It does not decide when to lock: the engine does.
+//!
+//! Lock rows are committed unsynced and are not counted for the store's
+//! sync: after a power loss no process holds a lock, and a row that
+//! survives it names a process that is gone (taken over as stale, or
+//! `force-unlock`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

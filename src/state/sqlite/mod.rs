@@ -148,6 +148,12 @@ impl SqliteStore {
         result
     }
 
+    /// A commit made outside [`Self::committing`] (leases, session files):
+    /// unsynced until the next sync (in WAL mode; otherwise every commit is).
+    fn wrote(&self) {
+        self.clock().committed(!self.wal);
+    }
+
     /// Bump `session`'s serial and `updated_at` in `tx`; the new serial.
     fn bump(&self, tx: &Transaction<'_>, session: &str) -> StateResult<u64> {
         let location = self.location();
@@ -175,8 +181,10 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// Sync what the last batches left unsynced (closing the connection
-    /// would too, unless another process has the file open).
+    /// Sync what the last batches left unsynced: closing the connection
+    /// does not (it keeps the log, see `open::keep_wal_on_close`). On a
+    /// runtime thread nothing is synced here (it would block): the engine
+    /// syncs when the walk ends, and closes stores off those threads.
     fn drop(&mut self) {
         if !super::in_async_context() {
             let _ = StateStore::sync(self);
@@ -379,8 +387,10 @@ impl StateStore for SqliteStore {
         // whichever descriptor wrote it). No checkpoint: the log stays for
         // the next process (see `open::keep_wal_on_close`). SQLite names the
         // log after the file it opened (symbolic links resolved).
+        // Under the connection: no commit comes between the fsync and
+        // the clock (it would be taken for synced).
+        let conn = self.conn();
         let wal = {
-            let conn = self.conn();
             let mut name = conn
                 .path()
                 .filter(|p| !p.is_empty())
@@ -400,13 +410,15 @@ impl StateStore for SqliteStore {
             }
         }
         self.clock().committed(true);
+        drop(conn);
         Ok(())
     }
 
     /// The session is created when missing. An empty `snapshot.lineage`
     /// keeps the session's lineage (or makes a fresh one). The new serial is
     /// one more than both the session's and the snapshot's, so a saved plan
-    /// made against either is seen as stale.
+    /// made against either is seen as stale. Leaves the file whole on its
+    /// own (the write-ahead log copied into it).
     fn import(&self, session: &str, snapshot: &Snapshot) -> StateResult<u64> {
         let location = self.location();
         let instances = snapshot
@@ -418,7 +430,7 @@ impl StateStore for SqliteStore {
         let incoming = codec::serial_to_db(&location, snapshot.serial)?;
 
         let mut conn = self.conn();
-        self.committing(&mut conn, true, |conn| {
+        let serial = self.committing(&mut conn, true, |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
@@ -464,7 +476,14 @@ impl StateStore for SqliteStore {
             replace_outputs(&tx, session, &outputs).map_err(|e| self.err(e))?;
             tx.commit().map_err(|e| self.err(e))?;
             codec::serial_from_db(&location, session, serial)
-        })
+        })?;
+        // The log copied into the file: a state made by `tg state migrate
+        // -to FILE` is whole in FILE alone (best effort: a reader in
+        // another process may hold the copy back; the log still has it).
+        if self.wal {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        Ok(serial)
     }
 
     /// A holder on this host whose process is gone is stale and taken over.

@@ -44,14 +44,11 @@ const SQLITE_HEADER_LEN: usize = 100;
 /// How many pages the write-ahead log may hold before a commit copies them
 /// into the file (SQLite's `wal_autocheckpoint`, 1,000 by default). tg
 /// keeps the log when it closes the file (no checkpoint, no fsync at
-/// every exit), and the next process to open the file reads the whole log
-/// first: 256 pages (1 MiB) keep that read under a millisecond.
+/// every exit), and the next process to open the file reads the log
+/// first: 256 pages (1 MiB) keep that read short. (The copy is passive: a
+/// reader, or one transaction bigger than that, lets the log grow past it
+/// until the next commit after them.)
 pub(super) const WAL_AUTOCHECKPOINT: i64 = 256;
-
-/// How long a file shorter than its header says is looked at again, next
-/// to a write-ahead log, before it is called truncated (a checkpoint in
-/// another process may be extending it).
-const CHECKPOINT_GRACE: Duration = Duration::from_secs(1);
 
 /// What to tell the user about a refused file.
 const MOVE_IT: &str = "only a missing file starts a new state";
@@ -72,7 +69,14 @@ pub(super) fn open(path: &Path, location: &str) -> StateResult<Connection> {
     // one this tg understands: opening, the busy timeout and reading the
     // catalog are all read-only.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let kept_log = has_wal(path);
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| db_err(location, e))?;
+    // Before anything can refuse the file: closing a refused file's
+    // connection must not copy a log it found into it. (Without one, the
+    // close removes the empty log the open made, as SQLite does.)
+    if kept_log {
+        no_checkpoint_on_close(&conn, location)?;
+    }
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| db_err(location, e))?;
     let found = schema_version(&conn, location)?;
@@ -194,38 +198,55 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
         let pages = u64::from(be32(h, 28));
         (be32(h, 92) == be32(h, 24) && pages > 0).then_some(pages * page_size)
     };
-    // Another process may be checkpointing right now: it writes page 1
+    // A file shorter than its header says is truncated, unless its
+    // write-ahead log holds the missing pages: a checkpoint writes page 1
     // (the new size) first and extends the file as it copies the pages
-    // after it. So a file shorter than its header says, next to a
-    // write-ahead log, is looked at again for a while before it is called
-    // truncated (a checkpoint of the log tg keeps, at most
-    // `WAL_AUTOCHECKPOINT` pages, takes milliseconds). The length is read
-    // after the header; the file never shrinks (tg does not vacuum).
-    let deadline = Instant::now() + CHECKPOINT_GRACE;
-    let mut header = header;
-    loop {
-        let Some(want) = expected(&header) else {
-            return Ok(());
-        };
-        let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
-        if len >= want {
-            return Ok(());
-        }
-        if !has_wal(path) || Instant::now() >= deadline {
-            return Err(damaged(
-                location,
-                format!("the file is truncated: its header says {want} bytes, the file has {len}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        header = read_header(path, location)?;
-        if header.len() < SQLITE_HEADER_LEN {
-            return Err(damaged(
-                location,
-                "the file is shorter than a SQLite database header (truncated)",
-            ));
-        }
+    // after it, so one running in another process, or one that stopped
+    // half way (a killed tg, a full disk), leaves the file short until
+    // the next checkpoint finishes the copy. With a log, SQLite reads the
+    // file through it to decide. The length is read after the header; the
+    // file never shrinks (tg does not vacuum).
+    let Some(want) = expected(&header) else {
+        return Ok(());
+    };
+    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
+    if len >= want {
+        return Ok(());
     }
+    if has_wal(path) && readable_through_wal(path) {
+        return Ok(());
+    }
+    // A checkpoint may have finished (and removed the log) in between.
+    let header = read_header(path, location)?;
+    if header.len() < SQLITE_HEADER_LEN {
+        return Err(damaged(
+            location,
+            "the file is shorter than a SQLite database header (truncated)",
+        ));
+    }
+    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
+    match expected(&header) {
+        Some(want) if len < want && !(has_wal(path) && readable_through_wal(path)) => Err(damaged(
+            location,
+            format!("the file is truncated: its header says {want} bytes, the file has {len}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Does SQLite read every page of the database at `path`, through its
+/// write-ahead log, as sound? Read only: a connection that opens the file
+/// read-only never writes it, nor copies the log into it.
+fn readable_through_wal(path: &Path) -> bool {
+    let Ok(conn) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+        .is_ok_and(|r| r == "ok")
 }
 
 /// The first bytes of the file, up to a SQLite header's length.
@@ -239,6 +260,8 @@ fn read_header(path: &Path, location: &str) -> StateResult<Vec<u8>> {
 
 /// Has the database a non-empty write-ahead log next to it (`NAME-wal`)?
 pub(crate) fn has_wal(path: &Path) -> bool {
+    // SQLite keeps the log next to the file a symbolic link points to.
+    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
@@ -334,13 +357,15 @@ fn configure(conn: &Connection, location: &str) -> StateResult<()> {
 }
 
 /// A store's connection leaves its write-ahead log in place when it
-/// closes: closing then costs no checkpoint (two fsyncs), and the next
-/// process's first commit no fsync of a new log's header. Commits made
-/// with `synchronous=NORMAL` are in the log either way (they survive a
-/// killed process); [`super::SqliteStore`]'s `sync` makes them survive a
-/// power loss by syncing the log. The log is copied into the file every
-/// [`WAL_AUTOCHECKPOINT`] pages. Not for the connection that makes a new
-/// file under a temporary name: that one must leave the file whole.
+/// closes (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`; set in [`open`] as soon as
+/// the connection exists when a log is there already): closing then costs no checkpoint (two fsyncs),
+/// and the next process's first commit no fsync of a new log's header.
+/// Commits made with `synchronous=NORMAL` are in the log either way (they
+/// survive a killed process); [`super::SqliteStore`]'s `sync` makes them
+/// survive a power loss by syncing the log. The log is copied into the
+/// file by the commit that takes it past [`WAL_AUTOCHECKPOINT`] pages.
+/// Not for the connection that makes a new file under a temporary name:
+/// that one must leave the file whole.
 fn keep_wal_on_close(conn: &Connection, location: &str) -> StateResult<()> {
     let wal = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
@@ -351,12 +376,16 @@ fn keep_wal_on_close(conn: &Connection, location: &str) -> StateResult<()> {
     }
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
         .map_err(|e| db_err(location, e))?;
+    no_checkpoint_on_close(conn, location)
+}
+
+fn no_checkpoint_on_close(conn: &Connection, location: &str) -> StateResult<()> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
     )
-    .map_err(|e| db_err(location, e))?;
-    Ok(())
+    .map(drop)
+    .map_err(|e| db_err(location, e))
 }
 
 /// A write-ahead log without its state file: the file was moved or
@@ -527,6 +556,102 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
+    }
+
+    fn wal_path(path: &Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// A store whose newest pages are only in its kept log (the file has
+    /// fewer pages than the state): `n` instances over a checkpointed file.
+    fn state_in_its_log(path: &Path, n: u64) {
+        let store = SqliteStore::open(path).unwrap();
+        store.create_session("s").unwrap();
+        let writes: Vec<_> = (0..n)
+            .map(|i| crate::state::StateWrite::Put(super::super::tests::record(i)))
+            .collect();
+        store.write_batch("s", &writes).unwrap();
+        drop(store);
+    }
+
+    /// What a checkpoint leaves when it stops half way (tg killed, a full
+    /// disk): page 1, with the new page count, copied into the file, the
+    /// pages after it not yet. The log still has them: not damage.
+    #[test]
+    fn a_checkpoint_stopped_half_way_is_not_a_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        state_in_its_log(&path, 400);
+        let wal = fs::read(wal_path(&path)).unwrap();
+        let page = u32::from_be_bytes(wal[8..12].try_into().unwrap()) as usize;
+        // The log's last copy of page 1.
+        let mut last = None;
+        let mut at = 32;
+        while at + 24 + page <= wal.len() {
+            if u32::from_be_bytes(wal[at..at + 4].try_into().unwrap()) == 1 {
+                last = Some(&wal[at + 24..at + 24 + page]);
+            }
+            at += 24 + page;
+        }
+        let page1 = last.expect("page 1 is in the log");
+        let before = fs::metadata(&path).unwrap().len();
+        let pages = u64::from(u32::from_be_bytes(page1[28..32].try_into().unwrap()));
+        assert!(pages * page as u64 > before, "the state outgrew its file");
+        {
+            use std::io::{Seek, Write};
+            let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.write_all(page1).unwrap();
+        }
+        check_file(&path, "here").unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.load("s").unwrap().instances.len(), 400);
+
+        // Cut for real (the file and its log both short of the pages):
+        // refused.
+        drop(store);
+        let len = fs::metadata(&path).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let e = check_file(&path, "here").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
+
+    /// A refused file keeps its log as it was: closing the refusing
+    /// connection copies nothing into the file.
+    #[test]
+    fn a_refused_state_with_a_kept_log_is_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        state_in_its_log(&path, 10);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations VALUES (1000, '2030-01-01T00:00:00Z', '9.0.0')",
+                [],
+            )
+            .unwrap();
+        }
+        let (file, log) = (fs::read(&path).unwrap(), fs::read(wal_path(&path)).unwrap());
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(err, StateError::TooNew { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), file, "the file was written");
+        assert_eq!(
+            fs::read(wal_path(&path)).unwrap(),
+            log,
+            "the log was changed"
+        );
     }
 
     #[test]
