@@ -259,7 +259,7 @@ pub enum StateError {
         found: i64,
         known: i64,
     },
-    #[error("the state at {location} is damaged: {reason}; it was not touched (restore it from a backup, without the `-wal` and `-shm` files next to it, or move it away)")]
+    #[error("the state at {location} is damaged: {reason}; it was not touched (restore it from a backup or move it away, with its `-wal` and `-shm` files: see docs/state.md)")]
     Damaged { location: String, reason: String },
     #[error("`{name}` of session `{session}` changed meanwhile (another server or client wrote it): read it again and retry")]
     FileChanged { session: String, name: String },

@@ -182,13 +182,12 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     /// Sync what the last batches left unsynced: closing the connection
-    /// does not (it keeps the log, see `open::keep_wal_on_close`). On a
-    /// runtime thread nothing is synced here (it would block): the engine
-    /// syncs when the walk ends, and closes stores off those threads.
+    /// does not (it keeps the log, see `open::keep_wal_on_close`). Also on a
+    /// runtime thread: it is one fsync of a file, no runtime is involved,
+    /// and lease and session-file writes made after the walk's own sync
+    /// rely on it.
     fn drop(&mut self) {
-        if !super::in_async_context() {
-            let _ = StateStore::sync(self);
-        }
+        let _ = StateStore::sync(self);
     }
 }
 
@@ -478,10 +477,11 @@ impl StateStore for SqliteStore {
             codec::serial_from_db(&location, session, serial)
         })?;
         // The log copied into the file: a state made by `tg state migrate
-        // -to FILE` is whole in FILE alone (best effort: a reader in
-        // another process may hold the copy back; the log still has it).
+        // -to FILE` is whole in FILE alone. Passive: it waits for no reader
+        // and blocks no writer (a reader in another process may hold part
+        // of the copy back; the log still has it).
         if self.wal {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
         Ok(serial)
     }

@@ -213,7 +213,7 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     if len >= want {
         return Ok(());
     }
-    if has_wal(path) && readable_through_wal(path) {
+    if has_wal(path) && readable_through_wal(path, location)? {
         return Ok(());
     }
     // A checkpoint may have finished (and removed the log) in between.
@@ -226,27 +226,48 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     }
     let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
     match expected(&header) {
-        Some(want) if len < want && !(has_wal(path) && readable_through_wal(path)) => Err(damaged(
-            location,
-            format!("the file is truncated: its header says {want} bytes, the file has {len}"),
-        )),
+        Some(want) if len < want => {
+            if has_wal(path) && readable_through_wal(path, location)? {
+                return Ok(());
+            }
+            Err(damaged(
+                location,
+                format!("the file is truncated: its header says {want} bytes, the file has {len}"),
+            ))
+        }
         _ => Ok(()),
     }
 }
 
 /// Does SQLite read every page of the database at `path`, through its
-/// write-ahead log, as sound? Read only: a connection that opens the file
-/// read-only never writes it, nor copies the log into it.
-fn readable_through_wal(path: &Path) -> bool {
-    let Ok(conn) = Connection::open_with_flags(
+/// write-ahead log, as sound? `false` only when it finds damage; a probe
+/// that cannot run (busy, out of descriptors) is an error, not damage.
+/// Read only: the connection opens the file read-only and never copies
+/// the log into it.
+fn readable_through_wal(path: &Path, location: &str) -> StateResult<bool> {
+    let corrupt = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+        )
+    };
+    let checked = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) else {
-        return false;
-    };
-    let _ = conn.busy_timeout(BUSY_TIMEOUT);
-    conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
-        .is_ok_and(|r| r == "ok")
+    )
+    .and_then(|conn| {
+        let _ = conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+    });
+    match checked {
+        Ok(result) => Ok(result == "ok"),
+        Err(e) if corrupt(&e) => Ok(false),
+        Err(e) => Err(db_err(location, e)),
+    }
 }
 
 /// The first bytes of the file, up to a SQLite header's length.
