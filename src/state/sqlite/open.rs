@@ -539,20 +539,25 @@ mod tests {
         c
     }
 
+    /// Cut the file at `path` to half its length: it is refused as truncated.
+    fn assert_half_is_truncated(path: &Path) {
+        let len = fs::metadata(path).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let e = check_file(path, "here").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
+
     #[test]
     fn a_truncated_file_is_refused_but_not_one_being_checkpointed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cut.db");
         drop(some_pages(&path, "delete"));
-        let len = fs::metadata(&path).unwrap().len();
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len / 2)
-            .unwrap();
-        let e = check_file(&path, "here").unwrap_err().to_string();
-        assert!(e.contains("truncated"), "{e}");
+        assert_half_is_truncated(&path);
 
         // Writers and checkpoints in another connection: opening meanwhile
         // never calls the file damaged.
@@ -633,15 +638,7 @@ mod tests {
         // Cut for real (the file and its log both short of the pages):
         // refused.
         drop(store);
-        let len = fs::metadata(&path).unwrap().len();
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len / 2)
-            .unwrap();
-        let e = check_file(&path, "here").unwrap_err().to_string();
-        assert!(e.contains("truncated"), "{e}");
+        assert_half_is_truncated(&path);
     }
 
     /// A refused file keeps its log as it was: closing the refusing
