@@ -379,8 +379,9 @@ fn configure(conn: &Connection, location: &str) -> StateResult<()> {
 
 /// A store's connection leaves its write-ahead log in place when it
 /// closes (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`; set in [`open`] as soon as
-/// the connection exists when a log is there already): closing then costs no checkpoint (two fsyncs),
-/// and the next process's first commit no fsync of a new log's header.
+/// the connection exists when a log is there already): closing then costs
+/// no checkpoint (two fsyncs), and the next process's first commit no
+/// fsync of a new log's header.
 /// Commits made with `synchronous=NORMAL` are in the log either way (they
 /// survive a killed process); [`super::SqliteStore`]'s `sync` makes them
 /// survive a power loss by syncing the log. The log is copied into the
