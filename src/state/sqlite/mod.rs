@@ -86,11 +86,7 @@ impl SqliteStore {
     /// missing file at once: one of them makes it, the others use it.
     pub fn open(path: &Path) -> StateResult<SqliteStore> {
         let location = location_of(path);
-        let conn = open::open(path, &location)?;
-        let wal = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-            .map_err(|e| db_err(&location, e))?
-            .eq_ignore_ascii_case("wal");
+        let (conn, wal) = open::open(path, &location)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
@@ -389,14 +385,11 @@ impl StateStore for SqliteStore {
         // Under the connection: no commit comes between the fsync and
         // the clock (it would be taken for synced).
         let conn = self.conn();
-        let wal = {
-            let mut name = conn
-                .path()
+        let wal = open::wal_path(
+            conn.path()
                 .filter(|p| !p.is_empty())
-                .map_or_else(|| self.path.clone().into_os_string(), Into::into);
-            name.push("-wal");
-            PathBuf::from(name)
-        };
+                .map_or(self.path.as_path(), Path::new),
+        );
         match std::fs::File::open(&wal).and_then(|f| f.sync_all()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -776,12 +769,6 @@ pub(super) mod tests {
         assert_eq!(store.load("s").unwrap().instances.len(), 3);
     }
 
-    fn wal_of(path: &Path) -> PathBuf {
-        let mut p = path.as_os_str().to_owned();
-        p.push("-wal");
-        PathBuf::from(p)
-    }
-
     /// A store closes without a checkpoint: its log stays, the next store
     /// reads it, and a sync fsyncs the log without copying it into the
     /// file (the file's bytes do not change).
@@ -799,7 +786,7 @@ pub(super) mod tests {
         assert!(!store.clock().unsynced());
         assert_eq!(std::fs::read(&path).unwrap(), file_before, "no checkpoint");
         drop(store);
-        let wal = wal_of(&path);
+        let wal = open::wal_path(&path);
         assert!(
             std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
             "the log is kept"
@@ -828,7 +815,10 @@ pub(super) mod tests {
         std::fs::rename(&path, &moved).unwrap();
         let err = SqliteStore::open(&path).unwrap_err().to_string();
         assert!(err.contains("write-ahead log"), "{err}");
-        assert!(err.contains(&wal_of(&path).display().to_string()), "{err}");
+        assert!(
+            err.contains(&open::wal_path(&path).display().to_string()),
+            "{err}"
+        );
         assert!(!path.exists(), "a new state was made");
         // Put back with its log, it opens with what it had.
         std::fs::rename(&moved, &path).unwrap();

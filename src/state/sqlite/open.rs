@@ -54,8 +54,9 @@ pub(super) const WAL_AUTOCHECKPOINT: i64 = 256;
 const MOVE_IT: &str = "only a missing file starts a new state";
 
 /// Open the state file at `path` (see the module comment): a connection
-/// with the settings every store connection has, at [`SCHEMA_VERSION`].
-pub(super) fn open(path: &Path, location: &str) -> StateResult<Connection> {
+/// with the settings every store connection has, at [`SCHEMA_VERSION`],
+/// and whether it is in WAL mode.
+pub(super) fn open(path: &Path, location: &str) -> StateResult<(Connection, bool)> {
     create_parent(path, location)?;
     if !exists(path, location)? {
         if has_wal(path) {
@@ -89,12 +90,14 @@ pub(super) fn open(path: &Path, location: &str) -> StateResult<Connection> {
             format!("it is an empty SQLite database, not a tg state; {MOVE_IT}: move it away"),
         ));
     }
-    configure(&conn, location)?;
+    let wal = configure(&conn, location)?;
     if found < SCHEMA_VERSION {
         migrate(&mut conn, location)?;
     }
-    keep_wal_on_close(&conn, location)?;
-    Ok(conn)
+    if wal {
+        keep_wal_on_close(&conn, location)?;
+    }
+    Ok((conn, wal))
 }
 
 /// Does the state file exist? A dangling symlink or anything that is not a
@@ -213,10 +216,15 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     if len >= want {
         return Ok(());
     }
-    if has_wal(path) && readable_through_wal(path, location)? {
-        return Ok(());
+    if has_wal(path) {
+        return if readable_through_wal(path, location)? {
+            Ok(())
+        } else {
+            Err(truncated(location, want, len))
+        };
     }
-    // A checkpoint may have finished (and removed the log) in between.
+    // A checkpoint may have finished (and removed the log) in between:
+    // the file is whole then.
     let header = read_header(path, location)?;
     if header.len() < SQLITE_HEADER_LEN {
         return Err(damaged(
@@ -226,17 +234,16 @@ fn check_file(path: &Path, location: &str) -> StateResult<()> {
     }
     let len = fs::metadata(path).map(|m| m.len()).unwrap_or(meta.len());
     match expected(&header) {
-        Some(want) if len < want => {
-            if has_wal(path) && readable_through_wal(path, location)? {
-                return Ok(());
-            }
-            Err(damaged(
-                location,
-                format!("the file is truncated: its header says {want} bytes, the file has {len}"),
-            ))
-        }
+        Some(want) if len < want => Err(truncated(location, want, len)),
         _ => Ok(()),
     }
+}
+
+fn truncated(location: &str, want: u64, len: u64) -> StateError {
+    damaged(
+        location,
+        format!("the file is truncated: its header says {want} bytes, the file has {len}"),
+    )
 }
 
 /// Does SQLite read every page of the database at `path`, through its
@@ -279,13 +286,18 @@ fn read_header(path: &Path, location: &str) -> StateResult<Vec<u8>> {
     Ok(header)
 }
 
+/// The write-ahead log of the database at `path` (`NAME-wal`).
+pub(super) fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 /// Has the database a non-empty write-ahead log next to it (`NAME-wal`)?
 pub(crate) fn has_wal(path: &Path) -> bool {
     // SQLite keeps the log next to the file a symbolic link points to.
     let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
+    fs::metadata(wal_path(&path)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Create the state file's folder (mode 0700: state may hold secrets) when
@@ -368,13 +380,15 @@ impl Drop for TempFile<'_> {
 /// (a commit survives a killed process; the store switches to `FULL` for
 /// the commits that must survive a power loss too, see `docs/state.md`),
 /// foreign keys on.
-fn configure(conn: &Connection, location: &str) -> StateResult<()> {
+/// Whether the file is in WAL mode.
+fn configure(conn: &Connection, location: &str) -> StateResult<bool> {
     let wal = enable_wal(conn, location)?;
     // Without WAL, only FULL keeps a power loss from damaging the file.
     conn.pragma_update(None, "synchronous", if wal { "NORMAL" } else { "FULL" })
         .map_err(|e| db_err(location, e))?;
     conn.pragma_update(None, "foreign_keys", true)
-        .map_err(|e| db_err(location, e))
+        .map_err(|e| db_err(location, e))?;
+    Ok(wal)
 }
 
 /// A store's connection leaves its write-ahead log in place when it
@@ -389,13 +403,6 @@ fn configure(conn: &Connection, location: &str) -> StateResult<()> {
 /// Not for the connection that makes a new file under a temporary name:
 /// that one must leave the file whole.
 fn keep_wal_on_close(conn: &Connection, location: &str) -> StateResult<()> {
-    let wal = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-        .map_err(|e| db_err(location, e))?
-        .eq_ignore_ascii_case("wal");
-    if !wal {
-        return Ok(());
-    }
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
         .map_err(|e| db_err(location, e))?;
     no_checkpoint_on_close(conn, location)
@@ -415,9 +422,7 @@ fn no_checkpoint_on_close(conn: &Connection, location: &str) -> StateResult<()> 
 /// to it would be read through the old log (SQLite cannot tell them
 /// apart), so nothing is made until the log goes with its file.
 fn orphan_wal(path: &Path, location: &str) -> StateError {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = PathBuf::from(wal);
+    let wal = wal_path(path);
     damaged(
         location,
         format!(
@@ -583,12 +588,6 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
-    }
-
-    fn wal_path(path: &Path) -> PathBuf {
-        let mut p = path.as_os_str().to_owned();
-        p.push("-wal");
-        PathBuf::from(p)
     }
 
     /// A store whose newest pages are only in its kept log (the file has
